@@ -1,0 +1,81 @@
+// Owns: the one value that describes how a given SLM firmware release behaves on the UART.
+// Every per-release difference the framer, channel and driver must respect lives here and nowhere else;
+// code asks the profile ("is the receive header first?") instead of comparing version numbers.
+#pragma once
+
+#include <chrono>
+#include <compare>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace slmd::at {
+
+struct FirmwareVersion {
+    int major = 0;
+    int minor = 0;
+    int patch = 0;
+    auto operator<=>(const FirmwareVersion&) const = default;
+    std::string to_string() const;
+};
+
+// Parses "2.9.0", "v2.5.0", "2.7.99-cs1" style NCS version text. Returns nullopt for anything else.
+std::optional<FirmwareVersion> parse_firmware_version(std::string_view text);
+
+// Where the counted payload of #XTCPDATA/#XUDPDATA sits relative to its header line.
+enum class ReceiveOrder {
+    header_first,  // v2.3+: "\r\n#XTCPDATA: n\r\n" then n raw bytes
+    data_first,    // v1.7-v2.2: n raw bytes then "\r\n#XTCPDATA: n\r\n"
+};
+
+// Shape of the #XUDPDATA header.
+enum class UdpDataHeader {
+    size_only,       // "#XUDPDATA: <n>" (v2.7 and earlier)
+    size_addr_port,  // "#XUDPDATA: <n>,\"<ip>\",<port>" (v2.8+)
+};
+
+// How the firmware recognises the host's "+++" that ends data mode.
+enum class DataModeExitRule {
+    silence_both_sides,  // v1.7-v1.8: "+++" alone, 1 s of silence before and after
+    trailing_silence,    // v1.9-v2.4: "+++" must be the last bytes when the inactivity timer fires
+    anywhere,            // v2.5+: "+++" anywhere in the stream ends data mode, even inside a payload
+};
+
+// What the firmware does when the proxy breaks while the link is in data mode.
+enum class DataModePeerLoss {
+    immediate_exit,            // <=v2.4: back to AT mode at once, "#XDATAMODE: <err>" (or 0) then "disconnected"
+    null_mode_with_urc,        // v2.5-v2.6: drops host input until "+++"; "disconnected" URC mixed into downlink
+    null_mode_with_terminator, // v2.7+: writes raw "+++" to the host, drops input until the host's "+++"
+};
+
+struct FirmwareProfile {
+    FirmwareVersion version;
+    ReceiveOrder receive_order = ReceiveOrder::header_first;
+    UdpDataHeader udp_data_header = UdpDataHeader::size_only;
+    DataModeExitRule data_mode_exit = DataModeExitRule::anywhere;
+    DataModePeerLoss data_mode_peer_loss = DataModePeerLoss::null_mode_with_terminator;
+    bool ok_on_data_mode_entry = true;        // v2.1+: "OK" after the bare send command; before: nothing
+    bool data_mode_exit_reports_status = true;  // v2.1+: "#XDATAMODE: <status>"; before: "OK"
+    bool commands_case_sensitive = true;      // v2.7+: lower-case "at#x..." is not intercepted
+    bool skips_junk_before_at = true;         // v2.5+
+    bool rx_paused_during_command = false;    // <=v2.4: bytes sent while a command runs may be lost
+    bool hangup_ok_before_urc = true;         // v2.7+: AT#XTCPHANGUP answers OK before "disconnected"
+    bool getaddrinfo_takes_family = true;     // v2.8+
+    bool udp_server_takes_sec_tag = true;     // v2.8+
+    bool udp_server_failure_typo = true;      // v2.8+: failure spelled "#UDPSVR:"
+    bool tcp_send_enters_data_mode_unconnected = false;  // v2.9 quirk
+    std::size_t max_command_length = 4096;    // characters before CRLF
+    std::size_t max_send_string = 1024;       // bytes inside AT#XTCPSEND="..."
+    std::size_t receive_chunk_max = 2048;     // largest #XTCPDATA payload
+    std::size_t data_mode_buffer = 4096;      // uplink ring; one UDP datagram per flush must fit
+
+    // The firmware's minimum data-mode inactivity time limit at this baud rate
+    // (256 * 10 * 1000 / baud + 10 ms, integer arithmetic as in the firmware).
+    static std::chrono::milliseconds data_mode_min_time_limit(unsigned baud);
+
+    // The behaviour of a release; versions between known ones take the nearest older behaviour.
+    static FirmwareProfile for_version(FirmwareVersion version);
+};
+
+}  // namespace slmd::at

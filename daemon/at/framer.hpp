@@ -1,0 +1,132 @@
+// Owns: turning the raw byte stream from the SLM UART into events. Pure: no I/O, no timers, no clocks.
+// The caller (at::Channel) tells the framer what it sent (a command, a data-mode request, "+++"), and the
+// framer classifies everything that comes back: final results, info lines of the pending command, URCs
+// (anything else, anywhere), the "Ready" banner, counted #XTCPDATA/#XUDPDATA payloads in the form the
+// firmware profile says, raw data-mode bytes, and bytes it had to discard to get back in step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "at/firmware_profile.hpp"
+
+namespace slmd::at {
+
+enum class FinalKind { ok, error, cme_error, cms_error };
+
+struct FinalResult {
+    FinalKind kind = FinalKind::ok;
+    int code = 0;  // the number of "+CME ERROR: n" / "+CMS ERROR: n"
+    bool operator==(const FinalResult&) const = default;
+};
+
+// A line that answers the pending command: it starts with the command's response prefix.
+struct InfoLine {
+    std::string text;
+    bool operator==(const InfoLine&) const = default;
+};
+
+// Any other complete line, at any moment, including between an info line and its final result.
+struct Urc {
+    std::string text;
+    bool operator==(const Urc&) const = default;
+};
+
+// "Ready": the firmware (re)booted. All proxies are gone, any pending command is lost.
+struct ReadyBanner {
+    bool operator==(const ReadyBanner&) const = default;
+};
+
+enum class Proxy { tcp, udp };
+
+// One counted payload (#XTCPDATA / #XUDPDATA). For v2.8+ UDP the header carries the peer.
+struct ProxyData {
+    Proxy proxy = Proxy::tcp;
+    std::string bytes;
+    std::optional<std::string> peer_address;
+    std::optional<std::uint16_t> peer_port;
+    bool operator==(const ProxyData&) const = default;
+};
+
+// Downlink bytes while the link is in data mode (no framing at all).
+struct RawData {
+    std::string bytes;
+    bool operator==(const RawData&) const = default;
+};
+
+// The link is back in AT-command mode. `status` is the #XDATAMODE value (0, or e.g. -104/-139), or 0 for
+// the "OK" of releases before v2.1.
+struct DataModeExited {
+    int status = 0;
+    bool operator==(const DataModeExited&) const = default;
+};
+
+// v2.7+: the firmware wrote a raw "+++" in data mode, meaning the proxy broke; the host must answer "+++".
+struct PeerTerminator {
+    bool operator==(const PeerTerminator&) const = default;
+};
+
+// Bytes that belonged to no frame (line noise, garbage before "Ready", an over-long line) and were skipped.
+struct Discarded {
+    std::string bytes;
+    bool operator==(const Discarded&) const = default;
+};
+
+using Event = std::variant<FinalResult, InfoLine, Urc, ReadyBanner, ProxyData, RawData, DataModeExited, PeerTerminator,
+                           Discarded>;
+
+enum class LinkMode {
+    command,              // AT-command mode
+    entering_data_mode,   // bare AT#XTCPSEND/AT#XUDPSEND sent; its OK switches to data mode
+    data,                 // raw bytes both ways
+    leaving_data_mode,    // host sent "+++"; waiting for #XDATAMODE (or OK)
+};
+
+class Framer {
+public:
+    explicit Framer(FirmwareProfile profile);
+
+    void set_profile(const FirmwareProfile& profile);
+    const FirmwareProfile& profile() const { return profile_; }
+
+    // A command line went out. Lines beginning with `response_prefix` (e.g. "#XTCPCLI") are InfoLines until the
+    // final result; an empty prefix means the command has no info lines of its own.
+    void command_sent(std::string_view response_prefix);
+    // The bare send command went out (AT#XTCPSEND / AT#XUDPSEND): its OK (or, before v2.1, nothing) enters data mode.
+    void data_mode_requested();
+    // The host wrote "+++" to leave data mode.
+    void data_mode_exit_requested();
+    // The line was reopened or the caller gave up on the modem: forget all partial state.
+    void reset();
+
+    // Consumes bytes, appending every event they complete to `out`. Never throws on any input.
+    void feed(std::string_view bytes, std::vector<Event>& out);
+    // The line has been idle for a while: release bytes held back only because they might start a frame.
+    void idle(std::vector<Event>& out);
+
+    LinkMode mode() const { return mode_; }
+    bool command_pending() const { return command_pending_; }
+    // Bytes discarded since construction (for stats).
+    std::uint64_t discarded_bytes() const { return discarded_bytes_; }
+
+private:
+    FirmwareProfile profile_;
+    LinkMode mode_ = LinkMode::command;
+    bool command_pending_ = false;
+    std::string response_prefix_;
+    std::uint64_t discarded_bytes_ = 0;
+    // Implementation state is the framer author's to extend.
+    struct State;
+    std::string buffer_;
+    std::size_t payload_remaining_ = 0;
+    ProxyData payload_;
+    bool in_payload_ = false;
+};
+
+}  // namespace slmd::at

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -114,19 +115,63 @@ public:
     bool command_pending() const { return command_pending_; }
     // Bytes discarded since construction (for stats).
     std::uint64_t discarded_bytes() const { return discarded_bytes_; }
+    // Bytes received but not yet turned into events (partial line, partial payload, held-back patterns, the
+    // data-first look-back). Bounded by roughly max_line_length + 2 * receive_chunk_max; the fuzzer checks it.
+    std::size_t buffered_bytes() const;
+
+    // Longest line text (without CRLF) the framer accepts; SLM's response buffer is 4096 bytes.
+    static constexpr std::size_t max_line_length = 4096;
 
 private:
+    // What the last complete token was; decides whether the next line is a fragment and whether the firmware
+    // must start its next message with CRLF (see docs/at-framer.md, "Boundaries").
+    enum class Prev { stream_start, empty_line, text_line, payload_end, skipped };
+    enum class PatternKind { none, exit_status, exit_ok, exit_error, entry_ok, loss_urc };
+    struct HeldLine {
+        std::size_t length;  // text + CRLF
+        bool fragment;
+    };
+
+    void process(std::vector<Event>& out, bool idle);
+    bool step_payload(std::size_t& cur, std::vector<Event>& out);
+    bool step_skip(std::size_t& cur, std::vector<Event>& out, bool idle);
+    bool step_line(std::size_t& cur, std::vector<Event>& out, bool idle);
+    bool step_data(std::size_t& cur, std::vector<Event>& out, bool idle);
+    void handle_line(std::string_view text, std::vector<Event>& out);
+    void classify(std::string_view text, bool fragment, std::vector<Event>& out);
+    void data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
+                            std::optional<std::uint16_t> port, std::string_view header, std::vector<Event>& out);
+    void release_lookback(std::vector<Event>& out, bool all);
+    void flush_lookback(std::vector<Event>& out);
+    void on_ready(std::vector<Event>& out);
+    void discard(std::string_view bytes, std::vector<Event>& out);
+    void enter_data_mode();
+    bool lookback_active() const;
+    bool message_start() const;
+    // Matches the data-mode patterns at the start of `s`: 0 = no, SIZE_MAX = partial, else the length.
+    std::size_t match_data_pattern(std::string_view s, PatternKind& kind, int& status, std::string& text) const;
+
     FirmwareProfile profile_;
     LinkMode mode_ = LinkMode::command;
     bool command_pending_ = false;
     std::string response_prefix_;
     std::uint64_t discarded_bytes_ = 0;
-    // Implementation state is the framer author's to extend.
-    struct State;
-    std::string buffer_;
+    std::string buffer_;  // received bytes not yet consumed; a partial line or a held-back pattern
     std::size_t payload_remaining_ = 0;
     ProxyData payload_;
     bool in_payload_ = false;
+    Prev prev_ = Prev::stream_start;
+    bool skipping_ = false;              // inside the rest of an over-long line
+    std::size_t scan_hint_ = 0;          // bytes at the front of buffer_ already searched for CRLF
+    bool exit_requested_ = false;        // host sent "+++" (possibly before the data-mode OK came)
+    bool entry_ok_outstanding_ = false;  // raw data came before the data-mode OK; the OK is still due
+    bool terminator_reported_ = false;   // PeerTerminator emitted for the "+++" at the front of buffer_
+    // Data-first profiles: complete lines a later "#XTCPDATA: n" may still claim as its payload.
+    std::string lookback_;
+    std::deque<HeldLine> held_lines_;
+    // Events produced by an API call (the look-back is flushed before state changes); handed out by the next
+    // feed()/idle(), ahead of anything newer.
+    std::vector<Event> deferred_;
 };
 
 }  // namespace slmd::at

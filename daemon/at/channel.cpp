@@ -1,0 +1,332 @@
+// Owns: the command/response conversation and data-mode transitions on one link (see channel.hpp).
+#include "at/channel.hpp"
+
+#include <algorithm>
+#include <type_traits>
+
+#include "sys/log.hpp"
+
+namespace slmd::at {
+
+namespace {
+
+// The probe that puts the channel back in step after a timeout. Its info line ("+CFUN: n") tells the probe's
+// own final result apart from a late final of the command that timed out.
+constexpr std::string_view resync_line = "AT+CFUN?";
+constexpr std::string_view resync_prefix = "+CFUN";
+constexpr std::chrono::milliseconds resync_timeout{3000};
+// Held-back bytes (a possible frame start) are released after this much line silence.
+constexpr std::chrono::milliseconds idle_gap{50};
+// v1.7-v1.8 need a second of silence on both sides of "+++"; the margin covers timer and UART jitter.
+constexpr std::chrono::milliseconds silence_guard{1000};
+constexpr std::chrono::milliseconds guard_margin{20};
+
+class ChannelCategory final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "slmd.at.channel"; }
+    std::string message(int value) const override {
+        switch (static_cast<ChannelError>(value)) {
+            case ChannelError::timeout: return "modem did not answer in time";
+            case ChannelError::modem_reset: return "modem reset";
+            case ChannelError::link_lost: return "serial link lost";
+            case ChannelError::not_in_data_mode: return "link is not in data mode";
+            case ChannelError::cancelled: return "cancelled";
+        }
+        return "unknown channel error";
+    }
+};
+
+}  // namespace
+
+const std::error_category& channel_category() {
+    static const ChannelCategory category;
+    return category;
+}
+
+std::error_code make_error_code(ChannelError error) { return {static_cast<int>(error), channel_category()}; }
+
+std::string CommandResponse::describe() const {
+    if (error) return error.message();
+    switch (final.kind) {
+        case FinalKind::ok: return "OK";
+        case FinalKind::error: return "ERROR";
+        case FinalKind::cme_error: return "+CME ERROR: " + std::to_string(final.code);
+        case FinalKind::cms_error: return "+CMS ERROR: " + std::to_string(final.code);
+    }
+    return "?";
+}
+
+Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, FirmwareProfile profile, unsigned baud)
+    : executor_(executor),
+      writer_(writer),
+      framer_(profile),
+      baud_(baud),
+      time_limit_(FirmwareProfile::data_mode_min_time_limit(baud)),
+      command_timer_(executor),
+      guard_timer_(executor),
+      idle_timer_(executor) {}
+
+Channel::~Channel() {
+    *alive_ = false;
+    command_timer_.cancel();
+    guard_timer_.cancel();
+    idle_timer_.cancel();
+}
+
+void Channel::set_profile(const FirmwareProfile& profile) { framer_.set_profile(profile); }
+
+void Channel::submit(CommandRequest request, ResponseHandler handler) {
+    auto pending = std::make_unique<Pending>();
+    pending->request = std::move(request);
+    pending->handler = std::move(handler);
+    queue_.push_back(std::move(pending));
+    pump();
+}
+
+void Channel::enter_data_mode(CommandRequest send_command, ResponseHandler handler) {
+    auto pending = std::make_unique<Pending>();
+    pending->request = std::move(send_command);
+    pending->handler = std::move(handler);
+    pending->enters_data_mode = true;
+    queue_.push_back(std::move(pending));
+    pump();
+}
+
+void Channel::pump() {
+    if (in_flight_ || framer_.mode() != LinkMode::command) return;
+    if (resync_needed_) {
+        auto probe = std::make_unique<Pending>();
+        probe->request = {std::string(resync_line), std::string(resync_prefix), resync_timeout};
+        probe->resync_probe = true;
+        send(std::move(probe));
+        return;
+    }
+    if (queue_.empty()) return;
+    auto next = std::move(queue_.front());
+    queue_.pop_front();
+    send(std::move(next));
+}
+
+void Channel::send(std::unique_ptr<Pending> pending) {
+    in_flight_ = std::move(pending);
+    ++stats_.commands;
+    if (in_flight_->enters_data_mode) {
+        framer_.data_mode_requested();
+    } else {
+        framer_.command_sent(in_flight_->request.response_prefix);
+    }
+    SLMD_DEBUG("at: > {}", in_flight_->request.line);
+    writer_.write_to_modem(in_flight_->request.line + "\r\n");
+    const auto generation = ++generation_;
+    command_timer_.expires_after(in_flight_->request.timeout);
+    command_timer_.async_wait([this, generation, alive = alive_](boost::system::error_code error) {
+        if (!*alive || error) return;
+        on_timeout(generation);
+    });
+    if (in_flight_->enters_data_mode && framer_.mode() == LinkMode::data) {
+        // Releases before v2.1 enter data mode without answering.
+        complete_in_flight(CommandResponse{{}, FinalResult{FinalKind::ok, 0}, {}});
+    }
+}
+
+void Channel::complete_in_flight(CommandResponse response) {
+    if (!in_flight_) return;
+    ++generation_;
+    command_timer_.cancel();
+    auto done = std::move(in_flight_);
+    if (done->resync_probe) {
+        if (!response.error) resync_needed_ = false;
+    } else if (done->handler) {
+        SLMD_DEBUG("at: < {} ({})", done->request.line, response.describe());
+        done->handler(std::move(response));
+    }
+    pump();
+}
+
+void Channel::fail_all(std::error_code error) {
+    ++generation_;
+    command_timer_.cancel();
+    auto in_flight = std::move(in_flight_);
+    auto queue = std::move(queue_);
+    queue_.clear();
+    if (in_flight && !in_flight->resync_probe && in_flight->handler) {
+        in_flight->handler(CommandResponse{error, {}, {}});
+    }
+    for (auto& pending : queue) {
+        if (pending->handler) pending->handler(CommandResponse{error, {}, {}});
+    }
+    if (exit_handler_) {
+        auto handler = std::move(exit_handler_);
+        exit_handler_ = nullptr;
+        handler(error, 0);
+    }
+}
+
+void Channel::on_timeout(std::uint64_t generation) {
+    if (generation != generation_ || !in_flight_) return;
+    ++stats_.timeouts;
+    SLMD_WARN("at: no answer to {} within {} ms", in_flight_->request.line, in_flight_->request.timeout.count());
+    // A late final for this command may still come; the probe sent next tells it apart.
+    resync_needed_ = true;
+    complete_in_flight(CommandResponse{make_error_code(ChannelError::timeout), {}, {}});
+}
+
+void Channel::feed(std::string_view bytes) {
+    last_rx_ = std::chrono::steady_clock::now();
+    events_.clear();
+    framer_.feed(bytes, events_);
+    // Handlers may submit commands; take the events out first so re-entrant feeds cannot disturb the loop.
+    auto events = std::move(events_);
+    events_.clear();
+    for (auto& event : events) dispatch(event);
+    arm_idle_timer();
+}
+
+void Channel::arm_idle_timer() {
+    if (idle_timer_armed_) return;
+    idle_timer_armed_ = true;
+    idle_timer_.expires_after(idle_gap);
+    idle_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        if (!*alive || error) return;
+        idle_timer_armed_ = false;
+        if (std::chrono::steady_clock::now() - last_rx_ < idle_gap) {
+            arm_idle_timer();
+            return;
+        }
+        std::vector<Event> events;
+        framer_.idle(events);
+        for (auto& event : events) dispatch(event);
+    });
+}
+
+void Channel::dispatch(Event& event) {
+    std::visit(
+        [this](auto& e) {
+            using T = std::decay_t<decltype(e)>;
+            if constexpr (std::is_same_v<T, FinalResult>) {
+                on_final(e);
+            } else if constexpr (std::is_same_v<T, InfoLine>) {
+                if (in_flight_) {
+                    if (in_flight_->resync_probe) in_flight_->probe_answered = true;
+                    in_flight_->response.info.push_back(std::move(e.text));
+                } else {
+                    ++stats_.urcs;
+                    if (handlers_.urc) handlers_.urc(e.text);
+                }
+            } else if constexpr (std::is_same_v<T, Urc>) {
+                ++stats_.urcs;
+                if (handlers_.urc) handlers_.urc(e.text);
+            } else if constexpr (std::is_same_v<T, ReadyBanner>) {
+                ++stats_.resets_seen;
+                SLMD_NOTICE("at: modem sent Ready (reboot)");
+                terminator_sent_ = false;
+                resync_needed_ = false;
+                guard_timer_.cancel();
+                fail_all(make_error_code(ChannelError::modem_reset));
+                if (handlers_.ready) handlers_.ready();
+                pump();
+            } else if constexpr (std::is_same_v<T, ProxyData>) {
+                stats_.payload_bytes += e.bytes.size();
+                if (handlers_.proxy_data) handlers_.proxy_data(std::move(e));
+            } else if constexpr (std::is_same_v<T, RawData>) {
+                stats_.raw_bytes += e.bytes.size();
+                if (handlers_.raw_data) handlers_.raw_data(e.bytes);
+            } else if constexpr (std::is_same_v<T, DataModeExited>) {
+                terminator_sent_ = false;
+                guard_timer_.cancel();
+                if (exit_handler_) {
+                    auto handler = std::move(exit_handler_);
+                    exit_handler_ = nullptr;
+                    handler({}, e.status);
+                }
+                if (handlers_.data_mode_exited) handlers_.data_mode_exited(e.status);
+                pump();
+            } else if constexpr (std::is_same_v<T, PeerTerminator>) {
+                // v2.7+: the proxy broke in data mode; the firmware drops input until we answer "+++".
+                if (!terminator_sent_) send_terminator();
+            } else if constexpr (std::is_same_v<T, Discarded>) {
+                SLMD_DEBUG("at: discarded {} unframed bytes", e.bytes.size());
+            }
+        },
+        event);
+}
+
+void Channel::on_final(const FinalResult& final) {
+    if (!in_flight_) {
+        ++stats_.stale_finals;
+        return;
+    }
+    if (in_flight_->resync_probe && !in_flight_->probe_answered) {
+        // The late answer of the command that timed out; the probe's own answer is still to come.
+        ++stats_.stale_finals;
+        framer_.command_sent(resync_prefix);
+        return;
+    }
+    auto response = std::move(in_flight_->response);
+    response.final = final;
+    complete_in_flight(std::move(response));
+}
+
+std::error_code Channel::write_data(std::string_view bytes) {
+    if (framer_.mode() != LinkMode::data || terminator_sent_) return make_error_code(ChannelError::not_in_data_mode);
+    if (bytes.empty()) return {};
+    last_data_tx_ = std::chrono::steady_clock::now();
+    stats_.data_bytes_written += bytes.size();
+    writer_.write_to_modem(std::string(bytes));
+    return {};
+}
+
+void Channel::exit_data_mode(ExitHandler handler) {
+    if (framer_.mode() != LinkMode::data) {
+        handler(make_error_code(ChannelError::not_in_data_mode), 0);
+        return;
+    }
+    exit_handler_ = std::move(handler);
+    if (terminator_sent_) return;  // already answering a peer "+++"
+    if (framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides) {
+        const auto due = last_data_tx_ + silence_guard + guard_margin;
+        guard_timer_.expires_at(std::max(due, std::chrono::steady_clock::now()));
+        guard_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+            if (!*alive || error) return;
+            if (framer_.mode() == LinkMode::data && !terminator_sent_) send_terminator();
+        });
+        return;
+    }
+    // v1.9+: "+++" may directly follow data; from v2.5 it is found anywhere. Releases before v2.5 only need
+    // the silence after it, which holds because nothing is written until the firmware confirms the exit.
+    send_terminator();
+}
+
+void Channel::send_terminator() {
+    terminator_sent_ = true;
+    framer_.data_mode_exit_requested();
+    writer_.write_to_modem("+++");
+    // If the firmware never confirms, give up on the exit after a generous multiple of its time limit.
+    auto confirm = std::max(time_limit_ * 4, std::chrono::milliseconds(2000));
+    if (framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides) confirm += silence_guard;
+    guard_timer_.expires_after(confirm);
+    guard_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        if (!*alive || error || !terminator_sent_) return;
+        SLMD_WARN("at: firmware did not confirm leaving data mode");
+        terminator_sent_ = false;
+        ++stats_.timeouts;
+        framer_.reset();
+        resync_needed_ = true;
+        if (exit_handler_) {
+            auto handler = std::move(exit_handler_);
+            exit_handler_ = nullptr;
+            handler(make_error_code(ChannelError::timeout), 0);
+        }
+        pump();
+    });
+}
+
+void Channel::link_lost() {
+    terminator_sent_ = false;
+    resync_needed_ = false;
+    guard_timer_.cancel();
+    framer_.reset();
+    fail_all(make_error_code(ChannelError::link_lost));
+}
+
+}  // namespace slmd::at

@@ -1,0 +1,173 @@
+// Owns: the conversation with the modem over one link. One command in flight with its own timeout, a queue
+// behind it, routing of everything unsolicited (URCs, "Ready", proxy payloads, raw data-mode bytes) to the
+// layer above, data-mode entry and exit following the firmware profile's "+++" rule, and getting back in step
+// after a command timed out. Bytes come in through feed(); bytes go out through an injected LinkWriter, so
+// tests drive the channel with an in-memory link.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "at/firmware_profile.hpp"
+#include "at/framer.hpp"
+
+namespace slmd::at {
+
+// Where the channel's bytes go (the serial port in slmd, a recording buffer in tests).
+class LinkWriter {
+public:
+    virtual ~LinkWriter() = default;
+    virtual void write_to_modem(std::string bytes) = 0;
+};
+
+enum class ChannelError {
+    timeout = 1,        // no final result within the command's timeout
+    modem_reset,        // "Ready" arrived: the modem rebooted and forgot the command
+    link_lost,          // the serial device went away
+    not_in_data_mode,   // data-mode operation while the link is in command mode
+    cancelled,          // the channel was shut down
+};
+const std::error_category& channel_category();
+std::error_code make_error_code(ChannelError error);
+
+struct CommandRequest {
+    std::string line;             // without CRLF, e.g. "AT+CFUN=1"
+    std::string response_prefix;  // info lines that answer it, e.g. "+CFUN"; empty if none
+    std::chrono::milliseconds timeout{5000};
+};
+
+struct CommandResponse {
+    std::error_code error;  // set when no final result arrived
+    FinalResult final;
+    std::vector<std::string> info;
+    bool ok() const { return !error && final.kind == FinalKind::ok; }
+    // A one-line description for logs: "OK", "ERROR", "+CME ERROR: 30", "timeout", ...
+    std::string describe() const;
+};
+
+struct ChannelHandlers {
+    std::function<void(const std::string&)> urc;
+    std::function<void()> ready;
+    std::function<void(ProxyData&&)> proxy_data;
+    std::function<void(std::string_view)> raw_data;
+    // The link left data mode on its own (v2.1-v2.4 automatic exit) or after the host's "+++".
+    std::function<void(int status)> data_mode_exited;
+};
+
+struct ChannelStats {
+    std::uint64_t commands = 0;
+    std::uint64_t timeouts = 0;
+    std::uint64_t stale_finals = 0;  // late answers to timed-out commands, dropped during resync
+    std::uint64_t resets_seen = 0;
+    std::uint64_t urcs = 0;
+    std::uint64_t payload_bytes = 0;
+    std::uint64_t raw_bytes = 0;
+    std::uint64_t data_bytes_written = 0;
+};
+
+class Channel {
+public:
+    using ResponseHandler = std::function<void(CommandResponse)>;
+    using ExitHandler = std::function<void(std::error_code, int status)>;
+
+    Channel(boost::asio::any_io_executor executor, LinkWriter& writer, FirmwareProfile profile, unsigned baud);
+    ~Channel();
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+
+    void set_handlers(ChannelHandlers handlers) { handlers_ = std::move(handlers); }
+    void set_profile(const FirmwareProfile& profile);
+    const FirmwareProfile& profile() const { return framer_.profile(); }
+    // The data-mode inactivity time limit in force (#XDATACTRL); guards around "+++" are derived from it.
+    void set_data_mode_time_limit(std::chrono::milliseconds limit) { time_limit_ = limit; }
+    std::chrono::milliseconds data_mode_time_limit() const { return time_limit_; }
+
+    // Queues a command; the handler runs exactly once with its final result or an error.
+    void submit(CommandRequest request, ResponseHandler handler);
+
+    template <typename CompletionToken>
+    auto async_command(CommandRequest request, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(CommandResponse)>(
+            [this](auto handler, CommandRequest req) {
+                auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+                submit(std::move(req), [shared](CommandResponse response) { (*shared)(std::move(response)); });
+            },
+            token, std::move(request));
+    }
+
+    // Sends the bare send command (e.g. "AT#XTCPSEND"); the handler runs once the link is in data mode.
+    void enter_data_mode(CommandRequest send_command, ResponseHandler handler);
+    // Data-mode uplink. Returns not_in_data_mode unless the link is in data mode. The caller is responsible
+    // for never writing the terminator pattern inside payload (see docs/at-channel.md).
+    std::error_code write_data(std::string_view bytes);
+    // Sends "+++" with the guard times the profile needs and waits for the firmware to confirm.
+    void exit_data_mode(ExitHandler handler);
+
+    // Bytes from the modem.
+    void feed(std::string_view bytes);
+    // The serial device went away: everything pending fails with link_lost and the framer forgets its state.
+    void link_lost();
+
+    LinkMode mode() const { return framer_.mode(); }
+    bool idle() const { return !in_flight_ && queue_.empty(); }
+    const ChannelStats& stats() const { return stats_; }
+    std::uint64_t discarded_bytes() const { return framer_.discarded_bytes(); }
+
+private:
+    struct Pending {
+        CommandRequest request;
+        ResponseHandler handler;
+        bool enters_data_mode = false;
+        bool resync_probe = false;
+        bool probe_answered = false;
+        CommandResponse response;
+    };
+
+    void pump();
+    void send(std::unique_ptr<Pending> pending);
+    void complete_in_flight(CommandResponse response);
+    void fail_all(std::error_code error);
+    void on_timeout(std::uint64_t generation);
+    void dispatch(Event& event);
+    void on_final(const FinalResult& final);
+    void send_terminator();
+    void arm_idle_timer();
+
+    boost::asio::any_io_executor executor_;
+    LinkWriter& writer_;
+    Framer framer_;
+    unsigned baud_;
+    std::chrono::milliseconds time_limit_;
+    ChannelHandlers handlers_;
+    std::deque<std::unique_ptr<Pending>> queue_;
+    std::unique_ptr<Pending> in_flight_;
+    std::uint64_t generation_ = 0;
+    boost::asio::steady_timer command_timer_;
+    boost::asio::steady_timer guard_timer_;
+    boost::asio::steady_timer idle_timer_;
+    bool idle_timer_armed_ = false;
+    bool resync_needed_ = false;
+    std::chrono::steady_clock::time_point last_rx_{};
+    std::chrono::steady_clock::time_point last_data_tx_{};
+    ExitHandler exit_handler_;
+    bool terminator_sent_ = false;
+    std::vector<Event> events_;
+    ChannelStats stats_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace slmd::at
+
+template <>
+struct std::is_error_code_enum<slmd::at::ChannelError> : std::true_type {};

@@ -1,0 +1,102 @@
+// Owns: slmd's command line, process set-up (signals, logging) and wiring the layers together on one
+// io_context. Runs in the foreground; systemd or the caller supervises it.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/program_options.hpp>
+
+#include <csignal>
+#include <iostream>
+
+#include "modem/modem.hpp"
+#include "serial/serial_port.hpp"
+#include "sys/log.hpp"
+
+namespace po = boost::program_options;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr int exit_usage = 2;
+constexpr int exit_failure = 1;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string device;
+    unsigned baud = 115200;
+    unsigned sync_timeout_ms = 10000;
+    unsigned register_timeout_ms = 180000;
+    po::options_description description("Usage: slmd --device PATH [options]\nOptions");
+    description.add_options()
+        ("help,h", "show this help")
+        ("version", "print the version")
+        ("device,d", po::value(&device), "serial device of the nRF91 running SLM (e.g. /dev/ttyACM0)")
+        ("baud,b", po::value(&baud)->default_value(baud), "UART baud rate (8N1)")
+        ("rtscts", "use RTS/CTS hardware flow control")
+        ("sync-timeout-ms", po::value(&sync_timeout_ms)->default_value(sync_timeout_ms),
+         "give up when the modem does not answer AT for this long")
+        ("register-timeout-ms", po::value(&register_timeout_ms)->default_value(register_timeout_ms),
+         "give up when the modem does not register for this long")
+        ("once", "bring the modem up, report, and exit (0 when it registered)")
+        ("verbose,v", "log every AT command");
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, description), vm);
+        po::notify(vm);
+    } catch (const po::error& error) {
+        std::cerr << "slmd: " << error.what() << "\n" << description;
+        return exit_usage;
+    }
+    if (vm.count("help")) {
+        std::cout << description;
+        return 0;
+    }
+    if (vm.count("version")) {
+        std::cout << "slmd " << SLMD_VERSION << "\n";
+        return 0;
+    }
+    if (device.empty()) {
+        std::cerr << "slmd: --device is required\n" << description;
+        return exit_usage;
+    }
+    if (vm.count("verbose")) slmd::sys::set_log_threshold(slmd::sys::LogLevel::debug);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    asio::io_context io(1);
+    slmd::serial::SerialPort port(io.get_executor(),
+                                  slmd::serial::SerialOptions{.path = device, .baud = baud,
+                                                              .rts_cts = vm.count("rtscts") > 0});
+    if (auto error = port.open()) {
+        SLMD_ERROR("cannot open {}: {}", device, error.message());
+        return exit_failure;
+    }
+    SLMD_INFO("serial: {} open at {} baud{}", device, baud, vm.count("rtscts") ? " with RTS/CTS" : "");
+
+    slmd::modem::ModemOptions options;
+    options.baud = baud;
+    options.bringup.sync_timeout = std::chrono::milliseconds(sync_timeout_ms);
+    options.bringup.register_timeout = std::chrono::milliseconds(register_timeout_ms);
+    slmd::modem::Modem modem(io.get_executor(), port, options);
+
+    int exit_code = 0;
+    const bool once = vm.count("once") > 0;
+    modem.start([&](const slmd::modem::BringupResult& result) {
+        if (result.error) {
+            SLMD_ERROR("{}: {} ({})", device, result.error.message(), result.message);
+            exit_code = exit_failure;
+            io.stop();
+        } else if (once) {
+            io.stop();
+        }
+    });
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code error, int signal) {
+        if (error) return;
+        SLMD_NOTICE("stopping on signal {}", signal);
+        io.stop();
+    });
+    io.run();
+    port.close();
+    return exit_code;
+}

@@ -1,0 +1,172 @@
+// Owns: the bring-up sequence (see bringup.hpp).
+#include "modem/bringup.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "sys/log.hpp"
+
+namespace slmd::modem {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+class BringupCategory final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "slmd.modem.bringup"; }
+    std::string message(int value) const override {
+        switch (static_cast<BringupError>(value)) {
+            case BringupError::not_responding: return "modem does not respond to AT";
+            case BringupError::not_slm: return "device answers AT but is not running SLM firmware";
+            case BringupError::unknown_release: return "unrecognised SLM release";
+            case BringupError::command_failed: return "bring-up command failed";
+            case BringupError::not_registered: return "no network registration";
+            case BringupError::no_address: return "registered but no PDP address";
+            case BringupError::modem_reset: return "modem reset during bring-up";
+            case BringupError::link_lost: return "serial link lost during bring-up";
+        }
+        return "unknown bring-up error";
+    }
+};
+
+BringupResult failure(BringupError error, std::string message) {
+    return BringupResult{make_error_code(error), std::move(message), {}};
+}
+
+// Maps what the channel said about a command to the bring-up error that aborts the sequence, if any.
+std::optional<BringupError> fatal_channel_error(const at::CommandResponse& response) {
+    if (response.error == at::ChannelError::modem_reset) return BringupError::modem_reset;
+    if (response.error == at::ChannelError::link_lost) return BringupError::link_lost;
+    return std::nullopt;
+}
+
+}  // namespace
+
+const std::error_category& bringup_category() {
+    static const BringupCategory category;
+    return category;
+}
+std::error_code make_error_code(BringupError error) { return {static_cast<int>(error), bringup_category()}; }
+
+void RegistrationWatch::update(Registration status) {
+    current_ = status;
+    changed_.cancel();
+}
+
+asio::awaitable<void> RegistrationWatch::wait_change(std::chrono::steady_clock::time_point deadline) {
+    changed_.expires_at(deadline);
+    boost::system::error_code ignored;
+    co_await changed_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch& registration,
+                                         const BringupOptions& options) {
+    auto command = [&](std::string line, std::string prefix,
+                       std::chrono::milliseconds timeout = 5s) -> asio::awaitable<at::CommandResponse> {
+        at::CommandResponse response;
+        for (int attempt = 1; attempt <= options.command_attempts; ++attempt) {
+            response = co_await channel.async_command(at::CommandRequest{line, prefix, timeout}, asio::use_awaitable);
+            if (response.ok() || fatal_channel_error(response)) co_return response;
+            SLMD_WARN("modem: {} -> {} (attempt {}/{})", line, response.describe(), attempt, options.command_attempts);
+        }
+        co_return response;
+    };
+
+    // 1. Sync: the firmware may be booting (Ready comes by itself) or already up (answers AT).
+    SLMD_INFO("modem: syncing");
+    const auto sync_deadline = std::chrono::steady_clock::now() + options.sync_timeout;
+    bool synced = false;
+    while (std::chrono::steady_clock::now() < sync_deadline) {
+        auto response = co_await channel.async_command(at::CommandRequest{"AT", "", options.probe_interval},
+                                                       asio::use_awaitable);
+        if (response.ok()) {
+            synced = true;
+            break;
+        }
+        if (response.error == at::ChannelError::link_lost) {
+            co_return failure(BringupError::link_lost, "serial link lost while syncing");
+        }
+        if (response.error == at::ChannelError::modem_reset) {
+            SLMD_INFO("modem: Ready received");
+            continue;
+        }
+        if (!response.error) {
+            // ERROR to plain AT: noise glued to the command; try again.
+            continue;
+        }
+    }
+    if (!synced) {
+        co_return failure(BringupError::not_responding,
+                          "no answer to AT within " + std::to_string(options.sync_timeout.count()) + " ms");
+    }
+    SLMD_INFO("modem: in sync");
+
+    // 2. Release detection.
+    auto version_response = co_await command("AT#XSLMVER", "#XSLMVER");
+    if (auto fatal = fatal_channel_error(version_response)) co_return failure(*fatal, "while reading #XSLMVER");
+    if (!version_response.ok() || version_response.info.empty()) {
+        co_return failure(BringupError::not_slm, "AT#XSLMVER answered " + version_response.describe());
+    }
+    auto version = parse_slmver(version_response.info.front());
+    auto release = version ? at::parse_firmware_version(version->ncs_version) : std::nullopt;
+    if (!release) {
+        co_return failure(BringupError::unknown_release, "cannot read " + version_response.info.front());
+    }
+    ModemInfo info;
+    info.version = *version;
+    info.profile = at::FirmwareProfile::for_version(*release);
+    channel.set_profile(info.profile);
+    SLMD_NOTICE("modem: SLM release {} (modem library {}), using profile {}", version->ncs_version,
+                version->modem_library, info.profile.version.to_string());
+
+    // 3. Registration URCs, then the radio.
+    registration.clear();
+    auto cereg = co_await command("AT+CEREG=" + std::to_string(options.cereg_mode), "");
+    if (auto fatal = fatal_channel_error(cereg)) co_return failure(*fatal, "while enabling +CEREG");
+    if (!cereg.ok()) co_return failure(BringupError::command_failed, "AT+CEREG answered " + cereg.describe());
+    SLMD_INFO("modem: registration URCs enabled");
+
+    auto cfun = co_await command("AT+CFUN=1", "", 30s);
+    if (auto fatal = fatal_channel_error(cfun)) co_return failure(*fatal, "while switching the radio on");
+    if (!cfun.ok()) co_return failure(BringupError::command_failed, "AT+CFUN=1 answered " + cfun.describe());
+    SLMD_INFO("modem: radio on, waiting for registration");
+
+    // 4. Registration: URCs wake us; a periodic read covers a URC that was lost.
+    const auto register_deadline = std::chrono::steady_clock::now() + options.register_timeout;
+    while (!(registration.current() && is_registered(*registration.current()))) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= register_deadline) {
+            co_return failure(BringupError::not_registered,
+                              std::string("still ") +
+                                  (registration.current() ? to_string(*registration.current()) : "not registered") +
+                                  " after " + std::to_string(options.register_timeout.count()) + " ms");
+        }
+        auto read = co_await channel.async_command(at::CommandRequest{"AT+CEREG?", "+CEREG", 5s}, asio::use_awaitable);
+        if (auto fatal = fatal_channel_error(read)) co_return failure(*fatal, "while waiting for registration");
+        if (read.ok() && !read.info.empty()) {
+            if (auto status = parse_cereg_read(read.info.front())) registration.update(*status);
+        }
+        if (registration.current() && is_registered(*registration.current())) break;
+        co_await registration.wait_change(std::min(register_deadline, now + options.registration_poll));
+    }
+    info.registration = *registration.current();
+    SLMD_NOTICE("modem: {}", to_string(info.registration));
+
+    // 5. Address of the default PDP context.
+    auto address = co_await command("AT+CGPADDR=0", "+CGPADDR");
+    if (auto fatal = fatal_channel_error(address)) co_return failure(*fatal, "while reading the address");
+    std::optional<PdpAddresses> parsed;
+    if (address.ok() && !address.info.empty()) parsed = parse_cgpaddr(address.info.front());
+    if (!parsed || (parsed->ipv4.empty() && parsed->ipv6.empty())) {
+        co_return failure(BringupError::no_address, "AT+CGPADDR=0 answered " + address.describe());
+    }
+    info.addresses = *parsed;
+    SLMD_NOTICE("modem: address {}{}{}", info.addresses.ipv4, info.addresses.ipv6.empty() ? "" : " ",
+                info.addresses.ipv6);
+    co_return BringupResult{{}, {}, info};
+}
+
+}  // namespace slmd::modem

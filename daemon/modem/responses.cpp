@@ -1,0 +1,138 @@
+// Owns: pure parsers for bring-up and lifecycle answers (see responses.hpp).
+#include "modem/responses.hpp"
+
+#include <charconv>
+
+namespace slmd::modem {
+
+namespace {
+
+std::optional<int> parse_int(std::string_view text) {
+    if (text.empty()) return std::nullopt;
+    int value = 0;
+    const char* begin = text.data();
+    if (*begin == '+') ++begin;
+    auto [end, ec] = std::from_chars(begin, text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return value;
+}
+
+bool is_quoted(std::string_view raw) { return raw.size() >= 2 && raw.front() == '"' && raw.back() == '"'; }
+
+}  // namespace
+
+std::optional<std::vector<std::string>> split_parameters(std::string_view line, std::string_view prefix) {
+    if (line.substr(0, prefix.size()) != prefix) return std::nullopt;
+    line.remove_prefix(prefix.size());
+    if (line.empty() || line.front() != ':') return std::nullopt;
+    line.remove_prefix(1);
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    std::vector<std::string> items;
+    std::string current;
+    bool in_quotes = false;
+    for (char c : line) {
+        if (c == '"') {
+            in_quotes = !in_quotes;
+            current += c;
+        } else if (c == ',' && !in_quotes) {
+            items.push_back(std::move(current));
+            current.clear();
+        } else {
+            current += c;
+        }
+    }
+    if (in_quotes) return std::nullopt;
+    items.push_back(std::move(current));
+    for (auto& item : items) {
+        std::string_view view(item);
+        while (!view.empty() && view.front() == ' ') view.remove_prefix(1);
+        if (is_quoted(view)) view = view.substr(1, view.size() - 2);
+        item = std::string(view);
+    }
+    return items;
+}
+
+std::optional<SlmVersion> parse_slmver(std::string_view line) {
+    auto items = split_parameters(line, "#XSLMVER");
+    if (!items || items->size() < 2 || items->size() > 3 || (*items)[0].empty()) return std::nullopt;
+    SlmVersion version{(*items)[0], (*items)[1], items->size() == 3 ? (*items)[2] : std::string()};
+    return version;
+}
+
+bool is_registered(Registration status) {
+    return status == Registration::home || status == Registration::roaming;
+}
+
+const char* to_string(Registration status) {
+    switch (status) {
+        case Registration::not_registered: return "not registered";
+        case Registration::home: return "registered (home)";
+        case Registration::searching: return "searching";
+        case Registration::denied: return "registration denied";
+        case Registration::unknown: return "unknown";
+        case Registration::roaming: return "registered (roaming)";
+        case Registration::emergency_only: return "emergency bearer only";
+        case Registration::uicc_failure: return "UICC failure";
+    }
+    return "invalid";
+}
+
+namespace {
+std::optional<Registration> to_registration(std::string_view text) {
+    auto value = parse_int(text);
+    if (!value) return std::nullopt;
+    switch (*value) {
+        case 0: case 1: case 2: case 3: case 4: case 5: case 8: case 90:
+            return static_cast<Registration>(*value);
+        default:
+            return std::nullopt;
+    }
+}
+}  // namespace
+
+std::optional<Registration> parse_cereg_urc(std::string_view line) {
+    auto items = split_parameters(line, "+CEREG");
+    if (!items || items->empty()) return std::nullopt;
+    // A read answer is "<n>,<stat>,..." with an unquoted second field; a URC's second field is a quoted TAC.
+    if (items->size() >= 2) {
+        auto comma = line.find(',');
+        auto second = line.substr(comma + 1);
+        while (!second.empty() && second.front() == ' ') second.remove_prefix(1);
+        if (second.empty() || second.front() != '"') return std::nullopt;
+    }
+    return to_registration((*items)[0]);
+}
+
+std::optional<Registration> parse_cereg_read(std::string_view line) {
+    auto items = split_parameters(line, "+CEREG");
+    if (!items || items->size() < 2) return std::nullopt;
+    if (!parse_int((*items)[0])) return std::nullopt;
+    return to_registration((*items)[1]);
+}
+
+std::optional<PdpAddresses> parse_cgpaddr(std::string_view line) {
+    auto items = split_parameters(line, "+CGPADDR");
+    if (!items || items->empty() || items->size() > 3) return std::nullopt;
+    auto cid = parse_int((*items)[0]);
+    if (!cid) return std::nullopt;
+    PdpAddresses addresses;
+    addresses.cid = *cid;
+    for (std::size_t i = 1; i < items->size(); ++i) {
+        const auto& address = (*items)[i];
+        if (address.empty()) continue;
+        if (address.find(':') != std::string::npos) {
+            addresses.ipv6 = address;
+        } else {
+            addresses.ipv4 = address;
+        }
+    }
+    return addresses;
+}
+
+std::optional<int> parse_cfun(std::string_view line) {
+    auto items = split_parameters(line, "+CFUN");
+    if (!items || items->size() != 1) return std::nullopt;
+    return parse_int((*items)[0]);
+}
+
+}  // namespace slmd::modem

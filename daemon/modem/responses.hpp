@@ -1,0 +1,54 @@
+// Owns: pure parsers for the modem's answers that bring-up and the lifecycle read (#XSLMVER, +CEREG, +CGPADDR,
+// +CFUN). Each takes one line without CRLF and returns nullopt for anything malformed.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace slmd::modem {
+
+struct SlmVersion {
+    std::string ncs_version;    // e.g. "2.9.0"
+    std::string modem_library;  // libmodem version, e.g. "2.9.0"
+    std::string customer;       // optional third field
+};
+// "#XSLMVER: \"2.9.0\",\"2.9.0\"[,\"custom\"]"
+std::optional<SlmVersion> parse_slmver(std::string_view line);
+
+// 3GPP TS 27.007 registration status.
+enum class Registration {
+    not_registered = 0,
+    home = 1,
+    searching = 2,
+    denied = 3,
+    unknown = 4,
+    roaming = 5,
+    emergency_only = 8,
+    uicc_failure = 90,
+};
+bool is_registered(Registration status);
+const char* to_string(Registration status);
+
+// URC "+CEREG: <stat>[,...]".
+std::optional<Registration> parse_cereg_urc(std::string_view line);
+// Read answer "+CEREG: <n>,<stat>[,...]".
+std::optional<Registration> parse_cereg_read(std::string_view line);
+
+struct PdpAddresses {
+    int cid = 0;
+    std::string ipv4;
+    std::string ipv6;
+};
+// "+CGPADDR: <cid>[,\"<addr>\"[,\"<addr>\"]]"; each address lands in ipv4 or ipv6 by its form.
+std::optional<PdpAddresses> parse_cgpaddr(std::string_view line);
+
+// "+CFUN: <fun>"
+std::optional<int> parse_cfun(std::string_view line);
+
+// Splits the parameters after "<prefix>: " at commas outside quotes; quoted items come back without quotes.
+// nullopt if the line does not start with the prefix or a quote is unbalanced.
+std::optional<std::vector<std::string>> split_parameters(std::string_view line, std::string_view prefix);
+
+}  // namespace slmd::modem

@@ -1,0 +1,199 @@
+// Owns: the tty (see serial_port.hpp).
+#include "serial/serial_port.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/write.hpp>
+
+#include "sys/log.hpp"
+
+namespace slmd::serial {
+
+namespace asio = boost::asio;
+
+bool baud_to_speed(unsigned baud, unsigned& speed_out) {
+    struct Entry {
+        unsigned baud;
+        speed_t speed;
+    };
+    static constexpr Entry table[] = {
+        {1200, B1200},       {2400, B2400},       {4800, B4800},       {9600, B9600},
+        {19200, B19200},     {38400, B38400},     {57600, B57600},     {115200, B115200},
+        {230400, B230400},   {460800, B460800},   {500000, B500000},   {576000, B576000},
+        {921600, B921600},   {1000000, B1000000}, {1152000, B1152000}, {1500000, B1500000},
+        {2000000, B2000000}, {3000000, B3000000}, {4000000, B4000000},
+    };
+    for (const auto& entry : table) {
+        if (entry.baud == baud) {
+            speed_out = entry.speed;
+            return true;
+        }
+    }
+    return false;
+}
+
+SerialPort::SerialPort(asio::any_io_executor executor, SerialOptions options)
+    : options_(std::move(options)),
+      descriptor_(executor),
+      reopen_timer_(executor),
+      backoff_(options_.reopen_initial_backoff) {}
+
+SerialPort::~SerialPort() {
+    *alive_ = false;
+    close();
+}
+
+std::error_code SerialPort::configure(int fd) {
+    if (!isatty(fd)) return std::make_error_code(std::errc::not_a_stream);
+    // TIOCEXCL stops other non-root openers; flock stops a second slmd (even as root) from sharing the line.
+    if (ioctl(fd, TIOCEXCL) != 0) return {errno, std::system_category()};
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) return std::make_error_code(std::errc::device_or_resource_busy);
+        return {errno, std::system_category()};
+    }
+    termios tio{};
+    if (tcgetattr(fd, &tio) != 0) return {errno, std::system_category()};
+    cfmakeraw(&tio);
+    tio.c_cflag |= CLOCAL | CREAD;
+    tio.c_cflag &= ~static_cast<tcflag_t>(CSTOPB | PARENB | CSIZE);
+    tio.c_cflag |= CS8;
+    if (options_.rts_cts) {
+        tio.c_cflag |= CRTSCTS;
+    } else {
+        tio.c_cflag &= ~static_cast<tcflag_t>(CRTSCTS);
+    }
+    tio.c_cc[VMIN] = 1;
+    tio.c_cc[VTIME] = 0;
+    unsigned speed = 0;
+    if (!baud_to_speed(options_.baud, speed)) return std::make_error_code(std::errc::invalid_argument);
+    cfsetispeed(&tio, static_cast<speed_t>(speed));
+    cfsetospeed(&tio, static_cast<speed_t>(speed));
+    if (tcsetattr(fd, TCSANOW, &tio) != 0) return {errno, std::system_category()};
+    // Stale bytes from before we owned the line belong to nobody.
+    tcflush(fd, TCIOFLUSH);
+    return {};
+}
+
+std::error_code SerialPort::open() {
+    int fd = ::open(options_.path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return {errno, std::system_category()};
+    if (auto error = configure(fd)) {
+        ::close(fd);
+        return error;
+    }
+    boost::system::error_code assign_error;
+    descriptor_.assign(fd, assign_error);
+    if (assign_error) {
+        ::close(fd);
+        return assign_error;
+    }
+    return {};
+}
+
+void SerialPort::start(BytesHandler on_bytes, LinkHandler on_lost, std::function<void()> on_restored) {
+    on_bytes_ = std::move(on_bytes);
+    on_lost_ = std::move(on_lost);
+    on_restored_ = std::move(on_restored);
+    started_ = true;
+    read_loop();
+}
+
+void SerialPort::read_loop() {
+    if (!descriptor_.is_open()) return;
+    descriptor_.async_read_some(asio::buffer(read_buffer_),
+                                [this, alive = alive_](boost::system::error_code error, std::size_t n) {
+                                    if (!*alive || closing_) return;
+                                    if (error == asio::error::operation_aborted) return;
+                                    if (error || n == 0) {
+                                        // EIO/EOF: the device vanished (USB unplugged, pty master closed).
+                                        lost(error ? std::error_code(error)
+                                                   : std::make_error_code(std::errc::io_error));
+                                        return;
+                                    }
+                                    bytes_read_ += n;
+                                    on_bytes_(std::string_view(read_buffer_.data(), n));
+                                    read_loop();
+                                });
+}
+
+void SerialPort::write(std::string bytes) {
+    if (bytes.empty()) return;
+    if (!descriptor_.is_open()) {
+        discarded_ += bytes.size();
+        return;
+    }
+    queued_bytes_ += bytes.size();
+    write_queue_.push_back(std::move(bytes));
+    if (!writing_) write_loop();
+}
+
+void SerialPort::write_loop() {
+    if (write_queue_.empty() || !descriptor_.is_open()) {
+        writing_ = false;
+        return;
+    }
+    writing_ = true;
+    asio::async_write(descriptor_, asio::buffer(write_queue_.front()),
+                      [this, alive = alive_](boost::system::error_code error, std::size_t n) {
+                          if (!*alive || closing_) return;
+                          if (error == asio::error::operation_aborted) return;
+                          if (error) {
+                              lost(error);
+                              return;
+                          }
+                          bytes_written_ += n;
+                          queued_bytes_ -= write_queue_.front().size();
+                          write_queue_.pop_front();
+                          write_loop();
+                      });
+}
+
+void SerialPort::lost(std::error_code error) {
+    if (!descriptor_.is_open()) return;
+    SLMD_WARN("serial: lost {} ({}), reopening with backoff", options_.path, error.message());
+    boost::system::error_code ignored;
+    descriptor_.close(ignored);
+    for (const auto& chunk : write_queue_) discarded_ += chunk.size();
+    write_queue_.clear();
+    queued_bytes_ = 0;
+    writing_ = false;
+    backoff_ = options_.reopen_initial_backoff;
+    if (on_lost_) on_lost_(error);
+    schedule_reopen();
+}
+
+void SerialPort::schedule_reopen() {
+    reopen_timer_.expires_after(backoff_);
+    reopen_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        if (!*alive || closing_ || error) return;
+        if (auto open_error = open()) {
+            SLMD_DEBUG("serial: reopen {} failed: {}", options_.path, open_error.message());
+            backoff_ = std::min(backoff_ * 2, options_.reopen_max_backoff);
+            schedule_reopen();
+            return;
+        }
+        SLMD_NOTICE("serial: {} is back", options_.path);
+        backoff_ = options_.reopen_initial_backoff;
+        if (on_restored_) on_restored_();
+        read_loop();
+        write_loop();
+    });
+}
+
+void SerialPort::close() {
+    closing_ = true;
+    reopen_timer_.cancel();
+    boost::system::error_code ignored;
+    if (descriptor_.is_open()) descriptor_.close(ignored);
+    write_queue_.clear();
+    queued_bytes_ = 0;
+    writing_ = false;
+}
+
+}  // namespace slmd::serial

@@ -1,0 +1,86 @@
+// Owns: the tty. Exclusive open, raw 8N1 termios at the configured baud, optional RTS/CTS, ordered
+// asynchronous writes, a continuous read loop, and noticing loss of the device (EIO, HUP, EOF) with
+// reopening after a bounded exponential backoff. Knows bytes, never AT.
+#pragma once
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace slmd::serial {
+
+struct SerialOptions {
+    std::string path;
+    unsigned baud = 115200;
+    bool rts_cts = false;
+    std::chrono::milliseconds reopen_initial_backoff{100};
+    std::chrono::milliseconds reopen_max_backoff{5000};
+};
+
+// Maps a numeric baud rate to the termios constant; returns false for rates termios cannot express.
+bool baud_to_speed(unsigned baud, unsigned& speed_out);
+
+class SerialPort {
+public:
+    using BytesHandler = std::function<void(std::string_view)>;
+    using LinkHandler = std::function<void(std::error_code)>;
+
+    SerialPort(boost::asio::any_io_executor executor, SerialOptions options);
+    SerialPort(const SerialPort&) = delete;
+    SerialPort& operator=(const SerialPort&) = delete;
+    ~SerialPort();
+
+    // Opens and configures the device once; the error says why it failed (ENOENT, EBUSY for another owner,
+    // ENOTTY for a non-tty, EINVAL for an unsupported baud rate).
+    std::error_code open();
+    // Starts the read loop. `on_lost` runs when the device goes away (the port then retries opening with
+    // backoff); `on_restored` runs after a successful reopen.
+    void start(BytesHandler on_bytes, LinkHandler on_lost, std::function<void()> on_restored);
+    // Queues bytes; they are written in order. Bytes queued while the device is lost are discarded and counted,
+    // because whatever they belonged to is void once the link dropped.
+    void write(std::string bytes);
+    void close();
+
+    bool is_open() const { return descriptor_.is_open(); }
+    std::size_t queued_bytes() const { return queued_bytes_; }
+    std::uint64_t bytes_read() const { return bytes_read_; }
+    std::uint64_t bytes_written() const { return bytes_written_; }
+    std::uint64_t bytes_discarded_while_lost() const { return discarded_; }
+    const SerialOptions& options() const { return options_; }
+
+private:
+    std::error_code configure(int fd);
+    void read_loop();
+    void write_loop();
+    void lost(std::error_code error);
+    void schedule_reopen();
+
+    SerialOptions options_;
+    boost::asio::posix::stream_descriptor descriptor_;
+    boost::asio::steady_timer reopen_timer_;
+    std::chrono::milliseconds backoff_;
+    std::array<char, 4096> read_buffer_{};
+    std::deque<std::string> write_queue_;
+    std::size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    bool started_ = false;
+    bool closing_ = false;
+    BytesHandler on_bytes_;
+    LinkHandler on_lost_;
+    std::function<void()> on_restored_;
+    std::uint64_t bytes_read_ = 0;
+    std::uint64_t bytes_written_ = 0;
+    std::uint64_t discarded_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace slmd::serial

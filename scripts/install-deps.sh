@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything slmd needs to build, test and run its demo on Debian 12. Idempotent: does nothing when
+# every package is already installed. Runs apt-get as root (directly, or through sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang lld libclang-rt-14-dev
+  libboost1.81-dev libboost-program-options1.81-dev
+  liburing-dev libnl-3-dev libnl-route-3-dev libsystemd-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 curl wget socat netcat-openbsd iproute2
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

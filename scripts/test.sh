@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: dependencies, the warnings-as-errors build and its
+# tests, the same tests under ASan+UBSan, and a bounded libFuzzer run of every fuzz target.
+# Environment: SLMD_FUZZ_SECONDS (default 60) bounds each fuzzer; SLMD_SKIP_ASAN=1 skips the sanitizer pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+
+jobs=$(nproc)
+step() { printf '\n==== %s\n' "$*"; }
+
+step "build (default preset: RelWithDebInfo, -Werror, io_uring backend)"
+cmake --preset default >/dev/null
+cmake --build --preset default -j "$jobs"
+ln -sf build/default/compile_commands.json compile_commands.json
+
+step "tests (default build)"
+ctest --preset default -j "$jobs" --timeout 300 2>&1 | tee build/default/ctest.log
+
+if [ "${SLMD_SKIP_ASAN:-0}" != 1 ]; then
+  step "build (asan preset: AddressSanitizer + UndefinedBehaviorSanitizer)"
+  cmake --preset asan >/dev/null
+  cmake --build --preset asan -j "$jobs"
+  step "tests (asan build)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --preset asan -j "$jobs" --timeout 600
+fi
+
+step "fuzz (clang + libFuzzer, ${SLMD_FUZZ_SECONDS:-60}s per target)"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$jobs"
+for corpus in tests/fuzz/corpus/*/; do
+  name=$(basename "$corpus")
+  fuzzer=build/fuzz/tests/fuzz/${name}_fuzz
+  [ -x "$fuzzer" ] || { echo "missing fuzzer $fuzzer"; exit 1; }
+  work=build/fuzz/corpus-$name
+  mkdir -p "$work"
+  "$fuzzer" -max_total_time="${SLMD_FUZZ_SECONDS:-60}" -print_final_stats=1 "$work" "$corpus" 2>&1 | tail -n 12
+done
+
+# The default build's ctest summary goes last so the closing line is the suite's verdict.
+step "summary"
+tail -n 3 build/default/ctest.log

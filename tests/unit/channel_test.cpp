@@ -1,0 +1,233 @@
+// Drives at::Channel over an in-memory link: what it writes is recorded, what the modem "says" is fed in.
+#include "at/channel.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+using namespace slmd::at;
+using namespace std::chrono_literals;
+
+namespace {
+
+class RecordingLink : public LinkWriter {
+public:
+    void write_to_modem(std::string bytes) override { written += bytes; }
+    std::string take() { return std::exchange(written, {}); }
+    std::string written;
+};
+
+class ChannelTest : public ::testing::Test {
+protected:
+    explicit ChannelTest(FirmwareVersion version = {2, 9, 0})
+        : channel(io.get_executor(), link, FirmwareProfile::for_version(version), 115200) {
+        channel.set_handlers(ChannelHandlers{
+            .urc = [this](const std::string& text) { urcs.push_back(text); },
+            .ready = [this] { ++readies; },
+            .proxy_data = [this](ProxyData&& data) { payloads.push_back(std::move(data)); },
+            .raw_data = [this](std::string_view bytes) { raw += bytes; },
+            .data_mode_exited = [this](int status) { exits.push_back(status); },
+        });
+    }
+
+    // Runs the io_context until `done` holds, failing the test after a generous deadline.
+    template <typename Predicate>
+    void run_until(Predicate done, std::chrono::milliseconds limit = 5000ms) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (!done()) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "condition not reached";
+            io.run_for(5ms);
+            io.restart();
+        }
+    }
+
+    std::vector<CommandResponse> responses;
+    ChannelTest::Channel::ResponseHandler record() {
+        return [this](CommandResponse r) { responses.push_back(std::move(r)); };
+    }
+
+    boost::asio::io_context io;
+    RecordingLink link;
+    Channel channel;
+    std::vector<std::string> urcs;
+    int readies = 0;
+    std::vector<ProxyData> payloads;
+    std::string raw;
+    std::vector<int> exits;
+};
+
+class Channel25Test : public ChannelTest {
+protected:
+    Channel25Test() : ChannelTest({2, 5, 0}) {}
+};
+class Channel18Test : public ChannelTest {
+protected:
+    Channel18Test() : ChannelTest({1, 8, 0}) {}
+};
+
+}  // namespace
+
+TEST_F(ChannelTest, CommandWithInfoLineAndOk) {
+    channel.submit({"AT+CGPADDR=0", "+CGPADDR", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT+CGPADDR=0\r\n");
+    channel.feed("\r\n+CGPADDR: 0,\"10.1.2.3\"\r\n\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_TRUE(responses[0].ok());
+    EXPECT_EQ(responses[0].info, std::vector<std::string>{"+CGPADDR: 0,\"10.1.2.3\""});
+    EXPECT_TRUE(urcs.empty());
+}
+
+TEST_F(ChannelTest, UrcBetweenInfoAndOkGoesToUrcHandler) {
+    channel.submit({"AT#XTCPSEND=\"hi\"", "#XTCPSEND", 1000ms}, record());
+    link.take();
+    channel.feed("\r\n#XTCPSEND: 2\r\n\r\n+CEREG: 1\r\n\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_EQ(responses[0].info, std::vector<std::string>{"#XTCPSEND: 2"});
+    EXPECT_EQ(urcs, std::vector<std::string>{"+CEREG: 1"});
+}
+
+TEST_F(ChannelTest, ErrorsAreReportedWithTheirCodes) {
+    channel.submit({"AT+CFUN=1", "", 1000ms}, record());
+    channel.feed("\r\n+CME ERROR: 30\r\n");
+    channel.submit({"AT#XTCPCLI=1,\"x\",1", "#XTCPCLI", 1000ms}, record());
+    channel.feed("\r\n#XTCPCLI: -111,\"not connected\"\r\n\r\nERROR\r\n");
+    ASSERT_EQ(responses.size(), 2u);
+    EXPECT_EQ(responses[0].final, (FinalResult{FinalKind::cme_error, 30}));
+    EXPECT_EQ(responses[0].describe(), "+CME ERROR: 30");
+    EXPECT_EQ(responses[1].final.kind, FinalKind::error);
+    EXPECT_EQ(responses[1].info, std::vector<std::string>{"#XTCPCLI: -111,\"not connected\""});
+}
+
+TEST_F(ChannelTest, OneCommandInFlight) {
+    channel.submit({"AT+CEREG=5", "", 1000ms}, record());
+    channel.submit({"AT+CFUN=1", "", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT+CEREG=5\r\n");
+    channel.feed("\r\nOK");
+    EXPECT_EQ(link.take(), "") << "second command must wait for the first's final result";
+    channel.feed("\r\n");
+    EXPECT_EQ(link.take(), "AT+CFUN=1\r\n");
+    channel.feed("\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 2u);
+    EXPECT_TRUE(responses[0].ok());
+    EXPECT_TRUE(responses[1].ok());
+}
+
+TEST_F(ChannelTest, TimeoutThenResyncDropsTheLateFinal) {
+    channel.submit({"AT#XGETADDRINFO=\"slow\"", "#XGETADDRINFO", 30ms}, record());
+    channel.submit({"AT+CGPADDR=0", "+CGPADDR", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT#XGETADDRINFO=\"slow\"\r\n");
+    run_until([&] { return responses.size() == 1; });
+    EXPECT_EQ(responses[0].error, ChannelError::timeout);
+    // Before the next command the channel probes, so a late answer cannot be taken for the next command's.
+    EXPECT_EQ(link.take(), "AT+CFUN?\r\n");
+    channel.feed("\r\n#XGETADDRINFO: \"1.2.3.4\"\r\n\r\nOK\r\n");  // the late answer
+    EXPECT_EQ(link.take(), "");
+    channel.feed("\r\n+CFUN: 1\r\n\r\nOK\r\n");  // the probe's own answer
+    EXPECT_EQ(link.take(), "AT+CGPADDR=0\r\n");
+    channel.feed("\r\n+CGPADDR: 0,\"10.0.0.2\"\r\n\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 2u);
+    EXPECT_TRUE(responses[1].ok());
+    EXPECT_EQ(responses[1].info, std::vector<std::string>{"+CGPADDR: 0,\"10.0.0.2\""});
+    EXPECT_EQ(channel.stats().stale_finals, 1u);
+    EXPECT_EQ(channel.stats().timeouts, 1u);
+}
+
+TEST_F(ChannelTest, ReadyFailsEverythingPendingWithModemReset) {
+    channel.submit({"AT+CFUN=1", "", 1000ms}, record());
+    channel.submit({"AT+CGPADDR=0", "+CGPADDR", 1000ms}, record());
+    link.take();
+    channel.feed("Ready\r\n");
+    ASSERT_EQ(responses.size(), 2u);
+    EXPECT_EQ(responses[0].error, ChannelError::modem_reset);
+    EXPECT_EQ(responses[1].error, ChannelError::modem_reset);
+    EXPECT_EQ(readies, 1);
+    EXPECT_EQ(link.take(), "") << "nothing queued survives a reset";
+    channel.submit({"AT", "", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT\r\n");
+}
+
+TEST_F(ChannelTest, LinkLostFailsEverythingPending) {
+    channel.submit({"AT+CFUN=1", "", 1000ms}, record());
+    channel.submit({"AT", "", 1000ms}, record());
+    channel.link_lost();
+    ASSERT_EQ(responses.size(), 2u);
+    EXPECT_EQ(responses[0].error, ChannelError::link_lost);
+    EXPECT_EQ(responses[1].error, ChannelError::link_lost);
+}
+
+TEST_F(ChannelTest, ProxyDataIsRoutedWhileACommandIsPending) {
+    channel.submit({"AT#XTCPSEND=\"a\"", "#XTCPSEND", 1000ms}, record());
+    channel.feed("\r\n#XTCPSEND: 1\r\n\r\n#XTCPDATA: 4\r\nOK\r\n\r\nOK\r\n");
+    ASSERT_EQ(payloads.size(), 1u);
+    EXPECT_EQ(payloads[0].bytes, "OK\r\n");
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_TRUE(responses[0].ok());
+}
+
+TEST_F(ChannelTest, DataModeRoundTrip) {
+    bool entered = false;
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, [&](CommandResponse r) { entered = r.ok(); });
+    EXPECT_EQ(link.take(), "AT#XTCPSEND\r\n");
+    EXPECT_EQ(channel.write_data("early"), ChannelError::not_in_data_mode);
+    channel.feed("\r\nOK\r\n");
+    ASSERT_TRUE(entered);
+    EXPECT_EQ(channel.mode(), LinkMode::data);
+    channel.submit({"AT+CEREG?", "+CEREG", 1000ms}, record());
+    EXPECT_FALSE(channel.write_data(std::string("a\0b\r\n\"", 6)));
+    EXPECT_EQ(link.take(), std::string("a\0b\r\n\"", 6)) << "commands wait while the link is in data mode";
+    channel.feed("downlink\r\nOK\r\n");
+    run_until([&] { return raw == "downlink\r\nOK\r\n"; });
+    std::optional<int> status;
+    channel.exit_data_mode([&](std::error_code error, int s) {
+        EXPECT_FALSE(error);
+        status = s;
+    });
+    EXPECT_EQ(link.take(), "+++");
+    channel.feed("\r\n#XDATAMODE: 0\r\n");
+    ASSERT_EQ(status, 0);
+    EXPECT_EQ(channel.mode(), LinkMode::command);
+    EXPECT_EQ(link.take(), "AT+CEREG?\r\n") << "the queued command goes out once back in command mode";
+}
+
+TEST_F(ChannelTest, PeerTerminatorIsAnsweredAndReportsTheError) {
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+    channel.feed("\r\nOK\r\n");
+    link.take();
+    channel.feed("+++");
+    run_until([&] { return !link.written.empty(); });
+    EXPECT_EQ(link.take(), "+++") << "v2.7+: the host answers the firmware's +++";
+    channel.feed("\r\n#XDATAMODE: -104\r\n");
+    EXPECT_EQ(exits, std::vector<int>{-104});
+    EXPECT_EQ(raw, "") << "the terminator is a signal, not payload";
+    EXPECT_EQ(channel.mode(), LinkMode::command);
+}
+
+TEST_F(Channel18Test, SilenceGuardBeforeTerminator) {
+    bool entered = false;
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, [&](CommandResponse r) { entered = r.ok(); });
+    // v1.7/v1.8 enter data mode without answering.
+    EXPECT_TRUE(entered);
+    link.take();
+    ASSERT_FALSE(channel.write_data("payload"));
+    link.take();
+    std::optional<int> status;
+    channel.exit_data_mode([&](std::error_code, int s) { status = s; });
+    io.poll();
+    EXPECT_EQ(link.take(), "") << "v1.8 needs a second of silence before +++";
+    run_until([&] { return !link.written.empty(); }, 3000ms);
+    EXPECT_EQ(link.take(), "+++");
+    channel.feed("\r\nOK\r\n");
+    EXPECT_EQ(status, 0);
+}
+
+TEST_F(ChannelTest, AsyncCommandWorksWithCallbacks) {
+    std::optional<CommandResponse> got;
+    channel.async_command(CommandRequest{"AT", "", 1000ms}, [&](CommandResponse r) { got = std::move(r); });
+    channel.feed("\r\nOK\r\n");
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(got->ok());
+}

@@ -60,7 +60,6 @@ Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, Firm
     : executor_(executor),
       writer_(writer),
       framer_(profile),
-      baud_(baud),
       time_limit_(FirmwareProfile::data_mode_min_time_limit(baud)),
       command_timer_(executor),
       guard_timer_(executor),

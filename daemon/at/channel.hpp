@@ -147,7 +147,6 @@ private:
     boost::asio::any_io_executor executor_;
     LinkWriter& writer_;
     Framer framer_;
-    unsigned baud_;
     std::chrono::milliseconds time_limit_;
     ChannelHandlers handlers_;
     std::deque<std::unique_ptr<Pending>> queue_;

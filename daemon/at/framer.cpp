@@ -1,0 +1,677 @@
+// Owns: the byte-level framing of the SLM UART (see docs/at-framer.md for the event model and every ambiguity).
+// Pure: every decision is a function of the bytes received so far, the caller's notifications and idle() calls,
+// never of how the bytes were split into feed() calls; that is what the split-invariance tests and the fuzzer hold
+// the code to.
+#include "at/framer.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+namespace slmd::at {
+namespace {
+
+constexpr std::string_view crlf = "\r\n";
+constexpr std::string_view ready_line = "Ready";
+// A line may be this long including its CRLF; a longer one is noise and gets discarded.
+constexpr std::size_t line_limit = Framer::max_line_length + 2;
+// match_data_pattern(): the pattern may still match once more bytes arrive.
+constexpr std::size_t partial_match = std::numeric_limits<std::size_t>::max();
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Strict decimal as the firmware prints it with %d: "0" or [1-9][0-9]*, at most 10 digits, value <= max.
+std::optional<std::uint64_t> parse_unsigned(std::string_view s, std::uint64_t max) {
+    if (s.empty() || s.size() > 10) return std::nullopt;
+    if (s.front() == '0' && s.size() > 1) return std::nullopt;
+    std::uint64_t value = 0;
+    for (char c : s) {
+        if (!is_digit(c)) return std::nullopt;
+        value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (value > max) return std::nullopt;
+    return value;
+}
+
+std::optional<int> parse_signed(std::string_view s) {
+    const bool negative = !s.empty() && s.front() == '-';
+    if (negative) s.remove_prefix(1);
+    constexpr auto int_max = static_cast<std::uint64_t>(std::numeric_limits<int>::max());
+    auto magnitude = parse_unsigned(s, negative ? int_max + 1 : int_max);
+    if (!magnitude || (negative && *magnitude == 0)) return std::nullopt;
+    const auto wide = static_cast<std::int64_t>(*magnitude);
+    return static_cast<int>(negative ? -wide : wide);
+}
+
+std::optional<FinalResult> parse_final(std::string_view text) {
+    if (text == "OK") return FinalResult{FinalKind::ok, 0};
+    if (text == "ERROR") return FinalResult{FinalKind::error, 0};
+    for (auto [prefix, kind] : {std::pair{std::string_view("+CME ERROR:"), FinalKind::cme_error},
+                                std::pair{std::string_view("+CMS ERROR:"), FinalKind::cms_error}}) {
+        if (!text.starts_with(prefix)) continue;
+        std::string_view rest = text.substr(prefix.size());
+        if (rest.starts_with(' ')) rest.remove_prefix(1);
+        // A final result with an unreadable code still ends the command; -1 says "code unknown".
+        auto code = parse_unsigned(rest, static_cast<std::uint64_t>(std::numeric_limits<int>::max()));
+        return FinalResult{kind, code ? static_cast<int>(*code) : -1};
+    }
+    return std::nullopt;
+}
+
+struct DataHeader {
+    Proxy proxy = Proxy::tcp;
+    std::size_t size = 0;
+    std::optional<std::string> address;
+    std::optional<std::uint16_t> port;
+};
+
+// "#XTCPDATA: <n>", "#XUDPDATA: <n>" or "#XUDPDATA: <n>,\"<ip>\",<port>". Both UDP shapes are accepted on every
+// profile: the shapes cannot be confused, and development builds (2.7.99-cs1) sit between the releases.
+std::optional<DataHeader> parse_data_header(std::string_view text) {
+    DataHeader header;
+    if (text.starts_with("#XTCPDATA: ")) {
+        header.proxy = Proxy::tcp;
+    } else if (text.starts_with("#XUDPDATA: ")) {
+        header.proxy = Proxy::udp;
+    } else {
+        return std::nullopt;
+    }
+    std::string_view rest = text.substr(11);
+    const std::size_t comma = rest.find(',');
+    constexpr std::uint64_t size_max = 1u << 20;  // far above any chunk; the caller applies the profile's limit
+    auto size = parse_unsigned(rest.substr(0, comma), size_max);
+    if (!size) return std::nullopt;
+    header.size = static_cast<std::size_t>(*size);
+    if (comma == std::string_view::npos) return header;
+    if (header.proxy != Proxy::udp) return std::nullopt;
+    std::string_view peer = rest.substr(comma + 1);
+    if (!peer.starts_with('"')) return std::nullopt;
+    const std::size_t close = peer.find('"', 1);
+    if (close == std::string_view::npos) return std::nullopt;
+    std::string_view tail = peer.substr(close + 1);
+    if (!tail.starts_with(',')) return std::nullopt;
+    auto port = parse_unsigned(tail.substr(1), 65535);
+    if (!port) return std::nullopt;
+    header.address = std::string(peer.substr(1, close - 1));
+    header.port = static_cast<std::uint16_t>(*port);
+    return header;
+}
+
+// Incremental matcher for the data-mode patterns: it must tell "cannot match" from "might match once more bytes
+// arrive", because a pattern split across reads has to be held back rather than released as data.
+enum class Match { no, partial, full };
+
+struct Matcher {
+    std::string_view s;
+    std::size_t i = 0;
+
+    Match literal(std::string_view l) {
+        const std::size_t k = std::min(l.size(), s.size() - i);
+        if (s.substr(i, k) != l.substr(0, k)) return Match::no;
+        if (k < l.size()) return Match::partial;
+        i += k;
+        return Match::full;
+    }
+
+    Match integer(int& value) {
+        std::size_t j = i;
+        if (j < s.size() && s[j] == '-') ++j;
+        const std::size_t digits = j;
+        while (j < s.size() && is_digit(s[j]) && j - digits <= 10) ++j;
+        if (j - digits > 10) return Match::no;
+        if (j - digits >= 2 && s[digits] == '0') return Match::no;
+        if (j == s.size()) return Match::partial;
+        auto parsed = parse_signed(s.substr(i, j - i));
+        if (!parsed) return Match::no;
+        value = *parsed;
+        i = j;
+        return Match::full;
+    }
+};
+
+#define SLMD_MATCH_STEP(expr)                   \
+    do {                                        \
+        const Match step_result = (expr);       \
+        if (step_result != Match::full) return step_result; \
+    } while (false)
+
+// "\r\n<head><int>\r\n", e.g. "\r\n#XDATAMODE: -104\r\n".
+Match match_status_line(Matcher& m, std::string_view head, int& value) {
+    SLMD_MATCH_STEP(m.literal(crlf));
+    SLMD_MATCH_STEP(m.literal(head));
+    SLMD_MATCH_STEP(m.integer(value));
+    SLMD_MATCH_STEP(m.literal(crlf));
+    return Match::full;
+}
+
+// "\r\n<head><int>,\"<word>\"\r\n", e.g. "\r\n#XTCPCLI: -104,\"disconnected\"\r\n".
+Match match_loss_line(Matcher& m, std::string_view head, std::string_view word) {
+    int ignored = 0;
+    SLMD_MATCH_STEP(m.literal(crlf));
+    SLMD_MATCH_STEP(m.literal(head));
+    SLMD_MATCH_STEP(m.integer(ignored));
+    SLMD_MATCH_STEP(m.literal(",\""));
+    SLMD_MATCH_STEP(m.literal(word));
+    SLMD_MATCH_STEP(m.literal("\"\r\n"));
+    return Match::full;
+}
+
+#undef SLMD_MATCH_STEP
+
+bool is_noise_byte(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u >= 0x7f;
+}
+
+// "Ready", or "Ready" after power-on glitch bytes (NUL, 0xFF, ...) that no firmware line ever contains.
+bool is_ready_with_noise(std::string_view text) {
+    if (!text.ends_with(ready_line)) return false;
+    std::string_view prefix = text.substr(0, text.size() - ready_line.size());
+    return std::all_of(prefix.begin(), prefix.end(), is_noise_byte);
+}
+
+}  // namespace
+
+Framer::Framer(FirmwareProfile profile) : profile_(std::move(profile)) {}
+
+void Framer::set_profile(const FirmwareProfile& profile) {
+    flush_lookback(deferred_);
+    profile_ = profile;
+}
+
+void Framer::command_sent(std::string_view response_prefix) {
+    // Lines that came before the command must not be taken for its answer.
+    flush_lookback(deferred_);
+    command_pending_ = true;
+    response_prefix_ = std::string(response_prefix);
+    scan_hint_ = 0;
+}
+
+void Framer::data_mode_requested() {
+    flush_lookback(deferred_);
+    response_prefix_.clear();
+    exit_requested_ = false;
+    entry_ok_outstanding_ = false;
+    terminator_reported_ = false;
+    scan_hint_ = 0;
+    if (profile_.ok_on_data_mode_entry) {
+        mode_ = LinkMode::entering_data_mode;
+        command_pending_ = true;
+    } else {
+        // Before v2.1 the firmware answers nothing: the link is in data mode as soon as the command is out.
+        mode_ = LinkMode::data;
+        command_pending_ = false;
+    }
+}
+
+void Framer::data_mode_exit_requested() {
+    flush_lookback(deferred_);
+    if (mode_ == LinkMode::data) {
+        mode_ = LinkMode::leaving_data_mode;
+    } else if (mode_ == LinkMode::entering_data_mode) {
+        exit_requested_ = true;  // applies once the entry OK (or the first raw byte) arrives
+    }
+}
+
+void Framer::reset() {
+    mode_ = LinkMode::command;
+    command_pending_ = false;
+    response_prefix_.clear();
+    buffer_.clear();
+    payload_remaining_ = 0;
+    payload_ = {};
+    in_payload_ = false;
+    prev_ = Prev::stream_start;
+    skipping_ = false;
+    scan_hint_ = 0;
+    exit_requested_ = false;
+    entry_ok_outstanding_ = false;
+    terminator_reported_ = false;
+    lookback_.clear();
+    held_lines_.clear();
+    deferred_.clear();
+}
+
+std::size_t Framer::buffered_bytes() const { return buffer_.size() + lookback_.size() + payload_.bytes.size(); }
+
+void Framer::feed(std::string_view bytes, std::vector<Event>& out) {
+    buffer_.append(bytes);
+    process(out, false);
+}
+
+void Framer::idle(std::vector<Event>& out) { process(out, true); }
+
+void Framer::process(std::vector<Event>& out, bool idle) {
+    if (!deferred_.empty()) {
+        std::move(deferred_.begin(), deferred_.end(), std::back_inserter(out));
+        deferred_.clear();
+    }
+    // A data-first payload and its header are written back to back; after a quiet line nothing can claim
+    // the held lines any more.
+    if (idle) flush_lookback(out);
+    std::size_t cur = 0;
+    while (cur < buffer_.size()) {
+        bool more = false;
+        if (in_payload_) {
+            scan_hint_ = 0;
+            more = step_payload(cur, out);
+        } else if (mode_ == LinkMode::data || mode_ == LinkMode::leaving_data_mode) {
+            scan_hint_ = 0;
+            more = step_data(cur, out, idle);
+        } else if (skipping_) {
+            scan_hint_ = 0;
+            more = step_skip(cur, out, idle);
+        } else {
+            more = step_line(cur, out, idle);
+        }
+        if (!more) break;
+    }
+    buffer_.erase(0, cur);
+}
+
+bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out) {
+    const std::size_t take = std::min(payload_remaining_, buffer_.size() - cur);
+    payload_.bytes.append(buffer_, cur, take);
+    cur += take;
+    payload_remaining_ -= take;
+    if (payload_remaining_ != 0) return false;
+    out.emplace_back(std::move(payload_));
+    payload_ = {};
+    in_payload_ = false;
+    prev_ = Prev::payload_end;
+    return true;
+}
+
+bool Framer::step_skip(std::size_t& cur, std::vector<Event>& out, bool /*idle*/) {
+    std::string_view b(buffer_);
+    const std::size_t p = b.find(crlf, cur);
+    if (p != std::string_view::npos) {
+        discard(b.substr(cur, p + 2 - cur), out);
+        cur = p + 2;
+        skipping_ = false;
+        prev_ = Prev::text_line;
+        return true;
+    }
+    // Keep a trailing CR: it may be the first half of the CRLF that ends the junk.
+    std::size_t end = b.size();
+    if (b.back() == '\r') --end;
+    if (end > cur) discard(b.substr(cur, end - cur), out);
+    cur = end;
+    return false;
+}
+
+bool Framer::step_line(std::size_t& cur, std::vector<Event>& out, bool idle) {
+    std::string_view b(buffer_);
+    const std::size_t avail = b.size() - cur;
+    if (mode_ == LinkMode::entering_data_mode && message_start() && b[cur] != '\r') {
+        // Every firmware message starts with CRLF (only "Ready" does not), so anything else here is downlink data
+        // that the firmware wrote after switching to data mode but before its OK (reference section 4, race).
+        std::string_view head = b.substr(cur, 7);
+        const bool could_be_ready = std::string_view("Ready\r\n").starts_with(head);
+        if (could_be_ready && head.size() < 7 && !idle) return false;
+        if (!could_be_ready || head.size() < 7) {
+            entry_ok_outstanding_ = command_pending_;
+            enter_data_mode();
+            return true;
+        }
+    }
+    const std::size_t window = std::min(avail, line_limit);
+    const std::size_t from = cur + std::min(scan_hint_, window);
+    const std::size_t p = b.substr(0, cur + window).find(crlf, from);
+    if (p != std::string_view::npos) {
+        scan_hint_ = 0;
+        std::string_view text = b.substr(cur, p - cur);
+        cur = p + 2;
+        handle_line(text, out);
+        return true;
+    }
+    if (avail >= line_limit) {
+        // Too long for any firmware line: noise. Drop it up to the next CRLF; what follows is a fresh line.
+        flush_lookback(out);
+        scan_hint_ = 0;
+        skipping_ = true;
+        prev_ = Prev::skipped;
+        return true;
+    }
+    scan_hint_ = avail - 1;  // a trailing CR may still pair with the next LF
+    return false;
+}
+
+bool Framer::message_start() const {
+    return prev_ == Prev::stream_start || prev_ == Prev::text_line || prev_ == Prev::payload_end;
+}
+
+bool Framer::lookback_active() const {
+    return profile_.receive_order == ReceiveOrder::data_first && mode_ == LinkMode::command;
+}
+
+void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
+    const bool fragment = prev_ == Prev::stream_start || prev_ == Prev::payload_end || prev_ == Prev::skipped;
+    prev_ = text.empty() ? Prev::empty_line : Prev::text_line;
+    if (!lookback_active()) {
+        classify(text, fragment, out);
+        return;
+    }
+    if (!fragment) {
+        if (auto header = parse_data_header(text); header && header->size <= profile_.receive_chunk_max) {
+            data_first_payload(header->proxy, header->size, std::move(header->address), header->port, text, out);
+            return;
+        }
+    }
+    lookback_.append(text);
+    lookback_.append(crlf);
+    held_lines_.push_back(HeldLine{text.size() + 2, fragment});
+    release_lookback(out, false);
+}
+
+void Framer::release_lookback(std::vector<Event>& out, bool all) {
+    // A future header claims at most receive_chunk_max bytes before its leading CRLF, and that CRLF is at the
+    // earliest the last one held; a line wholly before that reach is final.
+    while (!held_lines_.empty()) {
+        const HeldLine front = held_lines_.front();
+        if (!all && front.length + profile_.receive_chunk_max + 2 > lookback_.size()) break;
+        std::string text = lookback_.substr(0, front.length - 2);
+        held_lines_.pop_front();
+        lookback_.erase(0, front.length);
+        classify(text, front.fragment, out);
+    }
+}
+
+void Framer::flush_lookback(std::vector<Event>& out) { release_lookback(out, true); }
+
+void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
+                                std::optional<std::uint16_t> port, std::string_view header,
+                                std::vector<Event>& out) {
+    ProxyData data;
+    data.proxy = proxy;
+    data.peer_address = std::move(address);
+    data.peer_port = port;
+    if (n == 0) {
+        // Nothing claimed: the header's leading CRLF ends the last held line, which stays a line.
+        flush_lookback(out);
+        out.emplace_back(std::move(data));
+        return;
+    }
+    if (lookback_.size() < n + 2) {
+        // Part of the payload was already released as lines (after idle() or a notification): it cannot be
+        // rebuilt. Drop the rest and hand the header to the caller so it knows data was lost.
+        std::string lost = std::move(lookback_);
+        lookback_.clear();
+        held_lines_.clear();
+        discard(lost, out);
+        out.emplace_back(Urc{std::string(header)});
+        return;
+    }
+    std::size_t start = lookback_.size() - 2 - n;
+    while (!held_lines_.empty() && held_lines_.front().length <= start) {
+        const HeldLine front = held_lines_.front();
+        std::string text = lookback_.substr(0, front.length - 2);
+        held_lines_.pop_front();
+        lookback_.erase(0, front.length);
+        start -= front.length;
+        classify(text, front.fragment, out);
+    }
+    // Bytes of a line that the payload cut off have no CRLF of their own: not a firmware message.
+    if (start > 0) discard(std::string_view(lookback_).substr(0, start), out);
+    data.bytes = lookback_.substr(start, n);
+    lookback_.clear();
+    held_lines_.clear();
+    out.emplace_back(std::move(data));
+}
+
+void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& out) {
+    if (text.empty()) return;  // framing
+    if (fragment) {
+        // The line did not start after a CRLF (stream start, after a payload or over-long junk): it is the tail of
+        // something we did not see whole. A reset banner behind noise is still a reset.
+        if (text.ends_with(ready_line)) {
+            discard(text.substr(0, text.size() - ready_line.size()), out);
+            on_ready(out);
+            return;
+        }
+        std::string bytes(text);
+        bytes.append(crlf);
+        discard(bytes, out);
+        return;
+    }
+    if (is_ready_with_noise(text)) {
+        discard(text.substr(0, text.size() - ready_line.size()), out);
+        on_ready(out);
+        return;
+    }
+    if (command_pending_) {
+        if (auto final = parse_final(text)) {
+            command_pending_ = false;
+            response_prefix_.clear();
+            out.emplace_back(*final);
+            if (mode_ == LinkMode::entering_data_mode) {
+                if (final->kind == FinalKind::ok) {
+                    enter_data_mode();
+                } else {
+                    mode_ = LinkMode::command;
+                    exit_requested_ = false;
+                }
+            }
+            return;
+        }
+    }
+    if (profile_.receive_order == ReceiveOrder::header_first) {
+        if (auto header = parse_data_header(text); header && header->size <= profile_.receive_chunk_max) {
+            payload_ = ProxyData{header->proxy, {}, std::move(header->address), header->port};
+            if (header->size == 0) {
+                out.emplace_back(std::move(payload_));
+                payload_ = {};
+                prev_ = Prev::payload_end;
+            } else {
+                in_payload_ = true;
+                payload_remaining_ = header->size;
+            }
+            return;
+        }
+    }
+    if (command_pending_ && !response_prefix_.empty()) {
+        auto answers = [text](std::string_view prefix) {
+            if (!text.starts_with(prefix)) return false;
+            return prefix.ends_with(':') || text.size() == prefix.size() || text[prefix.size()] == ':';
+        };
+        // v2.8+ spells the #XUDPSVR failure line "#UDPSVR:"; it still answers the command.
+        if (answers(response_prefix_) ||
+            (profile_.udp_server_failure_typo && response_prefix_ == "#XUDPSVR" && answers("#UDPSVR"))) {
+            out.emplace_back(InfoLine{std::string(text)});
+            return;
+        }
+    }
+    out.emplace_back(Urc{std::string(text)});
+}
+
+void Framer::on_ready(std::vector<Event>& out) {
+    command_pending_ = false;
+    response_prefix_.clear();
+    mode_ = LinkMode::command;
+    in_payload_ = false;
+    payload_ = {};
+    payload_remaining_ = 0;
+    exit_requested_ = false;
+    entry_ok_outstanding_ = false;
+    terminator_reported_ = false;
+    // Not prev_ or skipping_: those describe the tokenizer's position, which a delayed (look-back) release
+    // of the banner must not move.
+    out.emplace_back(ReadyBanner{});
+}
+
+void Framer::discard(std::string_view bytes, std::vector<Event>& out) {
+    if (bytes.empty()) return;
+    discarded_bytes_ += bytes.size();
+    out.emplace_back(Discarded{std::string(bytes)});
+}
+
+void Framer::enter_data_mode() {
+    mode_ = exit_requested_ ? LinkMode::leaving_data_mode : LinkMode::data;
+    exit_requested_ = false;
+    terminator_reported_ = false;
+}
+
+std::size_t Framer::match_data_pattern(std::string_view s, PatternKind& kind, int& status, std::string& text) const {
+    const bool leaving = mode_ == LinkMode::leaving_data_mode;
+    bool any_partial = false;
+    // Call only with the Match already computed, so the matcher's length is read after it ran.
+    auto full = [&](Match result, PatternKind k) {
+        if (result == Match::partial) any_partial = true;
+        if (result != Match::full) return false;
+        kind = k;
+        return true;
+    };
+    if (entry_ok_outstanding_) {
+        Matcher m{s};
+        const Match r = m.literal("\r\nOK\r\n");
+        if (full(r, PatternKind::entry_ok)) return m.i;
+    }
+    if (leaving || profile_.data_mode_peer_loss == DataModePeerLoss::immediate_exit) {
+        Matcher m{s};
+        const Match r = match_status_line(m, "#XDATAMODE: ", status);
+        if (full(r, PatternKind::exit_status)) return m.i;
+    }
+    if (leaving && !profile_.data_mode_exit_reports_status) {
+        Matcher ok{s};
+        const Match r_ok = ok.literal("\r\nOK\r\n");
+        if (full(r_ok, PatternKind::exit_ok)) {
+            status = 0;
+            return ok.i;
+        }
+        Matcher error{s};
+        const Match r_error = error.literal("\r\nERROR\r\n");
+        if (full(r_error, PatternKind::exit_error)) {
+            status = -5;  // v1.7/1.8 answer a failed send with ERROR and no status; EIO stands in for it
+            return error.i;
+        }
+    }
+    if (profile_.data_mode_peer_loss == DataModePeerLoss::null_mode_with_urc) {
+        for (std::string_view head : {"#XTCPCLI: ", "#XUDPCLI: ", "#XTCPSVR: ", "#XUDPSVR: "}) {
+            for (std::string_view word : {"disconnected", "stopped"}) {
+                Matcher m{s};
+                const Match r = match_loss_line(m, head, word);
+                if (full(r, PatternKind::loss_urc)) {
+                    text = std::string(s.substr(2, m.i - 4));
+                    return m.i;
+                }
+            }
+        }
+    }
+    return any_partial ? partial_match : 0;
+}
+
+bool Framer::step_data(std::size_t& cur, std::vector<Event>& out, bool idle) {
+    std::string_view b(buffer_);
+    const bool terminator_profile = profile_.data_mode_peer_loss == DataModePeerLoss::null_mode_with_terminator;
+    std::size_t raw_start = cur;
+    std::size_t i = cur;
+    auto release_raw = [&](std::size_t end) {
+        if (end > raw_start) out.emplace_back(RawData{std::string(b.substr(raw_start, end - raw_start))});
+        raw_start = end;
+    };
+    auto hold = [&] {
+        release_raw(i);
+        cur = i;
+        return false;
+    };
+    auto leave = [&](int status, std::size_t consumed) {
+        out.emplace_back(DataModeExited{status});
+        if (entry_ok_outstanding_) command_pending_ = false;
+        mode_ = LinkMode::command;
+        exit_requested_ = false;
+        entry_ok_outstanding_ = false;
+        terminator_reported_ = false;
+        prev_ = Prev::text_line;
+        cur = i + consumed;
+        return true;
+    };
+    while (i < b.size()) {
+        const std::size_t next = b.find_first_of(terminator_profile ? "\r+" : "\r", i);
+        if (next == std::string_view::npos) {
+            i = b.size();
+            break;
+        }
+        i = next;
+        PatternKind kind = PatternKind::none;
+        int status = 0;
+        std::string text;
+        if (b[i] == '+') {
+            // v2.7+ peer-loss signal: a raw "+++" after which the firmware goes silent (null mode). Downlink data may
+            // contain "+++" too, so a "+++" is only a candidate while nothing but silence (or, once the host has
+            // sent its own "+++", the #XDATAMODE answer) follows it.
+            std::string_view rest = b.substr(i);
+            const std::string_view head = rest.substr(0, 3);
+            if (!std::string_view("+++").starts_with(head)) {
+                ++i;
+                continue;
+            }
+            if (head.size() < 3) {
+                if (idle) {  // the firmware writes its "+++" in one go; a lone "+" before silence is data
+                    ++i;
+                    continue;
+                }
+                return hold();
+            }
+            const bool leaving = mode_ == LinkMode::leaving_data_mode;
+            if (rest.size() == 3) {
+                if (idle && !leaving && !terminator_reported_) {
+                    release_raw(i);
+                    out.emplace_back(PeerTerminator{});
+                    terminator_reported_ = true;
+                }
+                return hold();
+            }
+            if (leaving) {
+                const std::size_t m = match_data_pattern(rest.substr(3), kind, status, text);
+                if (m == partial_match && !idle) return hold();
+                if (m != 0 && m != partial_match &&
+                    (kind == PatternKind::exit_status || kind == PatternKind::exit_ok ||
+                     kind == PatternKind::exit_error)) {
+                    // A failed link reports a nonzero status: the "+++" was the firmware's signal and is dropped.
+                    // Status 0 means the link was fine, so the "+++" was downlink data.
+                    release_raw(status != 0 ? i : i + 3);
+                    return leave(status, 3 + m);
+                }
+            }
+            terminator_reported_ = false;
+            ++i;
+            continue;
+        }
+        const std::size_t m = match_data_pattern(b.substr(i), kind, status, text);
+        if (m == 0) {
+            ++i;
+            continue;
+        }
+        if (m == partial_match) {
+            if (idle) {  // the firmware writes each of these lines in one go; a fragment before silence is data
+                ++i;
+                continue;
+            }
+            return hold();
+        }
+        release_raw(i);
+        switch (kind) {
+            case PatternKind::exit_status:
+            case PatternKind::exit_ok:
+            case PatternKind::exit_error:
+                return leave(status, m);
+            case PatternKind::entry_ok:
+                out.emplace_back(FinalResult{FinalKind::ok, 0});
+                command_pending_ = false;
+                entry_ok_outstanding_ = false;
+                break;
+            case PatternKind::loss_urc:
+                out.emplace_back(Urc{std::move(text)});
+                break;
+            case PatternKind::none:
+                break;
+        }
+        i += m;
+        raw_start = i;
+    }
+    release_raw(i);
+    cur = i;
+    return false;
+}
+
+}  // namespace slmd::at

@@ -1,0 +1,25 @@
+# Installs the build into a scratch prefix, moves the tree elsewhere, and runs the installed programs from
+# there: the install must be relocatable (no absolute build paths baked in).
+# Inputs: -DBUILD_DIR=... -DSCRATCH=...
+file(REMOVE_RECURSE "${SCRATCH}")
+execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${SCRATCH}/prefix"
+                RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cmake --install failed: ${rc}")
+endif()
+file(RENAME "${SCRATCH}/prefix" "${SCRATCH}/moved")
+foreach(program sbin/slmd bin/slmsim)
+  if(NOT EXISTS "${SCRATCH}/moved/${program}")
+    message(FATAL_ERROR "install tree lacks ${program}")
+  endif()
+endforeach()
+execute_process(COMMAND "${SCRATCH}/moved/sbin/slmd" --version RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "^slmd [0-9]+\\.[0-9]+\\.[0-9]+")
+  message(FATAL_ERROR "relocated slmd --version failed: ${rc} '${out}'")
+endif()
+execute_process(COMMAND "${SCRATCH}/moved/bin/slmsim" --help RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "relocated slmsim --help failed: ${rc}")
+endif()
+file(REMOVE_RECURSE "${SCRATCH}")
+message(STATUS "relocatable install tree OK")

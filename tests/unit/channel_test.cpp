@@ -46,7 +46,7 @@ protected:
     }
 
     std::vector<CommandResponse> responses;
-    ChannelTest::Channel::ResponseHandler record() {
+    Channel::ResponseHandler record() {
         return [this](CommandResponse r) { responses.push_back(std::move(r)); };
     }
 

@@ -29,9 +29,9 @@ fi
 
 step "fuzz (clang + libFuzzer, ${SLMD_FUZZ_SECONDS:-60}s per target)"
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$jobs"
 for corpus in tests/fuzz/corpus/*/; do
   name=$(basename "$corpus")
+  cmake --build --preset fuzz -j "$jobs" --target "${name}_fuzz"
   fuzzer=build/fuzz/tests/fuzz/${name}_fuzz
   [ -x "$fuzzer" ] || { echo "missing fuzzer $fuzzer"; exit 1; }
   work=build/fuzz/corpus-$name

@@ -1,0 +1,462 @@
+// Owns: the table-driven tests of at::Framer. Every input is a byte string the SLM firmware really writes
+// (docs: /work/shared/reference/slm-firmware-behaviour.md), every expectation is the exact event list. Each table
+// case is also replayed split at every byte position and in random chunks: the events must not depend on how
+// the UART read() calls cut the stream.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "at/framer.hpp"
+
+namespace slmd::at {
+
+// Readable failure output: gtest prints a variant through PrintTo of the held alternative (found by ADL).
+void print_event(const Event& event, std::ostream* os) {
+    auto quoted = [os](const std::string& s) {
+        *os << '"';
+        for (unsigned char c : s) {
+            if (c == '\r') *os << "\\r";
+            else if (c == '\n') *os << "\\n";
+            else if (c < 0x20 || c >= 0x7f) *os << "\\x" << std::hex << int(c) << std::dec;
+            else *os << c;
+        }
+        *os << '"';
+    };
+    std::visit(
+        [&](const auto& e) {
+            using T = std::decay_t<decltype(e)>;
+            if constexpr (std::is_same_v<T, FinalResult>) *os << "Final{" << int(e.kind) << "," << e.code << "}";
+            else if constexpr (std::is_same_v<T, InfoLine>) *os << "Info{", quoted(e.text), *os << "}";
+            else if constexpr (std::is_same_v<T, Urc>) *os << "Urc{", quoted(e.text), *os << "}";
+            else if constexpr (std::is_same_v<T, ReadyBanner>) *os << "Ready";
+            else if constexpr (std::is_same_v<T, ProxyData>) {
+                *os << (e.proxy == Proxy::tcp ? "Tcp{" : "Udp{");
+                quoted(e.bytes);
+                if (e.peer_address) *os << "," << *e.peer_address << ":" << e.peer_port.value_or(0);
+                *os << "}";
+            } else if constexpr (std::is_same_v<T, RawData>) *os << "Raw{", quoted(e.bytes), *os << "}";
+            else if constexpr (std::is_same_v<T, DataModeExited>) *os << "Exited{" << e.status << "}";
+            else if constexpr (std::is_same_v<T, PeerTerminator>) *os << "PeerTerminator";
+            else *os << "Discarded{", quoted(e.bytes), *os << "}";
+        },
+        event);
+}
+void PrintTo(const FinalResult& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const InfoLine& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const Urc& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const ReadyBanner& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const ProxyData& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const RawData& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const DataModeExited& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const PeerTerminator& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const Discarded& e, std::ostream* os) { print_event(e, os); }
+
+namespace {
+
+using Events = std::vector<Event>;
+
+// One caller action, in stream order.
+struct Step {
+    enum Kind { feed, command, data_mode, exit_data_mode, idle } kind;
+    std::string arg;
+};
+Step F(std::string bytes) { return {Step::feed, std::move(bytes)}; }
+Step C(std::string prefix) { return {Step::command, std::move(prefix)}; }
+Step D() { return {Step::data_mode, {}}; }
+Step X() { return {Step::exit_data_mode, {}}; }
+Step I() { return {Step::idle, {}}; }
+
+Event ok() { return FinalResult{FinalKind::ok, 0}; }
+Event error() { return FinalResult{FinalKind::error, 0}; }
+Event info(std::string s) { return InfoLine{std::move(s)}; }
+Event urc(std::string s) { return Urc{std::move(s)}; }
+Event raw(std::string s) { return RawData{std::move(s)}; }
+Event junk(std::string s) { return Discarded{std::move(s)}; }
+Event exited(int status) { return DataModeExited{status}; }
+Event tcp(std::string s) { return ProxyData{Proxy::tcp, std::move(s), std::nullopt, std::nullopt}; }
+Event udp(std::string s) { return ProxyData{Proxy::udp, std::move(s), std::nullopt, std::nullopt}; }
+Event udp_from(std::string s, std::string ip, std::uint16_t port) {
+    return ProxyData{Proxy::udp, std::move(s), std::move(ip), port};
+}
+const Event ready = ReadyBanner{};
+const Event peer_terminator = PeerTerminator{};
+
+// RawData and Discarded come out in as many pieces as the reads had; only their concatenation is defined.
+Events merged(const Events& in) {
+    Events out;
+    for (const Event& e : in) {
+        if (!out.empty()) {
+            if (auto* r = std::get_if<RawData>(&e); r && std::holds_alternative<RawData>(out.back())) {
+                std::get<RawData>(out.back()).bytes += r->bytes;
+                continue;
+            }
+            if (auto* d = std::get_if<Discarded>(&e); d && std::holds_alternative<Discarded>(out.back())) {
+                std::get<Discarded>(out.back()).bytes += d->bytes;
+                continue;
+            }
+        }
+        out.push_back(e);
+    }
+    return out;
+}
+
+FirmwareProfile profile(const char* version) { return FirmwareProfile::for_version(*parse_firmware_version(version)); }
+
+using Splitter = std::function<std::vector<std::string>(std::size_t step, const std::string& bytes)>;
+
+std::vector<std::string> whole(std::size_t, const std::string& bytes) { return {bytes}; }
+
+// Runs the steps and a final idle(), returning the merged events.
+Events run(const FirmwareProfile& p, const std::vector<Step>& steps, const Splitter& split = whole,
+           Framer* keep = nullptr) {
+    Framer local(p);
+    Framer& framer = keep ? *keep : local;
+    Events out;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const Step& s = steps[i];
+        switch (s.kind) {
+            case Step::feed:
+                for (const std::string& chunk : split(i, s.arg)) framer.feed(chunk, out);
+                break;
+            case Step::command: framer.command_sent(s.arg); break;
+            case Step::data_mode: framer.data_mode_requested(); break;
+            case Step::exit_data_mode: framer.data_mode_exit_requested(); break;
+            case Step::idle: framer.idle(out); break;
+        }
+    }
+    framer.idle(out);
+    return merged(out);
+}
+
+struct Case {
+    const char* name;
+    const char* version;
+    std::vector<Step> steps;
+    Events expected;
+    LinkMode final_mode = LinkMode::command;
+    bool pending_after = false;
+};
+
+const std::string long_line(5000, 'x');
+
+const std::vector<Case>& cases() {
+    static const std::vector<Case> table = {
+        // --- command responses (reference 1 "Response framing", 2.3) ---
+        {"tcpcli_connected", "2.9.0", {C("#XTCPCLI"), F("\r\n#XTCPCLI: 0,\"connected\"\r\n\r\nOK\r\n")},
+         {info("#XTCPCLI: 0,\"connected\""), ok()}},
+        {"cgpaddr", "2.9.0", {C("+CGPADDR"), F("\r\n+CGPADDR: 0,\"10.1.2.3\"\r\n\r\nOK\r\n")},
+         {info("+CGPADDR: 0,\"10.1.2.3\""), ok()}},
+        {"cfun_plain_ok", "2.9.0", {C(""), F("\r\nOK\r\n")}, {ok()}},
+        {"tcpcli_not_connected", "2.9.0", {C("#XTCPCLI"), F("\r\n#XTCPCLI: -111,\"not connected\"\r\n\r\nERROR\r\n")},
+         {info("#XTCPCLI: -111,\"not connected\""), error()}},
+        {"cme_error_30", "2.9.0", {C("+CGPADDR"), F("\r\n+CME ERROR: 30\r\n")}, {FinalResult{FinalKind::cme_error, 30}}},
+        {"cms_error_500", "2.9.0", {C("+CMGS"), F("\r\n+CMS ERROR: 500\r\n")}, {FinalResult{FinalKind::cms_error, 500}}},
+        {"cme_error_unreadable_code", "2.9.0", {C(""), F("\r\n+CME ERROR: 0x1e\r\n")},
+         {FinalResult{FinalKind::cme_error, -1}}},
+        {"cme_error_overflowing_code", "2.9.0", {C(""), F("\r\n+CME ERROR: 99999999999999999999\r\n")},
+         {FinalResult{FinalKind::cme_error, -1}}},
+        {"urc_between_info_and_ok", "2.9.0",
+         {C("#XTCPCLI"), F("\r\n#XTCPCLI: 0,\"connected\"\r\n\r\n+CEREG: 1\r\n\r\nOK\r\n")},
+         {info("#XTCPCLI: 0,\"connected\""), urc("+CEREG: 1"), ok()}},
+        {"modem_multi_line_response", "2.9.0",
+         {C("+CGDCONT"), F("\r\n+CGDCONT: 0,\"IP\",\"apn\"\r\n+CGDCONT: 1,\"IP\",\"b\"\r\n\r\nOK\r\n")},
+         {info("+CGDCONT: 0,\"IP\",\"apn\""), info("+CGDCONT: 1,\"IP\",\"b\""), ok()}},
+        {"disconnected_is_info_while_tcpcli_pending", "2.9.0",
+         {C("#XTCPCLI"), F("\r\n#XTCPCLI: 0,\"disconnected\"\r\n\r\nOK\r\n")}, {info("#XTCPCLI: 0,\"disconnected\""), ok()}},
+        {"disconnected_is_urc_otherwise", "2.9.0", {F("\r\n#XTCPCLI: -104,\"disconnected\"\r\n")},
+         {urc("#XTCPCLI: -104,\"disconnected\"")}},
+        {"disconnected_is_urc_during_other_command", "2.9.0",
+         {C("+CEREG"), F("\r\n#XTCPCLI: -104,\"disconnected\"\r\n\r\n+CEREG: 5,1\r\n\r\nOK\r\n")},
+         {urc("#XTCPCLI: -104,\"disconnected\""), info("+CEREG: 5,1"), ok()}},
+        {"prefix_needs_colon_boundary", "2.9.0", {C("#XTCP"), F("\r\n#XTCPCLI: 0,\"connected\"\r\n\r\nOK\r\n")},
+         {urc("#XTCPCLI: 0,\"connected\""), ok()}},
+        {"hangup_ok_before_urc", "2.9.0", {C("#XTCPHANGUP"), F("\r\nOK\r\n\r\n#XTCPSVR: 0,\"disconnected\"\r\n")},
+         {ok(), urc("#XTCPSVR: 0,\"disconnected\"")}},
+        {"udpsvr_failure_typo_is_info", "2.9.0", {C("#XUDPSVR"), F("\r\n#UDPSVR: -115,\"not started\"\r\n\r\nERROR\r\n")},
+         {info("#UDPSVR: -115,\"not started\""), error()}},
+        {"stray_ok_without_command_is_urc", "2.9.0", {F("\r\nOK\r\n")}, {urc("OK")}},
+        {"second_ok_after_final_is_urc", "2.9.0", {C(""), F("\r\nOK\r\n\r\nOK\r\n")}, {ok(), urc("OK")}},
+        {"pending_until_final", "2.9.0", {C("#XTCPCLI"), F("\r\n#XTCPCLI: 0,\"connected\"\r\n")},
+         {info("#XTCPCLI: 0,\"connected\"")}, LinkMode::command, true},
+
+        // --- Ready (reference 1 "Boot and wake banner", 6 "Reset") ---
+        {"ready_at_boot", "2.9.0", {F("Ready\r\n")}, {ready}},
+        {"ready_after_reset_command", "2.9.0", {C(""), F("\r\nOK\r\nReady\r\n")}, {ok(), ready}},
+        {"ready_clears_pending_command", "2.9.0", {C("#XTCPCLI"), F("\r\n#XTCPCLI: 0,\"connected\"\r\nReady\r\n")},
+         {info("#XTCPCLI: 0,\"connected\""), ready}, LinkMode::command, false},
+        {"ready_behind_power_on_noise", "2.9.0", {F(std::string("\0\xff", 2) + "Ready\r\n")},
+         {junk(std::string("\0\xff", 2)), ready}},
+        {"ready_inside_text_is_not_a_banner", "2.9.0", {F("\r\nNot Ready\r\n")}, {urc("Not Ready")}},
+        {"ready_while_entering_data_mode", "2.9.0", {D(), F("Ready\r\n")}, {ready}},
+        {"ready_after_idle_wake", "2.9.0", {F("\r\n+CEREG: 1\r\nReady\r\n\r\n#XTCPDATA: 2\r\nhi")},
+         {urc("+CEREG: 1"), ready, tcp("hi")}},
+
+        // --- header-first receive, v2.3+ (reference 3) ---
+        {"tcpdata", "2.9.0", {F("\r\n#XTCPDATA: 5\r\nhello")}, {tcp("hello")}},
+        {"tcpdata_payload_looks_like_ok", "2.9.0", {C(""), F("\r\n#XTCPDATA: 6\r\nOK\r\n\r\n\r\nOK\r\n")},
+         {tcp("OK\r\n\r\n"), ok()}},
+        {"tcpdata_between_info_and_ok", "2.9.0",
+         {C("#XTCPSEND"), F("\r\n#XTCPSEND: 5\r\n\r\n#XTCPDATA: 4\r\nOK\r\n\r\nOK\r\n")},
+         {info("#XTCPSEND: 5"), tcp("OK\r\n"), ok()}},
+        {"tcpdata_back_to_back", "2.9.0", {F("\r\n#XTCPDATA: 3\r\nabc\r\n#XTCPDATA: 2\r\nde")}, {tcp("abc"), tcp("de")}},
+        {"tcpdata_binary_payload", "2.9.0", {F(std::string("\r\n#XTCPDATA: 4\r\n\0\r\xff\n", 20))},
+         {tcp(std::string("\0\r\xff\n", 4))}},
+        {"tcpdata_payload_contains_ready", "2.9.0", {F("\r\n#XTCPDATA: 7\r\nReady\r\n")}, {tcp("Ready\r\n")}},
+        {"tcpdata_zero_length", "2.9.0", {F("\r\n#XTCPDATA: 0\r\n\r\n+CEREG: 1\r\n")}, {tcp(""), urc("+CEREG: 1")}},
+        {"tcpdata_max_chunk", "2.9.0", {F("\r\n#XTCPDATA: 2048\r\n" + std::string(2048, 'z'))}, {tcp(std::string(2048, 'z'))}},
+        {"tcpdata_over_chunk_is_urc", "2.9.0", {F("\r\n#XTCPDATA: 2049\r\n")}, {urc("#XTCPDATA: 2049")}},
+        {"tcpdata_leading_zero_is_urc", "2.9.0", {F("\r\n#XTCPDATA: 05\r\nhello")}, {urc("#XTCPDATA: 05")}},
+        {"tcpdata_overflow_is_urc", "2.9.0", {F("\r\n#XTCPDATA: 18446744073709551621\r\n")},
+         {urc("#XTCPDATA: 18446744073709551621")}},
+        {"tcpdata_negative_is_urc", "2.9.0", {F("\r\n#XTCPDATA: -5\r\n")}, {urc("#XTCPDATA: -5")}},
+        {"junk_after_payload_is_discarded", "2.9.0", {F("\r\n#XTCPDATA: 3\r\nabcde\r\n\r\n+CEREG: 1\r\n")},
+         {tcp("abc"), junk("de\r\n"), urc("+CEREG: 1")}},
+        {"udpdata_size_only_v27", "2.7.0", {F("\r\n#XUDPDATA: 5\r\nhello")}, {udp("hello")}},
+        {"udpdata_client_v29", "2.9.0", {F("\r\n#XUDPDATA: 9,\"::\",0\r\ndatagram!")}, {udp_from("datagram!", "::", 0)}},
+        {"udpdata_server_v29", "2.9.0", {F("\r\n#XUDPDATA: 7,\"192.168.1.100\",24210\r\nabc\r\nde")},
+         {udp_from("abc\r\nde", "192.168.1.100", 24210)}},
+        {"udpdata_bad_port_is_urc", "2.9.0", {F("\r\n#XUDPDATA: 1,\"1.2.3.4\",65536\r\n")},
+         {urc("#XUDPDATA: 1,\"1.2.3.4\",65536")}},
+        {"tcpdata_with_address_is_urc", "2.9.0", {F("\r\n#XTCPDATA: 1,\"1.2.3.4\",1\r\n")},
+         {urc("#XTCPDATA: 1,\"1.2.3.4\",1")}},
+
+        // --- data-first receive, v1.7-v2.2 (reference 3) ---
+        {"data_first_tcp", "2.2.0", {F("\r\n+CEREG: 1\r\nhello\r\n#XTCPDATA: 5\r\n")}, {urc("+CEREG: 1"), tcp("hello")}},
+        {"data_first_payload_with_lines", "2.2.0", {F("\r\n+CEREG: 1\r\na\r\nOK\r\nb\r\n#XTCPDATA: 8\r\n")},
+         {urc("+CEREG: 1"), tcp("a\r\nOK\r\nb")}},
+        {"data_first_payload_starting_with_crlf", "2.0.0", {F("\r\n+CEREG: 1\r\n\r\nhi\r\n#XTCPDATA: 4\r\n")},
+         {urc("+CEREG: 1"), tcp("\r\nhi")}},
+        {"data_first_udp", "1.7.0", {F("\r\n+CEREG: 5\r\nping\r\n#XUDPDATA: 4\r\n")}, {urc("+CEREG: 5"), udp("ping")}},
+        {"data_first_final_waits_for_idle", "2.2.0", {C("+CFUN"), F("\r\nOK\r\n")}, {ok()}},
+        {"data_first_payload_cuts_a_line", "2.2.0", {F("\r\n+CEREG: 1\r\nxyzabc\r\n#XTCPDATA: 3\r\n")},
+         {urc("+CEREG: 1"), junk("xyz"), tcp("abc")}},
+        {"data_first_claim_beyond_held_bytes", "2.2.0", {F("\r\nab\r\n"), I(), F("cd\r\n#XTCPDATA: 6\r\n")},
+         {urc("ab"), junk("cd\r\n"), urc("#XTCPDATA: 6")}},
+        {"data_first_lines_released_after_reach", "2.2.0",
+         {C(""), F("\r\nOK\r\n" + std::string(1300, 'p') + "\r\n#XTCPDATA: 1272\r\n")},
+         {ok(), junk(std::string(28, 'p')), tcp(std::string(1272, 'p'))}},
+        {"data_first_command_flushes_older_lines", "2.2.0",
+         {F("\r\n#XTCPCLI: -104,\"disconnected\"\r\n"), C("#XTCPCLI"), F("\r\nOK\r\n")},
+         {urc("#XTCPCLI: -104,\"disconnected\""), ok()}},
+
+        // --- data mode entry (reference 4) ---
+        {"data_mode_entry_ok", "2.9.0", {D(), F("\r\nOK\r\nhello\r\nOK\r\n")}, {ok(), raw("hello\r\nOK\r\n")}, LinkMode::data},
+        {"data_mode_entry_error", "2.9.0", {D(), F("\r\nERROR\r\n\r\n+CEREG: 1\r\n")}, {error(), urc("+CEREG: 1")}},
+        {"data_mode_raw_before_ok", "2.9.0", {D(), F("abc\r\nOK\r\ndef")}, {raw("abc"), ok(), raw("def")}, LinkMode::data},
+        {"data_mode_tcpdata_before_switch", "2.9.0", {D(), F("\r\n#XTCPDATA: 2\r\nhi\r\nOK\r\nraw")},
+         {tcp("hi"), ok(), raw("raw")}, LinkMode::data},
+        {"data_mode_immediate_v20", "2.0.0", {D(), F("xyz\r\nOK\r\n")}, {raw("xyz\r\nOK\r\n")}, LinkMode::data},
+        {"data_mode_raw_starting_like_ready", "2.9.0", {D(), F("Rea"), I(), F("\r\nOK\r\n")},
+         {raw("Rea"), ok()}, LinkMode::data},
+
+        // --- data mode exit ---
+        {"exit_v29", "2.9.0", {D(), F("\r\nOK\r\nhello"), X(), F("\r\n#XDATAMODE: 0\r\n\r\n+CEREG: 1\r\n")},
+         {ok(), raw("hello"), exited(0), urc("+CEREG: 1")}},
+        {"exit_data_before_status", "2.9.0", {D(), F("\r\nOK\r\n"), X(), F("tail\r\n#XDATAMODE: 0\r\n")},
+         {ok(), raw("tail"), exited(0)}},
+        {"exit_status_not_recognised_without_request", "2.9.0", {D(), F("\r\nOK\r\n\r\n#XDATAMODE: 0\r\n")},
+         {ok(), raw("\r\n#XDATAMODE: 0\r\n")}, LinkMode::data},
+        {"exit_ok_v20", "2.0.0", {D(), F("xyz"), X(), F("\r\nOK\r\n")}, {raw("xyz"), exited(0)}},
+        {"exit_error_v18", "1.8.0", {D(), X(), F("\r\nERROR\r\n")}, {exited(-5)}},
+        {"exit_requested_before_entry_ok", "2.9.0", {D(), X(), F("\r\nOK\r\n\r\n#XDATAMODE: 0\r\n")}, {ok(), exited(0)}},
+        {"exit_status_malformed_is_data", "2.9.0", {D(), F("\r\nOK\r\n"), X(), F("\r\n#XDATAMODE: 00\r\n")},
+         {ok(), raw("\r\n#XDATAMODE: 00\r\n")}, LinkMode::leaving_data_mode},
+        {"auto_exit_v24", "2.4.0",
+         {D(), F("\r\nOK\r\ndata\r\n#XDATAMODE: -104\r\n\r\n#XTCPCLI: -104,\"disconnected\"\r\n")},
+         {ok(), raw("data"), exited(-104), urc("#XTCPCLI: -104,\"disconnected\"")}},
+        {"auto_exit_v20_status_zero", "2.0.0", {D(), F("data\r\n#XDATAMODE: 0\r\n")}, {raw("data"), exited(0)}},
+
+        // --- peer loss in data mode ---
+        {"loss_urc_v26", "2.6.0",
+         {D(), F("\r\nOK\r\nab\r\n#XTCPCLI: -104,\"disconnected\"\r\ncd"), X(), F("\r\n#XDATAMODE: -104\r\n")},
+         {ok(), raw("ab"), urc("#XTCPCLI: -104,\"disconnected\""), raw("cd"), exited(-104)}},
+        {"loss_urc_not_on_v29", "2.9.0", {D(), F("\r\nOK\r\n\r\n#XTCPCLI: -104,\"disconnected\"\r\n")},
+         {ok(), raw("\r\n#XTCPCLI: -104,\"disconnected\"\r\n")}, LinkMode::data},
+        {"terminator_v27", "2.7.0", {D(), F("\r\nOK\r\ndata+++"), I(), X(), F("\r\n#XDATAMODE: -104\r\n")},
+         {ok(), raw("data"), peer_terminator, exited(-104)}},
+        {"plus_inside_payload_is_data", "2.9.0", {D(), F("\r\nOK\r\na+++b++c+"), I()}, {ok(), raw("a+++b++c+")},
+         LinkMode::data},
+        {"plus_at_end_then_status_zero_is_data", "2.9.0", {D(), F("\r\nOK\r\nx+++"), I(), X(), F("\r\n#XDATAMODE: 0\r\n")},
+         {ok(), raw("x"), peer_terminator, raw("+++"), exited(0)}},
+        {"plus_false_alarm_released_with_next_bytes", "2.9.0", {D(), F("\r\nOK\r\n+++"), I(), F("more")},
+         {ok(), peer_terminator, raw("+++more")}, LinkMode::data},
+        {"four_plus_last_three_are_candidate", "2.9.0", {D(), F("\r\nOK\r\na++++"), I()},
+         {ok(), raw("a+"), peer_terminator}, LinkMode::data},
+        {"terminator_crossing_host_exit", "2.9.0", {D(), F("\r\nOK\r\n"), X(), F("+++\r\n#XDATAMODE: -104\r\n")},
+         {ok(), exited(-104)}},
+        {"plus_ignored_before_v27", "2.6.0", {D(), F("\r\nOK\r\n+++"), I()}, {ok(), raw("+++")}, LinkMode::data},
+        {"udp_overflow_status", "2.9.0", {D(), F("\r\nOK\r\n"), X(), F("\r\n#XDATAMODE: -139\r\n")}, {ok(), exited(-139)}},
+
+        // --- noise, resynchronisation, limits ---
+        {"noise_then_resync", "2.9.0", {F(std::string("\0\xff\x13garbage\r\n\r\n+CEREG: 1\r\n", 25))},
+         {junk(std::string("\0\xff\x13garbage\r\n", 12)), urc("+CEREG: 1")}},
+        {"mid_line_start_is_fragment", "2.9.0", {C(""), F("EG: 1\r\n\r\nOK\r\n")}, {junk("EG: 1\r\n"), ok()}},
+        {"over_long_line", "2.9.0", {C(""), F("\r\n" + long_line + "\r\n\r\nOK\r\n")}, {junk(long_line + "\r\n"), ok()}},
+        {"line_at_limit_is_kept", "2.9.0", {F("\r\n" + std::string(4096, 'y') + "\r\n")}, {urc(std::string(4096, 'y'))}},
+        {"lone_cr_and_lf_are_text", "2.9.0", {F("\r\na\rb\nc\r\n")}, {urc("a\rb\nc")}},
+        {"unknown_line_is_urc", "2.9.0", {F("\r\n#XMODEM: FAULT,0x1,0x2\r\n")}, {urc("#XMODEM: FAULT,0x1,0x2")}},
+    };
+    return table;
+}
+
+class FramerTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FramerTable, WholeInput) {
+    const Case& c = GetParam();
+    Framer framer(profile(c.version));
+    EXPECT_EQ(run(framer.profile(), c.steps, whole, &framer), c.expected);
+    EXPECT_EQ(framer.mode(), c.final_mode);
+    EXPECT_EQ(framer.command_pending(), c.pending_after);
+}
+
+// Every single split point of every fed string.
+TEST_P(FramerTable, SplitAtEveryByte) {
+    const Case& c = GetParam();
+    const auto p = profile(c.version);
+    for (std::size_t step = 0; step < c.steps.size(); ++step) {
+        if (c.steps[step].kind != Step::feed) continue;
+        for (std::size_t at = 1; at < c.steps[step].arg.size(); ++at) {
+            auto split = [&](std::size_t i, const std::string& bytes) -> std::vector<std::string> {
+                if (i != step) return {bytes};
+                return {bytes.substr(0, at), bytes.substr(at)};
+            };
+            ASSERT_EQ(run(p, c.steps, split), c.expected) << "step " << step << " split at " << at;
+        }
+    }
+}
+
+TEST_P(FramerTable, OneByteAtATime) {
+    const Case& c = GetParam();
+    auto split = [](std::size_t, const std::string& bytes) {
+        std::vector<std::string> parts;
+        for (char ch : bytes) parts.emplace_back(1, ch);
+        return parts;
+    };
+    EXPECT_EQ(run(profile(c.version), c.steps, split), c.expected);
+}
+
+TEST_P(FramerTable, RandomChunks) {
+    const Case& c = GetParam();
+    for (unsigned seed = 0; seed < 50; ++seed) {
+        std::mt19937 rng(seed);
+        auto split = [&](std::size_t, const std::string& bytes) {
+            std::vector<std::string> parts;
+            for (std::size_t at = 0; at < bytes.size();) {
+                const std::size_t n = std::uniform_int_distribution<std::size_t>(1, 9)(rng);
+                parts.push_back(bytes.substr(at, n));
+                at += n;
+            }
+            return parts;
+        };
+        ASSERT_EQ(run(profile(c.version), c.steps, split), c.expected) << "seed " << seed;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Slm, FramerTable, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+// --- tests that look at more than the event list ---
+
+TEST(Framer, HeaderSplitAtEveryPositionAcrossTwoReadsAndIdle) {
+    // idle() between the pieces must not release a partial header as something else.
+    const std::string wire = "\r\n#XTCPDATA: 5\r\nhello\r\n#XUDPDATA: 2,\"::\",0\r\nhi";
+    for (std::size_t at = 1; at < wire.size(); ++at) {
+        Framer framer(profile("2.9.0"));
+        Events out;
+        framer.feed(wire.substr(0, at), out);
+        framer.idle(out);
+        framer.feed(wire.substr(at), out);
+        EXPECT_EQ(merged(out), (Events{tcp("hello"), udp_from("hi", "::", 0)})) << "split at " << at;
+    }
+}
+
+TEST(Framer, DataModeExitSplitAtEveryPosition) {
+    const std::string wire = "payload\r\n#XDATAMODE: -104\r\n\r\n+CEREG: 1\r\n";
+    for (std::size_t at = 1; at < wire.size(); ++at) {
+        Framer framer(profile("2.9.0"));
+        Events out;
+        framer.data_mode_requested();
+        framer.feed("\r\nOK\r\n", out);
+        framer.data_mode_exit_requested();
+        framer.feed(wire.substr(0, at), out);
+        framer.feed(wire.substr(at), out);
+        EXPECT_EQ(merged(out), (Events{ok(), raw("payload"), exited(-104), urc("+CEREG: 1")})) << at;
+    }
+}
+
+TEST(Framer, GarbageWithoutCrlfStaysBounded) {
+    Framer framer(profile("2.9.0"));
+    Events out;
+    const std::string chunk(1000, 'g');
+    for (int i = 0; i < 100; ++i) {
+        framer.feed(chunk, out);
+        ASSERT_LE(framer.buffered_bytes(), Framer::max_line_length + 2);
+    }
+    framer.feed("\r\n\r\nOK\r\n", out);
+    framer.command_sent("");
+    framer.feed("\r\nOK\r\n", out);
+    const Events events = merged(out);
+    ASSERT_EQ(events.size(), 3u);
+    EXPECT_EQ(std::get<Discarded>(events[0]).bytes, std::string(100000, 'g') + "\r\n");
+    EXPECT_EQ(events[1], urc("OK"));
+    EXPECT_EQ(events[2], ok());
+    EXPECT_EQ(framer.discarded_bytes(), 100002u);
+}
+
+TEST(Framer, DataFirstLookbackStaysBounded) {
+    Framer framer(profile("2.2.0"));
+    Events out;
+    for (int i = 0; i < 1000; ++i) {
+        framer.feed("\r\n+CEREG: 1\r\n", out);
+        ASSERT_LE(framer.buffered_bytes(), 2 * framer.profile().receive_chunk_max + Framer::max_line_length);
+    }
+    framer.idle(out);
+    EXPECT_EQ(out.size(), 1000u);
+    EXPECT_EQ(framer.buffered_bytes(), 0u);
+}
+
+TEST(Framer, ResetForgetsPartialPayloadAndMode) {
+    Framer framer(profile("2.9.0"));
+    Events out;
+    framer.data_mode_requested();
+    framer.feed("\r\nOK\r\n", out);
+    EXPECT_EQ(framer.mode(), LinkMode::data);
+    framer.reset();
+    EXPECT_EQ(framer.mode(), LinkMode::command);
+    framer.feed("\r\n#XTCPDATA: 10\r\nabc", out);
+    framer.reset();
+    EXPECT_EQ(framer.buffered_bytes(), 0u);
+    out.clear();
+    framer.feed("Ready\r\n", out);
+    EXPECT_EQ(out, (Events{ready}));
+}
+
+TEST(Framer, ModeTransitionsAreVisibleImmediately) {
+    Framer framer(profile("2.9.0"));
+    Events out;
+    framer.data_mode_requested();
+    EXPECT_EQ(framer.mode(), LinkMode::entering_data_mode);
+    EXPECT_TRUE(framer.command_pending());
+    framer.feed("\r\nOK\r\n", out);
+    EXPECT_EQ(framer.mode(), LinkMode::data);
+    EXPECT_FALSE(framer.command_pending());
+    framer.data_mode_exit_requested();
+    EXPECT_EQ(framer.mode(), LinkMode::leaving_data_mode);
+    framer.feed("\r\n#XDATAMODE: 0\r\n", out);
+    EXPECT_EQ(framer.mode(), LinkMode::command);
+}
+
+TEST(Framer, ProfileForV2_0EntersDataModeWithoutOk) {
+    Framer framer(profile("2.0.0"));
+    framer.data_mode_requested();
+    EXPECT_EQ(framer.mode(), LinkMode::data);
+    EXPECT_FALSE(framer.command_pending());
+}
+
+}  // namespace
+}  // namespace slmd::at

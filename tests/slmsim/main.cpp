@@ -1,0 +1,150 @@
+// slmsim: command-line entry point — parses options, builds the Simulator on a PtyLink, prints the
+// link path, serves until SIGTERM/SIGINT (exit 0, link removed).
+#include <signal.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <memory>
+
+#include "control.hpp"
+#include "pty_link.hpp"
+#include "simulator.hpp"
+#include "trace.hpp"
+
+namespace po = boost::program_options;
+using namespace slmsim;
+
+int main(int argc, char** argv) {
+  Config cfg;
+  std::string link, profile_name = "v2.9", control_path, trace_path, hosts, unmapped = "timeout";
+  std::string libmodem, ncs;
+  std::vector<std::string> maps;
+  po::options_description desc("slmsim — Serial LTE Modem firmware simulator on a pty");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "show this help")
+    ("link", po::value(&link), "symlink to create for the pty slave (required)")
+    ("baud", po::value(&cfg.baud)->default_value(115200), "line rate in both directions (8N1: baud/10 bytes/s); 0 = unpaced")
+    ("profile", po::value(&profile_name)->default_value("v2.9"), "firmware release: v2.0 … v2.9")
+    ("list-profiles", "print the known profiles and exit")
+    ("boot-delay-ms", po::value(&cfg.boot_delay_ms)->default_value(0), "delay before \"Ready\" at start and after each reboot")
+    ("attach-delay-ms", po::value(&cfg.attach_delay_ms)->default_value(200), "AT+CFUN=1 → +CEREG: 1 delay")
+    ("reset-delay-ms", po::value(&cfg.reset_delay_ms)->default_value(50), "AT#XRESET OK → reboot delay")
+    ("connect-timeout-ms", po::value(&cfg.connect_timeout_ms)->default_value(3000), "connect to an unmapped test address fails with ETIMEDOUT (-116) after this")
+    ("unmapped", po::value(&unmapped)->default_value("timeout"), "unmapped test addresses: timeout (-116) or unreachable (-118 at once)")
+    ("cgpaddr", po::value(&cfg.ipv4_address)->default_value("10.0.0.2"), "PDN IPv4 address reported by AT+CGPADDR")
+    ("cgpaddr6", po::value(&cfg.ipv6_address), "optional PDN IPv6 address reported by AT+CGPADDR")
+    ("listen-address", po::value(&cfg.listen_address)->default_value("127.0.0.1"), "host address the #XTCPSVR/#XUDPSVR sockets bind to")
+    ("hosts", po::value(&hosts), "hosts file (/etc/hosts format) for #XGETADDRINFO and the proxies")
+    ("map", po::value(&maps)->composing(), "map a test address or prefix to a local address, e.g. 203.0.113.0/24=127.0.0.1 (repeatable)")
+    ("control", po::value(&control_path), "AF_UNIX control socket for fault injection")
+    ("trace", po::value(&trace_path), "byte trace of both directions")
+    ("auto-connect", po::bool_switch(&cfg.auto_connect), "CFUN=1 at boot (CONFIG_SLM_AUTO_CONNECT)")
+    ("interleave-hold-ms", po::value(&cfg.interleave_hold_ms)->default_value(200), "interleave on: longest a proxy URC waits for a response to land in")
+    ("libmodem-version", po::value(&libmodem), "override the second #XSLMVER string")
+    ("ncs-version", po::value(&ncs), "override the first #XSLMVER string");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "slmsim: " << e.what() << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (vm.count("list-profiles")) {
+    for (const auto& n : profile_names()) std::cout << n << "\n";
+    return 0;
+  }
+  if (link.empty()) {
+    std::cerr << "slmsim: --link PATH is required\n";
+    return 2;
+  }
+  auto prof = find_profile(profile_name);
+  if (!prof) {
+    std::cerr << "slmsim: unknown profile " << profile_name << "\n";
+    return 2;
+  }
+  cfg.profile = *prof;
+  if (!libmodem.empty()) cfg.profile.libmodem_version = libmodem;
+  if (!ncs.empty()) cfg.profile.ncs_version = ncs;
+  if (unmapped == "unreachable") cfg.unmapped_unreachable = true;
+  else if (unmapped != "timeout") {
+    std::cerr << "slmsim: --unmapped must be timeout or unreachable\n";
+    return 2;
+  }
+  for (const auto& m : maps) {
+    if (!cfg.net.add_mapping(m)) {
+      std::cerr << "slmsim: bad --map " << m << "\n";
+      return 2;
+    }
+  }
+  if (!hosts.empty() && !cfg.net.load_hosts_file(hosts)) {
+    std::cerr << "slmsim: cannot read hosts file " << hosts << "\n";
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  boost::asio::io_context io;
+  std::unique_ptr<Trace> trace;
+  if (!trace_path.empty()) {
+    trace = std::make_unique<Trace>(trace_path);
+    if (!trace->ok()) {
+      std::cerr << "slmsim: cannot open trace file " << trace_path << "\n";
+      return 2;
+    }
+  }
+  PtyLink pty(io, cfg.baud, link);
+  Simulator sim(io, cfg, pty);
+  sim.set_trace(trace.get());
+  pty.on_receive([&sim](std::string_view b) { sim.host_bytes(b); });
+  pty.on_drain([&sim] { sim.tx_drained(); });
+  try {
+    pty.open();
+  } catch (const std::exception& e) {
+    std::cerr << "slmsim: " << e.what() << "\n";
+    return 1;
+  }
+  std::unique_ptr<ControlServer> control;
+  if (!control_path.empty()) {
+    try {
+      control = std::make_unique<ControlServer>(io, control_path, [&](std::string_view line) -> std::string {
+        if (line == "close-link") {
+          if (!pty.is_open()) return "error link already closed";
+          pty.close();
+          return "ok";
+        }
+        if (line == "reopen") {
+          if (pty.is_open()) return "error link is open";
+          try {
+            pty.open();
+          } catch (const std::exception& e) {
+            return std::string("error ") + e.what();
+          }
+          return "ok " + pty.link_path();
+        }
+        return sim.control(line);
+      });
+    } catch (const std::exception& e) {
+      std::cerr << "slmsim: control socket: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+
+  sim.start();
+  std::cout << link << std::endl;  // one line, flushed: the link is ready
+  io.run();
+
+  if (trace) trace->note("counters " + sim.stats().to_string());
+  control.reset();
+  pty.close();
+  return 0;
+}

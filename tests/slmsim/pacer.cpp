@@ -1,0 +1,33 @@
+// slmsim: implementation of the absolute-schedule pacer (see pacer.hpp).
+#include "pacer.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace slmsim {
+
+namespace {
+// A wake-up later than this after the schedule means the line was idle, not that we were slow.
+constexpr auto kIdleSlack = std::chrono::milliseconds(50);
+}  // namespace
+
+Pacer::clock::time_point Pacer::next_due() const {
+  if (!paced()) return clock::time_point{};
+  auto offset = std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(static_cast<double>(k_) * 1e9 / rate_)));
+  return t0_ + offset;
+}
+
+std::size_t Pacer::allowance(clock::time_point now) {
+  if (!paced()) return std::numeric_limits<std::size_t>::max();
+  if (idle_ || now > next_due() + kIdleSlack) {
+    t0_ = now;
+    k_ = 0;
+    idle_ = false;
+  }
+  auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0_).count();
+  // Byte 0 is due at t0, byte k at t0 + k/rate.
+  auto due = static_cast<std::uint64_t>(std::floor(static_cast<double>(elapsed) * rate_ / 1e9)) + 1;
+  return due > k_ ? static_cast<std::size_t>(due - k_) : 0;
+}
+
+}  // namespace slmsim

@@ -1,0 +1,66 @@
+// slmsim: builds the quirk table entries from the release number (see profile.hpp for the meaning of each field).
+#include "profile.hpp"
+
+namespace slmsim {
+
+namespace {
+
+Profile make(int minor) {
+  Profile p;
+  p.major = 2;
+  p.minor = minor;
+  p.name = "v2." + std::to_string(minor);
+  p.ncs_version = "2." + std::to_string(minor) + ".0";
+  p.libmodem_version = "2." + std::to_string(minor) + ".0";
+  auto ge = [&](int m) { return minor >= m; };
+
+  p.case_rule = ge(7) ? CaseRule::Sensitive : (ge(6) ? CaseRule::UpperCase : CaseRule::Insensitive);
+  p.skip_junk_before_at = ge(5);
+  p.max_line = ge(6) ? 4096 : 4095;
+  p.rx_disabled_while_executing = !ge(5);
+  p.header_first = ge(3);
+  p.rx_chunk = ge(3) ? 2048 : 1272;
+  p.max_payload = ge(3) ? 1024 : 1272;
+  p.udpdata_with_peer = ge(8);
+  p.udpsvr_sec_tag = ge(8);
+  p.udpsvr_fail_line = ge(8);
+  p.tcpcli_verify_params = ge(6);
+  p.udpcli_dtls_cid = ge(5);
+  p.strict_integers = ge(8);
+  p.space_before_param = ge(8);
+  p.ok_on_datamode_entry = ge(1);
+  p.xdatamode_on_exit = ge(1);
+  p.terminator = ge(5) ? TerminatorRule::Anywhere : TerminatorRule::TrailingOnTimeout;
+  p.peer_loss = ge(7)   ? PeerLossRule::NullModeRawTerminator
+                : ge(5) ? PeerLossRule::NullModeUrc
+                : ge(1) ? PeerLossRule::ExitWithError
+                        : PeerLossRule::ExitOk0;
+  p.hangup_ok_first = ge(7);
+  p.gai_family = ge(8);
+  p.tcpsend_datamode_unconnected = ge(9);
+  p.tcpsvr_sec_tag_wedges = ge(9);
+  p.modemreset = ge(5);
+  p.udp_notconn_enotconn = ge(5);
+  p.datactrl_rejects_zero = ge(9);
+  return p;
+}
+
+}  // namespace
+
+std::optional<Profile> find_profile(const std::string& name) {
+  std::string n = name;
+  if (!n.empty() && (n[0] == 'v' || n[0] == 'V')) n = n.substr(1);
+  if (n.size() > 4 && n.substr(n.size() - 2) == ".0") n = n.substr(0, n.size() - 2);
+  if (n.size() == 3 && n[0] == '2' && n[1] == '.' && n[2] >= '0' && n[2] <= '9') return make(n[2] - '0');
+  return std::nullopt;
+}
+
+std::vector<std::string> profile_names() {
+  std::vector<std::string> v;
+  for (int m = 0; m <= 9; ++m) v.push_back("v2." + std::to_string(m));
+  return v;
+}
+
+Profile default_profile() { return make(9); }
+
+}  // namespace slmsim

@@ -1,0 +1,563 @@
+// slmsim: core of the simulated firmware — input pumping, command dispatch, response framing, URC
+// routing, boot/reboot, the modem model (CFUN, CEREG, CGPADDR and a few harmless pass-through
+// commands) and the generic SLM commands (#XSLMVER, #XRESET, #XMODEMRESET, #XDATACTRL,
+// #XGETADDRINFO).
+#include "simulator.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cctype>
+#include <sstream>
+
+#include "newlib_errno.hpp"
+#include "trace.hpp"
+
+namespace slmsim {
+
+namespace asio = boost::asio;
+
+namespace {
+std::string upper(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return o;
+}
+}  // namespace
+
+std::string Stats::to_string() const {
+  std::ostringstream o;
+  o << "bytes_rx=" << bytes_rx << " bytes_tx=" << bytes_tx << " commands=" << commands << " oks=" << oks
+    << " errors=" << errors << " resets=" << resets << " urcs=" << urcs << " urcs_dropped=" << urcs_dropped
+    << " noise_bytes=" << noise_bytes << " datamode_entries=" << datamode_entries
+    << " tcp_connects=" << tcp_connects << " tcp_up_bytes=" << tcp_up_bytes << " tcp_down_bytes=" << tcp_down_bytes
+    << " udp_up_datagrams=" << udp_up_datagrams << " udp_down_datagrams=" << udp_down_datagrams;
+  return o.str();
+}
+
+Simulator::Simulator(asio::io_context& io, Config cfg, HostLine& line)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      p_(cfg_.profile),
+      line_(line),
+      asm_(cfg_.profile.max_line),
+      boot_timer_(io),
+      attach_timer_(io),
+      interleave_timer_(io),
+      dm_timer_(io),
+      connect_timer_(io) {}
+
+Simulator::~Simulator() { close_all_silently(); }
+
+void Simulator::start() { reboot(cfg_.boot_delay_ms); }
+
+// ---------------------------------------------------------------------------------------------
+// Input
+
+void Simulator::host_bytes(std::string_view chunk) {
+  if (chunk.empty()) return;
+  stats_.bytes_rx += chunk.size();
+  if (trace_) trace_->log("H>M", chunk);
+  if (booting_) return;                                        // nobody listens during a reboot
+  if (busy_ && p_.rx_disabled_while_executing) return;         // ≤v2.4: UART RX is off meanwhile
+  rx_.emplace_back(chunk);
+  pump();
+}
+
+void Simulator::schedule_pump() {
+  if (pump_posted_) return;
+  pump_posted_ = true;
+  asio::post(io_, [this, e = epoch_] {
+    pump_posted_ = false;
+    if (e == epoch_) pump();
+  });
+}
+
+void Simulator::pump() {
+  if (pumping_) return;
+  pumping_ = true;
+  while (!rx_.empty() && !busy_ && !booting_) {
+    std::string chunk = std::move(rx_.front());
+    rx_.pop_front();
+    if (mode_ == Mode::Command) {
+      for (std::size_t i = 0; i < chunk.size(); ++i) {
+        feed_command_byte(chunk[i]);
+        if (booting_) break;
+        if (busy_ || mode_ != Mode::Command) {
+          if (i + 1 < chunk.size()) rx_.push_front(chunk.substr(i + 1));
+          break;
+        }
+      }
+    } else {
+      dm_chunk(chunk);
+    }
+  }
+  pumping_ = false;
+}
+
+void Simulator::feed_command_byte(char c) {
+  switch (asm_.feed(c)) {
+    case LineAssembler::Event::None:
+      return;
+    case LineAssembler::Event::Overflow:
+      ++stats_.commands;
+      busy_ = true;
+      finish(false);
+      return;
+    case LineAssembler::Event::Line:
+      on_line(asm_.line());
+      return;
+  }
+}
+
+void Simulator::on_line(const std::string& line) {
+  ++stats_.commands;
+  if (hung_) return;  // control "hang": commands vanish unanswered
+  std::string_view s = line;
+  busy_ = true;
+  if (p_.skip_junk_before_at) {
+    auto j = skip_junk(s);
+    if (!j) return finish(false);
+    s = *j;
+  }
+  if (!grammar_ok(s)) return finish(false);
+  dispatch(split_command(s));
+}
+
+bool Simulator::match_slm(const Cmd& c, const char* name) const {
+  switch (p_.case_rule) {
+    case CaseRule::Sensitive:
+      return c.at == "AT" && c.name == name;
+    case CaseRule::UpperCase:
+    case CaseRule::Insensitive:
+      return upper(c.name) == name;
+  }
+  return false;
+}
+
+void Simulator::dispatch(const Cmd& c) {
+  struct Entry {
+    const char* name;
+    void (Simulator::*fn)(const Cmd&);
+    bool available;
+  };
+  const Entry table[] = {
+      {"#XSLMVER", &Simulator::cmd_slmver, true},
+      {"#XRESET", &Simulator::cmd_reset, true},
+      {"#XMODEMRESET", &Simulator::cmd_modemreset, p_.modemreset},
+      {"#XDATACTRL", &Simulator::cmd_datactrl, true},
+      {"#XGETADDRINFO", &Simulator::cmd_getaddrinfo, true},
+      {"#XTCPCLI", &Simulator::cmd_tcpcli, true},
+      {"#XTCPSVR", &Simulator::cmd_tcpsvr, true},
+      {"#XTCPSEND", &Simulator::cmd_tcpsend, true},
+      {"#XTCPHANGUP", &Simulator::cmd_tcphangup, true},
+      {"#XUDPCLI", &Simulator::cmd_udpcli, true},
+      {"#XUDPSVR", &Simulator::cmd_udpsvr, true},
+      {"#XUDPSEND", &Simulator::cmd_udpsend, true},
+  };
+  for (const auto& e : table) {
+    if (e.available && match_slm(c, e.name)) return (this->*e.fn)(c);
+  }
+  modem_command(c);  // not intercepted: the modem answers
+}
+
+std::optional<std::vector<Param>> Simulator::params(const Cmd& c) const {
+  return parse_params(c.args, p_.strict_integers, p_.space_before_param);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+void Simulator::emit(std::string bytes) {
+  if (bytes.empty()) return;
+  stats_.bytes_tx += bytes.size();
+  if (trace_) trace_->log("M>H", bytes);
+  line_.write(std::move(bytes));
+}
+
+void Simulator::info(const std::string& line) {
+  emit(crlf(line));
+  if (interleave_) flush_interleave();  // the legal-but-nasty spot: between a response line and OK
+}
+
+void Simulator::finish(bool ok) {
+  if (!busy_) return;
+  if (interleave_) flush_interleave();
+  emit(ok ? "\r\nOK\r\n" : "\r\nERROR\r\n");
+  ++(ok ? stats_.oks : stats_.errors);
+  busy_ = false;
+  auto urcs = std::move(deferred_modem_urcs_);
+  deferred_modem_urcs_.clear();
+  for (auto& u : urcs) modem_urc(u);
+  schedule_pump();
+}
+
+void Simulator::modem_reply(const std::vector<std::string>& lines, bool ok) {
+  // Pass-through framing: CRLF before the modem's text, and another before the final result if
+  // information lines precede it. One TX write.
+  std::string out;
+  if (!lines.empty()) {
+    out = "\r\n";
+    for (const auto& l : lines) out += l + "\r\n";
+  }
+  out += ok ? "\r\nOK\r\n" : "\r\nERROR\r\n";
+  if (!busy_) return;
+  emit(std::move(out));
+  ++(ok ? stats_.oks : stats_.errors);
+  busy_ = false;
+  auto urcs = std::move(deferred_modem_urcs_);
+  deferred_modem_urcs_.clear();
+  for (auto& u : urcs) modem_urc(u);
+  schedule_pump();
+}
+
+void Simulator::modem_urc(const std::string& text) {
+  if (booting_ || mode_ != Mode::Command) {
+    ++stats_.urcs_dropped;  // data mode and null mode: dropped, not buffered
+    return;
+  }
+  if (busy_) {
+    deferred_modem_urcs_.push_back(text);  // the AT host workqueue: only between commands
+    return;
+  }
+  ++stats_.urcs;
+  emit(crlf(text));
+}
+
+void Simulator::proxy_urc(std::vector<std::string> writes) {
+  ++stats_.urcs;
+  if (interleave_ && mode_ == Mode::Command) {
+    interleave_q_.push_back(std::move(writes));
+    if (!interleave_timer_armed_) {
+      interleave_timer_armed_ = true;
+      interleave_timer_.expires_after(std::chrono::milliseconds(cfg_.interleave_hold_ms));
+      interleave_timer_.async_wait([this, e = epoch_](const boost::system::error_code& ec) {
+        if (ec || e != epoch_) return;
+        interleave_timer_armed_ = false;
+        flush_interleave();
+      });
+    }
+    return;
+  }
+  for (auto& w : writes) emit(std::move(w));
+}
+
+void Simulator::flush_interleave() {
+  while (!interleave_q_.empty()) {
+    auto u = std::move(interleave_q_.front());
+    interleave_q_.pop_front();
+    if (u.size() == 2 && !interleave_q_.empty()) {
+      // Another URC between a receive header and its payload: also legal (two separate writes).
+      emit(std::move(u[0]));
+      auto v = std::move(interleave_q_.front());
+      interleave_q_.pop_front();
+      for (auto& w : v) emit(std::move(w));
+      emit(std::move(u[1]));
+    } else {
+      for (auto& w : u) emit(std::move(w));
+    }
+  }
+}
+
+void Simulator::when_tx_ready(std::function<void()> fn) {
+  if (line_.backlog() < kTxHigh) {
+    fn();
+  } else {
+    tx_waiters_.push_back(std::move(fn));
+  }
+}
+
+void Simulator::tx_drained() {
+  if (line_.backlog() >= kTxHigh) return;
+  auto w = std::move(tx_waiters_);
+  tx_waiters_.clear();
+  for (auto& f : w) f();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Boot and reboot
+
+void Simulator::close_all_silently() {
+  boost::system::error_code ec;
+  ++tcp_.gen;
+  if (tcp_.sock) tcp_.sock->close(ec);
+  if (tcp_.acceptor) tcp_.acceptor->close(ec);
+  auto tgen = tcp_.gen, agen = tcp_.agen;
+  tcp_abort_writes();
+  tcp_ = Tcp{};
+  tcp_.gen = tgen;
+  tcp_.agen = agen + 1;
+  ++udp_.gen;
+  if (udp_.sock) udp_.sock->close(ec);
+  auto ugen = udp_.gen;
+  udp_ = Udp{};
+  udp_.gen = ugen;
+  fds_.reset();
+}
+
+void Simulator::reboot(int delay_ms) {
+  ++epoch_;
+  booting_ = true;
+  close_all_silently();
+  boot_timer_.cancel();
+  attach_timer_.cancel();
+  interleave_timer_.cancel();
+  interleave_timer_armed_ = false;
+  dm_timer_.cancel();
+  connect_timer_.cancel();
+  rx_.clear();
+  asm_.reset();
+  busy_ = false;
+  mode_ = Mode::Command;
+  deferred_modem_urcs_.clear();
+  interleave_q_.clear();
+  tx_waiters_.clear();
+  cfun_ = 0;
+  cereg_n_ = 0;
+  reg_stat_ = 0;
+  cmee_ = 0;
+  udp_stale_peer_.clear();
+  dm_buf_.clear();
+  dm_hold_.clear();
+  dm_error_ = 0;
+  datactrl_ = 0;
+  auto ready = [this, e = epoch_] {
+    if (e != epoch_) return;
+    booting_ = false;
+    emit("Ready\r\n");
+    if (cfg_.auto_connect) set_cfun(1);
+  };
+  if (delay_ms <= 0) {
+    ready();
+    return;
+  }
+  boot_timer_.expires_after(std::chrono::milliseconds(delay_ms));
+  boot_timer_.async_wait([ready](const boost::system::error_code& ec) {
+    if (!ec) ready();
+  });
+}
+
+int Simulator::alloc_fd() {
+  for (int i = 0; i < 8; ++i) {
+    if (!fds_.test(i)) {
+      fds_.set(i);
+      return i;
+    }
+  }
+  return -1;
+}
+
+void Simulator::free_fd(int& fd) {
+  if (fd >= 0 && fd < 8) fds_.reset(fd);
+  fd = -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The modem (pass-through commands)
+
+std::string Simulator::cereg_text(bool urc) const {
+  std::string s = "+CEREG: ";
+  if (!urc) s += std::to_string(cereg_n_) + ",";
+  s += std::to_string(reg_stat_);
+  if (cereg_n_ >= 2) {
+    if (reg_stat_ == 1 || reg_stat_ == 5) {
+      s += ",\"0001\",\"01A2B3C4\",7";
+      if (cereg_n_ >= 4) s += ",,,\"11100000\",\"11100000\"";
+    } else if (reg_stat_ == 2) {
+      s += ",\"FFFE\",\"FFFFFFFF\",7";
+    }
+  }
+  return s;
+}
+
+void Simulator::set_reg(int stat) {
+  if (stat == reg_stat_) return;
+  bool was_attached = attached();
+  reg_stat_ = stat;
+  if (cereg_n_ >= 1) modem_urc(cereg_text(true));
+  if (was_attached && !attached()) network_lost();
+}
+
+void Simulator::network_lost() {
+  // libmodem reports POLLHUP on the proxies' sockets.
+  if (tcp_.role == TcpRole::Client && tcp_.sock) tcp_lost(-nerr::ECONNRESET_);
+  else if (tcp_.role == TcpRole::Server && tcp_.sock) tcp_lost(-nerr::ECONNRESET_);
+  if (udp_.role == UdpRole::Client) udp_close(true, -nerr::ECONNRESET_);
+}
+
+void Simulator::set_cfun(int n) {
+  bool online = (n == 1 || n == 21 || n == 41);
+  bool offline = (n == 0 || n == 4 || n == 20 || n == 40 || n == 44);
+  if (n == 0 || n == 1 || n == 4) cfun_ = n;
+  if (online) {
+    cfun_ = 1;
+    if (attached() || reg_stat_ == 2) return;
+    if (!network_) {
+      asio::post(io_, [this, e = epoch_] {
+        if (e == epoch_ && cfun_ == 1 && reg_stat_ == 0) set_reg(2);
+      });
+      return;
+    }
+    asio::post(io_, [this, e = epoch_] {
+      if (e == epoch_ && cfun_ == 1 && reg_stat_ == 0) set_reg(2);
+    });
+    attach_timer_.expires_after(std::chrono::milliseconds(cfg_.attach_delay_ms));
+    attach_timer_.async_wait([this, e = epoch_](const boost::system::error_code& ec) {
+      if (ec || e != epoch_ || cfun_ != 1 || !network_) return;
+      set_reg(1);
+    });
+  } else if (offline) {
+    if (n == 0 || n == 4) cfun_ = n;
+    attach_timer_.cancel();
+    set_reg(0);
+  }
+}
+
+void Simulator::modem_command(const Cmd& c) {
+  std::string name = upper(c.name);
+  using K = Cmd::Kind;
+  auto ok = [this](std::vector<std::string> lines = {}) { modem_reply(lines, true); };
+  auto error = [this] { modem_reply({}, false); };
+
+  if (name.empty()) return c.kind == K::Action ? ok() : error();
+  if (name == "+CFUN") {
+    if (c.kind == K::Read) return ok({"+CFUN: " + std::to_string(cfun_)});
+    if (c.kind == K::Test) return ok({"+CFUN: (0,1,4,20,21,30,31,40,41,44)"});
+    if (c.kind != K::Set) return error();
+    auto ps = parse_params(c.args, false, true);
+    if (!ps || ps->empty() || (*ps)[0].type != Param::Type::Int) return error();
+    int n = static_cast<int>((*ps)[0].i);
+    static const int valid[] = {0, 1, 4, 20, 21, 30, 31, 40, 41, 44};
+    if (std::find(std::begin(valid), std::end(valid), n) == std::end(valid)) return error();
+    ok();
+    set_cfun(n);
+    return;
+  }
+  if (name == "+CEREG") {
+    if (c.kind == K::Read) return ok({cereg_text(false)});
+    if (c.kind == K::Test) return ok({"+CEREG: (0-5)"});
+    if (c.kind != K::Set) return error();
+    auto ps = parse_params(c.args, false, true);
+    if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Int) return error();
+    auto n = (*ps)[0].i;
+    if (n < 0 || n > 5) return error();
+    cereg_n_ = static_cast<int>(n);
+    return ok();
+  }
+  if (name == "+CGPADDR") {
+    std::string line = "+CGPADDR: 0,\"" + cfg_.ipv4_address + "\"";
+    if (!cfg_.ipv6_address.empty()) line += ",\"" + cfg_.ipv6_address + "\"";
+    if (c.kind == K::Test) return ok({"+CGPADDR: (0)"});
+    if (c.kind == K::Action) return attached() ? ok({line}) : ok();
+    if (c.kind != K::Set) return error();
+    auto ps = parse_params(c.args, false, true);
+    if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Int || (*ps)[0].i != 0) return error();
+    return attached() ? ok({line}) : error();
+  }
+  if (name == "+CMEE") {
+    if (c.kind == K::Read) return ok({"+CMEE: " + std::to_string(cmee_)});
+    if (c.kind == K::Test) return ok({"+CMEE: (0,1)"});
+    if (c.kind != K::Set) return error();
+    auto ps = parse_params(c.args, false, true);
+    if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Int || (*ps)[0].i < 0 || (*ps)[0].i > 1)
+      return error();
+    cmee_ = static_cast<int>((*ps)[0].i);
+    return ok();
+  }
+  if (c.kind == K::Action) {
+    if (name == "+CGMI") return ok({"Nordic Semiconductor ASA"});
+    if (name == "+CGMM") return ok({"nRF9160-SICA"});
+    if (name == "+CGMR") return ok({"mfw_nrf9160_1.3.5"});
+    if (name == "+CGSN") return ok({"352656100000000"});
+    if (name == "+CIMI") return ok({"001010123456789"});
+  }
+  // Harmless configuration commands the modem accepts.
+  static const char* harmless_set[] = {"+CNEC", "+CGEREP", "+CSCON", "%XSYSTEMMODE", "%CMNG", "+CPSMS",
+                                       "+CEDRXS", "%XBANDLOCK", "+CGDCONT", "%XDATAPRFL", "%REL14FEAT",
+                                       "%XPOFWARN", "%MDMEV", "%XTIME", "+CTZR", "%CESQ", "+CSCS"};
+  if (c.kind == K::Set) {
+    for (const char* h : harmless_set)
+      if (name == h) return ok();
+  }
+  return error();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic SLM commands
+
+void Simulator::cmd_slmver(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Action) return finish(false);
+  info("#XSLMVER: \"" + p_.ncs_version + "\",\"" + p_.libmodem_version + "\"");
+  finish(true);
+}
+
+void Simulator::cmd_reset(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Action) return finish(false);
+  finish(true);
+  booting_ = true;  // nothing is read between the OK and "Ready"
+  ++stats_.resets;
+  auto e = epoch_;
+  boot_timer_.expires_after(std::chrono::milliseconds(cfg_.reset_delay_ms));
+  boot_timer_.async_wait([this, e](const boost::system::error_code& ec) {
+    if (!ec && e == epoch_) reboot(cfg_.boot_delay_ms);
+  });
+}
+
+void Simulator::cmd_modemreset(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Action) return finish(false);
+  info("#XMODEMRESET: 0");
+  finish(true);
+  set_cfun(0);
+}
+
+int Simulator::dm_time_limit() const { return datactrl_ ? datactrl_ : cfg_.datamode_min_ms(); }
+
+void Simulator::cmd_datactrl(const Cmd& c) {
+  int min = cfg_.datamode_min_ms();
+  if (c.kind == Cmd::Kind::Read) {
+    info("#XDATACTRL: " + std::to_string(datactrl_) + "," + std::to_string(min));
+    return finish(true);
+  }
+  if (c.kind == Cmd::Kind::Test) {
+    info("#XDATACTRL=<time_limit>");
+    return finish(true);
+  }
+  if (c.kind != Cmd::Kind::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Int) return finish(false);
+  auto v = (*ps)[0].i;
+  if (v < min || v > 0x7fffffff || (p_.datactrl_rejects_zero && v == 0)) return finish(false);
+  datactrl_ = static_cast<int>(v);
+  finish(true);
+}
+
+void Simulator::cmd_getaddrinfo(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || ps->empty() || (*ps)[0].type != Param::Type::Str) return finish(false);
+  int family = 0;
+  if (ps->size() == 2) {
+    if (!p_.gai_family || (*ps)[1].type != Param::Type::Int || (*ps)[1].i < 0 || (*ps)[1].i > 2)
+      return finish(false);
+    family = static_cast<int>((*ps)[1].i);
+  } else if (ps->size() > 2) {
+    return finish(false);
+  }
+  const std::string& host = (*ps)[0].s;
+  if (host.size() > 127) return finish(false);
+  if (!attached()) {
+    info("#XGETADDRINFO: \"EAI_AGAIN\"");
+    return finish(false);
+  }
+  auto addrs = cfg_.net.resolve(host, family);
+  if (addrs.empty()) {
+    info("#XGETADDRINFO: \"EAI_NONAME\"");
+    return finish(false);
+  }
+  // Firmware bug (v1.9–v2.9): every entry prints the first result's address.
+  std::string list;
+  for (std::size_t i = 0; i < addrs.size(); ++i) list += (i ? " " : "") + addrs[0].to_string();
+  info("#XGETADDRINFO: \"" + list + "\"");
+  finish(true);
+}
+
+}  // namespace slmsim

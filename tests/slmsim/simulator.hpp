@@ -1,0 +1,241 @@
+// slmsim: the simulated SLM firmware. Owns the command-mode state machine, response framing, the
+// modem (CFUN/CEREG/CGPADDR) model and URC routing; the TCP and UDP proxies (tcp_proxy.cpp,
+// udp_proxy.cpp), data mode (data_mode.cpp) and the fault-injection commands (control.cpp) are
+// members implemented in their own files. It talks to the host through a byte interface:
+// host_bytes() in, HostLine::write() out, so tests can drive it in-process without a pty.
+#pragma once
+
+#include <bitset>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "at_params.hpp"
+#include "command_line.hpp"
+#include "net_map.hpp"
+#include "profile.hpp"
+
+namespace slmsim {
+
+struct Config {
+  Profile profile = default_profile();
+  unsigned baud = 115200;              // 0 = unpaced (time limits then use 115200)
+  int boot_delay_ms = 0;               // before "Ready" at start and after every reboot
+  int attach_delay_ms = 200;           // CFUN=1 → +CEREG: 1
+  int reset_delay_ms = 50;             // AT#XRESET OK → reboot
+  int connect_timeout_ms = 3000;       // unmapped documentation addresses: ETIMEDOUT after this
+  bool unmapped_unreachable = false;   // …or fail at once with EHOSTUNREACH
+  std::string ipv4_address = "10.0.0.2";
+  std::string ipv6_address;            // optional second +CGPADDR address
+  std::string listen_address = "127.0.0.1";
+  bool auto_connect = false;           // CONFIG_SLM_AUTO_CONNECT: CFUN=1 at boot
+  int interleave_hold_ms = 200;        // interleave on: longest a proxy URC waits for a response
+  NetMap net;
+
+  unsigned nominal_baud() const { return baud ? baud : 115200; }
+  int datamode_min_ms() const { return static_cast<int>(256u * 10u * 1000u / nominal_baud() + 10u); }
+};
+
+struct Stats {
+  std::uint64_t bytes_rx = 0, bytes_tx = 0, commands = 0, oks = 0, errors = 0, resets = 0;
+  std::uint64_t urcs = 0, urcs_dropped = 0, noise_bytes = 0, datamode_entries = 0;
+  std::uint64_t tcp_connects = 0, tcp_up_bytes = 0, tcp_down_bytes = 0;
+  std::uint64_t udp_up_datagrams = 0, udp_down_datagrams = 0;
+  std::string to_string() const;
+};
+
+// The modem → host direction of the UART: each write() is one atomic TX write.
+class HostLine {
+ public:
+  virtual ~HostLine() = default;
+  virtual void write(std::string bytes) = 0;
+  virtual std::size_t backlog() const { return 0; }  // bytes queued but not yet on the wire
+};
+
+class Trace;
+
+class Simulator {
+ public:
+  Simulator(boost::asio::io_context& io, Config cfg, HostLine& line);
+  ~Simulator();
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  void start();                            // power on: "Ready" after the boot delay
+  void host_bytes(std::string_view chunk); // one UART RX chunk from the host
+  void tx_drained();                       // the line's backlog fell: resume proxy reads
+  std::string control(std::string_view command);  // one control-socket command → reply line
+  void set_trace(Trace* t) { trace_ = t; }
+
+  const Stats& stats() const { return stats_; }
+  const Config& config() const { return cfg_; }
+  bool in_data_mode() const { return mode_ == Mode::Data; }
+  bool in_null_mode() const { return mode_ == Mode::Null; }
+  bool booting() const { return booting_; }
+  bool busy() const { return busy_; }
+
+  static constexpr std::size_t kTxHigh = 8192;  // proxy reads pause above this line backlog
+
+ private:
+  using tcp = boost::asio::ip::tcp;
+  using udp = boost::asio::ip::udp;
+  using Cmd = ParsedCommand;
+  enum class Mode { Command, Data, Null };
+  enum class TcpRole { None, Client, Server };
+  enum class UdpRole { None, Client, Server };
+  enum class DmTarget { Tcp, Udp };
+
+  // --- core (simulator.cpp)
+  void pump();
+  void schedule_pump();
+  void feed_command_byte(char c);
+  void on_line(const std::string& line);
+  void dispatch(const Cmd& c);
+  bool match_slm(const Cmd& c, const char* name) const;
+  void emit(std::string bytes);
+  void info(const std::string& line);
+  void finish(bool ok);
+  void modem_reply(const std::vector<std::string>& lines, bool ok);
+  void modem_urc(const std::string& text);
+  void proxy_urc(std::vector<std::string> writes);
+  void flush_interleave();
+  void when_tx_ready(std::function<void()> fn);
+  void reboot(int delay_ms);
+  void close_all_silently();
+  std::optional<std::vector<Param>> params(const Cmd& c) const;
+  static std::string crlf(const std::string& s) { return "\r\n" + s + "\r\n"; }
+  bool attached() const { return reg_stat_ == 1 || reg_stat_ == 5; }
+  int alloc_fd();
+  void free_fd(int& fd);
+
+  // modem commands
+  void modem_command(const Cmd& c);
+  void set_cfun(int n);
+  void set_reg(int stat);
+  std::string cereg_text(bool urc) const;
+  void network_lost();
+
+  // SLM generic commands
+  void cmd_slmver(const Cmd& c);
+  void cmd_reset(const Cmd& c);
+  void cmd_modemreset(const Cmd& c);
+  void cmd_datactrl(const Cmd& c);
+  void cmd_getaddrinfo(const Cmd& c);
+
+  // --- TCP proxy (tcp_proxy.cpp)
+  void cmd_tcpcli(const Cmd& c);
+  void cmd_tcpsvr(const Cmd& c);
+  void cmd_tcpsend(const Cmd& c);
+  void cmd_tcphangup(const Cmd& c);
+  void tcp_connect_done(const boost::system::error_code& ec, std::uint64_t epoch);
+  void tcp_fail_connect(int err);
+  void tcp_accept_loop();
+  void tcp_start_read();
+  void tcp_deliver(const std::string& data);
+  void tcp_lost(int cause);
+  void tcp_close_client();
+  void tcp_close_peer();
+  void tcp_stop_server();
+  void tcp_send(std::string data, std::function<void(const boost::system::error_code&, std::size_t)> done);
+  void tcp_write_next();
+  void tcp_abort_writes();
+  bool tcp_busy() const { return tcp_.role != TcpRole::None || tcp_.wedged || tcp_.connecting; }
+  std::string recv_header(const std::string& tag, std::size_t n, const std::string& peer) const;
+
+  // --- UDP proxy (udp_proxy.cpp)
+  void cmd_udpcli(const Cmd& c);
+  void cmd_udpsvr(const Cmd& c);
+  void cmd_udpsend(const Cmd& c);
+  void udp_start_read();
+  void udp_deliver(const std::string& data, const udp::endpoint& from);
+  void udp_close(bool urc, int cause);
+  void udp_send(std::string data, std::function<void(const boost::system::error_code&, std::size_t)> done);
+
+  // --- data mode (data_mode.cpp)
+  void enter_data_mode(DmTarget target);
+  void dm_chunk(const std::string& chunk);
+  void dm_append(const std::string& data);
+  void dm_flush();
+  void dm_restart_timer();
+  void dm_timer_fired();
+  void dm_exit_by_host();
+  void dm_link_lost(int err, DmTarget target, const std::string& urc);
+  int dm_time_limit() const;
+
+  boost::asio::io_context& io_;
+  Config cfg_;
+  const Profile& p_;
+  HostLine& line_;
+  Trace* trace_ = nullptr;
+  Stats stats_;
+  LineAssembler asm_;
+
+  std::deque<std::string> rx_;
+  bool pumping_ = false;
+  bool pump_posted_ = false;
+  bool busy_ = false;
+  bool booting_ = true;
+  bool hung_ = false;
+  bool interleave_ = false;
+  Mode mode_ = Mode::Command;
+  std::uint64_t epoch_ = 0;  // bumped on reboot; stale async completions compare and bail out
+  std::vector<std::string> deferred_modem_urcs_;
+  std::deque<std::vector<std::string>> interleave_q_;
+  std::vector<std::function<void()>> tx_waiters_;
+  boost::asio::steady_timer boot_timer_, attach_timer_, interleave_timer_, dm_timer_, connect_timer_;
+  bool interleave_timer_armed_ = false;
+
+  // modem
+  int cfun_ = 0;
+  int cereg_n_ = 0;
+  int reg_stat_ = 0;
+  bool network_ = true;  // control attach/detach
+  int cmee_ = 0;
+
+  std::bitset<8> fds_;
+
+  struct Tcp {
+    TcpRole role = TcpRole::None;
+    std::shared_ptr<tcp::socket> sock;  // the client socket, or the server's accepted peer
+    std::shared_ptr<tcp::acceptor> acceptor;
+    int handle = -1;  // client socket
+    int listen = -1;
+    int peer = -1;
+    int family = 0;
+    bool wedged = false;
+    bool connecting = false;
+    int pending_handle = -1;
+    std::uint64_t gen = 0;   // bumped when the client/peer socket goes away
+    std::uint64_t agen = 0;  // bumped when the acceptor goes away
+    std::deque<std::pair<std::string, std::function<void(const boost::system::error_code&, std::size_t)>>> wq;
+    bool writing = false;
+  } tcp_;
+
+  struct Udp {
+    UdpRole role = UdpRole::None;
+    std::shared_ptr<udp::socket> sock;
+    int handle = -1;
+    int family = 0;
+    bool blackhole = false;
+    std::optional<udp::endpoint> last_peer;
+    std::uint64_t gen = 0;
+  } udp_;
+  std::string udp_stale_peer_;  // "ip",port of the last server peer in this boot (v2.8+ client quirk)
+
+  DmTarget dm_target_ = DmTarget::Tcp;
+  std::string dm_buf_, dm_hold_;
+  int dm_error_ = 0;
+  int datactrl_ = 0;
+  std::uint64_t dm_timer_gen_ = 0;
+};
+
+}  // namespace slmsim

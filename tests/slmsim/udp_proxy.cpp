@@ -1,0 +1,245 @@
+// slmsim: the UDP proxy (#XUDPCLI, #XUDPSVR, #XUDPSEND, #XUDPDATA) backed by a real host UDP
+// socket. One proxy: a connected client, or a server that replies to the last peer heard from.
+#include <boost/asio/post.hpp>
+
+#include "newlib_errno.hpp"
+#include "simulator.hpp"
+
+namespace slmsim {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+void Simulator::cmd_udpcli(const Cmd& c) {
+  using K = Cmd::Kind;
+  if (c.kind == K::Read) {
+    info("#XUDPCLI: " + std::to_string(udp_.role == UdpRole::Client ? udp_.handle : -1) + "," +
+         std::to_string(udp_.family));
+    return finish(true);
+  }
+  if (c.kind == K::Test) {
+    if (p_.tcpcli_verify_params)
+      info("#XUDPCLI: (0,1,2),<url>,<port>,<sec_tag>,<use_dtls_cid>,<peer_verify>,<hostname_verify>");
+    else if (p_.udpcli_dtls_cid)
+      info("#XUDPCLI: (0,1,2),<url>,<port>,<sec_tag>,<use_dtls_cid>");
+    else
+      info("#XUDPCLI: (0,1,2),<url>,<port>,<sec_tag>");
+    return finish(true);
+  }
+  if (c.kind != K::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || (*ps)[0].type != Param::Type::Int) return finish(false);
+  auto op = (*ps)[0].i;
+  if (op == 0) {
+    if (ps->size() != 1) return finish(false);
+    if (udp_.role == UdpRole::Client) {
+      udp_close(false, 0);
+      info("#XUDPCLI: 0,\"disconnected\"");
+    }
+    return finish(true);
+  }
+  if (op != 1 && op != 2) return finish(false);
+  std::size_t max = p_.tcpcli_verify_params ? 7 : (p_.udpcli_dtls_cid ? 5 : 4);
+  if (ps->size() < 3 || ps->size() > max) return finish(false);
+  if ((*ps)[1].type != Param::Type::Str || (*ps)[2].type != Param::Type::Int) return finish(false);
+  for (std::size_t i = 3; i < ps->size(); ++i)
+    if ((*ps)[i].type != Param::Type::Int) return finish(false);
+  if (ps->size() >= 4 && (*ps)[3].i < 0) return finish(false);  // sec_tag must be ≥ 0
+  const std::string url = (*ps)[1].s;
+  auto port = (*ps)[2].i;
+  if (url.size() > 127 || port < 0 || port > 65535) return finish(false);
+  if (udp_.role != UdpRole::None) return finish(false);  // "socket is in use"
+
+  int fd = alloc_fd();
+  if (fd < 0) return finish(false);
+  auto fail = [this, &fd](int err) {
+    free_fd(fd);
+    info("#XUDPCLI: " + std::to_string(err) + ",\"not connected\"");
+    finish(false);
+  };
+  error_code ec;
+  (void)asio::ip::make_address(url, ec);
+  bool literal = !ec;
+  if (!attached()) return fail(literal ? -nerr::ENETDOWN_ : nerr::DNS_EAI_AGAIN_);
+  auto addrs = cfg_.net.resolve(url, op == 1 ? 1 : 2);
+  if (addrs.empty()) return fail(nerr::DNS_EAI_NONAME_);
+  auto target = cfg_.net.route(addrs.front());
+  auto sock = std::make_shared<udp::socket>(io_);
+  bool blackhole = false;
+  if (target.route == NetMap::Route::Blackhole) {
+    if (cfg_.unmapped_unreachable) return fail(-nerr::EHOSTUNREACH_);
+    blackhole = true;  // UDP connect has no handshake: "connected", datagrams vanish
+    sock->open(addrs.front().is_v4() ? udp::v4() : udp::v6(), ec);
+  } else {
+    udp::endpoint ep(target.address, static_cast<unsigned short>(port));
+    sock->open(ep.protocol(), ec);
+    if (!ec) sock->connect(ep, ec);
+  }
+  if (ec) return fail(-nerr::from(ec));
+  udp_.role = UdpRole::Client;
+  udp_.sock = sock;
+  udp_.handle = fd;
+  udp_.family = static_cast<int>(op);
+  udp_.blackhole = blackhole;
+  udp_.last_peer.reset();
+  ++udp_.gen;
+  info("#XUDPCLI: " + std::to_string(fd) + ",\"connected\"");
+  finish(true);
+  udp_start_read();
+}
+
+void Simulator::cmd_udpsvr(const Cmd& c) {
+  using K = Cmd::Kind;
+  if (c.kind == K::Read) {
+    info("#XUDPSVR: " + std::to_string(udp_.role == UdpRole::Server ? udp_.handle : -1) + "," +
+         std::to_string(udp_.family));
+    return finish(true);
+  }
+  if (c.kind == K::Test) {
+    info(p_.udpsvr_sec_tag ? "#XUDPSVR: (0,1,2),<port>,<sec_tag>" : "#XUDPSVR: (0,1,2),<port>");
+    return finish(true);
+  }
+  if (c.kind != K::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || (*ps)[0].type != Param::Type::Int) return finish(false);
+  auto op = (*ps)[0].i;
+  if (op == 0) {
+    if (ps->size() != 1 || udp_.role != UdpRole::Server) return finish(false);
+    udp_close(false, 0);
+    info("#XUDPSVR: 0,\"stopped\"");
+    return finish(true);
+  }
+  if (op != 1 && op != 2) return finish(false);
+  std::size_t max = p_.udpsvr_sec_tag ? 3 : 2;
+  if (ps->size() < 2 || ps->size() > max) return finish(false);
+  for (std::size_t i = 1; i < ps->size(); ++i)
+    if ((*ps)[i].type != Param::Type::Int) return finish(false);
+  auto port = (*ps)[1].i;
+  if (port < 0 || port > 65535) return finish(false);
+  if (udp_.role != UdpRole::None) return finish(false);
+  auto fail = [this](int err) {
+    // v2.8+ prints a failure line, with the "#UDPSVR" typo; v2.7 and earlier print none.
+    if (p_.udpsvr_fail_line) info("#UDPSVR: " + std::to_string(err) + ",\"not started\"");
+    finish(false);
+  };
+  if (ps->size() == 3) return fail(-nerr::ENOTSUP_);  // DTLS server needs native TLS
+  if (!attached()) return fail(-nerr::ENETDOWN_);
+  int fd = alloc_fd();
+  if (fd < 0) return finish(false);
+  error_code ec;
+  auto addr = asio::ip::make_address(cfg_.listen_address, ec);
+  if (ec) addr = asio::ip::make_address("127.0.0.1");
+  if (op == 2 && addr.is_v4()) addr = asio::ip::make_address("::1");
+  auto sock = std::make_shared<udp::socket>(io_);
+  udp::endpoint ep(addr, static_cast<unsigned short>(port));
+  sock->open(ep.protocol(), ec);
+  if (!ec) sock->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) sock->bind(ep, ec);
+  if (ec) {
+    free_fd(fd);
+    return fail(-nerr::from(ec));
+  }
+  udp_.role = UdpRole::Server;
+  udp_.sock = sock;
+  udp_.handle = fd;
+  udp_.family = static_cast<int>(op);
+  udp_.blackhole = false;
+  udp_.last_peer.reset();
+  ++udp_.gen;
+  info("#XUDPSVR: " + std::to_string(fd) + ",\"started\"");
+  finish(true);
+  udp_start_read();
+}
+
+void Simulator::udp_close(bool urc, int cause) {
+  auto role = udp_.role;
+  ++udp_.gen;
+  error_code ec;
+  if (udp_.sock) udp_.sock->close(ec);
+  udp_.sock.reset();
+  free_fd(udp_.handle);
+  udp_.role = UdpRole::None;
+  udp_.last_peer.reset();
+  if (!urc) return;
+  std::string text = role == UdpRole::Client ? "#XUDPCLI: " + std::to_string(cause) + ",\"disconnected\""
+                                             : "#XUDPSVR: " + std::to_string(cause) + ",\"stopped\"";
+  dm_link_lost(cause, DmTarget::Udp, crlf(text));
+}
+
+void Simulator::udp_start_read() {
+  auto sock = udp_.sock;
+  if (!sock) return;
+  auto g = udp_.gen;
+  when_tx_ready([this, sock, g] {
+    if (g != udp_.gen) return;
+    auto buf = std::make_shared<std::vector<char>>(p_.rx_chunk);
+    auto from = std::make_shared<udp::endpoint>();
+    sock->async_receive_from(asio::buffer(*buf), *from,
+                             [this, sock, g, buf, from](const error_code& ec, std::size_t n) {
+                               if (g != udp_.gen) return;
+                               if (ec == asio::error::operation_aborted) return;
+                               // ICMP errors on a connected UDP socket are not reported by the modem.
+                               if (!ec) udp_deliver(std::string(buf->data(), n), *from);
+                               udp_start_read();
+                             });
+  });
+}
+
+void Simulator::udp_deliver(const std::string& data, const udp::endpoint& from) {
+  ++stats_.udp_down_datagrams;
+  std::string peer;
+  if (udp_.role == UdpRole::Server) {
+    udp_.last_peer = from;
+    udp_stale_peer_ = "\"" + from.address().to_string() + "\"," + std::to_string(from.port());
+    peer = udp_stale_peer_;
+  } else {
+    // The client never fills in proxy.remote: a zeroed sockaddr prints as "::",0 — or a stale
+    // server peer if a server ran earlier in this boot.
+    peer = udp_stale_peer_.empty() ? "\"::\",0" : udp_stale_peer_;
+  }
+  if (mode_ == Mode::Data) return emit(data);
+  if (mode_ == Mode::Null) return;
+  std::string header = recv_header("#XUDPDATA", data.size(), p_.udpdata_with_peer ? peer : "");
+  if (p_.header_first) proxy_urc({header, data});
+  else proxy_urc({data, header});
+}
+
+void Simulator::udp_send(std::string data, std::function<void(const error_code&, std::size_t)> done) {
+  auto sock = udp_.sock;
+  auto buf = std::make_shared<std::string>(std::move(data));
+  auto cb = [this, buf, done](const error_code& ec, std::size_t n) {
+    (void)buf;  // kept alive until the send completes
+    if (!ec) ++stats_.udp_up_datagrams;
+    if (done) done(ec, n);
+  };
+  if (!sock) return asio::post(io_, [cb] { cb(asio::error::not_connected, 0); });
+  if (udp_.role == UdpRole::Client) {
+    if (udp_.blackhole) return asio::post(io_, [cb, n = buf->size()] { cb({}, n); });
+    sock->async_send(asio::buffer(*buf), cb);
+  } else {
+    if (!udp_.last_peer) return asio::post(io_, [cb] { cb(asio::error::not_connected, 0); });
+    sock->async_send_to(asio::buffer(*buf), *udp_.last_peer, cb);
+  }
+}
+
+void Simulator::cmd_udpsend(const Cmd& c) {
+  using K = Cmd::Kind;
+  if (c.kind == K::Action) {
+    if (udp_.role == UdpRole::None) return finish(false);  // -ENOTCONN
+    return enter_data_mode(DmTarget::Udp);
+  }
+  if (c.kind != K::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Str) return finish(false);
+  if ((*ps)[0].s.size() > p_.max_payload) return finish(false);
+  if (udp_.role == UdpRole::None) return finish(false);
+  if (udp_.role == UdpRole::Server && !udp_.last_peer) return finish(false);  // sendto fails
+  udp_send((*ps)[0].s, [this, e = epoch_](const error_code& ec, std::size_t n) {
+    if (e != epoch_) return;
+    if (ec) return finish(false);
+    info("#XUDPSEND: " + std::to_string(n));
+    finish(true);
+  });
+}
+
+}  // namespace slmsim

@@ -52,6 +52,7 @@ std::string Simulator::control(std::string_view line) {
     if (!tcp_.sock || tcp_.connecting) return "error no tcp connection";
     error_code ec;
     tcp_.sock->set_option(asio::socket_base::linger(true, 0), ec);  // close() sends RST
+    tcp_abortive_ = true;
     tcp_lost(-nerr::ECONNRESET_);
     return "ok";
   }

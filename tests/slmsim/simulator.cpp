@@ -277,17 +277,16 @@ void Simulator::tx_drained() {
 // Boot and reboot
 
 void Simulator::close_all_silently() {
-  boost::system::error_code ec;
   ++tcp_.gen;
-  if (tcp_.sock) tcp_.sock->close(ec);
-  if (tcp_.acceptor) tcp_.acceptor->close(ec);
+  retire(tcp_.sock, true);
+  retire(tcp_.acceptor);
   auto tgen = tcp_.gen, agen = tcp_.agen;
   tcp_abort_writes();
   tcp_ = Tcp{};
   tcp_.gen = tgen;
   tcp_.agen = agen + 1;
   ++udp_.gen;
-  if (udp_.sock) udp_.sock->close(ec);
+  retire(udp_.sock);
   auto ugen = udp_.gen;
   udp_ = Udp{};
   udp_.gen = ugen;

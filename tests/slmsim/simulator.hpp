@@ -63,6 +63,20 @@ class HostLine {
 
 class Trace;
 
+// Retires a socket that may have operations in flight: cancel them and let the socket close when
+// the last completion handler holding it has run. (Closing at once can race with an in-flight
+// io_uring operation on a descriptor number that a new socket immediately reuses.)
+template <typename Socket>
+void retire(std::shared_ptr<Socket>& s, bool shutdown = false) {
+  if (!s) return;
+  boost::system::error_code ec;
+  if constexpr (requires { s->shutdown(Socket::shutdown_both, ec); }) {
+    if (shutdown) s->shutdown(Socket::shutdown_both, ec);
+  }
+  s->cancel(ec);
+  s.reset();
+}
+
 class Simulator {
  public:
   Simulator(boost::asio::io_context& io, Config cfg, HostLine& line);
@@ -229,6 +243,7 @@ class Simulator {
     std::optional<udp::endpoint> last_peer;
     std::uint64_t gen = 0;
   } udp_;
+  bool tcp_abortive_ = false;
   std::string udp_stale_peer_;  // "ip",port of the last server peer in this boot (v2.8+ client quirk)
 
   DmTarget dm_target_ = DmTarget::Tcp;

@@ -83,7 +83,7 @@ void Simulator::cmd_tcpcli(const Cmd& c) {
   connect_timer_.async_wait([this, e, sock](const error_code& ec2) {
     if (ec2 || e != epoch_ || !tcp_.connecting) return;
     error_code ignored;
-    sock->close(ignored);  // the connect handler reports ETIMEDOUT
+    sock->cancel(ignored);  // the connect handler reports ETIMEDOUT
   });
   tcp::endpoint ep(target.address, static_cast<unsigned short>(port));
   sock->async_connect(ep, [this, e, sock](const error_code& ec2) {
@@ -131,9 +131,8 @@ void Simulator::tcp_abort_writes() {
 
 void Simulator::tcp_close_client() {
   ++tcp_.gen;
-  error_code ec;
-  if (tcp_.sock) tcp_.sock->close(ec);
-  tcp_.sock.reset();
+  retire(tcp_.sock, !tcp_abortive_);  // abortive (peer-reset): no FIN, the close sends RST
+  tcp_abortive_ = false;
   tcp_abort_writes();
   free_fd(tcp_.handle);
   tcp_.role = TcpRole::None;
@@ -141,9 +140,8 @@ void Simulator::tcp_close_client() {
 
 void Simulator::tcp_close_peer() {
   ++tcp_.gen;
-  error_code ec;
-  if (tcp_.sock) tcp_.sock->close(ec);
-  tcp_.sock.reset();
+  retire(tcp_.sock, !tcp_abortive_);  // abortive (peer-reset): no FIN, the close sends RST
+  tcp_abortive_ = false;
   tcp_abort_writes();
   free_fd(tcp_.peer);
 }
@@ -151,9 +149,7 @@ void Simulator::tcp_close_peer() {
 void Simulator::tcp_stop_server() {
   tcp_close_peer();
   ++tcp_.agen;
-  error_code ec;
-  if (tcp_.acceptor) tcp_.acceptor->close(ec);
-  tcp_.acceptor.reset();
+  retire(tcp_.acceptor);
   free_fd(tcp_.listen);
   tcp_.role = TcpRole::None;
 }

@@ -154,9 +154,7 @@ void Simulator::cmd_udpsvr(const Cmd& c) {
 void Simulator::udp_close(bool urc, int cause) {
   auto role = udp_.role;
   ++udp_.gen;
-  error_code ec;
-  if (udp_.sock) udp_.sock->close(ec);
-  udp_.sock.reset();
+  retire(udp_.sock);
   free_fd(udp_.handle);
   udp_.role = UdpRole::None;
   udp_.last_peer.reset();

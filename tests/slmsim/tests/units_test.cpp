@@ -64,7 +64,8 @@ TEST(Grammar, AcceptedAndRejectedForms) {
 }
 
 TEST(Grammar, SkipJunk) {
-  EXPECT_EQ(*skip_junk(std::string("\xff\x00zzAT+CFUN?", 11)), "AT+CFUN?");
+  const std::string junk("\xff\x00zzAT+CFUN?", 12);
+  EXPECT_EQ(*skip_junk(junk), "AT+CFUN?");
   EXPECT_EQ(*skip_junk("xxat#xslmver"), "at#xslmver");
   EXPECT_FALSE(skip_junk("garbage").has_value());
 }

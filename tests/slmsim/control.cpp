@@ -51,7 +51,8 @@ std::string Simulator::control(std::string_view line) {
   if (cmd == "peer-reset") {
     if (!tcp_.sock || tcp_.connecting) return "error no tcp connection";
     error_code ec;
-    tcp_.sock->set_option(asio::socket_base::linger(true, 0), ec);  // close() sends RST
+    tcp_.sock->set_option(asio::socket_base::linger(true, 0), ec);
+    tcp_.sock->close(ec);  // an explicit close honours linger 0: RST (a destructor would not)
     tcp_abortive_ = true;
     tcp_lost(-nerr::ECONNRESET_);
     return "ok";

@@ -223,10 +223,10 @@ void Simulator::modem_urc(const std::string& text) {
   emit(crlf(text));
 }
 
-void Simulator::proxy_urc(std::vector<std::string> writes) {
+void Simulator::proxy_urc(std::vector<std::string> writes, int source) {
   ++stats_.urcs;
   if (interleave_ && mode_ == Mode::Command) {
-    interleave_q_.push_back(std::move(writes));
+    interleave_q_.emplace_back(source, std::move(writes));
     if (!interleave_timer_armed_) {
       interleave_timer_armed_ = true;
       interleave_timer_.expires_after(std::chrono::milliseconds(cfg_.interleave_hold_ms));
@@ -243,13 +243,16 @@ void Simulator::proxy_urc(std::vector<std::string> writes) {
 
 void Simulator::flush_interleave() {
   while (!interleave_q_.empty()) {
-    auto u = std::move(interleave_q_.front());
+    auto [src, u] = std::move(interleave_q_.front());
     interleave_q_.pop_front();
-    if (u.size() == 2 && !interleave_q_.empty()) {
-      // Another URC between a receive header and its payload: also legal (two separate writes).
+    // A URC from the other proxy's thread between a receive header and its payload: also legal
+    // (two separate TX writes). URCs of the same thread never interleave with each other.
+    auto other = std::find_if(interleave_q_.begin(), interleave_q_.end(),
+                              [s = src](const auto& q) { return q.first != s; });
+    if (u.size() == 2 && other != interleave_q_.end()) {
+      auto v = std::move(other->second);
+      interleave_q_.erase(other);
       emit(std::move(u[0]));
-      auto v = std::move(interleave_q_.front());
-      interleave_q_.pop_front();
       for (auto& w : v) emit(std::move(w));
       emit(std::move(u[1]));
     } else {

@@ -120,7 +120,7 @@ class Simulator {
   void finish(bool ok);
   void modem_reply(const std::vector<std::string>& lines, bool ok);
   void modem_urc(const std::string& text);
-  void proxy_urc(std::vector<std::string> writes);
+  void proxy_urc(std::vector<std::string> writes, int source = 0);  // source: 0 TCP, 1 UDP thread
   void flush_interleave();
   void when_tx_ready(std::function<void()> fn);
   void reboot(int delay_ms);
@@ -203,7 +203,7 @@ class Simulator {
   Mode mode_ = Mode::Command;
   std::uint64_t epoch_ = 0;  // bumped on reboot; stale async completions compare and bail out
   std::vector<std::string> deferred_modem_urcs_;
-  std::deque<std::vector<std::string>> interleave_q_;
+  std::deque<std::pair<int, std::vector<std::string>>> interleave_q_;
   std::vector<std::function<void()>> tx_waiters_;
   boost::asio::steady_timer boot_timer_, attach_timer_, interleave_timer_, dm_timer_, connect_timer_;
   bool interleave_timer_armed_ = false;

@@ -161,6 +161,7 @@ void Simulator::udp_close(bool urc, int cause) {
   if (!urc) return;
   std::string text = role == UdpRole::Client ? "#XUDPCLI: " + std::to_string(cause) + ",\"disconnected\""
                                              : "#XUDPSVR: " + std::to_string(cause) + ",\"stopped\"";
+  if (mode_ == Mode::Command) return proxy_urc({crlf(text)}, 1);
   dm_link_lost(cause, DmTarget::Udp, crlf(text));
 }
 
@@ -198,8 +199,8 @@ void Simulator::udp_deliver(const std::string& data, const udp::endpoint& from) 
   if (mode_ == Mode::Data) return emit(data);
   if (mode_ == Mode::Null) return;
   std::string header = recv_header("#XUDPDATA", data.size(), p_.udpdata_with_peer ? peer : "");
-  if (p_.header_first) proxy_urc({header, data});
-  else proxy_urc({data, header});
+  if (p_.header_first) proxy_urc({header, data}, 1);
+  else proxy_urc({data, header}, 1);
 }
 
 void Simulator::udp_send(std::string data, std::function<void(const error_code&, std::size_t)> done) {

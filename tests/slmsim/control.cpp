@@ -132,7 +132,7 @@ struct Session : std::enable_shared_from_this<Session> {
 }  // namespace
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
-    : io_(io), path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
+    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
   ::unlink(path_.c_str());
   asio::local::stream_protocol::endpoint ep(path_);
   acceptor_.open(ep.protocol());

@@ -1,9 +1,10 @@
 // slmsim: command-line entry point — parses options, builds the Simulator on a PtyLink, prints the
 // link path, serves until SIGTERM/SIGINT (exit 0, link removed).
 #include <signal.h>
+#include <sys/signalfd.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <memory>
@@ -90,6 +91,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // SIGTERM/SIGINT arrive through a signalfd: blocked from the start, so none can slip past
+  // before the loop is ready, and independent of the reactor backend.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  int sfd = ::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) {
+    std::perror("slmsim: signalfd");
+    return 1;
+  }
 
   boost::asio::io_context io;
   std::unique_ptr<Trace> trace;
@@ -136,8 +149,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-  signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  boost::asio::posix::stream_descriptor signals(io, sfd);
+  signalfd_siginfo si{};
+  signals.async_read_some(boost::asio::buffer(&si, sizeof si),
+                          [&](const boost::system::error_code&, std::size_t) { io.stop(); });
 
   sim.start();
   std::cout << link << std::endl;  // one line, flushed: the link is ready

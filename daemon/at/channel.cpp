@@ -14,7 +14,7 @@ namespace {
 // own final result apart from a late final of the command that timed out.
 constexpr std::string_view resync_line = "AT+CFUN?";
 constexpr std::string_view resync_prefix = "+CFUN";
-constexpr std::chrono::milliseconds resync_timeout{3000};
+constexpr std::chrono::milliseconds resync_timeout{2000};
 // Held-back bytes (a possible frame start) are released after this much line silence.
 constexpr std::chrono::milliseconds idle_gap{50};
 // v1.7-v1.8 need a second of silence on both sides of "+++"; the margin covers timer and UART jitter.
@@ -93,7 +93,7 @@ void Channel::enter_data_mode(CommandRequest send_command, ResponseHandler handl
 
 void Channel::pump() {
     if (in_flight_ || framer_.mode() != LinkMode::command) return;
-    if (resync_needed_) {
+    if (resync_needed_ && !queue_.empty()) {
         auto probe = std::make_unique<Pending>();
         probe->request = {std::string(resync_line), std::string(resync_prefix), resync_timeout};
         probe->resync_probe = true;
@@ -134,7 +134,15 @@ void Channel::complete_in_flight(CommandResponse response) {
     command_timer_.cancel();
     auto done = std::move(in_flight_);
     if (done->resync_probe) {
-        if (!response.error) resync_needed_ = false;
+        if (!response.error) {
+            resync_needed_ = false;
+        } else if (!queue_.empty()) {
+            // The modem answers nothing at all: the next command would fare no better, so it fails now instead
+            // of waiting behind probes forever. Probing goes on while commands are queued.
+            auto next = std::move(queue_.front());
+            queue_.pop_front();
+            if (next->handler) next->handler(CommandResponse{make_error_code(ChannelError::timeout), {}, {}});
+        }
     } else if (done->handler) {
         SLMD_DEBUG("at: < {} ({})", done->request.line, response.describe());
         done->handler(std::move(response));

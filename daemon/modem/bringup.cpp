@@ -43,6 +43,19 @@ std::optional<BringupError> fatal_channel_error(const at::CommandResponse& respo
     return std::nullopt;
 }
 
+// Takes the request by reference: it lives in the caller's frame for the whole co_await. (GCC 12 miscompiles
+// prvalue class arguments of coroutines: the frame's copy ends up pointing into the caller's temporary.)
+asio::awaitable<at::CommandResponse> run_with_retries(at::Channel& channel, const at::CommandRequest& request,
+                                                      int attempts) {
+    at::CommandResponse response;
+    for (int attempt = 1; attempt <= attempts; ++attempt) {
+        response = co_await channel.async_command(request, asio::use_awaitable);
+        if (response.ok() || fatal_channel_error(response)) co_return response;
+        SLMD_WARN("modem: {} -> {} (attempt {}/{})", request.line, response.describe(), attempt, attempts);
+    }
+    co_return response;
+}
+
 }  // namespace
 
 const std::error_category& bringup_category() {
@@ -56,6 +69,12 @@ void RegistrationWatch::update(Registration status) {
     changed_.cancel();
 }
 
+void RegistrationWatch::note_reset() {
+    reset_noted_ = true;
+    current_.reset();
+    changed_.cancel();
+}
+
 asio::awaitable<void> RegistrationWatch::wait_change(std::chrono::steady_clock::time_point deadline) {
     changed_.expires_at(deadline);
     boost::system::error_code ignored;
@@ -64,15 +83,10 @@ asio::awaitable<void> RegistrationWatch::wait_change(std::chrono::steady_clock::
 
 asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch& registration,
                                          const BringupOptions& options) {
-    auto command = [&](std::string line, std::string prefix,
-                       std::chrono::milliseconds timeout = 5s) -> asio::awaitable<at::CommandResponse> {
-        at::CommandResponse response;
-        for (int attempt = 1; attempt <= options.command_attempts; ++attempt) {
-            response = co_await channel.async_command(at::CommandRequest{line, prefix, timeout}, asio::use_awaitable);
-            if (response.ok() || fatal_channel_error(response)) co_return response;
-            SLMD_WARN("modem: {} -> {} (attempt {}/{})", line, response.describe(), attempt, options.command_attempts);
-        }
-        co_return response;
+    // A "Ready" between two commands reboots the modem just as surely as one during a command.
+    auto rebooted = [&](const char* step) -> std::optional<BringupResult> {
+        if (!registration.reset_noted()) return std::nullopt;
+        return failure(BringupError::modem_reset, step);
     };
 
     // 1. Sync: the firmware may be booting (Ready comes by itself) or already up (answers AT).
@@ -80,8 +94,8 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     const auto sync_deadline = std::chrono::steady_clock::now() + options.sync_timeout;
     bool synced = false;
     while (std::chrono::steady_clock::now() < sync_deadline) {
-        auto response = co_await channel.async_command(at::CommandRequest{"AT", "", options.probe_interval},
-                                                       asio::use_awaitable);
+        const at::CommandRequest probe{"AT", "", options.probe_interval};
+        auto response = co_await channel.async_command(probe, asio::use_awaitable);
         if (response.ok()) {
             synced = true;
             break;
@@ -103,9 +117,12 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
                           "no answer to AT within " + std::to_string(options.sync_timeout.count()) + " ms");
     }
     SLMD_INFO("modem: in sync");
+    // Resets seen while syncing are part of getting in step; from here on one means starting over.
+    registration.clear();
 
     // 2. Release detection.
-    auto version_response = co_await command("AT#XSLMVER", "#XSLMVER");
+    const at::CommandRequest read_version{"AT#XSLMVER", "#XSLMVER", 5s};
+    auto version_response = co_await run_with_retries(channel, read_version, options.command_attempts);
     if (auto fatal = fatal_channel_error(version_response)) co_return failure(*fatal, "while reading #XSLMVER");
     if (!version_response.ok() || version_response.info.empty()) {
         co_return failure(BringupError::not_slm, "AT#XSLMVER answered " + version_response.describe());
@@ -123,13 +140,16 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
                 version->modem_library, info.profile.version.to_string());
 
     // 3. Registration URCs, then the radio.
-    registration.clear();
-    auto cereg = co_await command("AT+CEREG=" + std::to_string(options.cereg_mode), "");
+    if (auto reset = rebooted("after reading the release")) co_return *reset;
+    const at::CommandRequest enable_cereg{"AT+CEREG=" + std::to_string(options.cereg_mode), "", 5s};
+    auto cereg = co_await run_with_retries(channel, enable_cereg, options.command_attempts);
     if (auto fatal = fatal_channel_error(cereg)) co_return failure(*fatal, "while enabling +CEREG");
     if (!cereg.ok()) co_return failure(BringupError::command_failed, "AT+CEREG answered " + cereg.describe());
     SLMD_INFO("modem: registration URCs enabled");
+    if (auto reset = rebooted("after enabling +CEREG")) co_return *reset;
 
-    auto cfun = co_await command("AT+CFUN=1", "", 30s);
+    const at::CommandRequest radio_on{"AT+CFUN=1", "", 30s};
+    auto cfun = co_await run_with_retries(channel, radio_on, options.command_attempts);
     if (auto fatal = fatal_channel_error(cfun)) co_return failure(*fatal, "while switching the radio on");
     if (!cfun.ok()) co_return failure(BringupError::command_failed, "AT+CFUN=1 answered " + cfun.describe());
     SLMD_INFO("modem: radio on, waiting for registration");
@@ -144,25 +164,31 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
                                   (registration.current() ? to_string(*registration.current()) : "not registered") +
                                   " after " + std::to_string(options.register_timeout.count()) + " ms");
         }
-        auto read = co_await channel.async_command(at::CommandRequest{"AT+CEREG?", "+CEREG", 5s}, asio::use_awaitable);
+        const at::CommandRequest read_registration{"AT+CEREG?", "+CEREG", 5s};
+        auto read = co_await channel.async_command(read_registration, asio::use_awaitable);
         if (auto fatal = fatal_channel_error(read)) co_return failure(*fatal, "while waiting for registration");
         if (read.ok() && !read.info.empty()) {
             if (auto status = parse_cereg_read(read.info.front())) registration.update(*status);
         }
+        if (auto reset = rebooted("while waiting for registration")) co_return *reset;
         if (registration.current() && is_registered(*registration.current())) break;
         co_await registration.wait_change(std::min(register_deadline, now + options.registration_poll));
+        if (auto reset = rebooted("while waiting for registration")) co_return *reset;
     }
     info.registration = *registration.current();
     SLMD_NOTICE("modem: {}", to_string(info.registration));
 
     // 5. Address of the default PDP context.
-    auto address = co_await command("AT+CGPADDR=0", "+CGPADDR");
+    if (auto reset = rebooted("after registering")) co_return *reset;
+    const at::CommandRequest read_address{"AT+CGPADDR=0", "+CGPADDR", 5s};
+    auto address = co_await run_with_retries(channel, read_address, options.command_attempts);
     if (auto fatal = fatal_channel_error(address)) co_return failure(*fatal, "while reading the address");
     std::optional<PdpAddresses> parsed;
     if (address.ok() && !address.info.empty()) parsed = parse_cgpaddr(address.info.front());
     if (!parsed || (parsed->ipv4.empty() && parsed->ipv6.empty())) {
         co_return failure(BringupError::no_address, "AT+CGPADDR=0 answered " + address.describe());
     }
+    if (auto reset = rebooted("while reading the address")) co_return *reset;
     info.addresses = *parsed;
     SLMD_NOTICE("modem: address {}{}{}", info.addresses.ipv4, info.addresses.ipv6.empty() ? "" : " ",
                 info.addresses.ipv6);

@@ -48,19 +48,26 @@ enum class BringupError {
 const std::error_category& bringup_category();
 std::error_code make_error_code(BringupError error);
 
-// Registration state fed from +CEREG URCs; bring-up waits on it.
+// Registration state fed from +CEREG URCs, and whether the modem rebooted ("Ready") since bring-up began;
+// bring-up waits on it.
 class RegistrationWatch {
 public:
     explicit RegistrationWatch(boost::asio::any_io_executor executor) : changed_(executor) {}
     void update(Registration status);
+    void note_reset();
+    bool reset_noted() const { return reset_noted_; }
     std::optional<Registration> current() const { return current_; }
-    void clear() { current_.reset(); }
+    void clear() {
+        current_.reset();
+        reset_noted_ = false;
+    }
     // Returns when the status changes or the deadline passes.
     boost::asio::awaitable<void> wait_change(std::chrono::steady_clock::time_point deadline);
 
 private:
     boost::asio::steady_timer changed_;
     std::optional<Registration> current_;
+    bool reset_noted_ = false;
 };
 
 struct BringupResult {

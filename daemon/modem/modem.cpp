@@ -41,6 +41,7 @@ void Modem::start(FirstResultHandler on_first_result) {
         .ready =
             [this] {
                 reset_seen_ = true;
+                registration_.note_reset();
                 wake();
             },
         .proxy_data = {},
@@ -90,6 +91,7 @@ asio::awaitable<void> Modem::run() {
         }
         state_ = ModemState::bringing_up;
         reset_seen_ = false;
+        registration_.clear();
         auto result = co_await bring_up(channel_, registration_, options_.bringup);
         if (!*alive) co_return;
         if (!result.error) {

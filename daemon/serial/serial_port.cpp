@@ -110,6 +110,11 @@ void SerialPort::read_loop() {
                                 [this, alive = alive_](boost::system::error_code error, std::size_t n) {
                                     if (!*alive || closing_) return;
                                     if (error == asio::error::operation_aborted) return;
+                                    if (error == asio::error::interrupted || error == asio::error::would_block ||
+                                        error == asio::error::try_again) {
+                                        read_loop();  // a signal or a spurious wake-up, not a lost device
+                                        return;
+                                    }
                                     if (error || n == 0) {
                                         // EIO/EOF: the device vanished (USB unplugged, pty master closed).
                                         lost(error ? std::error_code(error)
@@ -143,6 +148,15 @@ void SerialPort::write_loop() {
                       [this, alive = alive_](boost::system::error_code error, std::size_t n) {
                           if (!*alive || closing_) return;
                           if (error == asio::error::operation_aborted) return;
+                          if (error == asio::error::interrupted || error == asio::error::would_block ||
+                              error == asio::error::try_again) {
+                              // Nothing of this chunk is known to be written only when n == 0; keep the rest.
+                              write_queue_.front().erase(0, n);
+                              queued_bytes_ -= n;
+                              bytes_written_ += n;
+                              write_loop();
+                              return;
+                          }
                           if (error) {
                               lost(error);
                               return;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>

@@ -231,3 +231,24 @@ TEST_F(ChannelTest, AsyncCommandWorksWithCallbacks) {
     ASSERT_TRUE(got);
     EXPECT_TRUE(got->ok());
 }
+
+TEST_F(ChannelTest, SilentModemFailsQueuedCommandsInsteadOfProbingForever) {
+    channel.submit({"AT", "", 30ms}, record());
+    run_until([&] { return responses.size() == 1; });
+    EXPECT_EQ(responses[0].error, ChannelError::timeout);
+    EXPECT_EQ(link.take(), "AT\r\n");
+    channel.submit({"AT", "", 30ms}, record());
+    EXPECT_EQ(link.take(), "AT+CFUN?\r\n") << "a probe goes before the next command after a timeout";
+    // The probe goes unanswered too: the queued command fails rather than waiting behind probes forever.
+    run_until([&] { return responses.size() == 2; });
+    EXPECT_EQ(responses[1].error, ChannelError::timeout);
+    EXPECT_EQ(link.take(), "") << "no further probe while nothing is queued";
+    // A modem that comes back answers the next probe, then the command.
+    channel.submit({"AT+CGPADDR=0", "+CGPADDR", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT+CFUN?\r\n");
+    channel.feed("\r\n+CFUN: 1\r\n\r\nOK\r\n");
+    EXPECT_EQ(link.take(), "AT+CGPADDR=0\r\n");
+    channel.feed("\r\n+CGPADDR: 0,\"10.0.0.2\"\r\n\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 3u);
+    EXPECT_TRUE(responses[2].ok());
+}

@@ -51,8 +51,18 @@ int slmsock_flow_status(uint64_t flow_id, struct slmsock_flow_status* status);
 /* shutdown() for a modem connection: SHUT_WR, SHUT_RD or SHUT_RDWR. */
 int slmsock_shutdown(uint64_t flow_id, int how);
 
+/* The same two calls naming the connection by its socket instead of its id: `data_local_port` is the local
+ * port (getsockname) of a socket whose peer (getpeername) is the data endpoint, 127.0.0.1 or ::1 at
+ * slmsock_data_port(). For code that holds only the fd (the preload shim, an fd inherited through exec). */
+int slmsock_flow_status_by_port(uint16_t data_local_port, struct slmsock_flow_status* status);
+int slmsock_shutdown_by_port(uint16_t data_local_port, int how);
+
+/* slmd's loopback data endpoint port (> 0), or a negative errno. Asks slmd each time. */
+int slmsock_data_port(void);
+
 /* Resolves `name` through the modem's DNS (#XGETADDRINFO). family: AF_UNSPEC, AF_INET or AF_INET6.
- * Fills up to `capacity` addresses (port 0) and sets *count. Returns 0 or a (negative) EAI_* value. */
+ * Fills up to `capacity` addresses (port 0) and sets *count. Returns 0 or a (negative) EAI_* value; when
+ * slmd cannot be asked (absent, refused, protocol error) it returns EAI_SYSTEM with errno set. */
 int slmsock_resolve(const char* name, int family, struct sockaddr_storage* addresses, size_t capacity,
                     size_t* count);
 
@@ -69,8 +79,12 @@ struct slmsock_status {
 /* The daemon's view of the modem. */
 int slmsock_status(struct slmsock_status* status);
 
-/* A static description of a negative return value (errno or EAI_*), for messages. */
+/* A static description of a return value that is a negative errno (0 gives "Success"), for messages. */
 const char* slmsock_strerror(int error);
+
+/* The same for slmsock_resolve()'s EAI_* results (gai_strerror). A separate call because glibc's EAI_*
+ * values are negative too and overlap errno numbers (EAI_NONAME == -2 == -ENOENT). */
+const char* slmsock_resolve_strerror(int eai_error);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,9 @@ inline constexpr std::size_t max_name_length = 253;     // a DNS name
 inline constexpr std::size_t max_addresses = 16;         // per RESOLVE reply
 inline constexpr std::size_t max_text_length = 256;      // any text field
 inline constexpr std::size_t credential_size = 24;       // flow id (8) + token (16), first bytes on a data connection
+// slmd's own connect timeout (ConnectRequest.timeout_ms == 0) must not exceed this: a blocking client waits
+// (timeout_ms, or this when 0) + 5 s for the reply before giving up with ETIMEDOUT.
+inline constexpr std::uint32_t max_default_connect_timeout_ms = 120000;
 
 enum class Family : std::uint8_t { unspecified = 0, ipv4 = 4, ipv6 = 6 };
 enum class Transport : std::uint8_t { tcp = 1, udp = 2 };
@@ -155,9 +158,13 @@ const char* to_string(DecodeError error);
 std::vector<std::uint8_t> encode(const Envelope& envelope);
 // Decodes one whole SEQPACKET message. Pure: any byte string gives an Envelope or a DecodeError.
 std::variant<Envelope, DecodeError> decode(std::span<const std::uint8_t> bytes);
+// The request_id of a message decode() refused, when its fixed header is there to read (≥ 8 bytes, right
+// magic; any version): slmd echoes it in the ErrorReply (-EPROTONOSUPPORT, -EBADMSG, ...).
+std::optional<std::uint32_t> peek_request_id(std::span<const std::uint8_t> bytes);
 
 // The credential a data connection presents first: flow id (little-endian) then token.
 std::array<std::uint8_t, credential_size> encode_credential(std::uint64_t flow_id, const Token& token);
+// Exactly credential_size bytes, else nullopt.
 std::optional<std::pair<std::uint64_t, Token>> decode_credential(std::span<const std::uint8_t> bytes);
 
 }  // namespace slmsock::wire

@@ -1,0 +1,603 @@
+// Owns: the client side of slmd's API — every function of slmsock.h. Each call opens its own SOCK_SEQPACKET
+// control connection, sends one request, reads one reply and closes: no global state, no threads, nothing to
+// reinitialise after fork and nothing a close storm can break. It is linked statically into the preload shim,
+// which calls it with its hooks switched off, so it uses plain libc, lets no exception out of the C API and has
+// no static constructors. Protocol: docs/api.md.
+
+// The shared library exports exactly the C API (everything else is -fvisibility=hidden); the static one
+// keeps even the API hidden, so the preload shim that embeds it does not re-export slmsock_* to the app.
+#ifndef SLMSOCK_STATIC_BUILD
+#pragma GCC visibility push(default)
+#endif
+#include "slmsock.h"
+#ifndef SLMSOCK_STATIC_BUILD
+#pragma GCC visibility pop
+#endif
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "wire.hpp"
+
+namespace {
+
+using namespace slmsock::wire;
+
+// How long to wait for slmd to answer a request it answers at once (everything but a blocking connect and a
+// resolve), and to finish the local steps (control connect on a full backlog, loopback connect).
+constexpr int local_wait_ms = 5000;
+// Added to a modem timeout: slmd answers when its own timeout fires; this is the margin for it to do so.
+constexpr std::int64_t reply_margin_ms = 5000;
+
+std::int64_t now_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+int clamp_wait(std::int64_t ms) { return ms > INT_MAX ? INT_MAX : ms < 0 ? 0 : static_cast<int>(ms); }
+
+// Only there to catch a reply that answers something else; any value that changes between calls will do.
+std::uint32_t new_request_id() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const std::uint32_t id = static_cast<std::uint32_t>(ts.tv_nsec) ^
+                             static_cast<std::uint32_t>(ts.tv_sec) * 2654435761u ^
+                             static_cast<std::uint32_t>(getpid()) << 16;
+    return id != 0 ? id : 1;
+}
+
+class Fd {
+public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() {
+        if (fd_ >= 0) close(fd_);  // not retried on EINTR: on Linux the fd is gone either way
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+// Waits for `events` on fd until the deadline, retrying EINTR. 0 when ready, -ETIMEDOUT or -errno.
+int wait_for(int fd, short events, std::int64_t deadline) {
+    for (;;) {
+        const std::int64_t left = deadline - now_ms();
+        if (left <= 0) return -ETIMEDOUT;
+        pollfd p{fd, events, 0};
+        const int r = poll(&p, 1, clamp_wait(left));
+        if (r > 0) return 0;
+        if (r < 0 && errno != EINTR) return -errno;
+    }
+}
+
+// Opens the control connection. Every way of "slmd is not there" is -ENETDOWN, at once.
+int control_connect() {
+    const char* path = slmsock_socket_path();
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    const std::size_t len = std::strlen(path);
+    if (len >= sizeof sa.sun_path) return -ENAMETOOLONG;
+    std::memcpy(sa.sun_path, path, len);
+    const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    // A blocking AF_UNIX connect waits while slmd's backlog is full, for at most SO_SNDTIMEO; the same
+    // bound covers the send.
+    const timeval tv{local_wait_ms / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    const auto sa_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + 1);
+    for (;;) {
+        if (connect(fd, reinterpret_cast<const sockaddr*>(&sa), sa_len) == 0) return fd;
+        const int e = errno;
+        if (e == EINTR) continue;  // an AF_UNIX connect is all-or-nothing: retrying is safe
+        if (e == EISCONN) return fd;
+        close(fd);
+        switch (e) {
+        case ENOENT:
+        case ENOTDIR:
+        case ECONNREFUSED:
+        case EACCES:
+        case EPERM:
+        case EAGAIN:  // backlog still full after SO_SNDTIMEO: slmd is not serving
+            return -ENETDOWN;
+        default:
+            return -e;
+        }
+    }
+}
+
+// One request, one reply. 0 with `reply` set, or a negative errno: -ENETDOWN (slmd absent or gone before
+// answering), -ETIMEDOUT (no answer within wait_ms), -EPROTO (a reply we cannot accept), or the -errno of an
+// ErrorReply (-EACCES, -EPROTONOSUPPORT, ...).
+int transact(const Message& request, std::int64_t wait_ms, Message& reply) {
+    const std::uint32_t id = new_request_id();
+    const std::vector<std::uint8_t> bytes = encode(Envelope{id, request});
+    const int raw = control_connect();
+    if (raw < 0) return raw;
+    const Fd fd(raw);
+    for (;;) {
+        const ssize_t n = send(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n == static_cast<ssize_t>(bytes.size())) break;
+        if (n >= 0) return -EPROTO;  // SEQPACKET sends all or nothing
+        const int e = errno;
+        if (e == EINTR) continue;
+        if (e == EPIPE || e == ECONNRESET) return -ENETDOWN;
+        if (e == EAGAIN) return -ETIMEDOUT;
+        return -e;
+    }
+    const std::int64_t deadline = now_ms() + wait_ms;
+    std::array<std::uint8_t, max_message_size> buffer;
+    for (;;) {
+        if (const int rc = wait_for(fd.get(), POLLIN, deadline); rc < 0) return rc;
+        // MSG_TRUNC reports a message's real length, so an over-long reply is seen, not silently cut.
+        const ssize_t n = recv(fd.get(), buffer.data(), buffer.size(), MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0) {
+            const int e = errno;
+            if (e == EINTR || e == EAGAIN) continue;
+            if (e == ECONNRESET) return -ENETDOWN;
+            return -e;
+        }
+        if (n == 0) return -ENETDOWN;  // closed without an answer (slmd stopped or crashed)
+        if (static_cast<std::size_t>(n) > buffer.size()) return -EPROTO;
+        auto decoded = decode(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));
+        auto* envelope = std::get_if<Envelope>(&decoded);
+        if (envelope == nullptr || envelope->request_id != id) return -EPROTO;
+        if (const auto* error = std::get_if<ErrorReply>(&envelope->message))
+            return error->error < 0 ? error->error : -EPROTO;
+        reply = std::move(envelope->message);
+        return 0;
+    }
+}
+
+// A status slmd reports must be 0 or a negative errno; anything else is a protocol error.
+int checked_status(std::int32_t status) { return status <= 0 ? status : -EPROTO; }
+
+// Runs a C API body, turning any exception into an errno: nothing may unwind into C (or into the shim).
+template <typename F>
+int no_throw(F&& body) noexcept {
+    try {
+        return body();
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    } catch (...) {
+        return -EIO;
+    }
+}
+
+// sockaddr → wire address. IPv4-mapped IPv6 addresses go to the modem as IPv4 (which is what they mean).
+int to_wire(const sockaddr* addr, socklen_t len, Address& out, std::uint16_t& port) {
+    if (addr == nullptr) return -EFAULT;
+    if (len < static_cast<socklen_t>(sizeof(sa_family_t))) return -EINVAL;
+    out = Address{};
+    if (addr->sa_family == AF_INET) {
+        if (len < static_cast<socklen_t>(sizeof(sockaddr_in))) return -EINVAL;
+        sockaddr_in sin;
+        std::memcpy(&sin, addr, sizeof sin);
+        out.family = Family::ipv4;
+        std::memcpy(out.bytes.data(), &sin.sin_addr, 4);
+        port = ntohs(sin.sin_port);
+        return 0;
+    }
+    if (addr->sa_family == AF_INET6) {
+        if (len < static_cast<socklen_t>(sizeof(sockaddr_in6))) return -EINVAL;
+        sockaddr_in6 sin6;
+        std::memcpy(&sin6, addr, sizeof sin6);
+        if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
+            out.family = Family::ipv4;
+            std::memcpy(out.bytes.data(), sin6.sin6_addr.s6_addr + 12, 4);
+        } else {
+            out.family = Family::ipv6;
+            std::memcpy(out.bytes.data(), sin6.sin6_addr.s6_addr, 16);
+        }
+        port = ntohs(sin6.sin6_port);
+        return 0;
+    }
+    return -EAFNOSUPPORT;
+}
+
+// wire address → sockaddr; false for an unspecified family.
+bool to_sockaddr(const Address& a, std::uint16_t port, sockaddr_storage& out, socklen_t& len) {
+    std::memset(&out, 0, sizeof out);
+    if (a.family == Family::ipv4) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(port);
+        std::memcpy(&sin.sin_addr, a.bytes.data(), 4);
+        std::memcpy(&out, &sin, sizeof sin);
+        len = sizeof sin;
+        return true;
+    }
+    if (a.family == Family::ipv6) {
+        sockaddr_in6 sin6{};
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(port);
+        std::memcpy(sin6.sin6_addr.s6_addr, a.bytes.data(), 16);
+        std::memcpy(&out, &sin6, sizeof sin6);
+        len = sizeof sin6;
+        return true;
+    }
+    len = 0;
+    return false;
+}
+
+// connect() on a blocking socket that may still be interrupted (EINTR) or cut short by SO_SNDTIMEO
+// (EINPROGRESS): in both cases the kernel goes on connecting, so wait for the outcome instead of failing.
+int connect_and_wait(int fd, const sockaddr* addr, socklen_t len, std::int64_t wait_ms) {
+    if (connect(fd, addr, len) == 0) return 0;
+    const int e = errno;
+    if (e != EINTR && e != EINPROGRESS && e != EALREADY) return -e;
+    if (const int rc = wait_for(fd, POLLOUT, now_ms() + wait_ms); rc < 0) return rc;
+    int so_error = 0;
+    socklen_t so_len = sizeof so_error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len) < 0) return -errno;
+    return -so_error;
+}
+
+int connect_loopback(int fd, int domain, std::uint16_t data_port) {
+    int rc;
+    if (domain == AF_INET) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(data_port);
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        rc = connect_and_wait(fd, reinterpret_cast<const sockaddr*>(&sin), sizeof sin, local_wait_ms);
+    } else {
+        sockaddr_in6 sin6{};
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(data_port);
+        sin6.sin6_addr = in6addr_loopback;
+        rc = connect_and_wait(fd, reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6, local_wait_ms);
+        if (rc == -EADDRNOTAVAIL || rc == -ENETUNREACH) {
+            // IPv6 disabled on this host (no ::1): the v4-mapped loopback reaches slmd's 127.0.0.1 listener.
+            static const std::uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+            std::memcpy(sin6.sin6_addr.s6_addr, mapped, 16);
+            rc = connect_and_wait(fd, reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6, local_wait_ms);
+        }
+    }
+    // A refused data endpoint means slmd went away, not that the remote host refused.
+    return rc == -ECONNREFUSED ? -ENETDOWN : rc;
+}
+
+int send_all(int fd, const std::uint8_t* p, std::size_t n) {
+    const std::int64_t deadline = now_ms() + local_wait_ms;
+    while (n > 0) {
+        const ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= static_cast<std::size_t>(w);
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) {  // SO_SNDTIMEO on the caller's socket
+            if (const int rc = wait_for(fd, POLLOUT, deadline); rc < 0) return rc;
+            continue;
+        }
+        return w < 0 ? (errno == EPIPE || errno == ECONNRESET ? -ENETDOWN : -errno) : -EIO;
+    }
+    return 0;
+}
+
+// Connects fd to slmd's data endpoint and presents the credential. Both steps are local and immediate, so a
+// non-blocking fd is made blocking for them and its flags are then put back exactly as they were.
+int attach(int fd, int domain, int flags, std::uint16_t data_port, const ConnectReply& reply) {
+    const bool nonblocking = (flags & O_NONBLOCK) != 0;
+    if (nonblocking && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return -errno;
+    int rc = connect_loopback(fd, domain, data_port);
+    if (rc == 0) {
+        const auto credential = encode_credential(reply.flow_id, reply.token);
+        rc = send_all(fd, credential.data(), credential.size());
+    }
+    if (nonblocking && fcntl(fd, F_SETFL, flags) < 0 && rc == 0) rc = -errno;
+    return rc;
+}
+
+int connect_fd(int fd, const sockaddr* addr, socklen_t addrlen, std::uint64_t* flow_id) {
+    Address destination;
+    std::uint16_t port = 0;
+    if (const int rc = to_wire(addr, addrlen, destination, port); rc < 0) return rc;
+
+    int domain = 0, type = 0;
+    socklen_t optlen = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &optlen) < 0) return -errno;
+    optlen = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) < 0) return -errno;
+    if (domain != AF_INET && domain != AF_INET6) return -EAFNOSUPPORT;
+    if (type != SOCK_STREAM) return -EPROTOTYPE;
+    if (addr->sa_family != domain) return -EAFNOSUPPORT;  // what the kernel's connect() says too
+    sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) return -EISCONN;
+
+    const int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -errno;
+    ConnectRequest request;
+    request.transport = Transport::tcp;
+    request.destination = destination;
+    request.port = port;
+    request.nonblocking = (flags & O_NONBLOCK) != 0;
+    std::int64_t wait_ms = local_wait_ms;
+    if (!request.nonblocking) {
+        // A send timeout on the socket is the caller's connect timeout (what connect() honours in Linux).
+        timeval tv{};
+        optlen = sizeof tv;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &optlen) == 0 && (tv.tv_sec > 0 || tv.tv_usec > 0)) {
+            const std::int64_t ms = std::int64_t{tv.tv_sec} * 1000 + (tv.tv_usec + 999) / 1000;
+            request.timeout_ms = ms > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(ms);
+        }
+        wait_ms = (request.timeout_ms != 0 ? request.timeout_ms : max_default_connect_timeout_ms) +
+                  reply_margin_ms;
+    }
+
+    Message message;
+    if (const int rc = transact(request, wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<ConnectReply>(&message);
+    if (reply == nullptr) return -EPROTO;
+    if (reply->route == Route::bypass) return reply->status == 0 ? 1 : checked_status(reply->status);
+    if (reply->status != 0 && reply->status != -EINPROGRESS) return checked_status(reply->status);
+    if (reply->data_port == 0) return -EPROTO;
+    if (const int rc = attach(fd, domain, flags, reply->data_port, *reply); rc < 0) return rc;
+    if (flow_id != nullptr) *flow_id = reply->flow_id;
+    return reply->status;
+}
+
+int fill_flow_status(const Message& message, std::uint64_t expected_id, struct slmsock_flow_status* status) {
+    const auto* reply = std::get_if<FlowStatusReply>(&message);
+    if (reply == nullptr || (expected_id != 0 && reply->flow_id != expected_id)) return -EPROTO;
+    std::memset(status, 0, sizeof *status);
+    status->state = static_cast<slmsock_flow_state>(reply->state);
+    status->error = reply->error;
+    to_sockaddr(reply->peer, reply->peer_port, status->peer, status->peer_len);
+    return 0;
+}
+
+int flow_status(std::uint64_t flow_id, std::uint16_t port, struct slmsock_flow_status* status) {
+    if (status == nullptr) return -EFAULT;
+    Message message;
+    if (const int rc = transact(FlowStatusRequest{flow_id, port}, local_wait_ms, message); rc < 0) return rc;
+    return fill_flow_status(message, flow_id, status);
+}
+
+int shutdown_flow(std::uint64_t flow_id, std::uint16_t port, int how) {
+    ShutdownHow wire_how;
+    switch (how) {
+    case SHUT_RD: wire_how = ShutdownHow::read; break;
+    case SHUT_WR: wire_how = ShutdownHow::write; break;
+    case SHUT_RDWR: wire_how = ShutdownHow::both; break;
+    default: return -EINVAL;
+    }
+    Message message;
+    if (const int rc = transact(ShutdownRequest{flow_id, port, wire_how}, local_wait_ms, message); rc < 0)
+        return rc;
+    const auto* reply = std::get_if<ShutdownReply>(&message);
+    return reply != nullptr ? checked_status(reply->status) : -EPROTO;
+}
+
+int status_request(StatusReply& out) {
+    Message message;
+    if (const int rc = transact(StatusRequest{}, local_wait_ms, message); rc < 0) return rc;
+    auto* reply = std::get_if<StatusReply>(&message);
+    if (reply == nullptr) return -EPROTO;
+    out = std::move(*reply);
+    return 0;
+}
+
+template <std::size_t N>
+void copy_text(char (&dst)[N], const std::string& src) {
+    const std::size_t n = std::min(N - 1, std::strlen(src.c_str()));  // stop at an embedded NUL, too
+    std::memcpy(dst, src.data(), n);
+    dst[n] = '\0';
+}
+
+// slmsock_resolve's EAI_* → the errno slmsock_tcp_connect documents.
+int eai_to_errno(int eai, int saved_errno) {
+    switch (eai) {
+    case EAI_SYSTEM: return saved_errno > 0 ? -saved_errno : -EIO;
+    case EAI_NONAME:
+    case EAI_NODATA:
+    case EAI_ADDRFAMILY:
+    case EAI_FAIL: return -EHOSTUNREACH;
+    case EAI_AGAIN: return -EAGAIN;
+    case EAI_MEMORY: return -ENOMEM;
+    case EAI_FAMILY: return -EAFNOSUPPORT;
+    default: return -EIO;
+    }
+}
+
+int resolve(const char* name, int family, sockaddr_storage* addresses, std::size_t capacity, std::size_t* count) {
+    if (name == nullptr || count == nullptr || (capacity > 0 && addresses == nullptr)) {
+        errno = EINVAL;
+        return EAI_SYSTEM;
+    }
+    *count = 0;
+    ResolveRequest request;
+    switch (family) {
+    case AF_UNSPEC: request.family = Family::unspecified; break;
+    case AF_INET: request.family = Family::ipv4; break;
+    case AF_INET6: request.family = Family::ipv6; break;
+    default: return EAI_FAMILY;
+    }
+    const std::size_t len = std::strlen(name);
+    if (len == 0 || len > max_name_length) return EAI_NONAME;
+    request.name.assign(name, len);
+    Message message;
+    if (const int rc = transact(request, max_default_connect_timeout_ms + reply_margin_ms, message); rc < 0) {
+        errno = -rc;
+        return EAI_SYSTEM;
+    }
+    const auto* reply = std::get_if<ResolveReply>(&message);
+    if (reply == nullptr || reply->status > 0) {
+        errno = EPROTO;
+        return EAI_SYSTEM;
+    }
+    if (reply->status != 0) return reply->status;
+    for (const Address& a : reply->addresses) {
+        if (*count == capacity) break;
+        if ((family == AF_INET && a.family != Family::ipv4) || (family == AF_INET6 && a.family != Family::ipv6))
+            continue;  // slmd should not send them; never hand the caller a family it did not ask for
+        socklen_t unused;
+        if (to_sockaddr(a, 0, addresses[*count], unused)) ++*count;
+    }
+    return 0;
+}
+
+// Errors after which trying the host's next address cannot help.
+bool address_specific(int rc) {
+    return rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -EADDRNOTAVAIL ||
+           rc == -EAFNOSUPPORT;
+}
+
+int tcp_connect(const char* host, std::uint16_t port, int family) {
+    if (host == nullptr) return -EFAULT;
+    if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return -EAFNOSUPPORT;
+    std::array<sockaddr_storage, max_addresses> addresses{};
+    std::size_t count = 0;
+    in_addr in4;
+    in6_addr in6;
+    if (family != AF_INET6 && inet_pton(AF_INET, host, &in4) == 1) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_addr = in4;
+        std::memcpy(&addresses[0], &sin, sizeof sin);
+        count = 1;
+    } else if (family != AF_INET && inet_pton(AF_INET6, host, &in6) == 1) {
+        sockaddr_in6 sin6{};
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_addr = in6;
+        std::memcpy(&addresses[0], &sin6, sizeof sin6);
+        count = 1;
+    } else {
+        const int eai = resolve(host, family, addresses.data(), addresses.size(), &count);
+        if (eai != 0) return eai_to_errno(eai, errno);
+        if (count == 0) return -EHOSTUNREACH;
+    }
+
+    int last = -EHOSTUNREACH;
+    for (std::size_t i = 0; i < count; ++i) {
+        sockaddr_storage& ss = addresses[i];
+        socklen_t len;
+        if (ss.ss_family == AF_INET) {
+            reinterpret_cast<sockaddr_in&>(ss).sin_port = htons(port);
+            len = sizeof(sockaddr_in);
+        } else {
+            reinterpret_cast<sockaddr_in6&>(ss).sin6_port = htons(port);
+            len = sizeof(sockaddr_in6);
+        }
+        const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -errno;
+        const auto* sa = reinterpret_cast<const sockaddr*>(&ss);
+        int rc = connect_fd(fd, sa, len, nullptr);
+        if (rc == 1) rc = connect_and_wait(fd, sa, len, max_default_connect_timeout_ms);  // local route
+        if (rc == 0) return fd;
+        close(fd);
+        last = rc > 0 ? -EPROTO : rc;
+        if (!address_specific(last)) break;
+    }
+    return last;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* slmsock_socket_path(void) {
+    // secure_getenv: a set-uid program must not be pointed at another socket by its caller.
+    const char* path = secure_getenv("SLMSOCK_SOCKET");
+    return (path != nullptr && path[0] != '\0') ? path : SLMSOCK_DEFAULT_SOCKET;
+}
+
+int slmsock_connect_fd(int fd, const struct sockaddr* addr, socklen_t addrlen, uint64_t* flow_id) {
+    return no_throw([&] { return connect_fd(fd, addr, addrlen, flow_id); });
+}
+
+int slmsock_tcp_connect(const char* host, uint16_t port, int family) {
+    return no_throw([&] { return tcp_connect(host, port, family); });
+}
+
+int slmsock_flow_status(uint64_t flow_id, struct slmsock_flow_status* status) {
+    if (flow_id == 0) return -EINVAL;  // 0 means "by port" on the wire
+    return no_throw([&] { return flow_status(flow_id, 0, status); });
+}
+
+int slmsock_flow_status_by_port(uint16_t data_local_port, struct slmsock_flow_status* status) {
+    if (data_local_port == 0) return -EINVAL;
+    return no_throw([&] { return flow_status(0, data_local_port, status); });
+}
+
+int slmsock_shutdown(uint64_t flow_id, int how) {
+    if (flow_id == 0) return -EINVAL;
+    return no_throw([&] { return shutdown_flow(flow_id, 0, how); });
+}
+
+int slmsock_shutdown_by_port(uint16_t data_local_port, int how) {
+    if (data_local_port == 0) return -EINVAL;
+    return no_throw([&] { return shutdown_flow(0, data_local_port, how); });
+}
+
+int slmsock_resolve(const char* name, int family, struct sockaddr_storage* addresses, size_t capacity,
+                    size_t* count) {
+    // Not no_throw(): its errno values would be mistaken for EAI_* ones (-EIO == EAI_NODATA).
+    try {
+        return resolve(name, family, addresses, capacity, count);
+    } catch (const std::bad_alloc&) {
+        return EAI_MEMORY;
+    } catch (...) {
+        errno = EIO;
+        return EAI_SYSTEM;
+    }
+}
+
+int slmsock_status(struct slmsock_status* status) {
+    if (status == nullptr) return -EFAULT;
+    return no_throw([&] {
+        StatusReply reply;
+        if (const int rc = status_request(reply); rc < 0) return rc;
+        std::memset(status, 0, sizeof *status);
+        copy_text(status->modem_state, reply.modem_state);
+        copy_text(status->registration, reply.registration);
+        copy_text(status->release, reply.release);
+        copy_text(status->ipv4, reply.ipv4);
+        copy_text(status->ipv6, reply.ipv6);
+        status->active_flows = reply.active_flows;
+        status->queued_flows = reply.queued_flows;
+        return 0;
+    });
+}
+
+int slmsock_data_port(void) {
+    return no_throw([&] {
+        StatusReply reply;
+        if (const int rc = status_request(reply); rc < 0) return rc;
+        return reply.data_port != 0 ? int{reply.data_port} : -ENETDOWN;
+    });
+}
+
+const char* slmsock_strerror(int error) {
+    if (error == 0) return "Success";
+    if (error == INT_MIN) return "Unknown error";
+    const int e = error < 0 ? -error : error;
+    const char* text = strerrordesc_np(e);  // static and thread-safe, unlike strerror() for unknown values
+    return text != nullptr ? text : "Unknown error";
+}
+
+const char* slmsock_resolve_strerror(int eai_error) {
+    return eai_error == 0 ? "Success" : gai_strerror(eai_error);
+}
+
+}  // extern "C"

@@ -138,29 +138,44 @@ int transact(const Message& request, std::int64_t wait_ms, Message& reply) {
         if (n >= 0) return -EPROTO;  // SEQPACKET sends all or nothing
         const int e = errno;
         if (e == EINTR) continue;
-        if (e == EPIPE || e == ECONNRESET) return -ENETDOWN;
         if (e == EAGAIN) return -ETIMEDOUT;
-        return -e;
+        if (e != EPIPE && e != ECONNRESET) return -e;
+        // slmd may refuse (ErrorReply -EACCES) and close before reading anything: that answer is still
+        // queued for us and says more than "gone".
+        wait_ms = 0;
+        break;
     }
     const std::int64_t deadline = now_ms() + wait_ms;
     std::array<std::uint8_t, max_message_size> buffer;
     for (;;) {
-        if (const int rc = wait_for(fd.get(), POLLIN, deadline); rc < 0) return rc;
+        if (wait_ms > 0) {
+            if (const int rc = wait_for(fd.get(), POLLIN, deadline); rc < 0) return rc;
+        }
         // MSG_TRUNC reports a message's real length, so an over-long reply is seen, not silently cut.
         const ssize_t n = recv(fd.get(), buffer.data(), buffer.size(), MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0) {
             const int e = errno;
-            if (e == EINTR || e == EAGAIN) continue;
-            if (e == ECONNRESET) return -ENETDOWN;
+            if (e == EINTR || (e == EAGAIN && wait_ms > 0)) continue;
+            if (e == ECONNRESET && wait_ms > 0) {
+                // slmd closed without reading our request (a refusal). The reset is reported before the
+                // messages still queued for us: look once more, without waiting, for its answer.
+                wait_ms = 0;
+                continue;
+            }
+            if (e == ECONNRESET || e == EAGAIN) return -ENETDOWN;
             return -e;
         }
         if (n == 0) return -ENETDOWN;  // closed without an answer (slmd stopped or crashed)
         if (static_cast<std::size_t>(n) > buffer.size()) return -EPROTO;
         auto decoded = decode(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));
         auto* envelope = std::get_if<Envelope>(&decoded);
-        if (envelope == nullptr || envelope->request_id != id) return -EPROTO;
-        if (const auto* error = std::get_if<ErrorReply>(&envelope->message))
+        if (envelope == nullptr) return -EPROTO;
+        // An ErrorReply may carry request_id 0: slmd sends it when it answers before or without reading a
+        // request (refused credentials, an undecodable message). One request per connection makes it ours.
+        if (const auto* error = std::get_if<ErrorReply>(&envelope->message);
+            error != nullptr && (envelope->request_id == id || envelope->request_id == 0))
             return error->error < 0 ? error->error : -EPROTO;
+        if (envelope->request_id != id) return -EPROTO;
         reply = std::move(envelope->message);
         return 0;
     }

@@ -43,7 +43,7 @@ static void usage(FILE* out) {
             "  -h, --help         show this help\n"
             "      --version      print the version\n"
             "\n"
-            "Environment passed to COMMAND: SLMSOCK_SOCKET, SLMSOCK_STRICT, SLMSOCK_DEBUG, SLMSOCK_HOSTS_FILE.\n"
+            "Environment passed to COMMAND: SLMSOCK_SOCKET, SLMSOCK_STRICT, SLMSOCK_DEBUG.\n"
             "SLMSOCK_PRELOAD overrides the path of the shim.\n"
             "Exit status: COMMAND's; 127 if COMMAND is not found, 126 if it cannot be run, 125 if slm-run\n"
             "itself fails, 2 on a usage error. Statically linked and set-uid/set-gid commands are run with a\n"

@@ -1,7 +1,7 @@
 /* dns.c — name lookups through slmd (the modem's DNS) instead of the kernel's resolver.
  *
- * Rule: IP literals, "localhost" (and *.localhost) and every name listed in the hosts file
- * ($SLMSOCK_HOSTS_FILE, else /etc/hosts) are the C library's; every other name is resolved by slmd.
+ * Rule: IP literals, "localhost" (and *.localhost) and every name listed in /etc/hosts are the C library's
+ * (which answers them from /etc/hosts without the network); every other name is resolved by slmd.
  * getaddrinfo() results are built by the real getaddrinfo() on each numeric answer (AI_NUMERICHOST), so
  * libc allocates them, the service/socktype/protocol handling is libc's, and freeaddrinfo() needs no hook. */
 #ifndef _DEFAULT_SOURCE
@@ -24,9 +24,7 @@
 #define HOSTS_FILE_LIMIT (1 << 20)
 
 static bool hosts_file_lists(const char* name) {
-    const char* path = getenv("SLMSOCK_HOSTS_FILE");
-    if (path == NULL || *path == '\0') path = "/etc/hosts";
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open("/etc/hosts", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     size_t capacity = 16384;
     size_t len = 0;

@@ -282,6 +282,14 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
         }
         return fail(EISCONN);
     }
+    /* ... or on one slmd already reset because its flow failed: report that failure again. */
+    const uint16_t reset_port = flow_local_port(fd, true);
+    if (reset_port != 0) {
+        struct slmsock_flow_status status;
+        if (flow_status(reset_port, &status) && status.state == SLMSOCK_FAILED) {
+            return fail(status.error < 0 ? -status.error : ECONNRESET);
+        }
+    }
 
     uint64_t flow_id = 0;
     SHIM_ENTER();

@@ -1,0 +1,250 @@
+// End to end: unmodified programs under slm-run, through slmd, over a simulated SLM modem (slmsim) on a pty.
+// The test network 203.0.113.0/24 is mapped by slmsim to 127.0.0.1, so a local server on 127.0.0.1:P is
+// reached as 203.0.113.10:P (or files.example:P, resolved by the modem). In the network namespace the kernel
+// has no route to 203.0.113.0/24: only the modem path works.
+//
+//   Matrix.*     the C client matrix, one slmsim+slmd per test, --baud 0 (unpaced)
+//   Programs.*   curl, wget, python3 (urllib, asyncio), nc, socat at 115200 baud. On every profile (v2.5, v2.7,
+//                v2.9): curl 256 KiB download, nc echo, python3 asyncio echo. On v2.9 only: wget 256 KiB,
+//                python3 urllib 64 KiB upload + download, socat echo (half-close).
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "harness.hpp"
+
+using namespace slmd::preload_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string python() { return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
+
+std::string profile_name(const std::string& profile) {
+    std::string n = profile;
+    for (auto& c : n) {
+        if (c == '.') c = '_';
+    }
+    return n;
+}
+
+// ---- The C matrix -------------------------------------------------------------------------------------------
+
+class Matrix : public ::testing::Test {
+protected:
+    void start(std::vector<std::string> sim_args = {"--connect-timeout-ms", "1000"}) {
+        modem_ = std::make_unique<Modem>(ModemOptions{"v2.9", 0, std::move(sim_args)});
+        ASSERT_TRUE(modem_->ready()) << modem_->diagnostics();
+    }
+    void SetUp() override { start(); }
+    RunResult run_case(const std::string& name, std::uint16_t port, const std::string& arg = "",
+                       const std::string& host = Modem::host_address) {
+        std::vector<std::string> argv{slm_run(), matrix(), name, host, std::to_string(port)};
+        if (!arg.empty()) argv.push_back(arg);
+        return run({"SLMSOCK_SOCKET=" + modem_->api_socket()}, argv, 90s);
+    }
+    void expect_ok(const RunResult& r, const std::string& name) {
+        EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+        EXPECT_NE(r.output.find("ok " + name), std::string::npos) << r.output;
+    }
+
+    std::unique_ptr<Modem> modem_;
+    EchoServer echo_;
+};
+
+class MatrixUnreachable : public Matrix {
+protected:
+    void SetUp() override { start({"--unmapped", "unreachable"}); }
+};
+
+TEST_F(Matrix, BlockingConnectWithEachReadinessApi) {
+    for (const char* mode : {"poll", "select", "epoll-lt", "epoll-et"}) {
+        SCOPED_TRACE(mode);
+        expect_ok(run_case("echo-blocking", echo_.port(), mode), "echo-blocking");
+    }
+}
+
+TEST_F(Matrix, NonBlockingConnectWithEachReadinessApi) {
+    for (const char* mode : {"poll", "select", "epoll-lt", "epoll-et"}) {
+        SCOPED_TRACE(mode);
+        expect_ok(run_case("echo-nonblocking", echo_.port(), mode), "echo-nonblocking");
+    }
+}
+
+TEST_F(Matrix, EpollRegistrationBeforeConnect) {
+    expect_ok(run_case("epoll-before-connect", echo_.port()), "epoll-before-connect");
+}
+
+TEST_F(Matrix, RefusedIsEconnrefused) {
+    ClosedPort closed;
+    expect_ok(run_case("error-blocking", closed.port(), std::to_string(ECONNREFUSED)), "error-blocking");
+    expect_ok(run_case("error-nonblocking", closed.port(), std::to_string(ECONNREFUSED)), "error-nonblocking");
+}
+
+TEST_F(Matrix, UnmappedTestAddressTimesOutWithEtimedout) {
+    auto r = run_case("error-blocking", 80, std::to_string(ETIMEDOUT), "203.0.113.99");
+    expect_ok(r, "error-blocking");
+}
+
+TEST_F(MatrixUnreachable, UnreachableIsEhostunreach) {
+    expect_ok(run_case("error-blocking", 80, std::to_string(EHOSTUNREACH), "198.51.100.7"), "error-blocking");
+}
+
+TEST_F(Matrix, DupDup2Dup3ThenCloseTheOriginal) { expect_ok(run_case("dup", echo_.port()), "dup"); }
+
+TEST_F(Matrix, ForkedChildWrites) { expect_ok(run_case("fork", echo_.port()), "fork"); }
+
+TEST_F(Matrix, ExecInheritsTheSocketAndItsDestination) { expect_ok(run_case("exec", echo_.port()), "exec"); }
+
+TEST_F(Matrix, FdopenAndStdio) { expect_ok(run_case("fdopen", echo_.port()), "fdopen"); }
+
+TEST_F(Matrix, TwentyThreadsConnectAndClose) {
+    auto r = run_case("threads", echo_.port(), "20");
+    expect_ok(r, "threads");
+    EXPECT_NE(r.output.find("threads ok: 20 of 20"), std::string::npos) << r.output;
+    EXPECT_EQ(echo_.connections(), 20);
+}
+
+TEST_F(Matrix, ClosefromStormThenANewConnect) { expect_ok(run_case("closefrom", echo_.port()), "closefrom"); }
+
+TEST_F(Matrix, GetpeernameGivesTheRealDestination) {
+    expect_ok(run_case("getpeername", echo_.port()), "getpeername");
+}
+
+TEST_F(Matrix, SyscallConnectGoesThroughTheModem) {
+    expect_ok(run_case("syscall-connect", echo_.port()), "syscall-connect");
+}
+
+TEST_F(Matrix, ShutdownThenEof) { expect_ok(run_case("shutdown", echo_.port()), "shutdown"); }
+
+TEST_F(Matrix, NamesResolveThroughTheModem) {
+    expect_ok(run_case("dns", echo_.port(), Modem::host_address, Modem::host_name), "dns");
+}
+
+// ---- Real programs -----------------------------------------------------------------------------------------
+
+class Programs : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        modem_ = std::make_unique<Modem>(ModemOptions{GetParam(), 115200, {}});
+        ASSERT_TRUE(modem_->ready()) << modem_->diagnostics();
+    }
+    RunResult under_slm_run(const std::string& shell_command, std::chrono::milliseconds timeout = 150s) {
+        return run({"SLMSOCK_SOCKET=" + modem_->api_socket(), "SLMRUN=" + slm_run()},
+                   {"/bin/sh", "-c", shell_command}, timeout);
+    }
+    std::string url(std::uint16_t port) {
+        return "http://" + std::string(Modem::host_name) + ":" + std::to_string(port);
+    }
+    std::string echo_lines() {
+        std::string s;
+        for (int i = 0; i < 20; ++i) s += "line " + std::to_string(i) + " +++ through the modem\n";
+        return s + "QUIT\n";
+    }
+    void check_echo_program(const std::string& command_template) {
+        EchoServer echo;
+        const std::string in = modem_->dir() + "/echo.in";
+        const std::string out = modem_->dir() + "/echo.out";
+        write_file(in, echo_lines());
+        std::string command = command_template;
+        command.replace(command.find("{HOST}"), 6, Modem::host_name);
+        command.replace(command.find("{PORT}"), 6, std::to_string(echo.port()));
+        auto r = under_slm_run(command + " < " + in + " > " + out);
+        EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+        EXPECT_EQ(read_file(out), echo_lines());
+        EXPECT_EQ(echo.connections(), 1);
+    }
+
+    std::unique_ptr<Modem> modem_;
+};
+
+class ProgramsV29 : public Programs {};
+
+TEST_P(Programs, CurlDownloads256KiBIntact) {
+    const std::string blob = random_payload(256 * 1024, 1);
+    HttpServer http(blob);
+    const std::string out = modem_->dir() + "/curl.out";
+    auto r = under_slm_run("\"$SLMRUN\" curl -sS --fail --max-time 140 -o " + out + " " + url(http.port()) + "/blob");
+    EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+    EXPECT_EQ(hex_sha256(read_file(out)), hex_sha256(blob));
+    EXPECT_EQ(http.connections(), 1);
+    std::printf("[preload] curl 256 KiB on %s: %.1f s\n", GetParam().c_str(), r.seconds);
+}
+
+TEST_P(Programs, NcEcho) { check_echo_program("\"$SLMRUN\" nc {HOST} {PORT}"); }
+
+TEST_P(Programs, PythonAsyncioEcho) {
+    EchoServer echo;
+    const std::string script =
+        "import asyncio, sys\n"
+        "async def main():\n"
+        "    r, w = await asyncio.open_connection(sys.argv[1], int(sys.argv[2]))\n"
+        "    peer = w.get_extra_info('peername')\n"
+        "    assert peer[0] == '203.0.113.10', peer\n"
+        "    msgs = [b'asyncio %d +++\\n' % i for i in range(20)] + [b'QUIT\\n']\n"
+        "    for m in msgs: w.write(m)\n"
+        "    await w.drain()\n"
+        "    data = await asyncio.wait_for(r.read(), 60)\n"
+        "    assert data == b''.join(msgs), data\n"
+        "    w.close(); await w.wait_closed()\n"
+        "    print('ok asyncio', len(data))\n"
+        "asyncio.run(main())\n";
+    const std::string path = modem_->dir() + "/asyncio_client.py";
+    write_file(path, script);
+    auto r = under_slm_run("\"$SLMRUN\" " + python() + " " + path + " " + Modem::host_name + " " +
+                           std::to_string(echo.port()));
+    EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+    EXPECT_NE(r.output.find("ok asyncio"), std::string::npos) << r.output;
+}
+
+TEST_P(ProgramsV29, WgetDownloads256KiBIntact) {
+    const std::string blob = random_payload(256 * 1024, 2);
+    HttpServer http(blob);
+    const std::string out = modem_->dir() + "/wget.out";
+    auto r = under_slm_run("\"$SLMRUN\" wget -q --tries=1 --timeout=140 -O " + out + " " + url(http.port()) +
+                           "/blob");
+    EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+    EXPECT_EQ(hex_sha256(read_file(out)), hex_sha256(blob));
+    std::printf("[preload] wget 256 KiB: %.1f s\n", r.seconds);
+}
+
+TEST_P(ProgramsV29, PythonUrllibUploadAndDownload) {
+    const std::string blob = random_payload(64 * 1024, 3);
+    const std::string upload = random_payload(64 * 1024, 4);
+    HttpServer http(blob);
+    const std::string up = modem_->dir() + "/upload.bin";
+    const std::string out = modem_->dir() + "/urllib.out";
+    write_file(up, upload);
+    const std::string script =
+        "import hashlib, sys, urllib.request\n"
+        "url, up, out = sys.argv[1:4]\n"
+        "data = open(up, 'rb').read()\n"
+        "req = urllib.request.Request(url + '/upload', data=data, method='PUT')\n"
+        "with urllib.request.urlopen(req, timeout=120) as r: answer = r.read().decode()\n"
+        "assert answer == hashlib.sha256(data).hexdigest(), answer\n"
+        "with urllib.request.urlopen(url + '/blob', timeout=120) as r: body = r.read()\n"
+        "open(out, 'wb').write(body)\n"
+        "print('ok urllib', len(body))\n";
+    const std::string path = modem_->dir() + "/urllib_client.py";
+    write_file(path, script);
+    auto r = under_slm_run("\"$SLMRUN\" " + python() + " " + path + " " + url(http.port()) + " " + up + " " + out);
+    EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+    EXPECT_EQ(hex_sha256(http.last_upload()), hex_sha256(upload));
+    EXPECT_EQ(hex_sha256(read_file(out)), hex_sha256(blob));
+}
+
+TEST_P(ProgramsV29, SocatEchoWithHalfClose) { check_echo_program("\"$SLMRUN\" socat -t 60 - TCP:{HOST}:{PORT}"); }
+
+INSTANTIATE_TEST_SUITE_P(Profiles, Programs, ::testing::Values("v2.5", "v2.7", "v2.9"),
+                         [](const auto& info) { return profile_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Profiles, ProgramsV29, ::testing::Values("v2.9"),
+                         [](const auto& info) { return profile_name(info.param); });
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    enter_network_namespace();
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}

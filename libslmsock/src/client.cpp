@@ -374,7 +374,9 @@ int connect_fd(int fd, const sockaddr* addr, socklen_t addrlen, std::uint64_t* f
 
 int fill_flow_status(const Message& message, std::uint64_t expected_id, struct slmsock_flow_status* status) {
     const auto* reply = std::get_if<FlowStatusReply>(&message);
-    if (reply == nullptr || (expected_id != 0 && reply->flow_id != expected_id)) return -EPROTO;
+    // flow_id 0 is slmd's answer for a flow it does not know (state closed, error -ENOTCONN).
+    if (reply == nullptr || (expected_id != 0 && reply->flow_id != 0 && reply->flow_id != expected_id))
+        return -EPROTO;
     std::memset(status, 0, sizeof *status);
     status->state = static_cast<slmsock_flow_state>(reply->state);
     status->error = reply->error;

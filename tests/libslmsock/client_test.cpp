@@ -684,7 +684,10 @@ TEST(FlowStatus, ByIdAndByPort) {
                     return reply_to(e, FlowStatusReply{43, FlowState::failed, -ECONNREFUSED, peer, 80});
                 },
                 [peer](const Envelope& e) { return reply_to(e, FlowStatusReply{41, FlowState::connected, 0, peer, 1}); },
-                [](const Envelope& e) { return reply_to(e, ErrorReply{-ENOENT, "no such flow"}); }});
+                [](const Envelope& e) { return reply_to(e, ErrorReply{-ENOENT, "no such flow"}); },
+                [](const Envelope& e) {
+                    return reply_to(e, FlowStatusReply{0, FlowState::closed, -ENOTCONN, Address{Family::unspecified, {}}, 0});
+                }});
     struct slmsock_flow_status st;
     ASSERT_EQ(slmsock_flow_status(42, &st), 0);
     EXPECT_EQ(st.state, SLMSOCK_CONNECTED);
@@ -701,6 +704,11 @@ TEST(FlowStatus, ByIdAndByPort) {
     EXPECT_EQ(st.error, -ECONNREFUSED);
     EXPECT_EQ(slmsock_flow_status(42, &st), -EPROTO);  // the reply names flow 41
     EXPECT_EQ(slmsock_flow_status(44, &st), -ENOENT);
+    // slmd's answer for a flow it does not know.
+    ASSERT_EQ(slmsock_flow_status(45, &st), 0);
+    EXPECT_EQ(st.state, SLMSOCK_CLOSED);
+    EXPECT_EQ(st.error, -ENOTCONN);
+    EXPECT_EQ(st.peer_len, 0u);
     fake.finish();
     ASSERT_EQ(fake.failure(), "");
     EXPECT_EQ(std::get<FlowStatusRequest>(fake.requests()[0].message), (FlowStatusRequest{42, 0}));

@@ -1,7 +1,7 @@
 # Owns: the check that an installed libslmsock is usable from elsewhere: installs the build into a scratch
 # prefix, moves the tree (relocatability), then builds and runs a small consumer against it twice — once with
 # find_package(slmsock) (shared and static targets), once with pkg-config.
-# Inputs: -DBUILD_DIR -DSCRATCH -DSOURCE (the consumer project) -DGENERATOR -DCC -DCXX
+# Inputs: -DBUILD_DIR -DSCRATCH -DSOURCE (the consumer project) -DGENERATOR -DCC -DCXX -DFLAGS (compile+link)
 file(REMOVE_RECURSE "${SCRATCH}")
 execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${SCRATCH}/prefix"
                 RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -20,6 +20,7 @@ foreach(mode cmake pkgconfig)
     COMMAND ${CMAKE_COMMAND} -S "${SOURCE}" -B "${SCRATCH}/build-${mode}" -G "${GENERATOR}"
             -DCMAKE_C_COMPILER=${CC} -DCMAKE_CXX_COMPILER=${CXX}
             -DCMAKE_PREFIX_PATH=${prefix} -DUSE_PKGCONFIG=${use_pkgconfig}
+            "-DCMAKE_C_FLAGS=${FLAGS}" "-DCMAKE_CXX_FLAGS=${FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${FLAGS}"
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "configuring the consumer (${mode}) failed:\n${out}")

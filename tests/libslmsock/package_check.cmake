@@ -16,10 +16,14 @@ foreach(mode cmake pkgconfig)
   if(mode STREQUAL "pkgconfig")
     set(use_pkgconfig ON)
   endif()
+  set(link_with_cxx OFF)
+  if(FLAGS)
+    set(link_with_cxx ON)
+  endif()
   execute_process(
     COMMAND ${CMAKE_COMMAND} -S "${SOURCE}" -B "${SCRATCH}/build-${mode}" -G "${GENERATOR}"
             -DCMAKE_C_COMPILER=${CC} -DCMAKE_CXX_COMPILER=${CXX}
-            -DCMAKE_PREFIX_PATH=${prefix} -DUSE_PKGCONFIG=${use_pkgconfig}
+            -DCMAKE_PREFIX_PATH=${prefix} -DUSE_PKGCONFIG=${use_pkgconfig} -DLINK_WITH_CXX=${link_with_cxx}
             "-DCMAKE_C_FLAGS=${FLAGS}" "-DCMAKE_CXX_FLAGS=${FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${FLAGS}"
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   if(NOT rc EQUAL 0)

@@ -30,6 +30,12 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
       // Until #XSLMVER says otherwise, assume the newest behaviour; bring-up switches the profile.
       channel_(executor, *this, at::FirmwareProfile::for_version({2, 9, 0}), options.baud),
       registration_(executor),
+      driver_(executor, channel_,
+              SlmProxyDriverHooks{
+                  .serving = [this] { return state_ == ModemState::serving; },
+                  .link_backlog = [this] { return port_.queued_bytes(); },
+                  .pause_receive = [this](bool paused) { port_.pause_reading(paused); },
+              }),
       wakeup_(executor) {}
 
 Modem::~Modem() { *alive_ = false; }
@@ -42,16 +48,19 @@ void Modem::start(FirstResultHandler on_first_result) {
             [this] {
                 reset_seen_ = true;
                 registration_.note_reset();
+                driver_.on_modem_lost();
                 wake();
             },
-        .proxy_data = {},
-        .raw_data = {},
-        .data_mode_exited = {},
+        .proxy_data = [this](at::ProxyData&& data) { driver_.on_proxy_data(std::move(data)); },
+        .raw_data = [this](std::string_view bytes) { driver_.on_raw_data(bytes); },
+        .data_mode_exited = [this](int status) { driver_.on_data_mode_exited(status); },
     });
+    port_.set_write_listener([this] { driver_.on_link_drained(); });
     port_.start([this](std::string_view bytes) { channel_.feed(bytes); },
                 [this](std::error_code) {
                     link_down_ = true;
                     channel_.link_lost();
+                    driver_.on_modem_lost();
                     wake();
                 },
                 [this] {
@@ -64,6 +73,7 @@ void Modem::start(FirstResultHandler on_first_result) {
 void Modem::wake() { wakeup_.cancel(); }
 
 void Modem::on_urc(const std::string& text) {
+    if (driver_.on_urc(text)) return;
     if (auto status = parse_cereg_urc(text)) {
         const bool was_registered = registration_.current() && is_registered(*registration_.current());
         registration_.update(*status);

@@ -12,6 +12,7 @@
 
 #include "at/channel.hpp"
 #include "modem/bringup.hpp"
+#include "modem/slm_proxy_driver.hpp"
 #include "serial/serial_port.hpp"
 
 namespace slmd::modem {
@@ -40,6 +41,8 @@ public:
     ModemState state() const { return state_; }
     const std::optional<ModemInfo>& info() const { return info_; }
     at::Channel& channel() { return channel_; }
+    ModemDriver& driver() { return driver_; }
+    const SlmProxyDriver& slm_driver() const { return driver_; }
 
     void write_to_modem(std::string bytes) override { port_.write(std::move(bytes)); }
 
@@ -53,6 +56,7 @@ private:
     ModemOptions options_;
     at::Channel channel_;
     RegistrationWatch registration_;
+    SlmProxyDriver driver_;
     boost::asio::steady_timer wakeup_;
     ModemState state_ = ModemState::starting;
     std::optional<ModemInfo> info_;

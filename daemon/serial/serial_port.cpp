@@ -104,11 +104,19 @@ void SerialPort::start(BytesHandler on_bytes, LinkHandler on_lost, std::function
     read_loop();
 }
 
+void SerialPort::pause_reading(bool paused) {
+    read_paused_ = paused;
+    if (!paused && !reading_) read_loop();
+}
+
 void SerialPort::read_loop() {
-    if (!descriptor_.is_open()) return;
+    if (!descriptor_.is_open() || read_paused_ || reading_) return;
+    reading_ = true;
     descriptor_.async_read_some(asio::buffer(read_buffer_),
                                 [this, alive = alive_](boost::system::error_code error, std::size_t n) {
-                                    if (!*alive || closing_) return;
+                                    if (!*alive) return;
+                                    reading_ = false;
+                                    if (closing_) return;
                                     if (error == asio::error::operation_aborted) return;
                                     if (error == asio::error::interrupted || error == asio::error::would_block ||
                                         error == asio::error::try_again) {
@@ -165,6 +173,7 @@ void SerialPort::write_loop() {
                           queued_bytes_ -= write_queue_.front().size();
                           write_queue_.pop_front();
                           write_loop();
+                          if (on_written_) on_written_();
                       });
 }
 

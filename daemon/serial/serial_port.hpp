@@ -49,7 +49,10 @@ public:
     // because whatever they belonged to is void once the link dropped.
     void write(std::string bytes);
     void close();
-
+    // Stops (true) or resumes (false) reading: with RTS/CTS the modem then holds its output.
+    void pause_reading(bool paused);
+    // Runs after each chunk has been written, so writers waiting for room can go on.
+    void set_write_listener(std::function<void()> listener) { on_written_ = std::move(listener); }
     bool is_open() const { return descriptor_.is_open(); }
     std::size_t queued_bytes() const { return queued_bytes_; }
     std::uint64_t bytes_read() const { return bytes_read_; }
@@ -74,6 +77,9 @@ private:
     bool writing_ = false;
     bool started_ = false;
     bool closing_ = false;
+    bool read_paused_ = false;
+    bool reading_ = false;
+    std::function<void()> on_written_;
     BytesHandler on_bytes_;
     LinkHandler on_lost_;
     std::function<void()> on_restored_;

@@ -1,0 +1,251 @@
+// Owns: the Unix-domain API server (see api_server.hpp).
+#include "api/api_server.hpp"
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/generic/basic_endpoint.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "sys/log.hpp"
+
+namespace slmd::api {
+
+namespace asio = boost::asio;
+namespace wire = slmsock::wire;
+
+class ApiServer::Session : public std::enable_shared_from_this<Session> {
+public:
+    explicit Session(Protocol::socket socket) : socket_(std::move(socket)) {}
+
+    void receive(std::function<void(std::shared_ptr<Session>, std::span<const std::uint8_t>)> on_message) {
+        auto self = shared_from_this();
+        socket_.async_receive(asio::buffer(buffer_), flags_,
+                              [self, on_message](boost::system::error_code error, std::size_t n) {
+                                  if (error || n == 0) return;  // client gone: the session ends with it
+                                  on_message(self, std::span<const std::uint8_t>(self->buffer_.data(), n));
+                                  self->receive(on_message);
+                              });
+    }
+
+    void send(std::vector<std::uint8_t> bytes) {
+        outbox_.push_back(std::move(bytes));
+        if (outbox_.size() == 1) send_next();
+    }
+
+    bool truncated() const { return (flags_ & MSG_TRUNC) != 0; }
+
+private:
+    void send_next() {
+        if (outbox_.empty()) return;
+        auto self = shared_from_this();
+        socket_.async_send(asio::buffer(outbox_.front()), 0, [self](boost::system::error_code error, std::size_t) {
+            if (error) {
+                self->outbox_.clear();
+                return;
+            }
+            self->outbox_.pop_front();
+            self->send_next();
+        });
+    }
+
+    Protocol::socket socket_;
+    // One byte more than the limit, so an over-long message is seen as such rather than cut silently.
+    std::array<std::uint8_t, wire::max_message_size + 1> buffer_{};
+    asio::socket_base::message_flags flags_ = 0;
+    std::deque<std::vector<std::uint8_t>> outbox_;
+};
+
+ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
+                     modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
+                     std::uint16_t data_port)
+    : executor_(executor),
+      options_(std::move(options)),
+      flows_(flows),
+      driver_(driver),
+      routes_(routes),
+      status_(std::move(status)),
+      data_port_(data_port),
+      acceptor_(executor) {}
+
+ApiServer::~ApiServer() {
+    *alive_ = false;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    ::unlink(options_.socket_path.c_str());
+}
+
+std::error_code ApiServer::start() {
+    if (!options_.group.empty()) {
+        if (const group* entry = getgrnam(options_.group.c_str())) {
+            group_id_ = entry->gr_gid;
+        } else {
+            SLMD_WARN("api: group '{}' does not exist; only root and slmd's own user may use the modem",
+                      options_.group);
+        }
+    }
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (options_.socket_path.size() >= sizeof address.sun_path) return std::make_error_code(std::errc::filename_too_long);
+    std::memcpy(address.sun_path, options_.socket_path.c_str(), options_.socket_path.size() + 1);
+    std::error_code fs_error;
+    std::filesystem::create_directories(std::filesystem::path(options_.socket_path).parent_path(), fs_error);
+    ::unlink(options_.socket_path.c_str());  // a stale socket from a previous run
+
+    boost::system::error_code error;
+    const Protocol protocol(AF_UNIX, 0);
+    acceptor_.open(protocol, error);
+    if (!error) {
+        acceptor_.bind(asio::generic::basic_endpoint<Protocol>(&address, sizeof address), error);
+    }
+    if (!error) acceptor_.listen(asio::socket_base::max_listen_connections, error);
+    if (error) return error;
+    // Who may connect is decided per client (SO_PEERCRED); the file itself is open to the group.
+    ::chmod(options_.socket_path.c_str(), 0660);
+    if (group_id_) {
+        if (::chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), *group_id_) != 0) {
+            SLMD_DEBUG("api: chown {}: {}", options_.socket_path, std::strerror(errno));
+        }
+    }
+    SLMD_INFO("api: listening on {}", options_.socket_path);
+    accept_loop();
+    return {};
+}
+
+void ApiServer::accept_loop() {
+    acceptor_.async_accept([this, alive = alive_](boost::system::error_code error, Protocol::socket socket) {
+        if (!*alive || error == asio::error::operation_aborted) return;
+        if (!error) {
+            ++counters_.clients;
+            const bool allowed = authorised(socket.native_handle());
+            auto session = std::make_shared<Session>(std::move(socket));
+            if (!allowed) {
+                ++counters_.refused;
+                wire::Envelope refusal{0, wire::ErrorReply{-EACCES, "not allowed to use the modem"}};
+                session->send(wire::encode(refusal));
+            } else {
+                session->receive([this, alive](std::shared_ptr<Session> session, std::span<const std::uint8_t> bytes) {
+                    if (!*alive) return;
+                    ++counters_.requests;
+                    if (session->truncated() || bytes.size() > wire::max_message_size) {
+                        ++counters_.malformed;
+                        session->send(wire::encode({0, wire::ErrorReply{-EMSGSIZE, "message too long"}}));
+                        return;
+                    }
+                    auto decoded = wire::decode(bytes);
+                    if (auto* failure = std::get_if<wire::DecodeError>(&decoded)) {
+                        ++counters_.malformed;
+                        const int code = *failure == wire::DecodeError::unsupported_version ? -EPROTONOSUPPORT
+                                                                                           : -EPROTO;
+                        session->send(wire::encode({0, wire::ErrorReply{code, wire::to_string(*failure)}}));
+                        return;
+                    }
+                    handle(session, std::get<wire::Envelope>(std::move(decoded)));
+                });
+            }
+        }
+        accept_loop();
+    });
+}
+
+bool ApiServer::authorised(int fd) {
+    ucred credentials{};
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return false;
+    if (credentials.uid == 0 || credentials.uid == ::geteuid()) return true;
+    if (!group_id_) return false;
+    if (credentials.gid == *group_id_) return true;
+    // Supplementary groups of the peer process.
+    std::ifstream status("/proc/" + std::to_string(credentials.pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("Groups:", 0) != 0) continue;
+        std::istringstream groups(line.substr(7));
+        unsigned gid = 0;
+        while (groups >> gid) {
+            if (gid == *group_id_) return true;
+        }
+    }
+    SLMD_NOTICE("api: refused pid {} uid {}: not in group {}", credentials.pid, credentials.uid, options_.group);
+    return false;
+}
+
+namespace {
+
+std::optional<wire::Address> to_wire_address(const std::string& text) {
+    wire::Address address;
+    if (inet_pton(AF_INET, text.c_str(), address.bytes.data()) == 1) {
+        address.family = wire::Family::ipv4;
+        return address;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), address.bytes.data()) == 1) {
+        address.family = wire::Family::ipv6;
+        return address;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope request) {
+    const auto id = request.request_id;
+    auto reply = [session, id](wire::Message message) { session->send(wire::encode({id, std::move(message)})); };
+    std::visit(
+        [&](auto& message) {
+            using T = std::decay_t<decltype(message)>;
+            if constexpr (std::is_same_v<T, wire::ConnectRequest>) {
+                if (routes_.bypass(message.destination)) {
+                    wire::ConnectReply answer;
+                    answer.route = wire::Route::bypass;
+                    reply(answer);
+                    return;
+                }
+                flows_.connect(message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); });
+            } else if constexpr (std::is_same_v<T, wire::FlowStatusRequest>) {
+                reply(flows_.status(message));
+            } else if constexpr (std::is_same_v<T, wire::ShutdownRequest>) {
+                reply(flows_.shutdown(message));
+            } else if constexpr (std::is_same_v<T, wire::ResolveRequest>) {
+                const int family = message.family == wire::Family::ipv4   ? AF_INET
+                                   : message.family == wire::Family::ipv6 ? AF_INET6
+                                                                          : AF_UNSPEC;
+                driver_.resolve(message.name, family,
+                                [reply](int status, std::vector<std::string> addresses) {
+                                    wire::ResolveReply answer;
+                                    answer.status = status;
+                                    for (const auto& text : addresses) {
+                                        if (auto address = to_wire_address(text)) answer.addresses.push_back(*address);
+                                        if (answer.addresses.size() == wire::max_addresses) break;
+                                    }
+                                    if (status == 0 && answer.addresses.empty()) answer.status = EAI_NONAME;
+                                    SLMD_DEBUG("api: resolve -> {} ({} addresses)", answer.status,
+                                               answer.addresses.size());
+                                    reply(answer);
+                                });
+            } else if constexpr (std::is_same_v<T, wire::StatusRequest>) {
+                auto answer = status_();
+                answer.active_flows = flows_.active_flows();
+                answer.queued_flows = flows_.waiting_flows();
+                answer.data_port = data_port_;
+                reply(answer);
+            } else {
+                // A reply type sent as a request.
+                ++counters_.malformed;
+                reply(wire::ErrorReply{-EBADMSG, "not a request"});
+            }
+        },
+        request.message);
+}
+
+}  // namespace slmd::api

@@ -1,0 +1,70 @@
+// Owns: the Unix-domain API socket (AF_UNIX SOCK_SEQPACKET, /run/slmd/slmd.sock by default): accepting
+// clients, deciding who may use the modem (SO_PEERCRED: root, slmd's own user, or members of the configured
+// group), decoding requests with the libslmsock codec and answering them from the flow manager, the route
+// policy and the modem driver. Knows flows and errno values, never AT.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/seq_packet_protocol.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "core/flow_manager.hpp"
+#include "modem/modem_driver.hpp"
+#include "net/route_policy.hpp"
+#include "wire.hpp"
+
+namespace slmd::api {
+
+struct ApiOptions {
+    std::string socket_path = "/run/slmd/slmd.sock";
+    std::string group = "slm";  // members may use the modem; "" = only root and slmd's own user
+};
+
+class ApiServer {
+public:
+    using StatusSource = std::function<slmsock::wire::StatusReply()>;
+
+    ApiServer(boost::asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
+              modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
+              std::uint16_t data_port);
+    ~ApiServer();
+
+    std::error_code start();
+    const std::string& socket_path() const { return options_.socket_path; }
+
+    struct Counters {
+        std::uint64_t clients = 0;
+        std::uint64_t refused = 0;
+        std::uint64_t malformed = 0;
+        std::uint64_t requests = 0;
+    };
+    const Counters& counters() const { return counters_; }
+
+private:
+    class Session;
+    using Protocol = boost::asio::generic::seq_packet_protocol;
+
+    void accept_loop();
+    bool authorised(int fd);
+    void handle(const std::shared_ptr<Session>& session, slmsock::wire::Envelope request);
+
+    boost::asio::any_io_executor executor_;
+    ApiOptions options_;
+    core::FlowManager& flows_;
+    modem::ModemDriver& driver_;
+    const net::RoutePolicy& routes_;
+    StatusSource status_;
+    std::uint16_t data_port_;
+    boost::asio::basic_socket_acceptor<Protocol> acceptor_;
+    std::optional<unsigned> group_id_;
+    Counters counters_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace slmd::api

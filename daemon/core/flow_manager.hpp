@@ -1,0 +1,89 @@
+// Owns: the flows — one per app socket that goes through the modem — and their lifecycle: waiting for a
+// modem connection slot (bounded queue), connecting, relaying bytes between the app's real kernel socket
+// (attached through the data endpoint) and the ModemDriver with back-pressure both ways, half-close, and
+// tearing down with the right signal for the app (EOF for a peer close, RST for a modem loss or a failed
+// connect). Knows socket semantics and errno values, never AT.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "modem/modem_driver.hpp"
+#include "wire.hpp"
+
+namespace slmd::core {
+
+struct FlowOptions {
+    std::size_t max_waiting = 8;                           // flows queued for a busy proxy; more get EBUSY
+    std::chrono::milliseconds default_connect_timeout{60000};
+    std::chrono::milliseconds attach_timeout{10000};       // reply sent, data connection never came: give up
+    std::size_t downlink_limit = 256 * 1024;               // bytes buffered toward one app before we stop the modem
+    std::size_t uplink_chunk = 2048;                       // bytes read from an app at a time
+    std::chrono::milliseconds keep_finished{30000};        // finished flows stay queryable (SO_ERROR) this long
+};
+
+struct FlowCounters {
+    std::uint64_t opened = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t bytes_up = 0;
+    std::uint64_t bytes_down = 0;
+    std::uint64_t dropped_down_app_gone = 0;    // modem bytes for an app that had already closed
+    std::uint64_t dropped_up_peer_gone = 0;     // app bytes after the peer closed
+    std::uint64_t refused_busy = 0;
+};
+
+class FlowManager {
+public:
+    using ConnectReplyHandler = std::function<void(slmsock::wire::ConnectReply)>;
+
+    FlowManager(boost::asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options = {});
+    ~FlowManager();
+
+    // A CONNECT from an app. The reply comes at once for non-blocking requests, else when the modem answered.
+    void connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply);
+    slmsock::wire::FlowStatusReply status(const slmsock::wire::FlowStatusRequest& request) const;
+    slmsock::wire::ShutdownReply shutdown(const slmsock::wire::ShutdownRequest& request);
+    // A data connection presented this credential; takes the socket or closes it (unknown or used credential).
+    void attach(boost::asio::ip::tcp::socket socket, std::uint64_t flow_id, const slmsock::wire::Token& token);
+
+    std::uint32_t active_flows() const;
+    std::uint32_t waiting_flows() const { return static_cast<std::uint32_t>(waiting_.size()); }
+    const FlowCounters& counters() const { return counters_; }
+
+private:
+    struct Flow;
+    using FlowPtr = std::shared_ptr<Flow>;
+
+    void schedule();
+    void start_connect(const FlowPtr& flow);
+    void on_connected(const FlowPtr& flow);
+    void fail(const FlowPtr& flow, int error);
+    void read_uplink(const FlowPtr& flow);
+    void write_downlink(const FlowPtr& flow);
+    void on_modem_closed(const FlowPtr& flow, modem::CloseReason reason, int error);
+    void app_finished_sending(const FlowPtr& flow);
+    void reset_app(const FlowPtr& flow);
+    void finish(const FlowPtr& flow);
+    FlowPtr find(std::uint64_t id, std::uint16_t data_local_port) const;
+
+    boost::asio::any_io_executor executor_;
+    modem::ModemDriver& driver_;
+    FlowOptions options_;
+    std::map<std::uint64_t, FlowPtr> flows_;
+    std::deque<FlowPtr> waiting_;
+    std::uint64_t next_id_ = 1;
+    FlowCounters counters_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace slmd::core

@@ -1,0 +1,436 @@
+// Owns: the SLM TCP proxy driver (see slm_proxy_driver.hpp).
+#include "modem/slm_proxy_driver.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "modem/firmware_errno.hpp"
+#include "modem/responses.hpp"
+#include "sys/log.hpp"
+
+namespace slmd::modem {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::optional<int> parse_int(std::string_view text) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return value;
+}
+
+// "#XTCPCLI: <n>,\"<word>\"" → (n, word)
+std::optional<std::pair<int, std::string>> parse_tcpcli(std::string_view line) {
+    auto items = split_parameters(line, "#XTCPCLI");
+    if (!items || items->size() != 2) return std::nullopt;
+    auto number = parse_int((*items)[0]);
+    if (!number) return std::nullopt;
+    return std::pair{*number, (*items)[1]};
+}
+
+bool is_numeric_address(const std::string& host) {
+    return !host.empty() && host.find_first_not_of("0123456789.:abcdefABCDEF") == std::string::npos &&
+           (host.find('.') != std::string::npos || host.find(':') != std::string::npos);
+}
+
+}  // namespace
+
+SlmProxyDriver::SlmProxyDriver(asio::any_io_executor executor, at::Channel& channel, SlmProxyDriverHooks hooks,
+                               SlmProxyDriverOptions options)
+    : executor_(executor),
+      channel_(channel),
+      hooks_(std::move(hooks)),
+      options_(options),
+      tail_timer_(executor),
+      idle_timer_(executor) {}
+
+SlmProxyDriver::~SlmProxyDriver() { *alive_ = false; }
+
+void SlmProxyDriver::submit(at::CommandRequest request, at::Channel::ResponseHandler handler) {
+    with_command_mode([this, request = std::move(request), handler = std::move(handler)]() mutable {
+        channel_.submit(std::move(request), std::move(handler));
+    });
+}
+
+void SlmProxyDriver::with_command_mode(Step step) {
+    if (channel_.mode() != at::LinkMode::data && !exiting_data_mode_) {
+        step();
+        return;
+    }
+    after_exit_.push_back(std::move(step));
+    if (exiting_data_mode_) return;
+    exiting_data_mode_ = true;
+    channel_.exit_data_mode([this, alive = alive_](std::error_code error, int) {
+        if (!*alive) return;
+        exiting_data_mode_ = false;
+        if (error) SLMD_WARN("slm: leaving data mode: {}", error.message());
+        auto steps = std::move(after_exit_);
+        after_exit_.clear();
+        for (auto& step : steps) step();
+    });
+}
+
+// Connect ------------------------------------------------------------------------------------------------------
+
+void SlmProxyDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
+                                 TcpConnectionEvents events, std::function<void(int, ConnectionId)> done) {
+    if (!serving()) {
+        done(ENETDOWN, 0);
+        return;
+    }
+    if (slot_busy_) {
+        done(EBUSY, 0);
+        return;
+    }
+    slot_busy_ = true;
+    connect_attempt(destination, timeout, false, std::move(done), std::move(events));
+}
+
+void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milliseconds timeout, bool retried,
+                                     std::function<void(int, ConnectionId)> done, TcpConnectionEvents events) {
+    const std::string line = "AT#XTCPCLI=" + std::string(destination.ipv6 ? "2" : "1") + ",\"" + destination.host +
+                             "\"," + std::to_string(destination.port);
+    // The firmware's connect blocks for as long as the network takes; allow that plus the UART round trip.
+    submit({line, "#XTCPCLI", timeout + 5s}, [this, alive = alive_, destination, timeout, retried,
+                                              done = std::move(done), events = std::move(events)](
+                                                 at::CommandResponse response) mutable {
+        if (!*alive) return;
+        std::optional<std::pair<int, std::string>> info;
+        for (const auto& text : response.info) {
+            if (auto parsed = parse_tcpcli(text)) info = parsed;
+        }
+        if (response.ok() && info && info->second == "connected") {
+            connection_ = Connection{next_id_++, std::move(events), false};
+            SLMD_INFO("slm: connected to {}:{} (handle {})", destination.host, destination.port, info->first);
+            done(0, connection_->id);
+            return;
+        }
+        if (response.error) {
+            // Reset or lost link: the slot is gone with the modem. A timeout leaves the firmware busy: free it.
+            if (response.error == at::ChannelError::timeout) {
+                release_slot_then([done = std::move(done)] { done(ETIMEDOUT, 0); });
+            } else {
+                free_slot();
+                done(ENETDOWN, 0);
+            }
+            return;
+        }
+        if (info && info->second == "not connected") {
+            const int error = linux_errno_from_connect_failure(info->first, !is_numeric_address(destination.host));
+            free_slot();
+            SLMD_INFO("slm: connect to {}:{} failed: {}", destination.host, destination.port, std::strerror(error));
+            done(error, 0);
+            return;
+        }
+        // Plain ERROR: the proxy is still held (e.g. by an slmd that died). Free it once and try again.
+        if (!retried) {
+            SLMD_WARN("slm: TCP proxy busy; closing the stale connection and retrying");
+            submit({"AT#XTCPCLI=0", "#XTCPCLI", 15s},
+                   [this, alive = alive_, destination, timeout, done = std::move(done),
+                    events = std::move(events)](at::CommandResponse) mutable {
+                       if (!*alive) return;
+                       connect_attempt(destination, timeout, true, std::move(done), std::move(events));
+                   });
+            return;
+        }
+        free_slot();
+        done(EBUSY, 0);
+    });
+}
+
+// Uplink -------------------------------------------------------------------------------------------------------
+
+void SlmProxyDriver::tcp_send(ConnectionId id, std::string bytes, std::function<void(int)> done) {
+    if (!alive_connection(id) || connection_->closing) {
+        done(ENOTCONN);
+        return;
+    }
+    tail_timer_.cancel();
+    idle_timer_.cancel();
+    sends_.push_back({std::move(bytes), std::move(done)});
+    pump();
+}
+
+void SlmProxyDriver::pump() {
+    if (pumping_) return;
+    if (sends_.empty()) {
+        after_uplink_idle();
+        return;
+    }
+    pumping_ = true;
+    auto plan = plan_uplink(held_tail_ + sends_.front().bytes, channel_.profile().max_send_string);
+    held_tail_ = plan.held_tail;
+    auto pieces = std::make_shared<std::deque<UplinkPiece>>(plan.pieces.begin(), plan.pieces.end());
+    run_pieces(pieces, [this, alive = alive_](int error) {
+        if (!*alive) return;
+        pumping_ = false;
+        if (sends_.empty()) return;  // the connection went away meanwhile
+        auto job = std::move(sends_.front());
+        sends_.pop_front();
+        stats_.bytes_up += job.bytes.size();
+        job.done(error);
+        if (error) return;
+        pump();
+    });
+}
+
+void SlmProxyDriver::run_pieces(std::shared_ptr<std::deque<UplinkPiece>> pieces, std::function<void(int)> finished) {
+    if (pieces->empty()) {
+        // Report the chunk taken only once the serial line has room: that is the back-pressure to the app.
+        when_drained([finished = std::move(finished)] { finished(0); });
+        return;
+    }
+    auto piece = std::move(pieces->front());
+    pieces->pop_front();
+    auto next = [this, alive = alive_, pieces, finished](int error) mutable {
+        if (!*alive) return;
+        if (error) {
+            finished(error);
+            return;
+        }
+        run_pieces(pieces, std::move(finished));
+    };
+    const bool short_and_quotable = piece.bytes.size() <= options_.quoted_send_limit && quotable(piece.bytes);
+    if (piece.kind == UplinkPiece::Kind::quoted ||
+        (channel_.mode() == at::LinkMode::command && !exiting_data_mode_ && short_and_quotable)) {
+        send_quoted(std::move(piece.bytes), std::move(next));
+    } else {
+        send_in_data_mode(std::move(piece.bytes), std::move(next));
+    }
+}
+
+void SlmProxyDriver::send_quoted(std::string bytes, std::function<void(int)> finished) {
+    ++stats_.quoted_sends;
+    const auto expected = bytes.size();
+    submit({"AT#XTCPSEND=\"" + bytes + "\"", "#XTCPSEND", 15s},
+           [finished = std::move(finished), expected](at::CommandResponse response) {
+               if (!response.ok()) {
+                   finished(response.error == at::ChannelError::timeout ? ETIMEDOUT : ECONNRESET);
+                   return;
+               }
+               (void)expected;
+               finished(0);
+           });
+}
+
+void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int)> finished) {
+    if (channel_.mode() == at::LinkMode::data && !exiting_data_mode_) {
+        auto error = channel_.write_data(bytes);
+        finished(error ? ECONNRESET : 0);
+        return;
+    }
+    with_command_mode([this, alive = alive_, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
+        if (!*alive) return;
+        ++stats_.data_mode_entries;
+        channel_.enter_data_mode({"AT#XTCPSEND", "", 5s},
+                                 [this, alive, bytes = std::move(bytes),
+                                  finished = std::move(finished)](at::CommandResponse response) mutable {
+                                     if (!*alive) return;
+                                     if (!response.ok()) {
+                                         finished(ECONNRESET);
+                                         return;
+                                     }
+                                     auto error = channel_.write_data(bytes);
+                                     finished(error ? ECONNRESET : 0);
+                                 });
+    });
+}
+
+void SlmProxyDriver::when_drained(std::function<void()> then) {
+    if (hooks_.link_backlog() <= options_.link_backlog_limit) {
+        then();
+        return;
+    }
+    drain_waiters_.push_back(std::move(then));
+}
+
+void SlmProxyDriver::on_link_drained() {
+    if (drain_waiters_.empty() || hooks_.link_backlog() > options_.link_backlog_limit) return;
+    auto waiters = std::move(drain_waiters_);
+    drain_waiters_.clear();
+    for (auto& waiter : waiters) waiter();
+}
+
+void SlmProxyDriver::after_uplink_idle() {
+    if (!held_tail_.empty()) {
+        tail_timer_.expires_after(options_.tail_flush_delay);
+        tail_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+            if (!*alive || error || held_tail_.empty() || pumping_ || !sends_.empty()) return;
+            auto tail = std::exchange(held_tail_, {});
+            pumping_ = true;
+            send_quoted(std::move(tail), [this, alive](int) {
+                if (!*alive) return;
+                pumping_ = false;
+                pump();
+            });
+        });
+        return;
+    }
+    if (connection_ && connection_->closing) {
+        finish_close();
+        return;
+    }
+    if (channel_.mode() == at::LinkMode::data) {
+        idle_timer_.expires_after(options_.data_mode_idle_exit);
+        idle_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+            if (!*alive || error || pumping_ || !sends_.empty()) return;
+            if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
+        });
+    }
+}
+
+void SlmProxyDriver::free_slot() {
+    if (!slot_busy_) return;
+    slot_busy_ = false;
+    if (!capacity_listener_) return;
+    asio::post(executor_, [this, alive = alive_] {
+        if (*alive && !slot_busy_ && capacity_listener_) capacity_listener_();
+    });
+}
+
+// Close --------------------------------------------------------------------------------------------------------
+
+void SlmProxyDriver::tcp_close(ConnectionId id) {
+    if (!alive_connection(id) || connection_->closing) return;
+    connection_->closing = true;
+    if (!pumping_ && sends_.empty() && held_tail_.empty()) finish_close();
+    // Otherwise pump() reaches after_uplink_idle() once the uplink is flushed, and closes then.
+}
+
+void SlmProxyDriver::finish_close() {
+    if (!connection_) return;
+    const auto id = connection_->id;
+    submit({"AT#XTCPCLI=0", "#XTCPCLI", 15s}, [this, alive = alive_, id](at::CommandResponse) {
+        if (!*alive || !alive_connection(id)) return;
+        auto events = std::move(connection_->events);
+        connection_.reset();
+        free_slot();
+        if (events.closed) events.closed(CloseReason::local_close, 0);
+    });
+}
+
+void SlmProxyDriver::release_slot_then(std::function<void()> then) {
+    submit({"AT#XTCPCLI=0", "#XTCPCLI", 15s}, [this, alive = alive_, then = std::move(then)](at::CommandResponse) {
+        if (!*alive) return;
+        free_slot();
+        then();
+    });
+}
+
+void SlmProxyDriver::connection_lost(CloseReason reason, int error) {
+    if (!connection_) return;
+    auto events = std::move(connection_->events);
+    connection_.reset();
+    held_tail_.clear();
+    tail_timer_.cancel();
+    idle_timer_.cancel();
+    auto sends = std::move(sends_);
+    sends_.clear();
+    for (auto& job : sends) job.done(ECONNRESET);
+    if (reason == CloseReason::modem_lost) {
+        free_slot();
+    } else {
+        // The firmware may still hold the socket; make sure the proxy is free before the next connect.
+        release_slot_then([] {});
+    }
+    if (events.closed) events.closed(reason, error);
+}
+
+// Events from the link -----------------------------------------------------------------------------------------
+
+bool SlmProxyDriver::on_urc(const std::string& text) {
+    auto parsed = parse_tcpcli(text);
+    if (!parsed) return false;
+    if (parsed->second == "disconnected" && connection_) {
+        SLMD_INFO("slm: connection closed by the network ({})", parsed->first);
+        // v2.5/v2.6 print this inside the data-mode stream and then drop input until our "+++".
+        if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
+        connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(parsed->first));
+    }
+    return true;
+}
+
+void SlmProxyDriver::on_proxy_data(at::ProxyData&& data) {
+    if (data.proxy != at::Proxy::tcp) return;
+    stats_.bytes_down += data.bytes.size();
+    if (connection_ && connection_->events.data) connection_->events.data(data.bytes);
+}
+
+void SlmProxyDriver::on_raw_data(std::string_view bytes) {
+    stats_.bytes_down += bytes.size();
+    if (connection_ && connection_->events.data) connection_->events.data(bytes);
+}
+
+void SlmProxyDriver::on_data_mode_exited(int status) {
+    // A non-zero status means the proxy broke while the link was in data mode (peer gone, send failure).
+    if (status != 0 && connection_) {
+        SLMD_INFO("slm: data mode ended with {}; connection closed", status);
+        connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(status));
+    }
+}
+
+void SlmProxyDriver::on_modem_lost() {
+    exiting_data_mode_ = false;
+    after_exit_.clear();
+    pumping_ = false;
+    auto waiters = std::move(drain_waiters_);
+    drain_waiters_.clear();
+    connection_lost(CloseReason::modem_lost, ECONNRESET);
+    free_slot();
+}
+
+// DNS ----------------------------------------------------------------------------------------------------------
+
+void SlmProxyDriver::resolve(const std::string& name, int family,
+                             std::function<void(int, std::vector<std::string>)> done) {
+    if (!serving()) {
+        done(EAI_AGAIN, {});
+        return;
+    }
+    if (name.empty() || name.size() > 127 || name.find('"') != std::string::npos) {
+        done(EAI_NONAME, {});
+        return;
+    }
+    std::string line = "AT#XGETADDRINFO=\"" + name + "\"";
+    if (channel_.profile().getaddrinfo_takes_family) {
+        line += family == AF_INET ? ",1" : family == AF_INET6 ? ",2" : ",0";
+    }
+    submit({line, "#XGETADDRINFO", 35s}, [family, done = std::move(done)](at::CommandResponse response) {
+        std::string text;
+        if (!response.info.empty()) {
+            auto items = split_parameters(response.info.front(), "#XGETADDRINFO");
+            if (items && !items->empty()) text = items->front();
+        }
+        if (!response.ok()) {
+            done(response.error || text.find("AGAIN") != std::string::npos ? EAI_AGAIN : EAI_NONAME, {});
+            return;
+        }
+        // Every entry repeats the first address on v1.9–v2.9 (firmware bug), so keep distinct ones in order.
+        std::vector<std::string> addresses;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            auto end = text.find(' ', start);
+            if (end == std::string::npos) end = text.size();
+            std::string address = text.substr(start, end - start);
+            const bool v6 = address.find(':') != std::string::npos;
+            const bool wanted = family == AF_UNSPEC || (family == AF_INET6) == v6;
+            if (!address.empty() && wanted && std::find(addresses.begin(), addresses.end(), address) == addresses.end())
+                addresses.push_back(address);
+            start = end + 1;
+        }
+        const int status = addresses.empty() ? EAI_NONAME : 0;  // before the move: argument order is unspecified
+        done(status, std::move(addresses));
+    });
+}
+
+}  // namespace slmd::modem

@@ -1,0 +1,343 @@
+// slmd's TCP data path end to end, through libslmsock: a real local server reached at a test "internet"
+// address through slmsim (real sockets behind a simulated SLM on a pty), for each firmware release.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "process.hpp"
+#include "slmsock.h"
+
+using namespace slmd::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A loopback TCP server run on its own thread: echo, or send-then-close.
+class LocalServer {
+public:
+    enum class Mode { echo, greet_and_close };
+    explicit LocalServer(Mode mode, std::string greeting = {}) : mode_(mode), greeting_(std::move(greeting)) {
+        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+        listen(fd_, 8);
+        socklen_t length = sizeof address;
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+        port_ = ntohs(address.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~LocalServer() {
+        stop_ = true;
+        shutdown(fd_, SHUT_RDWR);
+        thread_.join();
+        close(fd_);
+    }
+    std::uint16_t port() const { return port_; }
+    int accepted() const { return accepted_; }
+
+private:
+    void serve() {
+        while (!stop_) {
+            int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (client < 0) return;
+            ++accepted_;
+            if (mode_ == Mode::greet_and_close) {
+                [[maybe_unused]] auto n = write(client, greeting_.data(), greeting_.size());
+                close(client);
+                continue;
+            }
+            char buffer[8192];
+            for (;;) {
+                ssize_t n = read(client, buffer, sizeof buffer);
+                if (n <= 0) break;
+                ssize_t off = 0;
+                while (off < n) {
+                    ssize_t w = write(client, buffer + off, static_cast<std::size_t>(n - off));
+                    if (w <= 0) break;
+                    off += w;
+                }
+            }
+            close(client);
+        }
+    }
+    Mode mode_;
+    std::string greeting_;
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> accepted_{0};
+    std::thread thread_;
+};
+
+// slmsim + slmd for one test.
+class Gateway {
+public:
+    Gateway(const std::string& profile, std::vector<std::string> sim_extra = {}, std::string baud = "0") {
+        std::vector<std::string> sim_args{SLMSIM_BIN, "--link", dir / "tty", "--profile", profile, "--baud", baud,
+                                          "--control", dir / "control", "--map", "203.0.113.0/24=127.0.0.1"};
+        sim_args.insert(sim_args.end(), sim_extra.begin(), sim_extra.end());
+        sim.emplace(sim_args);
+        if (!wait_for_path(dir / "tty", 10s) || !wait_for_path(dir / "control", 10s)) return;
+        slmd.emplace(std::vector<std::string>{SLMD_BIN, "--device", dir / "tty", "--baud", baud == "0" ? "115200" : baud,
+                                              "--api-socket", dir / "slmd.sock", "--register-timeout-ms", "20000"});
+        ready = slmd->wait_for_output("modem: ready", 20s);
+        setenv("SLMSOCK_SOCKET", (dir / "slmd.sock").c_str(), 1);
+    }
+    std::string control(const std::string& line) { return control_command(dir / "control", line); }
+
+    TempDir dir;
+    std::optional<ChildProcess> sim;
+    std::optional<ChildProcess> slmd;
+    bool ready = false;
+};
+
+sockaddr_in test_address(const char* ip, std::uint16_t port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    inet_pton(AF_INET, ip, &address.sin_addr);
+    return address;
+}
+
+bool write_all(int fd, const std::string& bytes) {
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = write(fd, bytes.data() + off, bytes.size() - off);
+        if (n <= 0) return false;
+        off += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+// Reads until `count` bytes or EOF/error, with an overall deadline.
+std::string read_n(int fd, std::size_t count, std::chrono::milliseconds limit = 30s) {
+    std::string out;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    char buffer[8192];
+    while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (poll(&pfd, 1, 200) <= 0) continue;
+        ssize_t n = read(fd, buffer, std::min(sizeof buffer, count - out.size()));
+        if (n <= 0) break;
+        out.append(buffer, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+// Every byte the firmware's framing could trip over, and terminators in all positions.
+std::string nasty_payload(std::size_t size) {
+    std::string payload = std::string("+++\"\0\r\n\x08\x7fOK\r\nERROR\r\n#XTCPDATA: 5\r\nReady\r\n", 44) + "a+" + "++" +
+                          "b++" + "+++";
+    std::mt19937 rng(42);
+    while (payload.size() < size) {
+        payload += static_cast<char>(rng() % 256);
+        if (rng() % 97 == 0) payload += "+++";
+        if (rng() % 89 == 0) payload += "\r\nOK\r\n";
+    }
+    payload.resize(size);
+    payload.back() = '+';  // a trailing '+' must still arrive
+    return payload;
+}
+
+class TcpPerProfile : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(TcpPerProfile, BinaryEchoIsByteExact) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway(GetParam());
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd) << "\n" << gateway.slmd->output();
+    const auto payload = nasty_payload(20000);
+    std::thread writer([&] { EXPECT_TRUE(write_all(fd, payload)); });
+    auto echoed = read_n(fd, payload.size());
+    writer.join();
+    EXPECT_EQ(echoed.size(), payload.size());
+    EXPECT_TRUE(echoed == payload) << "first difference at "
+                                   << std::mismatch(echoed.begin(), echoed.end(), payload.begin()).first - echoed.begin();
+    sockaddr_in peer{};
+    socklen_t length = sizeof peer;
+    ASSERT_EQ(getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length), 0);
+    // Without the shim the kernel peer is slmd's data endpoint; the flow knows the real one.
+    sockaddr_in local{};
+    length = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    struct slmsock_flow_status status{};
+    ASSERT_EQ(slmsock_flow_status_by_port(ntohs(local.sin_port), &status), 0);
+    EXPECT_EQ(status.state, SLMSOCK_CONNECTED);
+    const auto* real = reinterpret_cast<const sockaddr_in*>(&status.peer);
+    EXPECT_EQ(ntohs(real->sin_port), server.port());
+    char text[INET_ADDRSTRLEN];
+    EXPECT_STREQ(inet_ntop(AF_INET, &real->sin_addr, text, sizeof text), "203.0.113.10");
+    close(fd);
+    EXPECT_EQ(server.accepted(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile, ::testing::Values("v2.5", "v2.7", "v2.9"),
+                         [](const auto& info) {
+                             std::string name = info.param;
+                             for (auto& c : name) {
+                                 if (c == '.') c = '_';
+                             }
+                             return name;
+                         });
+
+TEST(Tcp, RefusedTimedOutAndUnreachableCarryTheirErrno) {
+    Gateway gateway("v2.9", {"--connect-timeout-ms", "300"});
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    // A mapped address whose local port has no listener: the real connect is refused.
+    LocalServer closed_port_probe(LocalServer::Mode::echo);
+    const auto unused_port = static_cast<std::uint16_t>(closed_port_probe.port() + 1);
+    EXPECT_EQ(slmsock_tcp_connect("203.0.113.10", unused_port, AF_INET), -ECONNREFUSED);
+    // An unmapped documentation address: the simulated network never answers.
+    EXPECT_EQ(slmsock_tcp_connect("198.51.100.7", 80, AF_INET), -ETIMEDOUT);
+}
+
+TEST(Tcp, UnreachableCarriesItsErrno) {
+    Gateway gateway("v2.9", {"--unmapped", "unreachable"});
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    EXPECT_EQ(slmsock_tcp_connect("198.51.100.7", 80, AF_INET), -EHOSTUNREACH);
+}
+
+TEST(Tcp, NonBlockingConnectReportsInProgressThenConnected) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    auto address = test_address("203.0.113.10", server.port());
+    std::uint64_t flow = 0;
+    ASSERT_EQ(slmsock_connect_fd(fd, reinterpret_cast<sockaddr*>(&address), sizeof address, &flow), -EINPROGRESS);
+    EXPECT_NE(fcntl(fd, F_GETFL) & O_NONBLOCK, 0) << "the app's flags are restored";
+    pollfd pfd{fd, POLLOUT, 0};
+    ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+    struct slmsock_flow_status status{};
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    do {
+        ASSERT_EQ(slmsock_flow_status(flow, &status), 0);
+        if (status.state == SLMSOCK_CONNECTED) break;
+        poll(nullptr, 0, 10);
+    } while (std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(status.state, SLMSOCK_CONNECTED);
+    ASSERT_TRUE(write_all(fd, "ping"));
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    EXPECT_EQ(read_n(fd, 4), "ping");
+    close(fd);
+}
+
+TEST(Tcp, FailedNonBlockingConnectResetsTheSocketAndNamesTheCause) {
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    LocalServer probe(LocalServer::Mode::echo);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    auto address = test_address("203.0.113.10", static_cast<std::uint16_t>(probe.port() + 1));
+    std::uint64_t flow = 0;
+    ASSERT_EQ(slmsock_connect_fd(fd, reinterpret_cast<sockaddr*>(&address), sizeof address, &flow), -EINPROGRESS);
+    // The reset arrives as POLLHUP/POLLERR; the flow remembers why.
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+    struct slmsock_flow_status status{};
+    ASSERT_EQ(slmsock_flow_status(flow, &status), 0);
+    EXPECT_EQ(status.state, SLMSOCK_FAILED);
+    EXPECT_EQ(status.error, -ECONNREFUSED);
+    close(fd);
+}
+
+TEST(Tcp, PeerCloseIsEndOfFileAfterTheData) {
+    LocalServer server(LocalServer::Mode::greet_and_close, "hello from the server\r\nOK\r\n");
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    EXPECT_EQ(read_n(fd, 1000), "hello from the server\r\nOK\r\n");
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), 0) << "EOF after the peer closed";
+    close(fd);
+}
+
+TEST(Tcp, ModemResetResetsOpenSockets) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    ASSERT_TRUE(write_all(fd, "x"));
+    EXPECT_EQ(read_n(fd, 1), "x");
+    EXPECT_EQ(gateway.control("reset"), "ok");
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+    close(fd);
+    // slmd brings the modem up again and serves new connections.
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: ready", 20s)) << gateway.slmd->output();
+    int again = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(again, 0) << slmsock_strerror(again);
+    close(again);
+}
+
+TEST(Tcp, SecondConnectionWaitsForTheSingleProxy) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int first = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(first, 0) << slmsock_strerror(first);
+    std::atomic<int> second{-1000};
+    std::thread waiter([&] { second = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET); });
+    // While the first holds the proxy, the second is queued, not failed.
+    struct slmsock_status status{};
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    do {
+        ASSERT_EQ(slmsock_status(&status), 0);
+        if (status.queued_flows == 1) break;
+        poll(nullptr, 0, 10);
+    } while (std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(status.queued_flows, 1u);
+    EXPECT_EQ(second.load(), -1000);
+    close(first);
+    waiter.join();
+    ASSERT_GE(second.load(), 0) << slmsock_strerror(second.load());
+    ASSERT_TRUE(write_all(second, "after"));
+    EXPECT_EQ(read_n(second, 5), "after");
+    close(second);
+}
+
+TEST(Tcp, ResolveGoesThroughTheModem) {
+    TempDir hosts_dir;
+    {
+        FILE* hosts = fopen((hosts_dir / "hosts").c_str(), "w");
+        fputs("203.0.113.10 www.example.test\n", hosts);
+        fclose(hosts);
+    }
+    Gateway gateway("v2.9", {"--hosts", hosts_dir / "hosts"});
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    sockaddr_storage addresses[4];
+    std::size_t count = 0;
+    ASSERT_EQ(slmsock_resolve("www.example.test", AF_INET, addresses, 4, &count), 0);
+    ASSERT_EQ(count, 1u);
+    char text[INET_ADDRSTRLEN];
+    EXPECT_STREQ(inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addresses[0])->sin_addr, text, sizeof text),
+                 "203.0.113.10");
+    EXPECT_LT(slmsock_resolve("nowhere.example.test", AF_INET, addresses, 4, &count), 0);
+}

@@ -83,7 +83,8 @@ TEST_F(Matrix, RefusedIsEconnrefused) {
 }
 
 TEST_F(Matrix, UnmappedTestAddressTimesOutWithEtimedout) {
-    auto r = run_case("error-blocking", 80, std::to_string(ETIMEDOUT), "203.0.113.99");
+    // 198.51.100.0/24 is not mapped: slmsim's black hole fails it with -116 after --connect-timeout-ms.
+    auto r = run_case("error-blocking", 80, std::to_string(ETIMEDOUT), "198.51.100.7");
     expect_ok(r, "error-blocking");
 }
 
@@ -116,7 +117,7 @@ TEST_F(Matrix, SyscallConnectGoesThroughTheModem) {
     expect_ok(run_case("syscall-connect", echo_.port()), "syscall-connect");
 }
 
-TEST_F(Matrix, ShutdownThenEof) { expect_ok(run_case("shutdown", echo_.port()), "shutdown"); }
+TEST_F(Matrix, ShutdownWriteKeepsTheReadSide) { expect_ok(run_case("shutdown", echo_.port()), "shutdown"); }
 
 TEST_F(Matrix, NamesResolveThroughTheModem) {
     expect_ok(run_case("dns", echo_.port(), Modem::host_address, Modem::host_name), "dns");

@@ -159,7 +159,14 @@ int main(int argc, char** argv) {
   io.run();
 
   if (trace) trace->note("counters " + sim.stats().to_string());
+  // Close everything, then let the aborted operations complete while their owners still exist: Boost 1.81's
+  // io_uring backend frees its socket service before still-queued operations that hold sockets of it.
   control.reset();
   pty.close();
+  sim.shutdown();
+  boost::system::error_code ignored;
+  signals.close(ignored);
+  io.restart();
+  io.run_for(std::chrono::milliseconds(100));
   return 0;
 }

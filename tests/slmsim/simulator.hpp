@@ -81,6 +81,8 @@ class Simulator {
  public:
   Simulator(boost::asio::io_context& io, Config cfg, HostLine& line);
   ~Simulator();
+  // Closes every proxy socket; its pending operations then complete (aborted) on the next run of the io_context.
+  void shutdown() { close_all_silently(); }
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
 

@@ -45,7 +45,15 @@ class Harness {
     sim->start();
   }
   explicit Harness(const std::string& profile) : Harness(test_config(profile)) {}
-  ~Harness() { sim.reset(); }
+  // Cancelled operations must complete before the io_context goes: Boost 1.81's io_uring backend destroys
+  // its socket service before the queued operations that still hold sockets of it (use-after-free under ASan).
+  // The simulator stays alive while they complete, since its handlers refer to it.
+  ~Harness() {
+    sim->shutdown();
+    io.restart();
+    io.run_for(50ms);
+    sim.reset();
+  }
 
   asio::io_context io;
   Sink sink;

@@ -155,6 +155,16 @@ int main(int argc, char** argv) {
         io.stop();
     });
     io.run();
+
+    // Close every I/O object, then let the aborted operations complete while their owners still exist
+    // (Boost 1.81's io_uring backend frees its socket services before operations still queued on them).
+    if (api) api->stop();
+    data_endpoint.stop();
+    flows.stop();
+    modem.stop();
     port.close();
+    signals.cancel();
+    io.restart();
+    io.run_for(std::chrono::seconds(2));
     return exit_code;
 }

@@ -45,6 +45,10 @@ public:
     }
 
     bool truncated() const { return (flags_ & MSG_TRUNC) != 0; }
+    void close() {
+        boost::system::error_code ignored;
+        socket_.close(ignored);
+    }
 
 private:
     void send_next() {
@@ -123,6 +127,15 @@ std::error_code ApiServer::start() {
     return {};
 }
 
+void ApiServer::stop() {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (auto& weak : sessions_) {
+        if (auto session = weak.lock()) session->close();
+    }
+    sessions_.clear();
+}
+
 void ApiServer::accept_loop() {
     acceptor_.async_accept([this, alive = alive_](boost::system::error_code error, Protocol::socket socket) {
         if (!*alive || error == asio::error::operation_aborted) return;
@@ -130,6 +143,8 @@ void ApiServer::accept_loop() {
             ++counters_.clients;
             const bool allowed = authorised(socket.native_handle());
             auto session = std::make_shared<Session>(std::move(socket));
+            std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
+            sessions_.push_back(session);
             if (!allowed) {
                 ++counters_.refused;
                 wire::Envelope refusal{0, wire::ErrorReply{-EACCES, "not allowed to use the modem"}};

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "core/flow_manager.hpp"
 #include "modem/modem_driver.hpp"
@@ -36,6 +37,8 @@ public:
     ~ApiServer();
 
     std::error_code start();
+    // Stops accepting and closes every client connection.
+    void stop();
     const std::string& socket_path() const { return options_.socket_path; }
 
     struct Counters {
@@ -64,6 +67,7 @@ private:
     boost::asio::basic_socket_acceptor<Protocol> acceptor_;
     std::optional<unsigned> group_id_;
     Counters counters_;
+    std::vector<std::weak_ptr<Session>> sessions_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -49,6 +49,16 @@ std::error_code DataEndpoint::start(std::uint16_t port) {
     return {};
 }
 
+void DataEndpoint::stop() {
+    boost::system::error_code ignored;
+    v4_.close(ignored);
+    if (v6_) v6_->close(ignored);
+    for (auto& weak : unauthenticated_) {
+        if (auto socket = weak.lock()) socket->close(ignored);
+    }
+    unauthenticated_.clear();
+}
+
 void DataEndpoint::accept_loop(tcp::acceptor& acceptor) {
     acceptor.async_accept([this, alive = alive_, &acceptor](boost::system::error_code error, tcp::socket socket) {
         if (!*alive || error == asio::error::operation_aborted) return;
@@ -59,23 +69,26 @@ void DataEndpoint::accept_loop(tcp::acceptor& acceptor) {
 
 void DataEndpoint::read_credential(tcp::socket socket) {
     struct Pending {
-        explicit Pending(tcp::socket s, asio::any_io_executor executor) : socket(std::move(s)), timer(executor) {}
-        tcp::socket socket;
+        explicit Pending(tcp::socket s, asio::any_io_executor executor)
+            : socket(std::make_shared<tcp::socket>(std::move(s))), timer(executor) {}
+        std::shared_ptr<tcp::socket> socket;
         asio::steady_timer timer;
         std::array<std::uint8_t, wire::credential_size> credential{};
     };
     auto pending = std::make_shared<Pending>(std::move(socket), executor_);
+    std::erase_if(unauthenticated_, [](const auto& weak) { return weak.expired(); });
+    unauthenticated_.push_back(pending->socket);
     pending->timer.expires_after(credential_timeout);
     pending->timer.async_wait([pending](boost::system::error_code error) {
-        if (!error) pending->socket.close(error);
+        if (!error) pending->socket->close(error);
     });
-    asio::async_read(pending->socket, asio::buffer(pending->credential),
+    asio::async_read(*pending->socket, asio::buffer(pending->credential),
                      [this, alive = alive_, pending](boost::system::error_code error, std::size_t) {
                          pending->timer.cancel();
                          if (!*alive || error) return;
                          auto decoded = wire::decode_credential(pending->credential);
                          if (!decoded) return;
-                         flows_.attach(std::move(pending->socket), decoded->first, decoded->second);
+                         flows_.attach(std::move(*pending->socket), decoded->first, decoded->second);
                      });
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <system_error>
+#include <vector>
 
 #include "core/flow_manager.hpp"
 
@@ -21,6 +22,7 @@ public:
     // Listens on 127.0.0.1:port and [::1]:port (port 0 picks one); IPv6 is optional (a host may lack ::1).
     std::error_code start(std::uint16_t port);
     std::uint16_t port() const { return port_; }
+    void stop();
 
 private:
     void accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
@@ -31,6 +33,7 @@ private:
     boost::asio::ip::tcp::acceptor v4_;
     std::optional<boost::asio::ip::tcp::acceptor> v6_;
     std::uint16_t port_ = 0;
+    std::vector<std::weak_ptr<boost::asio::ip::tcp::socket>> unauthenticated_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -328,6 +328,14 @@ void Channel::send_terminator() {
     });
 }
 
+void Channel::shutdown() {
+    terminator_sent_ = false;
+    resync_needed_ = false;
+    guard_timer_.cancel();
+    idle_timer_.cancel();
+    fail_all(make_error_code(ChannelError::cancelled));
+}
+
 void Channel::link_lost() {
     terminator_sent_ = false;
     resync_needed_ = false;

@@ -118,6 +118,8 @@ public:
     void feed(std::string_view bytes);
     // The serial device went away: everything pending fails with link_lost and the framer forgets its state.
     void link_lost();
+    // slmd is stopping: everything pending fails with cancelled and every timer stops.
+    void shutdown();
 
     LinkMode mode() const { return framer_.mode(); }
     bool idle() const { return !in_flight_ && queue_.empty(); }

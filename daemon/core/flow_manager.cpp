@@ -488,6 +488,31 @@ wire::ShutdownReply FlowManager::shutdown(const wire::ShutdownRequest& request) 
     return reply;
 }
 
+void FlowManager::stop() {
+    auto flows = flows_;
+    for (auto& [id, flow] : flows) {
+        flow->modem_open = false;  // the driver is going away with the modem
+        if (flow->app) {
+            boost::system::error_code ignored;
+            flow->app->set_option(asio::socket_base::linger(true, 0), ignored);
+            flow->app->close(ignored);
+            flow->app.reset();
+        }
+        flow->deadline.cancel();
+        flow->attach_deadline.cancel();
+        flow->linger.cancel();
+        if (flow->pending_reply) {
+            wire::ConnectReply answer;
+            answer.status = -ENETDOWN;
+            auto reply = std::move(flow->pending_reply);
+            flow->pending_reply = nullptr;
+            reply(answer);
+        }
+        flow->phase = Phase::finished;
+    }
+    waiting_.clear();
+}
+
 std::uint32_t FlowManager::active_flows() const {
     std::uint32_t count = 0;
     for (const auto& [id, flow] : flows_) {

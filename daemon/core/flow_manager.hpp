@@ -56,6 +56,8 @@ public:
     // A data connection presented this credential; takes the socket or closes it (unknown or used credential).
     void attach(boost::asio::ip::tcp::socket socket, std::uint64_t flow_id, const slmsock::wire::Token& token);
 
+    // slmd is stopping: every app connection is reset (the modem side goes with the modem).
+    void stop();
     std::uint32_t active_flows() const;
     std::uint32_t waiting_flows() const { return static_cast<std::uint32_t>(waiting_.size()); }
     const FlowCounters& counters() const { return counters_; }

@@ -72,6 +72,15 @@ void Modem::start(FirstResultHandler on_first_result) {
 
 void Modem::wake() { wakeup_.cancel(); }
 
+void Modem::stop() {
+    stopping_ = true;
+    state_ = ModemState::stopped;
+    driver_.on_modem_lost();
+    channel_.shutdown();
+    registration_.note_reset();
+    wake();
+}
+
 void Modem::on_urc(const std::string& text) {
     if (driver_.on_urc(text)) return;
     if (auto status = parse_cereg_urc(text)) {
@@ -91,19 +100,19 @@ asio::awaitable<void> Modem::run() {
     int resets_in_a_row = 0;
     auto retry_delay = options_.retry_initial;
     for (;;) {
-        if (!*alive) co_return;
+        if (!*alive || stopping_) co_return;
         while (link_down_) {
             state_ = ModemState::recovering;
             wakeup_.expires_after(std::chrono::hours(24));
             boost::system::error_code ignored;
             co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-            if (!*alive) co_return;
+            if (!*alive || stopping_) co_return;
         }
         state_ = ModemState::bringing_up;
         reset_seen_ = false;
         registration_.clear();
         auto result = co_await bring_up(channel_, registration_, options_.bringup);
-        if (!*alive) co_return;
+        if (!*alive || stopping_) co_return;
         if (!result.error) {
             resets_in_a_row = 0;
             retry_delay = options_.retry_initial;
@@ -120,7 +129,7 @@ asio::awaitable<void> Modem::run() {
                 wakeup_.expires_after(std::chrono::hours(24));
                 boost::system::error_code ignored;
                 co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-                if (!*alive) co_return;
+                if (!*alive || stopping_) co_return;
             }
             SLMD_WARN("modem: {}; bringing it up again", link_down_ ? "serial link lost" : "modem reset");
             info_.reset();

@@ -45,6 +45,8 @@ public:
     const SlmProxyDriver& slm_driver() const { return driver_; }
 
     void write_to_modem(std::string bytes) override { port_.write(std::move(bytes)); }
+    // Ends the lifecycle loop and fails whatever is pending; the io_context then runs out of work.
+    void stop();
 
 private:
     boost::asio::awaitable<void> run();
@@ -62,6 +64,7 @@ private:
     std::optional<ModemInfo> info_;
     bool reset_seen_ = false;
     bool link_down_ = false;
+    bool stopping_ = false;
     FirstResultHandler on_first_result_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -380,6 +380,8 @@ void SlmProxyDriver::on_data_mode_exited(int status) {
 }
 
 void SlmProxyDriver::on_modem_lost() {
+    tail_timer_.cancel();
+    idle_timer_.cancel();
     exiting_data_mode_ = false;
     after_exit_.clear();
     pumping_ = false;

@@ -341,3 +341,24 @@ TEST(Tcp, ResolveGoesThroughTheModem) {
                  "203.0.113.10");
     EXPECT_LT(slmsock_resolve("nowhere.example.test", AF_INET, addresses, 4, &count), 0);
 }
+
+TEST(Tcp, SigtermWithAnOpenConnectionExitsCleanly) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    ASSERT_TRUE(write_all(fd, "y"));
+    EXPECT_EQ(read_n(fd, 1), "y");
+    gateway.slmd->signal(SIGTERM);
+    auto code = gateway.slmd->wait_exit(10s);
+    ASSERT_TRUE(code) << "slmd did not stop";
+    EXPECT_EQ(*code, 0) << gateway.slmd->output();
+    // The app's connection does not linger half-alive: it is reset.
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+    close(fd);
+}

@@ -19,6 +19,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// SLMD_PRELOAD_E2E_BY_ADDRESS=1: programs connect to 203.0.113.10 instead of files.example, to look at the
+// data path apart from DNS.
+std::string program_host() {
+    return getenv("SLMD_PRELOAD_E2E_BY_ADDRESS") != nullptr ? Modem::host_address : Modem::host_name;
+}
+
 std::string python() { return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
 
 std::string profile_name(const std::string& profile) {
@@ -136,7 +142,7 @@ protected:
                    {"/bin/sh", "-c", shell_command}, timeout);
     }
     std::string url(std::uint16_t port) {
-        return "http://" + std::string(Modem::host_name) + ":" + std::to_string(port);
+        return "http://" + program_host() + ":" + std::to_string(port);
     }
     std::string echo_lines() {
         std::string s;
@@ -149,7 +155,7 @@ protected:
         const std::string out = modem_->dir() + "/echo.out";
         write_file(in, echo_lines());
         std::string command = command_template;
-        command.replace(command.find("{HOST}"), 6, Modem::host_name);
+        command.replace(command.find("{HOST}"), 6, program_host());
         command.replace(command.find("{PORT}"), 6, std::to_string(echo.port()));
         auto r = under_slm_run(command + " < " + in + " > " + out);
         EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
@@ -193,7 +199,7 @@ TEST_P(Programs, PythonAsyncioEcho) {
         "asyncio.run(main())\n";
     const std::string path = modem_->dir() + "/asyncio_client.py";
     write_file(path, script);
-    auto r = under_slm_run("\"$SLMRUN\" " + python() + " " + path + " " + Modem::host_name + " " +
+    auto r = under_slm_run("\"$SLMRUN\" " + python() + " " + path + " " + program_host() + " " +
                            std::to_string(echo.port()));
     EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
     EXPECT_NE(r.output.find("ok asyncio"), std::string::npos) << r.output;

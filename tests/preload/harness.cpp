@@ -183,12 +183,21 @@ void Server::start() {
             if (fd < 0) continue;
             ++connections_;
             std::lock_guard lock(mutex_);
+            ++active_;
             workers_.emplace_back([this, fd] {
                 serve(fd);
                 close(fd);
+                std::lock_guard done(mutex_);
+                --active_;
+                idle_.notify_all();
             });
         }
     });
+}
+
+bool Server::wait_idle(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return idle_.wait_for(lock, timeout, [this] { return active_ == 0; });
 }
 
 void Server::stop() {
@@ -213,7 +222,7 @@ void EchoServer::serve(int fd) {
     char buffer[8192];
     for (;;) {
         pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, 60000) <= 0) return;  // a bounded life for a forgotten connection
+        if (poll(&p, 1, 20000) <= 0) return;  // a bounded life for a leaked connection
         ssize_t n = recv(fd, buffer, sizeof buffer, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return;

@@ -36,6 +36,8 @@ public:
     virtual ~Server();
     std::uint16_t port() const { return port_; }
     int connections() const { return connections_.load(); }
+    // Waits until no connection is open any more (the far end of every modem flow was closed).
+    bool wait_idle(std::chrono::milliseconds timeout);
 
 protected:
     void start();
@@ -50,6 +52,8 @@ private:
     std::mutex mutex_;
     std::vector<std::thread> workers_;
     std::atomic<int> connections_{0};
+    int active_ = 0;  // guarded by mutex_
+    std::condition_variable idle_;
 };
 
 // Echoes every byte back; closes after echoing a line "QUIT", or at the client's EOF.

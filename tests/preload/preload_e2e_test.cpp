@@ -54,6 +54,11 @@ protected:
         EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
         EXPECT_NE(r.output.find("ok " + name), std::string::npos) << r.output;
     }
+    void TearDown() override {
+        // Every case closes its sockets: the modem connections must all be gone (bounded, not a sleep).
+        EXPECT_TRUE(echo_.wait_idle(10s)) << "a modem connection outlived the client\n"
+                                          << (modem_ ? modem_->diagnostics() : std::string());
+    }
 
     std::unique_ptr<Modem> modem_;
     EchoServer echo_;
@@ -123,7 +128,12 @@ TEST_F(Matrix, SyscallConnectGoesThroughTheModem) {
     expect_ok(run_case("syscall-connect", echo_.port()), "syscall-connect");
 }
 
-TEST_F(Matrix, ShutdownWriteKeepsTheReadSide) { expect_ok(run_case("shutdown", echo_.port()), "shutdown"); }
+TEST_F(Matrix, ShutdownWriteKeepsTheReadSide) {
+    expect_ok(run_case("shutdown", echo_.port()), "shutdown");
+    // The client closed its socket after the shutdown: slmd must close the modem connection too.
+    EXPECT_TRUE(echo_.wait_idle(10s)) << "the modem connection outlived the client's close()\n"
+                                      << modem_->diagnostics();
+}
 
 TEST_F(Matrix, NamesResolveThroughTheModem) {
     expect_ok(run_case("dns", echo_.port(), Modem::host_address, Modem::host_name), "dns");

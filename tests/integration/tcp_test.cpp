@@ -142,8 +142,8 @@ std::string read_n(int fd, std::size_t count, std::chrono::milliseconds limit = 
 
 // Every byte the firmware's framing could trip over, and terminators in all positions.
 std::string nasty_payload(std::size_t size) {
-    std::string payload = std::string("+++\"\0\r\n\x08\x7fOK\r\nERROR\r\n#XTCPDATA: 5\r\nReady\r\n", 44) + "a+" + "++" +
-                          "b++" + "+++";
+    static const char framing[] = "+++\"\0\r\n\x08\x7fOK\r\nERROR\r\n#XTCPDATA: 5\r\nReady\r\n";
+    std::string payload = std::string(framing, sizeof framing - 1) + "a+" + "++" + "b++" + "+++";
     std::mt19937 rng(42);
     while (payload.size() < size) {
         payload += static_cast<char>(rng() % 256);

@@ -179,6 +179,22 @@ static bool peer_is_data_endpoint(const struct sockaddr* peer, socklen_t len) {
     return slmsock_pl_is_data_endpoint(peer, len, (uint16_t)port);
 }
 
+/* The data port if known; otherwise asks slmd (at most once a second). 0 when unknown. */
+static uint16_t known_data_port(void) {
+    uint16_t cached = __atomic_load_n(&data_port_cache, __ATOMIC_RELAXED);
+    if (cached != 0) return cached;
+    int64_t now = monotonic_ns();
+    int64_t last = __atomic_load_n(&data_port_checked_ns, __ATOMIC_RELAXED);
+    if (last != 0 && now - last < 1000000000) return 0;
+    __atomic_store_n(&data_port_checked_ns, now, __ATOMIC_RELAXED);
+    SHIM_ENTER();
+    int port = slmsock_data_port();
+    SHIM_LEAVE();
+    if (port <= 0 || port > 65535) return 0;
+    __atomic_store_n(&data_port_cache, (uint16_t)port, __ATOMIC_RELAXED);
+    return (uint16_t)port;
+}
+
 /* The local port of fd's data connection when fd is a modem flow, else 0. With `allow_reset`, a TCP socket
  * that is no longer connected (slmd reset it: the flow failed) but still has a loopback local address is
  * looked up by that port too. Keeps errno. */
@@ -192,9 +208,11 @@ static uint16_t flow_local_port(int fd, bool allow_reset) {
     socklen_t peer_len = sizeof peer;
     if (real_getpeername(fd, (struct sockaddr*)&peer, &peer_len) == 0) {
         if (!peer_is_data_endpoint((struct sockaddr*)&peer, peer_len)) goto out;
-    } else if (!allow_reset || errno != ENOTCONN || __atomic_load_n(&data_port_cache, __ATOMIC_RELAXED) == 0) {
+    } else if (!allow_reset || errno != ENOTCONN) {
         goto out;
     }
+    /* Not connected (any more): only a process that knows slmd's data port asks slmd about the port. */
+    if (allow_reset && __atomic_load_n(&data_port_cache, __ATOMIC_RELAXED) == 0 && known_data_port() == 0) goto out;
     struct sockaddr_storage local;
     socklen_t local_len = sizeof local;
     if (real_getsockname(fd, (struct sockaddr*)&local, &local_len) != 0) goto out;
@@ -302,6 +320,8 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
         if (real_getpeername != NULL && real_getpeername(fd, (struct sockaddr*)&peer, &peer_len) == 0) {
             uint16_t port = slmsock_pl_port((struct sockaddr*)&peer, peer_len);
             if (port != 0) remember_data_port(port);
+        } else {
+            (void)known_data_port();  // slmd already reset it (a fast failure): learn the port from slmd
         }
         shim_log("connect fd=%d %s: modem flow %llu (%s)", fd, shim_format_address(addr, len, where, sizeof where),
                  (unsigned long long)flow_id, rc == 0 ? "connected" : "in progress");

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/socket_table.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::core {
@@ -21,7 +22,8 @@ using tcp = asio::ip::tcp;
 enum class Phase { waiting, connecting, connected, finished };
 
 struct FlowManager::Flow {
-    explicit Flow(asio::any_io_executor executor) : deadline(executor), attach_deadline(executor), linger(executor) {}
+    explicit Flow(asio::any_io_executor executor)
+        : deadline(executor), attach_deadline(executor), linger(executor), half_close_check(executor) {}
 
     std::uint64_t id = 0;
     wire::Token token{};
@@ -55,6 +57,7 @@ struct FlowManager::Flow {
     asio::steady_timer deadline;
     asio::steady_timer attach_deadline;
     asio::steady_timer linger;
+    asio::steady_timer half_close_check;
 };
 
 namespace {
@@ -329,6 +332,8 @@ void FlowManager::app_finished_sending(const FlowPtr& flow) {
     flow->app_eof = true;
     if (flow->app_shut_write && !flow->peer_closed) {
         // shutdown(SHUT_WR): SLM cannot send a FIN on its own, so the peer is not told; the app keeps reading.
+        // Its later close() shows nowhere on our socket, so watch the kernel's table for it.
+        watch_half_closed_app(flow);
         return;
     }
     if (flow->modem_open) {
@@ -336,6 +341,22 @@ void FlowManager::app_finished_sending(const FlowPtr& flow) {
         return;
     }
     finish(flow);
+}
+
+void FlowManager::watch_half_closed_app(const FlowPtr& flow) {
+    std::weak_ptr<Flow> weak = flow;
+    flow->half_close_check.expires_after(options_.half_close_poll);
+    flow->half_close_check.async_wait([this, alive = alive_, weak](boost::system::error_code error) {
+        auto flow = weak.lock();
+        if (!*alive || error || !flow || flow->phase == Phase::finished || !flow->app) return;
+        if (net::app_socket_owned(flow->app_port, flow->data_port)) {
+            watch_half_closed_app(flow);
+            return;
+        }
+        SLMD_INFO("flow {}: the app closed its half-closed socket", flow->id);
+        flow->app_shut_write = false;
+        app_finished_sending(flow);
+    });
 }
 
 void FlowManager::write_downlink(const FlowPtr& flow) {
@@ -411,6 +432,7 @@ void FlowManager::finish(const FlowPtr& flow) {
     flow->phase = Phase::finished;
     flow->deadline.cancel();
     flow->attach_deadline.cancel();
+    flow->half_close_check.cancel();
     if (flow->receive_paused) {
         flow->receive_paused = false;
         driver_.pause_receive(false);
@@ -501,6 +523,7 @@ void FlowManager::stop() {
         flow->deadline.cancel();
         flow->attach_deadline.cancel();
         flow->linger.cancel();
+        flow->half_close_check.cancel();
         if (flow->pending_reply) {
             wire::ConnectReply answer;
             answer.status = -ENETDOWN;

@@ -24,12 +24,13 @@
 namespace slmd::core {
 
 struct FlowOptions {
-    std::size_t max_waiting = 8;                           // flows queued for a busy proxy; more get EBUSY
+    std::size_t max_waiting = 32;                          // flows queued for a busy proxy; more get EBUSY
     std::chrono::milliseconds default_connect_timeout{60000};
     std::chrono::milliseconds attach_timeout{10000};       // reply sent, data connection never came: give up
     std::size_t downlink_limit = 256 * 1024;               // bytes buffered toward one app before we stop the modem
     std::size_t uplink_chunk = 2048;                       // bytes read from an app at a time
     std::chrono::milliseconds keep_finished{30000};        // finished flows stay queryable (SO_ERROR) this long
+    std::chrono::milliseconds half_close_poll{500};        // how often a half-closed app's socket is looked up
 };
 
 struct FlowCounters {
@@ -74,6 +75,7 @@ private:
     void write_downlink(const FlowPtr& flow);
     void on_modem_closed(const FlowPtr& flow, modem::CloseReason reason, int error);
     void app_finished_sending(const FlowPtr& flow);
+    void watch_half_closed_app(const FlowPtr& flow);
     void reset_app(const FlowPtr& flow);
     void finish(const FlowPtr& flow);
     FlowPtr find(std::uint64_t id, std::uint16_t data_local_port) const;

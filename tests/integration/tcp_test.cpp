@@ -362,3 +362,36 @@ TEST(Tcp, SigtermWithAnOpenConnectionExitsCleanly) {
     EXPECT_EQ(errno, ECONNRESET);
     close(fd);
 }
+
+TEST(Tcp, CloseAfterHalfCloseFreesTheProxy) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    const auto port = ntohs(local.sin_port);
+    ASSERT_TRUE(write_all(fd, "half"));
+    EXPECT_EQ(read_n(fd, 4), "half");
+    ASSERT_EQ(slmsock_shutdown_by_port(port, SHUT_WR), 0);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    struct slmsock_flow_status status{};
+    ASSERT_EQ(slmsock_flow_status_by_port(port, &status), 0);
+    EXPECT_EQ(status.state, SLMSOCK_CONNECTED) << "half-closed: the app may still read";
+    close(fd);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    do {
+        ASSERT_EQ(slmsock_flow_status_by_port(port, &status), 0);
+        if (status.state != SLMSOCK_CONNECTED) break;
+        poll(nullptr, 0, 20);
+    } while (std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(status.state, SLMSOCK_CLOSED);
+    // The single TCP proxy is free again.
+    int again = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(again, 0) << slmsock_strerror(again);
+    ASSERT_TRUE(write_all(again, "next"));
+    EXPECT_EQ(read_n(again, 4), "next");
+    close(again);
+}

@@ -22,9 +22,11 @@ if [ "${SLMD_SKIP_ASAN:-0}" != 1 ]; then
   step "build (asan preset: AddressSanitizer + UndefinedBehaviorSanitizer)"
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$jobs"
-  step "tests (asan build)"
+  # The preload tests are left out here: a sanitized shim preloaded into unsanitized programs (curl, python)
+  # would need the sanitizer runtime loaded before everything else in those programs.
+  step "tests (asan build, without the preload shim tests)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --preset asan -j "$jobs" --timeout 600
+    ctest --preset asan -j "$jobs" --timeout 600 -LE preload
 fi
 
 step "fuzz (clang + libFuzzer, ${SLMD_FUZZ_SECONDS:-60}s per target)"

@@ -46,6 +46,16 @@ PY
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work/www" >"$work/http.log" 2>&1 &
 pids+=($!)
+python3 - "$port" <<'PY'
+import socket, sys, time
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("demo: the local HTTP server did not start")
+PY
 echo "203.0.113.10 downloads.example.test" >"$work/hosts"
 
 echo "== simulated nRF91 (SLM v2.9) on a pty at $baud baud; the 'internet' 203.0.113.0/24 leads to this host"
@@ -55,7 +65,8 @@ pids+=($!)
 wait_for "$work/sim.log" ttySLM 10
 
 echo "== slmd brings the modem up"
-"$bin/daemon/slmd" --device "$work/ttySLM" --baud "$baud" --api-socket "$work/slmd.sock" >"$work/slmd.log" 2>&1 &
+"$bin/daemon/slmd" --device "$work/ttySLM" --baud "$baud" --api-socket "$work/slmd.sock" ${SLMD_DEMO_VERBOSE:+-v} \
+  >"$work/slmd.log" 2>&1 &
 pids+=($!)
 wait_for "$work/slmd.log" "modem: ready" 30
 grep -E "SLM release|registered|address|ready" "$work/slmd.log" | sed 's/^/   /'
@@ -63,7 +74,11 @@ grep -E "SLM release|registered|address|ready" "$work/slmd.log" | sed 's/^/   /'
 echo "== slm-run curl http://downloads.example.test:$port/blob  (name resolved by the modem)"
 export SLMSOCK_SOCKET="$work/slmd.sock"
 start=$(date +%s.%N)
-"$bin/preload/slm-run" curl --silent --show-error --output "$work/got" "http://downloads.example.test:$port/blob"
+if ! "$bin/preload/slm-run" curl --silent --show-error --output "$work/got" "http://downloads.example.test:$port/blob"; then
+  echo "demo: curl failed; the end of slmd's log:" >&2
+  tail -n 30 "$work/slmd.log" >&2
+  exit 1
+fi
 end=$(date +%s.%N)
 
 python3 - "$work/www/blob" "$work/got" "$start" "$end" "$baud" <<'PY'

@@ -7,6 +7,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -394,4 +396,54 @@ TEST(Tcp, CloseAfterHalfCloseFreesTheProxy) {
     ASSERT_TRUE(write_all(again, "next"));
     EXPECT_EQ(read_n(again, 4), "next");
     close(again);
+}
+
+TEST(Tcp, SerialLossIsSurvivedAndTheModemComesBack) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    // The USB-serial adapter goes away under an open connection...
+    EXPECT_EQ(gateway.control("close-link"), "ok");
+    ASSERT_TRUE(gateway.slmd->wait_for_output("serial: lost", 10s)) << gateway.slmd->output();
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+    close(fd);
+    // ...and comes back: slmd reopens it, brings the modem up again and serves.
+    EXPECT_EQ(gateway.control("reopen").rfind("ok", 0), 0u);
+    ASSERT_TRUE(gateway.slmd->wait_for_output("is back", 15s)) << gateway.slmd->output();
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: ready", 20s)) << gateway.slmd->output();
+    int again = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(again, 0) << slmsock_strerror(again);
+    ASSERT_TRUE(write_all(again, "back"));
+    EXPECT_EQ(read_n(again, 4), "back");
+    close(again);
+}
+
+TEST(Api, CallersOutsideTheGroupAreRefused) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another user";
+    Gateway gateway("v2.9");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    // The socket file is 0660; the check that matters is SO_PEERCRED, so open the file to everyone.
+    ASSERT_EQ(chmod((gateway.dir / "slmd.sock").c_str(), 0666), 0);
+    ASSERT_EQ(chmod(gateway.dir.path().c_str(), 0755), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+        struct slmsock_status status {};
+        _exit(slmsock_status(&status) == -EACCES ? 0 : 1);
+    }
+    int wstatus = 0;
+    ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+    ASSERT_TRUE(WIFEXITED(wstatus));
+    EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "nobody must get EACCES";
+    // Root is allowed.
+    struct slmsock_status status {};
+    EXPECT_EQ(slmsock_status(&status), 0);
+    EXPECT_STREQ(status.release, "2.9.0");
+    EXPECT_STREQ(status.modem_state, "serving");
 }

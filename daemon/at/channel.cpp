@@ -227,7 +227,10 @@ void Channel::dispatch(Event& event) {
                 ++stats_.resets_seen;
                 SLMD_NOTICE("at: modem sent Ready (reboot)");
                 terminator_sent_ = false;
-                resync_needed_ = false;
+                // Bytes we wrote just before the reboot can still reach the fresh firmware (they were in the
+                // tty's buffers) and be answered: probe before the next command so those answers are not
+                // taken for its.
+                resync_needed_ = true;
                 guard_timer_.cancel();
                 fail_all(make_error_code(ChannelError::modem_reset));
                 if (handlers_.ready) handlers_.ready();

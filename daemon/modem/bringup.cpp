@@ -45,12 +45,14 @@ std::optional<BringupError> fatal_channel_error(const at::CommandResponse& respo
 
 // Takes the request by reference: it lives in the caller's frame for the whole co_await. (GCC 12 miscompiles
 // prvalue class arguments of coroutines: the frame's copy ends up pointing into the caller's temporary.)
+// `needs_info`: an OK without the command's info line is a misattributed answer, retried like an ERROR.
 asio::awaitable<at::CommandResponse> run_with_retries(at::Channel& channel, const at::CommandRequest& request,
-                                                      int attempts) {
+                                                      int attempts, bool needs_info = false) {
     at::CommandResponse response;
     for (int attempt = 1; attempt <= attempts; ++attempt) {
         response = co_await channel.async_command(request, asio::use_awaitable);
-        if (response.ok() || fatal_channel_error(response)) co_return response;
+        if ((response.ok() && (!needs_info || !response.info.empty())) || fatal_channel_error(response))
+            co_return response;
         SLMD_WARN("modem: {} -> {} (attempt {}/{})", request.line, response.describe(), attempt, attempts);
     }
     co_return response;
@@ -122,7 +124,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
 
     // 2. Release detection.
     const at::CommandRequest read_version{"AT#XSLMVER", "#XSLMVER", 5s};
-    auto version_response = co_await run_with_retries(channel, read_version, options.command_attempts);
+    auto version_response = co_await run_with_retries(channel, read_version, options.command_attempts, true);
     if (auto fatal = fatal_channel_error(version_response)) co_return failure(*fatal, "while reading #XSLMVER");
     if (!version_response.ok() || version_response.info.empty()) {
         co_return failure(BringupError::not_slm, "AT#XSLMVER answered " + version_response.describe());
@@ -181,7 +183,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     // 5. Address of the default PDP context.
     if (auto reset = rebooted("after registering")) co_return *reset;
     const at::CommandRequest read_address{"AT+CGPADDR=0", "+CGPADDR", 5s};
-    auto address = co_await run_with_retries(channel, read_address, options.command_attempts);
+    auto address = co_await run_with_retries(channel, read_address, options.command_attempts, true);
     if (auto fatal = fatal_channel_error(address)) co_return failure(*fatal, "while reading the address");
     std::optional<PdpAddresses> parsed;
     if (address.ok() && !address.info.empty()) parsed = parse_cgpaddr(address.info.front());

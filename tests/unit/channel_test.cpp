@@ -147,7 +147,14 @@ TEST_F(ChannelTest, ReadyFailsEverythingPendingWithModemReset) {
     EXPECT_EQ(readies, 1);
     EXPECT_EQ(link.take(), "") << "nothing queued survives a reset";
     channel.submit({"AT", "", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT+CFUN?\r\n") << "a probe first: pre-reset bytes may still be answered";
+    channel.feed("\r\n+CEREG: 0,0\r\n\r\nOK\r\n");  // the answer to a command sent before the reboot
+    EXPECT_EQ(link.take(), "");
+    channel.feed("\r\n+CFUN: 0\r\n\r\nOK\r\n");
     EXPECT_EQ(link.take(), "AT\r\n");
+    channel.feed("\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 3u);
+    EXPECT_TRUE(responses[2].ok());
 }
 
 TEST_F(ChannelTest, LinkLostFailsEverythingPending) {

@@ -87,10 +87,10 @@ ApiServer::~ApiServer() {
     *alive_ = false;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    ::unlink(options_.socket_path.c_str());
+    if (!adopted_) ::unlink(options_.socket_path.c_str());
 }
 
-std::error_code ApiServer::start() {
+void ApiServer::resolve_group() {
     if (!options_.group.empty()) {
         if (const group* entry = getgrnam(options_.group.c_str())) {
             group_id_ = entry->gr_gid;
@@ -99,6 +99,21 @@ std::error_code ApiServer::start() {
                       options_.group);
         }
     }
+}
+
+std::error_code ApiServer::adopt(int fd) {
+    resolve_group();
+    boost::system::error_code error;
+    acceptor_.assign(Protocol(AF_UNIX, 0), fd, error);
+    if (error) return error;
+    adopted_ = true;
+    SLMD_INFO("api: listening on the socket passed by systemd (fd {})", fd);
+    accept_loop();
+    return {};
+}
+
+std::error_code ApiServer::start() {
+    resolve_group();
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     if (options_.socket_path.size() >= sizeof address.sun_path) return std::make_error_code(std::errc::filename_too_long);

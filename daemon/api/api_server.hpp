@@ -37,6 +37,9 @@ public:
     ~ApiServer();
 
     std::error_code start();
+    // Serves on an already-listening socket (systemd socket activation) instead of binding socket_path; the
+    // socket file then belongs to its creator (slmd.socket): slmd neither chmods, chowns nor unlinks it.
+    std::error_code adopt(int fd);
     // Stops accepting and closes every client connection.
     void stop();
     const std::string& socket_path() const { return options_.socket_path; }
@@ -54,6 +57,7 @@ private:
     using Protocol = boost::asio::generic::seq_packet_protocol;
 
     void accept_loop();
+    void resolve_group();
     bool authorised(int fd);
     void handle(const std::shared_ptr<Session>& session, slmsock::wire::Envelope request);
 
@@ -66,6 +70,7 @@ private:
     std::uint16_t data_port_;
     boost::asio::basic_socket_acceptor<Protocol> acceptor_;
     std::optional<unsigned> group_id_;
+    bool adopted_ = false;
     Counters counters_;
     std::vector<std::weak_ptr<Session>> sessions_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

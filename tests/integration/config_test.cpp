@@ -24,6 +24,8 @@ struct Refusal {
     std::string message;  // expected after "slmd: PATH:"
 };
 
+void PrintTo(const Refusal& refusal, std::ostream* os) { *os << refusal.message; }
+
 class ConfigFileRefused : public ::testing::TestWithParam<Refusal> {};
 
 }  // namespace

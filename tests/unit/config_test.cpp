@@ -30,6 +30,9 @@ struct BadValue {
     std::string message;  // the whole expected message, so its wording is part of the contract
 };
 
+// gtest names the case by its expected message rather than dumping the struct's bytes.
+void PrintTo(const BadValue& bad, std::ostream* os) { *os << bad.message; }
+
 class RefusedValues : public ::testing::TestWithParam<BadValue> {};
 
 }  // namespace

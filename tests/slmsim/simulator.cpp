@@ -296,6 +296,14 @@ void Simulator::close_all_silently() {
   fds_.reset();
 }
 
+boost::asio::ip::address Simulator::server_address(int op) const {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(cfg_.listen_address, ec);
+  if (ec) addr = asio::ip::make_address("127.0.0.1");
+  if (op == 2 && addr.is_v4()) addr = asio::ip::make_address("::1");
+  return addr;
+}
+
 void Simulator::reboot(int delay_ms) {
   ++epoch_;
   booting_ = true;

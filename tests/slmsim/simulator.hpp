@@ -127,6 +127,8 @@ class Simulator {
   void when_tx_ready(std::function<void()> fn);
   void reboot(int delay_ms);
   void close_all_silently();
+  // Where #XTCPSVR/#XUDPSVR listen: --listen-address, or loopback of the family op asks for (2 = IPv6).
+  boost::asio::ip::address server_address(int op) const;
   std::optional<std::vector<Param>> params(const Cmd& c) const;
   static std::string crlf(const std::string& s) { return "\r\n" + s + "\r\n"; }
   bool attached() const { return reg_stat_ == 1 || reg_stat_ == 5; }

@@ -202,9 +202,7 @@ void Simulator::cmd_tcpsvr(const Cmd& c) {
   int fd = alloc_fd();
   if (fd < 0) return finish(false);
   error_code ec;
-  auto addr = asio::ip::make_address(cfg_.listen_address, ec);
-  if (ec) addr = asio::ip::make_address("127.0.0.1");
-  if (op == 2 && addr.is_v4()) addr = asio::ip::make_address("::1");
+  auto addr = server_address(op);
   auto acc = std::make_shared<tcp::acceptor>(io_);
   tcp::endpoint ep(addr, static_cast<unsigned short>(port));
   acc->open(ep.protocol(), ec);

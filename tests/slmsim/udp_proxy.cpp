@@ -127,9 +127,7 @@ void Simulator::cmd_udpsvr(const Cmd& c) {
   int fd = alloc_fd();
   if (fd < 0) return finish(false);
   error_code ec;
-  auto addr = asio::ip::make_address(cfg_.listen_address, ec);
-  if (ec) addr = asio::ip::make_address("127.0.0.1");
-  if (op == 2 && addr.is_v4()) addr = asio::ip::make_address("::1");
+  auto addr = server_address(op);
   auto sock = std::make_shared<udp::socket>(io_);
   udp::endpoint ep(addr, static_cast<unsigned short>(port));
   sock->open(ep.protocol(), ec);

@@ -109,6 +109,17 @@ public:
     bool ready = false;
 };
 
+// Re-evaluates `done` until it holds or the limit passes (a bounded wait on a condition, not a sleep).
+template <typename Predicate>
+bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        poll(nullptr, 0, 10);
+    }
+    return true;
+}
+
 sockaddr_in test_address(const char* ip, std::uint16_t port) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -230,13 +241,7 @@ TEST(Tcp, NonBlockingConnectReportsInProgressThenConnected) {
     pollfd pfd{fd, POLLOUT, 0};
     ASSERT_EQ(poll(&pfd, 1, 5000), 1);
     struct slmsock_flow_status status{};
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    do {
-        ASSERT_EQ(slmsock_flow_status(flow, &status), 0);
-        if (status.state == SLMSOCK_CONNECTED) break;
-        poll(nullptr, 0, 10);
-    } while (std::chrono::steady_clock::now() < deadline);
-    EXPECT_EQ(status.state, SLMSOCK_CONNECTED);
+    EXPECT_TRUE(eventually([&] { return slmsock_flow_status(flow, &status) == 0 && status.state == SLMSOCK_CONNECTED; }));
     ASSERT_TRUE(write_all(fd, "ping"));
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
@@ -309,13 +314,7 @@ TEST(Tcp, SecondConnectionWaitsForTheSingleProxy) {
     std::thread waiter([&] { second = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET); });
     // While the first holds the proxy, the second is queued, not failed.
     struct slmsock_status status{};
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    do {
-        ASSERT_EQ(slmsock_status(&status), 0);
-        if (status.queued_flows == 1) break;
-        poll(nullptr, 0, 10);
-    } while (std::chrono::steady_clock::now() < deadline);
-    EXPECT_EQ(status.queued_flows, 1u);
+    EXPECT_TRUE(eventually([&] { return slmsock_status(&status) == 0 && status.queued_flows == 1; }));
     EXPECT_EQ(second.load(), -1000);
     close(first);
     waiter.join();
@@ -383,12 +382,8 @@ TEST(Tcp, CloseAfterHalfCloseFreesTheProxy) {
     ASSERT_EQ(slmsock_flow_status_by_port(port, &status), 0);
     EXPECT_EQ(status.state, SLMSOCK_CONNECTED) << "half-closed: the app may still read";
     close(fd);
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    do {
-        ASSERT_EQ(slmsock_flow_status_by_port(port, &status), 0);
-        if (status.state != SLMSOCK_CONNECTED) break;
-        poll(nullptr, 0, 20);
-    } while (std::chrono::steady_clock::now() < deadline);
+    EXPECT_TRUE(eventually(
+        [&] { return slmsock_flow_status_by_port(port, &status) == 0 && status.state != SLMSOCK_CONNECTED; }));
     EXPECT_EQ(status.state, SLMSOCK_CLOSED);
     // The single TCP proxy is free again.
     int again = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);

@@ -1,6 +1,7 @@
 // Owns: pure parsers for bring-up and lifecycle answers (see responses.hpp).
 #include "modem/responses.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace slmd::modem {
@@ -133,6 +134,33 @@ std::optional<int> parse_cfun(std::string_view line) {
     auto items = split_parameters(line, "+CFUN");
     if (!items || items->size() != 1) return std::nullopt;
     return parse_int((*items)[0]);
+}
+
+std::optional<ProxyStatus> parse_tcpcli(std::string_view line) {
+    // The word is quoted; the read form ("#XTCPCLI: <sock>,<family>") is not a status.
+    if (line.find(",\"") == std::string_view::npos) return std::nullopt;
+    auto items = split_parameters(line, "#XTCPCLI");
+    if (!items || items->size() != 2) return std::nullopt;
+    auto number = parse_int((*items)[0]);
+    if (!number) return std::nullopt;
+    return ProxyStatus{*number, (*items)[1]};
+}
+
+std::optional<std::vector<std::string>> parse_getaddrinfo(std::string_view line) {
+    auto items = split_parameters(line, "#XGETADDRINFO");
+    if (!items || items->empty()) return std::nullopt;
+    std::vector<std::string> addresses;
+    const std::string& text = items->front();
+    std::size_t start = 0;
+    while (start < text.size()) {
+        auto end = text.find(' ', start);
+        if (end == std::string::npos) end = text.size();
+        std::string address = text.substr(start, end - start);
+        if (!address.empty() && std::find(addresses.begin(), addresses.end(), address) == addresses.end())
+            addresses.push_back(std::move(address));
+        start = end + 1;
+    }
+    return addresses;
 }
 
 }  // namespace slmd::modem

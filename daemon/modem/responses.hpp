@@ -47,6 +47,18 @@ std::optional<PdpAddresses> parse_cgpaddr(std::string_view line);
 // "+CFUN: <fun>"
 std::optional<int> parse_cfun(std::string_view line);
 
+// "#XTCPCLI: <n>,\"<word>\"" — handle or error with "connected", "not connected" or "disconnected".
+struct ProxyStatus {
+    int value = 0;
+    std::string word;
+    bool operator==(const ProxyStatus&) const = default;
+};
+std::optional<ProxyStatus> parse_tcpcli(std::string_view line);
+
+// "#XGETADDRINFO: \"<a> <b> …\"" → the distinct addresses in order (v1.9–v2.9 repeat the first one for every
+// entry, a firmware bug). A failure text ("EAI_AGAIN", "not found") comes back as the single item.
+std::optional<std::vector<std::string>> parse_getaddrinfo(std::string_view line);
+
 // Splits the parameters after "<prefix>: " at commas outside quotes; quoted items come back without quotes.
 // nullopt if the line does not start with the prefix or a quote is unbalanced.
 std::optional<std::vector<std::string>> split_parameters(std::string_view line, std::string_view prefix);

@@ -22,22 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::optional<int> parse_int(std::string_view text) {
-    int value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-    return value;
-}
-
-// "#XTCPCLI: <n>,\"<word>\"" → (n, word)
-std::optional<std::pair<int, std::string>> parse_tcpcli(std::string_view line) {
-    auto items = split_parameters(line, "#XTCPCLI");
-    if (!items || items->size() != 2) return std::nullopt;
-    auto number = parse_int((*items)[0]);
-    if (!number) return std::nullopt;
-    return std::pair{*number, (*items)[1]};
-}
-
 bool is_numeric_address(const std::string& host) {
     return !host.empty() && host.find_first_not_of("0123456789.:abcdefABCDEF") == std::string::npos &&
            (host.find('.') != std::string::npos || host.find(':') != std::string::npos);
@@ -105,13 +89,13 @@ void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milli
                                               done = std::move(done), events = std::move(events)](
                                                  at::CommandResponse response) mutable {
         if (!*alive) return;
-        std::optional<std::pair<int, std::string>> info;
+        std::optional<ProxyStatus> info;
         for (const auto& text : response.info) {
             if (auto parsed = parse_tcpcli(text)) info = parsed;
         }
-        if (response.ok() && info && info->second == "connected") {
+        if (response.ok() && info && info->word == "connected") {
             connection_ = Connection{next_id_++, std::move(events), false};
-            SLMD_INFO("slm: connected to {}:{} (handle {})", destination.host, destination.port, info->first);
+            SLMD_INFO("slm: connected to {}:{} (handle {})", destination.host, destination.port, info->value);
             done(0, connection_->id);
             return;
         }
@@ -125,8 +109,8 @@ void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milli
             }
             return;
         }
-        if (info && info->second == "not connected") {
-            const int error = linux_errno_from_connect_failure(info->first, !is_numeric_address(destination.host));
+        if (info && info->word == "not connected") {
+            const int error = linux_errno_from_connect_failure(info->value, !is_numeric_address(destination.host));
             free_slot();
             SLMD_INFO("slm: connect to {}:{} failed: {}", destination.host, destination.port, std::strerror(error));
             done(error, 0);
@@ -351,11 +335,11 @@ void SlmProxyDriver::connection_lost(CloseReason reason, int error) {
 bool SlmProxyDriver::on_urc(const std::string& text) {
     auto parsed = parse_tcpcli(text);
     if (!parsed) return false;
-    if (parsed->second == "disconnected" && connection_) {
-        SLMD_INFO("slm: connection closed by the network ({})", parsed->first);
+    if (parsed->word == "disconnected" && connection_) {
+        SLMD_INFO("slm: connection closed by the network ({})", parsed->value);
         // v2.5/v2.6 print this inside the data-mode stream and then drop input until our "+++".
         if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
-        connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(parsed->first));
+        connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(parsed->value));
     }
     return true;
 }
@@ -408,27 +392,18 @@ void SlmProxyDriver::resolve(const std::string& name, int family,
         line += family == AF_INET ? ",1" : family == AF_INET6 ? ",2" : ",0";
     }
     submit({line, "#XGETADDRINFO", 35s}, [family, done = std::move(done)](at::CommandResponse response) {
-        std::string text;
-        if (!response.info.empty()) {
-            auto items = split_parameters(response.info.front(), "#XGETADDRINFO");
-            if (items && !items->empty()) text = items->front();
-        }
+        std::optional<std::vector<std::string>> parsed;
+        if (!response.info.empty()) parsed = parse_getaddrinfo(response.info.front());
         if (!response.ok()) {
-            done(response.error || text.find("AGAIN") != std::string::npos ? EAI_AGAIN : EAI_NONAME, {});
+            const bool again = response.error || (parsed && !parsed->empty() &&
+                                                  parsed->front().find("AGAIN") != std::string::npos);
+            done(again ? EAI_AGAIN : EAI_NONAME, {});
             return;
         }
-        // Every entry repeats the first address on v1.9–v2.9 (firmware bug), so keep distinct ones in order.
         std::vector<std::string> addresses;
-        std::size_t start = 0;
-        while (start < text.size()) {
-            auto end = text.find(' ', start);
-            if (end == std::string::npos) end = text.size();
-            std::string address = text.substr(start, end - start);
+        for (auto& address : parsed.value_or(std::vector<std::string>{})) {
             const bool v6 = address.find(':') != std::string::npos;
-            const bool wanted = family == AF_UNSPEC || (family == AF_INET6) == v6;
-            if (!address.empty() && wanted && std::find(addresses.begin(), addresses.end(), address) == addresses.end())
-                addresses.push_back(address);
-            start = end + 1;
+            if (family == AF_UNSPEC || (family == AF_INET6) == v6) addresses.push_back(std::move(address));
         }
         const int status = addresses.empty() ? EAI_NONAME : 0;  // before the move: argument order is unspecified
         done(status, std::move(addresses));

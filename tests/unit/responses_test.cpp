@@ -82,3 +82,22 @@ TEST(ParseCfun, Values) {
     EXPECT_EQ(parse_cfun("+CFUN: "), std::nullopt);
     EXPECT_EQ(parse_cfun("+CFUN: 1,2"), std::nullopt);
 }
+
+TEST(ParseTcpcli, Forms) {
+    EXPECT_EQ(parse_tcpcli(R"(#XTCPCLI: 0,"connected")"), (ProxyStatus{0, "connected"}));
+    EXPECT_EQ(parse_tcpcli(R"(#XTCPCLI: -111,"not connected")"), (ProxyStatus{-111, "not connected"}));
+    EXPECT_EQ(parse_tcpcli(R"(#XTCPCLI: -104,"disconnected")"), (ProxyStatus{-104, "disconnected"}));
+    EXPECT_FALSE(parse_tcpcli("#XTCPCLI: -1,0"));  // the read form has no word
+    EXPECT_FALSE(parse_tcpcli(R"(#XTCPSVR: 0,"started")"));
+    EXPECT_FALSE(parse_tcpcli(R"(#XTCPCLI: x,"connected")"));
+}
+
+TEST(ParseGetaddrinfo, RepeatedFirstAddressQuirkAndFailures) {
+    using V = std::vector<std::string>;
+    EXPECT_EQ(parse_getaddrinfo(R"(#XGETADDRINFO: "203.0.113.10")"), (V{"203.0.113.10"}));
+    // v1.9–v2.9 print the first address once per result.
+    EXPECT_EQ(parse_getaddrinfo(R"(#XGETADDRINFO: "203.0.113.10 203.0.113.10 203.0.113.10")"), (V{"203.0.113.10"}));
+    EXPECT_EQ(parse_getaddrinfo(R"(#XGETADDRINFO: "2001:db8::1 192.0.2.1")"), (V{"2001:db8::1", "192.0.2.1"}));
+    EXPECT_EQ(parse_getaddrinfo(R"(#XGETADDRINFO: "EAI_AGAIN")"), (V{"EAI_AGAIN"}));
+    EXPECT_FALSE(parse_getaddrinfo(R"(#XSLMVER: "2.9.0")"));
+}

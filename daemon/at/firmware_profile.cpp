@@ -1,4 +1,4 @@
-// Owns: the table from SLM release to observable UART behaviour (see docs/firmware-profiles.md).
+// Owns: the table from SLM release to observable UART behaviour (see "Firmware profiles" in docs/design.md).
 #include "at/firmware_profile.hpp"
 
 #include <charconv>

@@ -109,7 +109,7 @@ public:
     // Sends the bare send command (e.g. "AT#XTCPSEND"); the handler runs once the link is in data mode.
     void enter_data_mode(CommandRequest send_command, ResponseHandler handler);
     // Data-mode uplink. Returns not_in_data_mode unless the link is in data mode. The caller is responsible
-    // for never writing the terminator pattern inside payload (see "The channel's decisions" in docs/design.md).
+    // for never writing the terminator pattern inside payload (modem/uplink_plan.hpp does that for SLM).
     std::error_code write_data(std::string_view bytes);
     // Sends "+++" with the guard times the profile needs and waits for the firmware to confirm.
     void exit_data_mode(ExitHandler handler);

@@ -120,6 +120,15 @@ bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
     return true;
 }
 
+// The app's socket was reset: it becomes readable and the read fails with ECONNRESET.
+void expect_reset(int fd) {
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+}
+
 sockaddr_in test_address(const char* ip, std::uint16_t port) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -258,11 +267,7 @@ TEST(Tcp, FailedNonBlockingConnectResetsTheSocketAndNamesTheCause) {
     std::uint64_t flow = 0;
     ASSERT_EQ(slmsock_connect_fd(fd, reinterpret_cast<sockaddr*>(&address), sizeof address, &flow), -EINPROGRESS);
     // The reset arrives as POLLHUP/POLLERR; the flow remembers why.
-    pollfd pfd{fd, POLLIN, 0};
-    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
-    char byte;
-    EXPECT_EQ(read(fd, &byte, 1), -1);
-    EXPECT_EQ(errno, ECONNRESET);
+    expect_reset(fd);
     struct slmsock_flow_status status{};
     ASSERT_EQ(slmsock_flow_status(flow, &status), 0);
     EXPECT_EQ(status.state, SLMSOCK_FAILED);
@@ -291,11 +296,7 @@ TEST(Tcp, ModemResetResetsOpenSockets) {
     ASSERT_TRUE(write_all(fd, "x"));
     EXPECT_EQ(read_n(fd, 1), "x");
     EXPECT_EQ(gateway.control("reset"), "ok");
-    pollfd pfd{fd, POLLIN, 0};
-    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
-    char byte;
-    EXPECT_EQ(read(fd, &byte, 1), -1);
-    EXPECT_EQ(errno, ECONNRESET);
+    expect_reset(fd);
     close(fd);
     // slmd brings the modem up again and serves new connections.
     ASSERT_TRUE(gateway.slmd->wait_for_output("modem: ready", 20s)) << gateway.slmd->output();
@@ -402,11 +403,7 @@ TEST(Tcp, SerialLossIsSurvivedAndTheModemComesBack) {
     // The USB-serial adapter goes away under an open connection...
     EXPECT_EQ(gateway.control("close-link"), "ok");
     ASSERT_TRUE(gateway.slmd->wait_for_output("serial: lost", 10s)) << gateway.slmd->output();
-    pollfd pfd{fd, POLLIN, 0};
-    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
-    char byte;
-    EXPECT_EQ(read(fd, &byte, 1), -1);
-    EXPECT_EQ(errno, ECONNRESET);
+    expect_reset(fd);
     close(fd);
     // ...and comes back: slmd reopens it, brings the modem up again and serves.
     EXPECT_EQ(gateway.control("reopen").rfind("ok", 0), 0u);

@@ -174,6 +174,8 @@ class Simulator {
   void cmd_udpsvr(const Cmd& c);
   void cmd_udpsend(const Cmd& c);
   void udp_start_read();
+  // Makes `sock` the UDP proxy (client or server) under handle `fd`.
+  void udp_open(UdpRole role, std::shared_ptr<udp::socket> sock, int fd, int family, bool blackhole);
   void udp_deliver(const std::string& data, const udp::endpoint& from);
   void udp_close(bool urc, int cause);
   void udp_send(std::string data, std::function<void(const boost::system::error_code&, std::size_t)> done);

@@ -76,13 +76,7 @@ void Simulator::cmd_udpcli(const Cmd& c) {
     if (!ec) sock->connect(ep, ec);
   }
   if (ec) return fail(-nerr::from(ec));
-  udp_.role = UdpRole::Client;
-  udp_.sock = sock;
-  udp_.handle = fd;
-  udp_.family = static_cast<int>(op);
-  udp_.blackhole = blackhole;
-  udp_.last_peer.reset();
-  ++udp_.gen;
+  udp_open(UdpRole::Client, sock, fd, static_cast<int>(op), blackhole);
   info("#XUDPCLI: " + std::to_string(fd) + ",\"connected\"");
   finish(true);
   udp_start_read();
@@ -137,13 +131,7 @@ void Simulator::cmd_udpsvr(const Cmd& c) {
     free_fd(fd);
     return fail(-nerr::from(ec));
   }
-  udp_.role = UdpRole::Server;
-  udp_.sock = sock;
-  udp_.handle = fd;
-  udp_.family = static_cast<int>(op);
-  udp_.blackhole = false;
-  udp_.last_peer.reset();
-  ++udp_.gen;
+  udp_open(UdpRole::Server, sock, fd, static_cast<int>(op), false);
   info("#XUDPSVR: " + std::to_string(fd) + ",\"started\"");
   finish(true);
   udp_start_read();
@@ -161,6 +149,16 @@ void Simulator::udp_close(bool urc, int cause) {
                                              : "#XUDPSVR: " + std::to_string(cause) + ",\"stopped\"";
   if (mode_ == Mode::Command) return proxy_urc({crlf(text)}, 1);
   dm_link_lost(cause, DmTarget::Udp, crlf(text));
+}
+
+void Simulator::udp_open(UdpRole role, std::shared_ptr<udp::socket> sock, int fd, int family, bool blackhole) {
+  udp_.role = role;
+  udp_.sock = std::move(sock);
+  udp_.handle = fd;
+  udp_.family = family;
+  udp_.blackhole = blackhole;
+  udp_.last_peer.reset();
+  ++udp_.gen;
 }
 
 void Simulator::udp_start_read() {

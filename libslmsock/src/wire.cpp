@@ -21,11 +21,21 @@ enum : std::uint16_t {
     type_shutdown_request = 0x0003,
     type_resolve_request = 0x0004,
     type_status_request = 0x0005,
+    type_bind_request = 0x0006,
+    type_listen_request = 0x0007,
+    type_udp_associate_request = 0x0008,
+    type_lookup_request = 0x0009,
+    type_proxies_request = 0x000a,
     type_connect_reply = 0x8001,
     type_flow_status_reply = 0x8002,
     type_shutdown_reply = 0x8003,
     type_resolve_reply = 0x8004,
     type_status_reply = 0x8005,
+    type_bind_reply = 0x8006,
+    type_listen_reply = 0x8007,
+    type_udp_associate_reply = 0x8008,
+    type_lookup_reply = 0x8009,
+    type_proxies_reply = 0x800a,
     type_error_reply = 0x80ff,
 };
 
@@ -87,6 +97,10 @@ std::uint8_t route_byte(Route r) {
     const auto v = static_cast<std::uint8_t>(r);
     return v <= 1 ? v : 0;
 }
+std::uint8_t role_byte(ProxyRole r) {
+    const auto v = static_cast<std::uint8_t>(r);
+    return v <= 2 ? v : 0;
+}
 std::uint8_t state_byte(FlowState s) {
     const auto v = static_cast<std::uint8_t>(s);
     return (v >= 1 && v <= 4) ? v : 1;
@@ -119,6 +133,33 @@ struct BodyEncoder {
         return type_resolve_request;
     }
     std::uint16_t operator()(const StatusRequest&) const { return type_status_request; }
+    std::uint16_t operator()(const BindRequest& m) const {
+        w.u8(transport_byte(m.transport));
+        w.u8(family_byte(m.family));
+        w.u16(m.modem_port);
+        w.u16(m.app_port);
+        return type_bind_request;
+    }
+    std::uint16_t operator()(const ListenRequest& m) const {
+        w.u8(family_byte(m.family));
+        w.u16(m.app_port);
+        return type_listen_request;
+    }
+    std::uint16_t operator()(const UdpAssociateRequest& m) const {
+        w.u8(family_byte(m.family));
+        w.u16(m.app_port);
+        w.address(m.peer);
+        w.u16(m.peer_port);
+        return type_udp_associate_request;
+    }
+    std::uint16_t operator()(const LookupRequest& m) const {
+        w.u8(transport_byte(m.transport));
+        w.u8(family_byte(m.family));
+        w.u16(m.app_port);
+        w.u16(m.loopback_peer_port);
+        return type_lookup_request;
+    }
+    std::uint16_t operator()(const ProxiesRequest&) const { return type_proxies_request; }
     std::uint16_t operator()(const ConnectReply& m) const {
         w.i32(m.status);
         w.u8(route_byte(m.route));
@@ -156,6 +197,45 @@ struct BodyEncoder {
         w.u32(m.queued_flows);
         w.u16(m.data_port);
         return type_status_reply;
+    }
+    std::uint16_t operator()(const BindReply& m) const {
+        w.i32(m.status);
+        return type_bind_reply;
+    }
+    std::uint16_t operator()(const ListenReply& m) const {
+        w.i32(m.status);
+        return type_listen_reply;
+    }
+    std::uint16_t operator()(const UdpAssociateReply& m) const {
+        w.i32(m.status);
+        w.u8(route_byte(m.route));
+        w.u16(m.stand_in_port);
+        return type_udp_associate_reply;
+    }
+    std::uint16_t operator()(const LookupReply& m) const {
+        w.i32(m.status);
+        w.address(m.local);
+        w.u16(m.local_port);
+        w.address(m.peer);
+        w.u16(m.peer_port);
+        return type_lookup_reply;
+    }
+    std::uint16_t operator()(const ProxiesReply& m) const {
+        const std::size_t n = std::min(m.proxies.size(), max_proxies);
+        w.u8(static_cast<std::uint8_t>(n));
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& p = m.proxies[i];
+            w.u8(transport_byte(p.transport));
+            w.u8(role_byte(p.role));
+            w.u16(p.port);
+            w.string(p.peer, max_text_length);
+            w.u32(p.owner_pid);
+            w.u64(p.bytes_up);
+            w.u64(p.bytes_down);
+        }
+        w.u32(m.waiting);
+        w.string(m.modem_view, max_text_length);
+        return type_proxies_reply;
     }
     std::uint16_t operator()(const ErrorReply& m) const {
         w.i32(m.error);
@@ -281,6 +361,81 @@ std::optional<Message> decode_body(std::uint16_t type, Reader& r) {
     }
     case type_status_request:
         return StatusRequest{};
+    case type_bind_request: {
+        BindRequest m;
+        m.transport = r.enumeration<Transport>(1, 2);
+        m.family = r.family();
+        m.modem_port = r.u16();
+        m.app_port = r.u16();
+        return m;
+    }
+    case type_listen_request: {
+        ListenRequest m;
+        m.family = r.family();
+        m.app_port = r.u16();
+        return m;
+    }
+    case type_udp_associate_request: {
+        UdpAssociateRequest m;
+        m.family = r.family();
+        m.app_port = r.u16();
+        m.peer = r.address();
+        m.peer_port = r.u16();
+        return m;
+    }
+    case type_lookup_request: {
+        LookupRequest m;
+        m.transport = r.enumeration<Transport>(1, 2);
+        m.family = r.family();
+        m.app_port = r.u16();
+        m.loopback_peer_port = r.u16();
+        return m;
+    }
+    case type_proxies_request:
+        return ProxiesRequest{};
+    case type_bind_reply:
+        return BindReply{r.i32()};
+    case type_listen_reply:
+        return ListenReply{r.i32()};
+    case type_udp_associate_reply: {
+        UdpAssociateReply m;
+        m.status = r.i32();
+        m.route = r.enumeration<Route>(0, 1);
+        m.stand_in_port = r.u16();
+        return m;
+    }
+    case type_lookup_reply: {
+        LookupReply m;
+        m.status = r.i32();
+        m.local = r.address();
+        m.local_port = r.u16();
+        m.peer = r.address();
+        m.peer_port = r.u16();
+        return m;
+    }
+    case type_proxies_reply: {
+        ProxiesReply m;
+        const std::size_t n = r.u8();
+        if (r.error()) return m;
+        if (n > max_proxies) {
+            r.fail(DecodeError::malformed);
+            return m;
+        }
+        for (std::size_t i = 0; i < n && !r.error(); ++i) {
+            ProxyInfo p;
+            p.transport = r.enumeration<Transport>(1, 2);
+            p.role = r.enumeration<ProxyRole>(0, 2);
+            p.port = r.u16();
+            p.peer = r.string(max_text_length);
+            p.owner_pid = r.u32();
+            p.bytes_up = r.u64();
+            p.bytes_down = r.u64();
+            m.proxies.push_back(std::move(p));
+        }
+        m.waiting = r.u32();
+        m.modem_view = r.string(max_text_length);
+        return m;
+    }
     case type_connect_reply: {
         ConnectReply m;
         m.status = r.i32();

@@ -23,7 +23,8 @@ inline constexpr std::size_t max_message_size = 4096;
 inline constexpr std::size_t max_name_length = 253;     // a DNS name
 inline constexpr std::size_t max_addresses = 16;         // per RESOLVE reply
 inline constexpr std::size_t max_text_length = 256;      // any text field
-inline constexpr std::size_t credential_size = 24;       // flow id (8) + token (16), first bytes on a data connection
+inline constexpr std::size_t credential_size = 24;
+inline constexpr std::size_t max_proxies = 8;           // per PROXIES reply       // flow id (8) + token (16), first bytes on a data connection
 // slmd's own connect timeout (ConnectRequest.timeout_ms == 0) must not exceed this: a blocking client waits
 // (timeout_ms, or this when 0) + 5 s for the reply before giving up with ETIMEDOUT.
 inline constexpr std::uint32_t max_default_connect_timeout_ms = 120000;
@@ -78,6 +79,55 @@ struct StatusRequest {
     bool operator==(const StatusRequest&) const = default;
 };
 
+// Servers and UDP (docs/api.md, "Servers and UDP"). The app's real socket is bound on loopback (127.0.0.1
+// for Family::ipv4, ::1 for ipv6) at `app_port`; slmd stands in for the modem side of it.
+
+// Serve `modem_port` through the modem for the app socket bound on loopback at `app_port`. UDP: the modem's
+// UDP server starts now (the reply waits for the modem). TCP: the port is reserved; the modem's TCP server
+// starts at ListenRequest. Ends when the app's socket is gone.
+struct BindRequest {
+    Transport transport = Transport::tcp;
+    Family family = Family::ipv4;
+    std::uint16_t modem_port = 0;
+    std::uint16_t app_port = 0;
+    bool operator==(const BindRequest&) const = default;
+};
+
+// listen() on a TCP socket earlier named in a BindRequest: start the modem's TCP server. Each peer the modem
+// accepts arrives as an ordinary connection to the app's listening socket from a loopback port of slmd's.
+struct ListenRequest {
+    Family family = Family::ipv4;
+    std::uint16_t app_port = 0;
+    bool operator==(const ListenRequest&) const = default;
+};
+
+// The loopback stand-in for one remote UDP peer of the app's UDP socket at `app_port`: datagrams the app
+// sends to 127.0.0.1:stand_in_port (or ::1) go to `peer` through the modem, and datagrams from `peer` come
+// from there. For a socket without a BindRequest this opens (or re-targets) the modem's UDP client.
+struct UdpAssociateRequest {
+    Family family = Family::ipv4;  // of the app's socket
+    std::uint16_t app_port = 0;
+    Address peer;
+    std::uint16_t peer_port = 0;
+    bool operator==(const UdpAssociateRequest&) const = default;
+};
+
+// What an app socket's loopback addresses stand for: its modem-side local address (for getsockname) and, when
+// `loopback_peer_port` != 0, the real peer behind that loopback port of slmd's (for accept, recvfrom,
+// getpeername).
+struct LookupRequest {
+    Transport transport = Transport::tcp;
+    Family family = Family::ipv4;
+    std::uint16_t app_port = 0;
+    std::uint16_t loopback_peer_port = 0;
+    bool operator==(const LookupRequest&) const = default;
+};
+
+// The modem's proxies as slmd sees them (for slmctl and tests).
+struct ProxiesRequest {
+    bool operator==(const ProxiesRequest&) const = default;
+};
+
 // Replies (slmd → client) -----------------------------------------------------------------------------------
 
 enum class Route : std::uint8_t {
@@ -127,6 +177,50 @@ struct StatusReply {
     bool operator==(const StatusReply&) const = default;
 };
 
+struct BindReply {
+    std::int32_t status = 0;  // 0, or -EBUSY (proxy in use), -EADDRINUSE (port served already), -ENETDOWN, ...
+    bool operator==(const BindReply&) const = default;
+};
+
+struct ListenReply {
+    std::int32_t status = 0;
+    bool operator==(const ListenReply&) const = default;
+};
+
+struct UdpAssociateReply {
+    std::int32_t status = 0;  // 0, or -errno (-EBUSY: the UDP proxy serves another socket)
+    Route route = Route::modem;
+    std::uint16_t stand_in_port = 0;  // with Route::modem and status 0
+    bool operator==(const UdpAssociateReply&) const = default;
+};
+
+struct LookupReply {
+    std::int32_t status = 0;  // 0, or -ENOENT when slmd knows no such socket
+    Address local;             // the modem-side address the app socket stands for (modem address or unspecified)
+    std::uint16_t local_port = 0;
+    Address peer;              // unspecified when not asked for or unknown
+    std::uint16_t peer_port = 0;
+    bool operator==(const LookupReply&) const = default;
+};
+
+enum class ProxyRole : std::uint8_t { none = 0, client = 1, server = 2 };
+struct ProxyInfo {
+    Transport transport = Transport::tcp;
+    ProxyRole role = ProxyRole::none;
+    std::uint16_t port = 0;        // the destination port (client) or the served port (server)
+    std::string peer;              // destination or current peer, as text ("" when none)
+    std::uint32_t owner_pid = 0;   // the requesting process, 0 when unknown
+    std::uint64_t bytes_up = 0;
+    std::uint64_t bytes_down = 0;
+    bool operator==(const ProxyInfo&) const = default;
+};
+struct ProxiesReply {
+    std::vector<ProxyInfo> proxies;  // ≤ max_proxies; one per proxy the firmware has (TCP, UDP)
+    std::uint32_t waiting = 0;       // requests queued for a busy proxy
+    std::string modem_view;          // the firmware's own answer to its read commands, one line per proxy
+    bool operator==(const ProxiesReply&) const = default;
+};
+
 // Any request that could not be served at all (malformed, unknown type, not authorised).
 struct ErrorReply {
     std::int32_t error = 0;  // -errno
@@ -134,8 +228,11 @@ struct ErrorReply {
     bool operator==(const ErrorReply&) const = default;
 };
 
-using Message = std::variant<ConnectRequest, FlowStatusRequest, ShutdownRequest, ResolveRequest, StatusRequest,
-                             ConnectReply, FlowStatusReply, ShutdownReply, ResolveReply, StatusReply, ErrorReply>;
+using Message =
+    std::variant<ConnectRequest, FlowStatusRequest, ShutdownRequest, ResolveRequest, StatusRequest, BindRequest,
+                 ListenRequest, UdpAssociateRequest, LookupRequest, ProxiesRequest, ConnectReply, FlowStatusReply,
+                 ShutdownReply, ResolveReply, StatusReply, BindReply, ListenReply, UdpAssociateReply, LookupReply,
+                 ProxiesReply, ErrorReply>;
 
 struct Envelope {
     std::uint32_t request_id = 0;  // echoed in the reply

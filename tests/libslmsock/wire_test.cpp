@@ -87,6 +87,14 @@ std::vector<Case> cases() {
     ResolveReply no_name{-2 /* EAI_NONAME */, {}};
     StatusReply status{"serving", "home", "2.9.0", "10.0.0.2", "", 2, 1, 33333};
     ErrorReply error{-EACCES, "not in group slm"};
+    BindRequest bind_udp6{Transport::udp, Family::ipv6, 5683, 40001};
+    UdpAssociateRequest associate{Family::ipv4, 40002, v4(192, 0, 2, 7), 7};
+    LookupRequest lookup{Transport::tcp, Family::ipv4, 8080, 45000};
+    LookupReply looked_up{0, v4(10, 0, 0, 2), 8080, v4(192, 0, 2, 9), 0};
+    ProxiesReply proxies{{{Transport::tcp, ProxyRole::server, 8080, "192.0.2.9", 4242, 3, 5},
+                          {Transport::udp, ProxyRole::none, 0, "", 0, 0, 0}},
+                         1,
+                         "-1,0"};
 
     return {
         {"connect_ipv4", {0x01020304, connect4},
@@ -101,6 +109,23 @@ std::vector<Case> cases() {
          "53 01 03 00 0a 00 00 00  05 00*7  00 00  01"},
         {"resolve", {11, resolve}, "53 01 04 00 0b 00 00 00  00  0b 00 'example.com'"},
         {"status", {12, StatusRequest{}}, "53 01 05 00 0c 00 00 00"},
+        {"bind_udp6", {13, bind_udp6}, "53 01 06 00 0d 00 00 00  02  06  33 16  41 9c"},
+        {"listen", {14, ListenRequest{Family::ipv4, 40001}}, "53 01 07 00 0e 00 00 00  04  41 9c"},
+        {"udp_associate", {15, associate},
+         "53 01 08 00 0f 00 00 00  04  42 9c  04 c0 00 02 07 00*12  07 00"},
+        {"lookup", {16, lookup}, "53 01 09 00 10 00 00 00  01  04  90 1f  c8 af"},
+        {"proxies", {17, ProxiesRequest{}}, "53 01 0a 00 11 00 00 00"},
+        {"bind_reply_busy", {13, BindReply{-EBUSY}}, "53 01 06 80 0d 00 00 00  f0 ff ff ff"},
+        {"listen_reply", {14, ListenReply{0}}, "53 01 07 80 0e 00 00 00  00*4"},
+        {"udp_associate_reply", {15, UdpAssociateReply{0, Route::modem, 45001}},
+         "53 01 08 80 0f 00 00 00  00*4  00  c9 af"},
+        {"lookup_reply", {16, looked_up},
+         "53 01 09 80 10 00 00 00  00*4  04 0a 00 00 02 00*12  90 1f  04 c0 00 02 09 00*12  00 00"},
+        {"proxies_reply", {17, proxies},
+         "53 01 0a 80 11 00 00 00  02"
+         "  01 02 90 1f  09 00 '192.0.2.9'  92 10 00 00  03 00*7  05 00*7"
+         "  02 00 00 00  00 00  00*4  00*8  00*8"
+         "  01 00 00 00  04 00 '-1,0'"},
         {"connect_reply", {1, connected},
          "53 01 01 80 01 00 00 00  00 00 00 00  00  2a 00*7  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  35 82"},
         {"connect_reply_refused", {1, refused}, "53 01 01 80 01 00 00 00  91 ff ff ff  00  00*8  00*16  00 00"},
@@ -177,9 +202,9 @@ TEST(Decode, HeaderErrors) {
     EXPECT_EQ(error_of(hex("58 01 05 00 0c 00 00 00")), DecodeError::bad_magic);
     EXPECT_EQ(error_of(hex("53 00 05 00 0c 00 00 00")), DecodeError::unsupported_version);
     EXPECT_EQ(error_of(hex("53 01 00 00 0c 00 00 00")), DecodeError::unknown_type);
-    EXPECT_EQ(error_of(hex("53 01 06 00 0c 00 00 00")), DecodeError::unknown_type);
+    EXPECT_EQ(error_of(hex("53 01 0b 00 0c 00 00 00")), DecodeError::unknown_type);
     EXPECT_EQ(error_of(hex("53 01 00 80 0c 00 00 00")), DecodeError::unknown_type);
-    EXPECT_EQ(error_of(hex("53 01 06 80 0c 00 00 00")), DecodeError::unknown_type);
+    EXPECT_EQ(error_of(hex("53 01 0b 80 0c 00 00 00")), DecodeError::unknown_type);
     EXPECT_EQ(error_of(hex("53 01 05 01 0c 00 00 00")), DecodeError::unknown_type);
 }
 
@@ -204,6 +229,10 @@ TEST(Decode, EnumsOutOfRangeAreMalformed) {
         "53 01 02 80 00*4  00*8  00  00*4  00 00*16  00 00",            // state 0
         "53 01 02 80 00*4  00*8  05  00*4  00 00*16  00 00",            // state 5
         "53 01 04 80 00*4  00*4  01  07 00*16",                         // address family 7 in a list
+        "53 01 06 00 00*4  03  04  00 00  00 00",                       // bind transport 3
+        "53 01 09 00 00*4  01  02  00 00  00 00",                       // lookup family 2
+        "53 01 0a 80 00*4  01  01 03 00 00  00 00  00*4 00*8 00*8  00*4  00 00",  // proxy role 3
+        "53 01 0a 80 00*4  09",                                         // more proxies than max_proxies
     };
     for (const char* b : bad) EXPECT_EQ(error_of(hex(b)), DecodeError::malformed) << b;
 }
@@ -305,6 +334,9 @@ TEST(Encode, LargestMessagesFitInOnePacket) {
     ResolveReply r{0, std::vector<Address>(max_addresses, v6({1, 2, 3}))};
     EXPECT_LE(encode({1, r}).size(), max_message_size);
     EXPECT_LE(encode({1, ResolveRequest{Family::ipv6, std::string(max_name_length, 'a')}}).size(), max_message_size);
+    ProxiesReply p{std::vector<ProxyInfo>(max_proxies, ProxyInfo{Transport::udp, ProxyRole::client, 1, text, 1, 1, 1}),
+                   UINT32_MAX, text};
+    EXPECT_LE(encode({1, p}).size(), max_message_size);
 }
 
 TEST(Peek, RequestIdNeedsHeaderAndMagic) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -35,6 +36,33 @@ struct TcpConnectionEvents {
     std::function<void(CloseReason reason, int error)> closed;  // error: Linux errno (0 when none)
 };
 
+using ListenerId = std::uint32_t;
+
+// A TCP server on the modem. The firmware holds one peer at a time (a second one is closed by the firmware
+// without a word); each peer is a connection used with tcp_send()/tcp_close() like a client's, where
+// tcp_close() hangs the peer up and keeps the server listening.
+struct TcpListenerEvents {
+    // A peer connected. peer_address: numeric text from the firmware (the port is never reported). Returns
+    // the events for that connection.
+    std::function<TcpConnectionEvents(ConnectionId id, const std::string& peer_address)> incoming;
+    // The server ended without tcp_stop_listen() (modem reset, network lost); error: Linux errno.
+    std::function<void(int error)> stopped;
+};
+
+// Where a UDP datagram came from, when the firmware says (v2.8+ servers); clients know their destination.
+struct UdpPeer {
+    std::string address;  // numeric text
+    std::uint16_t port = 0;
+    bool operator==(const UdpPeer&) const = default;
+};
+
+struct UdpEvents {
+    // One datagram, whole (or truncated by the firmware to its receive buffer). peer: see UdpPeer.
+    std::function<void(std::string_view datagram, const std::optional<UdpPeer>& peer)> datagram;
+    // The UDP client or server ended without udp_close() (modem lost, network lost); error: Linux errno.
+    std::function<void(CloseReason reason, int error)> closed;
+};
+
 class ModemDriver {
 public:
     virtual ~ModemDriver() = default;
@@ -57,6 +85,34 @@ public:
     virtual void tcp_close(ConnectionId id) = 0;
     // Stops (true) or resumes (false) taking bytes from the modem, when an app does not read fast enough.
     virtual void pause_receive(bool paused) = 0;
+
+    // TCP server on the modem. Takes the TCP proxy slot like a client (tcp_available() drops to 0).
+    // `done(error, id)`: error 0, EBUSY (proxy in use), ENETDOWN (not attached), EOPNOTSUPP, ...
+    virtual void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,
+                            std::function<void(int error, ListenerId id)> done) = 0;
+    // Stops the server (hanging up its peer, whose `closed(local_close, 0)` follows) and frees the slot.
+    virtual void tcp_stop_listen(ListenerId id) = 0;
+
+    // UDP: one client or one server at a time (its own slot, independent of the TCP one).
+    virtual std::size_t udp_available() const = 0;
+    // The largest datagram udp_send() can carry on this firmware, and the largest one it delivers.
+    virtual std::size_t udp_max_send() const = 0;
+    virtual std::size_t udp_max_receive() const = 0;
+    // `done(error, id)` as for tcp_connect (a UDP "connect" has no handshake: it fails only locally or on DNS).
+    virtual void udp_connect(const TcpEndpoint& destination, UdpEvents events,
+                             std::function<void(int error, ConnectionId id)> done) = 0;
+    virtual void udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
+                           std::function<void(int error, ConnectionId id)> done) = 0;
+    // Sends one datagram: a client's to its destination; a server's to the last peer it received from (the
+    // firmware cannot address another). `done(error)`: 0, EMSGSIZE (over udp_max_send()), EDESTADDRREQ (a
+    // server that has heard from no one), ENOTCONN, ECONNRESET, ...
+    virtual void udp_send(ConnectionId id, std::string datagram, std::function<void(int error)> done) = 0;
+    // Closes the client or stops the server; `closed(local_close, 0)` follows, then the slot is free.
+    virtual void udp_close(ConnectionId id) = 0;
+
+    // The firmware's own account of its proxies, from its read commands (#XTCPCLI? and friends), one line per
+    // proxy; empty when the modem is not serving. For operators and tests.
+    virtual void describe_proxies(std::function<void(std::string text)> done) = 0;
 
     // DNS through the modem. `done(status, addresses)`: status 0 or a negative EAI_* value (netdb.h);
     // addresses as numeric text. family: AF_UNSPEC, AF_INET or AF_INET6.

@@ -410,4 +410,23 @@ void SlmProxyDriver::resolve(const std::string& name, int family,
     });
 }
 
+// Servers and UDP: not implemented yet (issue 4 work in progress) ------------------------------------------------
+
+void SlmProxyDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents, std::function<void(int, ListenerId)> done) {
+    done(EOPNOTSUPP, 0);
+}
+void SlmProxyDriver::tcp_stop_listen(ListenerId) {}
+std::size_t SlmProxyDriver::udp_available() const { return 0; }
+std::size_t SlmProxyDriver::udp_max_send() const { return 0; }
+std::size_t SlmProxyDriver::udp_max_receive() const { return 0; }
+void SlmProxyDriver::udp_connect(const TcpEndpoint&, UdpEvents, std::function<void(int, ConnectionId)> done) {
+    done(EOPNOTSUPP, 0);
+}
+void SlmProxyDriver::udp_serve(std::uint16_t, bool, UdpEvents, std::function<void(int, ConnectionId)> done) {
+    done(EOPNOTSUPP, 0);
+}
+void SlmProxyDriver::udp_send(ConnectionId, std::string, std::function<void(int)> done) { done(EOPNOTSUPP); }
+void SlmProxyDriver::udp_close(ConnectionId) {}
+void SlmProxyDriver::describe_proxies(std::function<void(std::string)> done) { done({}); }
+
 }  // namespace slmd::modem

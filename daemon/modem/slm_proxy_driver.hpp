@@ -59,6 +59,20 @@ public:
     void resolve(const std::string& name, int family,
                  std::function<void(int status, std::vector<std::string> addresses)> done) override;
 
+    void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,
+                    std::function<void(int error, ListenerId id)> done) override;
+    void tcp_stop_listen(ListenerId id) override;
+    std::size_t udp_available() const override;
+    std::size_t udp_max_send() const override;
+    std::size_t udp_max_receive() const override;
+    void udp_connect(const TcpEndpoint& destination, UdpEvents events,
+                     std::function<void(int error, ConnectionId id)> done) override;
+    void udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
+                   std::function<void(int error, ConnectionId id)> done) override;
+    void udp_send(ConnectionId id, std::string datagram, std::function<void(int error)> done) override;
+    void udp_close(ConnectionId id) override;
+    void describe_proxies(std::function<void(std::string text)> done) override;
+
     struct Stats {
         std::uint64_t data_mode_entries = 0;
         std::uint64_t quoted_sends = 0;

@@ -79,6 +79,69 @@ struct slmsock_status {
 /* The daemon's view of the modem. */
 int slmsock_status(struct slmsock_status* status);
 
+/* ---- Servers and UDP (docs/api.md, "Servers and UDP") -------------------------------------------------------
+ * The application keeps a real kernel socket bound on loopback (127.0.0.1 for AF_INET, ::1 for AF_INET6) at
+ * `app_port`; slmd stands in for the modem side of it. These calls are what the preload shim uses; a program
+ * can use them directly the same way. */
+
+/* Serve `modem_port` through the modem for the caller's socket bound on loopback at `app_port`.
+ * type: SOCK_STREAM or SOCK_DGRAM; family: AF_INET or AF_INET6 (the family of the caller's socket).
+ * SOCK_DGRAM: the modem's UDP server starts now (the call waits for the modem). SOCK_STREAM: the port is
+ * reserved; the modem's TCP server starts with slmsock_listen(). The service ends when the socket is gone.
+ * Returns 0, or -EBUSY (the modem's single proxy of that kind is in use), -EADDRINUSE (the port is served
+ * already), -ENETDOWN (slmd absent or the modem is down), -EINVAL (a port is 0), ... */
+int slmsock_bind(int type, int family, uint16_t modem_port, uint16_t app_port);
+
+/* listen() for a TCP socket named in slmsock_bind(): starts the modem's TCP server. Each peer the modem accepts
+ * arrives as an ordinary connection to the caller's listening socket, from a loopback port of slmd's (see
+ * slmsock_lookup() for who it really is). Call it after the real listen(). Returns 0 or -errno (-EBUSY: the
+ * TCP proxy is in use by a client connection). */
+int slmsock_listen(int family, uint16_t app_port);
+
+/* The loopback stand-in for one remote UDP peer of the caller's UDP socket bound at `app_port` (the socket
+ * must be bound: port 0 is -EINVAL). Datagrams sent to 127.0.0.1:*stand_in_port (::1 for AF_INET6) go to
+ * `peer` through the modem, and datagrams from `peer` arrive from there. A v4-mapped IPv6 `peer` is sent to
+ * the modem as IPv4. For a socket without slmsock_bind() this opens (or re-targets) the modem's UDP client.
+ * Returns 0 with *stand_in_port set; 1 when slmd says a local route reaches `peer` (use the kernel); or
+ * -errno (-EBUSY: the modem's single UDP proxy serves another socket; -ENETDOWN; -EAFNOSUPPORT; ...). */
+int slmsock_udp_associate(int family, uint16_t app_port, const struct sockaddr* peer, socklen_t len,
+                          uint16_t* stand_in_port);
+
+/* What the loopback addresses of the caller's socket at `app_port` stand for. type: SOCK_STREAM or SOCK_DGRAM.
+ * local (if not NULL): the modem-side local address and port, e.g. the modem's address or the wildcard
+ * (0.0.0.0 / ::) with the served port; *local_len is 0 when slmd has no modem-side port for the socket (a UDP
+ * client). peer (if not NULL): with `loopback_peer_port` != 0, the real peer behind that loopback port of
+ * slmd's (an accepted connection's peer, a UDP stand-in's peer); a TCP peer's port is 0 (the firmware does not
+ * report it); *peer_len is 0 when unknown. Addresses come in their own family (an IPv4 peer of an AF_INET6
+ * socket is AF_INET). Returns 0, or -ENOENT when slmd knows nothing of the socket, or -errno. */
+int slmsock_lookup(int type, int family, uint16_t app_port, uint16_t loopback_peer_port,
+                   struct sockaddr_storage* local, socklen_t* local_len, struct sockaddr_storage* peer,
+                   socklen_t* peer_len);
+
+#define SLMSOCK_MAX_PROXIES 8
+
+enum slmsock_proxy_role { SLMSOCK_PROXY_NONE = 0, SLMSOCK_PROXY_CLIENT = 1, SLMSOCK_PROXY_SERVER = 2 };
+
+struct slmsock_proxy {
+    int type;                     /* SOCK_STREAM or SOCK_DGRAM */
+    enum slmsock_proxy_role role; /* what the proxy does now */
+    uint16_t port;                /* the destination port (client) or the served port (server) */
+    char peer[64];                /* destination or current peer as text, "" when none (truncated) */
+    uint32_t owner_pid;           /* the process that asked for it, 0 when unknown */
+    uint64_t bytes_up;            /* to the modem */
+    uint64_t bytes_down;          /* from the modem */
+};
+
+struct slmsock_proxies {
+    struct slmsock_proxy proxy[SLMSOCK_MAX_PROXIES];
+    size_t count;           /* entries used in proxy[] */
+    uint32_t waiting;       /* requests queued for a busy proxy */
+    char modem_view[257];   /* the firmware's own answer to its read commands, one line per proxy */
+};
+
+/* The modem's proxies (TCP, UDP) as slmd sees them, for operators (slmctl) and tests. 0 or -errno. */
+int slmsock_proxies(struct slmsock_proxies* out);
+
 /* A static description of a return value that is a negative errno (0 gives "Success"), for messages. */
 const char* slmsock_strerror(int error);
 

@@ -529,6 +529,126 @@ int tcp_connect(const char* host, std::uint16_t port, int family) {
     return last;
 }
 
+// ---- Servers and UDP ----------------------------------------------------------------------------------------
+
+// Requests that reach the modem (a UDP server starting, the TCP server starting, the UDP client opening, the
+// firmware's read commands) are answered when the modem has; slmd bounds them with its own timeouts.
+constexpr std::int64_t modem_wait_ms = max_default_connect_timeout_ms + reply_margin_ms;
+
+int to_wire_family(int family, Family& out) {
+    switch (family) {
+    case AF_INET: out = Family::ipv4; return 0;
+    case AF_INET6: out = Family::ipv6; return 0;
+    default: return -EAFNOSUPPORT;
+    }
+}
+
+int to_wire_transport(int type, Transport& out) {
+    switch (type) {
+    case SOCK_STREAM: out = Transport::tcp; return 0;
+    case SOCK_DGRAM: out = Transport::udp; return 0;
+    default: return -EPROTOTYPE;
+    }
+}
+
+int bind_request(int type, int family, std::uint16_t modem_port, std::uint16_t app_port) {
+    BindRequest request;
+    if (const int rc = to_wire_transport(type, request.transport); rc < 0) return rc;
+    if (const int rc = to_wire_family(family, request.family); rc < 0) return rc;
+    if (modem_port == 0 || app_port == 0) return -EINVAL;
+    request.modem_port = modem_port;
+    request.app_port = app_port;
+    Message message;
+    if (const int rc = transact(request, modem_wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<BindReply>(&message);
+    return reply != nullptr ? checked_status(reply->status) : -EPROTO;
+}
+
+int listen_request(int family, std::uint16_t app_port) {
+    ListenRequest request;
+    if (const int rc = to_wire_family(family, request.family); rc < 0) return rc;
+    if (app_port == 0) return -EINVAL;
+    request.app_port = app_port;
+    Message message;
+    if (const int rc = transact(request, modem_wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<ListenReply>(&message);
+    return reply != nullptr ? checked_status(reply->status) : -EPROTO;
+}
+
+int udp_associate(int family, std::uint16_t app_port, const sockaddr* peer, socklen_t len,
+                  std::uint16_t* stand_in_port) {
+    UdpAssociateRequest request;
+    if (stand_in_port == nullptr) return -EFAULT;
+    if (const int rc = to_wire_family(family, request.family); rc < 0) return rc;
+    if (const int rc = to_wire(peer, len, request.peer, request.peer_port); rc < 0) return rc;
+    if (app_port == 0 || request.peer_port == 0) return -EINVAL;
+    request.app_port = app_port;
+    Message message;
+    if (const int rc = transact(request, modem_wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<UdpAssociateReply>(&message);
+    if (reply == nullptr) return -EPROTO;
+    if (reply->status != 0) return checked_status(reply->status);
+    if (reply->route == Route::bypass) return 1;
+    if (reply->stand_in_port == 0) return -EPROTO;
+    *stand_in_port = reply->stand_in_port;
+    return 0;
+}
+
+int lookup(int type, int family, std::uint16_t app_port, std::uint16_t loopback_peer_port, sockaddr_storage* local,
+           socklen_t* local_len, sockaddr_storage* peer, socklen_t* peer_len) {
+    LookupRequest request;
+    if ((local != nullptr && local_len == nullptr) || (peer != nullptr && peer_len == nullptr)) return -EFAULT;
+    if (const int rc = to_wire_transport(type, request.transport); rc < 0) return rc;
+    if (const int rc = to_wire_family(family, request.family); rc < 0) return rc;
+    if (app_port == 0) return -EINVAL;
+    request.app_port = app_port;
+    request.loopback_peer_port = loopback_peer_port;
+    Message message;
+    if (const int rc = transact(request, local_wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<LookupReply>(&message);
+    if (reply == nullptr) return -EPROTO;
+    if (reply->status != 0) return checked_status(reply->status);
+    if (local != nullptr) {
+        *local_len = 0;
+        std::memset(local, 0, sizeof *local);
+        if (reply->local_port != 0) {
+            Address a = reply->local;
+            // "unspecified": the socket stands for the wildcard address of its own family.
+            if (a.family == Family::unspecified) a = Address{request.family, {}};
+            to_sockaddr(a, reply->local_port, *local, *local_len);
+        }
+    }
+    if (peer != nullptr) {
+        *peer_len = 0;
+        std::memset(peer, 0, sizeof *peer);
+        if (loopback_peer_port != 0) to_sockaddr(reply->peer, reply->peer_port, *peer, *peer_len);
+    }
+    return 0;
+}
+
+int proxies(struct slmsock_proxies* out) {
+    if (out == nullptr) return -EFAULT;
+    Message message;
+    if (const int rc = transact(ProxiesRequest{}, modem_wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<ProxiesReply>(&message);
+    if (reply == nullptr) return -EPROTO;
+    std::memset(out, 0, sizeof *out);
+    for (const ProxyInfo& p : reply->proxies) {
+        if (out->count == SLMSOCK_MAX_PROXIES) break;
+        struct slmsock_proxy& q = out->proxy[out->count++];
+        q.type = p.transport == Transport::udp ? SOCK_DGRAM : SOCK_STREAM;
+        q.role = static_cast<slmsock_proxy_role>(p.role);
+        q.port = p.port;
+        copy_text(q.peer, p.peer);
+        q.owner_pid = p.owner_pid;
+        q.bytes_up = p.bytes_up;
+        q.bytes_down = p.bytes_down;
+    }
+    out->waiting = reply->waiting;
+    copy_text(out->modem_view, reply->modem_view);
+    return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -603,6 +723,30 @@ int slmsock_data_port(void) {
         if (const int rc = status_request(reply); rc < 0) return rc;
         return reply.data_port != 0 ? int{reply.data_port} : -ENETDOWN;
     });
+}
+
+int slmsock_bind(int type, int family, uint16_t modem_port, uint16_t app_port) {
+    return no_throw([&] { return bind_request(type, family, modem_port, app_port); });
+}
+
+int slmsock_listen(int family, uint16_t app_port) {
+    return no_throw([&] { return listen_request(family, app_port); });
+}
+
+int slmsock_udp_associate(int family, uint16_t app_port, const struct sockaddr* peer, socklen_t len,
+                          uint16_t* stand_in_port) {
+    return no_throw([&] { return udp_associate(family, app_port, peer, len, stand_in_port); });
+}
+
+int slmsock_lookup(int type, int family, uint16_t app_port, uint16_t loopback_peer_port,
+                   struct sockaddr_storage* local, socklen_t* local_len, struct sockaddr_storage* peer,
+                   socklen_t* peer_len) {
+    return no_throw(
+        [&] { return lookup(type, family, app_port, loopback_peer_port, local, local_len, peer, peer_len); });
+}
+
+int slmsock_proxies(struct slmsock_proxies* out) {
+    return no_throw([&] { return proxies(out); });
 }
 
 const char* slmsock_strerror(int error) {

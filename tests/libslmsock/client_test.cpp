@@ -735,6 +735,199 @@ TEST(Shutdown, MapsHowAndPassesTheStatus) {
     EXPECT_EQ(std::get<ShutdownRequest>(fake.requests()[2].message), (ShutdownRequest{0, 50002, ShutdownHow::read}));
 }
 
+// ---- Servers and UDP ----------------------------------------------------------------------------------------
+
+Address v4_address(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+    Address x;
+    x.family = Family::ipv4;
+    x.bytes = {a, b, c, d};
+    return x;
+}
+
+TEST(Bind, SendsTransportFamilyAndPortsAndPassesTheStatus) {
+    FakeSlmd fake;
+    fake.serve({[](const Envelope& e) { return reply_to(e, BindReply{0}); },
+                [](const Envelope& e) { return reply_to(e, BindReply{-EBUSY}); },
+                [](const Envelope& e) { return reply_to(e, BindReply{-EADDRINUSE}); },
+                [](const Envelope& e) { return reply_to(e, ListenReply{0}); },  // the wrong reply type
+                [](const Envelope& e) { return reply_to(e, BindReply{3}); }});
+    EXPECT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, 5683, 40001), 0);
+    EXPECT_EQ(slmsock_bind(SOCK_STREAM, AF_INET6, 8080, 40002), -EBUSY);
+    EXPECT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, 8080, 40003), -EADDRINUSE);
+    EXPECT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, 8080, 40004), -EPROTO);
+    EXPECT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, 8080, 40005), -EPROTO);
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    ASSERT_EQ(fake.requests().size(), 5u);
+    EXPECT_EQ(std::get<BindRequest>(fake.requests()[0].message),
+              (BindRequest{Transport::udp, Family::ipv4, 5683, 40001}));
+    EXPECT_EQ(std::get<BindRequest>(fake.requests()[1].message),
+              (BindRequest{Transport::tcp, Family::ipv6, 8080, 40002}));
+    // Arguments are checked before asking slmd.
+    setenv("SLMSOCK_SOCKET", "/nonexistent/slmd.sock", 1);
+    EXPECT_EQ(slmsock_bind(SOCK_RAW, AF_INET, 1, 2), -EPROTOTYPE);
+    EXPECT_EQ(slmsock_bind(SOCK_DGRAM, AF_UNIX, 1, 2), -EAFNOSUPPORT);
+    EXPECT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, 0, 2), -EINVAL);
+    EXPECT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, 1, 0), -EINVAL);
+    EXPECT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, 1, 2), -ENETDOWN);
+    unsetenv("SLMSOCK_SOCKET");
+}
+
+TEST(Listen, SendsFamilyAndPortAndPassesTheStatus) {
+    FakeSlmd fake;
+    fake.serve({[](const Envelope& e) { return reply_to(e, ListenReply{0}); },
+                [](const Envelope& e) { return reply_to(e, ListenReply{-EBUSY}); },
+                [](const Envelope& e) { return reply_to(e, ErrorReply{-EPROTO, "unknown message type"}); }});
+    EXPECT_EQ(slmsock_listen(AF_INET, 40010), 0);
+    EXPECT_EQ(slmsock_listen(AF_INET6, 40011), -EBUSY);
+    EXPECT_EQ(slmsock_listen(AF_INET, 40012), -EPROTO);
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    EXPECT_EQ(std::get<ListenRequest>(fake.requests()[0].message), (ListenRequest{Family::ipv4, 40010}));
+    EXPECT_EQ(std::get<ListenRequest>(fake.requests()[1].message), (ListenRequest{Family::ipv6, 40011}));
+    EXPECT_EQ(slmsock_listen(AF_INET, 0), -EINVAL);
+    EXPECT_EQ(slmsock_listen(AF_UNIX, 1), -EAFNOSUPPORT);
+}
+
+TEST(UdpAssociate, ModemRouteGivesTheStandInPort) {
+    FakeSlmd fake;
+    fake.serve({[](const Envelope& e) { return reply_to(e, UdpAssociateReply{0, Route::modem, 45678}); },
+                [](const Envelope& e) { return reply_to(e, UdpAssociateReply{0, Route::modem, 45679}); },
+                [](const Envelope& e) { return reply_to(e, UdpAssociateReply{0, Route::bypass, 0}); },
+                [](const Envelope& e) { return reply_to(e, UdpAssociateReply{-EBUSY, Route::modem, 0}); },
+                [](const Envelope& e) { return reply_to(e, UdpAssociateReply{0, Route::modem, 0}); }});
+    const auto peer = ipv4("198.51.100.7", 5683);
+    const auto mapped = ipv6("::ffff:192.0.2.1", 53);
+    std::uint16_t stand_in = 0;
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 40020, sa(peer), sizeof peer, &stand_in), 0);
+    EXPECT_EQ(stand_in, 45678);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET6, 40021, sa(mapped), sizeof mapped, &stand_in), 0);
+    EXPECT_EQ(stand_in, 45679);
+    stand_in = 7;
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 40022, sa(peer), sizeof peer, &stand_in), 1);
+    EXPECT_EQ(stand_in, 7);  // untouched unless 0 is returned
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 40023, sa(peer), sizeof peer, &stand_in), -EBUSY);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 40024, sa(peer), sizeof peer, &stand_in), -EPROTO);  // no port
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    ASSERT_EQ(fake.requests().size(), 5u);
+    const auto& first = std::get<UdpAssociateRequest>(fake.requests()[0].message);
+    EXPECT_EQ(first, (UdpAssociateRequest{Family::ipv4, 40020, v4_address(198, 51, 100, 7), 5683}));
+    // The socket's family is AF_INET6; the v4-mapped peer goes to the modem as IPv4.
+    const auto& second = std::get<UdpAssociateRequest>(fake.requests()[1].message);
+    EXPECT_EQ(second, (UdpAssociateRequest{Family::ipv6, 40021, v4_address(192, 0, 2, 1), 53}));
+
+    setenv("SLMSOCK_SOCKET", "/nonexistent/slmd.sock", 1);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 0, sa(peer), sizeof peer, &stand_in), -EINVAL);
+    const auto port_zero = ipv4("198.51.100.7", 0);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 1, sa(port_zero), sizeof port_zero, &stand_in), -EINVAL);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 1, nullptr, 0, &stand_in), -EFAULT);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 1, sa(peer), sizeof peer, nullptr), -EFAULT);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 1, sa(peer), sizeof peer - 1, &stand_in), -EINVAL);
+    EXPECT_EQ(slmsock_udp_associate(AF_UNIX, 1, sa(peer), sizeof peer, &stand_in), -EAFNOSUPPORT);
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, 1, sa(peer), sizeof peer, &stand_in), -ENETDOWN);
+    unsetenv("SLMSOCK_SOCKET");
+}
+
+TEST(Lookup, DecodesLocalAndPeerAddresses) {
+    FakeSlmd fake;
+    Address modem_v6;
+    modem_v6.family = Family::ipv6;
+    modem_v6.bytes = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    fake.serve({// A TCP server bound on the modem's address; the accepted peer's port is unknown (0).
+                [](const Envelope& e) {
+                    return reply_to(e, LookupReply{0, v4_address(10, 0, 0, 2), 8080, v4_address(192, 0, 2, 9), 0});
+                },
+                // A wildcard server: the unspecified family stands for the socket's own wildcard.
+                [](const Envelope& e) {
+                    return reply_to(e, LookupReply{0, Address{Family::unspecified, {}}, 5683, Address{Family::unspecified, {}}, 0});
+                },
+                // A UDP client: no modem-side port; the stand-in's peer is known.
+                [modem_v6](const Envelope& e) {
+                    return reply_to(e, LookupReply{0, Address{Family::unspecified, {}}, 0, modem_v6, 5353});
+                },
+                [](const Envelope& e) { return reply_to(e, LookupReply{-ENOENT, {}, 0, {}, 0}); },
+                [](const Envelope& e) { return reply_to(e, ShutdownReply{0}); }});
+    sockaddr_storage local, peer;
+    socklen_t local_len = 1, peer_len = 1;
+    ASSERT_EQ(slmsock_lookup(SOCK_STREAM, AF_INET, 40030, 50000, &local, &local_len, &peer, &peer_len), 0);
+    ASSERT_EQ(local_len, sizeof(sockaddr_in));
+    char text[INET6_ADDRSTRLEN];
+    const auto& l4 = reinterpret_cast<const sockaddr_in&>(local);
+    EXPECT_EQ(l4.sin_family, AF_INET);
+    EXPECT_EQ(ntohs(l4.sin_port), 8080);
+    EXPECT_STREQ(inet_ntop(AF_INET, &l4.sin_addr, text, sizeof text), "10.0.0.2");
+    ASSERT_EQ(peer_len, sizeof(sockaddr_in));
+    const auto& p4 = reinterpret_cast<const sockaddr_in&>(peer);
+    EXPECT_EQ(ntohs(p4.sin_port), 0);
+    EXPECT_STREQ(inet_ntop(AF_INET, &p4.sin_addr, text, sizeof text), "192.0.2.9");
+
+    ASSERT_EQ(slmsock_lookup(SOCK_DGRAM, AF_INET6, 40031, 0, &local, &local_len, &peer, &peer_len), 0);
+    ASSERT_EQ(local_len, sizeof(sockaddr_in6));
+    const auto& l6 = reinterpret_cast<const sockaddr_in6&>(local);
+    EXPECT_EQ(l6.sin6_family, AF_INET6);
+    EXPECT_EQ(ntohs(l6.sin6_port), 5683);
+    EXPECT_TRUE(IN6_IS_ADDR_UNSPECIFIED(&l6.sin6_addr));
+    EXPECT_EQ(peer_len, 0u);  // not asked for (loopback_peer_port 0)
+
+    ASSERT_EQ(slmsock_lookup(SOCK_DGRAM, AF_INET6, 40032, 45678, nullptr, nullptr, &peer, &peer_len), 0);
+    ASSERT_EQ(peer_len, sizeof(sockaddr_in6));
+    const auto& p6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    EXPECT_EQ(ntohs(p6.sin6_port), 5353);
+    EXPECT_STREQ(inet_ntop(AF_INET6, &p6.sin6_addr, text, sizeof text), "2001:db8::2");
+
+    EXPECT_EQ(slmsock_lookup(SOCK_STREAM, AF_INET, 40033, 0, &local, &local_len, nullptr, nullptr), -ENOENT);
+    EXPECT_EQ(slmsock_lookup(SOCK_STREAM, AF_INET, 40034, 0, nullptr, nullptr, nullptr, nullptr), -EPROTO);
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    ASSERT_EQ(fake.requests().size(), 5u);
+    EXPECT_EQ(std::get<LookupRequest>(fake.requests()[0].message),
+              (LookupRequest{Transport::tcp, Family::ipv4, 40030, 50000}));
+    EXPECT_EQ(std::get<LookupRequest>(fake.requests()[1].message),
+              (LookupRequest{Transport::udp, Family::ipv6, 40031, 0}));
+
+    setenv("SLMSOCK_SOCKET", "/nonexistent/slmd.sock", 1);
+    EXPECT_EQ(slmsock_lookup(SOCK_STREAM, AF_INET, 0, 0, nullptr, nullptr, nullptr, nullptr), -EINVAL);
+    EXPECT_EQ(slmsock_lookup(SOCK_RAW, AF_INET, 1, 0, nullptr, nullptr, nullptr, nullptr), -EPROTOTYPE);
+    EXPECT_EQ(slmsock_lookup(SOCK_STREAM, AF_INET, 1, 0, &local, nullptr, nullptr, nullptr), -EFAULT);
+    EXPECT_EQ(slmsock_lookup(SOCK_STREAM, AF_INET, 1, 0, nullptr, nullptr, nullptr, nullptr), -ENETDOWN);
+    unsetenv("SLMSOCK_SOCKET");
+}
+
+TEST(Proxies, CopiesAndTruncatesTheDaemonsView) {
+    FakeSlmd fake;
+    ProxiesReply reply;
+    reply.proxies.push_back({Transport::tcp, ProxyRole::client, 443, "203.0.113.10", 4242, 1000, 2000});
+    reply.proxies.push_back({Transport::udp, ProxyRole::server, 5683, std::string(100, 'x'), 0, 3, 4});
+    reply.waiting = 2;
+    reply.modem_view = "#XTCPCLI: 0,1\r\n#XUDPSVR: 1,5683";
+    fake.serve([reply](const Envelope& e) { return reply_to(e, reply); });
+    struct slmsock_proxies out;
+    std::memset(&out, 0x55, sizeof out);
+    ASSERT_EQ(slmsock_proxies(&out), 0);
+    ASSERT_EQ(out.count, 2u);
+    EXPECT_EQ(out.proxy[0].type, SOCK_STREAM);
+    EXPECT_EQ(out.proxy[0].role, SLMSOCK_PROXY_CLIENT);
+    EXPECT_EQ(out.proxy[0].port, 443);
+    EXPECT_STREQ(out.proxy[0].peer, "203.0.113.10");
+    EXPECT_EQ(out.proxy[0].owner_pid, 4242u);
+    EXPECT_EQ(out.proxy[0].bytes_up, 1000u);
+    EXPECT_EQ(out.proxy[0].bytes_down, 2000u);
+    EXPECT_EQ(out.proxy[1].type, SOCK_DGRAM);
+    EXPECT_EQ(out.proxy[1].role, SLMSOCK_PROXY_SERVER);
+    EXPECT_EQ(std::string(out.proxy[1].peer), std::string(sizeof out.proxy[1].peer - 1, 'x'));
+    EXPECT_EQ(out.proxy[2].port, 0);  // unused entries are zeroed
+    EXPECT_EQ(out.waiting, 2u);
+    EXPECT_STREQ(out.modem_view, "#XTCPCLI: 0,1\r\n#XUDPSVR: 1,5683");
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    EXPECT_TRUE(std::holds_alternative<ProxiesRequest>(fake.requests()[0].message));
+    EXPECT_EQ(slmsock_proxies(nullptr), -EFAULT);
+    setenv("SLMSOCK_SOCKET", "/nonexistent/slmd.sock", 1);
+    EXPECT_EQ(slmsock_proxies(&out), -ENETDOWN);
+    unsetenv("SLMSOCK_SOCKET");
+}
+
 TEST(Misc, SocketPathAndErrorTexts) {
     unsetenv("SLMSOCK_SOCKET");
     EXPECT_STREQ(slmsock_socket_path(), SLMSOCK_DEFAULT_SOCKET);

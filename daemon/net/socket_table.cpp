@@ -1,9 +1,15 @@
-// Owns: the app-socket ownership check (see socket_table.hpp).
+// Owns: the kernel socket-table questions (see socket_table.hpp).
 #include "net/socket_table.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
-#include <optional>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,34 +28,98 @@ std::optional<std::uint16_t> port_of(std::string_view address) {
     return static_cast<std::uint16_t>(value);
 }
 
-}  // namespace
+// One row of a /proc/net/{tcp,udp}{,6} table:
+// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+struct Row {
+    std::string local, remote, state, uid, inode;
+};
 
-bool app_socket_owned(std::string_view table, std::uint16_t app_port, std::uint16_t data_port) {
+template <typename Visit>
+void for_each_row(std::string_view table, Visit visit) {
     std::size_t start = 0;
     while (start < table.size()) {
         auto end = table.find('\n', start);
         if (end == std::string_view::npos) end = table.size();
         std::istringstream fields{std::string(table.substr(start, end - start))};
         start = end + 1;
-        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-        std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-        if (!(fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode))
+        Row row;
+        std::string slot, queues, timer, retransmits, timeout;
+        if (!(fields >> slot >> row.local >> row.remote >> row.state >> queues >> timer >> retransmits >> row.uid >>
+              timeout >> row.inode))
             continue;
-        if (port_of(local) != app_port || port_of(remote) != data_port) continue;
-        if (inode != "0") return true;
+        if (visit(row)) return;
     }
-    return false;
+}
+
+std::string read_file(const char* path) {
+    std::ifstream file(path);
+    if (!file) return {};
+    std::stringstream text;
+    text << file.rdbuf();
+    return text.str();
+}
+
+}  // namespace
+
+bool app_socket_owned(std::string_view table, std::uint16_t app_port, std::uint16_t data_port) {
+    bool owned = false;
+    for_each_row(table, [&](const Row& row) {
+        if (port_of(row.local) != app_port || port_of(row.remote) != data_port) return false;
+        owned = row.inode != "0";
+        return owned;
+    });
+    return owned;
 }
 
 bool app_socket_owned(std::uint16_t app_port, std::uint16_t data_port) {
     for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-        std::ifstream file(path);
-        if (!file) continue;
-        std::stringstream text;
-        text << file.rdbuf();
-        if (app_socket_owned(text.str(), app_port, data_port)) return true;
+        if (app_socket_owned(read_file(path), app_port, data_port)) return true;
     }
     return false;
+}
+
+std::optional<unsigned> socket_owner(std::string_view table, SocketKind kind, std::uint16_t port) {
+    std::optional<unsigned> owner;
+    for_each_row(table, [&](const Row& row) {
+        if (port_of(row.local) != port || row.inode == "0") return false;
+        if (kind == SocketKind::tcp_listener && row.state != "0A") return false;
+        unsigned uid = 0;
+        auto [end, ec] = std::from_chars(row.uid.data(), row.uid.data() + row.uid.size(), uid);
+        if (ec != std::errc{} || end != row.uid.data() + row.uid.size()) return false;
+        owner = uid;
+        return true;
+    });
+    return owner;
+}
+
+std::optional<unsigned> socket_owner(SocketKind kind, slmsock::wire::Family family, std::uint16_t port) {
+    const bool v6 = family == slmsock::wire::Family::ipv6;
+    const char* path = kind == SocketKind::udp ? (v6 ? "/proc/net/udp6" : "/proc/net/udp")
+                                               : (v6 ? "/proc/net/tcp6" : "/proc/net/tcp");
+    return socket_owner(read_file(path), kind, port);
+}
+
+bool tcp_port_held(slmsock::wire::Family family, std::uint16_t port) {
+    const bool v6 = family == slmsock::wire::Family::ipv6;
+    const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return true;
+    int result = 0;
+    if (v6) {
+        sockaddr_in6 address{};
+        address.sin6_family = AF_INET6;
+        address.sin6_addr = in6addr_loopback;
+        address.sin6_port = htons(port);
+        result = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    } else {
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        address.sin_port = htons(port);
+        result = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    }
+    const int error = result == 0 ? 0 : errno;
+    ::close(fd);
+    return result != 0 && error != EADDRNOTAVAIL;  // EADDRNOTAVAIL: no such loopback here, nothing can hold it
 }
 
 }  // namespace slmd::net

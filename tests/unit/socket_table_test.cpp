@@ -40,3 +40,65 @@ TEST(SocketTable, ReadsTheKernelTable) {
     // No such connection exists on this host.
     EXPECT_FALSE(app_socket_owned(1, 2));
 }
+
+// UDP and listening sockets (UDP stand-ins and modem servers): is there a socket at the app's port, and whose?
+// Real lines (kernel 6.x) with the uid column set to 1000; port 0xA1B2 = 41394 (UDP), 0xA1B3 = 41395 (TCP).
+namespace {
+using slmd::net::SocketKind;
+using slmd::net::socket_owner;
+constexpr const char* udp_header =
+    "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref "
+    "pointer drops            \n";
+constexpr const char* udp_bound =
+    "10720: 0100007F:A1B2 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 655512 2 "
+    "00000000994b4494 0        \n";
+constexpr const char* udp6_bound =
+    "10720: 00000000000000000000000001000000:A1B2 00000000000000000000000000000000:0000 07 00000000:00000000 "
+    "00:00000000 00000000  1000        0 655513 2 00000000ef844d19 0\n";
+// slmd's stand-in: bound to another port, connected to the app's.
+constexpr const char* udp_stand_in =
+    "10721: 0100007F:C001 0100007F:A1B2 01 00000000:00000000 00:00000000 00000000   105        0 655600 2 "
+    "00000000994b4495 0        \n";
+constexpr const char* udp_orphan =
+    "10720: 0100007F:A1B2 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 0 2 "
+    "00000000994b4494 0        \n";
+constexpr const char* tcp_listening =
+    "   0: 0100007F:A1B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 655514 1 "
+    "00000000e3b405b3 100 0 0 10 0                    \n";
+// The app's accepted socket (local port = the listening port) and slmd's end of that connection.
+constexpr const char* tcp_accepted =
+    "   4: 0100007F:A1B3 0100007F:CD78 01 00000000:00000000 00:00000000 00000000  1000        0 655516 1 "
+    "0000000001d53ac8 20 0 0 10 -1                    \n";
+constexpr const char* tcp_slmd_end =
+    "   5: 0100007F:CD78 0100007F:A1B3 01 00000000:00000000 00:00000000 00000000   105        0 655515 2 "
+    "000000001fa66b5f 20 0 0 10 -1                    \n";
+}  // namespace
+
+TEST(SocketTable, UdpSocketAndItsOwner) {
+    EXPECT_EQ(socket_owner(std::string(udp_header) + udp_stand_in + udp_bound, SocketKind::udp, 41394), 1000u);
+    EXPECT_EQ(socket_owner(std::string(udp_header) + udp6_bound, SocketKind::udp, 41394), 1000u);
+}
+
+TEST(SocketTable, UdpSocketGone) {
+    // Only slmd's stand-in still mentions the port (as its remote end): the app's socket is gone.
+    EXPECT_EQ(socket_owner(std::string(udp_header) + udp_stand_in, SocketKind::udp, 41394), std::nullopt);
+    EXPECT_EQ(socket_owner(std::string(udp_header) + udp_orphan, SocketKind::udp, 41394), std::nullopt);
+    EXPECT_EQ(socket_owner(std::string(udp_header) + udp_bound, SocketKind::udp, 41395), std::nullopt);
+    EXPECT_EQ(socket_owner("", SocketKind::udp, 41394), std::nullopt);
+    EXPECT_EQ(socket_owner("garbage\n 1: x y z\n", SocketKind::udp, 41394), std::nullopt);
+}
+
+TEST(SocketTable, OnlyListeningTcpSocketsCount) {
+    EXPECT_EQ(socket_owner(std::string(header) + tcp_accepted + tcp_slmd_end + tcp_listening,
+                           SocketKind::tcp_listener, 41395),
+              1000u);
+    // The listening socket closed; an accepted connection on the same local port does not keep it alive.
+    EXPECT_EQ(socket_owner(std::string(header) + tcp_accepted + tcp_slmd_end, SocketKind::tcp_listener, 41395),
+              std::nullopt);
+}
+
+TEST(SocketTable, ReadsTheKernelUdpAndTcpTables) {
+    // Port 1 on loopback is held by nobody here.
+    EXPECT_EQ(socket_owner(SocketKind::udp, slmsock::wire::Family::ipv4, 1), std::nullopt);
+    EXPECT_EQ(socket_owner(SocketKind::tcp_listener, slmsock::wire::Family::ipv6, 1), std::nullopt);
+}

@@ -21,6 +21,20 @@ using tcp = asio::ip::tcp;
 
 enum class Phase { waiting, connecting, connected, finished };
 
+// A port reserved for an app's TCP socket (BindRequest), and the modem server started for it (ListenRequest).
+struct FlowManager::Reservation {
+    enum class State { reserved, starting, listening };
+    wire::Family family = wire::Family::ipv4;
+    std::uint16_t app_port = 0;    // L: the app's socket on loopback
+    std::uint16_t modem_port = 0;  // P: served by the modem
+    Requester requester;
+    State state = State::reserved;
+    modem::ListenerId listener = 0;
+    bool gone = false;
+    std::uint64_t bytes_up = 0;
+    std::uint64_t bytes_down = 0;
+};
+
 struct FlowManager::Flow {
     explicit Flow(asio::any_io_executor executor)
         : deadline(executor), attach_deadline(executor), linger(executor), half_close_check(executor) {}
@@ -34,11 +48,18 @@ struct FlowManager::Flow {
     int error = 0;  // errno of a failed or reset flow
     std::chrono::steady_clock::time_point connect_by;
     ConnectReplyHandler pending_reply;
-    std::uint16_t data_port = 0;
+    std::uint16_t data_port = 0;  // client: slmd's data endpoint; server peer: slmd's end of the loopback connection
+    Requester requester;
+    std::uint64_t bytes_up = 0;
+    std::uint64_t bytes_down = 0;
 
     std::optional<tcp::socket> app;
-    std::uint16_t app_port = 0;
+    std::uint16_t app_port = 0;  // client: the app socket's port; server peer: the app's listening port
     bool attached = false;
+    // A modem server's peer: slmd connects to the app's listening socket instead of the app attaching.
+    bool server_peer = false;
+    std::weak_ptr<Reservation> server;
+    std::optional<tcp::socket> connecting_app;
 
     modem::ConnectionId connection = 0;
     bool modem_open = false;
@@ -72,17 +93,15 @@ wire::Token random_token() {
     return token;
 }
 
-std::string address_text(const wire::Address& address) {
-    char text[INET6_ADDRSTRLEN] = {};
-    const int family = address.family == wire::Family::ipv6 ? AF_INET6 : AF_INET;
-    inet_ntop(family, address.bytes.data(), text, sizeof text);
-    return text;
+tcp::endpoint loopback(wire::Family family, std::uint16_t port) {
+    if (family == wire::Family::ipv6) return {asio::ip::address_v6::loopback(), port};
+    return {asio::ip::address_v4::loopback(), port};
 }
 
 }  // namespace
 
 FlowManager::FlowManager(asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options)
-    : executor_(executor), driver_(driver), options_(options) {
+    : executor_(executor), driver_(driver), options_(options), socket_poll_(executor) {
     driver_.set_capacity_listener([this, alive = alive_] {
         if (*alive) schedule();
     });
@@ -93,7 +112,8 @@ FlowManager::~FlowManager() {
     driver_.set_capacity_listener({});
 }
 
-void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply) {
+void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
+                          const Requester& requester) {
     wire::ConnectReply answer;
     answer.route = wire::Route::modem;
     if (request.transport != wire::Transport::tcp) {
@@ -111,6 +131,13 @@ void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t dat
         reply(answer);
         return;
     }
+    if (server_) {
+        // The firmware runs a TCP client or a TCP server, not both; the server may run for hours.
+        ++counters_.refused_busy;
+        answer.status = -EBUSY;
+        reply(answer);
+        return;
+    }
     if (driver_.tcp_available() == 0 && waiting_.size() >= options_.max_waiting) {
         ++counters_.refused_busy;
         answer.status = -EBUSY;
@@ -124,6 +151,7 @@ void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t dat
     flow->port = request.port;
     flow->host = address_text(request.destination);
     flow->data_port = data_port;
+    flow->requester = requester;
     const auto timeout = request.timeout_ms ? std::chrono::milliseconds(request.timeout_ms)
                                             : options_.default_connect_timeout;
     flow->connect_by = std::chrono::steady_clock::now() + timeout;
@@ -175,12 +203,34 @@ void FlowManager::start_connect(const FlowPtr& flow) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(flow->connect_by -
                                                                             std::chrono::steady_clock::now());
     std::weak_ptr<Flow> weak = flow;
-    modem::TcpConnectionEvents events{
+    driver_.tcp_connect({flow->host, flow->port, flow->destination.family == wire::Family::ipv6},
+                        std::max(left, std::chrono::milliseconds(1000)), connection_events(flow),
+                        [this, alive = alive_, weak](int error, modem::ConnectionId id) {
+                            auto flow = weak.lock();
+                            if (!*alive) return;
+                            if (!flow) return;
+                            if (error) {
+                                fail(flow, error);
+                                return;
+                            }
+                            flow->connection = id;
+                            flow->modem_open = true;
+                            on_connected(flow);
+                        });
+}
+
+// What the driver reports for one modem connection, client or server peer: bytes toward the app (buffered
+// up to downlink_limit, then the modem is paused) and the connection's end.
+modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
+    std::weak_ptr<Flow> weak = flow;
+    return modem::TcpConnectionEvents{
         .data =
             [this, alive = alive_, weak](std::string_view bytes) {
                 auto flow = weak.lock();
                 if (!*alive || !flow) return;
                 counters_.bytes_down += bytes.size();
+                flow->bytes_down += bytes.size();
+                if (auto server = flow->server.lock()) server->bytes_down += bytes.size();
                 if (flow->phase == Phase::finished || (flow->attached && !flow->app)) {
                     counters_.dropped_down_app_gone += bytes.size();
                     return;
@@ -200,20 +250,6 @@ void FlowManager::start_connect(const FlowPtr& flow) {
                 on_modem_closed(flow, reason, error);
             },
     };
-    driver_.tcp_connect({flow->host, flow->port, flow->destination.family == wire::Family::ipv6},
-                        std::max(left, std::chrono::milliseconds(1000)), std::move(events),
-                        [this, alive = alive_, weak](int error, modem::ConnectionId id) {
-                            auto flow = weak.lock();
-                            if (!*alive) return;
-                            if (!flow) return;
-                            if (error) {
-                                fail(flow, error);
-                                return;
-                            }
-                            flow->connection = id;
-                            flow->modem_open = true;
-                            on_connected(flow);
-                        });
 }
 
 void FlowManager::on_connected(const FlowPtr& flow) {
@@ -314,6 +350,8 @@ void FlowManager::read_uplink(const FlowPtr& flow) {
                 return;
             }
             counters_.bytes_up += n;
+            flow->bytes_up += n;
+            if (auto server = flow->server.lock()) server->bytes_up += n;
             driver_.tcp_send(flow->connection, std::string(flow->read_buffer.data(), n),
                              [this, alive, weak](int send_error) {
                                  auto flow = weak.lock();
@@ -410,6 +448,13 @@ void FlowManager::on_modem_closed(const FlowPtr& flow, modem::CloseReason reason
             if (!flow->app && flow->attached) finish(flow);
             break;
         case modem::CloseReason::local_close:
+            if (flow->server_peer && !flow->app_eof && flow->phase != Phase::finished) {
+                // A server peer hung up by slmd (the listening socket went away): the app sees the peer close.
+                flow->peer_closed = true;
+                write_downlink(flow);
+                if (!flow->app && flow->attached) finish(flow);
+                break;
+            }
             if (flow->app_eof) finish(flow);
             break;
     }
@@ -433,6 +478,10 @@ void FlowManager::finish(const FlowPtr& flow) {
     flow->deadline.cancel();
     flow->attach_deadline.cancel();
     flow->half_close_check.cancel();
+    if (flow->connecting_app) {
+        boost::system::error_code ignored;
+        flow->connecting_app->close(ignored);
+    }
     if (flow->receive_paused) {
         flow->receive_paused = false;
         driver_.pause_receive(false);
@@ -511,6 +560,10 @@ wire::ShutdownReply FlowManager::shutdown(const wire::ShutdownRequest& request) 
 }
 
 void FlowManager::stop() {
+    socket_poll_.cancel();
+    server_.reset();
+    reservations_.clear();
+    boost::system::error_code ignored_error;
     auto flows = flows_;
     for (auto& [id, flow] : flows) {
         flow->modem_open = false;  // the driver is going away with the modem
@@ -524,6 +577,7 @@ void FlowManager::stop() {
         flow->attach_deadline.cancel();
         flow->linger.cancel();
         flow->half_close_check.cancel();
+        if (flow->connecting_app) flow->connecting_app->close(ignored_error);
         if (flow->pending_reply) {
             wire::ConnectReply answer;
             answer.status = -ENETDOWN;
@@ -542,6 +596,296 @@ std::uint32_t FlowManager::active_flows() const {
         if (flow->phase == Phase::connecting || flow->phase == Phase::connected) ++count;
     }
     return count;
+}
+
+// The modem's TCP server --------------------------------------------------------------------------------------
+
+wire::BindReply FlowManager::bind(const wire::BindRequest& request, const Requester& requester) {
+    wire::BindReply reply;
+    if (request.transport != wire::Transport::tcp) {
+        reply.status = -EPROTONOSUPPORT;
+        return reply;
+    }
+    if (request.family != wire::Family::ipv4 && request.family != wire::Family::ipv6) {
+        reply.status = -EAFNOSUPPORT;
+        return reply;
+    }
+    if (request.app_port == 0 || request.modem_port == 0) {
+        reply.status = -EINVAL;
+        return reply;
+    }
+    // A bound TCP socket that does not listen yet is in no /proc table: the owner is checked when it is there
+    // (an earlier listen()), and otherwise against the reservation's requester.
+    if (auto owner = net::socket_owner(net::SocketKind::tcp_listener, request.family, request.app_port)) {
+        if (int error = check_owner(requester, owner)) {
+            reply.status = error;
+            return reply;
+        }
+    }
+    const std::pair key{request.family, request.app_port};
+    if (auto it = reservations_.find(key); it != reservations_.end()) {
+        auto& existing = it->second;
+        if (requester.uid != 0 && existing->requester.uid != requester.uid && reservation_live(*existing)) {
+            reply.status = -EPERM;
+            return reply;
+        }
+        if (existing->state != Reservation::State::reserved && existing->modem_port != request.modem_port) {
+            reply.status = -EINVAL;  // already serving another port
+            return reply;
+        }
+    }
+    for (auto it = reservations_.begin(); it != reservations_.end();) {
+        auto other = it++->second;
+        if (other->modem_port != request.modem_port || (other->family == request.family &&
+                                                        other->app_port == request.app_port)) {
+            continue;
+        }
+        if (reservation_live(*other)) {
+            reply.status = -EADDRINUSE;
+            return reply;
+        }
+        drop_reservation(other);
+    }
+    auto& reservation = reservations_[key];
+    if (!reservation) {
+        reservation = std::make_shared<Reservation>();
+        reservation->family = request.family;
+        reservation->app_port = request.app_port;
+    }
+    reservation->modem_port = request.modem_port;
+    reservation->requester = requester;
+    SLMD_INFO("tcp server: modem port {} reserved for loopback port {}", request.modem_port, request.app_port);
+    watch_sockets();
+    return reply;
+}
+
+void FlowManager::listen(const wire::ListenRequest& request, const Requester& requester, ListenReplyHandler reply) {
+    auto it = reservations_.find({request.family, request.app_port});
+    if (it == reservations_.end()) {
+        reply(wire::ListenReply{-ENOENT});
+        return;
+    }
+    auto reservation = it->second;
+    const auto owner = net::socket_owner(net::SocketKind::tcp_listener, request.family, request.app_port);
+    if ((requester.uid != 0 && reservation->requester.uid != requester.uid) ||
+        (owner && check_owner(requester, owner) != 0)) {
+        reply(wire::ListenReply{-EPERM});
+        return;
+    }
+    if (server_ == reservation) {
+        reply(wire::ListenReply{0});  // listen() again on a listening socket changes the backlog only
+        return;
+    }
+    if (server_ || active_flows() > 0 || !waiting_.empty() || driver_.tcp_available() == 0) {
+        // The firmware's one TCP proxy runs a client or a server, not both at once.
+        ++counters_.refused_busy;
+        reply(wire::ListenReply{-EBUSY});
+        return;
+    }
+    if (!driver_.serving()) {
+        reply(wire::ListenReply{-ENETDOWN});
+        return;
+    }
+    server_ = reservation;
+    reservation->state = Reservation::State::starting;
+    reservation->bytes_up = reservation->bytes_down = 0;
+    std::weak_ptr<Reservation> weak = reservation;
+    modem::TcpListenerEvents events{
+        .incoming =
+            [this, alive = alive_, weak](modem::ConnectionId id, const std::string& peer) {
+                auto server = weak.lock();
+                if (!*alive || !server) return modem::TcpConnectionEvents{};
+                return on_incoming(server, id, peer);
+            },
+        .stopped =
+            [this, alive = alive_, weak](int error) {
+                auto server = weak.lock();
+                if (!*alive || !server) return;
+                SLMD_WARN("tcp server: modem port {} stopped: {}", server->modem_port,
+                          error ? std::strerror(error) : "no reason given");
+                server->state = Reservation::State::reserved;
+                if (server_ == server) server_.reset();
+                schedule();
+            },
+    };
+    driver_.tcp_listen(reservation->modem_port, reservation->family == wire::Family::ipv6, std::move(events),
+                       [this, alive = alive_, reservation, reply](int error, modem::ListenerId id) {
+                           if (!*alive) return;
+                           if (error) {
+                               SLMD_INFO("tcp server: listening on modem port {} failed: {}",
+                                         reservation->modem_port, std::strerror(error));
+                               reservation->state = Reservation::State::reserved;
+                               if (server_ == reservation) server_.reset();
+                               reply(wire::ListenReply{-error});
+                               schedule();
+                               return;
+                           }
+                           reservation->listener = id;
+                           reservation->state = Reservation::State::listening;
+                           if (reservation->gone || server_ != reservation) {
+                               // The app's socket went away while the modem was starting.
+                               driver_.tcp_stop_listen(id);
+                               reply(wire::ListenReply{-ECONNABORTED});
+                               return;
+                           }
+                           SLMD_INFO("tcp server: modem port {} listening for loopback port {}",
+                                     reservation->modem_port, reservation->app_port);
+                           reply(wire::ListenReply{0});
+                       });
+}
+
+modem::TcpConnectionEvents FlowManager::on_incoming(const ReservationPtr& server, modem::ConnectionId id,
+                                                    const std::string& peer) {
+    auto flow = std::make_shared<Flow>(executor_);
+    flow->id = next_id_++;
+    flow->server_peer = true;
+    flow->server = server;
+    flow->requester = server->requester;
+    flow->destination = parse_address(peer).value_or(unspecified(server->family));
+    flow->port = 0;  // the firmware never reports the peer's port
+    flow->host = peer;
+    flow->phase = Phase::connected;
+    flow->connection = id;
+    flow->modem_open = true;
+    flow->app_port = server->app_port;
+    flows_[flow->id] = flow;
+    ++counters_.opened;
+    ++counters_.server_peers_accepted;
+    SLMD_INFO("flow {}: peer {} on modem port {}; connecting to loopback port {}", flow->id, peer,
+              server->modem_port, server->app_port);
+    auto events = connection_events(flow);
+    flow->connecting_app.emplace(executor_);
+    std::weak_ptr<Flow> weak = flow;
+    flow->connecting_app->async_connect(loopback(server->family, server->app_port),
+                                        [this, alive = alive_, weak](boost::system::error_code error) {
+                                            auto flow = weak.lock();
+                                            if (!*alive || !flow) return;
+                                            on_app_connected(flow, error);
+                                        });
+    return events;
+}
+
+void FlowManager::on_app_connected(const FlowPtr& flow, boost::system::error_code error) {
+    auto socket = std::move(flow->connecting_app);
+    flow->connecting_app.reset();
+    if (!socket) return;
+    if (!error && flow->phase == Phase::finished) {
+        // The modem lost the peer meanwhile: the app must not take a half-dead connection for a live one.
+        boost::system::error_code ignored;
+        socket->set_option(asio::socket_base::linger(true, 0), ignored);
+        socket->close(ignored);
+        return;
+    }
+    if (error) {
+        // The app's listening socket refused (closed, backlog full): hang the modem's peer up.
+        ++counters_.server_peers_refused;
+        SLMD_INFO("flow {}: the app's listening socket refused the peer: {}", flow->id, error.message());
+        flow->error = error.value();
+        finish(flow);
+        return;
+    }
+    boost::system::error_code ignored;
+    flow->data_port = socket->local_endpoint(ignored).port();  // S: the app sees the peer at this port
+    flow->attached = true;
+    flow->app.emplace(std::move(*socket));
+    read_uplink(flow);
+    write_downlink(flow);
+}
+
+bool FlowManager::reservation_live(const Reservation& reservation) const {
+    if (reservation.gone) return false;
+    if (reservation.state == Reservation::State::reserved) return net::tcp_port_held(reservation.family, reservation.app_port);
+    return net::socket_owner(net::SocketKind::tcp_listener, reservation.family, reservation.app_port).has_value();
+}
+
+void FlowManager::drop_reservation(const ReservationPtr& reservation) {
+    if (reservation->gone) return;
+    reservation->gone = true;
+    reservations_.erase({reservation->family, reservation->app_port});
+    SLMD_INFO("tcp server: the app's socket at loopback port {} is gone; modem port {} released",
+              reservation->app_port, reservation->modem_port);
+    if (server_ == reservation) {
+        server_.reset();
+        // Hangs up the current peer too (its closed(local_close) follows); when still starting, the start's
+        // completion stops it.
+        if (reservation->state == Reservation::State::listening) driver_.tcp_stop_listen(reservation->listener);
+        reservation->state = Reservation::State::reserved;
+    }
+}
+
+void FlowManager::watch_sockets() {
+    if (polling_ || reservations_.empty()) return;
+    polling_ = true;
+    socket_poll_.expires_after(options_.socket_poll);
+    socket_poll_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        if (!*alive) return;
+        polling_ = false;
+        if (error) return;
+        std::vector<ReservationPtr> gone;
+        for (const auto& [key, reservation] : reservations_) {
+            if (!reservation_live(*reservation)) gone.push_back(reservation);
+        }
+        for (const auto& reservation : gone) drop_reservation(reservation);
+        if (!gone.empty()) schedule();
+        watch_sockets();
+    });
+}
+
+wire::LookupReply FlowManager::lookup(const wire::LookupRequest& request) const {
+    wire::LookupReply reply;
+    reply.local = unspecified(request.family);
+    reply.peer = unspecified(request.family);
+    auto it = reservations_.find({request.family, request.app_port});
+    if (it == reservations_.end()) {
+        reply.status = -ENOENT;
+        return reply;
+    }
+    const auto& reservation = it->second;
+    if (modem_address_) {
+        if (auto address = parse_address(modem_address_(reservation->family))) reply.local = *address;
+    }
+    reply.local_port = reservation->modem_port;
+    if (request.loopback_peer_port != 0) {
+        FlowPtr found;
+        for (const auto& [id, flow] : flows_) {
+            auto server = flow->server.lock();
+            if (server == reservation && flow->data_port == request.loopback_peer_port) found = flow;
+        }
+        if (!found) {
+            reply.status = -ENOENT;
+            return reply;
+        }
+        reply.peer = found->destination;
+        reply.peer_port = 0;  // the firmware never reports it
+    }
+    return reply;
+}
+
+wire::ProxyInfo FlowManager::proxy_info() const {
+    wire::ProxyInfo info;
+    info.transport = wire::Transport::tcp;
+    if (server_) {
+        info.role = wire::ProxyRole::server;
+        info.port = server_->modem_port;
+        info.owner_pid = server_->requester.pid;
+        info.bytes_up = server_->bytes_up;
+        info.bytes_down = server_->bytes_down;
+        for (const auto& [id, flow] : flows_) {
+            if (flow->server.lock() == server_ && flow->phase == Phase::connected) info.peer = flow->host;
+        }
+        return info;
+    }
+    for (const auto& [id, flow] : flows_) {
+        if (!flow->server_peer && (flow->phase == Phase::connecting || flow->phase == Phase::connected)) {
+            info.role = wire::ProxyRole::client;
+            info.port = flow->port;
+            info.peer = flow->host;
+            info.owner_pid = flow->requester.pid;
+            info.bytes_up = flow->bytes_up;
+            info.bytes_down = flow->bytes_down;
+        }
+    }
+    return info;
 }
 
 }  // namespace slmd::core

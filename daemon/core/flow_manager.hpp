@@ -1,8 +1,11 @@
-// Owns: the flows — one per app socket that goes through the modem — and their lifecycle: waiting for a
+// Owns: the flows — one per TCP connection that goes through the modem — and their lifecycle: waiting for a
 // modem connection slot (bounded queue), connecting, relaying bytes between the app's real kernel socket
 // (attached through the data endpoint) and the ModemDriver with back-pressure both ways, half-close, and
 // tearing down with the right signal for the app (EOF for a peer close, RST for a modem loss or a failed
-// connect). Knows socket semantics and errno values, never AT.
+// connect). Also the modem's TCP server: port reservations (BindRequest), the server itself (ListenRequest;
+// it holds the one TCP proxy), and its peers, each relayed by the same machinery as a client flow over a
+// loopback connection slmd opens to the app's listening socket; the kernel's table is polled to notice the
+// listening socket's close. Knows socket semantics and errno values, never AT.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "core/app_socket.hpp"
 #include "modem/modem_driver.hpp"
 #include "wire.hpp"
 
@@ -31,6 +35,7 @@ struct FlowOptions {
     std::size_t uplink_chunk = 2048;                       // bytes read from an app at a time
     std::chrono::milliseconds keep_finished{30000};        // finished flows stay queryable (SO_ERROR) this long
     std::chrono::milliseconds half_close_poll{500};        // how often a half-closed app's socket is looked up
+    std::chrono::milliseconds socket_poll{1000};           // how often reserved/listening app sockets are looked up
 };
 
 struct FlowCounters {
@@ -41,21 +46,36 @@ struct FlowCounters {
     std::uint64_t dropped_down_app_gone = 0;    // modem bytes for an app that had already closed
     std::uint64_t dropped_up_peer_gone = 0;     // app bytes after the peer closed
     std::uint64_t refused_busy = 0;
+    std::uint64_t server_peers_accepted = 0;    // modem server peers connected to the app's listening socket
+    std::uint64_t server_peers_refused = 0;     // ... whose loopback connection the app's socket refused
 };
 
 class FlowManager {
 public:
     using ConnectReplyHandler = std::function<void(slmsock::wire::ConnectReply)>;
+    using ListenReplyHandler = std::function<void(slmsock::wire::ListenReply)>;
 
     FlowManager(boost::asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options = {});
     ~FlowManager();
 
     // A CONNECT from an app. The reply comes at once for non-blocking requests, else when the modem answered.
-    void connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply);
+    // -EBUSY at once while the modem's TCP server holds the proxy (the firmware runs a client or a server).
+    void connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
+                 const Requester& requester = {});
     slmsock::wire::FlowStatusReply status(const slmsock::wire::FlowStatusRequest& request) const;
     slmsock::wire::ShutdownReply shutdown(const slmsock::wire::ShutdownRequest& request);
     // A data connection presented this credential; takes the socket or closes it (unknown or used credential).
     void attach(boost::asio::ip::tcp::socket socket, std::uint64_t flow_id, const slmsock::wire::Token& token);
+
+    // BindRequest with Transport::tcp: reserves modem_port for the app socket at app_port (no modem command).
+    slmsock::wire::BindReply bind(const slmsock::wire::BindRequest& request, const Requester& requester);
+    // Starts the modem's TCP server for a reserved socket: 0, -ENOENT (no BindRequest), -EBUSY (client flows
+    // use the TCP proxy, or another server runs), -EPERM, or the driver's error.
+    void listen(const slmsock::wire::ListenRequest& request, const Requester& requester, ListenReplyHandler reply);
+    // TCP: the modem-side address of a reserved socket and the server peer behind a loopback port of slmd's.
+    slmsock::wire::LookupReply lookup(const slmsock::wire::LookupRequest& request) const;
+    slmsock::wire::ProxyInfo proxy_info() const;
+    void set_modem_address(ModemAddressSource source) { modem_address_ = std::move(source); }
 
     // slmd is stopping: every app connection is reset (the modem side goes with the modem).
     void stop();
@@ -66,10 +86,19 @@ public:
 private:
     struct Flow;
     using FlowPtr = std::shared_ptr<Flow>;
+    struct Reservation;
+    using ReservationPtr = std::shared_ptr<Reservation>;
 
     void schedule();
     void start_connect(const FlowPtr& flow);
     void on_connected(const FlowPtr& flow);
+    modem::TcpConnectionEvents connection_events(const FlowPtr& flow);
+    modem::TcpConnectionEvents on_incoming(const ReservationPtr& server, modem::ConnectionId id,
+                                           const std::string& peer);
+    void on_app_connected(const FlowPtr& flow, boost::system::error_code error);
+    void drop_reservation(const ReservationPtr& reservation);
+    bool reservation_live(const Reservation& reservation) const;
+    void watch_sockets();
     void fail(const FlowPtr& flow, int error);
     void read_uplink(const FlowPtr& flow);
     void write_downlink(const FlowPtr& flow);
@@ -86,6 +115,11 @@ private:
     std::map<std::uint64_t, FlowPtr> flows_;
     std::deque<FlowPtr> waiting_;
     std::uint64_t next_id_ = 1;
+    std::map<std::pair<slmsock::wire::Family, std::uint16_t>, ReservationPtr> reservations_;
+    ReservationPtr server_;  // the reservation whose modem server is starting or listening
+    ModemAddressSource modem_address_;
+    boost::asio::steady_timer socket_poll_;
+    bool polling_ = false;
     FlowCounters counters_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

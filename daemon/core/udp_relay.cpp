@@ -1,0 +1,601 @@
+// Owns: UDP stand-ins and the modem's UDP proxy (see udp_relay.hpp).
+#include "core/udp_relay.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "net/socket_table.hpp"
+#include "sys/log.hpp"
+
+namespace slmd::core {
+
+namespace asio = boost::asio;
+namespace wire = slmsock::wire;
+using udp = asio::ip::udp;
+
+namespace {
+constexpr std::size_t max_datagram = 65536;  // any UDP payload over loopback fits
+
+udp::endpoint loopback(wire::Family family, std::uint16_t port) {
+    if (family == wire::Family::ipv6) return {asio::ip::address_v6::loopback(), port};
+    return {asio::ip::address_v4::loopback(), port};
+}
+}  // namespace
+
+struct UdpRelay::StandIn {
+    explicit StandIn(asio::any_io_executor executor) : socket(executor) {}
+    udp::socket socket;
+    Peer peer;
+    bool anonymous = false;  // the server's "last peer" of a firmware that does not name it (address unspecified)
+    std::uint16_t port = 0;  // slmd's loopback port: what the app sends to, and receives from
+    std::uint64_t last_used = 0;
+    std::vector<char> buffer;
+    std::weak_ptr<AppSocket> app;
+};
+
+struct UdpRelay::AppSocket {
+    wire::Family family = wire::Family::ipv4;
+    std::uint16_t port = 0;  // L
+    Requester requester;
+    bool server = false;
+    std::uint16_t modem_port = 0;  // P, for a server
+    std::vector<StandInPtr> stand_ins;
+    bool gone = false;
+};
+
+UdpRelay::UdpRelay(asio::any_io_executor executor, modem::ModemDriver& driver, UdpOptions options)
+    : executor_(executor), driver_(driver), options_(options), poll_timer_(executor) {
+    if (options_.max_stand_ins == 0) options_.max_stand_ins = 1;
+}
+
+UdpRelay::~UdpRelay() { *alive_ = false; }
+
+UdpRelay::AppPtr UdpRelay::find_app(wire::Family family, std::uint16_t port) const {
+    auto it = apps_.find({family, port});
+    return it == apps_.end() ? nullptr : it->second;
+}
+
+UdpRelay::AppPtr UdpRelay::app_for(wire::Family family, std::uint16_t port, const Requester& requester) {
+    if (auto app = find_app(family, port)) return app;
+    auto app = std::make_shared<AppSocket>();
+    app->family = family;
+    app->port = port;
+    app->requester = requester;
+    apps_[{family, port}] = app;
+    watch();
+    return app;
+}
+
+// Checks run before any request is served: the family, and that the socket at the app's port belongs to the
+// requester (or the requester is root).
+static int check_request(wire::Family family, std::uint16_t port, const Requester& requester) {
+    if (family != wire::Family::ipv4 && family != wire::Family::ipv6) return -EAFNOSUPPORT;
+    if (port == 0) return -EINVAL;
+    return check_owner(requester, net::socket_owner(net::SocketKind::udp, family, port));
+}
+
+bool UdpRelay::held_by_live_other(const AppPtr& app) {
+    if (!owner_ || owner_ == app) return false;
+    // The holder may have closed its socket since the last poll: look now rather than refuse for a second.
+    if (!net::socket_owner(net::SocketKind::udp, owner_->family, owner_->port)) {
+        release(owner_);
+        return false;
+    }
+    return true;
+}
+
+void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Requester& requester,
+                         AssociateReplyHandler reply) {
+    wire::UdpAssociateReply answer;
+    if (request.peer.family != wire::Family::ipv4 && request.peer.family != wire::Family::ipv6) {
+        answer.status = -EAFNOSUPPORT;
+        reply(answer);
+        return;
+    }
+    if (bypass_ && bypass_(request.peer)) {
+        answer.route = wire::Route::bypass;
+        reply(answer);
+        return;
+    }
+    if (int error = check_request(request.family, request.app_port, requester)) {
+        answer.status = error;
+        reply(answer);
+        return;
+    }
+    const Peer peer{request.peer, request.peer_port};
+    auto existing = find_app(request.family, request.app_port);
+    if (existing && existing->server) {
+        int error = 0;
+        auto stand_in = stand_in_for(existing, peer, false, error);
+        answer.status = stand_in ? 0 : -error;
+        answer.stand_in_port = stand_in ? stand_in->port : 0;
+        reply(answer);
+        return;
+    }
+    if (held_by_live_other(existing)) {
+        ++counters_.dropped_busy;
+        SLMD_INFO("udp: port {} asks for the UDP proxy held by port {}: EBUSY", request.app_port, owner_->port);
+        answer.status = -EBUSY;
+        reply(answer);
+        return;
+    }
+    if (!driver_.serving()) {
+        answer.status = -ENETDOWN;
+        reply(answer);
+        return;
+    }
+    auto app = app_for(request.family, request.app_port, requester);
+    app->requester = requester;
+    int error = 0;
+    auto stand_in = stand_in_for(app, peer, false, error);
+    if (!stand_in) {
+        answer.status = -error;
+        reply(answer);
+        return;
+    }
+    owner_ = app;
+    server_ = false;
+    ops_.push_back(ClientOp{peer, std::nullopt, std::move(reply), stand_in->port});
+    pump();
+}
+
+void UdpRelay::bind(const wire::BindRequest& request, const Requester& requester, BindReplyHandler reply) {
+    wire::BindReply answer;
+    if (request.transport != wire::Transport::udp) {
+        answer.status = -EPROTONOSUPPORT;
+        reply(answer);
+        return;
+    }
+    if (int error = check_request(request.family, request.app_port, requester)) {
+        answer.status = error;
+        reply(answer);
+        return;
+    }
+    if (request.modem_port == 0) {
+        answer.status = -EINVAL;
+        reply(answer);
+        return;
+    }
+    auto existing = find_app(request.family, request.app_port);
+    if (existing && existing == owner_) {
+        // Served already (a repeated bind is harmless); bound to another port, or used as a client: not again.
+        answer.status = existing->server && existing->modem_port == request.modem_port ? 0 : -EINVAL;
+        reply(answer);
+        return;
+    }
+    if (owner_ && owner_->server && owner_->modem_port == request.modem_port && held_by_live_other(existing)) {
+        answer.status = -EADDRINUSE;
+        reply(answer);
+        return;
+    }
+    if (held_by_live_other(existing)) {
+        answer.status = -EBUSY;
+        reply(answer);
+        return;
+    }
+    if (!driver_.serving()) {
+        answer.status = -ENETDOWN;
+        reply(answer);
+        return;
+    }
+    auto app = app_for(request.family, request.app_port, requester);
+    app->requester = requester;
+    app->server = true;
+    app->modem_port = request.modem_port;
+    owner_ = app;
+    server_ = true;
+    last_peer_.reset();
+    if (state_ == ProxyState::idle) {
+        start_server(app, std::move(reply));
+    } else {
+        // The previous holder's client or server is still closing; serve once it has.
+        after_close_.push_back([this, app, reply = std::move(reply)]() mutable {
+            if (owner_ != app) {
+                reply(wire::BindReply{-EBUSY});
+                return;
+            }
+            start_server(app, std::move(reply));
+        });
+    }
+}
+
+void UdpRelay::start_server(const AppPtr& app, BindReplyHandler reply) {
+    state_ = ProxyState::opening;
+    const auto generation = ++generation_;
+    proxy_bytes_up_ = proxy_bytes_down_ = 0;
+    SLMD_INFO("udp: serving modem port {} for loopback port {}", app->modem_port, app->port);
+    driver_.udp_serve(app->modem_port, app->family == wire::Family::ipv6, proxy_events(generation),
+                      [this, alive = alive_, generation, app, reply](int error, modem::ConnectionId id) {
+                          if (!*alive || generation != generation_) return;
+                          if (error) {
+                              SLMD_INFO("udp: serving modem port {} failed: {}", app->modem_port,
+                                        std::strerror(error));
+                              state_ = ProxyState::idle;
+                              if (owner_ == app) owner_.reset();
+                              app->server = false;
+                              if (app->stand_ins.empty()) apps_.erase({app->family, app->port});
+                              reply(wire::BindReply{-error});
+                              post_pump();
+                              return;
+                          }
+                          connection_ = id;
+                          state_ = ProxyState::open;
+                          if (owner_ != app || app->gone) {
+                              close_proxy();  // the app went away while the modem was starting
+                              reply(wire::BindReply{-ECONNABORTED});
+                              return;
+                          }
+                          reply(wire::BindReply{0});
+                      });
+}
+
+modem::UdpEvents UdpRelay::proxy_events(std::uint64_t generation) {
+    return modem::UdpEvents{
+        .datagram =
+            [this, alive = alive_, generation](std::string_view datagram, const std::optional<modem::UdpPeer>& from) {
+                if (!*alive || generation != generation_) return;
+                proxy_bytes_down_ += datagram.size();
+                if (!owner_ || owner_->gone) {
+                    ++counters_.dropped_app_gone;
+                    return;
+                }
+                if (!server_) {
+                    deliver(owner_, destination_, false, datagram);
+                    return;
+                }
+                if (from) {
+                    if (auto address = parse_address(from->address)) {
+                        last_peer_ = Peer{*address, from->port};
+                        deliver(owner_, *last_peer_, false, datagram);
+                        return;
+                    }
+                }
+                // Older firmware names no peer: the datagram comes from the one "anonymous last peer".
+                last_peer_.reset();
+                deliver(owner_, Peer{unspecified(owner_->family), 0}, true, datagram);
+            },
+        .closed = [this, alive = alive_, generation](modem::CloseReason reason,
+                                                     int error) {
+            if (!*alive) return;
+            on_proxy_closed(generation, reason, error);
+        },
+    };
+}
+
+void UdpRelay::on_proxy_closed(std::uint64_t generation, modem::CloseReason reason, int error) {
+    if (generation != generation_) return;
+    const bool was_server = server_;
+    state_ = ProxyState::idle;
+    if (reason != modem::CloseReason::local_close) {
+        SLMD_WARN("udp: the modem's UDP {} ended: {}", was_server ? "server" : "client",
+                  error ? std::strerror(error) : "modem lost");
+        // A client comes back by itself on its next datagram; a server does not (its socket must be bound
+        // again), so it lets go of the proxy.
+        if (was_server && owner_) owner_.reset();
+    }
+    auto waiting = std::move(after_close_);
+    after_close_.clear();
+    asio::post(executor_, [this, alive = alive_, waiting = std::move(waiting)] {
+        if (!*alive) return;
+        for (const auto& then : waiting) then();
+        pump();
+    });
+}
+
+void UdpRelay::close_proxy() {
+    if (state_ != ProxyState::open) return;
+    state_ = ProxyState::closing;
+    driver_.udp_close(connection_);  // closed(local_close) follows
+}
+
+void UdpRelay::post_pump() {
+    asio::post(executor_, [this, alive = alive_] {
+        if (*alive) pump();
+    });
+}
+
+void UdpRelay::pump() {
+    while (!ops_.empty()) {
+        if (!owner_ || owner_->gone || owner_->server) {
+            fail_ops(ECONNABORTED);
+            return;
+        }
+        if (state_ == ProxyState::opening || state_ == ProxyState::closing) return;
+        if (state_ == ProxyState::open && !server_ && destination_ == ops_.front().peer) {
+            ClientOp op = std::move(ops_.front());
+            ops_.pop_front();
+            if (op.datagram) send_to_modem(std::move(*op.datagram));
+            if (op.reply) op.reply(wire::UdpAssociateReply{0, wire::Route::modem, op.stand_in_port});
+            continue;
+        }
+        if (state_ == ProxyState::open) {
+            ++counters_.retargets;
+            SLMD_DEBUG("udp: re-targeting the modem's client to {}:{}", address_text(ops_.front().peer.address),
+                       ops_.front().peer.port);
+            close_proxy();
+            return;
+        }
+        open_client(ops_.front().peer);
+        return;
+    }
+}
+
+void UdpRelay::open_client(const Peer& peer) {
+    state_ = ProxyState::opening;
+    server_ = false;
+    const auto generation = ++generation_;
+    proxy_bytes_up_ = proxy_bytes_down_ = 0;
+    destination_ = peer;
+    const modem::TcpEndpoint endpoint{address_text(peer.address), peer.port, peer.address.family == wire::Family::ipv6};
+    driver_.udp_connect(endpoint, proxy_events(generation),
+                        [this, alive = alive_, generation, peer](int error, modem::ConnectionId id) {
+                            if (!*alive || generation != generation_) return;
+                            if (error) {
+                                SLMD_INFO("udp: client to {}:{} failed: {}", address_text(peer.address), peer.port,
+                                          std::strerror(error));
+                                state_ = ProxyState::idle;
+                                // Everything waiting for this destination fails; later ones get their turn.
+                                while (!ops_.empty() && ops_.front().peer == peer) {
+                                    ClientOp op = std::move(ops_.front());
+                                    ops_.pop_front();
+                                    if (op.datagram) ++counters_.dropped_no_proxy;
+                                    if (op.reply) op.reply(wire::UdpAssociateReply{-error, wire::Route::modem, 0});
+                                }
+                                post_pump();
+                                return;
+                            }
+                            connection_ = id;
+                            state_ = ProxyState::open;
+                            if (!owner_ || owner_->gone) {
+                                close_proxy();
+                                return;
+                            }
+                            pump();
+                        });
+}
+
+void UdpRelay::fail_ops(int error) {
+    auto ops = std::move(ops_);
+    ops_.clear();
+    for (auto& op : ops) {
+        if (op.datagram) ++counters_.dropped_no_proxy;
+        if (op.reply) op.reply(wire::UdpAssociateReply{-error, wire::Route::modem, 0});
+    }
+}
+
+void UdpRelay::send_to_modem(std::string datagram) {
+    const auto max = driver_.udp_max_send();
+    if (max != 0 && datagram.size() > max) {
+        ++counters_.dropped_too_big;
+        return;
+    }
+    const auto size = datagram.size();
+    driver_.udp_send(connection_, std::move(datagram), [this, alive = alive_, size](int error) {
+        if (!*alive) return;
+        switch (error) {
+            case 0:
+                ++counters_.datagrams_up;
+                counters_.bytes_up += size;
+                proxy_bytes_up_ += size;
+                break;
+            case EMSGSIZE: ++counters_.dropped_too_big; break;
+            case EBUSY: ++counters_.dropped_busy; break;
+            default: ++counters_.dropped_send_failed; break;
+        }
+    });
+}
+
+UdpRelay::StandInPtr UdpRelay::stand_in_for(const AppPtr& app, const Peer& peer, bool anonymous, int& error) {
+    for (auto& stand_in : app->stand_ins) {
+        if (stand_in->anonymous == anonymous && stand_in->peer == peer) {
+            stand_in->last_used = ++tick_;
+            return stand_in;
+        }
+    }
+    if (app->stand_ins.size() >= options_.max_stand_ins) {
+        auto oldest = std::min_element(app->stand_ins.begin(), app->stand_ins.end(),
+                                       [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
+        boost::system::error_code ignored;
+        (*oldest)->socket.close(ignored);
+        app->stand_ins.erase(oldest);
+        ++counters_.stand_ins_evicted;
+    }
+    auto stand_in = std::make_shared<StandIn>(executor_);
+    stand_in->peer = peer;
+    stand_in->anonymous = anonymous;
+    stand_in->app = app;
+    boost::system::error_code failure;
+    const auto protocol = app->family == wire::Family::ipv6 ? udp::v6() : udp::v4();
+    stand_in->socket.open(protocol, failure);
+    if (!failure) stand_in->socket.bind(loopback(app->family, 0), failure);
+    // Connected to the app's socket: only it can feed this stand-in, and send() reaches only it.
+    if (!failure) stand_in->socket.connect(loopback(app->family, app->port), failure);
+    if (!failure) stand_in->port = stand_in->socket.local_endpoint(failure).port();
+    if (failure) {
+        error = failure.value() ? failure.value() : EIO;
+        SLMD_WARN("udp: no stand-in for loopback port {}: {}", app->port, failure.message());
+        return nullptr;
+    }
+    stand_in->buffer.resize(max_datagram);
+    stand_in->last_used = ++tick_;
+    app->stand_ins.push_back(stand_in);
+    ++counters_.stand_ins_created;
+    receive(stand_in);
+    return stand_in;
+}
+
+void UdpRelay::receive(const StandInPtr& stand_in) {
+    std::weak_ptr<StandIn> weak = stand_in;
+    stand_in->socket.async_receive(
+        asio::buffer(stand_in->buffer), [this, alive = alive_, weak](boost::system::error_code error, std::size_t n) {
+            auto stand_in = weak.lock();
+            if (!*alive || !stand_in || error == asio::error::operation_aborted || !stand_in->socket.is_open()) return;
+            // ECONNREFUSED: an earlier datagram to the app found its port closed (ICMP); the poll decides
+            // whether the socket is gone.
+            if (error && error != asio::error::connection_refused) {
+                SLMD_DEBUG("udp: stand-in {}: {}", stand_in->port, error.message());
+                return;
+            }
+            if (!error) on_app_datagram(stand_in, n);
+            receive(stand_in);
+        });
+}
+
+void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
+    auto app = stand_in->app.lock();
+    if (!app || app->gone) return;
+    stand_in->last_used = ++tick_;
+    std::string datagram(stand_in->buffer.data(), size);
+    if (app->server) {
+        if (owner_ != app || state_ != ProxyState::open) {
+            ++counters_.dropped_no_proxy;
+            return;
+        }
+        if (!stand_in->anonymous && (!last_peer_ || !(*last_peer_ == stand_in->peer))) {
+            ++counters_.dropped_not_last_peer;
+            return;
+        }
+        send_to_modem(std::move(datagram));
+        return;
+    }
+    if (held_by_live_other(app)) {
+        ++counters_.dropped_busy;
+        return;
+    }
+    if (ops_.size() >= options_.max_queued_datagrams) {
+        ++counters_.dropped_queue_full;
+        return;
+    }
+    owner_ = app;
+    server_ = false;
+    ops_.push_back(ClientOp{stand_in->peer, std::move(datagram), nullptr, stand_in->port});
+    pump();
+}
+
+void UdpRelay::deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram) {
+    int error = 0;
+    auto stand_in = stand_in_for(app, peer, anonymous, error);
+    if (!stand_in) {
+        ++counters_.dropped_app_gone;
+        return;
+    }
+    auto bytes = std::make_shared<std::string>(datagram);
+    stand_in->socket.async_send(asio::buffer(*bytes),
+                                [this, alive = alive_, bytes](boost::system::error_code failure, std::size_t) {
+                                    if (!*alive) return;
+                                    if (failure) {
+                                        ++counters_.dropped_app_gone;
+                                        return;
+                                    }
+                                    ++counters_.datagrams_down;
+                                    counters_.bytes_down += bytes->size();
+                                });
+}
+
+void UdpRelay::release(const AppPtr& app) {
+    if (app->gone) return;
+    app->gone = true;
+    ++counters_.sockets_released;
+    SLMD_INFO("udp: the app's socket at loopback port {} is gone; releasing it", app->port);
+    for (auto& stand_in : app->stand_ins) {
+        boost::system::error_code ignored;
+        stand_in->socket.close(ignored);
+    }
+    app->stand_ins.clear();
+    apps_.erase({app->family, app->port});
+    if (owner_ == app) {
+        owner_.reset();
+        fail_ops(ECONNABORTED);
+        close_proxy();  // when still opening, the open's completion closes it
+    }
+}
+
+void UdpRelay::watch() {
+    if (polling_ || apps_.empty()) return;
+    polling_ = true;
+    poll_timer_.expires_after(options_.socket_poll);
+    poll_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        if (!*alive) return;
+        polling_ = false;
+        if (error) return;
+        poll();
+        watch();
+    });
+}
+
+void UdpRelay::poll() {
+    std::vector<AppPtr> gone;
+    for (const auto& [key, app] : apps_) {
+        if (!net::socket_owner(net::SocketKind::udp, app->family, app->port)) gone.push_back(app);
+    }
+    for (const auto& app : gone) release(app);
+}
+
+wire::LookupReply UdpRelay::lookup(const wire::LookupRequest& request) const {
+    wire::LookupReply reply;
+    reply.local = unspecified(request.family);
+    reply.peer = unspecified(request.family);
+    auto app = find_app(request.family, request.app_port);
+    if (!app) {
+        reply.status = -ENOENT;
+        return reply;
+    }
+    if (app->server) {
+        if (modem_address_) {
+            if (auto address = parse_address(modem_address_(app->family))) reply.local = *address;
+        }
+        reply.local_port = app->modem_port;
+    }
+    if (request.loopback_peer_port != 0) {
+        auto it = std::find_if(app->stand_ins.begin(), app->stand_ins.end(),
+                               [&](const auto& stand_in) { return stand_in->port == request.loopback_peer_port; });
+        if (it == app->stand_ins.end()) {
+            reply.status = -ENOENT;
+            return reply;
+        }
+        reply.peer = (*it)->peer.address;
+        reply.peer_port = (*it)->peer.port;
+    }
+    return reply;
+}
+
+wire::ProxyInfo UdpRelay::proxy_info() const {
+    wire::ProxyInfo info;
+    info.transport = wire::Transport::udp;
+    if (!owner_ || state_ == ProxyState::idle || state_ == ProxyState::closing) return info;
+    info.owner_pid = owner_->requester.pid;
+    info.bytes_up = proxy_bytes_up_;
+    info.bytes_down = proxy_bytes_down_;
+    if (server_) {
+        info.role = wire::ProxyRole::server;
+        info.port = owner_->modem_port;
+        if (last_peer_) info.peer = address_text(last_peer_->address) + ":" + std::to_string(last_peer_->port);
+    } else {
+        info.role = wire::ProxyRole::client;
+        info.port = destination_.port;
+        info.peer = address_text(destination_.address);
+    }
+    return info;
+}
+
+void UdpRelay::stop() {
+    poll_timer_.cancel();
+    fail_ops(ENETDOWN);
+    after_close_.clear();
+    for (auto& [key, app] : apps_) {
+        app->gone = true;
+        for (auto& stand_in : app->stand_ins) {
+            boost::system::error_code ignored;
+            stand_in->socket.close(ignored);
+        }
+        app->stand_ins.clear();
+    }
+    apps_.clear();
+    owner_.reset();
+    state_ = ProxyState::idle;
+}
+
+}  // namespace slmd::core

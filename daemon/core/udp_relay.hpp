@@ -1,0 +1,160 @@
+// Owns: UDP through the modem ("stand-ins"; docs/data-path.md, "UDP stand-ins and modem servers"):
+//  * the app sockets slmd serves UDP for (a real kernel socket bound on loopback at the app's port L), as a
+//    client (the modem's UDP client aimed at one destination, re-targeted when the app talks to another) or
+//    as a server (the modem's UDP server on port P, from a BindRequest);
+//  * per app socket, up to `max_stand_ins` stand-ins: UDP sockets of slmd's on 127.0.0.1:0 (::1:0) connected
+//    to the app's 127.0.0.1:L (::1:L), one per remote peer, least recently used evicted. Datagrams the app
+//    sends to a stand-in go to that peer through the modem; datagrams from that peer come from it;
+//  * the modem's one UDP proxy: who holds it, the ordered queue of datagrams and associations waiting for a
+//    (re-)target, the server's last peer (the firmware can only answer that one), and the counters;
+//  * the lifetime of it all: a close() of the app's socket sends slmd nothing, so while any app socket is
+//    served the kernel's UDP tables are polled and a socket gone releases the proxy and its stand-ins.
+// Knows sockets and errno values, never AT.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/app_socket.hpp"
+#include "modem/modem_driver.hpp"
+#include "wire.hpp"
+
+namespace slmd::core {
+
+struct UdpOptions {
+    std::size_t max_stand_ins = 16;                 // per app socket; the least recently used one goes
+    std::chrono::milliseconds socket_poll{1000};    // how often served app sockets are looked up in the kernel
+    std::size_t max_queued_datagrams = 64;          // waiting for a (re-)target of the modem's client
+};
+
+struct UdpCounters {
+    std::uint64_t datagrams_up = 0;     // app → modem, handed to the driver
+    std::uint64_t datagrams_down = 0;   // modem → app, delivered to a stand-in
+    std::uint64_t bytes_up = 0;
+    std::uint64_t bytes_down = 0;
+    // Datagrams dropped, by reason. UDP gives no way to report a per-datagram error on the app's socket.
+    std::uint64_t dropped_not_last_peer = 0;   // server: the firmware can only answer its last peer
+    std::uint64_t dropped_too_big = 0;         // over the firmware's udp_max_send() (EMSGSIZE)
+    std::uint64_t dropped_busy = 0;            // the UDP proxy serves another app socket (EBUSY)
+    std::uint64_t dropped_no_proxy = 0;        // the socket's server ended (modem lost) or the client could not open
+    std::uint64_t dropped_queue_full = 0;      // more than max_queued_datagrams waiting for a re-target
+    std::uint64_t dropped_send_failed = 0;     // the driver refused it (EINVAL, ENOTCONN, EDESTADDRREQ, ...)
+    std::uint64_t dropped_app_gone = 0;        // modem datagrams for an app socket that is gone
+    std::uint64_t retargets = 0;               // the modem's client re-aimed at another destination
+    std::uint64_t stand_ins_created = 0;
+    std::uint64_t stand_ins_evicted = 0;
+    std::uint64_t sockets_released = 0;        // app sockets found gone by the poll
+};
+
+class UdpRelay {
+public:
+    using AssociateReplyHandler = std::function<void(slmsock::wire::UdpAssociateReply)>;
+    using BindReplyHandler = std::function<void(slmsock::wire::BindReply)>;
+    // Whether a destination is reached without the modem (net::RoutePolicy::bypass in slmd).
+    using BypassDecision = std::function<bool(const slmsock::wire::Address&)>;
+
+    UdpRelay(boost::asio::any_io_executor executor, modem::ModemDriver& driver, UdpOptions options = {});
+    ~UdpRelay();
+    UdpRelay(const UdpRelay&) = delete;
+    UdpRelay& operator=(const UdpRelay&) = delete;
+
+    void set_bypass(BypassDecision bypass) { bypass_ = std::move(bypass); }
+    void set_modem_address(ModemAddressSource source) { modem_address_ = std::move(source); }
+
+    // The stand-in for one peer of the app socket at request.app_port. A client socket gets its port once the
+    // modem's client points at the peer; a server socket at once. -EBUSY: the UDP proxy serves another socket.
+    void associate(const slmsock::wire::UdpAssociateRequest& request, const Requester& requester,
+                   AssociateReplyHandler reply);
+    // BindRequest with Transport::udp: the modem's UDP server on modem_port for the app socket at app_port.
+    void bind(const slmsock::wire::BindRequest& request, const Requester& requester, BindReplyHandler reply);
+    slmsock::wire::LookupReply lookup(const slmsock::wire::LookupRequest& request) const;
+    // The UDP proxy for ProxiesReply: role, port (destination or served), peer (destination, or the server's
+    // last peer as "address:port"), owner pid, bytes each way.
+    slmsock::wire::ProxyInfo proxy_info() const;
+
+    // slmd is stopping: stand-ins close, pending replies get -ENETDOWN (the modem side goes with the modem).
+    void stop();
+    const UdpCounters& counters() const { return counters_; }
+    std::size_t app_sockets() const { return apps_.size(); }
+
+private:
+    struct Peer {
+        slmsock::wire::Address address;
+        std::uint16_t port = 0;
+        bool operator==(const Peer&) const = default;
+    };
+    struct StandIn;
+    struct AppSocket;
+    using Key = std::pair<slmsock::wire::Family, std::uint16_t>;
+    using AppPtr = std::shared_ptr<AppSocket>;
+    using StandInPtr = std::shared_ptr<StandIn>;
+    // One unit of work for the modem's client: a datagram to send to `peer`, or an association to answer,
+    // once the client points at `peer`. Kept in order: a re-target never overtakes earlier datagrams.
+    struct ClientOp {
+        Peer peer;
+        std::optional<std::string> datagram;
+        AssociateReplyHandler reply;
+        std::uint16_t stand_in_port = 0;
+    };
+    enum class ProxyState { idle, opening, open, closing };
+
+    AppPtr find_app(slmsock::wire::Family family, std::uint16_t port) const;
+    AppPtr app_for(slmsock::wire::Family family, std::uint16_t port, const Requester& requester);
+    StandInPtr stand_in_for(const AppPtr& app, const Peer& peer, bool anonymous, int& error);
+    void receive(const StandInPtr& stand_in);
+    void on_app_datagram(const StandInPtr& stand_in, std::size_t size);
+    void deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram);
+    void send_to_modem(std::string datagram);
+    void pump();
+    void post_pump();
+    void open_client(const Peer& peer);
+    void start_server(const AppPtr& app, BindReplyHandler reply);
+    void close_proxy();
+    modem::UdpEvents proxy_events(std::uint64_t generation);
+    void on_proxy_closed(std::uint64_t generation, modem::CloseReason reason, int error);
+    void fail_ops(int error);
+    bool held_by_live_other(const AppPtr& app);
+    void release(const AppPtr& app);
+    void watch();
+    void poll();
+
+    boost::asio::any_io_executor executor_;
+    modem::ModemDriver& driver_;
+    UdpOptions options_;
+    BypassDecision bypass_;
+    ModemAddressSource modem_address_;
+    std::map<Key, AppPtr> apps_;
+    std::uint64_t tick_ = 0;  // LRU clock of the stand-ins
+
+    // The modem's one UDP proxy.
+    ProxyState state_ = ProxyState::idle;
+    AppPtr owner_;                 // the app socket it serves; null when free
+    bool server_ = false;
+    modem::ConnectionId connection_ = 0;
+    std::uint64_t generation_ = 0; // tells events of an old client/server from the current one's
+    Peer destination_;             // client: where it points (when open)
+    std::optional<Peer> last_peer_;  // server: the last peer heard from, when the firmware said
+    std::uint64_t proxy_bytes_up_ = 0;
+    std::uint64_t proxy_bytes_down_ = 0;
+    std::deque<ClientOp> ops_;
+    std::vector<std::function<void()>> after_close_;
+
+    boost::asio::steady_timer poll_timer_;
+    bool polling_ = false;
+    UdpCounters counters_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace slmd::core

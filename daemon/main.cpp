@@ -11,6 +11,7 @@
 #include "api/api_server.hpp"
 #include "api/data_endpoint.hpp"
 #include "core/flow_manager.hpp"
+#include "core/udp_relay.hpp"
 #include "modem/modem.hpp"
 #include "net/route_policy.hpp"
 #include "serial/serial_port.hpp"
@@ -72,7 +73,21 @@ int main(int argc, char** argv) {
     slmd::core::FlowOptions flow_options;
     flow_options.max_waiting = settings.max_queued;
     flow_options.default_connect_timeout = settings.connect_timeout;
+    flow_options.socket_poll = settings.socket_poll;
     slmd::core::FlowManager flows(io.get_executor(), modem.driver(), flow_options);
+    slmd::core::UdpOptions udp_options;
+    udp_options.max_stand_ins = settings.udp_max_stand_ins;
+    udp_options.socket_poll = settings.socket_poll;
+    slmd::core::UdpRelay udp(io.get_executor(), modem.driver(), udp_options);
+    // The modem-side address of app sockets slmd serves (LOOKUP): the modem's current PDP address.
+    auto modem_address = [&modem](slmsock::wire::Family family) -> std::string {
+        const auto& info = modem.info();
+        if (!info || modem.state() != slmd::modem::ModemState::serving) return {};
+        return family == slmsock::wire::Family::ipv6 ? info->addresses.ipv6 : info->addresses.ipv4;
+    };
+    flows.set_modem_address(modem_address);
+    udp.set_modem_address(modem_address);
+    udp.set_bypass([&routes](const slmsock::wire::Address& peer) { return routes.bypass(peer); });
     slmd::sys::Service service(io.get_executor());
     slmd::api::DataEndpoint data_endpoint(io.get_executor(), flows);
     std::optional<slmd::api::ApiServer> api;
@@ -81,7 +96,7 @@ int main(int argc, char** argv) {
             SLMD_ERROR("data endpoint: {}", error.message());
             return exit_failure;
         }
-        api.emplace(io.get_executor(), slmd::api::ApiOptions{api_socket, settings.api_group}, flows, modem.driver(),
+        api.emplace(io.get_executor(), slmd::api::ApiOptions{api_socket, settings.api_group}, flows, udp, modem.driver(),
                     routes,
                     [&modem] {
                         slmsock::wire::StatusReply status;
@@ -145,6 +160,7 @@ int main(int argc, char** argv) {
     if (api) api->stop();
     data_endpoint.stop();
     flows.stop();
+    udp.stop();
     modem.stop();
     port.close();
     signals.cancel();

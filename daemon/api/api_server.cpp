@@ -27,7 +27,9 @@ namespace wire = slmsock::wire;
 
 class ApiServer::Session : public std::enable_shared_from_this<Session> {
 public:
-    explicit Session(Protocol::socket socket) : socket_(std::move(socket)) {}
+    Session(Protocol::socket socket, core::Requester requester)
+        : socket_(std::move(socket)), requester_(requester) {}
+    const core::Requester& requester() const { return requester_; }
 
     void receive(std::function<void(std::shared_ptr<Session>, std::span<const std::uint8_t>)> on_message) {
         auto self = shared_from_this();
@@ -65,6 +67,7 @@ private:
     }
 
     Protocol::socket socket_;
+    core::Requester requester_;
     // One byte more than the limit, so an over-long message is seen as such rather than cut silently.
     std::array<std::uint8_t, wire::max_message_size + 1> buffer_{};
     asio::socket_base::message_flags flags_ = 0;
@@ -72,11 +75,12 @@ private:
 };
 
 ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
-                     modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
+                     core::UdpRelay& udp, modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
                      std::uint16_t data_port)
     : executor_(executor),
       options_(std::move(options)),
       flows_(flows),
+      udp_(udp),
       driver_(driver),
       routes_(routes),
       status_(std::move(status)),
@@ -149,6 +153,10 @@ void ApiServer::stop() {
         if (auto session = weak.lock()) session->close();
     }
     sessions_.clear();
+    for (auto& weak : proxy_timers_) {
+        if (auto timer = weak.lock()) timer->cancel();
+    }
+    proxy_timers_.clear();
 }
 
 void ApiServer::accept_loop() {
@@ -156,8 +164,9 @@ void ApiServer::accept_loop() {
         if (!*alive || error == asio::error::operation_aborted) return;
         if (!error) {
             ++counters_.clients;
-            const bool allowed = authorised(socket.native_handle());
-            auto session = std::make_shared<Session>(std::move(socket));
+            core::Requester requester;
+            const bool allowed = authorised(socket.native_handle(), requester);
+            auto session = std::make_shared<Session>(std::move(socket), requester);
             std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
             sessions_.push_back(session);
             if (!allowed) {
@@ -189,10 +198,12 @@ void ApiServer::accept_loop() {
     });
 }
 
-bool ApiServer::authorised(int fd) {
+bool ApiServer::authorised(int fd, core::Requester& requester) {
     ucred credentials{};
     socklen_t length = sizeof credentials;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return false;
+    requester.uid = credentials.uid;
+    requester.pid = static_cast<unsigned>(credentials.pid);
     if (credentials.uid == 0 || credentials.uid == ::geteuid()) return true;
     if (!group_id_) return false;
     if (credentials.gid == *group_id_) return true;
@@ -241,7 +252,8 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                     reply(answer);
                     return;
                 }
-                flows_.connect(message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); });
+                flows_.connect(message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); },
+                               session->requester());
             } else if constexpr (std::is_same_v<T, wire::FlowStatusRequest>) {
                 reply(flows_.status(message));
             } else if constexpr (std::is_same_v<T, wire::ShutdownRequest>) {
@@ -269,6 +281,21 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                 answer.queued_flows = flows_.waiting_flows();
                 answer.data_port = data_port_;
                 reply(answer);
+            } else if constexpr (std::is_same_v<T, wire::BindRequest>) {
+                if (message.transport == wire::Transport::udp) {
+                    udp_.bind(message, session->requester(), [reply](wire::BindReply answer) { reply(answer); });
+                } else {
+                    reply(flows_.bind(message, session->requester()));
+                }
+            } else if constexpr (std::is_same_v<T, wire::ListenRequest>) {
+                flows_.listen(message, session->requester(), [reply](wire::ListenReply answer) { reply(answer); });
+            } else if constexpr (std::is_same_v<T, wire::UdpAssociateRequest>) {
+                udp_.associate(message, session->requester(),
+                               [reply](wire::UdpAssociateReply answer) { reply(answer); });
+            } else if constexpr (std::is_same_v<T, wire::LookupRequest>) {
+                reply(message.transport == wire::Transport::udp ? udp_.lookup(message) : flows_.lookup(message));
+            } else if constexpr (std::is_same_v<T, wire::ProxiesRequest>) {
+                describe_proxies(reply);
             } else {
                 // A reply type sent as a request.
                 ++counters_.malformed;
@@ -276,6 +303,36 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
             }
         },
         request.message);
+}
+
+// The proxies as slmd sees them, and the firmware's own view once the modem answered (at most 5 s later: an
+// operator's tool must not hang on a busy modem).
+void ApiServer::describe_proxies(std::function<void(wire::Message)> reply) {
+    struct Pending {
+        explicit Pending(asio::any_io_executor executor) : timer(std::make_shared<asio::steady_timer>(executor)) {}
+        std::shared_ptr<asio::steady_timer> timer;
+        wire::ProxiesReply answer;
+        bool done = false;
+    };
+    auto pending = std::make_shared<Pending>(executor_);
+    pending->answer.proxies = {flows_.proxy_info(), udp_.proxy_info()};
+    pending->answer.waiting = flows_.waiting_flows();
+    auto finish = [pending, reply](std::string view) {
+        if (pending->done) return;
+        pending->done = true;
+        pending->timer->cancel();
+        pending->answer.modem_view = std::move(view);
+        reply(pending->answer);
+    };
+    std::erase_if(proxy_timers_, [](const auto& weak) { return weak.expired(); });
+    proxy_timers_.push_back(pending->timer);
+    pending->timer->expires_after(std::chrono::seconds(5));
+    pending->timer->async_wait([finish](boost::system::error_code error) {
+        if (!error) finish("(the modem did not answer within 5 s)");
+    });
+    driver_.describe_proxies([finish, alive = alive_](std::string text) {
+        if (*alive) finish(std::move(text));
+    });
 }
 
 }  // namespace slmd::api

@@ -1,12 +1,14 @@
 // Owns: the Unix-domain API socket (AF_UNIX SOCK_SEQPACKET, /run/slmd/slmd.sock by default): accepting
 // clients, deciding who may use the modem (SO_PEERCRED: root, slmd's own user, or members of the configured
-// group), decoding requests with the libslmsock codec and answering them from the flow manager, the route
-// policy and the modem driver. Knows flows and errno values, never AT.
+// group), decoding requests with the libslmsock codec and answering them from the flow manager (TCP clients
+// and servers), the UDP relay, the route policy and the modem driver. The requester's uid and pid
+// (SO_PEERCRED) go with every request that names an app socket. Knows flows and errno values, never AT.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/seq_packet_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <memory>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "core/flow_manager.hpp"
+#include "core/udp_relay.hpp"
 #include "modem/modem_driver.hpp"
 #include "net/route_policy.hpp"
 #include "wire.hpp"
@@ -32,7 +35,7 @@ public:
     using StatusSource = std::function<slmsock::wire::StatusReply()>;
 
     ApiServer(boost::asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
-              modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
+              core::UdpRelay& udp, modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
               std::uint16_t data_port);
     ~ApiServer();
 
@@ -58,12 +61,14 @@ private:
 
     void accept_loop();
     void resolve_group();
-    bool authorised(int fd);
+    bool authorised(int fd, core::Requester& requester);
+    void describe_proxies(std::function<void(slmsock::wire::Message)> reply);
     void handle(const std::shared_ptr<Session>& session, slmsock::wire::Envelope request);
 
     boost::asio::any_io_executor executor_;
     ApiOptions options_;
     core::FlowManager& flows_;
+    core::UdpRelay& udp_;
     modem::ModemDriver& driver_;
     const net::RoutePolicy& routes_;
     StatusSource status_;
@@ -73,6 +78,7 @@ private:
     bool adopted_ = false;
     Counters counters_;
     std::vector<std::weak_ptr<Session>> sessions_;
+    std::vector<std::weak_ptr<boost::asio::steady_timer>> proxy_timers_;  // PROXIES replies waiting for the modem
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

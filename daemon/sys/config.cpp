@@ -132,6 +132,11 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         settings.max_queued = static_cast<std::size_t>(number);
     } else if (key == "connect-timeout-ms") {
         return milliseconds(100, max_connect_timeout_ms, settings.connect_timeout);
+    } else if (key == "udp-max-stand-ins") {
+        if (auto problem = parse_number(value, 1, 1024, number)) return problem;
+        settings.udp_max_stand_ins = static_cast<std::size_t>(number);
+    } else if (key == "socket-poll-ms") {
+        return milliseconds(50, 60000, settings.socket_poll);
     } else if (key == "log-level") {
         return parse_log_level(value, settings.log_level);
     } else {
@@ -143,7 +148,7 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
 constexpr std::string_view known_keys[] = {
     "device",    "baud",        "rtscts",          "api-socket",          "api-group",  "data-port",
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
-    "log-level", "verbose",     "once",
+    "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
 };
 
 bool known(std::string_view key) {
@@ -259,6 +264,10 @@ po::options_description option_description() {
         ("max-queued", po::value<std::string>(), "connections waiting for the modem; more get EBUSY (default 32)")
         ("connect-timeout-ms", po::value<std::string>(),
          "connect timeout when the app set none, at most 120000 (default 60000)")
+        ("udp-max-stand-ins", po::value<std::string>(),
+         "loopback stand-ins (remote UDP peers) per app socket; the least recently used goes (default 16)")
+        ("socket-poll-ms", po::value<std::string>(),
+         "how often app UDP and listening sockets served through the modem are looked up (default 1000)")
         ("log-level", po::value<std::string>(), "error, warning, notice, info or debug (default info)")
         ("verbose,v", po::value<std::string>()->implicit_value("yes"), "log every AT command (log-level debug)");
     return description;

@@ -39,6 +39,8 @@ struct Settings {
     std::chrono::milliseconds register_timeout{180000};
     std::size_t max_queued = 32;  // core::FlowOptions::max_waiting
     std::chrono::milliseconds connect_timeout{60000};  // core::FlowOptions::default_connect_timeout
+    std::size_t udp_max_stand_ins = 16;                // core::UdpOptions::max_stand_ins
+    std::chrono::milliseconds socket_poll{1000};       // UdpOptions/FlowOptions::socket_poll
     LogLevel log_level = LogLevel::info;
     bool verbose = false;  // log every AT command: log-level debug, whatever log-level says
     bool once = false;

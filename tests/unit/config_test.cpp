@@ -72,6 +72,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"max-queued", "4097", "/etc/slmd/slmd.conf:7: max-queued: \"4097\" is out of range (0-4096)"},
         BadValue{"connect-timeout-ms", "120001",
                  "/etc/slmd/slmd.conf:7: connect-timeout-ms: \"120001\" is out of range (100-120000)"},
+        BadValue{"udp-max-stand-ins", "0",
+                 "/etc/slmd/slmd.conf:7: udp-max-stand-ins: \"0\" is out of range (1-1024)"},
+        BadValue{"udp-max-stand-ins", "many", "/etc/slmd/slmd.conf:7: udp-max-stand-ins: \"many\" is not a number"},
+        BadValue{"socket-poll-ms", "10", "/etc/slmd/slmd.conf:7: socket-poll-ms: \"10\" is out of range (50-60000)"},
         BadValue{"log-level", "verbose",
                  "/etc/slmd/slmd.conf:7: log-level: \"verbose\" is not a log level (error, warning, notice, info, debug)"},
         BadValue{"verbose", "2", "/etc/slmd/slmd.conf:7: verbose: \"2\" is not yes or no"},
@@ -97,6 +101,8 @@ TEST(Config, DefaultsNeedOnlyADevice) {
     EXPECT_EQ(settings.register_timeout, 180000ms);
     EXPECT_EQ(settings.max_queued, 32u);
     EXPECT_EQ(settings.connect_timeout, 60000ms);
+    EXPECT_EQ(settings.udp_max_stand_ins, 16u);
+    EXPECT_EQ(settings.socket_poll, 1000ms);
     EXPECT_EQ(settings.log_level, LogLevel::info);
 }
 
@@ -108,7 +114,8 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("bypass", "192.168.0.0/16"), file_entry("bypass", "fd00::/8"),
                             file_entry("sync-timeout-ms", "100"), file_entry("register-timeout-ms", "1000"),
                             file_entry("max-queued", "0"), file_entry("connect-timeout-ms", "120000"),
-                            file_entry("log-level", "warning"), file_entry("verbose", "off")},
+                            file_entry("log-level", "warning"), file_entry("verbose", "off"),
+                            file_entry("udp-max-stand-ins", "1024"), file_entry("socket-poll-ms", "50")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
@@ -124,6 +131,8 @@ TEST(Config, EveryKeyIsApplied) {
     EXPECT_EQ(settings.connect_timeout, 120000ms);
     EXPECT_EQ(settings.log_level, LogLevel::warning);
     EXPECT_FALSE(settings.verbose);
+    EXPECT_EQ(settings.udp_max_stand_ins, 1024u);
+    EXPECT_EQ(settings.socket_poll, 50ms);
 }
 
 TEST(Config, CommandLineWinsAndBypassAccumulates) {

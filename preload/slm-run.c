@@ -32,7 +32,8 @@ enum { EXIT_USAGE = 2, EXIT_OWN_FAILURE = 125, EXIT_CANNOT_RUN = 126, EXIT_NOT_F
 static void usage(FILE* out) {
     fprintf(out,
             "Usage: slm-run [OPTIONS] [--] COMMAND [ARG...]\n"
-            "Runs COMMAND with its TCP connections and DNS lookups going through the nRF91 modem managed by slmd\n"
+            "Runs COMMAND with its TCP connections, UDP datagrams, servers and DNS lookups going through the nRF91\n"
+            "modem managed by slmd\n"
             "(LD_PRELOAD of " SHIM_NAME ").\n"
             "\n"
             "Options:\n"
@@ -40,10 +41,12 @@ static void usage(FILE* out) {
             "      --strict       refuse connections that would not go through the modem, loopback excepted\n"
             "                     (sets SLMSOCK_STRICT=1)\n"
             "  -d, --debug        one line on stderr per routing decision (sets SLMSOCK_DEBUG=1)\n"
+            "  -l, --listen MODE  where servers bound to the wildcard address (0.0.0.0, ::) listen: modem\n"
+            "                     (the default) or local, the host's own network (sets SLMSOCK_LISTEN)\n"
             "  -h, --help         show this help\n"
             "      --version      print the version\n"
             "\n"
-            "Environment passed to COMMAND: SLMSOCK_SOCKET, SLMSOCK_STRICT, SLMSOCK_DEBUG.\n"
+            "Environment passed to COMMAND: SLMSOCK_SOCKET, SLMSOCK_STRICT, SLMSOCK_DEBUG, SLMSOCK_LISTEN.\n"
             "SLMSOCK_PRELOAD overrides the path of the shim.\n"
             "Exit status: COMMAND's; 127 if COMMAND is not found, 126 if it cannot be run, 125 if slm-run\n"
             "itself fails, 2 on a usage error. Statically linked and set-uid/set-gid commands are run with a\n"
@@ -219,6 +222,13 @@ int main(int argc, char** argv) {
             setenv("SLMSOCK_SOCKET", argv[++i], 1);
         } else if (strncmp(a, "--socket=", 9) == 0) {
             setenv("SLMSOCK_SOCKET", a + 9, 1);
+        } else if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strncmp(a, "--listen=", 9) == 0) {
+            const char* mode = a[2] == 'l' && a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (mode == NULL || (strcmp(mode, "modem") != 0 && strcmp(mode, "local") != 0)) {
+                fprintf(stderr, "slm-run: --listen needs modem or local\n");
+                return EXIT_USAGE;
+            }
+            setenv("SLMSOCK_LISTEN", mode, 1);
         } else {
             fprintf(stderr, "slm-run: unknown option %s\n", a);
             usage(stderr);
@@ -231,6 +241,9 @@ int main(int argc, char** argv) {
         return EXIT_USAGE;
     }
     char** command = &argv[i];
+    /* Servers on the wildcard address are the modem's by default; said explicitly so children see it too. */
+    setenv("SLMSOCK_LISTEN", getenv("SLMSOCK_LISTEN") != NULL && *getenv("SLMSOCK_LISTEN") != '\0'
+                                 ? getenv("SLMSOCK_LISTEN") : "modem", 1);
 
     char shim[PATH_MAX];
     if (!find_shim(shim, sizeof shim)) return EXIT_OWN_FAILURE;

@@ -4,8 +4,8 @@
  * (which answers them from /etc/hosts without the network); every other name is resolved by slmd.
  * getaddrinfo() results are built by the real getaddrinfo() on each numeric answer (AI_NUMERICHOST), so
  * libc allocates them, the service/socktype/protocol handling is libc's, and freeaddrinfo() needs no hook. */
-#ifndef _DEFAULT_SOURCE
-#define _DEFAULT_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* struct mmsghdr in shim_internal.h */
 #endif
 #include <arpa/inet.h>
 #include <errno.h>

@@ -68,8 +68,12 @@ bool slmsock_pl_is_data_endpoint(const struct sockaddr* peer, socklen_t len, uin
 
 static void copy_truncated(const void* full, socklen_t full_len, struct sockaddr* out, socklen_t* out_len) {
     socklen_t n = *out_len < full_len ? *out_len : full_len;
-    memcpy(out, full, n);
+    if (n > 0) memcpy(out, full, n);
     *out_len = full_len;
+}
+
+void slmsock_pl_copy_address(const void* full, socklen_t full_len, struct sockaddr* out, socklen_t* out_len) {
+    copy_truncated(full, full_len, out, out_len);
 }
 
 bool slmsock_pl_fill_address(int socket_family, const struct sockaddr* dest, socklen_t dest_len,
@@ -248,4 +252,90 @@ size_t slmsock_pl_dedupe(struct sockaddr_storage* addresses, size_t count) {
         }
     }
     return out;
+}
+
+bool slmsock_pl_is_wildcard(const struct sockaddr* addr, socklen_t len) {
+    if (addr == NULL) return false;
+    if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        return ((const struct sockaddr_in*)addr)->sin_addr.s_addr == htonl(INADDR_ANY);
+    }
+    if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct in6_addr* a = &((const struct sockaddr_in6*)addr)->sin6_addr;
+        return IN6_IS_ADDR_UNSPECIFIED(a) || (v4_mapped(a) && mapped_v4(a) == INADDR_ANY);
+    }
+    return false;
+}
+
+bool slmsock_pl_is_loopback_host(const struct sockaddr* addr, socklen_t len) {
+    if (addr == NULL) return false;
+    if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        return ntohl(((const struct sockaddr_in*)addr)->sin_addr.s_addr) == INADDR_LOOPBACK;
+    }
+    if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct in6_addr* a = &((const struct sockaddr_in6*)addr)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (v4_mapped(a) && mapped_v4(a) == INADDR_LOOPBACK);
+    }
+    return false;
+}
+
+socklen_t slmsock_pl_loopback(int family, uint16_t port, struct sockaddr_storage* out) {
+    memset(out, 0, sizeof *out);
+    if (family == AF_INET) {
+        struct sockaddr_in* in = (struct sockaddr_in*)out;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return sizeof *in;
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6* in6 = (struct sockaddr_in6*)out;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        in6->sin6_addr = in6addr_loopback;
+        return sizeof *in6;
+    }
+    return 0;
+}
+
+socklen_t slmsock_pl_wildcard(int family, uint16_t port, struct sockaddr_storage* out) {
+    memset(out, 0, sizeof *out);
+    if (family == AF_INET) {
+        struct sockaddr_in* in = (struct sockaddr_in*)out;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        return sizeof *in;
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6* in6 = (struct sockaddr_in6*)out;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        return sizeof *in6;
+    }
+    return 0;
+}
+
+bool slmsock_pl_address_is(const struct sockaddr* addr, socklen_t len, const char* text) {
+    if (addr == NULL || text == NULL || *text == '\0') return false;
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, text, &v4) == 1) {
+        if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+            return ((const struct sockaddr_in*)addr)->sin_addr.s_addr == v4.s_addr;
+        }
+        if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+            const struct in6_addr* a = &((const struct sockaddr_in6*)addr)->sin6_addr;
+            return v4_mapped(a) && memcmp(&a->s6_addr[12], &v4, 4) == 0;
+        }
+        return false;
+    }
+    if (inet_pton(AF_INET6, text, &v6) == 1 && addr->sa_family == AF_INET6 &&
+        len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        return memcmp(&((const struct sockaddr_in6*)addr)->sin6_addr, &v6, sizeof v6) == 0;
+    }
+    return false;
+}
+
+enum slmsock_pl_listen slmsock_pl_listen_policy(const char* value) {
+    if (value != NULL && strcmp(value, "local") == 0) return SLMSOCK_PL_LISTEN_LOCAL;
+    return SLMSOCK_PL_LISTEN_MODEM;
 }

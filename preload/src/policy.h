@@ -55,6 +55,36 @@ SLMSOCK_PL_HIDDEN int slmsock_pl_eai_to_h_errno(int eai);
  * order. Returns the new count. */
 SLMSOCK_PL_HIDDEN size_t slmsock_pl_dedupe(struct sockaddr_storage* addresses, size_t count);
 
+/* ---- Servers and UDP ---------------------------------------------------------------------------------- */
+
+/* The unspecified ("any") address: 0.0.0.0, :: or ::ffff:0.0.0.0. */
+SLMSOCK_PL_HIDDEN bool slmsock_pl_is_wildcard(const struct sockaddr* addr, socklen_t len);
+
+/* The loopback host address slmd uses for its stand-ins and connections: exactly 127.0.0.1, ::1 or
+ * ::ffff:127.0.0.1 (any port). Other 127/8 addresses are never slmd's. */
+SLMSOCK_PL_HIDDEN bool slmsock_pl_is_loopback_host(const struct sockaddr* addr, socklen_t len);
+
+/* Writes the loopback host of `family` (127.0.0.1 for AF_INET, ::1 for AF_INET6) with `port` into `out`; 0 for
+ * another family, else the address length. Used for the shim's own binds and for slmd's stand-ins. */
+SLMSOCK_PL_HIDDEN socklen_t slmsock_pl_loopback(int family, uint16_t port, struct sockaddr_storage* out);
+
+/* The wildcard address of `family` with `port` (0.0.0.0 / ::); 0 for another family, else the length. */
+SLMSOCK_PL_HIDDEN socklen_t slmsock_pl_wildcard(int family, uint16_t port, struct sockaddr_storage* out);
+
+/* True when `addr` (AF_INET, AF_INET6 or v4-mapped) is the host address written as `text` (the modem's IPv4 or
+ * IPv6 address as slmd reports it; "" never matches). */
+SLMSOCK_PL_HIDDEN bool slmsock_pl_address_is(const struct sockaddr* addr, socklen_t len, const char* text);
+
+/* Copies the `full_len` bytes of `full` to `out` truncated to *out_len, and sets *out_len to full_len: what the
+ * kernel does for every address it returns (accept, getsockname, recvfrom, ...). */
+SLMSOCK_PL_HIDDEN void slmsock_pl_copy_address(const void* full, socklen_t full_len, struct sockaddr* out,
+                                               socklen_t* out_len);
+
+/* SLMSOCK_LISTEN: where a bind() to the wildcard address with a port is served. */
+enum slmsock_pl_listen { SLMSOCK_PL_LISTEN_MODEM, SLMSOCK_PL_LISTEN_LOCAL };
+/* NULL, "" or "modem" → modem; "local" → local; anything else → modem (the documented default). */
+SLMSOCK_PL_HIDDEN enum slmsock_pl_listen slmsock_pl_listen_policy(const char* value);
+
 #ifdef __cplusplus
 }
 #endif

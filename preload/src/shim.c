@@ -4,9 +4,10 @@
  * to a non-loopback destination asks slmd (slmsock_connect_fd); for a modem route libslmsock connects the
  * fd itself to slmd's loopback data endpoint and presents the flow's credential. From then on the kernel does
  * all the I/O, readiness, dup, fork and exec. The shim keeps no per-fd table: a socket whose kernel peer is
- * slmd's data endpoint is a modem flow, named to slmd by the local port of that data connection. */
-#ifndef _DEFAULT_SOURCE
-#define _DEFAULT_SOURCE
+ * slmd's data endpoint is a modem flow, named to slmd by the local port of that data connection.
+ * UDP and servers (bind, listen, accept, getsockname, the receive calls) are in inbound.c. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* struct mmsghdr in shim_internal.h */
 #endif
 #include <dlfcn.h>
 #include <errno.h>
@@ -52,6 +53,14 @@ static const char* const symbol_names[SYM_COUNT] = {
     [SYM_sendto] = "sendto",
     [SYM_sendmsg] = "sendmsg",
     [SYM_syscall] = "syscall",
+    [SYM_bind] = "bind",
+    [SYM_listen] = "listen",
+    [SYM_accept] = "accept",
+    [SYM_accept4] = "accept4",
+    [SYM_recvfrom] = "recvfrom",
+    [SYM_recvmsg] = "recvmsg",
+    [SYM_recvmmsg] = "recvmmsg",
+    [SYM_sendmmsg] = "sendmmsg",
     [SYM_getaddrinfo] = "getaddrinfo",
     [SYM_gethostbyname] = "gethostbyname",
     [SYM_gethostbyname2] = "gethostbyname2",
@@ -69,6 +78,15 @@ static void* own_definition(enum shim_symbol symbol) {
     switch (symbol) {
     case SYM_connect: return (void*)&connect;
     case SYM_getpeername: return (void*)&getpeername;
+    case SYM_getsockname: return (void*)&getsockname;
+    case SYM_bind: return (void*)&bind;
+    case SYM_listen: return (void*)&listen;
+    case SYM_accept: return (void*)&accept;
+    case SYM_accept4: return (void*)&accept4;
+    case SYM_recvfrom: return (void*)&recvfrom;
+    case SYM_recvmsg: return (void*)&recvmsg;
+    case SYM_recvmmsg: return (void*)&recvmmsg;
+    case SYM_sendmmsg: return (void*)&sendmmsg;
     case SYM_getsockopt: return (void*)&getsockopt;
     case SYM_shutdown: return (void*)&shutdown;
     case SYM_sendto: return (void*)&sendto;
@@ -163,7 +181,7 @@ static void remember_data_port(uint16_t port) {
     __atomic_store_n(&data_port_checked_ns, monotonic_ns(), __ATOMIC_RELAXED);
 }
 
-static bool peer_is_data_endpoint(const struct sockaddr* peer, socklen_t len) {
+bool shim_peer_is_data_endpoint(const struct sockaddr* peer, socklen_t len) {
     if (!slmsock_pl_is_loopback(peer, len)) return false;
     uint16_t cached = __atomic_load_n(&data_port_cache, __ATOMIC_RELAXED);
     if (cached != 0 && slmsock_pl_port(peer, len) == cached) return slmsock_pl_is_data_endpoint(peer, len, cached);
@@ -207,7 +225,7 @@ static uint16_t flow_local_port(int fd, bool allow_reset) {
     struct sockaddr_storage peer;
     socklen_t peer_len = sizeof peer;
     if (real_getpeername(fd, (struct sockaddr*)&peer, &peer_len) == 0) {
-        if (!peer_is_data_endpoint((struct sockaddr*)&peer, peer_len)) goto out;
+        if (!shim_peer_is_data_endpoint((struct sockaddr*)&peer, peer_len)) goto out;
     } else if (!allow_reset || errno != ENOTCONN) {
         goto out;
     }
@@ -272,10 +290,21 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
 
     char where[80];
     const bool local = slmsock_pl_is_local_destination(addr, len);
-    const bool stream = type == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP);
+    const struct shim_socket sock = {domain, type, protocol};
+    if (shim_is_udp(&sock)) {
+        /* UDP: connect the socket to slmd's loopback stand-in for the destination; send/recv then work natively. */
+        struct sockaddr_storage stand_in;
+        socklen_t stand_in_len = 0;
+        const int route = shim_udp_route(fd, &sock, addr, len, &stand_in, &stand_in_len, "connect");
+        if (route < 0) return fail(-route);
+        if (route == 0) return real_connect(fd, addr, len);
+        errno = saved;
+        return real_connect(fd, (const struct sockaddr*)&stand_in, stand_in_len);
+    }
+    const bool stream = shim_is_tcp(&sock);
     if (!stream) {
         if (!local && shim_strict()) {
-            shim_log("connect fd=%d %s: refused (strict: only TCP goes through the modem)", fd,
+            shim_log("connect fd=%d %s: refused (strict: raw and other socket types cannot go through the modem)", fd,
                      shim_format_address(addr, len, where, sizeof where));
             return fail(ENETUNREACH);
         }
@@ -351,19 +380,34 @@ SHIM_EXPORT int getpeername(int fd, struct sockaddr* addr, socklen_t* len) {
     getpeername_fn real_getpeername = REAL(getpeername);
     if (real_getpeername == NULL) return fail(ENOSYS);
     if (shim_in_library != 0 || addr == NULL || len == NULL || (int)*len < 0) return real_getpeername(fd, addr, len);
-    const socklen_t capacity = *len;
-    int rc = real_getpeername(fd, addr, len);
-    if (rc != 0) return rc;
+    struct sockaddr_storage kernel_peer;
+    socklen_t kernel_len = sizeof kernel_peer;
+    if (real_getpeername(fd, (struct sockaddr*)&kernel_peer, &kernel_len) != 0) return -1;
     const int saved = errno;
-    uint16_t port = flow_local_port(fd, false);
-    struct slmsock_flow_status status;
-    int domain = 0;
-    if (port != 0 && flow_status(port, &status) && socket_int_option(fd, SOL_SOCKET, SO_DOMAIN, &domain) == 0) {
-        socklen_t out_len = capacity;
-        if (slmsock_pl_fill_address(domain, (const struct sockaddr*)&status.peer, status.peer_len, addr, &out_len)) {
-            *len = out_len;
+    /* Only a loopback peer can be slmd: everything else is the kernel's answer, unchanged. */
+    if (slmsock_pl_is_loopback((const struct sockaddr*)&kernel_peer, kernel_len)) {
+        uint16_t port = flow_local_port(fd, false);
+        struct slmsock_flow_status status;
+        int domain = 0;
+        struct sockaddr_storage real_peer;
+        socklen_t real_len = sizeof real_peer;
+        if (port != 0) {
+            /* A TCP modem flow: its real destination. */
+            if (flow_status(port, &status) && socket_int_option(fd, SOL_SOCKET, SO_DOMAIN, &domain) == 0 &&
+                slmsock_pl_fill_address(domain, (const struct sockaddr*)&status.peer, status.peer_len,
+                                        (struct sockaddr*)&real_peer, &real_len)) {
+                slmsock_pl_copy_address(&real_peer, real_len, addr, len);
+                errno = saved;
+                return 0;
+            }
+        } else if (shim_lookup_peer(fd, (const struct sockaddr*)&kernel_peer, kernel_len, &real_peer, &real_len)) {
+            /* An accepted modem connection, or a UDP socket connected to a stand-in: the peer it stands for. */
+            slmsock_pl_copy_address(&real_peer, real_len, addr, len);
+            errno = saved;
+            return 0;
         }
     }
+    slmsock_pl_copy_address(&kernel_peer, kernel_len, addr, len);
     errno = saved;
     return 0;
 }
@@ -413,44 +457,48 @@ SHIM_EXPORT int shutdown(int fd, int how) {
     return real_shutdown(fd, how);
 }
 
-/* ---- sendto()/sendmsg(): TCP Fast Open connects, and strict mode for datagrams ---------------------------- */
+/* ---- sendto()/sendmsg(): UDP through slmd's stand-ins, TCP Fast Open connects, strict mode ---------------- */
 
-/* Returns 1 to go on with the real call, 0 when *result holds the answer. */
+/* Returns 1 to go on with the real call (to *dest_out when it was rewritten to a UDP stand-in), 0 when *result
+ * holds the answer. */
 static int route_send(int fd, const struct sockaddr* dest, socklen_t dest_len, int flags, ssize_t* result,
-                      bool* drop_fastopen) {
+                      bool* drop_fastopen, struct sockaddr_storage* stand_in, socklen_t* stand_in_len) {
     *drop_fastopen = false;
+    *stand_in_len = 0;
     if (shim_in_library != 0 || dest == NULL || dest_len < (socklen_t)sizeof(sa_family_t)) return 1;
     if (dest->sa_family != AF_INET && dest->sa_family != AF_INET6) return 1;
-    const bool fastopen = (flags & MSG_FASTOPEN) != 0;
-    const bool strict = shim_strict();
-    if (!fastopen && !strict) return 1;
+    /* Local destinations go to the kernel without a look at the socket: the fast path. */
+    if (slmsock_pl_is_local_destination(dest, dest_len)) return 1;
     const int saved = errno;
-    int type = 0;
-    int domain = 0;
-    if (socket_int_option(fd, SOL_SOCKET, SO_TYPE, &type) != 0 ||
-        socket_int_option(fd, SOL_SOCKET, SO_DOMAIN, &domain) != 0 || (domain != AF_INET && domain != AF_INET6)) {
+    struct shim_socket sock;
+    if (!shim_inet_socket(fd, &sock)) return 1;  // not a socket, not INET: the kernel says what it says
+    char where[80];
+    if (shim_is_udp(&sock)) {
+        const int route = shim_udp_route(fd, &sock, dest, dest_len, stand_in, stand_in_len, "send");
+        if (route < 0) {
+            *result = fail(-route);
+            return 0;
+        }
         errno = saved;
         return 1;
     }
-    errno = saved;
-    if (slmsock_pl_is_local_destination(dest, dest_len)) return 1;
-    char where[80];
-    if (type != SOCK_STREAM) {
-        if (strict) {
-            shim_log("send fd=%d %s: refused (strict: only TCP goes through the modem)", fd,
+    if (sock.type != SOCK_STREAM) {
+        if (shim_strict()) {
+            shim_log("send fd=%d %s: refused (strict: raw and other socket types cannot go through the modem)", fd,
                      shim_format_address(dest, dest_len, where, sizeof where));
             *result = fail(ENETUNREACH);
             return 0;
         }
         return 1;
     }
-    if (!fastopen) return 1;  // a TCP socket ignores the address unless it is a Fast Open connect
+    if ((flags & MSG_FASTOPEN) == 0) return 1;  // a TCP socket ignores the address unless it is a Fast Open connect
     /* A Fast Open connect: make it an ordinary (hooked) connect, then send without the flag. */
     getpeername_fn real_getpeername = REAL(getpeername);
     struct sockaddr_storage peer;
     socklen_t peer_len = sizeof peer;
     if (real_getpeername != NULL && real_getpeername(fd, (struct sockaddr*)&peer, &peer_len) == 0) {
         *drop_fastopen = true;  // already connected (through us or not): a plain send
+        errno = saved;
         return 1;
     }
     errno = saved;
@@ -469,8 +517,11 @@ SHIM_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const s
     if (real_sendto == NULL) return fail(ENOSYS);
     ssize_t result = -1;
     bool drop_fastopen = false;
-    if (route_send(fd, dest, dest_len, flags, &result, &drop_fastopen) == 0) return result;
+    struct sockaddr_storage stand_in;
+    socklen_t stand_in_len = 0;
+    if (route_send(fd, dest, dest_len, flags, &result, &drop_fastopen, &stand_in, &stand_in_len) == 0) return result;
     if (drop_fastopen) return real_sendto(fd, buf, n, flags & ~MSG_FASTOPEN, NULL, 0);
+    if (stand_in_len != 0) return real_sendto(fd, buf, n, flags, (const struct sockaddr*)&stand_in, stand_in_len);
     return real_sendto(fd, buf, n, flags, dest, dest_len);
 }
 
@@ -480,15 +531,17 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr* message, int flags) {
     if (message == NULL) return real_sendmsg(fd, message, flags);
     ssize_t result = -1;
     bool drop_fastopen = false;
+    struct sockaddr_storage stand_in;
+    socklen_t stand_in_len = 0;
     if (route_send(fd, (const struct sockaddr*)message->msg_name, message->msg_namelen, flags, &result,
-                   &drop_fastopen) == 0) {
+                   &drop_fastopen, &stand_in, &stand_in_len) == 0) {
         return result;
     }
-    if (drop_fastopen) {
-        struct msghdr plain = *message;
-        plain.msg_name = NULL;
-        plain.msg_namelen = 0;
-        return real_sendmsg(fd, &plain, flags & ~MSG_FASTOPEN);
+    if (drop_fastopen || stand_in_len != 0) {
+        struct msghdr changed = *message;
+        changed.msg_name = drop_fastopen ? NULL : &stand_in;
+        changed.msg_namelen = drop_fastopen ? 0 : stand_in_len;
+        return real_sendmsg(fd, &changed, drop_fastopen ? flags & ~MSG_FASTOPEN : flags);
     }
     return real_sendmsg(fd, message, flags);
 }
@@ -559,6 +612,42 @@ SHIM_EXPORT long syscall(long number, ...) {
 #ifdef SYS_sendmsg
         case SYS_sendmsg:
             return sendmsg((int)a[0], (const struct msghdr*)a[1], (int)a[2]);
+#endif
+#ifdef SYS_bind
+        case SYS_bind:
+            return bind((int)a[0], (const struct sockaddr*)a[1], (socklen_t)a[2]);
+#endif
+#ifdef SYS_listen
+        case SYS_listen:
+            return listen((int)a[0], (int)a[1]);
+#endif
+#ifdef SYS_accept
+        case SYS_accept:
+            return accept((int)a[0], (struct sockaddr*)a[1], (socklen_t*)a[2]);
+#endif
+#ifdef SYS_accept4
+        case SYS_accept4:
+            return accept4((int)a[0], (struct sockaddr*)a[1], (socklen_t*)a[2], (int)a[3]);
+#endif
+#ifdef SYS_getsockname
+        case SYS_getsockname:
+            return getsockname((int)a[0], (struct sockaddr*)a[1], (socklen_t*)a[2]);
+#endif
+#ifdef SYS_recvfrom
+        case SYS_recvfrom:
+            return recvfrom((int)a[0], (void*)a[1], (size_t)a[2], (int)a[3], (struct sockaddr*)a[4], (socklen_t*)a[5]);
+#endif
+#ifdef SYS_recvmsg
+        case SYS_recvmsg:
+            return recvmsg((int)a[0], (struct msghdr*)a[1], (int)a[2]);
+#endif
+#ifdef SYS_recvmmsg
+        case SYS_recvmmsg:
+            return recvmmsg((int)a[0], (struct mmsghdr*)a[1], (unsigned int)a[2], (int)a[3], (struct timespec*)a[4]);
+#endif
+#ifdef SYS_sendmmsg
+        case SYS_sendmmsg:
+            return sendmmsg((int)a[0], (struct mmsghdr*)a[1], (unsigned int)a[2], (int)a[3]);
 #endif
         default:
             break;

@@ -213,3 +213,100 @@ TEST(Dedupe, KeepsFirstOccurrenceOrder) {
     EXPECT_EQ(a[1].ss_family, AF_INET6);
     EXPECT_EQ(reinterpret_cast<sockaddr_in*>(&a[2])->sin_addr.s_addr, inet_addr("203.0.113.11"));
 }
+
+// ---- Servers and UDP ----------------------------------------------------------------------------------------
+
+namespace {
+const sockaddr* as_sa(const sockaddr_storage& ss) { return reinterpret_cast<const sockaddr*>(&ss); }
+
+// An address from text (IPv4 or IPv6) and a port; its length in *len.
+struct Addr {
+    sockaddr_storage ss;
+    socklen_t len;
+    Addr(const char* text, uint16_t port) {
+        ss = std::strchr(text, ':') != nullptr ? v6(text, port, &len) : v4(text, port, &len);
+    }
+    const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
+};
+bool wildcard(const char* text) { Addr a(text, 80); return slmsock_pl_is_wildcard(a.sa(), a.len); }
+bool loopback_host(const char* text) { Addr a(text, 5); return slmsock_pl_is_loopback_host(a.sa(), a.len); }
+bool address_is(const char* text, const char* modem) { Addr a(text, 80); return slmsock_pl_address_is(a.sa(), a.len, modem); }
+}  // namespace
+
+TEST(Wildcard, OnlyTheUnspecifiedAddresses) {
+    socklen_t len = 0;
+    EXPECT_TRUE(wildcard("0.0.0.0"));
+    EXPECT_TRUE(wildcard("::"));
+    EXPECT_TRUE(wildcard("::ffff:0.0.0.0"));
+    EXPECT_FALSE(wildcard("127.0.0.1"));
+    EXPECT_FALSE(wildcard("10.0.0.2"));
+    EXPECT_FALSE(wildcard("::1"));
+    auto any = v4("0.0.0.0", 80, &len);
+    EXPECT_FALSE(slmsock_pl_is_wildcard(as_sa(any), len - 1));  // incomplete
+    EXPECT_FALSE(slmsock_pl_is_wildcard(nullptr, 0));
+}
+
+TEST(LoopbackHost, ExactlySlmdsAddresses) {
+    EXPECT_TRUE(loopback_host("127.0.0.1"));
+    EXPECT_TRUE(loopback_host("::1"));
+    EXPECT_TRUE(loopback_host("::ffff:127.0.0.1"));
+    EXPECT_FALSE(loopback_host("127.0.0.2"));
+    EXPECT_FALSE(loopback_host("0.0.0.0"));
+    EXPECT_FALSE(loopback_host("::"));
+    EXPECT_FALSE(loopback_host("10.0.0.1"));
+}
+
+TEST(LoopbackAndWildcard, AreBuiltInTheSocketsFamily) {
+    sockaddr_storage ss;
+    ASSERT_EQ(slmsock_pl_loopback(AF_INET, 4242, &ss), sizeof(sockaddr_in));
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    EXPECT_EQ(in->sin_family, AF_INET);
+    EXPECT_EQ(ntohs(in->sin_port), 4242);
+    EXPECT_EQ(ntohl(in->sin_addr.s_addr), INADDR_LOOPBACK);
+    ASSERT_EQ(slmsock_pl_loopback(AF_INET6, 4243, &ss), sizeof(sockaddr_in6));
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    EXPECT_EQ(in6->sin6_family, AF_INET6);
+    EXPECT_EQ(ntohs(in6->sin6_port), 4243);
+    EXPECT_TRUE(IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr));
+    EXPECT_EQ(slmsock_pl_loopback(AF_UNIX, 1, &ss), 0u);
+    ASSERT_EQ(slmsock_pl_wildcard(AF_INET, 0, &ss), sizeof(sockaddr_in));
+    EXPECT_TRUE(slmsock_pl_is_wildcard(as_sa(ss), sizeof(sockaddr_in)));
+    ASSERT_EQ(slmsock_pl_wildcard(AF_INET6, 7, &ss), sizeof(sockaddr_in6));
+    EXPECT_TRUE(slmsock_pl_is_wildcard(as_sa(ss), sizeof(sockaddr_in6)));
+    EXPECT_EQ(ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port), 7);
+    EXPECT_EQ(slmsock_pl_wildcard(AF_UNIX, 1, &ss), 0u);
+}
+
+TEST(AddressIs, ComparesWithTheModemsAddressText) {
+    EXPECT_TRUE(address_is("10.0.0.2", "10.0.0.2"));
+    EXPECT_TRUE(address_is("::ffff:10.0.0.2", "10.0.0.2"));
+    EXPECT_FALSE(address_is("10.0.0.3", "10.0.0.2"));
+    EXPECT_TRUE(address_is("2001:db8::2", "2001:db8::2"));
+    EXPECT_FALSE(address_is("10.0.0.2", "2001:db8::2"));
+    EXPECT_FALSE(address_is("10.0.0.2", ""));
+    EXPECT_FALSE(address_is("10.0.0.2", "not an address"));
+    EXPECT_FALSE(address_is("10.0.0.2", nullptr));
+}
+
+TEST(CopyAddress, TruncatesLikeTheKernel) {
+    socklen_t len = 0;
+    auto full = v6("2001:db8::1", 9, &len);
+    sockaddr_storage out;
+    std::memset(&out, 0xee, sizeof out);
+    socklen_t out_len = 4;
+    slmsock_pl_copy_address(&full, len, reinterpret_cast<sockaddr*>(&out), &out_len);
+    EXPECT_EQ(out_len, sizeof(sockaddr_in6));
+    EXPECT_EQ(std::memcmp(&out, &full, 4), 0);
+    EXPECT_EQ(reinterpret_cast<unsigned char*>(&out)[4], 0xee);  // nothing past the caller's length
+    out_len = 0;
+    slmsock_pl_copy_address(&full, len, nullptr, &out_len);  // a zero-length buffer is never touched
+    EXPECT_EQ(out_len, sizeof(sockaddr_in6));
+}
+
+TEST(ListenPolicy, ModemUnlessLocal) {
+    EXPECT_EQ(slmsock_pl_listen_policy(nullptr), SLMSOCK_PL_LISTEN_MODEM);
+    EXPECT_EQ(slmsock_pl_listen_policy(""), SLMSOCK_PL_LISTEN_MODEM);
+    EXPECT_EQ(slmsock_pl_listen_policy("modem"), SLMSOCK_PL_LISTEN_MODEM);
+    EXPECT_EQ(slmsock_pl_listen_policy("local"), SLMSOCK_PL_LISTEN_LOCAL);
+    EXPECT_EQ(slmsock_pl_listen_policy("bogus"), SLMSOCK_PL_LISTEN_MODEM);
+}

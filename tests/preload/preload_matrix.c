@@ -1,7 +1,7 @@
 /* preload_matrix — a plain C client exercising the shim the way applications do. It is NOT linked with the
  * shim: the test runner starts it under slm-run (LD_PRELOAD), exactly like an unmodified program.
  *
- *   preload_matrix CASE [HOST PORT [ARG]]
+ *   preload_matrix CASE [HOST PORT [ARG [ARG2]]]
  *
  * Prints "ok CASE" and exits 0 on success; prints "FAIL ..." lines and exits 1 otherwise. Every wait is
  * bounded (poll/select/epoll timeouts), nothing sleeps. Echo cases expect a line-echo server at HOST:PORT. */
@@ -550,6 +550,236 @@ static bool case_dns(const char* name, const char* address) {
     return true;
 }
 
+/* ---- UDP and servers ------------------------------------------------------------------------------------ */
+
+/* "a.b.c.d:p" / "[v6]:p" of an address, for messages and for the runner to compare. */
+static const char* address_text(const struct sockaddr_storage* ss, socklen_t len, char* buf, size_t size) {
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in* in = (const struct sockaddr_in*)ss;
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+        snprintf(buf, size, "%s:%u", text, (unsigned)ntohs(in->sin_port));
+    } else if (ss->ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6* in6 = (const struct sockaddr_in6*)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+        snprintf(buf, size, "[%s]:%u", text, (unsigned)ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, size, "(family %d, length %u)", ss->ss_family, (unsigned)len);
+    }
+    return buf;
+}
+
+static bool same_address(const struct sockaddr_storage* a, socklen_t alen, const struct sockaddr_storage* b,
+                         socklen_t blen) {
+    char x[80], y[80];
+    return alen == blen && strcmp(address_text(a, alen, x, sizeof x), address_text(b, blen, y, sizeof y)) == 0;
+}
+
+static void fill_payload(unsigned char* p, size_t n, unsigned seed) {
+    uint32_t x = 2463534242u ^ seed;
+    for (size_t i = 0; i < n; ++i) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (unsigned char)x;  // every byte value, "+++" and CR/LF included
+    }
+    if (n >= 3) memcpy(p + n / 2 - (n >= 6 ? 1 : 0), "+++", 3);
+}
+
+static bool wait_readable(int fd) {
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, WAIT_MS) == 1;
+}
+
+/* One datagram each way through HOST:PORT (an echo) for every size in ARG ("1,1024,2048"): unconnected
+ * sendto/recvfrom, then sendmsg/recvmsg, then connect + send/recv. The source recvfrom/recvmsg report and
+ * getpeername must be HOST:PORT itself, in the socket's family (v4-mapped for an AF_INET6 socket). */
+static bool case_udp_client(int family, const char* sizes) {
+    struct sockaddr_storage server;
+    socklen_t server_len = make_address(g_host, g_port, family, &server);
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0, "socket");
+    static unsigned char out[65536], in[65536];
+    char text[80], want[80];
+    address_text(&server, server_len, want, sizeof want);
+    unsigned seed = 1;
+    for (const char* p = sizes; *p != '\0';) {
+        size_t n = strtoul(p, (char**)&p, 10);
+        if (*p == ',') ++p;
+        CHECK(n > 0 && n <= sizeof out, "size %zu", n);
+        for (int mode = 0; mode < 3; ++mode) {
+            fill_payload(out, n, seed++);
+            struct sockaddr_storage from;
+            socklen_t from_len = sizeof from;
+            ssize_t got;
+            if (mode == 0) {
+                CHECK(sendto(fd, out, n, 0, (struct sockaddr*)&server, server_len) == (ssize_t)n, "sendto %zu", n);
+                CHECK(wait_readable(fd), "echo of %zu bytes (sendto)", n);
+                got = recvfrom(fd, in, sizeof in, 0, (struct sockaddr*)&from, &from_len);
+            } else if (mode == 1) {
+                struct iovec iov = {out, n};
+                struct msghdr m = {.msg_name = &server, .msg_namelen = server_len, .msg_iov = &iov, .msg_iovlen = 1};
+                CHECK(sendmsg(fd, &m, 0) == (ssize_t)n, "sendmsg %zu", n);
+                CHECK(wait_readable(fd), "echo of %zu bytes (sendmsg)", n);
+                struct iovec riov = {in, sizeof in};
+                struct msghdr r = {.msg_name = &from, .msg_namelen = from_len, .msg_iov = &riov, .msg_iovlen = 1};
+                got = recvmsg(fd, &r, 0);
+                from_len = r.msg_namelen;
+            } else {
+                CHECK(connect(fd, (struct sockaddr*)&server, server_len) == 0, "UDP connect");
+                struct sockaddr_storage peer;
+                socklen_t peer_len = sizeof peer;
+                CHECK(getpeername(fd, (struct sockaddr*)&peer, &peer_len) == 0, "getpeername");
+                CHECK(same_address(&peer, peer_len, &server, server_len), "getpeername %s, want %s",
+                      address_text(&peer, peer_len, text, sizeof text), want);
+                CHECK(send(fd, out, n, 0) == (ssize_t)n, "send %zu", n);
+                CHECK(wait_readable(fd), "echo of %zu bytes (connected)", n);
+                got = recvfrom(fd, in, sizeof in, 0, (struct sockaddr*)&from, &from_len);
+            }
+            CHECK(got == (ssize_t)n && memcmp(in, out, n) == 0, "echo of %zu bytes came back as %zd", n, got);
+            CHECK(same_address(&from, from_len, &server, server_len), "source %s, want %s",
+                  address_text(&from, from_len, text, sizeof text), want);
+            if (mode == 2) {
+                struct sockaddr_storage none = {.ss_family = AF_UNSPEC};
+                CHECK(connect(fd, (struct sockaddr*)&none, sizeof(sa_family_t)) == 0, "disconnect");
+            }
+        }
+        printf("udp %zu bytes: ok from %s\n", n, address_text(&server, server_len, text, sizeof text));
+    }
+    close(fd);
+    return true;
+}
+
+/* A UDP server on the wildcard address, port PORT: getsockname says so; each of COUNT datagrams is answered to
+ * its source (printed "from ADDRESS"), with the bytes reversed. */
+static bool case_udp_server(int family, int count) {
+    struct sockaddr_storage any;
+    socklen_t any_len = make_address(family == AF_INET6 ? "::" : "0.0.0.0", g_port, family, &any);
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(bind(fd, (struct sockaddr*)&any, any_len) == 0, "bind");
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    char text[80], want[80];
+    CHECK(getsockname(fd, (struct sockaddr*)&local, &local_len) == 0 && same_address(&local, local_len, &any, any_len),
+          "getsockname %s, want %s", address_text(&local, local_len, text, sizeof text),
+          address_text(&any, any_len, want, sizeof want));
+    printf("udp server ready\n");
+    for (int i = 0; i < count; ++i) {
+        CHECK(wait_readable(fd), "datagram %d", i);
+        static unsigned char buf[65536];
+        struct sockaddr_storage from;
+        socklen_t from_len = sizeof from;
+        ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr*)&from, &from_len);
+        CHECK(n >= 0, "recvfrom");
+        printf("from %s (%zd bytes)\n", address_text(&from, from_len, text, sizeof text), n);
+        for (ssize_t a = 0, b = n - 1; a < b; ++a, --b) {
+            unsigned char t = buf[a];
+            buf[a] = buf[b];
+            buf[b] = t;
+        }
+        CHECK(sendto(fd, buf, (size_t)n, 0, (struct sockaddr*)&from, from_len) == n, "reply to %s", text);
+    }
+    close(fd);
+    return true;
+}
+
+/* A TCP server on the wildcard address, port PORT, for COUNT connections one after the other: accept reports the
+ * modem's peer (printed "peer ADDRESS"), getpeername agrees, getsockname shows the wildcard and PORT; each
+ * connection is echoed until the peer closes, or (ARG "hangup") closed by us after the first echo. */
+static bool case_tcp_server(int family, int count, bool hang_up) {
+    struct sockaddr_storage any;
+    socklen_t any_len = make_address(family == AF_INET6 ? "::" : "0.0.0.0", g_port, family, &any);
+    int l = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    CHECK(bind(l, (struct sockaddr*)&any, any_len) == 0, "bind");
+    CHECK(listen(l, 4) == 0, "listen");
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    char text[80], want[80];
+    CHECK(getsockname(l, (struct sockaddr*)&local, &local_len) == 0 && same_address(&local, local_len, &any, any_len),
+          "getsockname %s, want %s", address_text(&local, local_len, text, sizeof text),
+          address_text(&any, any_len, want, sizeof want));
+    printf("tcp server ready\n");
+    for (int i = 0; i < count; ++i) {
+        CHECK(wait_readable(l), "connection %d", i);
+        struct sockaddr_storage peer, again;
+        socklen_t peer_len = sizeof peer, again_len = sizeof again;
+        int c = accept4(l, (struct sockaddr*)&peer, &peer_len, SOCK_CLOEXEC);
+        CHECK(c >= 0, "accept");
+        printf("peer %s\n", address_text(&peer, peer_len, text, sizeof text));
+        CHECK(getpeername(c, (struct sockaddr*)&again, &again_len) == 0 && same_address(&peer, peer_len, &again, again_len),
+              "getpeername %s", address_text(&again, again_len, want, sizeof want));
+        /* A short buffer gets the kernel's truncation: the length says how much there was. */
+        struct sockaddr_in tiny;
+        socklen_t tiny_len = 4;
+        CHECK(getpeername(c, (struct sockaddr*)&tiny, &tiny_len) == 0 && tiny_len == peer_len, "truncated getpeername");
+        char buf[4096];
+        for (;;) {
+            CHECK(wait_readable(c), "data on connection %d", i);
+            ssize_t n = read(c, buf, sizeof buf);
+            if (n == 0) break;
+            if (n < 0 && errno == ECONNRESET) break;
+            CHECK(n > 0, "read");
+            CHECK(write(c, buf, (size_t)n) == n, "echo");
+            if (hang_up) break;
+        }
+        printf("connection %d done\n", i);
+        close(c);
+    }
+    close(l);
+    return true;
+}
+
+/* Binding without slmd, or refused by it. ARG: a free port. The wildcard falls back to the kernel (the socket
+ * is replaced, its options and flags kept); the modem's own address (from slmd) or a refused one fails. */
+static bool case_bind_fallback(int expected_modem_bind_errno) {
+    struct sockaddr_storage any;
+    socklen_t any_len = make_address("0.0.0.0", g_port, AF_INET, &any);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0, "SO_REUSEADDR");
+    CHECK(bind(fd, (struct sockaddr*)&any, any_len) == 0, "wildcard bind falls back to the kernel");
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    char text[80];
+    CHECK(getsockname(fd, (struct sockaddr*)&local, &local_len) == 0 && same_address(&local, local_len, &any, any_len),
+          "kernel-bound at %s", address_text(&local, local_len, text, sizeof text));
+    int value = 0;
+    socklen_t vlen = sizeof value;
+    CHECK(getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &value, &vlen) == 0 && value == 1, "SO_REUSEADDR kept");
+    CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK, "O_NONBLOCK kept");
+    CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC, "FD_CLOEXEC kept");
+    CHECK(listen(fd, 2) == 0, "listen");
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage lo;
+    socklen_t lo_len = make_address("127.0.0.1", g_port, AF_INET, &lo);
+    CHECK(connect(c, (struct sockaddr*)&lo, lo_len) == 0, "a local client reaches the kernel-bound server");
+    close(c);
+    close(fd);
+    /* The modem's address: not the kernel's, so the error is the modem's or the kernel's EADDRNOTAVAIL. */
+    struct sockaddr_storage modem;
+    socklen_t modem_len = make_address("10.0.0.2", g_port, AF_INET, &modem);
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(bind(fd, (struct sockaddr*)&modem, modem_len) == -1 && errno == expected_modem_bind_errno,
+          "bind to the modem's address: want errno %d", expected_modem_bind_errno);
+    local_len = sizeof local;
+    CHECK(getsockname(fd, (struct sockaddr*)&local, &local_len) == 0 &&
+              ntohs(((struct sockaddr_in*)&local)->sin_port) == 0,
+          "still unbound: %s", address_text(&local, local_len, text, sizeof text));
+    close(fd);
+    /* UDP to a remote peer without slmd: no silent kernel route. */
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage far;
+    socklen_t far_len = make_address("203.0.113.10", 7, AF_INET, &far);
+    if (expected_modem_bind_errno == EADDRNOTAVAIL) {
+        CHECK(sendto(fd, "x", 1, 0, (struct sockaddr*)&far, far_len) == -1 && errno == ENETDOWN, "sendto");
+        CHECK(connect(fd, (struct sockaddr*)&far, far_len) == -1 && errno == ENETDOWN, "UDP connect");
+    }
+    close(fd);
+    return true;
+}
+
 /* ---- Cases without slmd --------------------------------------------------------------------------------- */
 
 /* A loopback listener of our own: loopback always goes to the kernel. */
@@ -609,15 +839,23 @@ static bool case_strict(void) {
     struct sockaddr_storage sa;
     socklen_t len = make_address("203.0.113.10", 53, AF_INET, &sa);
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    CHECK(connect(u, (struct sockaddr*)&sa, len) == -1 && errno == ENETUNREACH, "UDP connect refused");
-    CHECK(sendto(u, "q", 1, 0, (struct sockaddr*)&sa, len) == -1 && errno == ENETUNREACH, "UDP sendto refused");
+    /* UDP goes through slmd now: without it, ENETDOWN (never the kernel's route). */
+    CHECK(connect(u, (struct sockaddr*)&sa, len) == -1 && errno == ENETDOWN, "UDP connect without slmd");
+    CHECK(sendto(u, "q", 1, 0, (struct sockaddr*)&sa, len) == -1 && errno == ENETDOWN, "UDP sendto without slmd");
     struct msghdr msg = {0};
     struct iovec iov = {(void*)"q", 1};
     msg.msg_name = &sa;
     msg.msg_namelen = len;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    CHECK(sendmsg(u, &msg, 0) == -1 && errno == ENETUNREACH, "UDP sendmsg refused");
+    CHECK(sendmsg(u, &msg, 0) == -1 && errno == ENETDOWN, "UDP sendmsg without slmd");
+    /* What still cannot go through the modem is refused in strict mode: a raw socket (root only). */
+    int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (raw >= 0) {
+        CHECK(connect(raw, (struct sockaddr*)&sa, len) == -1 && errno == ENETUNREACH, "raw connect refused");
+        CHECK(sendto(raw, "q", 1, 0, (struct sockaddr*)&sa, len) == -1 && errno == ENETUNREACH, "raw sendto refused");
+        close(raw);
+    }
     /* Loopback stays allowed. */
     int r = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -725,6 +963,13 @@ int main(int argc, char** argv) {
     else if (strcmp(name, "syscall-connect") == 0) ok = case_syscall_connect();
     else if (strcmp(name, "shutdown") == 0) ok = case_shutdown();
     else if (strcmp(name, "dns") == 0) ok = case_dns(g_host, arg);
+    else if (strcmp(name, "udp-client") == 0) ok = case_udp_client(AF_INET, arg);
+    else if (strcmp(name, "udp-client6") == 0) ok = case_udp_client(AF_INET6, arg);
+    else if (strcmp(name, "udp-server") == 0) ok = case_udp_server(AF_INET, atoi(arg));
+    else if (strcmp(name, "udp-server6") == 0) ok = case_udp_server(AF_INET6, atoi(arg));
+    else if (strcmp(name, "tcp-server") == 0) ok = case_tcp_server(AF_INET, atoi(arg), argc >= 6 && strcmp(argv[5], "hangup") == 0);
+    else if (strcmp(name, "tcp-server6") == 0) ok = case_tcp_server(AF_INET6, atoi(arg), argc >= 6 && strcmp(argv[5], "hangup") == 0);
+    else if (strcmp(name, "bind-fallback") == 0) ok = case_bind_fallback(atoi(arg));
     else if (strcmp(name, "loopback") == 0) ok = case_loopback();
     else if (strcmp(name, "absent") == 0) ok = case_absent();
     else if (strcmp(name, "strict") == 0) ok = case_strict();

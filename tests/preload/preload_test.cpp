@@ -2,6 +2,8 @@
 // ENETDOWN, no hang), loopback bypass, strict mode, local names, logging, and slm-run's launcher duties.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,10 +42,13 @@ TEST(Exports, OnlyTheHooksAreDefined) {
     for (auto& l : lines_of(r.output)) {
         if (!l.empty()) got.insert(l);
     }
-    const std::set<std::string> want{"connect",          "getpeername",    "getsockopt",     "shutdown",
-                                     "sendto",           "sendmsg",        "syscall",        "getaddrinfo",
-                                     "gethostbyname",    "gethostbyname2", "gethostbyname_r", "gethostbyname2_r",
-                                     "gethostbyaddr",    "gethostbyaddr_r", "getnameinfo"};
+    const std::set<std::string> want{"connect",        "getpeername",     "getsockopt",      "shutdown",
+                                     "sendto",         "sendmsg",         "syscall",         "bind",
+                                     "listen",         "accept",          "accept4",         "getsockname",
+                                     "recvfrom",       "__recvfrom_chk",  "recvmsg",         "recvmmsg",
+                                     "sendmmsg",       "getaddrinfo",     "gethostbyname",   "gethostbyname2",
+                                     "gethostbyname_r", "gethostbyname2_r", "gethostbyaddr", "gethostbyaddr_r",
+                                     "getnameinfo"};
     EXPECT_EQ(got, want) << r.output;
 }
 
@@ -95,12 +100,26 @@ TEST(Shim, DebugLogsOneLinePerRoutingDecision) {
     EXPECT_NE(r.output.find("203.0.113.10:80: failed: Network is down"), std::string::npos) << r.output;
 }
 
+TEST(Shim, BindWithoutSlmdFallsBackToTheKernelForTheWildcard) {
+    // A free port: bound and released by the test.
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    socklen_t len = sizeof sa;
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+    const std::string port = std::to_string(ntohs(sa.sin_port));
+    close(fd);
+    auto r = matrix_case({absent_socket}, {"bind-fallback", "-", port, std::to_string(EADDRNOTAVAIL)});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
 TEST(Shim, LoopbackGoesToTheKernelWithoutSlmd) {
     auto r = matrix_case({absent_socket}, {"loopback"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
-TEST(Shim, StrictModeRefusesDatagramsOffTheHostButNotLoopback) {
+TEST(Shim, StrictModeAndUdpWithoutSlmd) {
     auto r = matrix_case({absent_socket, "SLMSOCK_STRICT=1"}, {"strict"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
 }
@@ -169,6 +188,13 @@ TEST(SlmRun, OptionsSetTheEnvironment) {
     EXPECT_EQ(r.output, "1 1 /tmp/x.sock\n");
     r = run({"SLMSOCK_SOCKET=/from/env"}, {slm_run(), "/bin/sh", "-c", "echo \"$SLMSOCK_SOCKET\""}, 10s);
     EXPECT_EQ(r.output, "/from/env\n");
+    r = run({}, {slm_run(), "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
+    EXPECT_EQ(r.output, "modem\n");
+    r = run({}, {slm_run(), "--listen", "local", "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
+    EXPECT_EQ(r.output, "local\n");
+    r = run({"SLMSOCK_LISTEN=local"}, {slm_run(), "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
+    EXPECT_EQ(r.output, "local\n");
+    EXPECT_EQ(run({}, {slm_run(), "--listen=elsewhere", "true"}, 10s).exit_code, 2);
 }
 
 TEST(SlmRun, WarnsForAStaticallyLinkedCommandAndRunsIt) {

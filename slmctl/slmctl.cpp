@@ -51,13 +51,53 @@ int show_status(bool as_json) {
     return 0;
 }
 
+const char* role_name(enum slmsock_proxy_role role) {
+    switch (role) {
+    case SLMSOCK_PROXY_CLIENT: return "client";
+    case SLMSOCK_PROXY_SERVER: return "server";
+    default: return "idle";
+    }
+}
+
+int show_sockets(bool as_json) {
+    struct slmsock_proxies proxies {};
+    if (const int rc = slmsock_proxies(&proxies); rc < 0) return report_failure("sockets", rc);
+    if (as_json) {
+        json::array rows;
+        for (std::size_t i = 0; i < proxies.count; ++i) {
+            const auto& p = proxies.proxy[i];
+            rows.push_back(json::object{{"transport", p.type == SOCK_DGRAM ? "udp" : "tcp"},
+                                        {"role", role_name(p.role)},
+                                        {"port", p.port},
+                                        {"peer", p.peer},
+                                        {"owner_pid", p.owner_pid},
+                                        {"bytes_up", p.bytes_up},
+                                        {"bytes_down", p.bytes_down}});
+        }
+        json::object out{{"proxies", rows}, {"waiting", proxies.waiting}, {"modem_view", proxies.modem_view}};
+        std::cout << json::serialize(out) << '\n';
+        return 0;
+    }
+    std::printf("%-5s %-7s %6s  %-40s %8s %12s %12s\n", "PROXY", "ROLE", "PORT", "PEER", "PID", "BYTES UP",
+                "BYTES DOWN");
+    for (std::size_t i = 0; i < proxies.count; ++i) {
+        const auto& p = proxies.proxy[i];
+        std::printf("%-5s %-7s %6u  %-40s %8u %12llu %12llu\n", p.type == SOCK_DGRAM ? "udp" : "tcp",
+                    role_name(p.role), unsigned{p.port}, p.peer[0] ? p.peer : "-", p.owner_pid,
+                    static_cast<unsigned long long>(p.bytes_up), static_cast<unsigned long long>(p.bytes_down));
+    }
+    std::printf("waiting for a proxy: %u\n", proxies.waiting);
+    if (proxies.modem_view[0]) std::printf("firmware's view:\n%s\n", proxies.modem_view);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    po::options_description options("slmctl [--socket PATH] [--json] status");
+    po::options_description options("slmctl [--socket PATH] [--json] status|sockets");
     options.add_options()("help,h", "this help")("socket", po::value<std::string>(),
                                                   "slmd's API socket (default: $SLMSOCK_SOCKET or " SLMSOCK_DEFAULT_SOCKET ")")(
-        "json", "machine-readable output")("command", po::value<std::string>(), "status");
+        "json", "machine-readable output")("command", po::value<std::string>(), "status | sockets");
     po::positional_options_description positional;
     positional.add("command", 1);
     po::variables_map vm;
@@ -76,6 +116,7 @@ int main(int argc, char** argv) {
     const std::string command = vm.count("command") ? vm["command"].as<std::string>() : "status";
     const bool as_json = vm.count("json") > 0;
     if (command == "status") return show_status(as_json);
+    if (command == "sockets") return show_sockets(as_json);
     std::cerr << "slmctl: unknown command '" << command << "'\n" << options;
     return exit_usage;
 }

@@ -1,0 +1,478 @@
+// UDP clients, UDP servers and TCP servers end to end on every firmware release slmsim simulates: socket calls
+// through libslmsock (the calls the preload shim makes for unmodified programs) → slmd → the AT commands on the
+// simulated UART (checked in slmsim's byte trace) → real host sockets, and back.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "process.hpp"
+#include "slmsock.h"
+
+using namespace slmd::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* fast_baud = "921600";
+
+// One simulated modem and slmd in front of it, with a byte trace of the UART.
+class Gateway {
+public:
+    explicit Gateway(const std::string& profile, const std::string& listen_address = "127.0.0.1") {
+        sim.emplace(std::vector<std::string>{SLMSIM_BIN, "--link", dir / "tty", "--profile", profile, "--baud",
+                                             fast_baud, "--control", dir / "control", "--trace", dir / "trace",
+                                             "--listen-address", listen_address, "--map",
+                                             "203.0.113.0/24=127.0.0.1", "--map", "2001:db8::/32=::1"});
+        if (!wait_for_path(dir / "tty", 10s) || !wait_for_path(dir / "control", 10s)) return;
+        slmd.emplace(std::vector<std::string>{SLMD_BIN, "--device", dir / "tty", "--baud", fast_baud,
+                                              "--api-socket", dir / "slmd.sock", "--register-timeout-ms", "20000"});
+        ready = slmd->wait_for_output("modem: ready", 20s);
+        setenv("SLMSOCK_SOCKET", (dir / "slmd.sock").c_str(), 1);
+    }
+    // What the host sent the modem over the UART, unescaped enough to search for command lines.
+    std::string uplink_trace() const {
+        std::ifstream in(dir / "trace");
+        std::string line, out;
+        while (std::getline(in, line)) {
+            if (line.find(" H>M ") == std::string::npos) continue;
+            const auto open = line.find('"');
+            if (open == std::string::npos) continue;
+            std::string text = line.substr(open + 1, line.size() - open - 2);
+            std::string plain;
+            for (std::size_t i = 0; i < text.size(); ++i) {
+                if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == '"') {
+                    plain += '"';
+                    ++i;
+                } else {
+                    plain += text[i];
+                }
+            }
+            out += plain;
+        }
+        return out;
+    }
+    bool sent(const std::string& command) const { return uplink_trace().find(command) != std::string::npos; }
+
+    TempDir dir;
+    std::optional<ChildProcess> sim;
+    std::optional<ChildProcess> slmd;
+    bool ready = false;
+};
+
+// A socket owned by the test, closed at the end of scope.
+struct Fd {
+    int fd = -1;
+    explicit Fd(int f) : fd(f) {}
+    ~Fd() {
+        if (fd >= 0) close(fd);
+    }
+    operator int() const { return fd; }
+};
+
+sockaddr_storage endpoint(const char* ip, std::uint16_t port) {
+    sockaddr_storage storage{};
+    if (std::strchr(ip, ':') != nullptr) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        inet_pton(AF_INET6, ip, &a->sin6_addr);
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        inet_pton(AF_INET, ip, &a->sin_addr);
+    }
+    return storage;
+}
+
+socklen_t length_of(const sockaddr_storage& s) {
+    return s.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+std::uint16_t port_of(const sockaddr_storage& s) {
+    return ntohs(s.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(s).sin6_port
+                                         : reinterpret_cast<const sockaddr_in&>(s).sin_port);
+}
+
+std::string text_of(const sockaddr_storage& s) {
+    char buffer[INET6_ADDRSTRLEN] = {};
+    if (s.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(s).sin6_addr, buffer, sizeof buffer);
+    else if (s.ss_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(s).sin_addr, buffer, sizeof buffer);
+    return buffer;
+}
+
+// A socket of `type` bound on loopback at an ephemeral port (what the shim does with the app's socket).
+int loopback_socket(int family, int type, std::uint16_t& port) {
+    const int fd = socket(family, type | SOCK_CLOEXEC, 0);
+    auto address = endpoint(family == AF_INET6 ? "::1" : "127.0.0.1", 0);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&address), length_of(address)) != 0) return -1;
+    socklen_t length = sizeof address;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    port = port_of(address);
+    return fd;
+}
+
+// A port nothing on the host listens on right now (the modem's server will take it on the host).
+std::uint16_t free_port(int type) {
+    std::uint16_t port = 0;
+    Fd probe(loopback_socket(AF_INET, type, port));
+    return port;
+}
+
+bool readable(int fd, std::chrono::milliseconds limit = 10s) {
+    pollfd pfd{fd, POLLIN, 0};
+    return poll(&pfd, 1, static_cast<int>(limit.count())) == 1;
+}
+
+// One datagram with its source, or nullopt after the limit.
+std::optional<std::pair<std::string, sockaddr_storage>> receive(int fd, std::chrono::milliseconds limit = 10s) {
+    if (!readable(fd, limit)) return std::nullopt;
+    std::string buffer(65536, '\0');
+    sockaddr_storage from{};
+    socklen_t length = sizeof from;
+    const ssize_t n = recvfrom(fd, buffer.data(), buffer.size(), 0, reinterpret_cast<sockaddr*>(&from), &length);
+    if (n < 0) return std::nullopt;
+    buffer.resize(static_cast<std::size_t>(n));
+    return std::pair{buffer, from};
+}
+
+// Binary datagram content, with the bytes SLM's command mode cannot carry. Never "+++": a UDP datagram must
+// go whole in one data-mode flush, and v2.5+ firmware ends data mode at a "+++" anywhere in it, so such a
+// datagram cannot be sent at all unless it is quotable (docs/data-path.md).
+std::string binary_payload(std::size_t size, unsigned seed) {
+    static const char nasty[] = "\0\"++\r\nOK\r\n\x08\x7f";
+    std::string payload(nasty, std::min(size, sizeof nasty - 1));
+    std::mt19937 rng(seed);
+    while (payload.size() < size) {
+        const char c = static_cast<char>(rng() % 256);
+        if (c == '+' && payload.size() >= 2 && payload[payload.size() - 1] == '+' && payload[payload.size() - 2] == '+')
+            continue;
+        payload += c;
+    }
+    return payload;
+}
+
+std::string text_payload(std::size_t size) {
+    std::string payload;
+    while (payload.size() < size) payload += "udp through the modem ";
+    payload.resize(size);
+    return payload;
+}
+
+// A host UDP echo server on loopback (the "internet" side).
+class UdpEcho {
+public:
+    explicit UdpEcho(int family = AF_INET) : fd_(loopback_socket(family, SOCK_DGRAM, port_)) {
+        thread_ = std::thread([this] {
+            while (!stop_) {
+                if (!readable(fd_, 100ms)) continue;
+                auto datagram = receive(fd_, 0ms);
+                if (!datagram) continue;
+                ++echoed_;
+                sendto(fd_, datagram->first.data(), datagram->first.size(), 0,
+                       reinterpret_cast<sockaddr*>(&datagram->second), length_of(datagram->second));
+            }
+        });
+    }
+    ~UdpEcho() {
+        stop_ = true;
+        thread_.join();
+    }
+    std::uint16_t port() const { return port_; }
+    int echoed() const { return echoed_; }
+
+private:
+    std::uint16_t port_ = 0;
+    Fd fd_;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> echoed_{0};
+    std::thread thread_;
+};
+
+std::size_t release_receive_limit(const std::string& profile) {
+    // The firmware's receive buffer: 1272 bytes before v2.3, 2048 from v2.3 (one #XUDPDATA per datagram).
+    return profile < "v2.3" ? 1272 : 2048;
+}
+
+bool reports_udp_peer(const std::string& profile) { return profile >= "v2.8"; }
+
+class PerProfile : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(PerProfile, UdpClientEchoKeepsDatagramsAndReportsTheRealSource) {
+    UdpEcho echo;
+    Gateway gateway(GetParam());
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
+    const auto remote = endpoint("203.0.113.10", echo.port());
+    std::uint16_t stand_in = 0;
+    ASSERT_EQ(slmsock_udp_associate(AF_INET, app_port, reinterpret_cast<const sockaddr*>(&remote),
+                                    length_of(remote), &stand_in),
+              0)
+        << gateway.slmd->output();
+    ASSERT_NE(stand_in, 0);
+    const auto stand_in_address = endpoint("127.0.0.1", stand_in);
+
+    const std::vector<std::string> payloads{"x", text_payload(1024), binary_payload(1024, 1),
+                                            binary_payload(release_receive_limit(GetParam()), 2)};
+    for (const auto& payload : payloads) {
+        ASSERT_EQ(sendto(app, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&stand_in_address),
+                         length_of(stand_in_address)),
+                  static_cast<ssize_t>(payload.size()));
+        auto reply = receive(app, 20s);
+        ASSERT_TRUE(reply) << "no echo of " << payload.size() << " bytes\n" << gateway.slmd->output();
+        EXPECT_EQ(reply->first.size(), payload.size());
+        EXPECT_TRUE(reply->first == payload) << payload.size() << "-byte datagram changed on the way";
+        EXPECT_EQ(port_of(reply->second), stand_in);
+    }
+    EXPECT_EQ(echo.echoed(), static_cast<int>(payloads.size()));
+
+    // The stand-in stands for the real peer: what recvfrom/getpeername report through the shim.
+    sockaddr_storage local{}, peer{};
+    socklen_t local_length = sizeof local, peer_length = sizeof peer;
+    ASSERT_EQ(slmsock_lookup(SOCK_DGRAM, AF_INET, app_port, stand_in, &local, &local_length, &peer, &peer_length), 0);
+    EXPECT_EQ(text_of(peer), "203.0.113.10");
+    EXPECT_EQ(port_of(peer), echo.port());
+
+    EXPECT_TRUE(gateway.sent("AT#XUDPCLI=1,\"203.0.113.10\"," + std::to_string(echo.port()) + "\r\n"));
+    EXPECT_TRUE(gateway.sent("AT#XUDPSEND=\"x\"\r\n"));     // short text: command mode
+    EXPECT_TRUE(gateway.sent("AT#XUDPSEND\r\n"));           // binary: one datagram per data-mode session
+}
+
+TEST_P(PerProfile, UdpClientRetargetsWhenTheDestinationChanges) {
+    UdpEcho first, second;
+    Gateway gateway(GetParam());
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
+    for (UdpEcho* echo : {&first, &second, &first}) {
+        const auto remote = endpoint("203.0.113.20", echo->port());
+        std::uint16_t stand_in = 0;
+        ASSERT_EQ(slmsock_udp_associate(AF_INET, app_port, reinterpret_cast<const sockaddr*>(&remote),
+                                        length_of(remote), &stand_in),
+                  0);
+        const auto to = endpoint("127.0.0.1", stand_in);
+        ASSERT_EQ(sendto(app, "ping", 4, 0, reinterpret_cast<const sockaddr*>(&to), length_of(to)), 4);
+        auto reply = receive(app, 20s);
+        ASSERT_TRUE(reply) << gateway.slmd->output();
+        EXPECT_EQ(reply->first, "ping");
+        EXPECT_EQ(port_of(reply->second), stand_in);
+    }
+    EXPECT_EQ(first.echoed(), 2);
+    EXPECT_EQ(second.echoed(), 1);
+    EXPECT_TRUE(gateway.sent("AT#XUDPCLI=0\r\n"));
+
+    // A second app socket cannot have the one UDP proxy while the first holds it.
+    std::uint16_t other_port = 0;
+    Fd other(loopback_socket(AF_INET, SOCK_DGRAM, other_port));
+    const auto remote = endpoint("203.0.113.20", first.port());
+    std::uint16_t stand_in = 0;
+    EXPECT_EQ(slmsock_udp_associate(AF_INET, other_port, reinterpret_cast<const sockaddr*>(&remote),
+                                    length_of(remote), &stand_in),
+              -EBUSY);
+}
+
+TEST_P(PerProfile, UdpServerAnswersALocalClient) {
+    Gateway gateway(GetParam());
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
+    const std::uint16_t modem_port = free_port(SOCK_DGRAM);
+    ASSERT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, modem_port, app_port), 0) << gateway.slmd->output();
+    EXPECT_TRUE(gateway.sent("AT#XUDPSVR=1," + std::to_string(modem_port) + "\r\n"));
+
+    // A client on the host reaches the port the modem serves (slmsim's listen address).
+    std::uint16_t client_port = 0;
+    Fd client(loopback_socket(AF_INET, SOCK_DGRAM, client_port));
+    const auto served = endpoint("127.0.0.1", modem_port);
+    const std::string question = binary_payload(300, 3);
+    ASSERT_EQ(sendto(client, question.data(), question.size(), 0, reinterpret_cast<const sockaddr*>(&served),
+                     length_of(served)),
+              static_cast<ssize_t>(question.size()));
+    auto got = receive(app, 20s);
+    ASSERT_TRUE(got) << gateway.slmd->output();
+    EXPECT_TRUE(got->first == question);
+
+    sockaddr_storage local{}, peer{};
+    socklen_t local_length = sizeof local, peer_length = sizeof peer;
+    const std::uint16_t stand_in = port_of(got->second);
+    ASSERT_EQ(slmsock_lookup(SOCK_DGRAM, AF_INET, app_port, stand_in, &local, &local_length, &peer, &peer_length), 0);
+    EXPECT_EQ(port_of(local), modem_port);
+    if (reports_udp_peer(GetParam())) {
+        EXPECT_EQ(text_of(peer), "127.0.0.1");
+        EXPECT_EQ(port_of(peer), client_port);
+    } else {
+        EXPECT_EQ(port_of(peer), 0) << "before v2.8 the firmware does not say who sent a datagram";
+    }
+
+    // The reply goes to the stand-in and from the modem to its last peer: the client.
+    const std::string answer = "answer: " + std::to_string(question.size());
+    ASSERT_EQ(sendto(app, answer.data(), answer.size(), 0, reinterpret_cast<const sockaddr*>(&got->second),
+                     length_of(got->second)),
+              static_cast<ssize_t>(answer.size()));
+    auto reply = receive(client, 20s);
+    ASSERT_TRUE(reply) << gateway.slmd->output();
+    EXPECT_EQ(reply->first, answer);
+    EXPECT_EQ(port_of(reply->second), modem_port);
+}
+
+TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
+    Gateway gateway(GetParam());
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd listener(loopback_socket(AF_INET, SOCK_STREAM, app_port));
+    const std::uint16_t modem_port = free_port(SOCK_STREAM);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, app_port), 0);
+    ASSERT_EQ(listen(listener, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, app_port), 0) << gateway.slmd->output();
+    EXPECT_TRUE(gateway.sent("AT#XTCPSVR=1," + std::to_string(modem_port) + "\r\n"));
+
+    // A local client connects to the port the modem exposes; the app accepts it from slmd's loopback side.
+    Fd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const auto served = endpoint("127.0.0.1", modem_port);
+    ASSERT_EQ(connect(client, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    ASSERT_TRUE(readable(listener, 20s)) << gateway.slmd->output();
+    sockaddr_storage from{};
+    socklen_t from_length = sizeof from;
+    Fd accepted(accept4(listener, reinterpret_cast<sockaddr*>(&from), &from_length, SOCK_CLOEXEC));
+    ASSERT_GE(accepted.fd, 0);
+    sockaddr_storage local{}, peer{};
+    socklen_t local_length = sizeof local, peer_length = sizeof peer;
+    ASSERT_EQ(slmsock_lookup(SOCK_STREAM, AF_INET, app_port, port_of(from), &local, &local_length, &peer,
+                             &peer_length),
+              0);
+    EXPECT_EQ(text_of(peer), "127.0.0.1");  // the firmware names the peer's address only
+    EXPECT_EQ(port_of(local), modem_port);
+
+    // Bytes both ways, binary included.
+    const std::string hello = binary_payload(3000, 4);
+    ASSERT_EQ(write(client, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
+    std::string got;
+    while (got.size() < hello.size() && readable(accepted, 20s)) {
+        char buffer[4096];
+        const ssize_t n = read(accepted, buffer, sizeof buffer);
+        if (n <= 0) break;
+        got.append(buffer, static_cast<std::size_t>(n));
+    }
+    EXPECT_TRUE(got == hello) << got.size() << " of " << hello.size() << " bytes";
+    ASSERT_EQ(write(accepted, "welcome", 7), 7);
+    char buffer[16] = {};
+    ASSERT_TRUE(readable(client, 20s));
+    EXPECT_EQ(read(client, buffer, sizeof buffer), 7);
+    EXPECT_STREQ(buffer, "welcome");
+
+    // A second peer while the first is connected: the firmware accepts and closes it at once.
+    Fd second(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(connect(second, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    ASSERT_TRUE(readable(second, 20s));
+    EXPECT_LE(read(second, buffer, sizeof buffer), 0);
+
+    // The app closes the accepted socket: the modem hangs the peer up, the client sees EOF.
+    close(accepted.fd);
+    accepted.fd = -1;
+    ASSERT_TRUE(readable(client, 20s)) << gateway.slmd->output();
+    EXPECT_EQ(read(client, buffer, sizeof buffer), 0);
+    EXPECT_TRUE(gateway.sent("AT#XTCPHANGUP="));
+
+    // The server keeps listening: the next peer is accepted and hangs up from its side.
+    Fd third(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(connect(third, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    ASSERT_TRUE(readable(listener, 20s)) << gateway.slmd->output();
+    Fd again(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(again.fd, 0);
+    close(third.fd);
+    third.fd = -1;
+    ASSERT_TRUE(readable(again, 20s)) << gateway.slmd->output();
+    EXPECT_EQ(read(again, buffer, sizeof buffer), 0);
+}
+
+TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
+    UdpEcho echo;
+    Gateway gateway(GetParam());
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
+    const auto remote = endpoint("203.0.113.10", echo.port());
+    std::uint16_t stand_in = 0;
+    ASSERT_EQ(slmsock_udp_associate(AF_INET, app_port, reinterpret_cast<const sockaddr*>(&remote),
+                                    length_of(remote), &stand_in),
+              0);
+    slmsock_proxies proxies{};
+    ASSERT_EQ(slmsock_proxies(&proxies), 0);
+    bool udp_client = false;
+    for (std::size_t i = 0; i < proxies.count; ++i)
+        if (proxies.proxy[i].type == SOCK_DGRAM && proxies.proxy[i].role == SLMSOCK_PROXY_CLIENT) udp_client = true;
+    EXPECT_TRUE(udp_client);
+    EXPECT_NE(std::string(proxies.modem_view).find("#XUDPCLI: "), std::string::npos) << proxies.modem_view;
+    for (const char* read_form : {"AT#XTCPCLI?\r\n", "AT#XTCPSVR?\r\n", "AT#XUDPCLI?\r\n", "AT#XUDPSVR?\r\n"})
+        EXPECT_TRUE(gateway.sent(read_form)) << read_form;
+    for (const char* test_form : {"AT#XTCPCLI=?\r\n", "AT#XTCPSVR=?\r\n", "AT#XUDPCLI=?\r\n", "AT#XUDPSVR=?\r\n"})
+        EXPECT_TRUE(gateway.sent(test_form)) << test_form;
+}
+
+TEST_P(PerProfile, Ipv6UdpAndTcpServersOnLoopback) {
+    UdpEcho echo(AF_INET6);
+    Gateway gateway(GetParam(), "::1");
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET6, SOCK_DGRAM, app_port));
+    const auto remote = endpoint("2001:db8::10", echo.port());
+    std::uint16_t stand_in = 0;
+    ASSERT_EQ(slmsock_udp_associate(AF_INET6, app_port, reinterpret_cast<const sockaddr*>(&remote),
+                                    length_of(remote), &stand_in),
+              0)
+        << gateway.slmd->output();
+    const auto to = endpoint("::1", stand_in);
+    ASSERT_EQ(sendto(app, "six", 3, 0, reinterpret_cast<const sockaddr*>(&to), length_of(to)), 3);
+    auto reply = receive(app, 20s);
+    ASSERT_TRUE(reply) << gateway.slmd->output();
+    EXPECT_EQ(reply->first, "six");
+    EXPECT_TRUE(gateway.sent("AT#XUDPCLI=2,\"2001:db8::10\"," + std::to_string(echo.port()) + "\r\n"));
+
+    std::uint16_t listen_port = 0;
+    Fd listener(loopback_socket(AF_INET6, SOCK_STREAM, listen_port));
+    const std::uint16_t modem_port = free_port(SOCK_STREAM);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET6, modem_port, listen_port), 0);
+    ASSERT_EQ(listen(listener, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET6, listen_port), 0) << gateway.slmd->output();
+    EXPECT_TRUE(gateway.sent("AT#XTCPSVR=2," + std::to_string(modem_port) + "\r\n"));
+    Fd client(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const auto served = endpoint("::1", modem_port);
+    ASSERT_EQ(connect(client, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    ASSERT_TRUE(readable(listener, 20s)) << gateway.slmd->output();
+    Fd accepted(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(accepted.fd, 0);
+    ASSERT_EQ(write(client, "v6", 2), 2);
+    char buffer[4] = {};
+    ASSERT_TRUE(readable(accepted, 20s));
+    EXPECT_EQ(read(accepted, buffer, sizeof buffer), 2);
+    EXPECT_STREQ(buffer, "v6");
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryRelease, PerProfile,
+                         ::testing::Values("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8",
+                                           "v2.9"),
+                         [](const auto& info) {
+                             std::string name = info.param;
+                             for (auto& c : name)
+                                 if (c == '.') c = '_';
+                             return name;
+                         });

@@ -414,7 +414,7 @@ TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
     ASSERT_EQ(slmsock_udp_associate(AF_INET, app_port, reinterpret_cast<const sockaddr*>(&remote),
                                     length_of(remote), &stand_in),
               0);
-    slmsock_proxies proxies{};
+    struct slmsock_proxies proxies {};
     ASSERT_EQ(slmsock_proxies(&proxies), 0);
     bool udp_client = false;
     for (std::size_t i = 0; i < proxies.count; ++i)

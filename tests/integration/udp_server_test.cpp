@@ -41,7 +41,7 @@ public:
         ready = slmd->wait_for_output("modem: ready", 20s);
         setenv("SLMSOCK_SOCKET", (dir / "slmd.sock").c_str(), 1);
     }
-    // What the host sent the modem over the UART, unescaped enough to search for command lines.
+    // What the host sent the modem over the UART (slmsim's trace, unescaped), to search for command lines.
     std::string uplink_trace() const {
         std::ifstream in(dir / "trace");
         std::string line, out;
@@ -52,11 +52,20 @@ public:
             std::string text = line.substr(open + 1, line.size() - open - 2);
             std::string plain;
             for (std::size_t i = 0; i < text.size(); ++i) {
-                if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == '"') {
-                    plain += '"';
-                    ++i;
-                } else {
+                if (text[i] != '\\' || i + 1 >= text.size()) {
                     plain += text[i];
+                    continue;
+                }
+                const char escaped = text[++i];
+                if (escaped == 'r') {
+                    plain += '\r';
+                } else if (escaped == 'n') {
+                    plain += '\n';
+                } else if (escaped == 'x' && i + 2 < text.size()) {
+                    plain += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+                    i += 2;
+                } else {
+                    plain += escaped;  // \\ and \"
                 }
             }
             out += plain;

@@ -238,6 +238,9 @@ bool shim_lookup_peer(int fd, const struct sockaddr* kernel_peer, socklen_t kern
         peer_len == 0) {
         return false;
     }
+    /* An unknown peer (a UDP server on firmware that does not say who sent): the stand-in is the better answer,
+     * since a reply to it reaches the peer and a reply to 0.0.0.0:0 could not be sent at all. */
+    if (slmsock_pl_is_wildcard((const struct sockaddr*)&peer, peer_len)) return false;
     *out_len = sizeof *out;
     return slmsock_pl_fill_address(s.domain, (const struct sockaddr*)&peer, peer_len, (struct sockaddr*)out, out_len);
 }

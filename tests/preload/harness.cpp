@@ -294,6 +294,43 @@ std::string HttpServer::last_upload() {
     return upload_;
 }
 
+UdpEchoServer::UdpEchoServer() {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0 || pipe2(wake_, O_CLOEXEC) != 0) {
+        throw std::runtime_error("udp echo setup failed");
+    }
+    port_ = ntohs(sa.sin_port);
+    thread_ = std::thread([this] {
+        static thread_local char buffer[65536];
+        for (;;) {
+            pollfd p[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+            if (poll(p, 2, -1) < 0 && errno == EINTR) continue;
+            if (p[1].revents != 0) return;
+            sockaddr_storage from;
+            socklen_t from_len = sizeof from;
+            const ssize_t n = recvfrom(fd_, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+            if (n < 0) continue;
+            ++datagrams_;
+            if (static_cast<std::size_t>(n) > largest_.load()) largest_ = static_cast<std::size_t>(n);
+            sendto(fd_, buffer, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), from_len);
+        }
+    });
+}
+
+UdpEchoServer::~UdpEchoServer() {
+    char c = 'x';
+    (void)!write(wake_[1], &c, 1);
+    if (thread_.joinable()) thread_.join();
+    for (int fd : {fd_, wake_[0], wake_[1]}) {
+        if (fd >= 0) close(fd);
+    }
+}
+
 ClosedPort::ClosedPort() {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sa{};

@@ -82,6 +82,25 @@ private:
     std::string upload_;
 };
 
+// A UDP echo server on 127.0.0.1:<ephemeral> (the "remote" peer behind the modem): every datagram goes back to
+// its source unchanged. Counts what it saw.
+class UdpEchoServer {
+public:
+    UdpEchoServer();
+    ~UdpEchoServer();
+    std::uint16_t port() const { return port_; }
+    int datagrams() const { return datagrams_.load(); }
+    std::size_t largest() const { return largest_.load(); }
+
+private:
+    int fd_ = -1;
+    int wake_[2] = {-1, -1};
+    std::uint16_t port_ = 0;
+    std::atomic<int> datagrams_{0};
+    std::atomic<std::size_t> largest_{0};
+    std::thread thread_;
+};
+
 // A port on 127.0.0.1 that refuses connections (bound, never listening), held for the object's lifetime.
 class ClosedPort {
 public:

@@ -65,6 +65,10 @@ FirmwareProfile FirmwareProfile::for_version(FirmwareVersion v) {
     p.hangup_ok_before_urc = v >= V{2, 7, 0};
     p.tcp_send_enters_data_mode_unconnected = v >= V{2, 9, 0};
     p.data_mode_buffer = 4096;
+    p.udp_send_data_mode = v >= V{1, 7, 0};
+    p.udp_receive_buffer = v >= V{2, 3, 0} ? 2048 : 1272;  // slm_data_buf vs rx_data[SLM_MAX_PAYLOAD]
+    p.tls_verify_params = v >= V{2, 6, 0};
+    p.udp_client_dtls_cid = v >= V{2, 5, 0};
     return p;
 }
 

@@ -69,6 +69,11 @@ struct FirmwareProfile {
     std::size_t max_send_string = 1024;       // bytes inside AT#XTCPSEND="..."
     std::size_t receive_chunk_max = 2048;     // largest #XTCPDATA payload
     std::size_t data_mode_buffer = 4096;      // uplink ring; one UDP datagram per flush must fit
+    // UDP and servers (docs/design.md, "UDP and servers on the SLM proxy driver").
+    bool udp_send_data_mode = true;           // v1.7+: bare AT#XUDPSEND enters data mode, one datagram per flush
+    std::size_t udp_receive_buffer = 2048;    // largest #XUDPDATA datagram: 2048 (v2.3+) or 1272; longer is cut
+    bool tls_verify_params = true;            // v2.6+: #XTCPCLI/#XUDPCLI take peer_verify, hostname_verify
+    bool udp_client_dtls_cid = true;          // v2.5+: #XUDPCLI takes use_dtls_cid
 
     // The firmware's minimum data-mode inactivity time limit at this baud rate
     // (256 * 10 * 1000 / baud + 10 ms, integer arithmetic as in the firmware).

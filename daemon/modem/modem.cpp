@@ -118,6 +118,7 @@ asio::awaitable<void> Modem::run() {
             retry_delay = options_.retry_initial;
             info_ = result.info;
             state_ = ModemState::serving;
+            driver_.on_serving();  // orphaned proxies from before (a killed slmd, a reset) are closed first
             SLMD_NOTICE("modem: ready (SLM {}, {}, {})", info_->version.ncs_version, to_string(info_->registration),
                         info_->addresses.ipv4.empty() ? info_->addresses.ipv6 : info_->addresses.ipv4);
             if (first) {

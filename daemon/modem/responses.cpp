@@ -136,14 +136,81 @@ std::optional<int> parse_cfun(std::string_view line) {
     return parse_int((*items)[0]);
 }
 
-std::optional<ProxyStatus> parse_tcpcli(std::string_view line) {
-    // The word is quoted; the read form ("#XTCPCLI: <sock>,<family>") is not a status.
-    if (line.find(",\"") == std::string_view::npos) return std::nullopt;
-    auto items = split_parameters(line, "#XTCPCLI");
-    if (!items || items->size() != 2) return std::nullopt;
+std::optional<ProxyStatus> parse_tcpcli(std::string_view line) { return parse_proxy_status(line, "#XTCPCLI"); }
+
+std::optional<ProxyStatus> parse_proxy_status(std::string_view line, std::string_view prefix) {
+    // v2.8+ spells the #XUDPSVR failure line "#UDPSVR:" (commit e0aaba1c2f); it is the same status.
+    if (prefix == "#XUDPSVR" && line.starts_with("#UDPSVR")) return parse_proxy_status(line.substr(1), "UDPSVR");
+    // The word is quoted; read forms ("<sock>,<family>") are not statuses.
+    const auto comma = line.find(',');
+    if (comma == std::string_view::npos || line.substr(comma + 1, 1) != "\"" || line.back() != '"') return std::nullopt;
+    auto items = split_parameters(line, prefix);
+    if (!items || items->size() != 2 || (*items)[1].empty()) return std::nullopt;
     auto number = parse_int((*items)[0]);
-    if (!number) return std::nullopt;
+    if (!number || (*items)[0].front() == '"') return std::nullopt;
     return ProxyStatus{*number, (*items)[1]};
+}
+
+std::optional<std::string> parse_tcpsvr_peer(std::string_view line) {
+    const auto head = std::string_view("#XTCPSVR:");
+    if (!line.starts_with(head)) return std::nullopt;
+    auto rest = line.substr(head.size());
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    if (rest.empty() || rest.front() != '"') return std::nullopt;  // "<ip>" is quoted, a status number is not
+    auto items = split_parameters(line, "#XTCPSVR");
+    if (!items || items->size() != 2 || (*items)[1] != "connected" || (*items)[0].empty()) return std::nullopt;
+    return (*items)[0];
+}
+
+std::optional<std::vector<int>> parse_proxy_read(std::string_view line, std::string_view prefix, std::size_t count) {
+    if (line.find('"') != std::string_view::npos) return std::nullopt;
+    auto items = split_parameters(line, prefix);
+    if (!items || items->size() != count) return std::nullopt;
+    std::vector<int> values;
+    for (const auto& item : *items) {
+        if (item.starts_with('+')) return std::nullopt;
+        auto value = parse_int(item);
+        if (!value) return std::nullopt;
+        values.push_back(*value);
+    }
+    return values;
+}
+
+std::optional<int> parse_send_count(std::string_view line, std::string_view prefix) {
+    auto items = split_parameters(line, prefix);
+    if (!items || items->size() != 1 || (*items)[0].starts_with('+')) return std::nullopt;
+    auto value = parse_int((*items)[0]);
+    if (!value || *value < 0) return std::nullopt;
+    return value;
+}
+
+std::optional<std::vector<std::string>> parse_test_form(std::string_view line, std::string_view prefix) {
+    // The published docs print the #XTCPHANGUP test answer as "#TCPHANGUP:"; the firmware prints the X.
+    if (prefix == "#XTCPHANGUP" && line.starts_with("#TCPHANGUP")) return parse_test_form(line.substr(1), "TCPHANGUP");
+    if (line.substr(0, prefix.size()) != prefix) return std::nullopt;
+    auto rest = line.substr(prefix.size());
+    if (rest.empty() || rest.front() != ':') return std::nullopt;
+    rest.remove_prefix(1);
+    std::vector<std::string> items;
+    std::string current;
+    int depth = 0;
+    for (char c : rest) {
+        if (c == '(') ++depth;
+        if (c == ')') --depth;
+        if (depth < 0) return std::nullopt;
+        if (c == ',' && depth == 0) {
+            items.push_back(std::move(current));
+            current.clear();
+        } else if (c != ' ' || !current.empty()) {
+            current += c;
+        }
+    }
+    if (depth != 0) return std::nullopt;
+    items.push_back(std::move(current));
+    for (const auto& item : items) {
+        if (item.empty()) return std::nullopt;
+    }
+    return items;
 }
 
 std::optional<std::vector<std::string>> parse_getaddrinfo(std::string_view line) {

@@ -55,6 +55,26 @@ struct ProxyStatus {
 };
 std::optional<ProxyStatus> parse_tcpcli(std::string_view line);
 
+// "<prefix>: <n>,\"<word>\"" for any proxy status line: #XTCPSVR started/not started/disconnected/stopped,
+// #XUDPCLI connected/not connected/disconnected, #XUDPSVR started/stopped. `prefix` without the colon. A
+// "#XUDPSVR" prefix also accepts the v2.8+ failure spelling "#UDPSVR:" (reference §2.3).
+std::optional<ProxyStatus> parse_proxy_status(std::string_view line, std::string_view prefix);
+
+// "#XTCPSVR: \"<ip>\",\"connected\"": a peer was accepted; returns its address text.
+std::optional<std::string> parse_tcpsvr_peer(std::string_view line);
+
+// Read forms: "#XTCPCLI: <sock>,<family>", "#XTCPSVR: <listen>,<peer>,<family>", "#XUDPCLI: <sock>,<family>",
+// "#XUDPSVR: <sock>,<family>". Returns the integers when there are exactly `count` of them (negative allowed).
+std::optional<std::vector<int>> parse_proxy_read(std::string_view line, std::string_view prefix, std::size_t count);
+
+// "#XUDPSEND: <n>" / "#XTCPSEND: <n>": bytes the firmware sent.
+std::optional<int> parse_send_count(std::string_view line, std::string_view prefix);
+
+// Test forms, e.g. "#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>,<peer_verify>,<hostname_verify>" or
+// "#XTCPHANGUP: <handle>": the parameter names in order, the op list "(0,1,2)" kept as one item. The docs
+// misprint the hang-up answer as "#TCPHANGUP"; `prefix` "#XTCPHANGUP" accepts that spelling too.
+std::optional<std::vector<std::string>> parse_test_form(std::string_view line, std::string_view prefix);
+
 // "#XGETADDRINFO: \"<a> <b> …\"" → the distinct addresses in order (v1.9–v2.9 repeat the first one for every
 // entry, a firmware bug). A failure text ("EAI_AGAIN", "not found") comes back as the single item.
 std::optional<std::vector<std::string>> parse_getaddrinfo(std::string_view line);

@@ -54,9 +54,12 @@ void SlmProxyDriver::with_command_mode(Step step) {
     after_exit_.push_back(std::move(step));
     if (exiting_data_mode_) return;
     exiting_data_mode_ = true;
-    channel_.exit_data_mode([this, alive = alive_](std::error_code error, int) {
+    channel_.exit_data_mode([this, alive = alive_](std::error_code error, int status) {
         if (!*alive) return;
         exiting_data_mode_ = false;
+        // Steps run before on_data_mode_exited(); a UDP send waiting here reads its datagram's fate from these.
+        last_exit_error_ = error;
+        last_exit_status_ = status;
         if (error) SLMD_WARN("slm: leaving data mode: {}", error.message());
         auto steps = std::move(after_exit_);
         after_exit_.clear();
@@ -77,7 +80,12 @@ void SlmProxyDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::mi
         return;
     }
     slot_busy_ = true;
-    connect_attempt(destination, timeout, false, std::move(done), std::move(events));
+    // Orphans from a previous slmd are closed first (on_serving), or this connect would find the proxy busy.
+    when_reconciled([this, alive = alive_, destination, timeout, done = std::move(done),
+                     events = std::move(events)]() mutable {
+        if (!*alive) return;
+        connect_attempt(destination, timeout, false, std::move(done), std::move(events));
+    });
 }
 
 void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milliseconds timeout, bool retried,
@@ -94,7 +102,7 @@ void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milli
             if (auto parsed = parse_tcpcli(text)) info = parsed;
         }
         if (response.ok() && info && info->word == "connected") {
-            connection_ = Connection{next_id_++, std::move(events), false};
+            connection_ = Connection{next_id_++, std::move(events), false, false};
             SLMD_INFO("slm: connected to {}:{} (handle {})", destination.host, destination.port, info->value);
             done(0, connection_->id);
             return;
@@ -215,6 +223,9 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
     }
     with_command_mode([this, alive = alive_, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
         if (!*alive) return;
+        // In data mode the firmware writes every proxy's downlink raw, without saying whose: with the UDP proxy
+        // closed for the session, raw bytes can only be TCP's (the attribution rule, slm_udp_proxy.cpp).
+        suspend_udp_then([] {});
         ++stats_.data_mode_entries;
         channel_.enter_data_mode({"AT#XTCPSEND", "", 5s},
                                  [this, alive, bytes = std::move(bytes),
@@ -224,6 +235,7 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
                                          finished(ECONNRESET);
                                          return;
                                      }
+                                     data_mode_owner_ = DataModeOwner::tcp;
                                      auto error = channel_.write_data(bytes);
                                      finished(error ? ECONNRESET : 0);
                                  });
@@ -293,6 +305,10 @@ void SlmProxyDriver::tcp_close(ConnectionId id) {
 
 void SlmProxyDriver::finish_close() {
     if (!connection_) return;
+    if (connection_->server_peer) {
+        hang_up_peer();
+        return;
+    }
     const auto id = connection_->id;
     submit({"AT#XTCPCLI=0", "#XTCPCLI", 15s}, [this, alive = alive_, id](at::CommandResponse) {
         if (!*alive || !alive_connection(id)) return;
@@ -313,7 +329,10 @@ void SlmProxyDriver::release_slot_then(std::function<void()> then) {
 
 void SlmProxyDriver::connection_lost(CloseReason reason, int error) {
     if (!connection_) return;
-    auto events = std::move(connection_->events);
+    struct {
+        TcpConnectionEvents events;
+        bool server_peer;
+    } lost{std::move(connection_->events), connection_->server_peer};
     connection_.reset();
     held_tail_.clear();
     tail_timer_.cancel();
@@ -321,21 +340,24 @@ void SlmProxyDriver::connection_lost(CloseReason reason, int error) {
     auto sends = std::move(sends_);
     sends_.clear();
     for (auto& job : sends) job.done(ECONNRESET);
-    if (reason == CloseReason::modem_lost) {
+    if (lost.server_peer) {
+        // A server's peer: the listener keeps the slot and goes on listening.
+    } else if (reason == CloseReason::modem_lost) {
         free_slot();
     } else {
         // The firmware may still hold the socket; make sure the proxy is free before the next connect.
         release_slot_then([] {});
     }
-    if (events.closed) events.closed(reason, error);
+    if (lost.events.closed) lost.events.closed(reason, error);
 }
 
 // Events from the link -----------------------------------------------------------------------------------------
 
 bool SlmProxyDriver::on_urc(const std::string& text) {
+    if (on_tcpsvr_line(text) || on_udp_line(text)) return true;
     auto parsed = parse_tcpcli(text);
     if (!parsed) return false;
-    if (parsed->word == "disconnected" && connection_) {
+    if (parsed->word == "disconnected" && connection_ && !connection_->server_peer) {
         SLMD_INFO("slm: connection closed by the network ({})", parsed->value);
         // v2.5/v2.6 print this inside the data-mode stream and then drop input until our "+++".
         if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
@@ -345,22 +367,54 @@ bool SlmProxyDriver::on_urc(const std::string& text) {
 }
 
 void SlmProxyDriver::on_proxy_data(at::ProxyData&& data) {
-    if (data.proxy != at::Proxy::tcp) return;
+    if (data.proxy == at::Proxy::udp) {
+        std::optional<UdpPeer> peer;
+        // Only a v2.8+ server's header names the sender; a client's always says "::",0 (or a stale server peer).
+        if (udp_ && udp_->role == UdpRole::server && data.peer_address && data.peer_port &&
+            channel_.profile().udp_data_header == at::UdpDataHeader::size_addr_port) {
+            peer = UdpPeer{*data.peer_address, *data.peer_port};
+        }
+        udp_deliver(data.bytes, peer);
+        return;
+    }
     stats_.bytes_down += data.bytes.size();
     if (connection_ && connection_->events.data) connection_->events.data(data.bytes);
 }
 
 void SlmProxyDriver::on_raw_data(std::string_view bytes) {
+    // Raw bytes carry no header: they belong to whoever owns this data-mode session. A UDP send's session is
+    // a single datagram long, so what arrives meanwhile is an early reply, kept whole until the session ends.
+    auto owner = data_mode_owner_;
+    if (owner == DataModeOwner::none) owner = connection_ ? DataModeOwner::tcp : DataModeOwner::udp;
+    if (owner == DataModeOwner::udp) {
+        udp_early_echo_.append(bytes);
+        return;
+    }
     stats_.bytes_down += bytes.size();
     if (connection_ && connection_->events.data) connection_->events.data(bytes);
 }
 
 void SlmProxyDriver::on_data_mode_exited(int status) {
+    last_exit_status_ = status;
+    const auto owner = std::exchange(data_mode_owner_, DataModeOwner::none);
+    if (owner == DataModeOwner::udp) {
+        if (!udp_early_echo_.empty()) {
+            auto datagram = std::exchange(udp_early_echo_, {});
+            udp_deliver(datagram, std::nullopt);
+        }
+        // -139 (EOVERFLOW): the datagram did not fit; the proxy itself is fine. Anything else: the proxy broke.
+        if (status != 0 && status != -139 && udp_) {
+            SLMD_INFO("slm: data mode ended with {}; UDP proxy closed", status);
+            udp_lost(CloseReason::peer_closed, linux_errno_from_firmware(status));
+        }
+        return;
+    }
     // A non-zero status means the proxy broke while the link was in data mode (peer gone, send failure).
     if (status != 0 && connection_) {
         SLMD_INFO("slm: data mode ended with {}; connection closed", status);
         connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(status));
     }
+    data_mode_ended();
 }
 
 void SlmProxyDriver::on_modem_lost() {
@@ -371,8 +425,18 @@ void SlmProxyDriver::on_modem_lost() {
     pumping_ = false;
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
+    data_mode_owner_ = DataModeOwner::none;
+    udp_early_echo_.clear();
+    hangup_urcs_expected_ = 0;
+    hangup_in_flight_ = false;
     connection_lost(CloseReason::modem_lost, ECONNRESET);
+    if (listener_) listener_ended(ECONNRESET);
+    if (udp_) udp_lost(CloseReason::modem_lost, ECONNRESET);
     free_slot();
+    // Opens deferred behind a reconciliation that will never finish: they find their object gone and stop.
+    reconciling_ = false;
+    auto steps = std::exchange(after_reconcile_, {});
+    for (auto& step : steps) step();
 }
 
 // DNS ----------------------------------------------------------------------------------------------------------
@@ -409,24 +473,5 @@ void SlmProxyDriver::resolve(const std::string& name, int family,
         done(status, std::move(addresses));
     });
 }
-
-// Servers and UDP: not implemented yet (issue 4 work in progress) ------------------------------------------------
-
-void SlmProxyDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents, std::function<void(int, ListenerId)> done) {
-    done(EOPNOTSUPP, 0);
-}
-void SlmProxyDriver::tcp_stop_listen(ListenerId) {}
-std::size_t SlmProxyDriver::udp_available() const { return 0; }
-std::size_t SlmProxyDriver::udp_max_send() const { return 0; }
-std::size_t SlmProxyDriver::udp_max_receive() const { return 0; }
-void SlmProxyDriver::udp_connect(const TcpEndpoint&, UdpEvents, std::function<void(int, ConnectionId)> done) {
-    done(EOPNOTSUPP, 0);
-}
-void SlmProxyDriver::udp_serve(std::uint16_t, bool, UdpEvents, std::function<void(int, ConnectionId)> done) {
-    done(EOPNOTSUPP, 0);
-}
-void SlmProxyDriver::udp_send(ConnectionId, std::string, std::function<void(int)> done) { done(EOPNOTSUPP); }
-void SlmProxyDriver::udp_close(ConnectionId) {}
-void SlmProxyDriver::describe_proxies(std::function<void(std::string)> done) { done({}); }
 
 }  // namespace slmd::modem

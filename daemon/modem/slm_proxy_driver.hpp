@@ -1,8 +1,11 @@
-// Owns: the ModemDriver for SLM's TCP proxy (#XTCPCLI/#XTCPSEND/#XTCPDATA, one connection at a time) and
-// DNS (#XGETADDRINFO). It decides per piece of uplink between data mode and quoted AT#XTCPSEND (see
-// uplink_plan.hpp), keeps the link in data mode while bytes flow and returns it to command mode when a
-// command needs it or the uplink idles, and turns every way the firmware reports a lost connection into one
-// `closed` event.
+// Owns: the ModemDriver for SLM's proxies: the TCP proxy (#XTCPCLI or #XTCPSVR with one peer, #XTCPSEND,
+// #XTCPDATA), the UDP proxy (#XUDPCLI or #XUDPSVR, #XUDPSEND, #XUDPDATA) and DNS (#XGETADDRINFO). The
+// members are implemented in one file per concern:
+//   slm_proxy_driver.cpp   TCP client, the TCP uplink (data mode vs quoted AT#XTCPSEND, uplink_plan.hpp), DNS
+//   slm_tcp_server.cpp     #XTCPSVR listener, its peer, #XTCPHANGUP
+//   slm_udp_proxy.cpp      UDP client/server, one-datagram sends, the raw-downlink attribution rule
+//   slm_proxy_reconcile.cpp read/test forms: describe_proxies, orphans after bring-up, capabilities
+// Every way the firmware reports a lost connection becomes one `closed` event.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -46,6 +49,9 @@ public:
     void on_data_mode_exited(int status);
     void on_link_drained();
     void on_modem_lost();
+    // Bring-up finished (first start, after a modem reset, after serial loss): close proxies the firmware
+    // holds that this driver does not own (an slmd that died), and read the test forms once.
+    void on_serving();
 
     std::size_t tcp_capacity() const override { return 1; }
     std::size_t tcp_available() const override { return slot_busy_ ? 0 : 1; }
@@ -78,15 +84,62 @@ public:
         std::uint64_t quoted_sends = 0;
         std::uint64_t bytes_up = 0;
         std::uint64_t bytes_down = 0;
+        std::uint64_t udp_datagrams_up = 0;
+        std::uint64_t udp_bytes_up = 0;
+        std::uint64_t udp_datagrams_down = 0;
+        std::uint64_t udp_bytes_down = 0;
+        std::uint64_t udp_data_mode_sends = 0;
+        std::uint64_t server_peers = 0;        // peers accepted by our TCP server
+        std::uint64_t hangups = 0;             // AT#XTCPHANGUP issued
+        std::uint64_t udp_suspensions = 0;     // UDP proxy closed around a TCP data-mode session
+        std::uint64_t udp_refused_tcp_busy = 0;  // datagrams needing data mode refused (EBUSY): TCP open
+        std::uint64_t orphans_closed = 0;      // proxies found open in the firmware that we did not own
     };
     const Stats& stats() const { return stats_; }
+
+    // The firmware's test-form answers (AT#XTCPCLI=? and friends), read once per bring-up; empty until then.
+    struct Capabilities {
+        std::string tcp_client;
+        std::string tcp_server;
+        std::string udp_client;
+        std::string udp_server;
+        std::string tcp_hangup;
+    };
+    const Capabilities& capabilities() const { return capabilities_; }
 
 private:
     struct Connection {
         ConnectionId id = 0;
         TcpConnectionEvents events;
-        bool closing = false;  // tcp_close() asked; close once the uplink is flushed
+        bool closing = false;      // tcp_close() asked; close once the uplink is flushed
+        bool server_peer = false;  // accepted by our #XTCPSVR; closing hangs up, the server keeps listening
     };
+    struct Listener {
+        ListenerId id = 0;
+        TcpListenerEvents events;
+        std::uint16_t port = 0;
+        bool ipv6 = false;
+        bool started = false;   // "started" answered; before that the listen command is in flight
+        bool stopping = false;  // tcp_stop_listen() asked
+    };
+    enum class UdpRole { client, server };
+    // What the last command queued for the UDP proxy leaves it as. The channel runs commands in order, so a
+    // state is final as soon as its command is queued; responses only report failures.
+    enum class UdpState { open, suspended, closing };
+    struct UdpProxy {
+        ConnectionId id = 0;
+        UdpRole role = UdpRole::client;
+        TcpEndpoint destination;  // client: where to; server: port and family
+        UdpEvents events;
+        UdpState state = UdpState::open;
+        bool heard_from_peer = false;  // server: the firmware has a peer to reply to
+        std::function<void(int, ConnectionId)> open_done;  // set until the first open is answered
+    };
+    struct UdpSendJob {
+        std::string datagram;
+        std::function<void(int)> done;
+    };
+    enum class DataModeOwner { none, tcp, udp };
     struct SendJob {
         std::string bytes;
         std::function<void(int)> done;
@@ -109,6 +162,34 @@ private:
     void free_slot();
     bool alive_connection(ConnectionId id) const { return connection_ && connection_->id == id; }
 
+    // TCP server (slm_tcp_server.cpp).
+    bool on_tcpsvr_line(const std::string& text);
+    void peer_connected(const std::string& address);
+    void hang_up_peer();
+    void listener_ended(int error);
+
+    // UDP (slm_udp_proxy.cpp).
+    bool on_udp_line(const std::string& text);
+    std::string udp_open_line() const;
+    std::string udp_prefix() const;
+    void udp_pump();
+    void udp_send_quoted(UdpSendJob job);
+    void udp_send_in_data_mode(UdpSendJob job);
+    bool udp_data_mode_would_cut(std::string_view datagram) const;
+    void udp_deliver(std::string_view datagram, const std::optional<UdpPeer>& peer);
+    void udp_lost(CloseReason reason, int error);
+    void suspend_udp_then(Step then);
+    void resume_udp();
+    void udp_open(std::function<void(int, ConnectionId)> done);
+
+    // Read forms (slm_proxy_reconcile.cpp).
+    void run_read_forms(std::function<void(std::vector<std::string> lines)> done);
+    void when_reconciled(Step step);
+    void read_capabilities();
+    void route_stray_lines(const std::vector<std::string>& info, std::string_view expected_prefix);
+
+    // Data-mode bookkeeping shared by TCP and UDP.
+    void data_mode_ended();
     boost::asio::any_io_executor executor_;
     at::Channel& channel_;
     SlmProxyDriverHooks hooks_;
@@ -126,6 +207,20 @@ private:
     boost::asio::steady_timer idle_timer_;
     Stats stats_;
     std::function<void()> capacity_listener_;
+
+    std::optional<Listener> listener_;
+    int hangup_urcs_expected_ = 0;  // v2.7+: the hang-up's own "disconnected" still to come after its OK
+    bool hangup_in_flight_ = false;
+    std::optional<UdpProxy> udp_;
+    std::deque<UdpSendJob> udp_sends_;
+    bool udp_sending_ = false;
+    DataModeOwner data_mode_owner_ = DataModeOwner::none;
+    std::error_code last_exit_error_;
+    int last_exit_status_ = 0;
+    std::string udp_early_echo_;  // raw downlink during a UDP data-mode send: one datagram
+    bool reconciling_ = false;
+    std::vector<Step> after_reconcile_;
+    Capabilities capabilities_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -101,3 +101,113 @@ TEST(ParseGetaddrinfo, RepeatedFirstAddressQuirkAndFailures) {
     EXPECT_EQ(parse_getaddrinfo(R"(#XGETADDRINFO: "EAI_AGAIN")"), (V{"EAI_AGAIN"}));
     EXPECT_FALSE(parse_getaddrinfo(R"(#XSLMVER: "2.9.0")"));
 }
+
+// Every status line the proxies print, byte-exact from the reference (§2.3), against the prefix it answers.
+TEST(ParseProxyStatus, EveryStatusLineShape) {
+    struct Case {
+        const char* line;
+        const char* prefix;
+        std::optional<ProxyStatus> expected;
+    };
+    const Case cases[] = {
+        {R"(#XTCPSVR: 0,"started")", "#XTCPSVR", ProxyStatus{0, "started"}},
+        {R"(#XTCPSVR: -115,"not started")", "#XTCPSVR", ProxyStatus{-115, "not started"}},
+        {R"(#XTCPSVR: 0,"disconnected")", "#XTCPSVR", ProxyStatus{0, "disconnected"}},
+        {R"(#XTCPSVR: -104,"disconnected")", "#XTCPSVR", ProxyStatus{-104, "disconnected"}},
+        {R"(#XTCPSVR: -5,"disconnected")", "#XTCPSVR", ProxyStatus{-5, "disconnected"}},
+        {R"(#XTCPSVR: 0,"stopped")", "#XTCPSVR", ProxyStatus{0, "stopped"}},
+        {R"(#XUDPCLI: 1,"connected")", "#XUDPCLI", ProxyStatus{1, "connected"}},
+        {R"(#XUDPCLI: -2,"not connected")", "#XUDPCLI", ProxyStatus{-2, "not connected"}},
+        {R"(#XUDPCLI: 0,"disconnected")", "#XUDPCLI", ProxyStatus{0, "disconnected"}},
+        {R"(#XUDPCLI: -104,"disconnected")", "#XUDPCLI", ProxyStatus{-104, "disconnected"}},
+        {R"(#XUDPSVR: 0,"started")", "#XUDPSVR", ProxyStatus{0, "started"}},
+        {R"(#XUDPSVR: 0,"stopped")", "#XUDPSVR", ProxyStatus{0, "stopped"}},
+        {R"(#XUDPSVR: -104,"stopped")", "#XUDPSVR", ProxyStatus{-104, "stopped"}},
+        // v2.8+ spells the failure line without the X (commit e0aaba1c2f); it still answers #XUDPSVR.
+        {R"(#UDPSVR: -134,"not started")", "#XUDPSVR", ProxyStatus{-134, "not started"}},
+        {R"(#UDPSVR: -115,"not started")", "#XUDPSVR", ProxyStatus{-115, "not started"}},
+        {R"(#UDPSVR: -115,"not started")", "#XUDPCLI", std::nullopt},
+        // Shapes that are not statuses.
+        {R"(#XTCPSVR: "127.0.0.1","connected")", "#XTCPSVR", std::nullopt},  // a peer, not a number
+        {"#XTCPSVR: 0,1,1", "#XTCPSVR", std::nullopt},                        // read form
+        {"#XUDPCLI: -1,0", "#XUDPCLI", std::nullopt},                         // read form
+        {R"(#XUDPSVR: 0,"started")", "#XUDPCLI", std::nullopt},               // other proxy
+        {R"(#XTCPSVRX: 0,"started")", "#XTCPSVR", std::nullopt},
+        {R"(#XTCPSVR: 0,"")", "#XTCPSVR", std::nullopt},
+        {R"(#XTCPSVR: 0,"started)", "#XTCPSVR", std::nullopt},
+        {R"(#XTCPSVR: ,"started")", "#XTCPSVR", std::nullopt},
+        {"", "#XTCPSVR", std::nullopt},
+    };
+    for (const auto& c : cases) EXPECT_EQ(parse_proxy_status(c.line, c.prefix), c.expected) << c.line;
+}
+
+TEST(ParseTcpsvrPeer, ConnectedUrc) {
+    EXPECT_EQ(parse_tcpsvr_peer(R"(#XTCPSVR: "127.0.0.1","connected")"), "127.0.0.1");
+    EXPECT_EQ(parse_tcpsvr_peer(R"(#XTCPSVR: "2001:db8::7","connected")"), "2001:db8::7");
+    EXPECT_EQ(parse_tcpsvr_peer(R"(#XTCPSVR:"10.0.0.9","connected")"), "10.0.0.9");
+    EXPECT_EQ(parse_tcpsvr_peer(R"(#XTCPSVR: 0,"connected")"), std::nullopt);
+    EXPECT_EQ(parse_tcpsvr_peer(R"(#XTCPSVR: "127.0.0.1","disconnected")"), std::nullopt);
+    EXPECT_EQ(parse_tcpsvr_peer(R"(#XTCPSVR: "","connected")"), std::nullopt);
+    EXPECT_EQ(parse_tcpsvr_peer(R"(#XTCPCLI: "127.0.0.1","connected")"), std::nullopt);
+}
+
+TEST(ParseProxyRead, ReadForms) {
+    using V = std::vector<int>;
+    struct Case {
+        const char* line;
+        const char* prefix;
+        std::size_t count;
+        std::optional<V> expected;
+    };
+    const Case cases[] = {
+        {"#XTCPCLI: -1,0", "#XTCPCLI", 2, V{-1, 0}},  // initial state
+        {"#XTCPCLI: 0,1", "#XTCPCLI", 2, V{0, 1}},
+        {"#XTCPCLI: -1,2", "#XTCPCLI", 2, V{-1, 2}},  // family is not reset after a disconnect
+        {"#XTCPSVR: 0,1,1", "#XTCPSVR", 3, V{0, 1, 1}},
+        {"#XTCPSVR: 0,-1,1", "#XTCPSVR", 3, V{0, -1, 1}},
+        {"#XTCPSVR: -1,-1,0", "#XTCPSVR", 3, V{-1, -1, 0}},
+        {"#XUDPCLI: 1,1", "#XUDPCLI", 2, V{1, 1}},
+        {"#XUDPSVR: -1,0", "#XUDPSVR", 2, V{-1, 0}},
+        {"#XTCPSVR: 0,1", "#XTCPSVR", 3, std::nullopt},
+        {R"(#XTCPSVR: "127.0.0.1","connected")", "#XTCPSVR", 3, std::nullopt},
+        {R"(#XUDPCLI: 1,"connected")", "#XUDPCLI", 2, std::nullopt},
+        {"#XUDPCLI: 1,x", "#XUDPCLI", 2, std::nullopt},
+        {"#XUDPSVR: 1,1", "#XUDPCLI", 2, std::nullopt},
+    };
+    for (const auto& c : cases) EXPECT_EQ(parse_proxy_read(c.line, c.prefix, c.count), c.expected) << c.line;
+}
+
+TEST(ParseSendCount, Forms) {
+    EXPECT_EQ(parse_send_count("#XUDPSEND: 5", "#XUDPSEND"), 5);
+    EXPECT_EQ(parse_send_count("#XUDPSEND: 0", "#XUDPSEND"), 0);
+    EXPECT_EQ(parse_send_count("#XTCPSEND: 1024", "#XTCPSEND"), 1024);
+    EXPECT_EQ(parse_send_count("#XUDPSEND: -1", "#XUDPSEND"), std::nullopt);
+    EXPECT_EQ(parse_send_count("#XUDPSEND: 5", "#XTCPSEND"), std::nullopt);
+    EXPECT_EQ(parse_send_count("#XUDPSEND: 5,1", "#XUDPSEND"), std::nullopt);
+}
+
+TEST(ParseTestForm, EveryTestAnswer) {
+    using V = std::vector<std::string>;
+    struct Case {
+        const char* line;
+        const char* prefix;
+        std::optional<V> expected;
+    };
+    const Case cases[] = {
+        {"#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>", "#XTCPCLI", V{"(0,1,2)", "<url>", "<port>", "<sec_tag>"}},
+        {"#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>,<peer_verify>,<hostname_verify>", "#XTCPCLI",
+         V{"(0,1,2)", "<url>", "<port>", "<sec_tag>", "<peer_verify>", "<hostname_verify>"}},
+        {"#XTCPSVR: (0,1,2),<port>,<sec_tag>", "#XTCPSVR", V{"(0,1,2)", "<port>", "<sec_tag>"}},
+        {"#XUDPCLI: (0,1,2),<url>,<port>,<sec_tag>,<use_dtls_cid>", "#XUDPCLI",
+         V{"(0,1,2)", "<url>", "<port>", "<sec_tag>", "<use_dtls_cid>"}},
+        {"#XUDPSVR: (0,1,2),<port>", "#XUDPSVR", V{"(0,1,2)", "<port>"}},
+        {"#XUDPSVR: (0,1,2),<port>,<sec_tag>", "#XUDPSVR", V{"(0,1,2)", "<port>", "<sec_tag>"}},
+        {"#XTCPHANGUP: <handle>", "#XTCPHANGUP", V{"<handle>"}},
+        {"#TCPHANGUP: <handle>", "#XTCPHANGUP", V{"<handle>"}},  // the docs' misprint
+        {"#TCPHANGUP: <handle>", "#XTCPCLI", std::nullopt},
+        {"#XTCPCLI: (0,1,2,<url>", "#XTCPCLI", std::nullopt},
+        {"#XTCPCLI: (0,1,2),,<port>", "#XTCPCLI", std::nullopt},
+        {"#XTCPSVR: (0,1,2),<port>", "#XTCPCLI", std::nullopt},
+    };
+    for (const auto& c : cases) EXPECT_EQ(parse_test_form(c.line, c.prefix), c.expected) << c.line;
+}

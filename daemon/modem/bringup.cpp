@@ -105,6 +105,8 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
         if (response.error == at::ChannelError::link_lost) {
             co_return failure(BringupError::link_lost, "serial link lost while syncing");
         }
+        // slmd is stopping (Channel::shutdown): probing on until the sync deadline would only delay the exit.
+        if (response.error == at::ChannelError::cancelled) co_return failure(BringupError::link_lost, "stopping");
         if (response.error == at::ChannelError::modem_reset) {
             SLMD_INFO("modem: Ready received");
             continue;

@@ -243,8 +243,13 @@ public:
             modem_ = std::make_unique<modem::Modem>(io_.get_executor(), *port_, options);
             modem_->start([this](const modem::BringupResult& result) { ready_ = !result.error; });
         });
-        // Ready also means the orphan reconciliation started by on_serving has finished its reads.
         eventually([this] { return ready_.load(); }, 20s);
+        // The boot banner can reach the framer only after the first bring-up finished (data-first releases hold
+        // lines back until the line is idle), which restarts bring-up. One round trip flushes it out; then
+        // wait until the modem serves again. Serving also means on_serving's reconciliation reads were queued
+        // before anything a test does.
+        describe();
+        eventually([this] { return call([this] { return modem_->state() == modem::ModemState::serving; }); }, 20s);
     }
 
     // Stops the stack like main.cpp does: stop, close, let aborted operations finish, then destroy.

@@ -38,6 +38,14 @@ bool is_name(const std::string& host) {
 
 int status_errno(int firmware_value) { return firmware_value == 0 ? 0 : linux_errno_from_firmware(firmware_value); }
 
+// Whether a datagram can go as AT#XUDPSEND="…". The firmware's line parser ignores CR and LF inside quotes and
+// takes them literally (reference §1, every release), so a datagram with line breaks still goes in command
+// mode — which matters from v2.5, where data mode cannot carry a "+++" at all. Only '"' (no escaping), NUL and
+// the line-editing bytes BS/DEL cannot be quoted.
+bool quotable_datagram(std::string_view bytes) {
+    return bytes.find_first_of(std::string_view("\"\0\x08\x7f", 4)) == std::string_view::npos;
+}
+
 }  // namespace
 
 std::size_t SlmProxyDriver::udp_available() const { return udp_ ? 0 : 1; }
@@ -231,7 +239,7 @@ void SlmProxyDriver::udp_send(ConnectionId id, std::string datagram, std::functi
     if (!udp_ || udp_->id != id || udp_->state == UdpState::closing) return done(ENOTCONN);
     if (datagram.size() > udp_max_send()) return done(EMSGSIZE);
     const auto& profile = channel_.profile();
-    const bool quoted = quotable(datagram) && datagram.size() <= profile.max_send_string;
+    const bool quoted = quotable_datagram(datagram) && datagram.size() <= profile.max_send_string;
     if (!quoted && (!profile.udp_send_data_mode || udp_data_mode_would_cut(datagram))) return done(EINVAL);
     udp_sends_.push_back({std::move(datagram), std::move(done)});
     udp_pump();
@@ -242,7 +250,7 @@ void SlmProxyDriver::udp_pump() {
         auto job = std::move(udp_sends_.front());
         udp_sends_.pop_front();
         const auto& profile = channel_.profile();
-        if (quotable(job.datagram) && job.datagram.size() <= profile.max_send_string) {
+        if (quotable_datagram(job.datagram) && job.datagram.size() <= profile.max_send_string) {
             udp_send_quoted(std::move(job));
             return;
         }

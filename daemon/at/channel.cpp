@@ -61,6 +61,7 @@ Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, Firm
       writer_(writer),
       framer_(profile),
       time_limit_(FirmwareProfile::data_mode_min_time_limit(baud)),
+      baud_(baud),
       command_timer_(executor),
       guard_timer_(executor),
       idle_timer_(executor) {}
@@ -281,20 +282,25 @@ std::error_code Channel::write_data(std::string_view bytes) {
     if (framer_.mode() != LinkMode::data || terminator_sent_) return make_error_code(ChannelError::not_in_data_mode);
     if (bytes.empty()) return {};
     last_data_tx_ = std::chrono::steady_clock::now();
+    last_data_tx_bytes_ = bytes.size();
     stats_.data_bytes_written += bytes.size();
     writer_.write_to_modem(std::string(bytes));
     return {};
 }
 
-void Channel::exit_data_mode(ExitHandler handler) {
+void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
     if (framer_.mode() != LinkMode::data) {
         handler(make_error_code(ChannelError::not_in_data_mode), 0);
         return;
     }
     exit_handler_ = std::move(handler);
     if (terminator_sent_) return;  // already answering a peer "+++"
-    if (framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides) {
-        const auto due = last_data_tx_ + silence_guard + guard_margin;
+    const bool silence_first = framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides;
+    if (silence_first || timing == ExitTiming::after_inactivity_flush) {
+        // 10 bit times per byte on the wire, with half again for UART and tty buffering.
+        const auto on_the_wire = std::chrono::microseconds(last_data_tx_bytes_ * 15'000'000ULL / std::max(baud_, 1u));
+        const auto due = silence_first ? last_data_tx_ + silence_guard + guard_margin
+                                       : last_data_tx_ + on_the_wire + time_limit_ + guard_margin;
         guard_timer_.expires_at(std::max(due, std::chrono::steady_clock::now()));
         guard_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
             if (!*alive || error) return;

@@ -111,8 +111,13 @@ public:
     // Data-mode uplink. Returns not_in_data_mode unless the link is in data mode. The caller is responsible
     // for never writing the terminator pattern inside payload (modem/uplink_plan.hpp does that for SLM).
     std::error_code write_data(std::string_view bytes);
+    // When "+++" may follow the data: at once (the profile's own guards still apply), or only once the
+    // firmware's inactivity timer has flushed what was written (the data's time on the wire plus the time
+    // limit). The latter keeps a payload ending in '+' whole on releases that find "+++" anywhere: the
+    // firmware holds a trailing partial match back and would join it to our terminator.
+    enum class ExitTiming { immediate, after_inactivity_flush };
     // Sends "+++" with the guard times the profile needs and waits for the firmware to confirm.
-    void exit_data_mode(ExitHandler handler);
+    void exit_data_mode(ExitHandler handler, ExitTiming timing = ExitTiming::immediate);
 
     // Bytes from the modem.
     void feed(std::string_view bytes);
@@ -150,6 +155,7 @@ private:
     LinkWriter& writer_;
     Framer framer_;
     std::chrono::milliseconds time_limit_;
+    unsigned baud_;
     ChannelHandlers handlers_;
     std::deque<std::unique_ptr<Pending>> queue_;
     std::unique_ptr<Pending> in_flight_;
@@ -161,6 +167,7 @@ private:
     bool resync_needed_ = false;
     std::chrono::steady_clock::time_point last_rx_{};
     std::chrono::steady_clock::time_point last_data_tx_{};
+    std::size_t last_data_tx_bytes_ = 0;
     ExitHandler exit_handler_;
     bool terminator_sent_ = false;
     std::vector<Event> events_;

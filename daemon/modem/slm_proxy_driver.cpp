@@ -46,7 +46,7 @@ void SlmProxyDriver::submit(at::CommandRequest request, at::Channel::ResponseHan
     });
 }
 
-void SlmProxyDriver::with_command_mode(Step step) {
+void SlmProxyDriver::with_command_mode(Step step, at::Channel::ExitTiming timing) {
     if (channel_.mode() != at::LinkMode::data && !exiting_data_mode_) {
         step();
         return;
@@ -64,7 +64,7 @@ void SlmProxyDriver::with_command_mode(Step step) {
         auto steps = std::move(after_exit_);
         after_exit_.clear();
         for (auto& step : steps) step();
-    });
+    }, timing);
 }
 
 // Connect ------------------------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ private:
     };
     using Step = std::function<void()>;
 
-    void with_command_mode(Step step);
+    void with_command_mode(Step step, at::Channel::ExitTiming timing = at::Channel::ExitTiming::immediate);
     void submit(at::CommandRequest request, at::Channel::ResponseHandler handler);
     void connect_attempt(TcpEndpoint destination, std::chrono::milliseconds timeout, bool retried,
                          std::function<void(int, ConnectionId)> done, TcpConnectionEvents events);

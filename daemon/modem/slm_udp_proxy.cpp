@@ -224,9 +224,8 @@ void SlmProxyDriver::resume_udp() {
 bool SlmProxyDriver::udp_data_mode_would_cut(std::string_view datagram) const {
     switch (channel_.profile().data_mode_exit) {
         case at::DataModeExitRule::anywhere:
-            // "+++" anywhere ends data mode; a trailing '+' would complete a terminator with our own "+++" that
-            // follows at once (the firmware holds a partial match back instead of sending it).
-            return datagram.find("+++") != std::string_view::npos || datagram.ends_with('+');
+            // "+++" anywhere ends data mode. (A trailing '+' is fine: the exit waits for the inactivity flush.)
+            return datagram.find("+++") != std::string_view::npos;
         case at::DataModeExitRule::trailing_silence:
             return datagram.ends_with("+++");
         case at::DataModeExitRule::silence_both_sides:
@@ -325,13 +324,18 @@ void SlmProxyDriver::udp_send_in_data_mode(UdpSendJob job) {
                 finish(ECONNRESET);
                 return;
             }
-            // One datagram per flush: leave at once, so the terminator's flush sends exactly this datagram.
-            with_command_mode([this, alive, finish] {
-                if (!*alive) return;
-                if (last_exit_error_) return finish(ETIMEDOUT);
-                if (last_exit_status_ == -139) return finish(EMSGSIZE);  // did not fit the buffer in one piece
-                finish(last_exit_status_ == 0 ? 0 : ECONNRESET);
-            });
+            // One datagram per flush: leave at once, so the terminator's flush sends exactly this datagram —
+            // unless it ends in '+' where "+++" is found anywhere: then let the inactivity timer send it first.
+            const bool trailing_plus = shared->datagram.ends_with('+') &&
+                                       channel_.profile().data_mode_exit == at::DataModeExitRule::anywhere;
+            with_command_mode(
+                [this, alive, finish] {
+                    if (!*alive) return;
+                    if (last_exit_error_) return finish(ETIMEDOUT);
+                    if (last_exit_status_ == -139) return finish(EMSGSIZE);  // did not fit the buffer in one piece
+                    finish(last_exit_status_ == 0 ? 0 : ECONNRESET);
+                },
+                trailing_plus ? at::Channel::ExitTiming::after_inactivity_flush : at::Channel::ExitTiming::immediate);
         });
     });
 }

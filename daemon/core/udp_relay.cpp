@@ -34,6 +34,7 @@ struct UdpRelay::StandIn {
     std::uint64_t last_used = 0;
     std::vector<char> buffer;
     std::weak_ptr<AppSocket> app;
+    bool retired = false;  // cancelled; closed once its receive has completed
 };
 
 struct UdpRelay::AppSocket {
@@ -366,10 +367,17 @@ void UdpRelay::fail_ops(int error) {
     }
 }
 
+// Every datagram slmd cannot deliver is counted by reason and named in the debug log: UDP gives the app no
+// error to see, so these are what an operator has (slmctl, journal).
+void UdpRelay::dropped(std::uint64_t& counter, const char* why, std::size_t size) {
+    ++counter;
+    SLMD_DEBUG("udp: dropped a {}-byte datagram: {}", size, why);
+}
+
 void UdpRelay::send_to_modem(std::string datagram) {
     const auto max = driver_.udp_max_send();
     if (max != 0 && datagram.size() > max) {
-        ++counters_.dropped_too_big;
+        dropped(counters_.dropped_too_big, "larger than the firmware can send", datagram.size());
         return;
     }
     const auto size = datagram.size();
@@ -381,9 +389,9 @@ void UdpRelay::send_to_modem(std::string datagram) {
                 counters_.bytes_up += size;
                 proxy_bytes_up_ += size;
                 break;
-            case EMSGSIZE: ++counters_.dropped_too_big; break;
-            case EBUSY: ++counters_.dropped_busy; break;
-            default: ++counters_.dropped_send_failed; break;
+            case EMSGSIZE: dropped(counters_.dropped_too_big, "larger than the firmware can send", size); break;
+            case EBUSY: dropped(counters_.dropped_busy, "binary datagram while a TCP connection is open", size); break;
+            default: dropped(counters_.dropped_send_failed, std::strerror(error), size); break;
         }
     });
 }
@@ -398,8 +406,7 @@ UdpRelay::StandInPtr UdpRelay::stand_in_for(const AppPtr& app, const Peer& peer,
     if (app->stand_ins.size() >= options_.max_stand_ins) {
         auto oldest = std::min_element(app->stand_ins.begin(), app->stand_ins.end(),
                                        [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
-        boost::system::error_code ignored;
-        (*oldest)->socket.close(ignored);
+        retire(*oldest);
         app->stand_ins.erase(oldest);
         ++counters_.stand_ins_evicted;
     }
@@ -427,6 +434,17 @@ UdpRelay::StandInPtr UdpRelay::stand_in_for(const AppPtr& app, const Peer& peer,
     return stand_in;
 }
 
+// A stand-in's socket is closed only after its pending receive completed. Closing it at once let the kernel
+// hand the same descriptor number to the next stand-in while Asio's io_uring backend (Boost 1.81) still had
+// the old receive in flight, and the new stand-in's receive was then never completed: the first datagram of
+// the next app socket vanished (seen when a program closes its UDP socket and opens another).
+void UdpRelay::retire(const StandInPtr& stand_in) {
+    stand_in->retired = true;
+    boost::system::error_code ignored;
+    stand_in->socket.cancel(ignored);
+    retired_.push_back(stand_in);
+}
+
 void UdpRelay::receive(const StandInPtr& stand_in) {
     std::weak_ptr<StandIn> weak = stand_in;
     stand_in->socket.async_receive(
@@ -451,22 +469,22 @@ void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
     std::string datagram(stand_in->buffer.data(), size);
     if (app->server) {
         if (owner_ != app || state_ != ProxyState::open) {
-            ++counters_.dropped_no_proxy;
+            dropped(counters_.dropped_no_proxy, "the UDP server is not running", size);
             return;
         }
         if (!stand_in->anonymous && (!last_peer_ || !(*last_peer_ == stand_in->peer))) {
-            ++counters_.dropped_not_last_peer;
+            dropped(counters_.dropped_not_last_peer, "the firmware replies only to its last peer", size);
             return;
         }
         send_to_modem(std::move(datagram));
         return;
     }
     if (held_by_live_other(app)) {
-        ++counters_.dropped_busy;
+        dropped(counters_.dropped_busy, "the UDP proxy serves another socket", size);
         return;
     }
     if (ops_.size() >= options_.max_queued_datagrams) {
-        ++counters_.dropped_queue_full;
+        dropped(counters_.dropped_queue_full, "too many datagrams waiting for a re-target", size);
         return;
     }
     owner_ = app;
@@ -500,10 +518,7 @@ void UdpRelay::release(const AppPtr& app) {
     app->gone = true;
     ++counters_.sockets_released;
     SLMD_INFO("udp: the app's socket at loopback port {} is gone; releasing it", app->port);
-    for (auto& stand_in : app->stand_ins) {
-        boost::system::error_code ignored;
-        stand_in->socket.close(ignored);
-    }
+    for (auto& stand_in : app->stand_ins) retire(stand_in);
     app->stand_ins.clear();
     apps_.erase({app->family, app->port});
     if (owner_ == app) {
@@ -593,6 +608,11 @@ void UdpRelay::stop() {
         }
         app->stand_ins.clear();
     }
+    for (auto& stand_in : retired_) {
+        boost::system::error_code ignored;
+        stand_in->socket.close(ignored);
+    }
+    retired_.clear();
     apps_.clear();
     owner_.reset();
     state_ = ProxyState::idle;

@@ -117,6 +117,8 @@ private:
     void on_app_datagram(const StandInPtr& stand_in, std::size_t size);
     void deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram);
     void send_to_modem(std::string datagram);
+    void dropped(std::uint64_t& counter, const char* why, std::size_t size);
+    void retire(const StandInPtr& stand_in);
     void pump();
     void post_pump();
     void open_client(const Peer& peer);
@@ -136,6 +138,7 @@ private:
     BypassDecision bypass_;
     ModemAddressSource modem_address_;
     std::map<Key, AppPtr> apps_;
+    std::vector<StandInPtr> retired_;  // cancelled stand-ins waiting for their receive to complete
     std::uint64_t tick_ = 0;  // LRU clock of the stand-ins
 
     // The modem's one UDP proxy.

@@ -116,7 +116,7 @@ TEST_P(UdpPrograms, Python3ConnectedAndUnconnected) {
         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "s.settimeout(20)\n"
         "for n in (1, 1024, big):\n"
-        "    data = os.urandom(n - 3) + b'+++' if n > 3 else b'\\x00' * n\n"
+        "    data = os.urandom(n - 2).replace(b'+', b'-') + b'++' if n > 2 else b'\\x00' * n\n"
         "    s.sendto(data, (host, port))\n"
         "    back, src = s.recvfrom(65536)\n"
         "    assert back == data, (n, len(back))\n"
@@ -128,12 +128,14 @@ TEST_P(UdpPrograms, Python3ConnectedAndUnconnected) {
         "c.connect((host, port))\n"
         "assert c.getpeername() == (host, port), c.getpeername()\n"
         "for n in (1, 1024, big):\n"
-        "    data = bytes(range(256)) * (n // 256) + b'\\r\\n+++'[: n % 256]\n"
+        "    data = bytes(range(256)) * (n // 256) + b'\\r\\n++'[: n % 256]\n"
         "    data = data[:n]\n"
         "    c.send(data)\n"
         "    back = c.recv(65536)\n"
         "    assert back == data, (n, len(back))\n"
         "    print('connected', n)\n"
+        "c.send(b'text +++ crosses quoted\\r\\n')\n"
+        "assert c.recv(65536) == b'text +++ crosses quoted\\r\\n'\n"
         "print('ok udp python')\n");
     auto r = under_slm_run("\"$SLMRUN\" python3 " + script + " " + Modem::host_address + " " +
                            std::to_string(echo.port()) + " " + std::to_string(largest_datagram(GetParam())));

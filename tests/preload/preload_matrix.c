@@ -575,15 +575,21 @@ static bool same_address(const struct sockaddr_storage* a, socklen_t alen, const
     return alen == blen && strcmp(address_text(a, alen, x, sizeof x), address_text(b, blen, y, sizeof y)) == 0;
 }
 
+/* Every byte value, CR/LF and pluses included, but never "+++": a binary (unquotable) datagram has to cross
+ * in one data-mode flush, and SLM v2.5+ ends data mode at a "+++" anywhere, so the firmware cannot send such
+ * a datagram at all (slmd drops it and counts it; docs/data-path.md). Text datagrams with "+++" go quoted. */
 static void fill_payload(unsigned char* p, size_t n, unsigned seed) {
     uint32_t x = 2463534242u ^ seed;
     for (size_t i = 0; i < n; ++i) {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        p[i] = (unsigned char)x;  // every byte value, "+++" and CR/LF included
+        p[i] = (unsigned char)x;
+        if (i >= 2 && p[i] == '+' && p[i - 1] == '+' && p[i - 2] == '+') p[i] = '-';
     }
-    if (n >= 3) memcpy(p + n / 2 - (n >= 6 ? 1 : 0), "+++", 3);
+    if (n >= 2) memcpy(p + n / 2 - (n >= 4 ? 1 : 0), "++", 2);
+    if (n >= 4 && p[n / 2 + 1] == '+') p[n / 2 + 1] = '-';
+    if (n >= 4 && p[n / 2 - 2] == '+') p[n / 2 - 2] = '-';
 }
 
 static bool wait_readable(int fd) {

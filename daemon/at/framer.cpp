@@ -97,6 +97,12 @@ std::optional<DataHeader> parse_data_header(std::string_view text) {
     return header;
 }
 
+#define SLMD_MATCH_QUOTE_STEP(expr)                         \
+    do {                                                    \
+        const Match step_result = (expr);                   \
+        if (step_result != Match::full) return step_result; \
+    } while (false)
+
 // Incremental matcher for the data-mode patterns: it must tell "cannot match" from "might match once more bytes
 // arrive", because a pattern split across reads has to be held back rather than released as data.
 enum class Match { no, partial, full };
@@ -110,6 +116,19 @@ struct Matcher {
         if (s.substr(i, k) != l.substr(0, k)) return Match::no;
         if (k < l.size()) return Match::partial;
         i += k;
+        return Match::full;
+    }
+
+    // A quoted numeric IPv4/IPv6 address: '"', 1-45 address characters, '"'.
+    Match quoted_address() {
+        SLMD_MATCH_QUOTE_STEP(literal("\""));
+        std::size_t j = i;
+        while (j < s.size() && j - i < 46 && (is_digit(s[j]) || s[j] == '.' || s[j] == ':' ||
+                                             (s[j] >= 'a' && s[j] <= 'f') || (s[j] >= 'A' && s[j] <= 'F')))
+            ++j;
+        if (j == s.size()) return Match::partial;
+        if (j == i || j - i > 45 || s[j] != '"') return Match::no;
+        i = j + 1;
         return Match::full;
     }
 
@@ -156,7 +175,18 @@ Match match_loss_line(Matcher& m, std::string_view head, std::string_view word) 
     return Match::full;
 }
 
+// "\r\n#XTCPSVR: \"<ip>\",\"connected\"\r\n": a server's next peer. It can only arrive after the previous peer
+// left, i.e. while the link waits in null mode for our "+++", and the firmware prints it into the stream.
+Match match_server_peer_line(Matcher& m) {
+    SLMD_MATCH_STEP(m.literal(crlf));
+    SLMD_MATCH_STEP(m.literal("#XTCPSVR: "));
+    SLMD_MATCH_STEP(m.quoted_address());
+    SLMD_MATCH_STEP(m.literal(",\"connected\"\r\n"));
+    return Match::full;
+}
+
 #undef SLMD_MATCH_STEP
+#undef SLMD_MATCH_QUOTE_STEP
 
 bool is_noise_byte(char c) {
     const auto u = static_cast<unsigned char>(c);
@@ -543,6 +573,14 @@ std::size_t Framer::match_data_pattern(std::string_view s, PatternKind& kind, in
         if (full(r_error, PatternKind::exit_error)) {
             status = -5;  // v1.7/1.8 answer a failed send with ERROR and no status; EIO stands in for it
             return error.i;
+        }
+    }
+    {
+        Matcher m{s};
+        const Match r = match_server_peer_line(m);
+        if (full(r, PatternKind::loss_urc)) {
+            text = std::string(s.substr(2, m.i - 4));
+            return m.i;
         }
     }
     if (profile_.data_mode_peer_loss == DataModePeerLoss::null_mode_with_urc) {

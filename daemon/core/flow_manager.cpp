@@ -101,7 +101,7 @@ tcp::endpoint loopback(wire::Family family, std::uint16_t port) {
 }  // namespace
 
 FlowManager::FlowManager(asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options)
-    : executor_(executor), driver_(driver), options_(options), socket_poll_(executor) {
+    : executor_(executor), driver_(driver), options_(options), socket_poll_(executor), graveyard_(executor) {
     driver_.set_capacity_listener([this, alive = alive_] {
         if (*alive) schedule();
     });
@@ -463,9 +463,7 @@ void FlowManager::on_modem_closed(const FlowPtr& flow, modem::CloseReason reason
 
 void FlowManager::reset_app(const FlowPtr& flow) {
     if (flow->app) {
-        boost::system::error_code ignored;
-        flow->app->set_option(asio::socket_base::linger(true, 0), ignored);
-        flow->app->close(ignored);
+        graveyard_.bury(*flow->app, /*reset=*/true);
         flow->app.reset();
     }
     if (!flow->error) flow->error = ECONNRESET;
@@ -478,18 +476,14 @@ void FlowManager::finish(const FlowPtr& flow) {
     flow->deadline.cancel();
     flow->attach_deadline.cancel();
     flow->half_close_check.cancel();
-    if (flow->connecting_app) {
-        boost::system::error_code ignored;
-        flow->connecting_app->close(ignored);
-    }
+    if (flow->connecting_app) graveyard_.bury(*flow->connecting_app);
     if (flow->receive_paused) {
         flow->receive_paused = false;
         driver_.pause_receive(false);
     }
     if (flow->modem_open) driver_.tcp_close(flow->connection);
     if (flow->app && flow->app_eof && flow->downlink.empty()) {
-        boost::system::error_code ignored;
-        flow->app->close(ignored);
+        graveyard_.bury(*flow->app);
         flow->app.reset();
     }
     if (was_finished) return;
@@ -588,6 +582,7 @@ void FlowManager::stop() {
         flow->phase = Phase::finished;
     }
     waiting_.clear();
+    graveyard_.close_all();
 }
 
 std::uint32_t FlowManager::active_flows() const {
@@ -771,9 +766,7 @@ void FlowManager::on_app_connected(const FlowPtr& flow, boost::system::error_cod
     if (!socket) return;
     if (!error && flow->phase == Phase::finished) {
         // The modem lost the peer meanwhile: the app must not take a half-dead connection for a live one.
-        boost::system::error_code ignored;
-        socket->set_option(asio::socket_base::linger(true, 0), ignored);
-        socket->close(ignored);
+        graveyard_.bury(*socket, /*reset=*/true);
         return;
     }
     if (error) {

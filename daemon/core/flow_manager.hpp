@@ -22,6 +22,7 @@
 #include <string>
 
 #include "core/app_socket.hpp"
+#include "core/socket_graveyard.hpp"
 #include "modem/modem_driver.hpp"
 #include "wire.hpp"
 
@@ -121,6 +122,7 @@ private:
     boost::asio::steady_timer socket_poll_;
     bool polling_ = false;
     FlowCounters counters_;
+    SocketGraveyard graveyard_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -236,6 +236,7 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
                                          return;
                                      }
                                      data_mode_owner_ = DataModeOwner::tcp;
+                                     data_mode_connection_ = connection_ ? connection_->id : 0;
                                      auto error = channel_.write_data(bytes);
                                      finished(error ? ECONNRESET : 0);
                                  });
@@ -409,8 +410,10 @@ void SlmProxyDriver::on_data_mode_exited(int status) {
         }
         return;
     }
-    // A non-zero status means the proxy broke while the link was in data mode (peer gone, send failure).
-    if (status != 0 && connection_) {
+    // A non-zero status means the proxy broke while the link was in data mode (peer gone, send failure) — the
+    // connection of that session. A server's next peer can connect before our "+++" (v2.5+ null mode) and
+    // must not inherit its predecessor's loss.
+    if (status != 0 && connection_ && connection_->id == data_mode_connection_) {
         SLMD_INFO("slm: data mode ended with {}; connection closed", status);
         connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(status));
     }

@@ -215,6 +215,7 @@ private:
     std::deque<UdpSendJob> udp_sends_;
     bool udp_sending_ = false;
     DataModeOwner data_mode_owner_ = DataModeOwner::none;
+    ConnectionId data_mode_connection_ = 0;  // the TCP connection whose bytes the data-mode session carried
     std::error_code last_exit_error_;
     int last_exit_status_ = 0;
     std::string udp_early_echo_;  // raw downlink during a UDP data-mode send: one datagram

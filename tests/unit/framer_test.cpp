@@ -280,6 +280,18 @@ const std::vector<Case>& cases() {
          {ok(), raw("ab"), urc("#XTCPCLI: -104,\"disconnected\""), raw("cd"), exited(-104)}},
         {"loss_urc_not_on_v29", "2.9.0", {D(), F("\r\nOK\r\n\r\n#XTCPCLI: -104,\"disconnected\"\r\n")},
          {ok(), raw("\r\n#XTCPCLI: -104,\"disconnected\"\r\n")}, LinkMode::data},
+        {"server_next_peer_in_null_mode_v25", "2.5.0",
+         {D(), F("\r\nOK\r\nab\r\n#XTCPSVR: 0,\"disconnected\"\r\n\r\n#XTCPSVR: \"127.0.0.1\",\"connected\"\r\n"), X(),
+          F("\r\n#XDATAMODE: 0\r\n")},
+         {ok(), raw("ab"), urc("#XTCPSVR: 0,\"disconnected\""), urc("#XTCPSVR: \"127.0.0.1\",\"connected\""), exited(0)}},
+        {"server_next_peer_after_terminator_v29", "2.9.0",
+         {D(), F("\r\nOK\r\nab+++"), I(), F("\r\n#XTCPSVR: \"2001:db8::1\",\"connected\"\r\n"), X(),
+          F("\r\n#XDATAMODE: -104\r\n")},
+         // Bytes after a peer "+++" make it look like payload, so it is released as data; the connection it
+         // would belong to is gone by then, and the driver has answered the terminator already.
+         {ok(), raw("ab"), peer_terminator, raw("+++"), urc("#XTCPSVR: \"2001:db8::1\",\"connected\""), exited(-104)}},
+        {"server_peer_line_malformed_is_data", "2.9.0", {D(), F("\r\nOK\r\n\r\n#XTCPSVR: \"x\",\"connected\"\r\n")},
+         {ok(), raw("\r\n#XTCPSVR: \"x\",\"connected\"\r\n")}, LinkMode::data},
         {"terminator_v27", "2.7.0", {D(), F("\r\nOK\r\ndata+++"), I(), X(), F("\r\n#XDATAMODE: -104\r\n")},
          {ok(), raw("data"), peer_terminator, exited(-104)}},
         {"plus_inside_payload_is_data", "2.9.0", {D(), F("\r\nOK\r\na+++b++c+"), I()}, {ok(), raw("a+++b++c+")},

@@ -386,6 +386,8 @@ void DrainedProcess::stop() {
     output_ = child_.output();  // everything it printed, including what came after the reader stopped
 }
 
+std::string Modem::control(const std::string& line) const { return slmd::test::control_command(control_, line); }
+
 Modem::Modem(ModemOptions options)
     : link_(dir_ / "ttySLM"), control_(dir_ / "control.sock"), api_socket_(dir_ / "slmd.sock") {
     const std::string hosts = dir_ / "hosts";

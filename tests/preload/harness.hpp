@@ -147,6 +147,8 @@ public:
     const std::string& api_socket() const { return api_socket_; }
     const std::string& dir() const { return dir_.path(); }
     std::string diagnostics();
+    // One command on slmsim's control socket (e.g. "state"), its one-line answer.
+    std::string control(const std::string& line) const;
     // The name slmsim resolves to 203.0.113.10 (and so to 127.0.0.1 through the map).
     static constexpr const char* host_name = "files.example";
     static constexpr const char* host_address = "203.0.113.10";

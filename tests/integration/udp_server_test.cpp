@@ -142,6 +142,17 @@ std::uint16_t free_port(int type) {
     return port;
 }
 
+// Re-evaluates `done` until it holds or the limit passes (a bounded wait on a condition, not a sleep).
+template <typename Predicate>
+bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        poll(nullptr, 0, 20);
+    }
+    return true;
+}
+
 bool readable(int fd, std::chrono::milliseconds limit = 10s) {
     pollfd pfd{fd, POLLIN, 0};
     return poll(&pfd, 1, static_cast<int>(limit.count())) == 1;
@@ -340,6 +351,29 @@ TEST_P(PerProfile, UdpServerAnswersALocalClient) {
     ASSERT_TRUE(reply) << gateway.slmd->output();
     EXPECT_EQ(reply->first, answer);
     EXPECT_EQ(port_of(reply->second), modem_port);
+
+    // Closing the app's socket stops the modem's server (found by slmd's poll of the kernel's UDP table).
+    close(app.fd);
+    app.fd = -1;
+    EXPECT_TRUE(eventually([&] { return gateway.sent("AT#XUDPSVR=0\r\n"); })) << gateway.slmd->output();
+}
+
+TEST_P(PerProfile, UdpServerOnAPortInUseFailsWithTheFirmwaresReason) {
+    Gateway gateway(GetParam());
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    // Something on the host already has the port the simulated modem would bind (its listen address).
+    std::uint16_t taken = 0;
+    Fd occupant(loopback_socket(AF_INET, SOCK_DGRAM, taken));
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
+    const int status = slmsock_bind(SOCK_DGRAM, AF_INET, taken, app_port);
+    // v2.8+ names the reason (in its "#UDPSVR:" line, typo included); v2.7 and earlier print no reason at all.
+    if (GetParam() >= "v2.8") {
+        EXPECT_EQ(status, -EADDRINUSE) << slmsock_strerror(status);
+    } else {
+        EXPECT_LT(status, 0);
+    }
+    EXPECT_TRUE(gateway.sent("AT#XUDPSVR=1," + std::to_string(taken) + "\r\n"));
 }
 
 TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
@@ -401,6 +435,7 @@ TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
     EXPECT_TRUE(gateway.sent("AT#XTCPHANGUP="));
 
     // The server keeps listening: the next peer is accepted and hangs up from its side.
+    // (Closing the listening socket at the end stops the server: checked below.)
     Fd third(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     ASSERT_EQ(connect(third, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
     ASSERT_TRUE(readable(listener, 20s)) << gateway.slmd->output();
@@ -410,6 +445,10 @@ TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
     third.fd = -1;
     ASSERT_TRUE(readable(again, 20s)) << gateway.slmd->output();
     EXPECT_EQ(read(again, buffer, sizeof buffer), 0);
+
+    close(listener.fd);
+    listener.fd = -1;
+    EXPECT_TRUE(eventually([&] { return gateway.sent("AT#XTCPSVR=0\r\n"); })) << gateway.slmd->output();
 }
 
 TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
@@ -432,7 +471,8 @@ TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
     EXPECT_NE(std::string(proxies.modem_view).find("#XUDPCLI: "), std::string::npos) << proxies.modem_view;
     for (const char* read_form : {"AT#XTCPCLI?\r\n", "AT#XTCPSVR?\r\n", "AT#XUDPCLI?\r\n", "AT#XUDPSVR?\r\n"})
         EXPECT_TRUE(gateway.sent(read_form)) << read_form;
-    for (const char* test_form : {"AT#XTCPCLI=?\r\n", "AT#XTCPSVR=?\r\n", "AT#XUDPCLI=?\r\n", "AT#XUDPSVR=?\r\n"})
+    for (const char* test_form :
+         {"AT#XTCPCLI=?\r\n", "AT#XTCPSVR=?\r\n", "AT#XUDPCLI=?\r\n", "AT#XUDPSVR=?\r\n", "AT#XTCPHANGUP=?\r\n"})
         EXPECT_TRUE(gateway.sent(test_form)) << test_form;
 }
 

@@ -4,6 +4,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <vector>
@@ -65,6 +66,10 @@ int main(int argc, char** argv) {
     options.baud = baud;
     options.bringup.sync_timeout = settings.sync_timeout;
     options.bringup.register_timeout = settings.register_timeout;
+    options.recovery.max_recoveries = settings.recovery_max;
+    options.recovery.window = settings.recovery_window;
+    options.recovery.backoff = settings.recovery_backoff;
+    options.stop_timeout = settings.stop_timeout;
     slmd::modem::Modem modem(io.get_executor(), port, options);
 
     int exit_code = 0;
@@ -145,13 +150,29 @@ int main(int argc, char** argv) {
         }
     });
 
+    // Graceful stop: no new clients, the proxies and app sockets closed (open flows fail), then AT+CFUN=0 with
+    // a bounded wait (the firmware saves its state; resets without it count towards the nRF91's reset-loop
+    // lock-out), then exit. A second signal exits at once.
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code error, int signal) {
+    bool stopping = false;
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code error, int signal) {
         if (error) return;
+        if (stopping) {
+            SLMD_NOTICE("signal {} again: exiting without waiting for the modem", signal);
+            io.stop();
+            return;
+        }
+        stopping = true;
         SLMD_NOTICE("stopping on signal {}", signal);
         service.stopping();
-        io.stop();
-    });
+        if (api) api->stop();
+        data_endpoint.stop();
+        flows.stop();
+        udp.stop();
+        modem.shutdown([&io] { io.stop(); });
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
     io.run();
 
     // Close every I/O object, then let the aborted operations complete while their owners still exist

@@ -86,6 +86,9 @@ asio::awaitable<void> RegistrationWatch::wait_change(std::chrono::steady_clock::
 asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch& registration,
                                          const BringupOptions& options) {
     // A "Ready" between two commands reboots the modem just as surely as one during a command.
+    auto step_done = [&](ModemEvent event) {
+        if (options.on_step) options.on_step(event);
+    };
     auto rebooted = [&](const char* step) -> std::optional<BringupResult> {
         if (!registration.reset_noted()) return std::nullopt;
         return failure(BringupError::modem_reset, step);
@@ -121,6 +124,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
                           "no answer to AT within " + std::to_string(options.sync_timeout.count()) + " ms");
     }
     SLMD_INFO("modem: in sync");
+    step_done(ModemEvent::synced);
     // Resets seen while syncing are part of getting in step; from here on one means starting over.
     registration.clear();
 
@@ -142,6 +146,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     channel.set_profile(info.profile);
     SLMD_NOTICE("modem: SLM release {} (modem library {}), using profile {}", version->ncs_version,
                 version->modem_library, info.profile.version.to_string());
+    step_done(ModemEvent::release_detected);
 
     // 3. Registration URCs, then the radio.
     if (auto reset = rebooted("after reading the release")) co_return *reset;
@@ -150,6 +155,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     if (auto fatal = fatal_channel_error(cereg)) co_return failure(*fatal, "while enabling +CEREG");
     if (!cereg.ok()) co_return failure(BringupError::command_failed, "AT+CEREG answered " + cereg.describe());
     SLMD_INFO("modem: registration URCs enabled");
+    step_done(ModemEvent::urcs_enabled);
     if (auto reset = rebooted("after enabling +CEREG")) co_return *reset;
 
     const at::CommandRequest radio_on{"AT+CFUN=1", "", 30s};
@@ -157,6 +163,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     if (auto fatal = fatal_channel_error(cfun)) co_return failure(*fatal, "while switching the radio on");
     if (!cfun.ok()) co_return failure(BringupError::command_failed, "AT+CFUN=1 answered " + cfun.describe());
     SLMD_INFO("modem: radio on, waiting for registration");
+    step_done(ModemEvent::radio_switched_on);
 
     // 4. Registration: URCs wake us; a periodic read covers a URC that was lost.
     const auto register_deadline = std::chrono::steady_clock::now() + options.register_timeout;
@@ -181,6 +188,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     }
     info.registration = *registration.current();
     SLMD_NOTICE("modem: {}", to_string(info.registration));
+    step_done(ModemEvent::registered);
 
     // 5. Address of the default PDP context.
     if (auto reset = rebooted("after registering")) co_return *reset;

@@ -14,6 +14,7 @@
 
 #include "at/channel.hpp"
 #include "at/firmware_profile.hpp"
+#include "modem/lifecycle.hpp"
 #include "modem/responses.hpp"
 
 namespace slmd::modem {
@@ -25,6 +26,9 @@ struct BringupOptions {
     std::chrono::milliseconds registration_poll{2000};  // re-read +CEREG? in case a URC was lost
     int command_attempts = 3;                           // ERROR/timeout retries per step (noise on the line)
     int cereg_mode = 5;
+    // Called as each step completes (synced, release_detected, urcs_enabled, radio_switched_on, registered):
+    // the lifecycle follows bring-up through its states. May be empty.
+    std::function<void(ModemEvent)> on_step;
 };
 
 // What bring-up learnt about the modem.

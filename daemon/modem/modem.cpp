@@ -1,4 +1,4 @@
-// Owns: the modem lifecycle loop (see modem.hpp).
+// Owns: the modem lifecycle loop (see modem.hpp; states and transitions in lifecycle.hpp).
 #include "modem/modem.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -11,17 +11,13 @@
 namespace slmd::modem {
 
 namespace asio = boost::asio;
+using namespace std::chrono_literals;
 
-const char* to_string(ModemState state) {
-    switch (state) {
-        case ModemState::starting: return "starting";
-        case ModemState::bringing_up: return "bringing up";
-        case ModemState::serving: return "serving";
-        case ModemState::recovering: return "recovering";
-        case ModemState::stopped: return "stopped";
-    }
-    return "?";
-}
+namespace {
+
+long long seconds(std::chrono::milliseconds duration) { return static_cast<long long>(duration.count() / 1000); }
+
+}  // namespace
 
 Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOptions options)
     : executor_(executor),
@@ -36,21 +32,26 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
                   .link_backlog = [this] { return port_.queued_bytes(); },
                   .pause_receive = [this](bool paused) { port_.pause_reading(paused); },
               }),
-      wakeup_(executor) {}
+      wakeup_(executor),
+      budget_(options.recovery) {
+    options_.bringup.on_step = [this](ModemEvent event) { transition(event); };
+}
 
 Modem::~Modem() { *alive_ = false; }
+
+void Modem::transition(ModemEvent event) {
+    const auto next = next_state(state_, event);
+    if (!next || *next == state_) return;
+    if (event == ModemEvent::synced) synced_once_ = true;
+    SLMD_DEBUG("modem: {} -> {} ({})", to_string(state_), to_string(*next), to_string(event));
+    state_ = *next;
+}
 
 void Modem::start(FirstResultHandler on_first_result) {
     on_first_result_ = std::move(on_first_result);
     channel_.set_handlers(at::ChannelHandlers{
         .urc = [this](const std::string& text) { on_urc(text); },
-        .ready =
-            [this] {
-                reset_seen_ = true;
-                registration_.note_reset();
-                driver_.on_modem_lost();
-                wake();
-            },
+        .ready = [this] { on_ready(); },
         .proxy_data = [this](at::ProxyData&& data) { driver_.on_proxy_data(std::move(data)); },
         .raw_data = [this](std::string_view bytes) { driver_.on_raw_data(bytes); },
         .data_mode_exited = [this](int status) { driver_.on_data_mode_exited(status); },
@@ -67,7 +68,25 @@ void Modem::start(FirstResultHandler on_first_result) {
                     link_down_ = false;
                     wake();
                 });
+    transition(ModemEvent::start);
     asio::co_spawn(executor_, run(), asio::detached);
+}
+
+void Modem::on_ready() {
+    reset_seen_ = true;
+    registration_.note_reset();
+    driver_.on_modem_lost();
+    // A Ready while syncing is the firmware finishing its boot, not a reboot worth counting.
+    if (synced_once_ && state_ != ModemState::syncing && state_ != ModemState::stopping) {
+        const auto now = std::chrono::steady_clock::now();
+        ++stats_.readys;
+        readys_.push_back(now);
+        while (!readys_.empty() && now - readys_.front() >= options_.recovery.window) readys_.pop_front();
+        // slmd adds no reset of its own (it never sends AT#XRESET); it only counts, and recovers within budget.
+        SLMD_WARN("modem: firmware rebooted (Ready) while {}: {} reboot(s) within {} s, {} in total", to_string(state_),
+                  readys_.size(), seconds(options_.recovery.window), stats_.readys);
+    }
+    wake();
 }
 
 void Modem::wake() { wakeup_.cancel(); }
@@ -81,17 +100,118 @@ void Modem::stop() {
     wake();
 }
 
+void Modem::shutdown(std::function<void()> done) {
+    if (stopping_) {
+        done();
+        return;
+    }
+    // The radio may be on once bring-up got past syncing; before that (or without a port) there is nobody to
+    // tell, and the bounded wait would only delay the exit.
+    const bool reachable = !link_down_ && state_ != ModemState::starting && state_ != ModemState::syncing &&
+                           state_ != ModemState::waiting_for_port && synced_once_;
+    stopping_ = true;
+    transition(ModemEvent::stop_requested);
+    driver_.on_modem_lost();      // open flows fail (ECONNRESET) and the driver forgets its proxies
+    registration_.note_reset();   // a bring-up in progress stops at its next step, before another AT+CFUN=1
+    wake();
+    if (!reachable) {
+        SLMD_INFO("modem: stopping without AT+CFUN=0 (modem not reachable)");
+        transition(ModemEvent::radio_off);
+        done();
+        return;
+    }
+    asio::co_spawn(executor_, radio_off(std::move(done)), asio::detached);
+}
+
+asio::awaitable<void> Modem::radio_off(std::function<void()> done) {
+    auto alive = alive_;
+    const auto started = std::chrono::steady_clock::now();
+    auto finished = std::make_shared<bool>(false);
+    auto finish = [this, alive, finished, done](const std::string& how) {
+        if (*finished || !*alive) return;
+        *finished = true;
+        transition(ModemEvent::radio_off);
+        SLMD_NOTICE("modem: radio off ({})", how);
+        done();
+    };
+    // The bound covers everything below: a data-mode exit, a command in flight ahead of ours, a silent modem.
+    auto bound = std::make_shared<asio::steady_timer>(executor_, options_.stop_timeout);
+    bound->async_wait([finish, this](boost::system::error_code error) {
+        if (!error) finish("AT+CFUN=0 unanswered after " + std::to_string(options_.stop_timeout.count()) + " ms");
+    });
+    if (channel_.mode() == at::LinkMode::data) {
+        auto left = std::make_shared<asio::steady_timer>(executor_, asio::steady_timer::time_point::max());
+        channel_.exit_data_mode([left](std::error_code, int) { left->cancel(); });
+        boost::system::error_code ignored;
+        co_await left->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        if (!*alive || *finished) co_return;
+    }
+    SLMD_INFO("modem: AT+CFUN=0");
+    const at::CommandRequest radio_off{"AT+CFUN=0", "", options_.stop_timeout};
+    auto response = co_await channel_.async_command(radio_off, asio::use_awaitable);
+    if (!*alive) co_return;
+    bound->cancel();
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    finish(response.ok() ? "AT+CFUN=0 OK after " + std::to_string(took.count()) + " ms"
+                         : "AT+CFUN=0 -> " + response.describe());
+}
+
 void Modem::on_urc(const std::string& text) {
     if (driver_.on_urc(text)) return;
     if (auto status = parse_cereg_urc(text)) {
-        const bool was_registered = registration_.current() && is_registered(*registration_.current());
         registration_.update(*status);
-        if (state_ == ModemState::serving && was_registered != is_registered(*status)) {
+        if (state_ == ModemState::serving && !is_registered(*status)) {
+            ++stats_.registration_losses;
+            transition(ModemEvent::registration_lost);
+            SLMD_NOTICE("modem: {}; registration lost, new connections fail with ENETDOWN until it is back",
+                        to_string(*status));
+            wake();
+        } else if (state_ == ModemState::deregistered && is_registered(*status)) {
             SLMD_NOTICE("modem: {}", to_string(*status));
+            wake();
         }
         return;
     }
     SLMD_DEBUG("modem: URC {}", text);
+}
+
+asio::awaitable<void> Modem::sleep_until(std::chrono::steady_clock::time_point deadline) {
+    wakeup_.expires_at(deadline);
+    boost::system::error_code ignored;
+    co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+// Serving (and deregistered, and re-reading the address) until the modem reboots, the line drops or slmd stops.
+asio::awaitable<void> Modem::serve() {
+    auto alive = alive_;
+    while (!reset_seen_ && !link_down_ && !stopping_) {
+        const auto current = registration_.current();
+        if (state_ == ModemState::deregistered && current && is_registered(*current)) {
+            // Registration is back: the PDP address may have changed. Re-read it before serving again.
+            transition(ModemEvent::registered);
+            const at::CommandRequest read_address{"AT+CGPADDR=0", "+CGPADDR", 5s};
+            auto response = co_await channel_.async_command(read_address, asio::use_awaitable);
+            if (!*alive || stopping_ || reset_seen_ || link_down_) co_return;
+            std::optional<PdpAddresses> parsed;
+            if (response.ok() && !response.info.empty()) parsed = parse_cgpaddr(response.info.front());
+            if (parsed && !(parsed->ipv4.empty() && parsed->ipv6.empty())) {
+                info_->addresses = *parsed;
+                info_->registration = *current;
+                transition(ModemEvent::address_read);
+                SLMD_NOTICE("modem: serving again ({}, {})", to_string(info_->registration),
+                            info_->addresses.ipv4.empty() ? info_->addresses.ipv6 : info_->addresses.ipv4);
+                continue;
+            }
+            SLMD_WARN("modem: registered again but AT+CGPADDR=0 answered {}; staying deregistered",
+                      response.describe());
+            transition(ModemEvent::address_failed);
+            co_await sleep_until(std::chrono::steady_clock::now() + options_.bringup.registration_poll);
+            if (!*alive) co_return;
+            continue;
+        }
+        co_await sleep_until(std::chrono::steady_clock::now() + 24h);
+        if (!*alive) co_return;
+    }
 }
 
 asio::awaitable<void> Modem::run() {
@@ -101,14 +221,7 @@ asio::awaitable<void> Modem::run() {
     auto retry_delay = options_.retry_initial;
     for (;;) {
         if (!*alive || stopping_) co_return;
-        while (link_down_) {
-            state_ = ModemState::recovering;
-            wakeup_.expires_after(std::chrono::hours(24));
-            boost::system::error_code ignored;
-            co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-            if (!*alive || stopping_) co_return;
-        }
-        state_ = ModemState::bringing_up;
+        // Here: syncing (a bring-up starts).
         reset_seen_ = false;
         registration_.clear();
         auto result = co_await bring_up(channel_, registration_, options_.bringup);
@@ -117,7 +230,7 @@ asio::awaitable<void> Modem::run() {
             resets_in_a_row = 0;
             retry_delay = options_.retry_initial;
             info_ = result.info;
-            state_ = ModemState::serving;
+            transition(ModemEvent::address_read);  // -> serving
             driver_.on_serving();  // orphaned proxies from before (a killed slmd, a reset) are closed first
             SLMD_NOTICE("modem: ready (SLM {}, {}, {})", info_->version.ncs_version, to_string(info_->registration),
                         info_->addresses.ipv4.empty() ? info_->addresses.ipv6 : info_->addresses.ipv4);
@@ -125,34 +238,63 @@ asio::awaitable<void> Modem::run() {
                 first = false;
                 if (on_first_result_) on_first_result_(result);
             }
-            // Serve until the modem reboots or the line drops; then start over.
-            while (!reset_seen_ && !link_down_) {
-                wakeup_.expires_after(std::chrono::hours(24));
-                boost::system::error_code ignored;
-                co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-                if (!*alive || stopping_) co_return;
-            }
+            co_await serve();
+            if (!*alive || stopping_) co_return;
             SLMD_WARN("modem: {}; bringing it up again", link_down_ ? "serial link lost" : "modem reset");
             info_.reset();
-            state_ = ModemState::recovering;
-            continue;
+            transition(link_down_ ? ModemEvent::serial_lost : ModemEvent::modem_ready);
+        } else {
+            SLMD_WARN("modem: bring-up failed: {} ({})", result.error.message(), result.message);
+            if (result.error == BringupError::link_lost || link_down_) {
+                transition(ModemEvent::serial_lost);  // wait for the port to come back
+            } else if (result.error == BringupError::modem_reset &&
+                       (!first || ++resets_in_a_row <= options_.max_resets_during_bringup)) {
+                transition(ModemEvent::modem_ready);  // the firmware rebooted under us: start over (within budget)
+            } else if (first) {
+                first = false;
+                transition(ModemEvent::gave_up);
+                if (on_first_result_) on_first_result_(result);
+                co_return;
+            } else {
+                transition(ModemEvent::bringup_failed);  // -> backing off for retry_delay
+                SLMD_INFO("modem: next bring-up in {} ms", retry_delay.count());
+                const auto deadline = std::chrono::steady_clock::now() + retry_delay;
+                while (std::chrono::steady_clock::now() < deadline && !stopping_ && !link_down_) {
+                    co_await sleep_until(deadline);
+                    if (!*alive) co_return;
+                }
+                retry_delay = std::min(retry_delay * 2, options_.retry_max);
+                transition(link_down_ ? ModemEvent::serial_lost : ModemEvent::backoff_elapsed);
+            }
         }
-        SLMD_WARN("modem: bring-up failed: {} ({})", result.error.message(), result.message);
-        if (result.error == BringupError::modem_reset && ++resets_in_a_row <= options_.max_resets_during_bringup) {
-            continue;  // the firmware rebooted under us: simply start over
+        // Here: recovering or waiting for the serial port.
+        while (link_down_ && !stopping_) {
+            transition(ModemEvent::serial_lost);
+            co_await sleep_until(std::chrono::steady_clock::now() + 24h);
+            if (!*alive) co_return;
         }
-        if (result.error == BringupError::link_lost) continue;  // wait for the port to come back
-        if (first) {
-            first = false;
-            state_ = ModemState::stopped;
-            if (on_first_result_) on_first_result_(result);
-            co_return;
+        if (stopping_) co_return;
+        transition(ModemEvent::serial_back);  // waiting for serial port -> recovering
+        // Reset-loop protection: at most max_recoveries bring-ups per window, then one long back-off.
+        while (auto backoff = budget_.request(std::chrono::steady_clock::now())) {
+            ++stats_.backoffs;
+            transition(ModemEvent::recovery_denied);
+            SLMD_WARN("modem: recovery budget spent ({} recoveries within {} s); backing off for {} s "
+                      "before bringing the modem up again",
+                      options_.recovery.max_recoveries, seconds(options_.recovery.window), seconds(*backoff));
+            const auto deadline = std::chrono::steady_clock::now() + *backoff;
+            while (std::chrono::steady_clock::now() < deadline && !stopping_) {
+                co_await sleep_until(deadline);
+                if (!*alive) co_return;
+            }
+            if (stopping_) co_return;
+            transition(ModemEvent::backoff_elapsed);
         }
-        state_ = ModemState::recovering;
-        wakeup_.expires_after(retry_delay);
-        boost::system::error_code ignored;
-        co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-        retry_delay = std::min(retry_delay * 2, options_.retry_max);
+        ++stats_.recoveries;
+        transition(ModemEvent::recovery_allowed);  // -> syncing
+        SLMD_NOTICE("modem: recovery {} ({} within {} s, budget {})", stats_.recoveries,
+                    budget_.recent(std::chrono::steady_clock::now()), seconds(options_.recovery.window),
+                    options_.recovery.max_recoveries);
     }
 }
 

@@ -1,24 +1,24 @@
 // Owns: one modem on one serial port: the channel over the port, routing of modem-level URCs (+CEREG,
-// "Ready"), and the lifecycle loop: bring up, serve, and bring up again after a modem reset or serial loss.
-// This is the seed of the lifecycle state machine; the gateway-service work extends it (docs/design.md).
+// "Ready"), and the lifecycle loop that drives the state machine of modem/lifecycle.hpp: bring up, serve,
+// follow registration loss and return, bring up again after a modem reset or serial loss (within the recovery
+// budget), and the graceful stop (AT+CFUN=0). docs/design.md "Modem lifecycle" draws it.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 
 #include "at/channel.hpp"
 #include "modem/bringup.hpp"
+#include "modem/lifecycle.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "serial/serial_port.hpp"
 
 namespace slmd::modem {
-
-enum class ModemState { starting, bringing_up, serving, recovering, stopped };
-const char* to_string(ModemState state);
 
 struct ModemOptions {
     BringupOptions bringup;
@@ -26,6 +26,15 @@ struct ModemOptions {
     int max_resets_during_bringup = 5;  // "Ready" this often in a row during bring-up: give up
     std::chrono::milliseconds retry_initial{2000};
     std::chrono::milliseconds retry_max{60000};
+    RecoveryPolicy recovery;
+    std::chrono::milliseconds stop_timeout{5000};  // graceful stop: the longest AT+CFUN=0 may take
+};
+
+struct LifecycleStats {
+    std::uint64_t recoveries = 0;       // bring-ups started again after the first (reset, serial loss, failure)
+    std::uint64_t backoffs = 0;         // times the recovery budget was spent
+    std::uint64_t readys = 0;           // "Ready" seen after the first sync: firmware reboots
+    std::uint64_t registration_losses = 0;
 };
 
 class Modem final : public at::LinkWriter {
@@ -45,12 +54,23 @@ public:
     const SlmProxyDriver& slm_driver() const { return driver_; }
 
     void write_to_modem(std::string bytes) override { port_.write(std::move(bytes)); }
+    // Graceful stop: ends the lifecycle loop, fails the flows the driver holds, and switches the radio off
+    // with AT+CFUN=0 (the firmware saves its state; repeated resets without it trip the nRF91's reset-loop
+    // lock-out). `done` runs once, when CFUN=0 was answered, or after options.stop_timeout, or at once when
+    // the modem cannot be reached.
+    void shutdown(std::function<void()> done);
     // Ends the lifecycle loop and fails whatever is pending; the io_context then runs out of work.
     void stop();
+    const LifecycleStats& lifecycle_stats() const { return stats_; }
 
 private:
     boost::asio::awaitable<void> run();
+    boost::asio::awaitable<void> serve();
+    boost::asio::awaitable<void> sleep_until(std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<void> radio_off(std::function<void()> done);
+    void transition(ModemEvent event);
     void on_urc(const std::string& text);
+    void on_ready();
     void wake();
 
     boost::asio::any_io_executor executor_;
@@ -65,6 +85,10 @@ private:
     bool reset_seen_ = false;
     bool link_down_ = false;
     bool stopping_ = false;
+    bool synced_once_ = false;
+    RecoveryBudget budget_;
+    LifecycleStats stats_;
+    std::deque<std::chrono::steady_clock::time_point> readys_;  // within options.recovery.window
     FirstResultHandler on_first_result_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -137,6 +137,15 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         settings.udp_max_stand_ins = static_cast<std::size_t>(number);
     } else if (key == "socket-poll-ms") {
         return milliseconds(50, 60000, settings.socket_poll);
+    } else if (key == "recovery-max") {
+        if (auto problem = parse_number(value, 1, 1000, number)) return problem;
+        settings.recovery_max = static_cast<std::size_t>(number);
+    } else if (key == "recovery-window-ms") {
+        return milliseconds(1000, 86400000, settings.recovery_window);
+    } else if (key == "recovery-backoff-ms") {
+        return milliseconds(1000, 86400000, settings.recovery_backoff);
+    } else if (key == "stop-timeout-ms") {
+        return milliseconds(100, 60000, settings.stop_timeout);
     } else if (key == "log-level") {
         return parse_log_level(value, settings.log_level);
     } else {
@@ -149,6 +158,7 @@ constexpr std::string_view known_keys[] = {
     "device",    "baud",        "rtscts",          "api-socket",          "api-group",  "data-port",
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
+    "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms",
 };
 
 bool known(std::string_view key) {
@@ -268,6 +278,14 @@ po::options_description option_description() {
          "loopback stand-ins (remote UDP peers) per app socket; the least recently used goes (default 16)")
         ("socket-poll-ms", po::value<std::string>(),
          "how often app UDP and listening sockets served through the modem are looked up (default 1000)")
+        ("recovery-max", po::value<std::string>(),
+         "bring-ups of the modem after a reset, serial loss or failure allowed per recovery window, 1-1000 "
+         "(default 5)")
+        ("recovery-window-ms", po::value<std::string>(), "the recovery window (default 600000)")
+        ("recovery-backoff-ms", po::value<std::string>(),
+         "wait this long when the recovery budget is spent (default 1800000)")
+        ("stop-timeout-ms", po::value<std::string>(),
+         "on SIGTERM, wait at most this long for AT+CFUN=0 (default 5000)")
         ("log-level", po::value<std::string>(), "error, warning, notice, info or debug (default info)")
         ("verbose,v", po::value<std::string>()->implicit_value("yes"), "log every AT command (log-level debug)");
     return description;

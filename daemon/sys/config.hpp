@@ -41,6 +41,10 @@ struct Settings {
     std::chrono::milliseconds connect_timeout{60000};  // core::FlowOptions::default_connect_timeout
     std::size_t udp_max_stand_ins = 16;                // core::UdpOptions::max_stand_ins
     std::chrono::milliseconds socket_poll{1000};       // UdpOptions/FlowOptions::socket_poll
+    std::size_t recovery_max = 5;                          // modem::RecoveryPolicy::max_recoveries
+    std::chrono::milliseconds recovery_window{600000};     // modem::RecoveryPolicy::window
+    std::chrono::milliseconds recovery_backoff{1800000};   // modem::RecoveryPolicy::backoff
+    std::chrono::milliseconds stop_timeout{5000};          // modem::ModemOptions::stop_timeout (AT+CFUN=0)
     LogLevel log_level = LogLevel::info;
     bool verbose = false;  // log every AT command: log-level debug, whatever log-level says
     bool once = false;

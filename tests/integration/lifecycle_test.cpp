@@ -240,6 +240,8 @@ TEST(Lifecycle, RegistrationLossFailsNewConnectsWithEnetdownUntilAttachedAgain) 
     EXPECT_EQ(refused, -ENETDOWN) << (refused < 0 ? slmsock_strerror(refused) : "connected");
     if (refused >= 0) close(refused);
     EXPECT_LT(Clock::now() - asked, 2s);
+    // Refused by slmd itself: the firmware was never asked to connect while deregistered.
+    EXPECT_EQ(read_file(gateway.dir / "trace").find("AT#XTCPCLI=1"), std::string::npos);
     EXPECT_EQ(gateway.control("attach"), "ok");
     ASSERT_TRUE(gateway.slmd->wait_for_output("modem: serving again (registered (home), 10.0.0.2)", 10s))
         << gateway.log();

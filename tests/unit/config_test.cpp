@@ -76,6 +76,13 @@ INSTANTIATE_TEST_SUITE_P(
                  "/etc/slmd/slmd.conf:7: udp-max-stand-ins: \"0\" is out of range (1-1024)"},
         BadValue{"udp-max-stand-ins", "many", "/etc/slmd/slmd.conf:7: udp-max-stand-ins: \"many\" is not a number"},
         BadValue{"socket-poll-ms", "10", "/etc/slmd/slmd.conf:7: socket-poll-ms: \"10\" is out of range (50-60000)"},
+        BadValue{"recovery-max", "0", "/etc/slmd/slmd.conf:7: recovery-max: \"0\" is out of range (1-1000)"},
+        BadValue{"recovery-window-ms", "999",
+                 "/etc/slmd/slmd.conf:7: recovery-window-ms: \"999\" is out of range (1000-86400000)"},
+        BadValue{"recovery-backoff-ms", "30min",
+                 "/etc/slmd/slmd.conf:7: recovery-backoff-ms: \"30min\" is not a number"},
+        BadValue{"stop-timeout-ms", "60001",
+                 "/etc/slmd/slmd.conf:7: stop-timeout-ms: \"60001\" is out of range (100-60000)"},
         BadValue{"log-level", "verbose",
                  "/etc/slmd/slmd.conf:7: log-level: \"verbose\" is not a log level (error, warning, notice, info, debug)"},
         BadValue{"verbose", "2", "/etc/slmd/slmd.conf:7: verbose: \"2\" is not yes or no"},
@@ -103,6 +110,10 @@ TEST(Config, DefaultsNeedOnlyADevice) {
     EXPECT_EQ(settings.connect_timeout, 60000ms);
     EXPECT_EQ(settings.udp_max_stand_ins, 16u);
     EXPECT_EQ(settings.socket_poll, 1000ms);
+    EXPECT_EQ(settings.recovery_max, 5u);
+    EXPECT_EQ(settings.recovery_window, 600000ms);
+    EXPECT_EQ(settings.recovery_backoff, 1800000ms);
+    EXPECT_EQ(settings.stop_timeout, 5000ms);
     EXPECT_EQ(settings.log_level, LogLevel::info);
 }
 
@@ -115,7 +126,9 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("sync-timeout-ms", "100"), file_entry("register-timeout-ms", "1000"),
                             file_entry("max-queued", "0"), file_entry("connect-timeout-ms", "120000"),
                             file_entry("log-level", "warning"), file_entry("verbose", "off"),
-                            file_entry("udp-max-stand-ins", "1024"), file_entry("socket-poll-ms", "50")},
+                            file_entry("udp-max-stand-ins", "1024"), file_entry("socket-poll-ms", "50"),
+                            file_entry("recovery-max", "1000"), file_entry("recovery-window-ms", "1000"),
+                            file_entry("recovery-backoff-ms", "86400000"), file_entry("stop-timeout-ms", "100")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
@@ -133,6 +146,10 @@ TEST(Config, EveryKeyIsApplied) {
     EXPECT_FALSE(settings.verbose);
     EXPECT_EQ(settings.udp_max_stand_ins, 1024u);
     EXPECT_EQ(settings.socket_poll, 50ms);
+    EXPECT_EQ(settings.recovery_max, 1000u);
+    EXPECT_EQ(settings.recovery_window, 1000ms);
+    EXPECT_EQ(settings.recovery_backoff, 86400000ms);
+    EXPECT_EQ(settings.stop_timeout, 100ms);
 }
 
 TEST(Config, CommandLineWinsAndBypassAccumulates) {
@@ -318,7 +335,8 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
     ASSERT_EQ(loaded.action, Action::help);
     for (const char* key : {"--device", "--baud", "--rtscts", "--api-socket", "--api-group", "--data-port",
                             "--bypass", "--sync-timeout-ms", "--register-timeout-ms", "--max-queued",
-                            "--connect-timeout-ms", "--log-level", "--config", "--once", "--version"}) {
+                            "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
+                            "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -349,7 +367,8 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     }
     for (const char* key : {"device", "baud", "rtscts", "api-socket", "api-group", "data-port", "bypass",
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
-                            "log-level"}) {
+                            "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
+                            "stop-timeout-ms"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);
@@ -366,4 +385,8 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     EXPECT_EQ(loaded.settings.max_queued, defaults.max_queued);
     EXPECT_EQ(loaded.settings.connect_timeout, defaults.connect_timeout);
     EXPECT_EQ(loaded.settings.log_level, defaults.log_level);
+    EXPECT_EQ(loaded.settings.recovery_max, defaults.recovery_max);
+    EXPECT_EQ(loaded.settings.recovery_window, defaults.recovery_window);
+    EXPECT_EQ(loaded.settings.recovery_backoff, defaults.recovery_backoff);
+    EXPECT_EQ(loaded.settings.stop_timeout, defaults.stop_timeout);
 }

@@ -191,8 +191,10 @@ for offset in range(0, size - 8, 4099):
 open(path, "wb").write(bytes(data))
 PY
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work/www" >"$work/http.log" 2>&1 &
+python3 -u -m http.server "$port" --bind 127.0.0.1 --directory "$work/www" >"$work/http.log" 2>&1 &
 pids+=($!)
+# The server must listen before curl connects (under load Python takes a while to start).
+wait_for "$work/http.log" "Serving HTTP" 30
 echo "203.0.113.10 downloads.example.test" >"$work/hosts"
 /usr/bin/slmsim --link "$work/ttySLM" --baud 0 --profile v2.9 --map 203.0.113.0/24=127.0.0.1 \
   --hosts "$work/hosts" >"$work/sim.log" 2>&1 &

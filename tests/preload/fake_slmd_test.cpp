@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <chrono>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -349,6 +350,9 @@ TEST(FakeSlmd, UdpServerAnswersTheModemsPeer) {
     auto r = matrix_with(fake, {"udp-server", "-", "5683", "1"}, {"SLMSOCK_DEBUG=1"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("from 198.51.100.20:5000 (12 bytes)"), std::string::npos) << r.output;
+    // The answer crosses a loopback socket to the fake's own thread: wait for it (bounded), don't race it.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (fake.server_answer().empty() && std::chrono::steady_clock::now() < deadline) poll(nullptr, 0, 10);
     EXPECT_EQ(fake.server_answer(), "revres olleh");
     ASSERT_GE(fake.count<BindRequest>(), 1);
     const auto requests = fake.requests();

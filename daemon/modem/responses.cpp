@@ -210,6 +210,10 @@ std::optional<std::vector<std::string>> parse_test_form(std::string_view line, s
     for (const auto& item : items) {
         if (item.empty()) return std::nullopt;
     }
+    // A test answer lists choices "(0,1,2)" or placeholders "<port>"; anything else with the same prefix is a
+    // URC that arrived while the test command was pending (e.g. "#XTCPCLI: -104,\"disconnected\"").
+    const char first = items.front().front();
+    if (first != '(' && first != '<') return std::nullopt;
     return items;
 }
 

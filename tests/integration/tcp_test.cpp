@@ -282,6 +282,8 @@ TEST(Tcp, PeerCloseIsEndOfFileAfterTheData) {
     int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
     ASSERT_GE(fd, 0) << slmsock_strerror(fd);
     EXPECT_EQ(read_n(fd, 1000), "hello from the server\r\nOK\r\n");
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1) << "no EOF within 10 s\n" << gateway.slmd->output();
     char byte;
     EXPECT_EQ(read(fd, &byte, 1), 0) << "EOF after the peer closed";
     close(fd);

@@ -208,6 +208,10 @@ TEST(ParseTestForm, EveryTestAnswer) {
         {"#XTCPCLI: (0,1,2,<url>", "#XTCPCLI", std::nullopt},
         {"#XTCPCLI: (0,1,2),,<port>", "#XTCPCLI", std::nullopt},
         {"#XTCPSVR: (0,1,2),<port>", "#XTCPCLI", std::nullopt},
+        // URCs that share the prefix and arrive while the test command is pending are not its answer.
+        {"#XTCPCLI: -104,\"disconnected\"", "#XTCPCLI", std::nullopt},
+        {"#XTCPSVR: \"192.0.2.1\",\"connected\"", "#XTCPSVR", std::nullopt},
+        {"#XUDPSVR: 0,\"stopped\"", "#XUDPSVR", std::nullopt},
     };
     for (const auto& c : cases) EXPECT_EQ(parse_test_form(c.line, c.prefix), c.expected) << c.line;
 }

@@ -353,9 +353,9 @@ TEST_P(Servers, Ipv6TcpServerOnLoopback) {
 
 INSTANTIATE_TEST_SUITE_P(Profiles, UdpEcho, ::testing::ValuesIn(all_profiles()),
                          [](const auto& info) { return profile_name(info.param); });
-INSTANTIATE_TEST_SUITE_P(Profiles, UdpPrograms, ::testing::Values("v2.5", "v2.7", "v2.9"),
+INSTANTIATE_TEST_SUITE_P(Profiles, UdpPrograms, ::testing::ValuesIn(all_profiles()),
                          [](const auto& info) { return profile_name(info.param); });
-INSTANTIATE_TEST_SUITE_P(Profiles, Servers, ::testing::Values("v2.5", "v2.7", "v2.9"),
+INSTANTIATE_TEST_SUITE_P(Profiles, Servers, ::testing::ValuesIn(all_profiles()),
                          [](const auto& info) { return profile_name(info.param); });
 
 }  // namespace

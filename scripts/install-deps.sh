@@ -10,6 +10,7 @@ packages=(
   liburing-dev libnl-3-dev libnl-route-3-dev libsystemd-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl wget socat netcat-openbsd iproute2
+  gnuplot-nox strace linux-perf  # scripts/bench.sh: the goodput plot, syscall counts (docs/performance.md)
   scdoc  # man pages (docs/man/)
   debhelper dpkg-dev lintian  # Debian packages and their test (debian/, tests/package/)
 )

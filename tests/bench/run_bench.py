@@ -1,0 +1,598 @@
+#!/usr/bin/env python3
+# Owns: the benchmark driver behind scripts/bench.sh (docs/performance.md). Starts slmsim+slmd pairs, runs
+# programs through slm-run against them, reads slmd's /proc counters, runs the Google Benchmark programs, and
+# writes results.json, results.md and the gnuplot plot. Every figure is a ratio measured in this one run; nothing
+# here passes or fails on a number (the exit status only says whether the measurements could be taken).
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PEER = HERE / "peer.py"
+MIB = 1 << 20
+ALL_PROFILES = [f"v2.{i}" for i in range(10)]
+QUICK_PROFILES = ["v2.0", "v2.5", "v2.9"]
+MAP = "203.0.113.0/24=127.0.0.1"
+REMOTE = "203.0.113.10"
+# slmsim paces I/O in batches at least this far apart (tests/slmsim/pty_link.cpp kMinGap): the only fixed delay
+# it adds to a request/response; it has no response delays of its own for #XTCPSEND or #XTCPDATA.
+SIM_BATCH_GAP_S = 0.001
+
+TARGETS = {
+    ("download", 115200): 0.97,
+    ("download", 921600): 0.95,
+    ("upload", 115200): 0.95,
+    ("upload", 921600): 0.90,
+}
+PPP_CEILING = 0.95
+PPP_CMUX_CEILING = 0.91
+
+
+def log(*parts):
+    print("bench:", *parts, file=sys.stderr, flush=True)
+
+
+def chunk_size(profile):
+    # Largest #XTCPDATA payload of the release (reference: 1272 before v2.3, then 2048).
+    minor = int(profile.split(".")[1])
+    return 1272 if minor < 3 else 2048
+
+
+def download_ideal(profile):
+    # Each chunk costs "\r\n#XTCPDATA: <n>\r\n" on the wire besides its n payload bytes.
+    n = chunk_size(profile)
+    return n / (n + len(f"\r\n#XTCPDATA: {n}\r\n"))
+
+
+def upload_ideal(size):
+    # Data mode: the payload goes raw; AT#XTCPSEND + OK to enter, "+++" + #XDATAMODE to leave are per transfer.
+    return size / (size + len("AT#XTCPSEND\r\n") + len("+++"))
+
+
+class Pair:
+    """One slmsim + slmd pair on a private pty and API socket."""
+
+    def __init__(self, bins, profile, baud, slmd_bin=None, tag=""):
+        self.bins = bins
+        self.profile = profile
+        self.baud = baud
+        self.dir = Path(tempfile.mkdtemp(prefix=f"slmd-bench-{profile}-{baud}{tag}-"))
+        self.socket = self.dir / "slmd.sock"
+        self.sim_log = open(self.dir / "sim.log", "w")
+        self.slmd_log_path = self.dir / "slmd.log"
+        self.slmd_log = open(self.slmd_log_path, "w")
+        self.sim = subprocess.Popen(
+            [bins["slmsim"], "--link", self.dir / "tty", "--profile", profile, "--baud", str(baud), "--map", MAP],
+            stdout=self.sim_log, stderr=subprocess.STDOUT)
+        wait_until(lambda: (self.dir / "tty").exists(), 10, "slmsim's pty")
+        # slmd needs a real rate for its own timers even when slmsim is unpaced.
+        self.slmd = subprocess.Popen(
+            [slmd_bin or bins["slmd"], "--device", self.dir / "tty", "--baud", str(baud or 115200),
+             "--api-socket", self.socket],
+            stdout=self.slmd_log, stderr=subprocess.STDOUT)
+        wait_until(lambda: "modem: ready" in self.slmd_log_path.read_text(errors="replace"), 30,
+                   f"slmd ready ({profile} @ {baud})")
+        self.env = dict(os.environ, SLMSOCK_SOCKET=str(self.socket))
+
+    def close(self):
+        for proc in (self.slmd, self.sim):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (self.slmd, self.sim):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.sim_log.close()
+        self.slmd_log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_client(self, mode, port, extra=(), timeout=900):
+        cmd = [self.bins["slm-run"], sys.executable, PEER, "client", mode, "--host", REMOTE, "--port", str(port),
+               *extra]
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            raise RuntimeError(f"client {mode} failed ({out.returncode}): {out.stderr.strip()[-800:]}\n"
+                               + self.slmd_log_path.read_text(errors="replace")[-1500:])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def slmctl(self, *args):
+        return subprocess.run([self.bins["slmctl"], "--socket", self.socket, *args], capture_output=True,
+                              text=True, timeout=30)
+
+
+def wait_until(predicate, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def start_server(mode, size, extra=()):
+    proc = subprocess.Popen([sys.executable, PEER, "serve", mode, "--bytes", str(size), *extra],
+                            stdout=subprocess.PIPE, text=True)
+    port = json.loads(proc.stdout.readline())["port"]
+    return proc, port
+
+
+def finish_server(proc, timeout=60):
+    out, _ = proc.communicate(timeout=timeout)
+    lines = out.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def transfer(pair, direction, size):
+    """One bulk transfer through slm-run; goodput from the client's connect() call to the last byte."""
+    server, port = start_server(direction, size)
+    try:
+        client = pair.run_client(direction, port, ["--bytes", str(size)])
+        result = finish_server(server)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    if direction == "download":
+        ok = client.get("ok") and client.get("received") == size
+        seconds = client["end"] - client["start"]
+    else:
+        ok = result.get("ok") and result.get("received") == size
+        seconds = (result["last"] - client["start"]) if result.get("last") else float("nan")
+    return {"ok": bool(ok), "seconds": seconds, "bytes": size,
+            "bps": size / seconds if ok else 0.0,
+            "fraction": (size / seconds) / (pair.baud / 10) if ok and pair.baud else None}
+
+
+# ---------------------------------------------------------------------------------------------- /proc readers
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+
+
+def vm_rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+class SyscallCounter:
+    """Counts a process's syscalls (all threads) with perf's raw_syscalls:sys_enter, or strace -c as fallback."""
+
+    def __init__(self, pid, workdir):
+        self.out = Path(workdir) / f"syscalls-{pid}.txt"
+        self.tool = "perf" if shutil.which("perf") else "strace"
+        if self.tool == "perf":
+            cmd = ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", str(pid), "-o", str(self.out)]
+        else:
+            cmd = ["strace", "-f", "-c", "-p", str(pid), "-o", str(self.out)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached before the transfer starts
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+        text = self.out.read_text() if self.out.exists() else ""
+        if self.tool == "perf":
+            for line in text.splitlines():
+                if "raw_syscalls:sys_enter" in line:
+                    value = line.split(",")[0]
+                    return int(value) if value.isdigit() else None
+            return None
+        for line in text.splitlines():
+            if line.strip().endswith("total"):
+                return int(line.split()[2])
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- measurements
+
+def bulk_matrix(bins, profiles, bauds, size, concurrency):
+    """Download then upload on every profile, each profile on its own pair, `concurrency[baud]` at a time."""
+    results = {}
+    lock = threading.Lock()
+
+    def one(profile, baud):
+        pair = Pair(bins, profile, baud)
+        try:
+            row = {}
+            for direction in ("download", "upload"):
+                try:
+                    row[direction] = transfer(pair, direction, size)
+                except Exception as error:  # noqa: BLE001 — one failed profile must not end the run
+                    log(f"{profile} @ {baud} {direction}: {error}")
+                    row[direction] = {"ok": False, "error": str(error)[:400]}
+                log(f"{profile} @ {baud} {direction}: {row[direction].get('fraction')}")
+            with lock:
+                results[(profile, baud)] = row
+        finally:
+            pair.close()
+
+    for baud in bauds:
+        with concurrent.futures.ThreadPoolExecutor(concurrency[baud]) as pool:
+            futures = [pool.submit(one, profile, baud) for profile in profiles]
+            for future in futures:
+                future.result()
+    return results
+
+
+def echo(bins, baud, count):
+    pair = Pair(bins, "v2.9", baud)
+    try:
+        server, port = start_server("echo", 0)
+        try:
+            client = pair.run_client("echo", port, ["--count", str(count), "--size", "64"])
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        pair.close()
+    rtts = client["rtts"][3:] or client["rtts"]  # the first ones include slmd's route/flow warm-up
+    payload = 64
+    uplink = len('AT#XTCPSEND=""\r\n') + payload
+    downlink = len(f"\r\n#XTCPSEND: {payload}\r\n") + len("\r\nOK\r\n") + len(f"\r\n#XTCPDATA: {payload}\r\n") + payload
+    wire = (uplink + downlink) * 10 / baud
+    bound = wire + 2 * SIM_BATCH_GAP_S
+    p50 = statistics.median(rtts)
+    return {"baud": baud, "ok": client.get("ok"), "samples": len(rtts), "rtt_p50_ms": p50 * 1e3,
+            "rtt_min_ms": min(rtts) * 1e3, "rtt_max_ms": max(rtts) * 1e3, "wire_bytes": uplink + downlink,
+            "wire_ms": wire * 1e3, "bound_ms": bound * 1e3, "ratio": p50 / bound}
+
+
+def daemon_stats(pair):
+    out = pair.slmctl("stats", "--json")
+    if out.returncode != 0:
+        return {"missing": True, "why": (out.stderr or out.stdout).strip()[:200]}
+    try:
+        stats = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        return {"missing": True, "why": "slmctl stats --json did not print JSON"}
+    if "latency" not in stats:
+        return {"missing": True, "why": "no latency block", "raw": stats}
+    return {"missing": False, "latency": stats["latency"], "bytes_downlink": stats.get("bytes_downlink"),
+            "bytes_uplink": stats.get("bytes_uplink")}
+
+
+def backend_cost(bins, slmd_bin, label, size, workdir):
+    """CPU seconds and syscalls of slmd for one download + one upload at 921600 (nothing else running)."""
+    pair = Pair(bins, "v2.9", 921600, slmd_bin=slmd_bin, tag=label)
+    try:
+        pid = pair.slmd.pid
+        time.sleep(0.5)
+        counter = SyscallCounter(pid, workdir)
+        cpu0 = cpu_seconds(pid)
+        wall0 = time.monotonic()
+        down = transfer(pair, "download", size)
+        up = transfer(pair, "upload", size)
+        wall = time.monotonic() - wall0
+        cpu = cpu_seconds(pid) - cpu0
+        syscalls = counter.stop()
+        moved = (size * 2) / MIB
+        stats = daemon_stats(pair)
+        return {"build": label, "ok": down["ok"] and up["ok"], "download": down, "upload": up,
+                "cpu_seconds": cpu, "wall_seconds": wall, "cpu_percent": 100 * cpu / wall,
+                "cpu_seconds_per_mib": cpu / moved, "syscalls": syscalls, "syscall_tool": counter.tool,
+                "syscalls_per_mib": syscalls / moved if syscalls is not None else None, "stats": stats}
+    finally:
+        pair.close()
+
+
+def rss(bins, slmd_bin, label, clients):
+    pair = Pair(bins, "v2.9", 115200, slmd_bin=slmd_bin, tag=label)
+    held = []
+    try:
+        pid = pair.slmd.pid
+        time.sleep(1.0)
+        idle = vm_rss_kib(pid)
+        fds_before = len(os.listdir(f"/proc/{pid}/fd"))
+        # A "connected client" is an open control connection (SOCK_SEQPACKET on the API socket) that slmd has
+        # accepted and is reading from: the only API state that scales with clients. Data flows cannot: the
+        # firmware has one TCP proxy and slmd queues at most 8 connects (docs/data-path.md).
+        for _ in range(clients):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.connect(str(pair.socket))
+            held.append(s)
+        wait_until(lambda: len(os.listdir(f"/proc/{pid}/fd")) >= fds_before + clients, 10, "slmd to accept")
+        time.sleep(0.5)
+        loaded = vm_rss_kib(pid)
+        return {"build": label, "idle_kib": idle, "clients": clients, "with_clients_kib": loaded,
+                "accepted": len(os.listdir(f"/proc/{pid}/fd")) - fds_before}
+    finally:
+        for s in held:
+            s.close()
+        pair.close()
+
+
+def gbench(binary, env=None, extra=()):
+    out = subprocess.run([binary, "--benchmark_format=json", *extra], capture_output=True, text=True,
+                         env=env, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{binary}: {out.stderr[-500:]}")
+    return json.loads(out.stdout)["benchmarks"]
+
+
+def shim_overhead(bins, bench_dir, socket_path, min_time):
+    binary = bench_dir / "shim_bench"
+    args = [f"--benchmark_min_time={min_time}", "--benchmark_repetitions=5",
+            "--benchmark_report_aggregates_only=true"]
+    env = dict(os.environ, SLMSOCK_SOCKET=str(socket_path))
+    plain = gbench(binary, env, args)
+    preload = gbench(binary, dict(env, LD_PRELOAD=str(bins["preload"])), args)
+
+    def medians(rows):
+        return {r["run_name"]: r["real_time"] for r in rows if r.get("aggregate_name") == "median"}
+
+    a, b = medians(plain), medians(preload)
+    return {name: {"plain_ns": a[name], "preload_ns": b[name], "ratio": b[name] / a[name]} for name in a if name in b}
+
+
+def framer_rate(bench_dir, min_time):
+    rows = gbench(bench_dir / "framer_bench", None, [f"--benchmark_min_time={min_time}"])
+    return {r["name"] + (f" ({r['label']})" if r.get("label") else ""): r["bytes_per_second"] for r in rows}
+
+
+def unpaced(bins, size):
+    pair = Pair(bins, "v2.9", 0)
+    try:
+        return {"download": transfer(pair, "download", size), "upload": transfer(pair, "upload", size)}
+    finally:
+        pair.close()
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+
+def status(met):
+    return "n/a" if met is None else ("met" if met else "**not met**")
+
+
+def write_reports(out_dir, data):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    rows = []  # (measurement, value, target, met)
+    bulk = data["bulk"]
+    for (direction, baud), target in TARGETS.items():
+        if baud not in data["bauds"]:
+            continue
+        cells = [(p, bulk.get(f"{p}@{baud}", {}).get(direction, {})) for p in data["profiles"]]
+        fractions = [(c.get("fraction"), p) for p, c in cells if c.get("ok")]
+        failed = [p for p, c in cells if not c.get("ok")]
+        if not fractions:
+            rows.append((f"{direction} goodput @ {baud}", "no data", f"≥ {target:.2f}", None))
+            continue
+        worst, worst_profile = min(fractions)
+        best, _ = max(fractions)
+        value = f"{worst:.3f}–{best:.3f} of baud/10 (worst {worst_profile})"
+        if failed:
+            value += f"; failed: {', '.join(failed)}"
+        rows.append((f"{direction} goodput @ {baud}, {len(fractions)} profiles", value, f"≥ {target:.2f}",
+                     worst >= target and not failed))
+    for e in data.get("echo", []):
+        rows.append((f"64-byte echo RTT @ {e['baud']} (v2.9, p50)",
+                     f"{e['rtt_p50_ms']:.2f} ms = {e['ratio']:.2f} × bound {e['bound_ms']:.2f} ms "
+                     f"({e['wire_bytes']} B wire {e['wire_ms']:.2f} ms + 2 ms sim batching)",
+                     "≤ 1.2 × bound", e["ratio"] <= 1.2))
+    cost = data.get("backend", {})
+    uring, epoll = cost.get("io_uring"), cost.get("epoll")
+    if uring:
+        rows.append(("slmd CPU during bulk @ 921600 (io_uring)",
+                     f"{uring['cpu_percent']:.2f} % of a core ({uring['cpu_seconds']:.2f} s CPU / "
+                     f"{uring['wall_seconds']:.1f} s)", "≤ 1 %", uring["cpu_percent"] <= 1.0))
+    if epoll:
+        rows.append(("slmd CPU during bulk @ 921600 (epoll)", f"{epoll['cpu_percent']:.2f} % of a core", "≤ 1 %",
+                     epoll["cpu_percent"] <= 1.0))
+    if uring and epoll:
+        cpu_ratio = uring["cpu_seconds"] / epoll["cpu_seconds"] if epoll["cpu_seconds"] else float("nan")
+        rows.append(("CPU s/MiB io_uring vs epoll",
+                     f"{uring['cpu_seconds_per_mib']:.3f} vs {epoll['cpu_seconds_per_mib']:.3f} "
+                     f"(ratio {cpu_ratio:.2f})", "(informative)", None))
+        if uring["syscalls_per_mib"] is not None and epoll["syscalls_per_mib"] is not None:
+            ratio = uring["syscalls_per_mib"] / epoll["syscalls_per_mib"]
+            rows.append(("syscalls/MiB io_uring vs epoll",
+                         f"{uring['syscalls_per_mib']:.0f} vs {epoll['syscalls_per_mib']:.0f} (ratio {ratio:.2f}, "
+                         f"{uring['syscall_tool']})", "io_uring < epoll", ratio < 1.0))
+    elif uring and uring["syscalls_per_mib"] is not None:
+        rows.append(("syscalls/MiB (io_uring only)", f"{uring['syscalls_per_mib']:.0f} ({uring['syscall_tool']})",
+                     "io_uring < epoll", None))
+    stats = (uring or {}).get("stats")
+    if stats is not None:
+        if stats.get("missing"):
+            rows.append(("slmd added latency p50/p99", "n/a (slmctl stats missing)", "(informative)", None))
+        else:
+            lat = stats["latency"]
+            rows.append(("slmd added latency p50/p99 (downlink / uplink)",
+                         f"{lat.get('downlink_p50_us')}/{lat.get('downlink_p99_us')} µs / "
+                         f"{lat.get('uplink_p50_us')}/{lat.get('uplink_p99_us')} µs "
+                         f"({lat.get('samples_downlink')}/{lat.get('samples_uplink')} samples; "
+                         f"bytes {stats.get('bytes_downlink')}/{stats.get('bytes_uplink')})",
+                         "(informative)", None))
+    for r in data.get("rss", []):
+        rows.append((f"slmd VmRSS idle ({r['build']})", f"{r['idle_kib'] / 1024:.2f} MiB", "≤ 8 MiB",
+                     r["idle_kib"] <= 8 * 1024))
+        rows.append((f"slmd VmRSS, {r['clients']} API clients held ({r['build']})",
+                     f"{r['with_clients_kib'] / 1024:.2f} MiB ({r['accepted']} accepted)", "≤ 16 MiB",
+                     r["with_clients_kib"] <= 16 * 1024))
+    for name, s in data.get("shim", {}).items():
+        rows.append((f"shim overhead: {name}", f"{s['plain_ns']:.0f} → {s['preload_ns']:.0f} ns "
+                     f"(×{s['ratio']:.3f})", "≤ 1.10 ×", s["ratio"] <= 1.10))
+    un = data.get("unpaced")
+    if un:
+        for direction in ("download", "upload"):
+            t = un[direction]
+            rows.append((f"unpaced (--baud 0) {direction}, v2.9",
+                         f"{t['bps'] / 1e6:.2f} MB/s = {t['bps'] / 92160:.1f} × the 921600 line rate"
+                         + ("" if t["ok"] else " (FAILED)"), "(headroom)", None))
+    for name, bps in data.get("framer", {}).items():
+        rows.append((f"AT framer parse rate: {name}", f"{bps / 1e6:.0f} MB/s = {bps / 92160:.0f} × 921600 line rate",
+                     "(headroom)", None))
+
+    lines = [f"Run {data['started']} ({data['mode']}, {data['size'] // 1024} KiB transfers, "
+             f"profiles {', '.join(data['profiles'])}). Ratios measured in this one run.", "",
+             "| measurement | value | target | status |", "|---|---|---|---|"]
+    lines += [f"| {m} | {v} | {t} | {status(ok)} |" for m, v, t, ok in rows]
+    lines += ["", "Goodput per profile (fraction of baud/10 B/s; connect included; sha256 checked):", "",
+              "| profile | download ideal | " + " | ".join(f"{d} @ {b}" for b in data["bauds"] for d in ("down", "up"))
+              + " |", "|---|---|" + "---|" * (2 * len(data["bauds"]))]
+    for p in data["profiles"]:
+        cells = []
+        for baud in data["bauds"]:
+            for direction in ("download", "upload"):
+                c = bulk.get(f"{p}@{baud}", {}).get(direction, {})
+                cells.append(f"{c['fraction']:.3f}" if c.get("ok") else "failed" if c else "–")
+        lines.append(f"| {p} | {download_ideal(p):.4f} | " + " | ".join(cells) + " |")
+    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def plot(out_dir, data):
+    if not shutil.which("gnuplot"):
+        log("gnuplot not found: no plot (scripts/install-deps.sh installs gnuplot-nox)")
+        return None
+    dat = out_dir / "goodput.dat"
+    png = out_dir / "goodput.png"
+    ideal_new = download_ideal("v2.9")
+    ideal_old = download_ideal("v2.0")
+    n = len(data["profiles"])
+    script = f"""
+set terminal pngcairo size 1200,560 font ",10"
+set output '{png}'
+set multiplot layout 1,2 title "slmd goodput through slmsim vs line rate ({data['size'] // 1024} KiB, {data['started']})"
+set logscale x 2
+set xrange [90000:1200000]
+set xtics ("115200" 115200, "921600" 921600)
+set yrange [0.80:1.01]
+set ylabel "goodput / (baud/10 B/s)"
+set xlabel "baud"
+set key bottom left font ",8" maxrows 8
+set grid ytics
+do for [dir=2:3] {{
+  set title (dir == 2 ? "download (#XTCPDATA, command mode)" : "upload (data mode)")
+  ideal_hi = (dir == 2 ? {ideal_new} : 1.0)
+  plot for [i=0:{n - 1}] '{dat}' index i using 1:dir with linespoints title columnheader(1) noenhanced, \\
+       ideal_hi with lines dt 2 lw 2 lc rgb "black" title (dir == 2 ? "framing ideal (2048 B chunks)" : "framing ideal"), \\
+       (dir == 2 ? {ideal_old} : 1/0) with lines dt 3 lw 2 lc rgb "gray40" title "framing ideal (1272 B, ≤v2.2)", \\
+       {PPP_CEILING} with lines dt 4 lw 2 lc rgb "red" title "PPP ceiling 95 %", \\
+       {PPP_CMUX_CEILING} with lines dt 5 lw 2 lc rgb "orange" title "PPP+CMUX ceiling 91 %"
+}}
+unset multiplot
+"""
+    # One gnuplot block per profile; its first line names the profile (columnheader).
+    with open(dat, "w") as f:
+        for p in data["profiles"]:
+            f.write(f'"{p}" "{p}" "{p}"\n')
+            for baud in data["bauds"]:
+                row = data["bulk"].get(f"{p}@{baud}", {})
+                d = row.get("download", {})
+                u = row.get("upload", {})
+                f.write(f"{baud} {d.get('fraction') or 'NaN'} {u.get('fraction') or 'NaN'}\n")
+            f.write("\n\n")
+    (out_dir / "goodput.gp").write_text(script)
+    out = subprocess.run(["gnuplot", out_dir / "goodput.gp"], capture_output=True, text=True)
+    if out.returncode != 0:
+        log("gnuplot failed:", out.stderr[-500:])
+        return None
+    return png
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+def binaries(build):
+    build = Path(build)
+    return {"slmd": build / "daemon" / "slmd", "slmsim": build / "tests" / "slmsim" / "slmsim",
+            "slm-run": build / "preload" / "slm-run", "preload": build / "preload" / "libslmsock-preload.so",
+            "slmctl": build / "slmctl" / "slmctl", "bench": build / "tests" / "bench"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--build", default="build/release", help="io_uring (release preset) build dir")
+    parser.add_argument("--epoll-build", default="build/epoll", help="epoll preset build dir, for comparison")
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--quick", action="store_true", help="256 KiB transfers, three profiles")
+    parser.add_argument("--smoke", action="store_true", help="seconds-long run of every step (ctest)")
+    args = parser.parse_args()
+
+    bins = binaries(args.build)
+    for key in ("slmd", "slmsim", "slm-run", "preload", "slmctl"):
+        if not Path(bins[key]).exists():
+            sys.exit(f"bench: {bins[key]} missing; build first (scripts/bench.sh does)")
+    epoll_slmd = binaries(args.epoll_build)["slmd"]
+    if args.smoke:
+        mode, size, profiles, bauds, count = "smoke", 16 * 1024, ["v2.9"], [921600], 5
+    elif args.quick:
+        mode, size, profiles, bauds, count = "quick", 256 * 1024, QUICK_PROFILES, [115200, 921600], 20
+    else:
+        mode, size, profiles, bauds, count = "full", MIB, ALL_PROFILES, [115200, 921600], 50
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "mode": mode, "size": size,
+            "profiles": profiles, "bauds": bauds, "host": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
+    t0 = time.monotonic()
+
+    # Bulk: line-rate bound, little CPU, so profiles run side by side (one pair each). 921600 is closer to CPU
+    # work per second, so fewer at once there.
+    log(f"bulk transfers: {len(profiles)} profiles × {bauds}, {size} bytes each way")
+    bulk = bulk_matrix(bins, profiles, bauds, size, {115200: len(profiles), 921600: min(3, len(profiles))})
+    data["bulk"] = {f"{p}@{b}": row for (p, b), row in bulk.items()}
+
+    # Everything below measures time or CPU: one thing at a time.
+    log("echo round trips")
+    data["echo"] = [echo(bins, baud, count) for baud in bauds]
+
+    log("CPU and syscalls: io_uring vs epoll at 921600")
+    cost_size = size if not args.smoke else size
+    data["backend"] = {"io_uring": backend_cost(bins, bins["slmd"], "io_uring", cost_size, out_dir)}
+    if Path(epoll_slmd).exists() and not args.smoke:
+        data["backend"]["epoll"] = backend_cost(bins, epoll_slmd, "epoll", cost_size, out_dir)
+    else:
+        log(f"no epoll build at {epoll_slmd}: io_uring only")
+
+    log("RSS idle and with 100 clients")
+    data["rss"] = [rss(bins, bins["slmd"], "io_uring", 100)]
+    if Path(epoll_slmd).exists() and not args.smoke:
+        data["rss"].append(rss(bins, epoll_slmd, "epoll", 100))
+
+    bench_dir = Path(bins["bench"])
+    min_time = 0.05 if args.smoke else 0.5
+    if (bench_dir / "shim_bench").exists():
+        log("shim overhead")
+        pair = Pair(bins, "v2.9", 115200)
+        try:
+            data["shim"] = shim_overhead(bins, bench_dir, pair.socket, min_time)
+        finally:
+            pair.close()
+    if (bench_dir / "framer_bench").exists():
+        log("framer parse rate")
+        data["framer"] = framer_rate(bench_dir, min_time)
+
+    log("unpaced throughput")
+    data["unpaced"] = unpaced(bins, size if args.smoke else 4 * MIB)
+
+    data["elapsed_s"] = time.monotonic() - t0
+    rows = write_reports(out_dir, data)
+    png = plot(out_dir, data)
+    print((out_dir / "results.md").read_text())
+    log(f"done in {data['elapsed_s']:.0f} s: {out_dir}/results.json, results.md" + (f", {png}" if png else ""))
+    # Exit status: could everything be measured (not: were targets met).
+    broken = [m for m, v, _, _ in rows if "failed" in v or v == "no data"]
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

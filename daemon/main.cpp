@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "api/admin_service.hpp"
 #include "api/api_server.hpp"
 #include "api/data_endpoint.hpp"
 #include "core/flow_manager.hpp"
@@ -96,12 +97,14 @@ int main(int argc, char** argv) {
     slmd::sys::Service service(io.get_executor());
     slmd::api::DataEndpoint data_endpoint(io.get_executor(), flows);
     std::optional<slmd::api::ApiServer> api;
+    slmd::api::AdminService admin(modem, flows, udp);
     if (!once) {
         if (auto error = data_endpoint.start(settings.data_port)) {
             SLMD_ERROR("data endpoint: {}", error.message());
             return exit_failure;
         }
-        api.emplace(io.get_executor(), slmd::api::ApiOptions{api_socket, settings.api_group}, flows, udp, modem.driver(),
+        api.emplace(io.get_executor(), slmd::api::ApiOptions{api_socket, settings.api_group, settings.admin_group},
+                    flows, udp, modem.driver(),
                     routes,
                     [&modem] {
                         slmsock::wire::StatusReply status;
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
                         return status;
                     },
                     data_endpoint.port());
+        api->set_admin(&admin);
         // Socket activation (slmd.socket) hands over the listening socket; otherwise slmd binds its own.
         std::string activation_problem;
         const auto activated = slmd::sys::activated_socket(activation_problem);

@@ -1,12 +1,17 @@
-// Owns: slmctl, the operator's command line for slmd: `status` (the modem as slmd sees it) and `sockets`
-// (the firmware's proxies, who holds them, bytes each way, and the firmware's own read-command view), each
-// readable or as JSON (--json). It finds slmd like every client ($SLMSOCK_SOCKET, or --socket) and speaks
-// only through libslmsock, so what it shows is exactly what apps can see.
+// Owns: slmctl, the operator's command line for slmd: `status` (the modem as slmd sees it), `sockets` (the
+// firmware's proxies, who holds them, bytes each way, and the firmware's own read-command view), `stats`
+// (bytes, drops by reason, AT errors, resets, recoveries, latency percentiles), and for administrators
+// `at [--force] [--timeout-ms N] "CMD"` (one AT command through slmd's own channel) and `reset` (graceful
+// modem reset within the recovery budget), each readable or as JSON (--json). It finds slmd like every client
+// ($SLMSOCK_SOCKET, or --socket) and speaks only through libslmsock, so what it shows is exactly what apps can
+// see. Exit status: 0 done (and OK from the modem), 1 the modem answered ERROR/+CME/+CMS, 2 usage, 69 slmd or
+// the modem unavailable, 75 try again later (reset budget spent, timeout), 77 not allowed (EACCES/EPERM).
 #include <boost/json/src.hpp>
 #include <boost/program_options.hpp>
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -22,6 +27,9 @@ namespace {
 
 constexpr int exit_usage = 2;
 constexpr int exit_unavailable = 69;  // EX_UNAVAILABLE: slmd is not running or refused us
+constexpr int exit_modem_error = 1;   // the modem answered ERROR, +CME ERROR or +CMS ERROR
+constexpr int exit_tempfail = 75;     // EX_TEMPFAIL: try again later
+constexpr int exit_noperm = 77;       // EX_NOPERM
 
 int report_failure(const char* what, int error) {
     std::cerr << "slmctl: " << what << ": " << slmsock_strerror(error);
@@ -29,6 +37,61 @@ int report_failure(const char* what, int error) {
     if (error == -EACCES) std::cerr << " (slmd allows root, its own user and the group slm)";
     std::cerr << '\n';
     return exit_unavailable;
+}
+
+const char* errno_name(int error) {
+    switch (-error) {
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EINVAL: return "EINVAL";
+    case ENETDOWN: return "ENETDOWN";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ECONNRESET: return "ECONNRESET";
+    case EAGAIN: return "EAGAIN";
+    case EBUSY: return "EBUSY";
+    default: return "EIO";
+    }
+}
+
+// What an operator can do about a failed administrator request, and the exit status that says it.
+int report_admin_failure(const char* what, int error, const std::string& reason, bool as_json) {
+    std::string advice;
+    int status = exit_unavailable;
+    switch (-error) {
+    case EACCES:
+        advice = "administrators only: run it as root, or add yourself to slmd's admin-group (slmd.conf(5), "
+                 "default slmadmin) and log in again";
+        status = exit_noperm;
+        break;
+    case EPERM:
+        advice = "refused because it would break slmd's own state; add --force only if you know what it does (slmd "
+                 "logs it with your uid)";
+        status = exit_noperm;
+        break;
+    case EAGAIN:
+        advice = "slmd's recovery budget (recovery-max within recovery-window-ms) is spent: another reset now risks "
+                 "the nRF91's 30-minute reset-loop lock-out; try again later";
+        status = exit_tempfail;
+        break;
+    case ETIMEDOUT: status = exit_tempfail; break;
+    case EINVAL: status = exit_usage; break;
+    case ENETDOWN:
+        if (reason.empty()) advice = std::string("is slmd running? socket ") + slmsock_socket_path();
+        break;
+    case ECONNRESET:
+    case EBUSY: status = exit_tempfail; break;
+    default: break;
+    }
+    if (as_json) {
+        json::object out{{"error", errno_name(error)}, {"message", reason.empty() ? slmsock_strerror(error) : reason}};
+        if (!advice.empty()) out["advice"] = advice;
+        std::cout << json::serialize(out) << '\n';
+    }
+    std::cerr << "slmctl: " << what << ": " << slmsock_strerror(error);
+    if (!reason.empty()) std::cerr << ": " << reason;
+    if (!advice.empty()) std::cerr << " (" << advice << ")";
+    std::cerr << '\n';
+    return status;
 }
 
 int show_status(bool as_json) {
@@ -91,15 +154,155 @@ int show_sockets(bool as_json) {
     return 0;
 }
 
+int show_stats(bool as_json) {
+    struct slmsock_stats s {};
+    if (const int rc = slmsock_stats(&s); rc < 0) return report_failure("stats", rc);
+    if (as_json) {
+        // Field names are a contract: tests/bench reads "latency" and the bytes_* totals.
+        json::object out{
+            {"uptime_s", s.uptime_s},
+            {"bytes_uplink", s.tcp_bytes_up + s.udp_bytes_up},
+            {"bytes_downlink", s.tcp_bytes_down + s.udp_bytes_down},
+            {"tcp", json::object{{"bytes_uplink", s.tcp_bytes_up},
+                                 {"bytes_downlink", s.tcp_bytes_down},
+                                 {"flows_opened", s.flows_opened},
+                                 {"flows_failed", s.flows_failed}}},
+            {"udp", json::object{{"bytes_uplink", s.udp_bytes_up},
+                                 {"bytes_downlink", s.udp_bytes_down},
+                                 {"datagrams_uplink", s.udp_datagrams_up},
+                                 {"datagrams_downlink", s.udp_datagrams_down}}},
+            {"drops", json::object{{"tcp_app_gone", s.tcp_dropped_app_gone},
+                                   {"tcp_peer_gone", s.tcp_dropped_peer_gone},
+                                   {"tcp_refused_busy", s.tcp_refused_busy},
+                                   {"udp_not_last_peer", s.udp_dropped_not_last_peer},
+                                   {"udp_too_big", s.udp_dropped_too_big},
+                                   {"udp_busy", s.udp_dropped_busy},
+                                   {"udp_no_proxy", s.udp_dropped_no_proxy},
+                                   {"udp_queue_full", s.udp_dropped_queue_full},
+                                   {"udp_send_failed", s.udp_dropped_send_failed},
+                                   {"udp_app_gone", s.udp_dropped_app_gone},
+                                   {"udp_refused_tcp_busy", s.udp_refused_tcp_busy}}},
+            {"udp_suspensions", s.udp_suspensions},
+            {"data_mode_sessions", s.data_mode_sessions},
+            {"at_commands", s.at_commands},
+            {"at_errors", s.at_errors},
+            {"at_timeouts", s.at_timeouts},
+            {"modem_resets", s.modem_resets},
+            {"admin_resets", s.admin_resets},
+            {"registration_losses", s.registration_losses},
+            {"recoveries", s.recoveries},
+            {"recovery_backoffs", s.recovery_backoffs},
+            {"latency", json::object{{"downlink_p50_us", s.downlink.p50_us},
+                                     {"downlink_p99_us", s.downlink.p99_us},
+                                     {"uplink_p50_us", s.uplink.p50_us},
+                                     {"uplink_p99_us", s.uplink.p99_us},
+                                     {"samples_downlink", s.downlink.samples},
+                                     {"samples_uplink", s.uplink.samples}}},
+        };
+        std::cout << json::serialize(out) << '\n';
+        return 0;
+    }
+    auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+    std::printf("uptime:              %llu s\n", u(s.uptime_s));
+    std::printf("bytes uplink:        %llu (TCP %llu, UDP %llu in %llu datagrams)\n", u(s.tcp_bytes_up + s.udp_bytes_up),
+                u(s.tcp_bytes_up), u(s.udp_bytes_up), u(s.udp_datagrams_up));
+    std::printf("bytes downlink:      %llu (TCP %llu, UDP %llu in %llu datagrams)\n",
+                u(s.tcp_bytes_down + s.udp_bytes_down), u(s.tcp_bytes_down), u(s.udp_bytes_down),
+                u(s.udp_datagrams_down));
+    std::printf("connections:         %llu opened, %llu failed, %llu refused busy\n", u(s.flows_opened),
+                u(s.flows_failed), u(s.tcp_refused_busy));
+    std::printf("TCP bytes dropped:   %llu app gone, %llu peer gone\n", u(s.tcp_dropped_app_gone),
+                u(s.tcp_dropped_peer_gone));
+    std::printf("UDP datagrams dropped: %llu not last peer, %llu too big, %llu busy, %llu no proxy, %llu queue full,"
+                " %llu send failed, %llu app gone, %llu refused (TCP data mode)\n",
+                u(s.udp_dropped_not_last_peer), u(s.udp_dropped_too_big), u(s.udp_dropped_busy),
+                u(s.udp_dropped_no_proxy), u(s.udp_dropped_queue_full), u(s.udp_dropped_send_failed),
+                u(s.udp_dropped_app_gone), u(s.udp_refused_tcp_busy));
+    std::printf("UDP suspensions:     %llu\n", u(s.udp_suspensions));
+    std::printf("data-mode sessions:  %llu\n", u(s.data_mode_sessions));
+    std::printf("AT commands:         %llu (%llu errors, %llu timeouts)\n", u(s.at_commands), u(s.at_errors),
+                u(s.at_timeouts));
+    std::printf("modem resets:        %llu (%llu by an administrator)\n", u(s.modem_resets), u(s.admin_resets));
+    std::printf("registration losses: %llu\n", u(s.registration_losses));
+    std::printf("recoveries:          %llu (%llu back-offs)\n", u(s.recoveries), u(s.recovery_backoffs));
+    std::printf("latency downlink:    p50 %u us, p99 %u us (%llu samples)\n", s.downlink.p50_us, s.downlink.p99_us,
+                u(s.downlink.samples));
+    std::printf("latency uplink:      p50 %u us, p99 %u us (%llu samples)\n", s.uplink.p50_us, s.uplink.p99_us,
+                u(s.uplink.samples));
+    return 0;
+}
+
+std::string final_text(const struct slmsock_at_answer& answer) {
+    switch (answer.final) {
+    case SLMSOCK_AT_OK: return "OK";
+    case SLMSOCK_AT_ERROR: return "ERROR";
+    case SLMSOCK_AT_CME_ERROR: return "+CME ERROR: " + std::to_string(answer.code);
+    case SLMSOCK_AT_CMS_ERROR: return "+CMS ERROR: " + std::to_string(answer.code);
+    }
+    return "ERROR";
+}
+
+std::vector<std::string> split_lines(const char* text) {
+    std::vector<std::string> out;
+    std::string current;
+    for (const char* p = text; *p; ++p) {
+        if (*p == '\n') {
+            out.push_back(std::move(current));
+            current.clear();
+        } else {
+            current += *p;
+        }
+    }
+    if (!current.empty()) out.push_back(std::move(current));
+    return out;
+}
+
+int run_at(const std::string& command, bool force, std::uint32_t timeout_ms, bool as_json) {
+    struct slmsock_at_answer answer {};
+    std::vector<char> lines(4096);
+    const int rc = slmsock_at(command.c_str(), force ? 1 : 0, timeout_ms, &answer, lines.data(), lines.size());
+    const auto info = split_lines(lines.data());
+    if (rc < 0) return report_admin_failure("at", rc, info.empty() ? std::string() : info.front(), as_json);
+    const bool ok = answer.final == SLMSOCK_AT_OK;
+    if (as_json) {
+        json::array rows;
+        for (const auto& line : info) rows.emplace_back(line);
+        static const char* const names[] = {"ok", "error", "cme_error", "cms_error"};
+        json::object out{{"command", command},  {"lines", rows},
+                         {"final", names[answer.final]}, {"code", answer.code},
+                         {"result", final_text(answer)}, {"truncated", answer.truncated != 0}};
+        std::cout << json::serialize(out) << '\n';
+    } else {
+        for (const auto& line : info) std::cout << line << '\n';
+        std::cout << final_text(answer) << '\n';
+    }
+    return ok ? 0 : exit_modem_error;
+}
+
+int run_reset(bool as_json) {
+    if (const int rc = slmsock_reset(); rc < 0) return report_admin_failure("reset", rc, "", as_json);
+    if (as_json) {
+        std::cout << json::serialize(json::object{{"reset", "started"}}) << '\n';
+    } else {
+        std::cout << "modem reset started; `slmctl status` shows it coming back\n";
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    po::options_description options("slmctl [--socket PATH] [--json] status|sockets");
+    po::options_description options(
+        "slmctl [--socket PATH] [--json] status|sockets|stats|reset\n"
+        "slmctl [--socket PATH] [--json] at [--force] [--timeout-ms N] \"AT...\"");
     options.add_options()("help,h", "this help")("socket", po::value<std::string>(),
                                                   "slmd's API socket (default: $SLMSOCK_SOCKET or " SLMSOCK_DEFAULT_SOCKET ")")(
-        "json", "machine-readable output")("command", po::value<std::string>(), "status | sockets");
+        "json", "machine-readable output")("force", "at: send a command slmd would refuse (administrators only)")(
+        "timeout-ms", po::value<std::uint32_t>()->default_value(0), "at: the modem's time to answer (0 = slmd's 10 s)")(
+        "command", po::value<std::string>(), "status | sockets | stats | at | reset")(
+        "argument", po::value<std::vector<std::string>>(), "at: the AT command line");
     po::positional_options_description positional;
-    positional.add("command", 1);
+    positional.add("command", 1).add("argument", -1);
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(options).positional(positional).run(), vm);
@@ -117,6 +320,17 @@ int main(int argc, char** argv) {
     const bool as_json = vm.count("json") > 0;
     if (command == "status") return show_status(as_json);
     if (command == "sockets") return show_sockets(as_json);
+    if (command == "stats") return show_stats(as_json);
+    if (command == "reset") return run_reset(as_json);
+    if (command == "at") {
+        const auto arguments =
+            vm.count("argument") ? vm["argument"].as<std::vector<std::string>>() : std::vector<std::string>{};
+        if (arguments.size() != 1) {
+            std::cerr << "slmctl: at takes one AT command line, quoted: slmctl at \"AT+CGMR\"\n";
+            return exit_usage;
+        }
+        return run_at(arguments.front(), vm.count("force") > 0, vm["timeout-ms"].as<std::uint32_t>(), as_json);
+    }
     std::cerr << "slmctl: unknown command '" << command << "'\n" << options;
     return exit_usage;
 }

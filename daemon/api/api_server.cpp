@@ -11,6 +11,7 @@
 
 #include <boost/asio/generic/basic_endpoint.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "api/admin_service.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::api {
@@ -27,9 +29,10 @@ namespace wire = slmsock::wire;
 
 class ApiServer::Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(Protocol::socket socket, core::Requester requester)
-        : socket_(std::move(socket)), requester_(requester) {}
+    Session(Protocol::socket socket, core::Requester requester, bool admin)
+        : socket_(std::move(socket)), requester_(requester), admin_(admin) {}
     const core::Requester& requester() const { return requester_; }
+    bool admin() const { return admin_; }
 
     void receive(std::function<void(std::shared_ptr<Session>, std::span<const std::uint8_t>)> on_message) {
         auto self = shared_from_this();
@@ -68,6 +71,7 @@ private:
 
     Protocol::socket socket_;
     core::Requester requester_;
+    bool admin_ = false;
     // One byte more than the limit, so an over-long message is seen as such rather than cut silently.
     std::array<std::uint8_t, wire::max_message_size + 1> buffer_{};
     asio::socket_base::message_flags flags_ = 0;
@@ -101,6 +105,15 @@ void ApiServer::resolve_group() {
         } else {
             SLMD_WARN("api: group '{}' does not exist; only root and slmd's own user may use the modem",
                       options_.group);
+        }
+    }
+    if (!options_.admin_group.empty()) {
+        if (const group* entry = getgrnam(options_.admin_group.c_str())) {
+            admin_group_id_ = entry->gr_gid;
+        } else {
+            SLMD_INFO("api: admin group '{}' does not exist; only root and slmd's own user may send AT commands "
+                      "and reset the modem",
+                      options_.admin_group);
         }
     }
 }
@@ -166,7 +179,8 @@ void ApiServer::accept_loop() {
             ++counters_.clients;
             core::Requester requester;
             const bool allowed = authorised(socket.native_handle(), requester);
-            auto session = std::make_shared<Session>(std::move(socket), requester);
+            const bool admin = allowed && administrator(socket.native_handle(), requester.uid);
+            auto session = std::make_shared<Session>(std::move(socket), requester, admin);
             std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
             sessions_.push_back(session);
             if (!allowed) {
@@ -219,6 +233,29 @@ bool ApiServer::authorised(int fd, core::Requester& requester) {
         }
     }
     SLMD_NOTICE("api: refused pid {} uid {}: not in group {}", credentials.pid, credentials.uid, options_.group);
+    return false;
+}
+
+// Administrators: root, slmd's own user, or a process with the admin group among its groups when it connected
+// (SO_PEERGROUPS: the kernel's record of the peer's credentials, not a /proc lookup that a pid reuse could fool).
+bool ApiServer::administrator(int fd, unsigned uid) const {
+    if (uid == 0 || uid == ::geteuid()) return true;
+    if (!admin_group_id_) return false;
+    ucred credentials{};
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 && credentials.gid == *admin_group_id_) {
+        return true;
+    }
+    std::vector<gid_t> groups(64);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        socklen_t size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size) == 0) {
+            groups.resize(size / sizeof(gid_t));
+            return std::find(groups.begin(), groups.end(), *admin_group_id_) != groups.end();
+        }
+        if (errno != ERANGE) break;
+        groups.resize(size / sizeof(gid_t) + 1);  // the kernel said how many there are
+    }
     return false;
 }
 
@@ -296,6 +333,26 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                 reply(message.transport == wire::Transport::udp ? udp_.lookup(message) : flows_.lookup(message));
             } else if constexpr (std::is_same_v<T, wire::ProxiesRequest>) {
                 describe_proxies(reply);
+            } else if constexpr (std::is_same_v<T, wire::StatsRequest>) {
+                if (!admin_) return reply(wire::ErrorReply{-EOPNOTSUPP, "no statistics in this slmd"});
+                reply(admin_->stats());
+            } else if constexpr (std::is_same_v<T, wire::AtRequest> || std::is_same_v<T, wire::ResetRequest>) {
+                if (!admin_) return reply(wire::ErrorReply{-EOPNOTSUPP, "no administration in this slmd"});
+                const auto uid = session->requester().uid;
+                if (!session->admin()) {
+                    ++counters_.admin_refused;
+                    SLMD_NOTICE("api: refused {} from uid {} pid {}: not root, slmd's user or in group {}",
+                                std::is_same_v<T, wire::AtRequest> ? "AT" : "RESET", uid, session->requester().pid,
+                                options_.admin_group);
+                    return reply(wire::ErrorReply{
+                        -EACCES, "administrators only: run as root or as a member of slmd's admin-group (" +
+                                     options_.admin_group + ")"});
+                }
+                if constexpr (std::is_same_v<T, wire::AtRequest>) {
+                    admin_->at(message, uid, [reply](wire::AtReply answer) { reply(answer); });
+                } else {
+                    reply(admin_->reset(uid));
+                }
             } else {
                 // A reply type sent as a request.
                 ++counters_.malformed;

@@ -1,6 +1,7 @@
 // Owns: the Unix-domain API socket (AF_UNIX SOCK_SEQPACKET, /run/slmd/slmd.sock by default): accepting
 // clients, deciding who may use the modem (SO_PEERCRED: root, slmd's own user, or members of the configured
-// group), decoding requests with the libslmsock codec and answering them from the flow manager (TCP clients
+// group; administrators — root, slmd's user, members of the admin group, checked with SO_PEERGROUPS — may
+// also send AT commands and reset the modem), decoding requests with the libslmsock codec and answering them from the flow manager (TCP clients
 // and servers), the UDP relay, the route policy and the modem driver. The requester's uid and pid
 // (SO_PEERCRED) go with every request that names an app socket. Knows flows and errno values, never AT.
 #pragma once
@@ -28,7 +29,10 @@ namespace slmd::api {
 struct ApiOptions {
     std::string socket_path = "/run/slmd/slmd.sock";
     std::string group = "slm";  // members may use the modem; "" = only root and slmd's own user
+    std::string admin_group = "slmadmin";  // members may also use AT and RESET; "" = only root and slmd's user
 };
+
+class AdminService;
 
 class ApiServer {
 public:
@@ -46,12 +50,15 @@ public:
     // Stops accepting and closes every client connection.
     void stop();
     const std::string& socket_path() const { return options_.socket_path; }
+    // STATS, AT and RESET; without it they are answered with -EOPNOTSUPP.
+    void set_admin(AdminService* admin) { admin_ = admin; }
 
     struct Counters {
         std::uint64_t clients = 0;
         std::uint64_t refused = 0;
         std::uint64_t malformed = 0;
         std::uint64_t requests = 0;
+        std::uint64_t admin_refused = 0;  // AT or RESET from a client that is not an administrator
     };
     const Counters& counters() const { return counters_; }
 
@@ -62,6 +69,7 @@ private:
     void accept_loop();
     void resolve_group();
     bool authorised(int fd, core::Requester& requester);
+    bool administrator(int fd, unsigned uid) const;
     void describe_proxies(std::function<void(slmsock::wire::Message)> reply);
     void handle(const std::shared_ptr<Session>& session, slmsock::wire::Envelope request);
 
@@ -75,6 +83,8 @@ private:
     std::uint16_t data_port_;
     boost::asio::basic_socket_acceptor<Protocol> acceptor_;
     std::optional<unsigned> group_id_;
+    std::optional<unsigned> admin_group_id_;
+    AdminService* admin_ = nullptr;
     bool adopted_ = false;
     Counters counters_;
     std::vector<std::weak_ptr<Session>> sessions_;

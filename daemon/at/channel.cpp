@@ -113,7 +113,7 @@ void Channel::send(std::unique_ptr<Pending> pending) {
     if (in_flight_->enters_data_mode) {
         framer_.data_mode_requested();
     } else {
-        framer_.command_sent(in_flight_->request.response_prefix);
+        framer_.command_sent(in_flight_->request.response_prefix, in_flight_->request.take_unprefixed_lines);
     }
     SLMD_DEBUG("at: > {}", in_flight_->request.line);
     writer_.write_to_modem(in_flight_->request.line + "\r\n");
@@ -275,6 +275,7 @@ void Channel::on_final(const FinalResult& final) {
     }
     auto response = std::move(in_flight_->response);
     response.final = final;
+    if (final.kind != FinalKind::ok && !in_flight_->resync_probe) ++stats_.errors;
     complete_in_flight(std::move(response));
 }
 

@@ -45,6 +45,7 @@ struct CommandRequest {
     std::string line;             // without CRLF, e.g. "AT+CFUN=1"
     std::string response_prefix;  // info lines that answer it, e.g. "+CFUN"; empty if none
     std::chrono::milliseconds timeout{5000};
+    bool take_unprefixed_lines = false;  // see Framer::command_sent (administrators' commands)
 };
 
 struct CommandResponse {
@@ -68,6 +69,7 @@ struct ChannelHandlers {
 struct ChannelStats {
     std::uint64_t commands = 0;
     std::uint64_t timeouts = 0;
+    std::uint64_t errors = 0;  // ERROR, +CME ERROR, +CMS ERROR finals
     std::uint64_t stale_finals = 0;  // late answers to timed-out commands, dropped during resync
     std::uint64_t resets_seen = 0;
     std::uint64_t urcs = 0;

@@ -209,17 +209,19 @@ void Framer::set_profile(const FirmwareProfile& profile) {
     profile_ = profile;
 }
 
-void Framer::command_sent(std::string_view response_prefix) {
+void Framer::command_sent(std::string_view response_prefix, bool take_unprefixed_lines) {
     // Lines that came before the command must not be taken for its answer.
     flush_lookback(deferred_);
     command_pending_ = true;
     response_prefix_ = std::string(response_prefix);
+    take_unprefixed_lines_ = take_unprefixed_lines;
     scan_hint_ = 0;
 }
 
 void Framer::data_mode_requested() {
     flush_lookback(deferred_);
     response_prefix_.clear();
+    take_unprefixed_lines_ = false;
     exit_requested_ = false;
     entry_ok_outstanding_ = false;
     terminator_reported_ = false;
@@ -247,6 +249,7 @@ void Framer::reset() {
     mode_ = LinkMode::command;
     command_pending_ = false;
     response_prefix_.clear();
+    take_unprefixed_lines_ = false;
     buffer_.clear();
     payload_remaining_ = 0;
     payload_ = {};
@@ -473,6 +476,7 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
         if (auto final = parse_final(text)) {
             command_pending_ = false;
             response_prefix_.clear();
+            take_unprefixed_lines_ = false;
             out.emplace_back(*final);
             if (mode_ == LinkMode::entering_data_mode) {
                 if (final->kind == FinalKind::ok) {
@@ -499,6 +503,11 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
             return;
         }
     }
+    if (command_pending_ && take_unprefixed_lines_ && !text.empty() && text.front() != '+' && text.front() != '#' &&
+        text.front() != '%') {
+        out.emplace_back(InfoLine{std::string(text)});
+        return;
+    }
     if (command_pending_ && !response_prefix_.empty()) {
         auto answers = [text](std::string_view prefix) {
             if (!text.starts_with(prefix)) return false;
@@ -517,6 +526,7 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
 void Framer::on_ready(std::vector<Event>& out) {
     command_pending_ = false;
     response_prefix_.clear();
+    take_unprefixed_lines_ = false;
     mode_ = LinkMode::command;
     in_payload_ = false;
     payload_ = {};

@@ -97,8 +97,10 @@ public:
     const FirmwareProfile& profile() const { return profile_; }
 
     // A command line went out. Lines beginning with `response_prefix` (e.g. "#XTCPCLI") are InfoLines until the
-    // final result; an empty prefix means the command has no info lines of its own.
-    void command_sent(std::string_view response_prefix);
+    // final result; an empty prefix means the command has no info lines of its own. With
+    // `take_unprefixed_lines`, lines that start with none of '+', '#', '%' (which every URC starts with) answer
+    // it too: an administrator's AT+CGMR or AT+CGSN answers with bare text.
+    void command_sent(std::string_view response_prefix, bool take_unprefixed_lines = false);
     // The bare send command went out (AT#XTCPSEND / AT#XUDPSEND): its OK (or, before v2.1, nothing) enters data mode.
     void data_mode_requested();
     // The host wrote "+++" to leave data mode.
@@ -155,6 +157,7 @@ private:
     LinkMode mode_ = LinkMode::command;
     bool command_pending_ = false;
     std::string response_prefix_;
+    bool take_unprefixed_lines_ = false;
     std::uint64_t discarded_bytes_ = 0;
     std::string buffer_;  // received bytes not yet consumed; a partial line or a held-back pattern
     std::size_t payload_remaining_ = 0;

@@ -65,7 +65,13 @@ struct FlowManager::Flow {
     bool modem_open = false;
     bool peer_closed = false;
 
-    std::deque<std::string> downlink;
+    // Bytes toward the app, each chunk with the moment the driver handed it over (parsed off the UART): the
+    // start of its downlink latency sample.
+    struct DownlinkChunk {
+        std::string bytes;
+        std::chrono::steady_clock::time_point received;
+    };
+    std::deque<DownlinkChunk> downlink;
     std::size_t downlink_bytes = 0;
     bool writing = false;
     bool receive_paused = false;
@@ -235,7 +241,7 @@ modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
                     counters_.dropped_down_app_gone += bytes.size();
                     return;
                 }
-                flow->downlink.emplace_back(bytes);
+                flow->downlink.push_back({std::string(bytes), std::chrono::steady_clock::now()});
                 flow->downlink_bytes += bytes.size();
                 if (flow->downlink_bytes > options_.downlink_limit && !flow->receive_paused) {
                     flow->receive_paused = true;
@@ -352,8 +358,9 @@ void FlowManager::read_uplink(const FlowPtr& flow) {
             counters_.bytes_up += n;
             flow->bytes_up += n;
             if (auto server = flow->server.lock()) server->bytes_up += n;
+            const auto read_at = std::chrono::steady_clock::now();
             driver_.tcp_send(flow->connection, std::string(flow->read_buffer.data(), n),
-                             [this, alive, weak](int send_error) {
+                             [this, alive, weak, read_at](int send_error) {
                                  auto flow = weak.lock();
                                  if (!*alive || !flow) return;
                                  flow->reading = false;
@@ -361,6 +368,10 @@ void FlowManager::read_uplink(const FlowPtr& flow) {
                                      if (!flow->peer_closed) reset_app(flow);
                                      return;
                                  }
+                                 // The sample ends when the chunk's last byte left for the UART.
+                                 driver_.when_written([this, alive, read_at] {
+                                     if (*alive) uplink_latency_.record(std::chrono::steady_clock::now() - read_at);
+                                 });
                                  read_uplink(flow);
                              });
         });
@@ -409,7 +420,7 @@ void FlowManager::write_downlink(const FlowPtr& flow) {
     }
     flow->writing = true;
     std::weak_ptr<Flow> weak = flow;
-    asio::async_write(*flow->app, asio::buffer(flow->downlink.front()),
+    asio::async_write(*flow->app, asio::buffer(flow->downlink.front().bytes),
                       [this, alive = alive_, weak](boost::system::error_code error, std::size_t n) {
                           auto flow = weak.lock();
                           if (!*alive || !flow) return;
@@ -424,6 +435,8 @@ void FlowManager::write_downlink(const FlowPtr& flow) {
                               return;
                           }
                           flow->downlink_bytes -= n;
+                          downlink_latency_.record(std::chrono::steady_clock::now() -
+                                                   flow->downlink.front().received);
                           flow->downlink.pop_front();
                           if (flow->receive_paused && flow->downlink_bytes < options_.downlink_limit / 2) {
                               flow->receive_paused = false;

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "core/app_socket.hpp"
+#include "core/latency_histogram.hpp"
 #include "core/socket_graveyard.hpp"
 #include "modem/modem_driver.hpp"
 #include "wire.hpp"
@@ -83,6 +84,10 @@ public:
     std::uint32_t active_flows() const;
     std::uint32_t waiting_flows() const { return static_cast<std::uint32_t>(waiting_.size()); }
     const FlowCounters& counters() const { return counters_; }
+    // TCP latency through slmd: downlink from a chunk parsed off the UART to its bytes written to the app
+    // socket; uplink from bytes read from the app socket to their last byte written to the UART.
+    const LatencyHistogram& downlink_latency() const { return downlink_latency_; }
+    const LatencyHistogram& uplink_latency() const { return uplink_latency_; }
 
 private:
     struct Flow;
@@ -122,6 +127,8 @@ private:
     boost::asio::steady_timer socket_poll_;
     bool polling_ = false;
     FlowCounters counters_;
+    LatencyHistogram downlink_latency_;
+    LatencyHistogram uplink_latency_;
     SocketGraveyard graveyard_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -6,6 +6,9 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <cerrno>
+
+#include "modem/admin_command.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -28,8 +31,9 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
       registration_(executor),
       driver_(executor, channel_,
               SlmProxyDriverHooks{
-                  .serving = [this] { return state_ == ModemState::serving; },
+                  .serving = [this] { return state_ == ModemState::serving && !resetting_; },
                   .link_backlog = [this] { return port_.queued_bytes(); },
+                  .link_written = [this] { return port_.bytes_written(); },
                   .pause_receive = [this](bool paused) { port_.pause_reading(paused); },
               }),
       wakeup_(executor),
@@ -76,6 +80,14 @@ void Modem::on_ready() {
     reset_seen_ = true;
     registration_.note_reset();
     driver_.on_modem_lost();
+    if (resetting_) {
+        // The reset an administrator asked for: counted as one, not warned about as a surprise reboot.
+        resetting_ = false;
+        ++stats_.readys;
+        SLMD_NOTICE("modem: firmware reset (administrator's request) done; bringing the modem up again");
+        wake();
+        return;
+    }
     // A Ready while syncing is the firmware finishing its boot, not a reboot worth counting.
     if (synced_once_ && state_ != ModemState::syncing && state_ != ModemState::stopping) {
         const auto now = std::chrono::steady_clock::now();
@@ -154,6 +166,98 @@ asio::awaitable<void> Modem::radio_off(std::function<void()> done) {
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     finish(response.ok() ? "AT+CFUN=0 OK after " + std::to_string(took.count()) + " ms"
                          : "AT+CFUN=0 -> " + response.describe());
+}
+
+bool Modem::up() const {
+    return !stopping_ && !resetting_ && !link_down_ &&
+           (state_ == ModemState::serving || state_ == ModemState::deregistered);
+}
+
+void Modem::admin_command(std::string line, bool force, unsigned uid, std::chrono::milliseconds timeout,
+                          std::function<void(AdminCommandResult)> done) {
+    const auto check = check_admin_command(line);
+    if (check.verdict == AdminVerdict::invalid) {
+        done({EINVAL, "not a valid AT command: " + check.reason, {}});
+        return;
+    }
+    if (check.verdict == AdminVerdict::needs_force) {
+        if (!force) {
+            ++stats_.admin_refusals;
+            SLMD_NOTICE("modem: refused uid {}'s {}: {}", uid, line, check.reason);
+            done({EPERM, check.reason + "; send it with force only if you know what it does to slmd", {}});
+            return;
+        }
+        SLMD_WARN("modem: uid {} forces {} ({}); slmd's view of the modem may no longer be right", uid, line,
+                  check.reason);
+    }
+    if (!up()) {
+        done({ENETDOWN, std::string("the modem is not up (") + to_string(state_) + ")", {}});
+        return;
+    }
+    ++stats_.admin_commands;
+    SLMD_INFO("modem: uid {} sends {}", uid, line);
+    at::CommandRequest request{line, admin_response_prefix(line), timeout, true};
+    channel_.submit(std::move(request), [line, uid, done = std::move(done)](at::CommandResponse response) {
+        SLMD_INFO("modem: uid {}'s {} -> {}", uid, line, response.describe());
+        if (!response.error) {
+            done({0, "", std::move(response)});
+        } else if (response.error == at::ChannelError::timeout) {
+            done({ETIMEDOUT, "the modem did not answer in time", std::move(response)});
+        } else if (response.error == at::ChannelError::modem_reset) {
+            done({ECONNRESET, "the modem reset before answering", std::move(response)});
+        } else {
+            done({ENETDOWN, response.error.message(), std::move(response)});
+        }
+    });
+}
+
+int Modem::admin_reset(unsigned uid) {
+    if (stopping_ || resetting_) return EBUSY;
+    if (!up()) return ENETDOWN;
+    const auto now = std::chrono::steady_clock::now();
+    // The bring-up after the reset asks the budget like any recovery; refuse now rather than let it back off.
+    if (budget_.recent(now) >= options_.recovery.max_recoveries) {
+        SLMD_NOTICE("modem: refused uid {}'s reset: {} recoveries within {} s already (recovery-max)", uid,
+                    budget_.recent(now), seconds(options_.recovery.window));
+        return EAGAIN;
+    }
+    resetting_ = true;
+    ++stats_.admin_resets;
+    SLMD_NOTICE("modem: uid {} resets the modem: closing proxies, AT+CFUN=0, AT#XRESET", uid);
+    driver_.on_modem_lost();  // open flows fail with ECONNRESET; the firmware's proxies go with the reset
+    asio::co_spawn(executor_, reset_sequence(), asio::detached);
+    return 0;
+}
+
+asio::awaitable<void> Modem::reset_sequence() {
+    auto alive = alive_;
+    if (channel_.mode() == at::LinkMode::data) {
+        auto left = std::make_shared<asio::steady_timer>(executor_, asio::steady_timer::time_point::max());
+        channel_.exit_data_mode([left](std::error_code, int) { left->cancel(); });
+        boost::system::error_code ignored;
+        co_await left->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        if (!*alive || !resetting_) co_return;
+    }
+    // CFUN=0 first: the firmware saves its network state, and a reset without it counts towards the nRF91's
+    // reset-loop lock-out.
+    // Named requests, not temporaries inside co_await: GCC 12 miscompiles the latter (a double free).
+    const at::CommandRequest radio_off{"AT+CFUN=0", "", options_.stop_timeout};
+    auto off = co_await channel_.async_command(radio_off, asio::use_awaitable);
+    if (!*alive || !resetting_) co_return;
+    if (!off.ok()) SLMD_WARN("modem: AT+CFUN=0 before the reset -> {}", off.describe());
+    const at::CommandRequest firmware_reset{"AT#XRESET", "", 5s};
+    auto reset = co_await channel_.async_command(firmware_reset, asio::use_awaitable);
+    if (!*alive || !resetting_) co_return;  // "Ready" came: on_ready took over
+    if (!reset.ok()) SLMD_WARN("modem: AT#XRESET -> {}", reset.describe());
+    // No "Ready" yet: wait for it a while, then bring the modem up again all the same (its radio is off).
+    asio::steady_timer ready_wait(executor_, 10s);
+    boost::system::error_code ignored;
+    co_await ready_wait.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    if (!*alive || !resetting_) co_return;
+    SLMD_WARN("modem: no Ready within 10 s of AT#XRESET; bringing the modem up again");
+    resetting_ = false;
+    reset_seen_ = true;
+    wake();
 }
 
 void Modem::on_urc(const std::string& text) {

@@ -35,6 +35,18 @@ struct LifecycleStats {
     std::uint64_t backoffs = 0;         // times the recovery budget was spent
     std::uint64_t readys = 0;           // "Ready" seen after the first sync: firmware reboots
     std::uint64_t registration_losses = 0;
+    std::uint64_t admin_resets = 0;     // resets an administrator asked for (slmctl reset)
+    std::uint64_t admin_commands = 0;   // AT commands an administrator sent (slmctl at)
+    std::uint64_t admin_refusals = 0;   // ... refused without force
+};
+
+// The outcome of an administrator's AT command. error: 0 when the modem answered (see response), else EINVAL
+// (not a valid command line), EPERM (would break slmd's state; see force), ENETDOWN (modem not up or lost),
+// ETIMEDOUT (no final result in time), ECONNRESET (the modem reset meanwhile).
+struct AdminCommandResult {
+    int error = 0;
+    std::string message;  // why, when error != 0
+    at::CommandResponse response;
 };
 
 class Modem final : public at::LinkWriter {
@@ -62,12 +74,26 @@ public:
     // Ends the lifecycle loop and fails whatever is pending; the io_context then runs out of work.
     void stop();
     const LifecycleStats& lifecycle_stats() const { return stats_; }
+    const serial::SerialPort& port() const { return port_; }
+
+    // An administrator's AT command (slmctl at), checked by modem/admin_command.hpp, through the same channel
+    // as slmd's own commands: it waits for the command in flight and for a data-mode session to end. `uid`
+    // names the administrator in the log. `done` runs once.
+    void admin_command(std::string line, bool force, unsigned uid, std::chrono::milliseconds timeout,
+                       std::function<void(AdminCommandResult)> done);
+    // Graceful reset (slmctl reset): open flows fail (ECONNRESET), AT+CFUN=0, AT#XRESET, then the normal
+    // bring-up, which counts against the recovery budget like any other. Returns at once: 0 when the reset
+    // started, EAGAIN when the budget has no room for another recovery (the nRF91's reset-loop lock-out is
+    // what the budget avoids), ENETDOWN when the modem is not up, EBUSY during a reset or stop.
+    int admin_reset(unsigned uid);
 
 private:
     boost::asio::awaitable<void> run();
     boost::asio::awaitable<void> serve();
     boost::asio::awaitable<void> sleep_until(std::chrono::steady_clock::time_point deadline);
     boost::asio::awaitable<void> radio_off(std::function<void()> done);
+    boost::asio::awaitable<void> reset_sequence();
+    bool up() const;
     void transition(ModemEvent event);
     void on_urc(const std::string& text);
     void on_ready();
@@ -86,6 +112,7 @@ private:
     bool link_down_ = false;
     bool stopping_ = false;
     bool synced_once_ = false;
+    bool resetting_ = false;  // admin_reset() under way until the firmware's "Ready"
     RecoveryBudget budget_;
     LifecycleStats stats_;
     std::deque<std::chrono::steady_clock::time_point> readys_;  // within options.recovery.window

@@ -85,6 +85,10 @@ public:
     virtual void tcp_close(ConnectionId id) = 0;
     // Stops (true) or resumes (false) taking bytes from the modem, when an app does not read fast enough.
     virtual void pause_receive(bool paused) = 0;
+    // Runs `then` once every byte queued for the link so far has been written to it (for uplink latency:
+    // a tcp_send is "done" when the link took it, which can be before its last byte left). Dropped if the
+    // link is lost first. Drivers without a way to tell run it at once.
+    virtual void when_written(std::function<void()> then) { then(); }
 
     // TCP server on the modem. Takes the TCP proxy slot like a client (tcp_available() drops to 0).
     // `done(error, id)`: error 0, EBUSY (proxy in use), ENETDOWN (not attached), EOPNOTSUPP, ...

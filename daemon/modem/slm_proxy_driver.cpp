@@ -251,7 +251,20 @@ void SlmProxyDriver::when_drained(std::function<void()> then) {
     drain_waiters_.push_back(std::move(then));
 }
 
+void SlmProxyDriver::when_written(std::function<void()> then) {
+    if (!hooks_.link_written || hooks_.link_backlog() == 0) {
+        then();
+        return;
+    }
+    written_waiters_.push_back({hooks_.link_written() + hooks_.link_backlog(), std::move(then)});
+}
+
 void SlmProxyDriver::on_link_drained() {
+    while (!written_waiters_.empty() && hooks_.link_written() >= written_waiters_.front().target) {
+        auto then = std::move(written_waiters_.front().then);
+        written_waiters_.pop_front();
+        then();
+    }
     if (drain_waiters_.empty() || hooks_.link_backlog() > options_.link_backlog_limit) return;
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
@@ -428,6 +441,7 @@ void SlmProxyDriver::on_modem_lost() {
     pumping_ = false;
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
+    written_waiters_.clear();  // those bytes never reached the modem: no latency sample
     data_mode_owner_ = DataModeOwner::none;
     udp_early_echo_.clear();
     hangup_urcs_expected_ = 0;

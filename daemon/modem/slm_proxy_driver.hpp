@@ -33,6 +33,7 @@ struct SlmProxyDriverOptions {
 struct SlmProxyDriverHooks {
     std::function<bool()> serving;                     // modem up and registered
     std::function<std::size_t()> link_backlog;         // bytes still queued for the serial line
+    std::function<std::uint64_t()> link_written;       // bytes written to the serial line so far (may be unset)
     std::function<void(bool paused)> pause_receive;    // stop/resume reading the serial line
 };
 
@@ -62,6 +63,7 @@ public:
     void tcp_send(ConnectionId id, std::string bytes, std::function<void(int error)> done) override;
     void tcp_close(ConnectionId id) override;
     void pause_receive(bool paused) override { hooks_.pause_receive(paused); }
+    void when_written(std::function<void()> then) override;
     void resolve(const std::string& name, int family,
                  std::function<void(int status, std::vector<std::string> addresses)> done) override;
 
@@ -203,6 +205,11 @@ private:
     bool exiting_data_mode_ = false;
     std::vector<Step> after_exit_;
     std::vector<std::function<void()>> drain_waiters_;
+    struct WrittenWaiter {
+        std::uint64_t target = 0;  // link_written() value at which everything queued before has gone out
+        std::function<void()> then;
+    };
+    std::deque<WrittenWaiter> written_waiters_;
     boost::asio::steady_timer tail_timer_;
     boost::asio::steady_timer idle_timer_;
     Stats stats_;

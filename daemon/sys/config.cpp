@@ -116,6 +116,8 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         settings.api_socket = value;
     } else if (key == "api-group") {
         settings.api_group = value;  // "" = only root and slmd's own user; a missing group is a warning at start
+    } else if (key == "admin-group") {
+        settings.admin_group = value;  // as api-group, for slmctl at/reset
     } else if (key == "data-port") {
         if (auto problem = parse_number(value, 0, 65535, number)) return problem;
         settings.data_port = static_cast<std::uint16_t>(number);
@@ -158,7 +160,7 @@ constexpr std::string_view known_keys[] = {
     "device",    "baud",        "rtscts",          "api-socket",          "api-group",  "data-port",
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
-    "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms",
+    "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
 };
 
 bool known(std::string_view key) {
@@ -268,6 +270,9 @@ po::options_description option_description() {
         ("api-socket", po::value<std::string>(), "Unix-domain API socket for clients (default /run/slmd/slmd.sock)")
         ("api-group", po::value<std::string>(),
          "group whose members may use the modem, besides root and slmd's own user (default slm)")
+        ("admin-group", po::value<std::string>(),
+         "group whose members may send AT commands and reset the modem (slmctl at, reset), besides root and "
+         "slmd's own user (default slmadmin)")
         ("data-port", po::value<std::string>(), "loopback port of the data endpoint (default 0 = any free port)")
         ("bypass", po::value<std::string>(),
          "CIDR reached without the modem (repeatable); routes other than the default bypass too")

@@ -33,6 +33,7 @@ struct Settings {
     bool rtscts = false;
     std::string api_socket = "/run/slmd/slmd.sock";
     std::string api_group = "slm";
+    std::string admin_group = "slmadmin";  // api::ApiOptions::admin_group
     std::uint16_t data_port = 0;
     std::vector<net::Prefix> bypass;
     std::chrono::milliseconds sync_timeout{10000};

@@ -142,6 +142,75 @@ struct slmsock_proxies {
 /* The modem's proxies (TCP, UDP) as slmd sees them, for operators (slmctl) and tests. 0 or -errno. */
 int slmsock_proxies(struct slmsock_proxies* out);
 
+/* ---- Operators (slmctl) ------------------------------------------------------------------------------------ */
+
+struct slmsock_latency {
+    uint32_t p50_us;   /* median, microseconds (a log-scaled bucket's bound: within 25 %) */
+    uint32_t p99_us;
+    uint64_t samples;
+};
+
+/* Counters since slmd started. "up" = application → modem, "down" = modem → application. */
+struct slmsock_stats {
+    uint64_t uptime_s;
+    uint64_t tcp_bytes_up, tcp_bytes_down;
+    uint64_t udp_bytes_up, udp_bytes_down;
+    uint64_t udp_datagrams_up, udp_datagrams_down;
+    uint64_t flows_opened, flows_failed;
+    uint64_t tcp_dropped_app_gone;    /* modem bytes for an app that had already closed */
+    uint64_t tcp_dropped_peer_gone;   /* app bytes after the peer closed (the app saw ECONNRESET) */
+    uint64_t tcp_refused_busy;        /* connects refused with EBUSY (queue full, proxy held by a server) */
+    uint64_t udp_dropped_not_last_peer, udp_dropped_too_big, udp_dropped_busy, udp_dropped_no_proxy;
+    uint64_t udp_dropped_queue_full, udp_dropped_send_failed, udp_dropped_app_gone;
+    uint64_t udp_suspensions;         /* UDP proxy closed around a TCP data-mode session */
+    uint64_t udp_refused_tcp_busy;    /* datagrams needing data mode refused while TCP was open */
+    uint64_t data_mode_sessions;
+    uint64_t at_commands, at_errors, at_timeouts;
+    uint64_t modem_resets;            /* firmware reboots seen while up, administrators' resets included */
+    uint64_t admin_resets;
+    uint64_t registration_losses;
+    uint64_t recoveries;              /* bring-ups after the first */
+    uint64_t recovery_backoffs;       /* times the recovery budget was spent */
+    struct slmsock_latency downlink;  /* TCP chunk parsed off the UART → written to the app's socket */
+    struct slmsock_latency uplink;    /* TCP bytes read from the app's socket → last byte written to the UART */
+};
+
+/* slmd's counters and latency. Open to every client slmd serves. 0 or -errno. */
+int slmsock_stats(struct slmsock_stats* stats);
+
+enum slmsock_at_final { SLMSOCK_AT_OK = 0, SLMSOCK_AT_ERROR = 1, SLMSOCK_AT_CME_ERROR = 2, SLMSOCK_AT_CMS_ERROR = 3 };
+
+struct slmsock_at_answer {
+    enum slmsock_at_final final;  /* the modem's final result */
+    int code;                     /* n of "+CME ERROR: n" / "+CMS ERROR: n", else 0 */
+    size_t line_count;            /* information lines the modem sent (all of them, even if cut from `lines`) */
+    int truncated;                /* 1 when `lines` could not hold every line */
+};
+
+#define SLMSOCK_AT_MAX_COMMAND 256  /* characters of one command line */
+
+/* Sends one AT command line (e.g. "AT+CGMR"; printable ASCII, no CR/LF, at most SLMSOCK_AT_MAX_COMMAND) through
+ * slmd's own AT channel, after the command in flight and any data-mode session. Administrators only: root,
+ * slmd's user, or a member of slmd's admin-group. Commands that would break slmd's state (radio, reset,
+ * URC/echo/format settings, the modem's sockets and proxies, data mode) are refused unless `force` is non-zero;
+ * their read (?) and test (=?) forms are always allowed. timeout_ms: 0 = slmd's default (10 s), at most 300000.
+ * `lines` (if not NULL, `size` bytes) receives the information lines, each ended by '\n', NUL-terminated; whole
+ * lines only. Returns 0 when the modem answered (then see answer->final: an ERROR is still 0), or:
+ *   -EACCES   not an administrator          -EPERM     refused: would break slmd's state (see force)
+ *   -EINVAL   not a valid command line      -ENETDOWN  slmd absent, or the modem not up
+ *   -ETIMEDOUT no final result in time      -ECONNRESET the modem reset before it answered
+ *   -EFAULT   command or answer is NULL
+ * With -EPERM, -EINVAL, -ENETDOWN (from slmd), -ETIMEDOUT and -ECONNRESET, `lines` holds slmd's one-line reason. */
+int slmsock_at(const char* command, int force, uint32_t timeout_ms, struct slmsock_at_answer* answer, char* lines,
+               size_t size);
+
+/* Graceful modem reset (administrators only): open connections are reset (ECONNRESET), the radio switched off
+ * (AT+CFUN=0), the firmware reset, and the modem brought up again. Returns once the reset has started: 0, or
+ * -EAGAIN (slmd's recovery budget — recovery-max per recovery-window-ms — has no room: a reset now would risk
+ * the nRF91's 30-minute reset-loop lock-out; try again later), -EACCES, -ENETDOWN (slmd absent or the modem
+ * not up), -EBUSY (a reset or stop is under way). */
+int slmsock_reset(void);
+
 /* A static description of a return value that is a negative errno (0 gives "Success"), for messages. */
 const char* slmsock_strerror(int error);
 

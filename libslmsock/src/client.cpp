@@ -649,6 +649,101 @@ int proxies(struct slmsock_proxies* out) {
     return 0;
 }
 
+int stats(struct slmsock_stats* out) {
+    if (out == nullptr) return -EFAULT;
+    Message message;
+    if (const int rc = transact(StatsRequest{}, local_wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<StatsReply>(&message);
+    if (reply == nullptr) return -EPROTO;
+    std::memset(out, 0, sizeof *out);
+    out->uptime_s = reply->uptime_s;
+    out->tcp_bytes_up = reply->tcp_bytes_up;
+    out->tcp_bytes_down = reply->tcp_bytes_down;
+    out->udp_bytes_up = reply->udp_bytes_up;
+    out->udp_bytes_down = reply->udp_bytes_down;
+    out->udp_datagrams_up = reply->udp_datagrams_up;
+    out->udp_datagrams_down = reply->udp_datagrams_down;
+    out->flows_opened = reply->flows_opened;
+    out->flows_failed = reply->flows_failed;
+    out->tcp_dropped_app_gone = reply->tcp_dropped_app_gone;
+    out->tcp_dropped_peer_gone = reply->tcp_dropped_peer_gone;
+    out->tcp_refused_busy = reply->tcp_refused_busy;
+    out->udp_dropped_not_last_peer = reply->udp_dropped_not_last_peer;
+    out->udp_dropped_too_big = reply->udp_dropped_too_big;
+    out->udp_dropped_busy = reply->udp_dropped_busy;
+    out->udp_dropped_no_proxy = reply->udp_dropped_no_proxy;
+    out->udp_dropped_queue_full = reply->udp_dropped_queue_full;
+    out->udp_dropped_send_failed = reply->udp_dropped_send_failed;
+    out->udp_dropped_app_gone = reply->udp_dropped_app_gone;
+    out->udp_suspensions = reply->udp_suspensions;
+    out->udp_refused_tcp_busy = reply->udp_refused_tcp_busy;
+    out->data_mode_sessions = reply->data_mode_sessions;
+    out->at_commands = reply->at_commands;
+    out->at_errors = reply->at_errors;
+    out->at_timeouts = reply->at_timeouts;
+    out->modem_resets = reply->modem_resets;
+    out->admin_resets = reply->admin_resets;
+    out->registration_losses = reply->registration_losses;
+    out->recoveries = reply->recoveries;
+    out->recovery_backoffs = reply->recovery_backoffs;
+    out->downlink = {reply->downlink.p50_us, reply->downlink.p99_us, reply->downlink.samples};
+    out->uplink = {reply->uplink.p50_us, reply->uplink.p99_us, reply->uplink.samples};
+    return 0;
+}
+
+// Whole lines, each ended by '\n', as many as fit with the NUL; *truncated when some did not.
+void copy_lines(const std::vector<std::string>& lines, char* out, std::size_t size, int* truncated) {
+    if (out == nullptr || size == 0) {
+        if (truncated != nullptr) *truncated = lines.empty() ? 0 : 1;
+        return;
+    }
+    std::size_t used = 0;
+    out[0] = '\0';
+    for (const auto& line : lines) {
+        const std::size_t n = std::strlen(line.c_str());  // stop at an embedded NUL
+        if (used + n + 1 >= size) {
+            if (truncated != nullptr) *truncated = 1;
+            return;
+        }
+        std::memcpy(out + used, line.data(), n);
+        used += n;
+        out[used++] = '\n';
+        out[used] = '\0';
+    }
+}
+
+int at_command(const char* command, int force, std::uint32_t timeout_ms, struct slmsock_at_answer* answer,
+               char* lines, std::size_t size) {
+    if (command == nullptr || answer == nullptr) return -EFAULT;
+    std::memset(answer, 0, sizeof *answer);
+    if (lines != nullptr && size > 0) lines[0] = '\0';
+    const std::size_t length = std::strlen(command);
+    if (length == 0 || length > max_at_command_length || timeout_ms > max_at_timeout_ms) return -EINVAL;
+    AtRequest request{std::string(command, length), force != 0, timeout_ms};
+    // slmd answers when the modem did or its timeout fired; the command may first wait for one in flight.
+    const std::int64_t wait = std::int64_t{timeout_ms != 0 ? timeout_ms : 10000} + 2 * reply_margin_ms;
+    Message message;
+    if (const int rc = transact(request, wait, message); rc < 0) return rc;
+    const auto* reply = std::get_if<AtReply>(&message);
+    if (reply == nullptr) return -EPROTO;
+    if (reply->status != 0) {
+        copy_lines(reply->lines, lines, size, nullptr);
+        return checked_status(reply->status);
+    }
+    answer->final = static_cast<slmsock_at_final>(reply->outcome);
+    answer->code = reply->code;
+    answer->line_count = reply->lines.size();
+    copy_lines(reply->lines, lines, size, &answer->truncated);
+    return 0;
+}
+
+int reset() {
+    Message message;
+    if (const int rc = transact(ResetRequest{}, local_wait_ms, message); rc < 0) return rc;
+    const auto* reply = std::get_if<ResetReply>(&message);
+    return reply != nullptr ? checked_status(reply->status) : -EPROTO;
+}
+
 }  // namespace
 
 extern "C" {
@@ -747,6 +842,19 @@ int slmsock_lookup(int type, int family, uint16_t app_port, uint16_t loopback_pe
 
 int slmsock_proxies(struct slmsock_proxies* out) {
     return no_throw([&] { return proxies(out); });
+}
+
+int slmsock_stats(struct slmsock_stats* out) {
+    return no_throw([&] { return stats(out); });
+}
+
+int slmsock_at(const char* command, int force, uint32_t timeout_ms, struct slmsock_at_answer* answer, char* lines,
+               size_t size) {
+    return no_throw([&] { return at_command(command, force, timeout_ms, answer, lines, size); });
+}
+
+int slmsock_reset(void) {
+    return no_throw([&] { return reset(); });
 }
 
 const char* slmsock_strerror(int error) {

@@ -26,6 +26,9 @@ enum : std::uint16_t {
     type_udp_associate_request = 0x0008,
     type_lookup_request = 0x0009,
     type_proxies_request = 0x000a,
+    type_stats_request = 0x000b,
+    type_at_request = 0x000c,
+    type_reset_request = 0x000d,
     type_connect_reply = 0x8001,
     type_flow_status_reply = 0x8002,
     type_shutdown_reply = 0x8003,
@@ -36,7 +39,44 @@ enum : std::uint16_t {
     type_udp_associate_reply = 0x8008,
     type_lookup_reply = 0x8009,
     type_proxies_reply = 0x800a,
+    type_stats_reply = 0x800b,
+    type_at_reply = 0x800c,
+    type_reset_reply = 0x800d,
     type_error_reply = 0x80ff,
+};
+
+// StatsReply's counters in wire order (docs/api.md lists the same order); the latency summaries follow them.
+constexpr std::uint64_t StatsReply::* stats_counters[] = {
+    &StatsReply::uptime_s,
+    &StatsReply::tcp_bytes_up,
+    &StatsReply::tcp_bytes_down,
+    &StatsReply::udp_bytes_up,
+    &StatsReply::udp_bytes_down,
+    &StatsReply::udp_datagrams_up,
+    &StatsReply::udp_datagrams_down,
+    &StatsReply::flows_opened,
+    &StatsReply::flows_failed,
+    &StatsReply::tcp_dropped_app_gone,
+    &StatsReply::tcp_dropped_peer_gone,
+    &StatsReply::tcp_refused_busy,
+    &StatsReply::udp_dropped_not_last_peer,
+    &StatsReply::udp_dropped_too_big,
+    &StatsReply::udp_dropped_busy,
+    &StatsReply::udp_dropped_no_proxy,
+    &StatsReply::udp_dropped_queue_full,
+    &StatsReply::udp_dropped_send_failed,
+    &StatsReply::udp_dropped_app_gone,
+    &StatsReply::udp_suspensions,
+    &StatsReply::udp_refused_tcp_busy,
+    &StatsReply::data_mode_sessions,
+    &StatsReply::at_commands,
+    &StatsReply::at_errors,
+    &StatsReply::at_timeouts,
+    &StatsReply::modem_resets,
+    &StatsReply::admin_resets,
+    &StatsReply::registration_losses,
+    &StatsReply::recoveries,
+    &StatsReply::recovery_backoffs,
 };
 
 constexpr std::size_t header_size = 8;   // magic, version, u16 type, u32 request_id
@@ -101,6 +141,10 @@ std::uint8_t role_byte(ProxyRole r) {
     const auto v = static_cast<std::uint8_t>(r);
     return v <= 2 ? v : 0;
 }
+std::uint8_t outcome_byte(AtOutcome o) {
+    const auto v = static_cast<std::uint8_t>(o);
+    return v <= 3 ? v : 0;
+}
 std::uint8_t state_byte(FlowState s) {
     const auto v = static_cast<std::uint8_t>(s);
     return (v >= 1 && v <= 4) ? v : 1;
@@ -160,6 +204,36 @@ struct BodyEncoder {
         return type_lookup_request;
     }
     std::uint16_t operator()(const ProxiesRequest&) const { return type_proxies_request; }
+    std::uint16_t operator()(const StatsRequest&) const { return type_stats_request; }
+    std::uint16_t operator()(const AtRequest& m) const {
+        w.string(m.command, max_at_command_length);
+        w.u8(m.force ? 1 : 0);
+        w.u32(std::min(m.timeout_ms, max_at_timeout_ms));
+        return type_at_request;
+    }
+    std::uint16_t operator()(const ResetRequest&) const { return type_reset_request; }
+    std::uint16_t operator()(const StatsReply& m) const {
+        for (auto field : stats_counters) w.u64(m.*field);
+        for (const auto* latency : {&m.downlink, &m.uplink}) {
+            w.u32(latency->p50_us);
+            w.u32(latency->p99_us);
+            w.u64(latency->samples);
+        }
+        return type_stats_reply;
+    }
+    std::uint16_t operator()(const AtReply& m) const {
+        w.i32(m.status);
+        w.u8(outcome_byte(m.outcome));
+        w.i32(m.code);
+        const std::size_t n = std::min(m.lines.size(), max_at_lines);
+        w.u8(static_cast<std::uint8_t>(n));
+        for (std::size_t i = 0; i < n; ++i) w.string(m.lines[i], max_text_length);
+        return type_at_reply;
+    }
+    std::uint16_t operator()(const ResetReply& m) const {
+        w.i32(m.status);
+        return type_reset_reply;
+    }
     std::uint16_t operator()(const ConnectReply& m) const {
         w.i32(m.status);
         w.u8(route_byte(m.route));
@@ -393,6 +467,44 @@ std::optional<Message> decode_body(std::uint16_t type, Reader& r) {
     }
     case type_proxies_request:
         return ProxiesRequest{};
+    case type_stats_request:
+        return StatsRequest{};
+    case type_at_request: {
+        AtRequest m;
+        m.command = r.string(max_at_command_length);
+        m.force = r.boolean();  // flags byte: only bit 0 is defined
+        m.timeout_ms = r.u32();
+        if (m.timeout_ms > max_at_timeout_ms) r.fail(DecodeError::malformed);
+        return m;
+    }
+    case type_reset_request:
+        return ResetRequest{};
+    case type_stats_reply: {
+        StatsReply m;
+        for (auto field : stats_counters) m.*field = r.u64();
+        for (auto* latency : {&m.downlink, &m.uplink}) {
+            latency->p50_us = r.u32();
+            latency->p99_us = r.u32();
+            latency->samples = r.u64();
+        }
+        return m;
+    }
+    case type_at_reply: {
+        AtReply m;
+        m.status = r.i32();
+        m.outcome = r.enumeration<AtOutcome>(0, 3);
+        m.code = r.i32();
+        const std::size_t n = r.u8();
+        if (r.error()) return m;
+        if (n > max_at_lines) {
+            r.fail(DecodeError::malformed);
+            return m;
+        }
+        for (std::size_t i = 0; i < n && !r.error(); ++i) m.lines.push_back(r.string(max_text_length));
+        return m;
+    }
+    case type_reset_reply:
+        return ResetReply{r.i32()};
     case type_bind_reply:
         return BindReply{r.i32()};
     case type_listen_reply:

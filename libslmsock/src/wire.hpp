@@ -25,6 +25,13 @@ inline constexpr std::size_t max_addresses = 16;         // per RESOLVE reply
 inline constexpr std::size_t max_text_length = 256;      // any text field
 inline constexpr std::size_t credential_size = 24;
 inline constexpr std::size_t max_proxies = 8;           // per PROXIES reply       // flow id (8) + token (16), first bytes on a data connection
+// An administrator's AT command line (without CRLF). SLM's AT command buffer is CONFIG_SLM_AT_MAX_CMD_LEN
+// = 4096 bytes, but no command an operator types needs more than a line; 256 keeps an AtRequest and its reply
+// far inside one message and bounds what slmd queues on the UART for a human.
+inline constexpr std::size_t max_at_command_length = 256;
+// Information lines of one AtReply, each up to max_text_length, and all of them within one message.
+inline constexpr std::size_t max_at_lines = 12;
+inline constexpr std::uint32_t max_at_timeout_ms = 300000;  // 5 min: AT+COPS=? takes minutes on a real network
 // slmd's own connect timeout (ConnectRequest.timeout_ms == 0) must not exceed this: a blocking client waits
 // (timeout_ms, or this when 0) + 5 s for the reply before giving up with ETIMEDOUT.
 inline constexpr std::uint32_t max_default_connect_timeout_ms = 120000;
@@ -128,6 +135,25 @@ struct ProxiesRequest {
     bool operator==(const ProxiesRequest&) const = default;
 };
 
+// Counters and latency (slmctl stats). Open to every client, like StatusRequest.
+struct StatsRequest {
+    bool operator==(const StatsRequest&) const = default;
+};
+
+// One AT command from an administrator, sent through slmd's own AT channel (root, slmd's user or the
+// admin group). slmd refuses commands that would break its own state (EPERM) unless `force` is set.
+struct AtRequest {
+    std::string command;         // "AT…", printable ASCII, no CR/LF, ≤ max_at_command_length
+    bool force = false;
+    std::uint32_t timeout_ms = 0;  // 0 = slmd's default (10 s); ≤ max_at_timeout_ms
+    bool operator==(const AtRequest&) const = default;
+};
+
+// Graceful modem reset (administrators only): proxies closed, AT+CFUN=0, AT#XRESET, normal bring-up.
+struct ResetRequest {
+    bool operator==(const ResetRequest&) const = default;
+};
+
 // Replies (slmd → client) -----------------------------------------------------------------------------------
 
 enum class Route : std::uint8_t {
@@ -221,6 +247,69 @@ struct ProxiesReply {
     bool operator==(const ProxiesReply&) const = default;
 };
 
+// Latency of one direction from slmd's own timestamps, in microseconds (0 without samples).
+struct LatencySummary {
+    std::uint32_t p50_us = 0;
+    std::uint32_t p99_us = 0;
+    std::uint64_t samples = 0;
+    bool operator==(const LatencySummary&) const = default;
+};
+
+// Counters since slmd started. "up" is app → modem, "down" modem → app. docs/api.md names each field.
+struct StatsReply {
+    std::uint64_t uptime_s = 0;
+    std::uint64_t tcp_bytes_up = 0;
+    std::uint64_t tcp_bytes_down = 0;
+    std::uint64_t udp_bytes_up = 0;
+    std::uint64_t udp_bytes_down = 0;
+    std::uint64_t udp_datagrams_up = 0;
+    std::uint64_t udp_datagrams_down = 0;
+    std::uint64_t flows_opened = 0;
+    std::uint64_t flows_failed = 0;
+    std::uint64_t tcp_dropped_app_gone = 0;   // modem bytes for an app that had closed
+    std::uint64_t tcp_dropped_peer_gone = 0;  // app bytes after the peer closed
+    std::uint64_t tcp_refused_busy = 0;
+    std::uint64_t udp_dropped_not_last_peer = 0;
+    std::uint64_t udp_dropped_too_big = 0;
+    std::uint64_t udp_dropped_busy = 0;
+    std::uint64_t udp_dropped_no_proxy = 0;
+    std::uint64_t udp_dropped_queue_full = 0;
+    std::uint64_t udp_dropped_send_failed = 0;
+    std::uint64_t udp_dropped_app_gone = 0;
+    std::uint64_t udp_suspensions = 0;
+    std::uint64_t udp_refused_tcp_busy = 0;
+    std::uint64_t data_mode_sessions = 0;
+    std::uint64_t at_commands = 0;
+    std::uint64_t at_errors = 0;   // ERROR / +CME ERROR / +CMS ERROR finals
+    std::uint64_t at_timeouts = 0;
+    std::uint64_t modem_resets = 0;          // firmware reboots seen while up ("Ready"), admin resets included
+    std::uint64_t admin_resets = 0;
+    std::uint64_t registration_losses = 0;
+    std::uint64_t recoveries = 0;
+    std::uint64_t recovery_backoffs = 0;
+    LatencySummary downlink;
+    LatencySummary uplink;
+    bool operator==(const StatsReply&) const = default;
+};
+
+enum class AtOutcome : std::uint8_t { ok = 0, error = 1, cme_error = 2, cms_error = 3 };
+// status 0: the modem answered (outcome, code, lines). Otherwise -errno and no answer: -EPERM (refused, see
+// force), -EINVAL (not a valid command), -ENETDOWN (modem not up), -ETIMEDOUT, -ECONNRESET (modem reset).
+struct AtReply {
+    std::int32_t status = 0;
+    AtOutcome outcome = AtOutcome::ok;
+    std::int32_t code = 0;            // the n of "+CME ERROR: n" / "+CMS ERROR: n"
+    std::vector<std::string> lines;   // information lines, ≤ max_at_lines of ≤ max_text_length
+    bool operator==(const AtReply&) const = default;
+};
+
+// status 0 once the reset started; -EAGAIN (recovery budget spent), -ENETDOWN (modem not up), -EBUSY (a
+// reset or a stop is already under way).
+struct ResetReply {
+    std::int32_t status = 0;
+    bool operator==(const ResetReply&) const = default;
+};
+
 // Any request that could not be served at all (malformed, unknown type, not authorised).
 struct ErrorReply {
     std::int32_t error = 0;  // -errno
@@ -230,9 +319,10 @@ struct ErrorReply {
 
 using Message =
     std::variant<ConnectRequest, FlowStatusRequest, ShutdownRequest, ResolveRequest, StatusRequest, BindRequest,
-                 ListenRequest, UdpAssociateRequest, LookupRequest, ProxiesRequest, ConnectReply, FlowStatusReply,
-                 ShutdownReply, ResolveReply, StatusReply, BindReply, ListenReply, UdpAssociateReply, LookupReply,
-                 ProxiesReply, ErrorReply>;
+                 ListenRequest, UdpAssociateRequest, LookupRequest, ProxiesRequest, StatsRequest, AtRequest,
+                 ResetRequest, ConnectReply, FlowStatusReply, ShutdownReply, ResolveReply, StatusReply, BindReply,
+                 ListenReply, UdpAssociateReply, LookupReply, ProxiesReply, StatsReply, AtReply, ResetReply,
+                 ErrorReply>;
 
 struct Envelope {
     std::uint32_t request_id = 0;  // echoed in the reply

@@ -95,6 +95,18 @@ std::vector<Case> cases() {
                           {Transport::udp, ProxyRole::none, 0, "", 0, 0, 0}},
                          1,
                          "-1,0"};
+    StatsReply stats;
+    stats.uptime_s = 3600;
+    stats.tcp_bytes_up = 1000;
+    stats.tcp_bytes_down = 2000;
+    stats.udp_dropped_busy = 3;
+    stats.at_timeouts = 1;
+    stats.admin_resets = 2;
+    stats.recovery_backoffs = 0x0102030405060708;
+    stats.downlink = {250, 1800, 12};
+    stats.uplink = {100, 900, 5};
+    AtReply at_ok{0, AtOutcome::ok, 0, {"mfw_nrf9160_1.3.5", "2.9.0"}};
+    AtReply at_cme{0, AtOutcome::cme_error, 30, {}};
 
     return {
         {"connect_ipv4", {0x01020304, connect4},
@@ -115,6 +127,11 @@ std::vector<Case> cases() {
          "53 01 08 00 0f 00 00 00  04  42 9c  04 c0 00 02 07 00*12  07 00"},
         {"lookup", {16, lookup}, "53 01 09 00 10 00 00 00  01  04  90 1f  c8 af"},
         {"proxies", {17, ProxiesRequest{}}, "53 01 0a 00 11 00 00 00"},
+        {"stats", {18, StatsRequest{}}, "53 01 0b 00 12 00 00 00"},
+        {"at", {19, AtRequest{"AT+CGMR", false, 0}}, "53 01 0c 00 13 00 00 00  07 00 'AT+CGMR'  00  00*4"},
+        {"at_forced", {20, AtRequest{"AT+CFUN=4", true, 15000}},
+         "53 01 0c 00 14 00 00 00  09 00 'AT+CFUN=4'  01  98 3a 00 00"},
+        {"reset", {21, ResetRequest{}}, "53 01 0d 00 15 00 00 00"},
         {"bind_reply_busy", {13, BindReply{-EBUSY}}, "53 01 06 80 0d 00 00 00  f0 ff ff ff"},
         {"listen_reply", {14, ListenReply{0}}, "53 01 07 80 0e 00 00 00  00*4"},
         {"udp_associate_reply", {15, UdpAssociateReply{0, Route::modem, 45001}},
@@ -143,6 +160,17 @@ std::vector<Case> cases() {
         {"status_reply", {5, status},
          "53 01 05 80 05 00 00 00  07 00 'serving'  04 00 'home'  05 00 '2.9.0'  08 00 '10.0.0.2'  00 00"
          "  02 00 00 00  01 00 00 00  35 82"},
+        {"stats_reply", {18, stats},
+         "53 01 0b 80 12 00 00 00  10 0e 00*6  e8 03 00*6  d0 07 00*6  00*8  00*8  00*8  00*8  00*8  00*8"
+         "  00*8  00*8  00*8  00*8  00*8  03 00*7  00*8  00*8  00*8  00*8  00*8  00*8  00*8  00*8  00*8  01 00*7"
+         "  00*8  02 00*7  00*8  00*8  08 07 06 05 04 03 02 01"
+         "  fa 00 00 00  08 07 00 00  0c 00*7  64 00 00 00  84 03 00 00  05 00*7"},
+        {"at_reply", {19, at_ok},
+         "53 01 0c 80 13 00 00 00  00*4  00  00*4  02  11 00 'mfw_nrf9160_1.3.5'  05 00 '2.9.0'"},
+        {"at_reply_cme", {19, at_cme}, "53 01 0c 80 13 00 00 00  00*4  02  1e 00 00 00  00"},
+        {"at_reply_refused", {20, AtReply{-EPERM, AtOutcome::ok, 0, {}}},
+         "53 01 0c 80 14 00 00 00  ff ff ff ff  00  00*4  00"},
+        {"reset_reply_budget_spent", {21, ResetReply{-EAGAIN}}, "53 01 0d 80 15 00 00 00  f5 ff ff ff"},
         {"error_reply", {6, error}, "53 01 ff 80 06 00 00 00  f3 ff ff ff  10 00 'not in group slm'"},
     };
 }
@@ -202,9 +230,9 @@ TEST(Decode, HeaderErrors) {
     EXPECT_EQ(error_of(hex("58 01 05 00 0c 00 00 00")), DecodeError::bad_magic);
     EXPECT_EQ(error_of(hex("53 00 05 00 0c 00 00 00")), DecodeError::unsupported_version);
     EXPECT_EQ(error_of(hex("53 01 00 00 0c 00 00 00")), DecodeError::unknown_type);
-    EXPECT_EQ(error_of(hex("53 01 0b 00 0c 00 00 00")), DecodeError::unknown_type);
+    EXPECT_EQ(error_of(hex("53 01 0e 00 0c 00 00 00")), DecodeError::unknown_type);
     EXPECT_EQ(error_of(hex("53 01 00 80 0c 00 00 00")), DecodeError::unknown_type);
-    EXPECT_EQ(error_of(hex("53 01 0b 80 0c 00 00 00")), DecodeError::unknown_type);
+    EXPECT_EQ(error_of(hex("53 01 0e 80 0c 00 00 00")), DecodeError::unknown_type);
     EXPECT_EQ(error_of(hex("53 01 05 01 0c 00 00 00")), DecodeError::unknown_type);
 }
 
@@ -337,6 +365,27 @@ TEST(Encode, LargestMessagesFitInOnePacket) {
     ProxiesReply p{std::vector<ProxyInfo>(max_proxies, ProxyInfo{Transport::udp, ProxyRole::client, 1, text, 1, 1, 1}),
                    UINT32_MAX, text};
     EXPECT_LE(encode({1, p}).size(), max_message_size);
+    AtReply a{0, AtOutcome::ok, 0, std::vector<std::string>(max_at_lines, text)};
+    EXPECT_LE(encode({1, a}).size(), max_message_size);
+    EXPECT_LE(encode({1, AtRequest{std::string(max_at_command_length, 'A'), true, max_at_timeout_ms}}).size(),
+              max_message_size);
+}
+
+TEST(Decode, AtLimits) {
+    // 13 lines is one more than max_at_lines; a timeout over max_at_timeout_ms; a force byte of 2.
+    EXPECT_EQ(error_of(hex("53 01 0c 80 01 00 00 00  00*4  00  00*4  0d")), DecodeError::malformed);
+    EXPECT_EQ(error_of(hex("53 01 0c 00 01 00 00 00  02 00 'AT'  00  e1 93 04 00")), DecodeError::malformed);
+    EXPECT_EQ(error_of(hex("53 01 0c 00 01 00 00 00  02 00 'AT'  02  00*4")), DecodeError::malformed);
+    EXPECT_EQ(error_of(hex("53 01 0c 80 01 00 00 00  00*4  04  00*4  00")), DecodeError::malformed);  // outcome 4
+    // The encoder clamps what the decoder refuses.
+    auto r = decode(encode({1, AtRequest{std::string(400, 'A'), false, UINT32_MAX}}));
+    ASSERT_TRUE(std::holds_alternative<Envelope>(r));
+    const auto& at = std::get<AtRequest>(std::get<Envelope>(r).message);
+    EXPECT_EQ(at.command.size(), max_at_command_length);
+    EXPECT_EQ(at.timeout_ms, max_at_timeout_ms);
+    r = decode(encode({1, AtReply{0, AtOutcome::ok, 0, std::vector<std::string>(20, "x")}}));
+    ASSERT_TRUE(std::holds_alternative<Envelope>(r));
+    EXPECT_EQ(std::get<AtReply>(std::get<Envelope>(r).message).lines.size(), max_at_lines);
 }
 
 TEST(Peek, RequestIdNeedsHeaderAndMagic) {

@@ -102,6 +102,7 @@ TEST(Config, DefaultsNeedOnlyADevice) {
     EXPECT_FALSE(settings.rtscts);
     EXPECT_EQ(settings.api_socket, "/run/slmd/slmd.sock");
     EXPECT_EQ(settings.api_group, "slm");
+    EXPECT_EQ(settings.admin_group, "slmadmin");
     EXPECT_EQ(settings.data_port, 0u);
     EXPECT_TRUE(settings.bypass.empty());
     EXPECT_EQ(settings.sync_timeout, 10000ms);
@@ -128,7 +129,8 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("log-level", "warning"), file_entry("verbose", "off"),
                             file_entry("udp-max-stand-ins", "1024"), file_entry("socket-poll-ms", "50"),
                             file_entry("recovery-max", "1000"), file_entry("recovery-window-ms", "1000"),
-                            file_entry("recovery-backoff-ms", "86400000"), file_entry("stop-timeout-ms", "100")},
+                            file_entry("recovery-backoff-ms", "86400000"), file_entry("stop-timeout-ms", "100"),
+                            file_entry("admin-group", "wheel")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
@@ -136,6 +138,7 @@ TEST(Config, EveryKeyIsApplied) {
     EXPECT_TRUE(settings.rtscts);
     EXPECT_EQ(settings.api_socket, "/run/x/api.sock");
     EXPECT_EQ(settings.api_group, "");
+    EXPECT_EQ(settings.admin_group, "wheel");
     EXPECT_EQ(settings.data_port, 4000u);
     EXPECT_EQ(settings.bypass.size(), 2u);
     EXPECT_EQ(settings.sync_timeout, 100ms);
@@ -336,7 +339,8 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
     for (const char* key : {"--device", "--baud", "--rtscts", "--api-socket", "--api-group", "--data-port",
                             "--bypass", "--sync-timeout-ms", "--register-timeout-ms", "--max-queued",
                             "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
-                            "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms"}) {
+                            "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms",
+                            "--admin-group"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -368,7 +372,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     for (const char* key : {"device", "baud", "rtscts", "api-socket", "api-group", "data-port", "bypass",
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
                             "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
-                            "stop-timeout-ms"}) {
+                            "stop-timeout-ms", "admin-group"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);
@@ -379,6 +383,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     EXPECT_EQ(loaded.settings.rtscts, defaults.rtscts);
     EXPECT_EQ(loaded.settings.api_socket, defaults.api_socket);
     EXPECT_EQ(loaded.settings.api_group, defaults.api_group);
+    EXPECT_EQ(loaded.settings.admin_group, defaults.admin_group);
     EXPECT_EQ(loaded.settings.data_port, defaults.data_port);
     EXPECT_EQ(loaded.settings.sync_timeout, defaults.sync_timeout);
     EXPECT_EQ(loaded.settings.register_timeout, defaults.register_timeout);

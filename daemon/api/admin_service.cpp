@@ -1,0 +1,110 @@
+// Owns: STATS, AT and RESET of the API (see admin_service.hpp).
+#include "api/admin_service.hpp"
+
+#include <cerrno>
+
+namespace slmd::api {
+
+namespace wire = slmsock::wire;
+
+namespace {
+
+// slmd's default for an administrator's command without a timeout: longer than any of its own commands'
+// (the network reads an operator runs, like AT+CESQ or AT%XMONITOR, answer within a few seconds).
+constexpr std::chrono::milliseconds default_at_timeout{10000};
+
+wire::LatencySummary summary(const core::LatencyHistogram& histogram) {
+    return {histogram.percentile_us(50), histogram.percentile_us(99), histogram.samples()};
+}
+
+wire::AtOutcome outcome_of(at::FinalKind kind) {
+    switch (kind) {
+        case at::FinalKind::ok:
+            return wire::AtOutcome::ok;
+        case at::FinalKind::error:
+            return wire::AtOutcome::error;
+        case at::FinalKind::cme_error:
+            return wire::AtOutcome::cme_error;
+        case at::FinalKind::cms_error:
+            return wire::AtOutcome::cms_error;
+    }
+    return wire::AtOutcome::error;
+}
+
+}  // namespace
+
+AdminService::AdminService(modem::Modem& modem, const core::FlowManager& flows, const core::UdpRelay& udp)
+    : modem_(modem), flows_(flows), udp_(udp) {}
+
+wire::StatsReply AdminService::stats() const {
+    wire::StatsReply out;
+    out.uptime_s = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+            .count());
+    const auto& flows = flows_.counters();
+    const auto& udp = udp_.counters();
+    const auto& driver = modem_.slm_driver().stats();
+    const auto& channel = modem_.channel().stats();
+    const auto& lifecycle = modem_.lifecycle_stats();
+    out.tcp_bytes_up = flows.bytes_up;
+    out.tcp_bytes_down = flows.bytes_down;
+    out.udp_bytes_up = udp.bytes_up;
+    out.udp_bytes_down = udp.bytes_down;
+    out.udp_datagrams_up = udp.datagrams_up;
+    out.udp_datagrams_down = udp.datagrams_down;
+    out.flows_opened = flows.opened;
+    out.flows_failed = flows.failed;
+    out.tcp_dropped_app_gone = flows.dropped_down_app_gone;
+    out.tcp_dropped_peer_gone = flows.dropped_up_peer_gone;
+    out.tcp_refused_busy = flows.refused_busy;
+    out.udp_dropped_not_last_peer = udp.dropped_not_last_peer;
+    out.udp_dropped_too_big = udp.dropped_too_big;
+    out.udp_dropped_busy = udp.dropped_busy;
+    out.udp_dropped_no_proxy = udp.dropped_no_proxy;
+    out.udp_dropped_queue_full = udp.dropped_queue_full;
+    out.udp_dropped_send_failed = udp.dropped_send_failed;
+    out.udp_dropped_app_gone = udp.dropped_app_gone;
+    out.udp_suspensions = driver.udp_suspensions;
+    out.udp_refused_tcp_busy = driver.udp_refused_tcp_busy;
+    out.data_mode_sessions = driver.data_mode_entries + driver.udp_data_mode_sends;
+    out.at_commands = channel.commands;
+    out.at_errors = channel.errors;
+    out.at_timeouts = channel.timeouts;
+    out.modem_resets = lifecycle.readys;
+    out.admin_resets = lifecycle.admin_resets;
+    out.registration_losses = lifecycle.registration_losses;
+    out.recoveries = lifecycle.recoveries;
+    out.recovery_backoffs = lifecycle.backoffs;
+    out.downlink = summary(flows_.downlink_latency());
+    out.uplink = summary(flows_.uplink_latency());
+    return out;
+}
+
+void AdminService::at(const wire::AtRequest& request, unsigned uid,
+                      std::function<void(wire::AtReply)> reply) {
+    const auto timeout =
+        request.timeout_ms == 0 ? default_at_timeout : std::chrono::milliseconds(request.timeout_ms);
+    modem_.admin_command(request.command, request.force, uid, timeout,
+                         [reply = std::move(reply)](modem::AdminCommandResult result) {
+                             wire::AtReply answer;
+                             answer.status = -result.error;
+                             if (result.error == 0) {
+                                 answer.outcome = outcome_of(result.response.final.kind);
+                                 answer.code = result.response.final.code;
+                                 for (auto& line : result.response.info) {
+                                     if (answer.lines.size() == wire::max_at_lines) break;
+                                     answer.lines.push_back(std::move(line));
+                                 }
+                             } else {
+                                 // The reason travels as the only line, so slmctl can say what to do.
+                                 answer.lines.push_back(result.message);
+                             }
+                             reply(std::move(answer));
+                         });
+}
+
+wire::ResetReply AdminService::reset(unsigned uid) {
+    return {-modem_.admin_reset(uid)};
+}
+
+}  // namespace slmd::api

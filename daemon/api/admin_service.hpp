@@ -1,0 +1,33 @@
+// Owns: the operator requests of the API beyond status: STATS (counters and latency gathered from the flow
+// manager, the UDP relay, the modem and its driver — read, never kept twice), and the administrators' AT and
+// RESET (handed to modem::Modem, which owns the AT policy and the recovery budget). Turns their results into
+// wire replies; who may ask is the API server's decision.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "core/flow_manager.hpp"
+#include "core/udp_relay.hpp"
+#include "modem/modem.hpp"
+#include "wire.hpp"
+
+namespace slmd::api {
+
+class AdminService {
+  public:
+    AdminService(modem::Modem& modem, const core::FlowManager& flows, const core::UdpRelay& udp);
+
+    slmsock::wire::StatsReply stats() const;
+    void at(const slmsock::wire::AtRequest& request, unsigned uid,
+            std::function<void(slmsock::wire::AtReply)> reply);
+    slmsock::wire::ResetReply reset(unsigned uid);
+
+  private:
+    modem::Modem& modem_;
+    const core::FlowManager& flows_;
+    const core::UdpRelay& udp_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace slmd::api

@@ -30,7 +30,9 @@ if [ "$build" = 1 ]; then
   jobs=$(( $(nproc) < 2 ? $(nproc) : 2 ))
   targets=(slmd slmsim slm-run slmsock-preload slmctl shim_bench framer_bench)
   for preset in release epoll; do
-    cmake --preset "$preset" >/dev/null
+    # GCC 12 at -O3 reports a false -Wrestrict inside std::string's operator+ (daemon/modem/
+    # slm_proxy_reconcile.cpp), which -Werror turns into a failed release build: that one stays a warning, every other is an error.
+    cmake --preset "$preset" -DCMAKE_CXX_FLAGS=-Wno-error=restrict >/dev/null
     if [ "$preset" = epoll ]; then targets=(slmd); fi  # only the daemon differs between the two
     cmake --build --preset "$preset" -j "$jobs" --target "${targets[@]}"
   done

@@ -289,6 +289,51 @@ TEST(Admin, OnlyAdministratorsMayUseAtAndResetButEveryClientReadsStats) {
     EXPECT_EQ(count(gateway.trace(), "AT+CGMR"), cgmr_before + 1);
 }
 
+// The host-to-modem trace lines ("H>M") in order, as written.
+std::vector<std::string> host_lines(const std::string& trace) {
+    std::vector<std::string> out;
+    std::istringstream in(trace);
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(" H>M ") != std::string::npos) out.push_back(line);
+    }
+    return out;
+}
+
+std::size_t first_line_with(const std::vector<std::string>& lines, const std::string& needle,
+                            std::size_t from = 0) {
+    for (std::size_t i = from; i < lines.size(); ++i) {
+        if (lines[i].find(needle) != std::string::npos) return i;
+    }
+    return lines.size();
+}
+
+TEST(Admin, AnAtCommandWaitsForTheDataModeSessionToEnd) {
+    EchoServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    const std::string payload(3000, 'd');  // too long to quote: the uplink goes in data mode
+    ASSERT_EQ(write(fd, payload.data(), payload.size()), static_cast<ssize_t>(payload.size()));
+    ASSERT_TRUE(
+        eventually([&] { return gateway.trace().find("\"AT#XTCPSEND\\r\\n\"") != std::string::npos; }));
+    const auto result = at("AT+CGMR");
+    ASSERT_EQ(result.rc, 0) << result.lines;
+    EXPECT_EQ(result.lines, "mfw_nrf9160_1.3.5\n");
+    EXPECT_EQ(read_exactly(fd, payload.size()), payload);
+    close(fd);
+    // On the UART: the data-mode entry, the host's "+++" that ended it, and only then the command.
+    const auto lines = host_lines(gateway.trace());
+    const auto entered = first_line_with(lines, "\"AT#XTCPSEND\\r\\n\"");
+    const auto left = first_line_with(lines, "\"+++\"", entered);
+    const auto command = first_line_with(lines, "AT+CGMR");
+    ASSERT_LT(entered, lines.size());
+    ASSERT_LT(left, lines.size());
+    EXPECT_LT(entered, left);
+    EXPECT_LT(left, command);
+    EXPECT_LT(command, lines.size());
+}
+
 TEST(Admin, StatsCountTheExactBytesOfATcpTransfer) {
     EchoServer server;
     Gateway gateway;
@@ -333,6 +378,10 @@ TEST(Admin, ResetGoesThroughCfun0AndXresetBackToServingAndIsRefusedOnceTheBudget
     ASSERT_EQ(read_exactly(open, 1), "x");
 
     ASSERT_EQ(slmsock_reset(), 0);
+    // While the reset runs, the modem is not up for an administrator's command, and a second reset waits.
+    EXPECT_EQ(at("AT+CGMR").rc, -ENETDOWN);
+    const int again = slmsock_reset();
+    EXPECT_TRUE(again == -EBUSY || again == -ENETDOWN) << slmsock_strerror(again);
     // The open connection is reset, not left hanging.
     int error = 0;
     EXPECT_EQ(read_exactly(open, 1, &error), "");

@@ -928,6 +928,88 @@ TEST(Proxies, CopiesAndTruncatesTheDaemonsView) {
     unsetenv("SLMSOCK_SOCKET");
 }
 
+TEST(Stats, CopiesEveryCounterAndTheLatency) {
+    FakeSlmd fake;
+    StatsReply reply;
+    reply.uptime_s = 7;
+    reply.tcp_bytes_up = 1;
+    reply.tcp_bytes_down = 2;
+    reply.udp_dropped_busy = 3;
+    reply.recovery_backoffs = 4;
+    reply.downlink = {250, 1800, 12};
+    reply.uplink = {100, 900, 5};
+    fake.serve([reply](const Envelope& e) { return reply_to(e, reply); });
+    struct slmsock_stats out;
+    std::memset(&out, 0x55, sizeof out);
+    ASSERT_EQ(slmsock_stats(&out), 0);
+    EXPECT_EQ(out.uptime_s, 7u);
+    EXPECT_EQ(out.tcp_bytes_up, 1u);
+    EXPECT_EQ(out.tcp_bytes_down, 2u);
+    EXPECT_EQ(out.udp_bytes_up, 0u);
+    EXPECT_EQ(out.udp_dropped_busy, 3u);
+    EXPECT_EQ(out.recovery_backoffs, 4u);
+    EXPECT_EQ(out.downlink.p50_us, 250u);
+    EXPECT_EQ(out.downlink.p99_us, 1800u);
+    EXPECT_EQ(out.downlink.samples, 12u);
+    EXPECT_EQ(out.uplink.p50_us, 100u);
+    EXPECT_EQ(out.uplink.samples, 5u);
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    EXPECT_TRUE(std::holds_alternative<StatsRequest>(fake.requests()[0].message));
+    EXPECT_EQ(slmsock_stats(nullptr), -EFAULT);
+}
+
+TEST(At, AnswerLinesAndTheErrnoContract) {
+    FakeSlmd fake;
+    fake.serve({
+        [](const Envelope& e) { return reply_to(e, AtReply{0, AtOutcome::ok, 0, {"mfw_nrf9160_1.3.5", "second"}}); },
+        [](const Envelope& e) { return reply_to(e, AtReply{0, AtOutcome::cme_error, 30, {}}); },
+        [](const Envelope& e) { return reply_to(e, AtReply{0, AtOutcome::ok, 0, {"0123456789", "abcdefghij"}}); },
+        [](const Envelope& e) { return reply_to(e, AtReply{-EPERM, AtOutcome::ok, 0, {"AT+CFUN switches the radio"}}); },
+        [](const Envelope& e) { return reply_to(e, ErrorReply{-EACCES, "administrators only"}); },
+        [](const Envelope& e) { return reply_to(e, ResetReply{-EAGAIN}); },
+        [](const Envelope& e) { return reply_to(e, ResetReply{0}); },
+    });
+    struct slmsock_at_answer answer;
+    char lines[64];
+    ASSERT_EQ(slmsock_at("AT+CGMR", 0, 0, &answer, lines, sizeof lines), 0);
+    EXPECT_EQ(answer.final, SLMSOCK_AT_OK);
+    EXPECT_EQ(answer.line_count, 2u);
+    EXPECT_EQ(answer.truncated, 0);
+    EXPECT_STREQ(lines, "mfw_nrf9160_1.3.5\nsecond\n");
+    ASSERT_EQ(slmsock_at("AT+CPIN?", 0, 2000, &answer, lines, sizeof lines), 0);
+    EXPECT_EQ(answer.final, SLMSOCK_AT_CME_ERROR);
+    EXPECT_EQ(answer.code, 30);
+    EXPECT_STREQ(lines, "");
+    // Whole lines only: 11 + 11 bytes and the NUL do not fit in 16.
+    ASSERT_EQ(slmsock_at("AT+X", 0, 0, &answer, lines, 16), 0);
+    EXPECT_EQ(answer.line_count, 2u);
+    EXPECT_EQ(answer.truncated, 1);
+    EXPECT_STREQ(lines, "0123456789\n");
+    EXPECT_EQ(slmsock_at("AT+CFUN=0", 0, 0, &answer, lines, sizeof lines), -EPERM);
+    EXPECT_STREQ(lines, "AT+CFUN switches the radio\n");
+    EXPECT_EQ(slmsock_at("AT+CGMR", 0, 0, &answer, lines, sizeof lines), -EACCES);
+    EXPECT_EQ(slmsock_reset(), -EAGAIN);
+    EXPECT_EQ(slmsock_reset(), 0);
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    ASSERT_EQ(fake.requests().size(), 7u);
+    EXPECT_EQ(std::get<AtRequest>(fake.requests()[0].message), (AtRequest{"AT+CGMR", false, 0}));
+    EXPECT_EQ(std::get<AtRequest>(fake.requests()[1].message), (AtRequest{"AT+CPIN?", false, 2000}));
+    EXPECT_TRUE(std::holds_alternative<ResetRequest>(fake.requests()[5].message));
+    // Checked before asking slmd.
+    setenv("SLMSOCK_SOCKET", "/nonexistent/slmd.sock", 1);
+    EXPECT_EQ(slmsock_at(nullptr, 0, 0, &answer, lines, sizeof lines), -EFAULT);
+    EXPECT_EQ(slmsock_at("AT", 0, 0, nullptr, lines, sizeof lines), -EFAULT);
+    EXPECT_EQ(slmsock_at("", 0, 0, &answer, lines, sizeof lines), -EINVAL);
+    EXPECT_EQ(slmsock_at(std::string(SLMSOCK_AT_MAX_COMMAND + 1, 'A').c_str(), 0, 0, &answer, lines, sizeof lines),
+              -EINVAL);
+    EXPECT_EQ(slmsock_at("AT", 0, 300001, &answer, lines, sizeof lines), -EINVAL);
+    EXPECT_EQ(slmsock_at("AT", 0, 0, &answer, nullptr, 0), -ENETDOWN);
+    EXPECT_EQ(slmsock_reset(), -ENETDOWN);
+    unsetenv("SLMSOCK_SOCKET");
+}
+
 TEST(Misc, SocketPathAndErrorTexts) {
     unsetenv("SLMSOCK_SOCKET");
     EXPECT_STREQ(slmsock_socket_path(), SLMSOCK_DEFAULT_SOCKET);

@@ -100,6 +100,10 @@ void Simulator::dm_restart_timer() {
   dm_timer_.expires_after(std::chrono::milliseconds(dm_time_limit()));
   dm_timer_.async_wait([this, g, e = epoch_](const boost::system::error_code& ec) {
     if (ec || g != dm_timer_gen_ || e != epoch_) return;
+    // Bytes the host queued before this deadline are still on the wire for a real modem: the line has
+    // not been idle. (Without this check a simulator that was briefly not scheduled runs this timer
+    // before the paced read that delivers those bytes, and splits a datagram written in one piece.)
+    if (line_.input_pending()) return dm_restart_timer();
     dm_timer_fired();
   });
 }

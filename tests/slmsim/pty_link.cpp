@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -206,6 +207,12 @@ void PtyLink::start_write() {
       if (!e2 && g == gen_) start_write();
     });
   });
+}
+
+bool PtyLink::input_pending() const {
+  if (!master_) return false;
+  int queued = 0;
+  return ::ioctl(master_->native_handle(), FIONREAD, &queued) == 0 && queued > 0;
 }
 
 }  // namespace slmsim

@@ -37,6 +37,7 @@ class PtyLink : public HostLine {
 
   void write(std::string bytes) override;
   std::size_t backlog() const override { return tx_bytes_; }
+  bool input_pending() const override;
 
   static constexpr std::size_t kMaxRead = 256;  // one UART DMA buffer per delivered chunk
 

@@ -59,6 +59,9 @@ class HostLine {
   virtual ~HostLine() = default;
   virtual void write(std::string bytes) = 0;
   virtual std::size_t backlog() const { return 0; }  // bytes queued but not yet on the wire
+  // True while the host has written bytes the simulator has not read yet. On a real wire those bytes are
+  // being transmitted back to back, so the line is not idle (see dm_restart_timer).
+  virtual bool input_pending() const { return false; }
 };
 
 class Trace;

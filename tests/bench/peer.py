@@ -79,12 +79,17 @@ def client(args):
     if args.mode == "download":
         digest = hashlib.sha256()
         got = 0
+        saved = open(args.save, "wb") if args.save else None  # for finding where a short transfer lost bytes
         while got < args.bytes:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             got += len(chunk)
             digest.update(chunk)
+            if saved:
+                saved.write(chunk)
+        if saved:
+            saved.close()
         result.update(end=time.monotonic(), received=got,
                       ok=digest.hexdigest() == hashlib.sha256(payload(args.bytes, args.seed)).hexdigest())
     elif args.mode == "upload":
@@ -101,6 +106,9 @@ def client(args):
         message = (b"GET /status?id=0123456789abcdefghijklmnopqrstuvwxyz HTTP/1.0 x-req:" * 2)[:args.size]
         rtts = []
         for _ in range(args.count):
+            # Think time between requests, untimed: slmsim's pacer counts a line idle for < 50 ms as owed
+            # capacity and would deliver the next request in one burst, faster than the wire could.
+            time.sleep(args.gap_ms / 1000)
             t0 = time.monotonic()
             sock.sendall(message)
             echoed = recv_exactly(sock, len(message))
@@ -125,6 +133,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--gap-ms", type=float, default=0, help="echo: idle time before each request")
+    parser.add_argument("--save", help="download: also write the received bytes here")
     args = parser.parse_args()
     serve(args) if args.role == "serve" else client(args)
 

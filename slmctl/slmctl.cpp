@@ -64,8 +64,8 @@ int report_admin_failure(const char* what, int error, const std::string& reason,
         status = exit_noperm;
         break;
     case EPERM:
-        advice = "refused because it would break slmd's own state; add --force only if you know what it does (slmd "
-                 "logs it with your uid)";
+        advice = "it would break slmd's own state; add --force to send it anyway (slmd logs it with your uid; "
+                 "`slmctl reset` brings slmd and the modem back in step)";
         status = exit_noperm;
         break;
     case EAGAIN:

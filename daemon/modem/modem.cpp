@@ -184,7 +184,7 @@ void Modem::admin_command(std::string line, bool force, unsigned uid, std::chron
         if (!force) {
             ++stats_.admin_refusals;
             SLMD_NOTICE("modem: refused uid {}'s {}: {}", uid, line, check.reason);
-            done({EPERM, check.reason + "; send it with force only if you know what it does to slmd", {}});
+            done({EPERM, check.reason + " (refused without force)", {}});
             return;
         }
         SLMD_WARN("modem: uid {} forces {} ({}); slmd's view of the modem may no longer be right", uid, line,

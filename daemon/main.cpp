@@ -72,10 +72,13 @@ int main(int argc, char** argv) {
     options.recovery.backoff = settings.recovery_backoff;
     options.stop_timeout = settings.stop_timeout;
     slmd::modem::Modem modem(io.get_executor(), port, options);
+    // Journal entries carry the modem state (SLMD_MODEM_STATE) while the modem exists.
+    slmd::sys::LogContext log_context([&modem] { return std::string(slmd::modem::to_string(modem.state())); });
 
     int exit_code = 0;
     const bool once = settings.once;
     slmd::net::RoutePolicy routes(std::move(settings.bypass));
+    routes.watch(io.get_executor());  // route and link changes reach the next decision without a dump
     slmd::core::FlowOptions flow_options;
     flow_options.max_waiting = settings.max_queued;
     flow_options.default_connect_timeout = settings.connect_timeout;

@@ -1,17 +1,20 @@
-// Owns: the daemon's log sink (stderr, with journald priority prefixes when stderr is the journal).
+// Owns: the daemon's log sink: readable lines on stderr, or structured journal entries when stderr is the
+// journal (see log.hpp).
 #include "sys/log.hpp"
 
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 
 namespace slmd::sys {
 namespace {
 
 LogLevel threshold = LogLevel::info;
+std::function<std::string()> modem_state_source;
 
 // systemd sets JOURNAL_STREAM=<dev>:<inode> for services whose stderr is the journal.
 bool stderr_is_journal() {
@@ -21,19 +24,23 @@ bool stderr_is_journal() {
     if (fstat(STDERR_FILENO, &st) != 0) return false;
     unsigned long long dev = 0, ino = 0;
     if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
-    return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
+    return dev == static_cast<unsigned long long>(st.st_dev) &&
+           ino == static_cast<unsigned long long>(st.st_ino);
 }
 
-}  // namespace
+bool is_word(std::string_view word) {
+    if (word.empty()) return false;
+    for (char c : word) {
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+    }
+    return word.front() >= 'a' && word.front() <= 'z';
+}
 
-void set_log_threshold(LogLevel level) { threshold = level; }
-LogLevel log_threshold() { return threshold; }
-
-void log_line(LogLevel level, std::string_view message) {
-    static const bool journal = stderr_is_journal();
+// The stderr line: "slmd: <message>", with the sd-daemon "<N>" prefix when journald reads it.
+void write_stderr(LogLevel level, std::string_view message, bool priority_prefix) {
     std::string line;
     line.reserve(message.size() + 16);
-    if (journal) {
+    if (priority_prefix) {
         line += '<';
         line += static_cast<char>('0' + static_cast<int>(level));
         line += '>';
@@ -43,6 +50,64 @@ void log_line(LogLevel level, std::string_view message) {
     line += '\n';
     // One write per line keeps lines whole when several processes share the terminal.
     [[maybe_unused]] auto written = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace
+
+void set_log_threshold(LogLevel level) {
+    threshold = level;
+}
+LogLevel log_threshold() {
+    return threshold;
+}
+
+std::string log_subsystem(std::string_view message) {
+    const auto colon = message.find(": ");
+    if (colon == std::string_view::npos || colon == 0) return "daemon";
+    const auto prefix = message.substr(0, colon);
+    const auto space = prefix.find(' ');
+    if (space == std::string_view::npos) return is_word(prefix) ? std::string(prefix) : "daemon";
+    const auto first = prefix.substr(0, space), rest = prefix.substr(space + 1);
+    if (!is_word(first)) return "daemon";
+    // "flow 7: …": a numbered object belongs to its kind.
+    if (!rest.empty() && rest.find_first_not_of("0123456789") == std::string_view::npos)
+        return std::string(first);
+    // "tcp server: …", "data endpoint: …": two words, one field value without spaces.
+    if (is_word(rest)) return std::string(first) + "-" + std::string(rest);
+    return "daemon";
+}
+
+std::vector<std::string> journal_fields(LogLevel level, std::string_view message,
+                                        std::string_view modem_state) {
+    std::vector<std::string> fields;
+    fields.reserve(5);
+    fields.push_back("MESSAGE=" + std::string(message));
+    fields.push_back("PRIORITY=" + std::to_string(static_cast<int>(level)));
+    fields.emplace_back("SYSLOG_IDENTIFIER=slmd");
+    fields.push_back("SLMD_SUBSYSTEM=" + log_subsystem(message));
+    if (!modem_state.empty()) fields.push_back("SLMD_MODEM_STATE=" + std::string(modem_state));
+    return fields;
+}
+
+LogContext::LogContext(std::function<std::string()> modem_state) {
+    modem_state_source = std::move(modem_state);
+}
+LogContext::~LogContext() {
+    modem_state_source = nullptr;
+}
+
+void log_line(LogLevel level, std::string_view message) {
+    static const bool journal = stderr_is_journal();
+    if (journal) {
+        const auto fields =
+            journal_fields(level, message, modem_state_source ? modem_state_source() : std::string{});
+        std::vector<iovec> entry;
+        entry.reserve(fields.size());
+        for (const auto& field : fields) entry.push_back({const_cast<char*>(field.data()), field.size()});
+        // Falls back to the stream (priority prefix, no fields) if the journal socket is not reachable.
+        if (sd_journal_sendv(entry.data(), static_cast<int>(entry.size())) >= 0) return;
+    }
+    write_stderr(level, message, journal);
 }
 
 }  // namespace slmd::sys

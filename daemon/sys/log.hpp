@@ -1,9 +1,14 @@
 // Owns: the daemon's log output. Plain lines on stderr; when stderr is the journal (JOURNAL_STREAM matches),
-// lines carry the sd-daemon "<N>" priority prefix so journald records the level.
+// structured journal entries (sd_journal_send): MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=slmd, SLMD_SUBSYSTEM
+// (from the message's "<subsystem>:" prefix) and SLMD_MODEM_STATE, so operators can filter with journalctl.
 #pragma once
 
 #include <fmt/format.h>
+
+#include <functional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace slmd::sys {
 
@@ -13,13 +18,31 @@ void set_log_threshold(LogLevel level);
 LogLevel log_threshold();
 void log_line(LogLevel level, std::string_view message);
 
+// The subsystem a message belongs to, from its prefix: "modem: …" -> "modem", "tcp server: …" ->
+// "tcp-server", "flow 7: …" -> "flow"; "daemon" for a message without one. Pure.
+std::string log_subsystem(std::string_view message);
+// The fields of the journal entry for one log line ("KEY=value" each); SLMD_MODEM_STATE only when
+// `modem_state` is known (not empty). Pure: what log_line hands to sd_journal_sendv.
+std::vector<std::string> journal_fields(LogLevel level, std::string_view message,
+                                        std::string_view modem_state);
+
+// While alive, journal entries carry the modem state `modem_state` returns (main installs one next to the
+// modem and drops it before the modem goes away).
+class LogContext {
+  public:
+    explicit LogContext(std::function<std::string()> modem_state);
+    ~LogContext();
+    LogContext(const LogContext&) = delete;
+    LogContext& operator=(const LogContext&) = delete;
+};
+
 }  // namespace slmd::sys
 
 // Convenience macros keep call sites short and skip formatting when the level is filtered out.
-#define SLMD_LOG(level, ...)                                                                 \
-    do {                                                                                     \
-        if (static_cast<int>(level) <= static_cast<int>(::slmd::sys::log_threshold()))       \
-            ::slmd::sys::log_line(level, ::fmt::format(__VA_ARGS__));              \
+#define SLMD_LOG(level, ...)                                                           \
+    do {                                                                               \
+        if (static_cast<int>(level) <= static_cast<int>(::slmd::sys::log_threshold())) \
+            ::slmd::sys::log_line(level, ::fmt::format(__VA_ARGS__));                  \
     } while (0)
 #define SLMD_ERROR(...) SLMD_LOG(::slmd::sys::LogLevel::error, __VA_ARGS__)
 #define SLMD_WARN(...) SLMD_LOG(::slmd::sys::LogLevel::warning, __VA_ARGS__)

@@ -18,7 +18,7 @@
 #include <sstream>
 #include <thread>
 
-#include "process.hpp"
+#include "gateway.hpp"
 #include "slmsock.h"
 
 using namespace slmd::test;
@@ -26,92 +26,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// A loopback echo server on its own thread.
-class EchoServer {
-public:
-    EchoServer() {
-        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
-        setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-        listen(fd_, 8);
-        socklen_t length = sizeof address;
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-        port_ = ntohs(address.sin_port);
-        thread_ = std::thread([this] {
-            for (;;) {
-                int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-                if (client < 0) return;
-                char buffer[4096];
-                for (ssize_t n; (n = read(client, buffer, sizeof buffer)) > 0;) {
-                    if (write(client, buffer, static_cast<std::size_t>(n)) != n) break;
-                }
-                close(client);
-            }
-        });
-    }
-    ~EchoServer() {
-        shutdown(fd_, SHUT_RDWR);
-        thread_.join();
-        close(fd_);
-    }
-    std::uint16_t port() const { return port_; }
-
-private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-    std::thread thread_;
-};
-
-// slmsim (with a byte trace) + a serving slmd.
-class Gateway {
-public:
-    explicit Gateway(std::vector<std::string> slmd_extra = {}) {
-        sim.emplace(std::vector<std::string>{SLMSIM_BIN, "--link", dir / "tty", "--profile", "v2.9", "--baud", "0",
-                                             "--control", dir / "control", "--trace", dir / "trace",
-                                             "--map", "203.0.113.0/24=127.0.0.1"});
-        if (!wait_for_path(dir / "tty", 10s) || !wait_for_path(dir / "control", 10s)) return;
-        std::vector<std::string> argv{SLMD_BIN, "--device", dir / "tty", "--api-socket", dir / "slmd.sock",
-                                      "--register-timeout-ms", "20000"};
-        argv.insert(argv.end(), slmd_extra.begin(), slmd_extra.end());
-        slmd.emplace(argv);
-        ready = slmd->wait_for_output("modem: ready", 20s);
-        setenv("SLMSOCK_SOCKET", (dir / "slmd.sock").c_str(), 1);
-    }
-    std::string control(const std::string& line) { return control_command(dir / "control", line); }
-    std::string log() const { return slmd->output(); }
-    std::string state() {
-        struct slmsock_status status {};
-        if (slmsock_status(&status) != 0) return "?";
-        return status.modem_state;
-    }
-
-    TempDir dir;
-    std::optional<ChildProcess> sim;
-    std::optional<ChildProcess> slmd;
-    bool ready = false;
-};
-
-std::size_t count(const std::string& text, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-    return n;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 // Connects through slmd to the echo server and checks one round trip, byte for byte.
-void expect_echo(const EchoServer& server) {
+void expect_echo(const LocalServer& server) {
     int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
     ASSERT_GE(fd, 0) << slmsock_strerror(fd);
     const std::string ping = "ping after recovery\r\n+++";
@@ -130,20 +46,10 @@ void expect_echo(const EchoServer& server) {
     close(fd);
 }
 
-template <typename Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-        if (Clock::now() >= deadline) return false;
-        poll(nullptr, 0, 10);
-    }
-    return true;
-}
-
 }  // namespace
 
 TEST(Lifecycle, SigtermSwitchesTheRadioOffWithCfun0AndExitsZero) {
-    Gateway gateway;
+    Gateway gateway(GatewayOptions().with_baud("0"));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     EXPECT_NE(gateway.control("state").find("cfun=1"), std::string::npos);
     const auto signalled = Clock::now();
@@ -158,13 +64,13 @@ TEST(Lifecycle, SigtermSwitchesTheRadioOffWithCfun0AndExitsZero) {
     // The firmware saw it: the simulator is still running and in CFUN=0, and its trace has the command.
     const auto state = gateway.control("state");
     EXPECT_NE(state.find("cfun=0"), std::string::npos) << state;
-    const auto trace = read_file(gateway.dir / "trace");
+    const auto trace = gateway.trace();
     EXPECT_NE(trace.find("AT+CFUN=0\\r\\n"), std::string::npos) << trace.substr(trace.size() > 2000 ? trace.size() - 2000 : 0);
     EXPECT_EQ(trace.find("XRESET"), std::string::npos) << "slmd must never reset the modem";
 }
 
 TEST(Lifecycle, SigtermWithASilentModemIsBoundedByTheStopTimeout) {
-    Gateway gateway({"--stop-timeout-ms", "700"});
+    Gateway gateway(GatewayOptions().with_baud("0").daemon({"--stop-timeout-ms", "700"}));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     EXPECT_EQ(gateway.control("hang"), "ok");
     const auto signalled = Clock::now();
@@ -180,8 +86,8 @@ TEST(Lifecycle, SigtermWithASilentModemIsBoundedByTheStopTimeout) {
 }
 
 TEST(Lifecycle, ModemResetWhileServingIsRecoveredAndCounted) {
-    EchoServer server;
-    Gateway gateway;
+    LocalServer server;
+    Gateway gateway(GatewayOptions().with_baud("0"));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     expect_echo(server);
     EXPECT_EQ(gateway.control("reset"), "ok");
@@ -197,7 +103,7 @@ TEST(Lifecycle, ModemResetWhileServingIsRecoveredAndCounted) {
 }
 
 TEST(Lifecycle, ResetsBeyondTheRecoveryBudgetBackOffInsteadOfBringingUpAgain) {
-    Gateway gateway({"--recovery-max", "2", "--recovery-window-ms", "60000", "--recovery-backoff-ms", "60000"});
+    Gateway gateway(GatewayOptions().with_baud("0").daemon({"--recovery-max", "2", "--recovery-window-ms", "60000", "--recovery-backoff-ms", "60000"}));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     for (int recovery = 1; recovery <= 2; ++recovery) {
         EXPECT_EQ(gateway.control("reset"), "ok");
@@ -225,12 +131,12 @@ TEST(Lifecycle, ResetsBeyondTheRecoveryBudgetBackOffInsteadOfBringingUpAgain) {
     ASSERT_TRUE(code) << gateway.log();
     EXPECT_EQ(*code, 0) << gateway.log();
     EXPECT_EQ(count(gateway.log(), "modem: ready"), 3u) << gateway.log();
-    EXPECT_EQ(read_file(gateway.dir / "trace").find("XRESET"), std::string::npos);
+    EXPECT_EQ(gateway.trace().find("XRESET"), std::string::npos);
 }
 
 TEST(Lifecycle, RegistrationLossFailsNewConnectsWithEnetdownUntilAttachedAgain) {
-    EchoServer server;
-    Gateway gateway;
+    LocalServer server;
+    Gateway gateway(GatewayOptions().with_baud("0"));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     EXPECT_EQ(gateway.control("detach"), "ok");
     ASSERT_TRUE(gateway.slmd->wait_for_output("registration lost", 10s)) << gateway.log();
@@ -241,7 +147,7 @@ TEST(Lifecycle, RegistrationLossFailsNewConnectsWithEnetdownUntilAttachedAgain) 
     if (refused >= 0) close(refused);
     EXPECT_LT(Clock::now() - asked, 2s);
     // Refused by slmd itself: the firmware was never asked to connect while deregistered.
-    EXPECT_EQ(read_file(gateway.dir / "trace").find("AT#XTCPCLI=1"), std::string::npos);
+    EXPECT_EQ(gateway.trace().find("AT#XTCPCLI=1"), std::string::npos);
     EXPECT_EQ(gateway.control("attach"), "ok");
     ASSERT_TRUE(gateway.slmd->wait_for_output("modem: serving again (registered (home), 10.0.0.2)", 10s))
         << gateway.log();

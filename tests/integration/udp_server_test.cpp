@@ -17,68 +17,13 @@
 #include <sstream>
 #include <thread>
 
-#include "process.hpp"
+#include "gateway.hpp"
 #include "slmsock.h"
 
 using namespace slmd::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr const char* fast_baud = "921600";
-
-// One simulated modem and slmd in front of it, with a byte trace of the UART.
-class Gateway {
-public:
-    explicit Gateway(const std::string& profile, const std::string& listen_address = "127.0.0.1") {
-        sim.emplace(std::vector<std::string>{SLMSIM_BIN, "--link", dir / "tty", "--profile", profile, "--baud",
-                                             fast_baud, "--control", dir / "control", "--trace", dir / "trace",
-                                             "--listen-address", listen_address, "--map",
-                                             "203.0.113.0/24=127.0.0.1", "--map", "2001:db8::/32=::1"});
-        if (!wait_for_path(dir / "tty", 10s) || !wait_for_path(dir / "control", 10s)) return;
-        slmd.emplace(std::vector<std::string>{SLMD_BIN, "--device", dir / "tty", "--baud", fast_baud,
-                                              "--api-socket", dir / "slmd.sock", "--register-timeout-ms", "20000"});
-        ready = slmd->wait_for_output("modem: ready", 20s);
-        setenv("SLMSOCK_SOCKET", (dir / "slmd.sock").c_str(), 1);
-    }
-    // What the host sent the modem over the UART (slmsim's trace, unescaped), to search for command lines.
-    std::string uplink_trace() const {
-        std::ifstream in(dir / "trace");
-        std::string line, out;
-        while (std::getline(in, line)) {
-            if (line.find(" H>M ") == std::string::npos) continue;
-            const auto open = line.find('"');
-            if (open == std::string::npos) continue;
-            std::string text = line.substr(open + 1, line.size() - open - 2);
-            std::string plain;
-            for (std::size_t i = 0; i < text.size(); ++i) {
-                if (text[i] != '\\' || i + 1 >= text.size()) {
-                    plain += text[i];
-                    continue;
-                }
-                const char escaped = text[++i];
-                if (escaped == 'r') {
-                    plain += '\r';
-                } else if (escaped == 'n') {
-                    plain += '\n';
-                } else if (escaped == 'x' && i + 2 < text.size()) {
-                    plain += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
-                    i += 2;
-                } else {
-                    plain += escaped;  // \\ and \"
-                }
-            }
-            out += plain;
-        }
-        return out;
-    }
-    bool sent(const std::string& command) const { return uplink_trace().find(command) != std::string::npos; }
-
-    TempDir dir;
-    std::optional<ChildProcess> sim;
-    std::optional<ChildProcess> slmd;
-    bool ready = false;
-};
 
 // A socket owned by the test, closed at the end of scope.
 struct Fd {
@@ -140,17 +85,6 @@ std::uint16_t free_port(int type) {
     std::uint16_t port = 0;
     Fd probe(loopback_socket(AF_INET, type, port));
     return port;
-}
-
-// Re-evaluates `done` until it holds or the limit passes (a bounded wait on a condition, not a sleep).
-template <typename Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        poll(nullptr, 0, 20);
-    }
-    return true;
 }
 
 bool readable(int fd, std::chrono::milliseconds limit = 10s) {
@@ -236,7 +170,7 @@ class PerProfile : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PerProfile, UdpClientEchoKeepsDatagramsAndReportsTheRealSource) {
     UdpEcho echo;
-    Gateway gateway(GetParam());
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
 
     std::uint16_t app_port = 0;
@@ -278,7 +212,7 @@ TEST_P(PerProfile, UdpClientEchoKeepsDatagramsAndReportsTheRealSource) {
 
 TEST_P(PerProfile, UdpClientRetargetsWhenTheDestinationChanges) {
     UdpEcho first, second;
-    Gateway gateway(GetParam());
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     std::uint16_t app_port = 0;
     Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
@@ -310,7 +244,7 @@ TEST_P(PerProfile, UdpClientRetargetsWhenTheDestinationChanges) {
 }
 
 TEST_P(PerProfile, UdpServerAnswersALocalClient) {
-    Gateway gateway(GetParam());
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     std::uint16_t app_port = 0;
     Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
@@ -359,7 +293,7 @@ TEST_P(PerProfile, UdpServerAnswersALocalClient) {
 }
 
 TEST_P(PerProfile, UdpServerOnAPortInUseFailsWithTheFirmwaresReason) {
-    Gateway gateway(GetParam());
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     // Something on the host already has the port the simulated modem would bind (its listen address).
     std::uint16_t taken = 0;
@@ -369,15 +303,15 @@ TEST_P(PerProfile, UdpServerOnAPortInUseFailsWithTheFirmwaresReason) {
     const int status = slmsock_bind(SOCK_DGRAM, AF_INET, taken, app_port);
     // v2.8+ names the reason (in its "#UDPSVR:" line, typo included); v2.7 and earlier print no reason at all.
     if (GetParam() >= "v2.8") {
-        EXPECT_EQ(status, -EADDRINUSE) << slmsock_strerror(status);
+        EXPECT_EQ(status, -EADDRINUSE) << slmsock_strerror(status) << "\n" << gateway.slmd->output();
     } else {
-        EXPECT_LT(status, 0);
+        EXPECT_LT(status, 0) << gateway.slmd->output();
     }
     EXPECT_TRUE(gateway.sent("AT#XUDPSVR=1," + std::to_string(taken) + "\r\n"));
 }
 
 TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
-    Gateway gateway(GetParam());
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     std::uint16_t app_port = 0;
     Fd listener(loopback_socket(AF_INET, SOCK_STREAM, app_port));
@@ -453,7 +387,7 @@ TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
 
 TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
     UdpEcho echo;
-    Gateway gateway(GetParam());
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     std::uint16_t app_port = 0;
     Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
@@ -478,7 +412,7 @@ TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
 
 TEST_P(PerProfile, Ipv6UdpAndTcpServersOnLoopback) {
     UdpEcho echo(AF_INET6);
-    Gateway gateway(GetParam(), "::1");
+    Gateway gateway(GatewayOptions().with_profile(GetParam()).sim({"--listen-address", "::1"}));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
 
     std::uint16_t app_port = 0;

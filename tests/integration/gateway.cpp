@@ -1,0 +1,188 @@
+// Owns: the shared integration-test gateway (see gateway.hpp).
+#include "gateway.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "slmsock.h"
+
+namespace slmd::test {
+
+using namespace std::chrono_literals;
+
+Gateway::Gateway(GatewayOptions opts) : options(std::move(opts)) {
+    std::vector<std::string> sim_args{SLMSIM_BIN,
+                                      "--link",
+                                      dir / "tty",
+                                      "--profile",
+                                      options.profile,
+                                      "--baud",
+                                      options.baud,
+                                      "--control",
+                                      dir / "control",
+                                      "--trace",
+                                      dir / "trace",
+                                      "--map",
+                                      "203.0.113.0/24=127.0.0.1",
+                                      "--map",
+                                      "2001:db8::/32=::1"};
+    sim_args.insert(sim_args.end(), options.sim_extra.begin(), options.sim_extra.end());
+    sim.emplace(sim_args);
+    if (!wait_for_path(dir / "tty", 10s) || !wait_for_path(dir / "control", 10s)) return;
+    // Every libslmsock call of the test goes to this slmd.
+    setenv("SLMSOCK_SOCKET", (dir / "slmd.sock").c_str(), 1);
+    start_slmd();
+}
+
+bool Gateway::start_slmd() {
+    std::vector<std::string> argv{SLMD_BIN,
+                                  "--device",
+                                  dir / "tty",
+                                  "--baud",
+                                  options.baud == "0" ? "115200" : options.baud,
+                                  "--api-socket",
+                                  dir / "slmd.sock",
+                                  "--register-timeout-ms",
+                                  "20000"};
+    argv.insert(argv.end(), options.slmd_extra.begin(), options.slmd_extra.end());
+    slmd.reset();  // a previous slmd is killed and reaped first (ChildProcess's destructor)
+    slmd.emplace(argv);
+    ready = slmd->wait_for_output("modem: ready", 20s);
+    return ready;
+}
+
+std::string Gateway::control(const std::string& line) const {
+    return control_command(dir / "control", line);
+}
+
+std::string Gateway::state() const {
+    struct slmsock_status status {};
+    if (slmsock_status(&status) != 0) return "?";
+    return status.modem_state;
+}
+
+std::string Gateway::trace() const {
+    return read_file(dir / "trace");
+}
+
+std::string Gateway::uplink_trace() const {
+    // Trace lines: <sec.usec> H>M|M>H <n> "<escaped bytes>".
+    std::ifstream in(dir / "trace");
+    std::string line, out;
+    while (std::getline(in, line)) {
+        if (line.find(" H>M ") == std::string::npos) continue;
+        const auto open = line.find('"');
+        if (open == std::string::npos || line.size() < open + 2) continue;
+        const std::string text = line.substr(open + 1, line.size() - open - 2);
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            if (text[i] != '\\' || i + 1 >= text.size()) {
+                out += text[i];
+                continue;
+            }
+            const char escaped = text[++i];
+            if (escaped == 'r') {
+                out += '\r';
+            } else if (escaped == 'n') {
+                out += '\n';
+            } else if (escaped == 'x' && i + 2 < text.size()) {
+                out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+                i += 2;
+            } else {
+                out += escaped;  // \\ and \"
+            }
+        }
+    }
+    return out;
+}
+
+LocalServer::LocalServer(Mode mode, std::string greeting) : mode_(mode), greeting_(std::move(greeting)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    listen(fd_, 8);
+    socklen_t length = sizeof address;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { serve(); });
+}
+
+LocalServer::~LocalServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+}
+
+void LocalServer::serve() {
+    while (!stop_) {
+        int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (client < 0) return;
+        ++accepted_;
+        if (mode_ == Mode::greet_and_close) {
+            [[maybe_unused]] auto n = write(client, greeting_.data(), greeting_.size());
+            close(client);
+            continue;
+        }
+        char buffer[8192];
+        for (;;) {
+            ssize_t n = read(client, buffer, sizeof buffer);
+            if (n <= 0) break;
+            ssize_t off = 0;
+            while (off < n) {
+                ssize_t w = write(client, buffer + off, static_cast<std::size_t>(n - off));
+                if (w <= 0) break;
+                off += w;
+            }
+        }
+        close(client);
+    }
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+std::size_t count(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+}
+
+bool write_all(int fd, const std::string& bytes) {
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = write(fd, bytes.data() + off, bytes.size() - off);
+        if (n <= 0) return false;
+        off += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+std::string read_n(int fd, std::size_t count, std::chrono::milliseconds limit) {
+    std::string out;
+    const auto deadline = Clock::now() + limit;
+    char buffer[8192];
+    while (out.size() < count && Clock::now() < deadline) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (poll(&pfd, 1, 200) <= 0) continue;
+        ssize_t n = read(fd, buffer, std::min(sizeof buffer, count - out.size()));
+        if (n <= 0) break;
+        out.append(buffer, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+}  // namespace slmd::test

@@ -1,0 +1,319 @@
+// Owns: fault recovery of the real slmd against slmsim's fault injection, with measured recovery times: a
+// modem reset with an idle connection and in the middle of a transfer, registration loss in the middle of a
+// transfer, noise on the line between commands, the serial device vanishing and coming back, and slmd killed
+// (SIGKILL) and restarted while the firmware still holds its proxy. Each test checks the state slmd reaches
+// (slmsock_status), the errno the app sees, and that recovery finishes within a generous hang guard, and
+// prints one "RECOVERY <fault> <milliseconds>" line so the figures can be quoted (docs/operations.md). Every
+// wait is on a condition with a deadline, never a sleep. (The idle reset without connections, the recovery
+// budget and registration loss without a transfer are in lifecycle_test.cpp.)
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "gateway.hpp"
+#include "slmsock.h"
+
+using namespace slmd::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Generous: a hang guard, not a performance assertion (CI machines are slow and shared).
+constexpr auto recovery_guard = 30s;
+
+// Prints the parsable figure and checks the hang guard.
+void report(const char* fault, Clock::time_point since) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
+    std::printf("RECOVERY %s %lld\n", fault, static_cast<long long>(ms));
+    std::fflush(stdout);
+    EXPECT_LT(ms, std::chrono::duration_cast<std::chrono::milliseconds>(recovery_guard).count()) << fault;
+}
+
+// A new connection through the modem carries one round trip, byte for byte.
+void expect_echo(const LocalServer& server, const std::string& ping = "ping after recovery\r\n") {
+    const int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    EXPECT_TRUE(write_all(fd, ping));
+    EXPECT_EQ(read_n(fd, ping.size(), 10s), ping);
+    close(fd);
+}
+
+// A connect through slmd while it cannot serve: refused at once with ENETDOWN.
+void expect_enetdown(const LocalServer& server) {
+    const int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    EXPECT_EQ(fd, -ENETDOWN) << (fd < 0 ? slmsock_strerror(fd) : "connected");
+    if (fd >= 0) close(fd);
+}
+
+// Waits until the app's socket fails and returns the errno of the failing read (0 for EOF).
+int app_error(int fd, std::chrono::milliseconds limit = 15s) {
+    const auto deadline = Clock::now() + limit;
+    char buffer[4096];
+    while (Clock::now() < deadline) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (poll(&pfd, 1, 100) <= 0) continue;
+        const ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n < 0) return errno;
+        if (n == 0) return 0;
+    }
+    return ETIME;  // still alive: the test fails on this value
+}
+
+// A bulk echo transfer through the modem: one thread writes `total` bytes of a pattern as fast as the link
+// takes them, the test thread counts what comes back. The writer stops early at the first error (the fault).
+class Transfer {
+  public:
+    explicit Transfer(const LocalServer& server, std::size_t total = 64 * 1024) {
+        fd_ = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+        if (fd_ < 0) return;
+        writer_ = std::thread([this, total] {
+            std::string chunk(1024, '\0');
+            for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>('a' + i % 26);
+            for (std::size_t sent = 0; sent < total && !stop_; sent += chunk.size()) {
+                // MSG_NOSIGNAL: the reset must show up as an errno here, not as SIGPIPE killing the test.
+                if (send(fd_, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) return;
+            }
+        });
+    }
+    ~Transfer() {
+        stop_ = true;
+        if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+        if (writer_.joinable()) writer_.join();
+        if (fd_ >= 0) close(fd_);
+    }
+    int fd() const { return fd_; }
+    // Reads the echo until at least `bytes` came back (the transfer is really flowing).
+    bool flowing(std::size_t bytes) {
+        const auto deadline = Clock::now() + 15s;
+        char buffer[8192];
+        while (received_ < bytes && Clock::now() < deadline) {
+            pollfd pfd{fd_, POLLIN, 0};
+            if (poll(&pfd, 1, 100) <= 0) continue;
+            const ssize_t n = read(fd_, buffer, sizeof buffer);
+            if (n <= 0) return false;
+            received_ += static_cast<std::size_t>(n);
+        }
+        return received_ >= bytes;
+    }
+
+  private:
+    int fd_ = -1;
+    std::size_t received_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread writer_;
+};
+
+}  // namespace
+
+TEST(Recovery, ModemResetWithAnIdleConnection) {
+    LocalServer server;
+    // A 1 s registration keeps the bring-up window wide enough to see ENETDOWN in it on a loaded machine.
+    Gateway gateway(GatewayOptions().sim({"--attach-delay-ms", "1000"}));
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    const int idle = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(idle, 0) << slmsock_strerror(idle);
+    ASSERT_TRUE(write_all(idle, "x"));
+    ASSERT_EQ(read_n(idle, 1), "x");
+    const auto fault = Clock::now();
+    ASSERT_EQ(gateway.control("reset"), "ok");
+    EXPECT_EQ(app_error(idle), ECONNRESET) << gateway.log();
+    close(idle);
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: recovery 1 (", 10s)) << gateway.log();
+    EXPECT_NE(gateway.state(), "serving");
+    expect_enetdown(server);
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: ready", recovery_guard)) << gateway.log();
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
+    report("modem-reset-idle", fault);
+}
+
+// Known gap: a reset while the link is in data mode (the firmware's "Ready" cannot be told from payload
+// there, docs/at-framer.md) shows up only as an unconfirmed data-mode exit ("at: firmware did not confirm
+// leaving data mode"), and slmd then carries on as if the modem were still serving: the app's connection is
+// never reset and new connects are not served. Enable when an unconfirmed exit makes slmd recover.
+TEST(Recovery, DISABLED_ModemResetInTheMiddleOfATransfer) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    Transfer transfer(server);
+    ASSERT_GE(transfer.fd(), 0) << slmsock_strerror(transfer.fd());
+    ASSERT_TRUE(transfer.flowing(16 * 1024)) << gateway.log();
+    const auto fault = Clock::now();
+    ASSERT_EQ(gateway.control("reset"), "ok");
+    EXPECT_EQ(app_error(transfer.fd()), ECONNRESET) << gateway.log();
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: recovery 1 (", 10s)) << gateway.log();
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: ready", recovery_guard)) << gateway.log();
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
+    report("modem-reset-transfer", fault);
+}
+
+TEST(Recovery, RegistrationLossWithAnIdleConnection) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    const int idle = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(idle, 0) << slmsock_strerror(idle);
+    ASSERT_TRUE(write_all(idle, "x"));
+    ASSERT_EQ(read_n(idle, 1), "x");
+    ASSERT_EQ(gateway.control("detach"), "ok");
+    // The firmware drops the connection with the network (-104, which cannot tell FIN from RST): the app's
+    // stream ends or is reset.
+    const int seen = app_error(idle);
+    EXPECT_TRUE(seen == 0 || seen == ECONNRESET) << std::strerror(seen) << "\n" << gateway.log();
+    close(idle);
+    ASSERT_TRUE(gateway.slmd->wait_for_output("registration lost", 10s)) << gateway.log();
+    EXPECT_EQ(gateway.state(), "deregistered");
+    expect_enetdown(server);
+    const auto back = Clock::now();
+    ASSERT_EQ(gateway.control("attach"), "ok");
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: serving again", recovery_guard)) << gateway.log();
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
+    report("detach-attach", back);
+    // Registration loss is not a reset: no recovery, no second bring-up.
+    EXPECT_EQ(gateway.log().find("modem: recovery"), std::string::npos) << gateway.log();
+}
+
+// Known gap: in data mode the firmware drops +CEREG URCs, so slmd does not learn of the loss; worse, after
+// the peer loss it re-enters data mode for the uplink it still holds (v2.9 enters data mode even unconnected)
+// and the link stays there: later connects time out (ETIMEDOUT) instead of failing with ENETDOWN, also after
+// the network is back. Enable when slmd re-reads the registration after a data-mode peer loss and drops the
+// uplink of a closed connection.
+TEST(Recovery, DISABLED_RegistrationLossInTheMiddleOfATransfer) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    Transfer transfer(server);
+    ASSERT_GE(transfer.fd(), 0) << slmsock_strerror(transfer.fd());
+    ASSERT_TRUE(transfer.flowing(16 * 1024)) << gateway.log();
+    ASSERT_EQ(gateway.control("detach"), "ok");
+    const int seen = app_error(transfer.fd());
+    EXPECT_TRUE(seen == 0 || seen == ECONNRESET) << std::strerror(seen) << "\n" << gateway.log();
+    EXPECT_TRUE(eventually([&] { return gateway.state() == "deregistered"; })) << gateway.state();
+    expect_enetdown(server);
+    const auto back = Clock::now();
+    ASSERT_EQ(gateway.control("attach"), "ok");
+    EXPECT_TRUE(eventually([&] { return gateway.state() == "serving"; }, recovery_guard)) << gateway.log();
+    expect_echo(server);
+    report("detach-attach-transfer", back);
+}
+
+TEST(Recovery, NoiseOnTheLineBetweenCommandsIsIgnored) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    expect_echo(server);
+    // Glitch bytes, a stray final result and a stray CR LF: nothing a command is waiting for.
+    const auto fault = Clock::now();
+    ASSERT_EQ(gateway.control("noise 00 ff 7f 0d 0a 4f 4b 0d 0a 0d 0a 45 52 52 4f 52 0d 0a 41 0d"), "ok");
+    ASSERT_TRUE(eventually([&] {
+        return gateway.control("stats").find("noise_bytes=20") != std::string::npos;
+    })) << gateway.control("stats");
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server, "after the noise\r\n");
+    expect_echo(server, "and again\r\n");
+    report("noise", fault);
+    EXPECT_EQ(gateway.log().find("modem: recovery"), std::string::npos) << gateway.log();
+    EXPECT_EQ(count(gateway.log(), "modem: ready"), 1u) << gateway.log();
+}
+
+TEST(Recovery, SerialDeviceVanishesAndComesBack) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    const int idle = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(idle, 0) << slmsock_strerror(idle);
+    ASSERT_TRUE(write_all(idle, "x"));
+    ASSERT_EQ(read_n(idle, 1), "x");
+    // The USB-serial adapter goes away under an open connection...
+    const auto fault = Clock::now();
+    ASSERT_EQ(gateway.control("close-link"), "ok");
+    ASSERT_TRUE(gateway.slmd->wait_for_output("serial: lost", 10s)) << gateway.log();
+    EXPECT_EQ(app_error(idle), ECONNRESET) << gateway.log();
+    close(idle);
+    EXPECT_TRUE(eventually([&] {
+        const auto state = gateway.state();
+        return state != "serving" && state != "?";
+    })) << gateway.state();
+    expect_enetdown(server);
+    // ...and comes back: slmd reopens it, brings the modem up again (the firmware kept its state, so the
+    // connection it still holds is closed as an orphan) and serves.
+    EXPECT_EQ(gateway.control("reopen").rfind("ok", 0), 0u);
+    ASSERT_TRUE(gateway.slmd->wait_for_output("is back", recovery_guard)) << gateway.log();
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: ready", recovery_guard)) << gateway.log();
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
+    report("serial-loss", fault);
+}
+
+// Known gap: the firmware keeps its state over a serial loss, so if the link was in data mode it still is
+// when the device comes back; slmd's bring-up then probes with "AT" (taken as payload) and never leaves data
+// mode with "+++", so it never syncs. Enable when the sync step tries the data-mode escape.
+TEST(Recovery, DISABLED_SerialDeviceVanishesInTheMiddleOfATransfer) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    Transfer transfer(server);
+    ASSERT_GE(transfer.fd(), 0) << slmsock_strerror(transfer.fd());
+    ASSERT_TRUE(transfer.flowing(16 * 1024)) << gateway.log();
+    const auto fault = Clock::now();
+    ASSERT_EQ(gateway.control("close-link"), "ok");
+    ASSERT_TRUE(gateway.slmd->wait_for_output("serial: lost", 10s)) << gateway.log();
+    EXPECT_EQ(app_error(transfer.fd()), ECONNRESET) << gateway.log();
+    EXPECT_EQ(gateway.control("reopen").rfind("ok", 0), 0u);
+    ASSERT_TRUE(gateway.slmd->wait_for_output("modem: ready", recovery_guard)) << gateway.log();
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
+    report("serial-loss-transfer", fault);
+}
+
+TEST(Recovery, SlmdKilledWithAProxyOpenReconcilesTheOrphanAfterRestart) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    const int held = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+    ASSERT_GE(held, 0) << slmsock_strerror(held);
+    ASSERT_TRUE(write_all(held, "held"));
+    ASSERT_EQ(read_n(held, 4), "held");
+    // The firmware holds the connection in command mode when slmd dies.
+    ASSERT_TRUE(eventually([&] {
+        const auto state = gateway.control("state");
+        return state.find("tcp=client") != std::string::npos &&
+               state.find("mode=command") != std::string::npos;
+    })) << gateway.control("state");
+    const auto fault = Clock::now();
+    gateway.slmd->signal(SIGKILL);
+    ASSERT_TRUE(gateway.slmd->wait_exit(10s));
+    // The kernel closes slmd's end of the app's socket: the app sees the end of the stream.
+    const int seen = app_error(held);
+    EXPECT_TRUE(seen == 0 || seen == ECONNRESET) << std::strerror(seen);
+    close(held);
+    // Without slmd, libslmsock refuses at once.
+    expect_enetdown(server);
+    EXPECT_EQ(gateway.state(), "?");
+    EXPECT_NE(gateway.control("state").find("tcp=client"), std::string::npos) << "the orphan is still open";
+    ASSERT_TRUE(gateway.start_slmd()) << gateway.log();
+    // The new slmd reads the firmware's proxies and closes the one nobody owns.
+    ASSERT_TRUE(gateway.slmd->wait_for_output("closing a TCPCLI proxy the firmware kept from before", 10s))
+        << gateway.log();
+    EXPECT_TRUE(eventually([&] { return gateway.control("state").find("tcp=none") != std::string::npos; }))
+        << gateway.control("state");
+    const auto uplink = gateway.uplink_trace();
+    const auto read_form = uplink.rfind("AT#XTCPCLI?\r\n");
+    ASSERT_NE(read_form, std::string::npos) << "the read form";
+    EXPECT_NE(uplink.find("AT#XTCPCLI=0\r\n", read_form), std::string::npos)
+        << "the orphan's close, after the read";
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
+    report("slmd-restart", fault);
+}

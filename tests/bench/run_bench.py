@@ -174,7 +174,10 @@ def transfer(pair, direction, size):
         pair.keep = True
     return {"ok": bool(ok), "seconds": seconds, "bytes": size, "received": received, "sha256_match": bool(sha_ok),
             "bps": size / seconds if ok else 0.0,
-            "fraction": (size / seconds) / (pair.baud / 10) if ok and pair.baud else None}
+            "fraction": (size / seconds) / (pair.baud / 10) if ok and pair.baud else None,
+            # A short or corrupted transfer still says how fast the bytes that did arrive came.
+            "fraction_received": (received or 0) / seconds / (pair.baud / 10) if pair.baud and seconds == seconds
+            else None}
 
 
 # ---------------------------------------------------------------------------------------------- /proc readers
@@ -435,6 +438,25 @@ def unpaced(bins, size):
 
 # ---------------------------------------------------------------------------------------------- reporting
 
+def lossy_fraction(cell, baud):
+    if cell.get("fraction_received") is not None:
+        return cell["fraction_received"]
+    if cell.get("received") and cell.get("seconds"):
+        return cell["received"] / cell["seconds"] / (baud / 10)
+    return None
+
+
+def cell_text(cell, baud):
+    if not cell:
+        return "–"
+    if cell.get("ok"):
+        return f"{cell['fraction']:.3f}"
+    lossy = lossy_fraction(cell, baud)
+    if lossy is None or not cell.get("received"):
+        return "failed"
+    return f"{lossy:.3f} ✗ {cell['bytes'] - cell['received']} B lost"
+
+
 def status(met):
     return "n/a" if met is None else ("met" if met else "**not met**")
 
@@ -449,7 +471,7 @@ def write_reports(out_dir, data):
             continue
         cells = [(p, bulk.get(f"{p}@{baud}", {}).get(direction, {})) for p in data["profiles"]]
         fractions = [(c.get("fraction"), p) for p, c in cells if c.get("ok")]
-        failed = [p for p, c in cells if not c.get("ok")]
+        failed = [f"{p} ({cell_text(c, baud)})" for p, c in cells if not c.get("ok")]
         if not fractions:
             rows.append((f"{direction} goodput @ {baud}", "no data", f"≥ {target:.2f}", None))
             continue
@@ -457,7 +479,7 @@ def write_reports(out_dir, data):
         best, _ = max(fractions)
         value = f"{worst:.3f}–{best:.3f} of baud/10 (worst {worst_profile})"
         if failed:
-            value += f"; failed: {', '.join(failed)}"
+            value += f"; data lost: {', '.join(failed)}"
         rows.append((f"{direction} goodput @ {baud}, {len(fractions)} profiles", value, f"≥ {target:.2f}",
                      worst >= target and not failed))
     for e in data.get("echo", []):
@@ -540,8 +562,7 @@ def write_reports(out_dir, data):
         cells = []
         for baud in data["bauds"]:
             for direction in ("download", "upload"):
-                c = bulk.get(f"{p}@{baud}", {}).get(direction, {})
-                cells.append(f"{c['fraction']:.3f}" if c.get("ok") else "failed" if c else "–")
+                cells.append(cell_text(bulk.get(f"{p}@{baud}", {}).get(direction, {}), baud))
         lines.append(f"| {p} | {download_ideal(p):.4f} | " + " | ".join(cells) + " |")
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     return rows
@@ -587,7 +608,9 @@ unset multiplot
                 row = data["bulk"].get(f"{p}@{baud}", {})
                 d = row.get("download", {})
                 u = row.get("upload", {})
-                f.write(f"{baud} {d.get('fraction') or 'NaN'} {u.get('fraction') or 'NaN'}\n")
+                dv = d.get("fraction") or lossy_fraction(d, baud) or "NaN"
+                uv = u.get("fraction") or lossy_fraction(u, baud) or "NaN"
+                f.write(f"{baud} {dv} {uv}\n")
             f.write("\n\n")
     (out_dir / "goodput.gp").write_text(script)
     out = subprocess.run(["gnuplot", out_dir / "goodput.gp"], capture_output=True, text=True)
@@ -613,7 +636,15 @@ def main():
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--quick", action="store_true", help="256 KiB transfers, three profiles")
     parser.add_argument("--smoke", action="store_true", help="seconds-long run of every step (ctest)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite results.md and the plot from results.json")
     args = parser.parse_args()
+    if args.report_only:
+        out_dir = Path(args.out)
+        data = json.loads((out_dir / "results.json").read_text())
+        write_reports(out_dir, data)
+        plot(out_dir, data)
+        print((out_dir / "results.md").read_text())
+        return 0
 
     bins = binaries(args.build)
     for key in ("slmd", "slmsim", "slm-run", "preload", "slmctl"):
@@ -681,7 +712,7 @@ def main():
     print((out_dir / "results.md").read_text())
     log(f"done in {data['elapsed_s']:.0f} s: {out_dir}/results.json, results.md" + (f", {png}" if png else ""))
     # Exit status: could everything be measured (not: were targets met).
-    broken = [m for m, v, _, _ in rows if "failed" in v or v == "no data"]
+    broken = [m for m, v, _, _ in rows if "failed" in v or "lost" in v or v == "no data"]
     return 1 if broken else 0
 
 

@@ -408,18 +408,21 @@ def gbench(binary, env=None, extra=()):
     return json.loads(out.stdout)["benchmarks"]
 
 
-def shim_overhead(bins, bench_dir, socket_path, min_time, repetitions):
+def shim_overhead(bins, bench_dir, socket_path, min_time, rounds):
+    """Plain vs LD_PRELOAD runs of shim_bench, alternated so drift in the machine's load hits both alike; the
+    fastest repetition of each counts (on a shared machine noise only ever adds time)."""
     binary = bench_dir / "shim_bench"
-    args = [f"--benchmark_min_time={min_time}", f"--benchmark_repetitions={repetitions}",
-            "--benchmark_report_aggregates_only=true"]
+    args = [f"--benchmark_min_time={min_time}", "--benchmark_repetitions=3"]
     env = dict(os.environ, SLMSOCK_SOCKET=str(socket_path))
-    plain = gbench(binary, env, args)
-    preload = gbench(binary, dict(env, LD_PRELOAD=str(bins["preload"])), args)
-
-    def medians(rows):
-        return {r["run_name"]: r["real_time"] for r in rows if r.get("aggregate_name") == "median"}
-
-    a, b = medians(plain), medians(preload)
+    best = {"plain": {}, "preload": {}}
+    for _ in range(rounds):
+        for mode, run_env in (("plain", env), ("preload", dict(env, LD_PRELOAD=str(bins["preload"])))):
+            for row in gbench(binary, run_env, args):
+                if row.get("run_type") == "aggregate":
+                    continue
+                name = row["run_name"]
+                best[mode][name] = min(best[mode].get(name, float("inf")), row["real_time"])
+    a, b = best["plain"], best["preload"]
     return {name: {"plain_ns": a[name], "preload_ns": b[name], "ratio": b[name] / a[name]} for name in a if name in b}
 
 
@@ -535,7 +538,7 @@ def write_reports(out_dir, data):
                      f"{r['with_clients_kib'] / 1024:.2f} MiB ({r['accepted']} accepted)", "≤ 16 MiB",
                      r["with_clients_kib"] <= 16 * 1024))
     for name, s in data.get("shim", {}).items():
-        rows.append((f"shim overhead: {name}", f"{s['plain_ns']:.0f} → {s['preload_ns']:.0f} ns "
+        rows.append((f"shim overhead: {name}", f"{s['plain_ns']:.0f} → {s['preload_ns']:.0f} ns, best of 9 "
                      f"(×{s['ratio']:.3f})", "≤ 1.10 ×", s["ratio"] <= 1.10))
     un = data.get("unpaced")
     if un:
@@ -692,11 +695,14 @@ def main():
     min_time = 0.05 if args.smoke else 0.5
     if (bench_dir / "shim_bench").exists():
         log("shim overhead")
-        pair = Pair(bins, "v2.9", 115200)
-        try:
-            data["shim"] = shim_overhead(bins, bench_dir, pair.socket, min_time, 1 if args.smoke else 5)
-        finally:
-            pair.close()
+        if args.smoke:  # the calls measured never reach slmd; the full run still has one answering, as in use
+            data["shim"] = shim_overhead(bins, bench_dir, out_dir / "no-slmd.sock", min_time, 1)
+        else:
+            pair = Pair(bins, "v2.9", 115200)
+            try:
+                data["shim"] = shim_overhead(bins, bench_dir, pair.socket, min_time, 3)
+            finally:
+                pair.close()
     if (bench_dir / "framer_bench").exists():
         log("framer parse rate")
         data["framer"] = framer_rate(bench_dir, min_time)

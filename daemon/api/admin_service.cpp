@@ -13,8 +13,11 @@ namespace {
 // (the network reads an operator runs, like AT+CESQ or AT%XMONITOR, answer within a few seconds).
 constexpr std::chrono::milliseconds default_at_timeout{10000};
 
-wire::LatencySummary summary(const core::LatencyHistogram& histogram) {
-    return {histogram.percentile_us(50), histogram.percentile_us(99), histogram.samples()};
+// One figure per direction, TCP and UDP together: histograms add up bucket by bucket, percentiles do not.
+wire::LatencySummary summary(const core::LatencyHistogram& tcp, const core::LatencyHistogram& udp) {
+    core::LatencyHistogram both = tcp;
+    both.merge(udp);
+    return {both.percentile_us(50), both.percentile_us(99), both.samples()};
 }
 
 wire::AtOutcome outcome_of(at::FinalKind kind) {
@@ -75,8 +78,8 @@ wire::StatsReply AdminService::stats() const {
     out.registration_losses = lifecycle.registration_losses;
     out.recoveries = lifecycle.recoveries;
     out.recovery_backoffs = lifecycle.backoffs;
-    out.downlink = summary(flows_.downlink_latency());
-    out.uplink = summary(flows_.uplink_latency());
+    out.downlink = summary(flows_.downlink_latency(), udp_.downlink_latency());
+    out.uplink = summary(flows_.uplink_latency(), udp_.uplink_latency());
     return out;
 }
 

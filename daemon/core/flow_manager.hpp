@@ -84,8 +84,8 @@ public:
     std::uint32_t active_flows() const;
     std::uint32_t waiting_flows() const { return static_cast<std::uint32_t>(waiting_.size()); }
     const FlowCounters& counters() const { return counters_; }
-    // TCP latency through slmd: downlink from a chunk parsed off the UART to its bytes written to the app
-    // socket; uplink from bytes read from the app socket to their last byte written to the UART.
+    // TCP latency through slmd (UdpRelay keeps UDP's): downlink from a chunk parsed off the UART to its bytes
+    // written to the app socket; uplink from bytes read from the app socket to their last byte written to the UART.
     const LatencyHistogram& downlink_latency() const { return downlink_latency_; }
     const LatencyHistogram& uplink_latency() const { return uplink_latency_; }
 

@@ -37,6 +37,12 @@ void LatencyHistogram::record_us(std::uint64_t microseconds) {
     max_us_ = std::max(max_us_, us);
 }
 
+void LatencyHistogram::merge(const LatencyHistogram& other) {
+    for (std::size_t bucket = 0; bucket < counts_.size(); ++bucket) counts_[bucket] += other.counts_[bucket];
+    samples_ += other.samples_;
+    max_us_ = std::max(max_us_, other.max_us_);
+}
+
 std::uint32_t LatencyHistogram::percentile_us(unsigned percent) const {
     if (samples_ == 0) return 0;
     percent = std::clamp(percent, 1u, 100u);

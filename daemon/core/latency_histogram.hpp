@@ -21,6 +21,8 @@ class LatencyHistogram {
     // largest sample seen; 0 without samples. percent in 1..100.
     std::uint32_t percentile_us(unsigned percent) const;
     std::uint64_t samples() const { return samples_; }
+    // Adds another histogram's samples (TCP and UDP make one figure per direction).
+    void merge(const LatencyHistogram& other);
 
     // The bucket of a value and the largest value that bucket holds (exposed for the unit test).
     static std::size_t bucket_of(std::uint32_t microseconds);

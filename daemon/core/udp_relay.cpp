@@ -308,7 +308,7 @@ void UdpRelay::pump() {
         if (state_ == ProxyState::open && !server_ && destination_ == ops_.front().peer) {
             ClientOp op = std::move(ops_.front());
             ops_.pop_front();
-            if (op.datagram) send_to_modem(std::move(*op.datagram));
+            if (op.datagram) send_to_modem(std::move(*op.datagram), op.read_at);
             if (op.reply) op.reply(wire::UdpAssociateReply{0, wire::Route::modem, op.stand_in_port});
             continue;
         }
@@ -374,20 +374,23 @@ void UdpRelay::dropped(std::uint64_t& counter, const char* why, std::size_t size
     SLMD_DEBUG("udp: dropped a {}-byte datagram: {}", size, why);
 }
 
-void UdpRelay::send_to_modem(std::string datagram) {
+void UdpRelay::send_to_modem(std::string datagram, std::chrono::steady_clock::time_point read_at) {
     const auto max = driver_.udp_max_send();
     if (max != 0 && datagram.size() > max) {
         dropped(counters_.dropped_too_big, "larger than the firmware can send", datagram.size());
         return;
     }
     const auto size = datagram.size();
-    driver_.udp_send(connection_, std::move(datagram), [this, alive = alive_, size](int error) {
+    driver_.udp_send(connection_, std::move(datagram), [this, alive = alive_, size, read_at](int error) {
         if (!*alive) return;
         switch (error) {
             case 0:
                 ++counters_.datagrams_up;
                 counters_.bytes_up += size;
                 proxy_bytes_up_ += size;
+                driver_.when_written([this, alive, read_at] {
+                    if (*alive) uplink_latency_.record(std::chrono::steady_clock::now() - read_at);
+                });
                 break;
             case EMSGSIZE: dropped(counters_.dropped_too_big, "larger than the firmware can send", size); break;
             case EBUSY: dropped(counters_.dropped_busy, "binary datagram while a TCP connection is open", size); break;
@@ -466,6 +469,7 @@ void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
     auto app = stand_in->app.lock();
     if (!app || app->gone) return;
     stand_in->last_used = ++tick_;
+    const auto read_at = std::chrono::steady_clock::now();
     std::string datagram(stand_in->buffer.data(), size);
     if (app->server) {
         if (owner_ != app || state_ != ProxyState::open) {
@@ -476,7 +480,7 @@ void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
             dropped(counters_.dropped_not_last_peer, "the firmware replies only to its last peer", size);
             return;
         }
-        send_to_modem(std::move(datagram));
+        send_to_modem(std::move(datagram), read_at);
         return;
     }
     if (held_by_live_other(app)) {
@@ -489,7 +493,7 @@ void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
     }
     owner_ = app;
     server_ = false;
-    ops_.push_back(ClientOp{stand_in->peer, std::move(datagram), nullptr, stand_in->port});
+    ops_.push_back(ClientOp{stand_in->peer, std::move(datagram), nullptr, stand_in->port, read_at});
     pump();
 }
 
@@ -501,16 +505,18 @@ void UdpRelay::deliver(const AppPtr& app, const Peer& peer, bool anonymous, std:
         return;
     }
     auto bytes = std::make_shared<std::string>(datagram);
-    stand_in->socket.async_send(asio::buffer(*bytes),
-                                [this, alive = alive_, bytes](boost::system::error_code failure, std::size_t) {
-                                    if (!*alive) return;
-                                    if (failure) {
-                                        ++counters_.dropped_app_gone;
-                                        return;
-                                    }
-                                    ++counters_.datagrams_down;
-                                    counters_.bytes_down += bytes->size();
-                                });
+    const auto received = std::chrono::steady_clock::now();  // the driver hands datagrams over as it parses them
+    stand_in->socket.async_send(asio::buffer(*bytes), [this, alive = alive_, bytes, received](
+                                                          boost::system::error_code failure, std::size_t) {
+        if (!*alive) return;
+        if (failure) {
+            ++counters_.dropped_app_gone;
+            return;
+        }
+        ++counters_.datagrams_down;
+        counters_.bytes_down += bytes->size();
+        downlink_latency_.record(std::chrono::steady_clock::now() - received);
+    });
 }
 
 void UdpRelay::release(const AppPtr& app) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/app_socket.hpp"
+#include "core/latency_histogram.hpp"
 #include "modem/modem_driver.hpp"
 #include "wire.hpp"
 
@@ -87,6 +88,10 @@ public:
     // slmd is stopping: stand-ins close, pending replies get -ENETDOWN (the modem side goes with the modem).
     void stop();
     const UdpCounters& counters() const { return counters_; }
+    // UDP latency through slmd, measured like FlowManager's: downlink from a datagram parsed off the UART to
+    // its send to the app's stand-in; uplink from its read from the app to its last byte written to the UART.
+    const LatencyHistogram& downlink_latency() const { return downlink_latency_; }
+    const LatencyHistogram& uplink_latency() const { return uplink_latency_; }
     std::size_t app_sockets() const { return apps_.size(); }
 
 private:
@@ -107,6 +112,7 @@ private:
         std::optional<std::string> datagram;
         AssociateReplyHandler reply;
         std::uint16_t stand_in_port = 0;
+        std::chrono::steady_clock::time_point read_at{};  // when slmd read the datagram from the app
     };
     enum class ProxyState { idle, opening, open, closing };
 
@@ -116,7 +122,7 @@ private:
     void receive(const StandInPtr& stand_in);
     void on_app_datagram(const StandInPtr& stand_in, std::size_t size);
     void deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram);
-    void send_to_modem(std::string datagram);
+    void send_to_modem(std::string datagram, std::chrono::steady_clock::time_point read_at);
     void dropped(std::uint64_t& counter, const char* why, std::size_t size);
     void retire(const StandInPtr& stand_in);
     void pump();
@@ -157,6 +163,8 @@ private:
     boost::asio::steady_timer poll_timer_;
     bool polling_ = false;
     UdpCounters counters_;
+    LatencyHistogram downlink_latency_;
+    LatencyHistogram uplink_latency_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

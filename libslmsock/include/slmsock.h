@@ -171,8 +171,8 @@ struct slmsock_stats {
     uint64_t registration_losses;
     uint64_t recoveries;              /* bring-ups after the first */
     uint64_t recovery_backoffs;       /* times the recovery budget was spent */
-    struct slmsock_latency downlink;  /* TCP chunk parsed off the UART → written to the app's socket */
-    struct slmsock_latency uplink;    /* TCP bytes read from the app's socket → last byte written to the UART */
+    struct slmsock_latency downlink;  /* chunk or datagram parsed off the UART → written to the app (TCP+UDP) */
+    struct slmsock_latency uplink;    /* bytes read from the app → their last byte written to the UART (TCP+UDP) */
 };
 
 /* slmd's counters and latency. Open to every client slmd serves. 0 or -errno. */

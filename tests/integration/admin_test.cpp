@@ -367,6 +367,79 @@ TEST(Admin, StatsCountTheExactBytesOfATcpTransfer) {
     EXPECT_GE(after.uptime_s, before.uptime_s);
 }
 
+TEST(Admin, StatsCountTheExactBytesOfAUdpExchange) {
+    // A loopback UDP echo peer, reached as 203.0.113.10 through the simulated modem.
+    const int peer = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in peer_address{};
+    peer_address.sin_family = AF_INET;
+    peer_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(peer, reinterpret_cast<sockaddr*>(&peer_address), sizeof peer_address), 0);
+    socklen_t length = sizeof peer_address;
+    getsockname(peer, reinterpret_cast<sockaddr*>(&peer_address), &length);
+    const timeval patience{10, 0};  // the echo thread ends by itself even when the test fails early
+    setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    std::thread echo([peer] {
+        char buffer[2048];
+        sockaddr_in from{};
+        socklen_t from_length = sizeof from;
+        const ssize_t n =
+            recvfrom(peer, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &from_length);
+        if (n > 0)
+            sendto(peer, buffer, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from),
+                   from_length);
+    });
+    struct Joiner {
+        std::thread& thread;
+        ~Joiner() {
+            if (thread.joinable()) thread.join();
+        }
+    } joiner{echo};
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    struct slmsock_stats before {};
+    ASSERT_EQ(slmsock_stats(&before), 0);
+
+    const int app = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in app_address{};
+    app_address.sin_family = AF_INET;
+    app_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(app, reinterpret_cast<sockaddr*>(&app_address), sizeof app_address), 0);
+    length = sizeof app_address;
+    getsockname(app, reinterpret_cast<sockaddr*>(&app_address), &length);
+    sockaddr_in remote{};
+    remote.sin_family = AF_INET;
+    remote.sin_port = peer_address.sin_port;
+    inet_pton(AF_INET, "203.0.113.10", &remote.sin_addr);
+    std::uint16_t stand_in = 0;
+    ASSERT_EQ(slmsock_udp_associate(AF_INET, ntohs(app_address.sin_port),
+                                    reinterpret_cast<sockaddr*>(&remote), sizeof remote, &stand_in),
+              0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(stand_in);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const std::string datagram = "one datagram of 31 bytes, exact";
+    ASSERT_EQ(sendto(app, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(datagram.size()));
+    pollfd pfd{app, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+    char buffer[2048];
+    EXPECT_EQ(recv(app, buffer, sizeof buffer, 0), static_cast<ssize_t>(datagram.size()));
+    echo.join();
+    close(app);
+    close(peer);
+    struct slmsock_stats after {};
+    ASSERT_TRUE(eventually(
+        [&] { return slmsock_stats(&after) == 0 && after.uplink.samples > before.uplink.samples; }));
+    EXPECT_EQ(after.udp_bytes_up - before.udp_bytes_up, datagram.size());
+    EXPECT_EQ(after.udp_bytes_down - before.udp_bytes_down, datagram.size());
+    EXPECT_EQ(after.udp_datagrams_up - before.udp_datagrams_up, 1u);
+    EXPECT_EQ(after.udp_datagrams_down - before.udp_datagrams_down, 1u);
+    EXPECT_EQ(after.tcp_bytes_up, before.tcp_bytes_up);
+    EXPECT_EQ(after.downlink.samples - before.downlink.samples, 1u);
+    EXPECT_EQ(after.uplink.samples - before.uplink.samples, 1u);
+}
+
 TEST(Admin, ResetGoesThroughCfun0AndXresetBackToServingAndIsRefusedOnceTheBudgetIsSpent) {
     EchoServer server;
     Gateway gateway(

@@ -54,6 +54,20 @@ TEST(LatencyHistogram, PercentilesByRank) {
     EXPECT_EQ(h.percentile_us(100), 10000u);
 }
 
+TEST(LatencyHistogram, MergeAddsSamplesBucketByBucket) {
+    LatencyHistogram tcp;
+    LatencyHistogram udp;
+    for (int i = 0; i < 60; ++i) tcp.record_us(100);
+    for (int i = 0; i < 40; ++i) udp.record_us(5000);
+    LatencyHistogram both = tcp;
+    both.merge(udp);
+    EXPECT_EQ(both.samples(), 100u);
+    EXPECT_LE(both.percentile_us(50), 111u);       // rank 50 is among the 60 fast ones
+    EXPECT_GE(both.percentile_us(61), 4096u);      // rank 61 is the first slow one
+    EXPECT_EQ(both.percentile_us(100), 5000u);
+    EXPECT_EQ(tcp.samples(), 60u);  // the parts are untouched
+}
+
 TEST(LatencyHistogram, SmallValuesAreExactAndDurationsConvert) {
     LatencyHistogram h;
     h.record(std::chrono::microseconds(3));

@@ -451,6 +451,21 @@ TEST(Framer, ResetForgetsPartialPayloadAndMode) {
     EXPECT_EQ(out, (Events{ready}));
 }
 
+// An administrator's command (slmctl at) takes bare text lines as its answer, never a URC: every URC starts with
+// '+', '#' or '%'. The next command is back to prefixed lines only.
+TEST(Framer, UnprefixedLinesAnswerOnlyACommandThatAsksForThem) {
+    Framer framer(profile("2.9.0"));
+    Events out;
+    framer.command_sent("+CGMR", true);
+    framer.feed("\r\nmfw_nrf9160_1.3.5\r\n\r\n+CEREG: 2\r\n\r\n%XSIM: 1\r\n\r\nOK\r\n", out);
+    EXPECT_EQ(out, (Events{InfoLine{"mfw_nrf9160_1.3.5"}, Urc{"+CEREG: 2"}, Urc{"%XSIM: 1"},
+                           FinalResult{FinalKind::ok, 0}}));
+    out.clear();
+    framer.command_sent("+CGSN");
+    framer.feed("\r\n352656100000000\r\n\r\nOK\r\n", out);
+    EXPECT_EQ(out, (Events{Urc{"352656100000000"}, FinalResult{FinalKind::ok, 0}}));
+}
+
 TEST(Framer, ModeTransitionsAreVisibleImmediately) {
     Framer framer(profile("2.9.0"));
     Events out;

@@ -76,7 +76,7 @@ struct Generator {
     }
 
     Message message() {
-        switch (in.ConsumeIntegralInRange<int>(0, 10)) {
+        switch (in.ConsumeIntegralInRange<int>(0, 16)) {
         case 0:
             return ConnectRequest{enumeration<Transport>({1, 2}), address(), in.ConsumeIntegral<std::uint16_t>(),
                                   in.ConsumeBool(), in.ConsumeIntegral<std::uint32_t>()};
@@ -127,6 +127,42 @@ struct Generator {
             m.data_port = in.ConsumeIntegral<std::uint16_t>();
             return m;
         }
+        case 11:
+            return StatsRequest{};
+        case 12: {
+            AtRequest m;
+            m.command = text(max_at_command_length);
+            m.force = in.ConsumeBool();
+            m.timeout_ms = in.ConsumeIntegral<std::uint32_t>();
+            if (m.timeout_ms > max_at_timeout_ms) within_limits = false;  // the encoder clamps it
+            return m;
+        }
+        case 13:
+            return ResetRequest{};
+        case 14: {
+            StatsReply m;
+            m.uptime_s = in.ConsumeIntegral<std::uint64_t>();
+            m.tcp_bytes_up = in.ConsumeIntegral<std::uint64_t>();
+            m.udp_dropped_busy = in.ConsumeIntegral<std::uint64_t>();
+            m.recovery_backoffs = in.ConsumeIntegral<std::uint64_t>();
+            m.downlink = {in.ConsumeIntegral<std::uint32_t>(), in.ConsumeIntegral<std::uint32_t>(),
+                          in.ConsumeIntegral<std::uint64_t>()};
+            m.uplink = {in.ConsumeIntegral<std::uint32_t>(), in.ConsumeIntegral<std::uint32_t>(),
+                        in.ConsumeIntegral<std::uint64_t>()};
+            return m;
+        }
+        case 15: {
+            AtReply m;
+            m.status = in.ConsumeIntegral<std::int32_t>();
+            m.outcome = enumeration<AtOutcome>({0, 1, 2, 3});
+            m.code = in.ConsumeIntegral<std::int32_t>();
+            const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, max_at_lines + 2);
+            if (n > max_at_lines) within_limits = false;
+            for (std::size_t i = 0; i < n; ++i) m.lines.push_back(text(max_text_length));
+            return m;
+        }
+        case 16:
+            return ResetReply{in.ConsumeIntegral<std::int32_t>()};
         default: {
             ErrorReply m;
             m.error = in.ConsumeIntegral<std::int32_t>();

@@ -1,9 +1,14 @@
 // Owns: slmd's command line, process set-up (signals, logging) and wiring the layers together on one
 // io_context. Runs in the foreground; systemd or the caller supervises it.
+#include <sys/resource.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -30,6 +35,29 @@ constexpr int exit_failure = 1;
 
 }  // namespace
 
+namespace {
+
+// Every API client, data connection and UDP stand-in is a descriptor. systemd's default soft limit (1024) is
+// below what api-max-clients allows, and the hard limit is there to be used: raise the soft one (capped, so a
+// huge hard limit does not make descriptor tables huge).
+void raise_descriptor_limit(std::size_t api_clients) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    const rlim_t wanted = std::min<rlim_t>(limit.rlim_max, 65536);
+    if (limit.rlim_cur < wanted) {
+        limit.rlim_cur = wanted;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            SLMD_WARN("cannot raise the descriptor limit: {}", std::strerror(errno));
+        }
+    }
+    if (limit.rlim_cur < 3 * api_clients + 64) {
+        SLMD_WARN("descriptor limit {} is low for api-max-clients {}: expect EMFILE under load", limit.rlim_cur,
+                  api_clients);
+    }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     // Settings come from the command line and the configuration file (sys/config; docs/configuration.md).
     auto loaded = slmd::sys::load(argc, argv);
@@ -52,6 +80,7 @@ int main(int argc, char** argv) {
     slmd::sys::set_log_threshold(settings.verbose ? slmd::sys::LogLevel::debug : settings.log_level);
     if (!loaded.config_path.empty()) SLMD_DEBUG("config: read {}", loaded.config_path);
     std::signal(SIGPIPE, SIG_IGN);
+    raise_descriptor_limit(settings.api_max_clients);
 
     asio::io_context io(1);
     slmd::serial::SerialPort port(io.get_executor(),
@@ -106,7 +135,9 @@ int main(int argc, char** argv) {
             SLMD_ERROR("data endpoint: {}", error.message());
             return exit_failure;
         }
-        api.emplace(io.get_executor(), slmd::api::ApiOptions{api_socket, settings.api_group, settings.admin_group},
+        api.emplace(io.get_executor(),
+                    slmd::api::ApiOptions{api_socket, settings.api_group, settings.admin_group,
+                                          settings.api_max_clients, settings.api_idle_timeout},
                     flows, udp, modem.driver(),
                     routes,
                     [&modem] {

@@ -16,8 +16,6 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "api/admin_service.hpp"
 #include "sys/log.hpp"
@@ -27,12 +25,50 @@ namespace slmd::api {
 namespace asio = boost::asio;
 namespace wire = slmsock::wire;
 
+namespace {
+
+// The peer's supplementary groups as the kernel recorded them at connect time (SO_PEERGROUPS). Not
+// /proc/<pid>/status: the pid may already belong to another process by the time it is read.
+std::vector<gid_t> peer_groups(int fd) {
+    std::vector<gid_t> groups(64);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        socklen_t size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size) == 0) {
+            groups.resize(size / sizeof(gid_t));
+            return groups;
+        }
+        if (errno != ERANGE) break;
+        groups.resize(size / sizeof(gid_t) + 1);  // the kernel said how many there are
+    }
+    return {};
+}
+
+// Many hostile connections must not flood the journal: the first event and every hundredth after it.
+bool worth_logging(std::uint64_t count) { return count == 1 || count % 100 == 0; }
+
+}  // namespace
+
 class ApiServer::Session : public std::enable_shared_from_this<Session> {
 public:
     Session(Protocol::socket socket, core::Requester requester, bool admin)
-        : socket_(std::move(socket)), requester_(requester), admin_(admin) {}
+        : socket_(std::move(socket)), idle_(socket_.get_executor()), requester_(requester), admin_(admin) {}
     const core::Requester& requester() const { return requester_; }
     bool admin() const { return admin_; }
+
+    // Closes the connection once it has had no request in progress for `limit` (counted from now and from
+    // each reply); `on_idle` runs first.
+    void close_when_idle(std::chrono::milliseconds limit, std::function<void()> on_idle) {
+        idle_limit_ = limit;
+        on_idle_ = std::move(on_idle);
+        restart_idle_timer();
+    }
+    void request_started() {
+        ++in_progress_;
+        idle_.cancel();
+    }
+    void request_finished() {
+        if (in_progress_ > 0 && --in_progress_ == 0) restart_idle_timer();
+    }
 
     void receive(std::function<void(std::shared_ptr<Session>, std::span<const std::uint8_t>)> on_message) {
         auto self = shared_from_this();
@@ -56,6 +92,18 @@ public:
     }
 
 private:
+    void restart_idle_timer() {
+        if (!on_idle_) return;
+        idle_.expires_after(idle_limit_);
+        // A weak reference: the timer alone must not keep a closed session alive.
+        idle_.async_wait([weak = weak_from_this()](boost::system::error_code error) {
+            auto self = weak.lock();
+            if (error || !self || self->in_progress_ > 0) return;
+            self->on_idle_();
+            self->close();
+        });
+    }
+
     void send_next() {
         if (outbox_.empty()) return;
         auto self = shared_from_this();
@@ -70,6 +118,10 @@ private:
     }
 
     Protocol::socket socket_;
+    asio::steady_timer idle_;
+    std::chrono::milliseconds idle_limit_{0};
+    std::function<void()> on_idle_;
+    unsigned in_progress_ = 0;
     core::Requester requester_;
     bool admin_ = false;
     // One byte more than the limit, so an over-long message is seen as such rather than cut silently.
@@ -89,7 +141,8 @@ ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::F
       routes_(routes),
       status_(std::move(status)),
       data_port_(data_port),
-      acceptor_(executor) {}
+      acceptor_(executor),
+      accept_pause_(executor) {}
 
 ApiServer::~ApiServer() {
     *alive_ = false;
@@ -162,6 +215,7 @@ std::error_code ApiServer::start() {
 void ApiServer::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    accept_pause_.cancel();
     for (auto& weak : sessions_) {
         if (auto session = weak.lock()) session->close();
     }
@@ -176,39 +230,72 @@ void ApiServer::accept_loop() {
     acceptor_.async_accept([this, alive = alive_](boost::system::error_code error, Protocol::socket socket) {
         if (!*alive || error == asio::error::operation_aborted) return;
         if (!error) {
-            ++counters_.clients;
-            core::Requester requester;
-            const bool allowed = authorised(socket.native_handle(), requester);
-            const bool admin = allowed && administrator(socket.native_handle(), requester.uid);
-            auto session = std::make_shared<Session>(std::move(socket), requester, admin);
-            std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
-            sessions_.push_back(session);
-            if (!allowed) {
-                ++counters_.refused;
-                wire::Envelope refusal{0, wire::ErrorReply{-EACCES, "not allowed to use the modem"}};
-                session->send(wire::encode(refusal));
-            } else {
-                session->receive([this, alive](std::shared_ptr<Session> session, std::span<const std::uint8_t> bytes) {
-                    if (!*alive) return;
-                    ++counters_.requests;
-                    if (session->truncated() || bytes.size() > wire::max_message_size) {
-                        ++counters_.malformed;
-                        session->send(wire::encode({0, wire::ErrorReply{-EMSGSIZE, "message too long"}}));
-                        return;
-                    }
-                    auto decoded = wire::decode(bytes);
-                    if (auto* failure = std::get_if<wire::DecodeError>(&decoded)) {
-                        ++counters_.malformed;
-                        const int code = *failure == wire::DecodeError::unsupported_version ? -EPROTONOSUPPORT
-                                                                                           : -EPROTO;
-                        session->send(wire::encode({0, wire::ErrorReply{code, wire::to_string(*failure)}}));
-                        return;
-                    }
-                    handle(session, std::get<wire::Envelope>(std::move(decoded)));
-                });
-            }
+            accepted(std::move(socket));
+            return accept_loop();
         }
-        accept_loop();
+        // Out of descriptors (EMFILE/ENFILE) or memory: accepting again at once would spin on the same error
+        // while the backlog stays full. Pause; connections already served go on, and closing ones free room.
+        ++counters_.accept_errors;
+        if (worth_logging(counters_.accept_errors)) {
+            SLMD_WARN("api: accept failed ({}, {} times so far); pausing 100 ms", error.message(),
+                      counters_.accept_errors);
+        }
+        accept_pause_.expires_after(std::chrono::milliseconds(100));
+        accept_pause_.async_wait([this, alive](boost::system::error_code wait_error) {
+            if (*alive && !wait_error) accept_loop();
+        });
+    });
+}
+
+void ApiServer::accepted(Protocol::socket socket) {
+    ++counters_.clients;
+    std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
+    core::Requester requester;
+    const bool allowed = authorised(socket.native_handle(), requester);
+    const bool admin = allowed && administrator(socket.native_handle(), requester.uid);
+    auto session = std::make_shared<Session>(std::move(socket), requester, admin);
+    if (!allowed) {
+        ++counters_.refused;
+        session->send(wire::encode({0, wire::ErrorReply{-EACCES, "not allowed to use the modem"}}));
+        return;  // the session ends once the refusal is sent
+    }
+    if (sessions_.size() >= options_.max_clients) {
+        ++counters_.overloaded;
+        if (worth_logging(counters_.overloaded)) {
+            SLMD_WARN("api: {} connections already; refusing pid {} uid {} with EAGAIN ({} refused so far)",
+                      sessions_.size(), requester.pid, requester.uid, counters_.overloaded);
+        }
+        session->send(wire::encode({0, wire::ErrorReply{-EAGAIN, "too many clients; try again"}}));
+        return;
+    }
+    sessions_.push_back(session);
+    session->close_when_idle(options_.idle_timeout, [this, alive = alive_, pid = requester.pid] {
+        if (!*alive) return;
+        ++counters_.idle_closed;
+        if (worth_logging(counters_.idle_closed)) {
+            SLMD_NOTICE("api: closed an idle connection from pid {} ({} so far)", pid, counters_.idle_closed);
+        }
+    });
+    session->receive([this, alive = alive_](std::shared_ptr<Session> session, std::span<const std::uint8_t> bytes) {
+        if (!*alive) return;
+        ++counters_.requests;
+        if (session->truncated() || bytes.size() > wire::max_message_size) {
+            ++counters_.malformed;
+            // The request_id is echoed whenever the header can be read (docs/api.md section 5).
+            const auto id = wire::peek_request_id(bytes).value_or(0);
+            session->send(wire::encode({id, wire::ErrorReply{-EMSGSIZE, "message too long"}}));
+            return;
+        }
+        auto decoded = wire::decode(bytes);
+        if (auto* failure = std::get_if<wire::DecodeError>(&decoded)) {
+            ++counters_.malformed;
+            const int code = *failure == wire::DecodeError::unsupported_version ? -EPROTONOSUPPORT : -EPROTO;
+            const auto id = wire::peek_request_id(bytes).value_or(0);
+            session->send(wire::encode({id, wire::ErrorReply{code, wire::to_string(*failure)}}));
+            return;
+        }
+        session->request_started();
+        handle(session, std::get<wire::Envelope>(std::move(decoded)));
     });
 }
 
@@ -221,17 +308,8 @@ bool ApiServer::authorised(int fd, core::Requester& requester) {
     if (credentials.uid == 0 || credentials.uid == ::geteuid()) return true;
     if (!group_id_) return false;
     if (credentials.gid == *group_id_) return true;
-    // Supplementary groups of the peer process.
-    std::ifstream status("/proc/" + std::to_string(credentials.pid) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("Groups:", 0) != 0) continue;
-        std::istringstream groups(line.substr(7));
-        unsigned gid = 0;
-        while (groups >> gid) {
-            if (gid == *group_id_) return true;
-        }
-    }
+    const auto groups = peer_groups(fd);
+    if (std::find(groups.begin(), groups.end(), *group_id_) != groups.end()) return true;
     SLMD_NOTICE("api: refused pid {} uid {}: not in group {}", credentials.pid, credentials.uid, options_.group);
     return false;
 }
@@ -246,17 +324,8 @@ bool ApiServer::administrator(int fd, unsigned uid) const {
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 && credentials.gid == *admin_group_id_) {
         return true;
     }
-    std::vector<gid_t> groups(64);
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        socklen_t size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size) == 0) {
-            groups.resize(size / sizeof(gid_t));
-            return std::find(groups.begin(), groups.end(), *admin_group_id_) != groups.end();
-        }
-        if (errno != ERANGE) break;
-        groups.resize(size / sizeof(gid_t) + 1);  // the kernel said how many there are
-    }
-    return false;
+    const auto groups = peer_groups(fd);
+    return std::find(groups.begin(), groups.end(), *admin_group_id_) != groups.end();
 }
 
 namespace {
@@ -278,7 +347,10 @@ std::optional<wire::Address> to_wire_address(const std::string& text) {
 
 void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope request) {
     const auto id = request.request_id;
-    auto reply = [session, id](wire::Message message) { session->send(wire::encode({id, std::move(message)})); };
+    auto reply = [session, id](wire::Message message) {
+        session->send(wire::encode({id, std::move(message)}));
+        session->request_finished();
+    };
     std::visit(
         [&](auto& message) {
             using T = std::decay_t<decltype(message)>;

@@ -11,6 +11,7 @@
 #include <boost/asio/generic/seq_packet_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -30,6 +31,11 @@ struct ApiOptions {
     std::string socket_path = "/run/slmd/slmd.sock";
     std::string group = "slm";  // members may use the modem; "" = only root and slmd's own user
     std::string admin_group = "slmadmin";  // members may also use AT and RESET; "" = only root and slmd's user
+    // A local client must not be able to exhaust slmd's descriptors: connections beyond max_clients are
+    // refused with -EAGAIN, and one with no request in progress for idle_timeout is closed (libslmsock sends
+    // its one request at once, so only a stuck or hostile client ever waits that long).
+    std::size_t max_clients = 512;
+    std::chrono::milliseconds idle_timeout{10000};
 };
 
 class AdminService;
@@ -59,6 +65,9 @@ public:
         std::uint64_t malformed = 0;
         std::uint64_t requests = 0;
         std::uint64_t admin_refused = 0;  // AT or RESET from a client that is not an administrator
+        std::uint64_t overloaded = 0;     // connections refused with -EAGAIN: max_clients already connected
+        std::uint64_t idle_closed = 0;    // connections closed after idle_timeout without a request in progress
+        std::uint64_t accept_errors = 0;  // accept() failures (EMFILE, ENFILE, ENOMEM), each followed by a pause
     };
     const Counters& counters() const { return counters_; }
 
@@ -67,6 +76,7 @@ private:
     using Protocol = boost::asio::generic::seq_packet_protocol;
 
     void accept_loop();
+    void accepted(Protocol::socket socket);
     void resolve_group();
     bool authorised(int fd, core::Requester& requester);
     bool administrator(int fd, unsigned uid) const;
@@ -82,6 +92,7 @@ private:
     StatusSource status_;
     std::uint16_t data_port_;
     boost::asio::basic_socket_acceptor<Protocol> acceptor_;
+    boost::asio::steady_timer accept_pause_;  // after an accept error: out of descriptors must not spin
     std::optional<unsigned> group_id_;
     std::optional<unsigned> admin_group_id_;
     AdminService* admin_ = nullptr;

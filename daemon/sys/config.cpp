@@ -134,6 +134,11 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         settings.max_queued = static_cast<std::size_t>(number);
     } else if (key == "connect-timeout-ms") {
         return milliseconds(100, max_connect_timeout_ms, settings.connect_timeout);
+    } else if (key == "api-max-clients") {
+        if (auto problem = parse_number(value, 8, 65536, number)) return problem;
+        settings.api_max_clients = static_cast<std::size_t>(number);
+    } else if (key == "api-idle-timeout-ms") {
+        return milliseconds(100, 3600000, settings.api_idle_timeout);
     } else if (key == "udp-max-stand-ins") {
         if (auto problem = parse_number(value, 1, 1024, number)) return problem;
         settings.udp_max_stand_ins = static_cast<std::size_t>(number);
@@ -161,6 +166,7 @@ constexpr std::string_view known_keys[] = {
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
+    "api-max-clients", "api-idle-timeout-ms",
 };
 
 bool known(std::string_view key) {
@@ -273,6 +279,10 @@ po::options_description option_description() {
         ("admin-group", po::value<std::string>(),
          "group whose members may send AT commands and reset the modem (slmctl at, reset), besides root and "
          "slmd's own user (default slmadmin)")
+        ("api-max-clients", po::value<std::string>(),
+         "API connections served at once; more are refused with EAGAIN, 8-65536 (default 512)")
+        ("api-idle-timeout-ms", po::value<std::string>(),
+         "close an API connection that has no request in progress for this long (default 10000)")
         ("data-port", po::value<std::string>(), "loopback port of the data endpoint (default 0 = any free port)")
         ("bypass", po::value<std::string>(),
          "CIDR reached without the modem (repeatable); routes other than the default bypass too")

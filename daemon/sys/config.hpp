@@ -34,6 +34,8 @@ struct Settings {
     std::string api_socket = "/run/slmd/slmd.sock";
     std::string api_group = "slm";
     std::string admin_group = "slmadmin";  // api::ApiOptions::admin_group
+    std::size_t api_max_clients = 512;                  // api::ApiOptions::max_clients
+    std::chrono::milliseconds api_idle_timeout{10000};  // api::ApiOptions::idle_timeout
     std::uint16_t data_port = 0;
     std::vector<net::Prefix> bypass;
     std::chrono::milliseconds sync_timeout{10000};

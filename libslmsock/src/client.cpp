@@ -88,7 +88,8 @@ int wait_for(int fd, short events, std::int64_t deadline) {
     }
 }
 
-// Opens the control connection. Every way of "slmd is not there" is -ENETDOWN, at once.
+// Opens the control connection. Every way of "slmd is not there" is -ENETDOWN, at once; a socket this user
+// may not open is -EACCES.
 int control_connect() {
     const char* path = slmsock_socket_path();
     sockaddr_un sa{};
@@ -113,10 +114,12 @@ int control_connect() {
         case ENOENT:
         case ENOTDIR:
         case ECONNREFUSED:
-        case EACCES:
-        case EPERM:
         case EAGAIN:  // backlog still full after SO_SNDTIMEO: slmd is not serving
             return -ENETDOWN;
+        case EACCES:
+        case EPERM:
+            // The socket file's permissions keep this user out (0660, group slm): say so, not "no slmd".
+            return -EACCES;
         default:
             return -e;
         }

@@ -75,6 +75,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"udp-max-stand-ins", "0",
                  "/etc/slmd/slmd.conf:7: udp-max-stand-ins: \"0\" is out of range (1-1024)"},
         BadValue{"udp-max-stand-ins", "many", "/etc/slmd/slmd.conf:7: udp-max-stand-ins: \"many\" is not a number"},
+        BadValue{"api-max-clients", "7", "/etc/slmd/slmd.conf:7: api-max-clients: \"7\" is out of range (8-65536)"},
+        BadValue{"api-idle-timeout-ms", "99",
+                 "/etc/slmd/slmd.conf:7: api-idle-timeout-ms: \"99\" is out of range (100-3600000)"},
         BadValue{"socket-poll-ms", "10", "/etc/slmd/slmd.conf:7: socket-poll-ms: \"10\" is out of range (50-60000)"},
         BadValue{"recovery-max", "0", "/etc/slmd/slmd.conf:7: recovery-max: \"0\" is out of range (1-1000)"},
         BadValue{"recovery-window-ms", "999",
@@ -130,7 +133,8 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("udp-max-stand-ins", "1024"), file_entry("socket-poll-ms", "50"),
                             file_entry("recovery-max", "1000"), file_entry("recovery-window-ms", "1000"),
                             file_entry("recovery-backoff-ms", "86400000"), file_entry("stop-timeout-ms", "100"),
-                            file_entry("admin-group", "wheel")},
+                            file_entry("admin-group", "wheel"), file_entry("api-max-clients", "8"),
+                            file_entry("api-idle-timeout-ms", "100")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
@@ -139,6 +143,8 @@ TEST(Config, EveryKeyIsApplied) {
     EXPECT_EQ(settings.api_socket, "/run/x/api.sock");
     EXPECT_EQ(settings.api_group, "");
     EXPECT_EQ(settings.admin_group, "wheel");
+    EXPECT_EQ(settings.api_max_clients, 8u);
+    EXPECT_EQ(settings.api_idle_timeout, 100ms);
     EXPECT_EQ(settings.data_port, 4000u);
     EXPECT_EQ(settings.bypass.size(), 2u);
     EXPECT_EQ(settings.sync_timeout, 100ms);
@@ -340,7 +346,7 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
                             "--bypass", "--sync-timeout-ms", "--register-timeout-ms", "--max-queued",
                             "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
                             "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms",
-                            "--admin-group"}) {
+                            "--admin-group", "--api-max-clients", "--api-idle-timeout-ms"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -372,7 +378,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     for (const char* key : {"device", "baud", "rtscts", "api-socket", "api-group", "data-port", "bypass",
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
                             "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
-                            "stop-timeout-ms", "admin-group"}) {
+                            "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);
@@ -384,6 +390,8 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     EXPECT_EQ(loaded.settings.api_socket, defaults.api_socket);
     EXPECT_EQ(loaded.settings.api_group, defaults.api_group);
     EXPECT_EQ(loaded.settings.admin_group, defaults.admin_group);
+    EXPECT_EQ(loaded.settings.api_max_clients, defaults.api_max_clients);
+    EXPECT_EQ(loaded.settings.api_idle_timeout, defaults.api_idle_timeout);
     EXPECT_EQ(loaded.settings.data_port, defaults.data_port);
     EXPECT_EQ(loaded.settings.sync_timeout, defaults.sync_timeout);
     EXPECT_EQ(loaded.settings.register_timeout, defaults.register_timeout);

@@ -46,7 +46,8 @@ std::string cycle(const FirmwareProfile& profile) {
 }
 
 void BM_FramerMix(benchmark::State& state) {
-    const auto profile = FirmwareProfile::for_version(FirmwareVersion{2, static_cast<int>(state.range(0)), 0});
+    const auto profile =
+        FirmwareProfile::for_version(FirmwareVersion{2, static_cast<int>(state.range(0)), 0});
     const std::string stream = cycle(profile);
     Framer framer(profile);
     std::vector<slmd::at::Event> events;
@@ -57,7 +58,8 @@ void BM_FramerMix(benchmark::State& state) {
         for (std::size_t off = 0; off < stream.size(); off += 256) {
             framer.feed(std::string_view(stream).substr(off, 256), events);
             for (const auto& event : events) {
-                if (const auto* data = std::get_if<slmd::at::ProxyData>(&event)) payload_bytes += data->bytes.size();
+                if (const auto* data = std::get_if<slmd::at::ProxyData>(&event))
+                    payload_bytes += data->bytes.size();
             }
             events.clear();
         }
@@ -66,9 +68,10 @@ void BM_FramerMix(benchmark::State& state) {
         events.clear();
     }
     benchmark::DoNotOptimize(payload_bytes);
-    // Payload bytes the framer handed out per pass: proves the mix really is parsed as #XTCPDATA, not skipped.
-    state.counters["payload_per_pass"] =
-        static_cast<double>(payload_bytes) / static_cast<double>(std::max<std::int64_t>(state.iterations(), 1));
+    // Payload bytes the framer handed out per pass: proves the mix really is parsed as #XTCPDATA, not
+    // skipped.
+    state.counters["payload_per_pass"] = static_cast<double>(payload_bytes) /
+                                         static_cast<double>(std::max<std::int64_t>(state.iterations(), 1));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * stream.size()));
     state.SetLabel("v2." + std::to_string(state.range(0)));
 }

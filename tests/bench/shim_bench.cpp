@@ -1,6 +1,6 @@
-// Owns: the preload shim's cost on calls it lets through to the kernel (Google Benchmark). scripts/bench.sh runs
-// this binary twice, plain and with LD_PRELOAD=libslmsock-preload.so, and reports the ratio: every program run
-// under slm-run pays it on each such call, so it has to stay small.
+// Owns: the preload shim's cost on calls it lets through to the kernel (Google Benchmark). scripts/bench.sh
+// runs this binary twice, plain and with LD_PRELOAD=libslmsock-preload.so, and reports the ratio: every
+// program run under slm-run pays it on each such call, so it has to stay small.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
@@ -25,7 +25,8 @@ struct Listener {
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(fd, 4096) != 0) std::abort();
+        if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(fd, 4096) != 0)
+            std::abort();
         socklen_t length = sizeof address;
         getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
         thread = std::thread([this] {
@@ -73,8 +74,9 @@ void BM_PipeWriteRead(benchmark::State& state) {
 }
 BENCHMARK(BM_PipeWriteRead);
 
-// sendto + recvfrom of 64 bytes on a Unix socket pair: both are hooked (the shim translates UDP addresses), so
-// this is the cost of the shim deciding "not mine" on every datagram-style call. read/write are not hooked.
+// sendto + recvfrom of 64 bytes on a Unix socket pair: both are hooked (the shim translates UDP addresses),
+// so this is the cost of the shim deciding "not mine" on every datagram-style call. read/write are not
+// hooked.
 void BM_SocketpairSendtoRecvfrom(benchmark::State& state) {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) std::abort();

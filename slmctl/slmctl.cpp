@@ -59,8 +59,8 @@ int report_admin_failure(const char* what, int error, const std::string& reason,
     int status = exit_unavailable;
     switch (-error) {
     case EACCES:
-        advice = "administrators only: run it as root, or add yourself to slmd's admin-group (slmd.conf(5), "
-                 "default slmadmin) and log in again";
+        advice = "administrators only: run it as root, or join slmd's api-group (default slm) and admin-group "
+                 "(default slmadmin; slmd.conf(5)) and log in again";
         status = exit_noperm;
         break;
     case EPERM:

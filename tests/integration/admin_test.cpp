@@ -5,6 +5,7 @@
 // EAGAIN once the recovery budget is spent), and slmctl's text, JSON and exit statuses for all of it.
 // Every wait is bounded and waits on a condition (a log line, an API answer), never on a sleep.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -275,6 +276,33 @@ TEST(Admin, OnlyAdministratorsMayUseAtAndResetButEveryClientReadsStats) {
         return 0;
     });
     EXPECT_EQ(user, 0) << gateway.log();
+    // slmctl says so with EX_NOPERM; stats works for the same user.
+    const auto quiet = [] {
+        const int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+    };
+    EXPECT_EQ(as_user(65534, users, {users},
+                      [&] {
+                          quiet();
+                          execl(SLMCTL_BIN, "slmctl", "at", "AT+CGMR", nullptr);
+                          return 99;
+                      }),
+              77);
+    EXPECT_EQ(as_user(65534, users, {users},
+                      [&] {
+                          quiet();
+                          execl(SLMCTL_BIN, "slmctl", "reset", nullptr);
+                          return 99;
+                      }),
+              77);
+    EXPECT_EQ(as_user(65534, users, {users},
+                      [&] {
+                          quiet();
+                          execl(SLMCTL_BIN, "slmctl", "--json", "stats", nullptr);
+                          return 99;
+                      }),
+              0);
     EXPECT_EQ(count(gateway.trace(), "AT+CGMR"), cgmr_before);
     EXPECT_EQ(gateway.trace().find("AT+CFUN=0"), std::string::npos);
     EXPECT_TRUE(gateway.slmd->wait_for_output("api: refused AT from uid 65534", 5s)) << gateway.log();

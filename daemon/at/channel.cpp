@@ -335,7 +335,13 @@ void Channel::send_terminator() {
             handler(make_error_code(ChannelError::timeout), 0);
         }
         pump();
+        if (link_unsure_) link_unsure_();
     });
+}
+
+void Channel::send_blind_terminator() {
+    if (in_flight_ || framer_.mode() != LinkMode::command) return;
+    writer_.write_to_modem("+++");
 }
 
 void Channel::shutdown() {

@@ -89,6 +89,9 @@ public:
     Channel& operator=(const Channel&) = delete;
 
     void set_handlers(ChannelHandlers handlers) { handlers_ = std::move(handlers); }
+    // Called when the firmware never confirmed leaving data mode: it rebooted meanwhile (its "Ready" was taken
+    // as payload), or it is still in data mode. Either way nothing the link held can be trusted any more.
+    void set_link_unsure_handler(std::function<void()> handler) { link_unsure_ = std::move(handler); }
     void set_profile(const FirmwareProfile& profile);
     const FirmwareProfile& profile() const { return framer_.profile(); }
     // The data-mode inactivity time limit in force (#XDATACTRL); guards around "+++" are derived from it.
@@ -120,6 +123,11 @@ public:
     enum class ExitTiming { immediate, after_inactivity_flush };
     // Sends "+++" with the guard times the profile needs and waits for the firmware to confirm.
     void exit_data_mode(ExitHandler handler, ExitTiming timing = ExitTiming::immediate);
+
+    // A bare "+++" for a data mode the framer does not know about: the firmware kept one over a serial loss or
+    // a restart of slmd, and swallows every command as payload. Only while nothing is in flight; the caller
+    // keeps the line silent for the time limit afterwards (releases before v2.5 need the silence after it).
+    void send_blind_terminator();
 
     // Bytes from the modem.
     void feed(std::string_view bytes);
@@ -174,6 +182,7 @@ private:
     bool terminator_sent_ = false;
     std::vector<Event> events_;
     ChannelStats stats_;
+    std::function<void()> link_unsure_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

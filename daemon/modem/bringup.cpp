@@ -2,6 +2,7 @@
 #include "modem/bringup.hpp"
 
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -98,6 +99,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     SLMD_INFO("modem: syncing");
     const auto sync_deadline = std::chrono::steady_clock::now() + options.sync_timeout;
     bool synced = false;
+    bool escaped = false;
     while (std::chrono::steady_clock::now() < sync_deadline) {
         const at::CommandRequest probe{"AT", "", options.probe_interval};
         auto response = co_await channel.async_command(probe, asio::use_awaitable);
@@ -117,6 +119,17 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
         if (!response.error) {
             // ERROR to plain AT: noise glued to the command; try again.
             continue;
+        }
+        if (response.error == at::ChannelError::timeout && !escaped) {
+            // No answer at all: the firmware may still be in the data mode it kept over a serial loss or a
+            // restart of slmd, taking "AT" as payload. Leave it with "+++", then keep the line silent for the
+            // time limit (before v2.5 the silence after it is what makes it a terminator).
+            escaped = true;
+            SLMD_INFO("modem: no answer to AT; sending \"+++\" in case the firmware is still in data mode");
+            channel.send_blind_terminator();
+            asio::steady_timer quiet(co_await asio::this_coro::executor, channel.data_mode_time_limit() * 2 + 50ms);
+            boost::system::error_code ignored;
+            co_await quiet.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
         }
     }
     if (!synced) {

@@ -60,6 +60,17 @@ void Modem::start(FirstResultHandler on_first_result) {
         .raw_data = [this](std::string_view bytes) { driver_.on_raw_data(bytes); },
         .data_mode_exited = [this](int status) { driver_.on_data_mode_exited(status); },
     });
+    // An unconfirmed data-mode exit: the firmware rebooted under a transfer (its "Ready" was payload) or is stuck
+    // in data mode. Start over as after a reset: open flows fail, and the bring-up syncs again (with "+++" if
+    // the firmware still swallows commands); its proxies are closed as orphans.
+    channel_.set_link_unsure_handler([this] {
+        if (state_ != ModemState::serving && state_ != ModemState::deregistered) return;
+        SLMD_WARN("modem: the firmware did not confirm leaving data mode; bringing it up again");
+        reset_seen_ = true;
+        registration_.note_reset();
+        driver_.on_modem_lost();
+        wake();
+    });
     port_.set_write_listener([this] { driver_.on_link_drained(); });
     port_.start([this](std::string_view bytes) { channel_.feed(bytes); },
                 [this](std::error_code) {

@@ -2,6 +2,8 @@
 #include "gateway.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,7 +53,21 @@ bool Gateway::start_slmd() {
                                   "--register-timeout-ms",
                                   "20000"};
     argv.insert(argv.end(), options.slmd_extra.begin(), options.slmd_extra.end());
-    slmd.reset();  // a previous slmd is killed and reaped first (ChildProcess's destructor)
+    if (slmd) {
+        slmd.reset();  // a previous slmd is killed and reaped first (ChildProcess's destructor)
+        // Its lock on the tty can outlive it briefly: the tty file may still be held by its io_uring instance,
+        // which the kernel tears down asynchronously after the exit. Start the next one once the lock is free
+        // (a second slmd refuses a locked line).
+        eventually(
+            [&] {
+                const int fd = open((dir / "tty").c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0) return true;  // gone or unopenable: slmd will say why
+                const bool free = flock(fd, LOCK_EX | LOCK_NB) == 0;
+                close(fd);
+                return free;
+            },
+            10s);
+    }
     slmd.emplace(argv);
     ready = slmd->wait_for_output("modem: ready", 20s);
     return ready;

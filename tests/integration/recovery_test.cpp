@@ -1,11 +1,11 @@
-// Owns: fault recovery of the real slmd against slmsim's fault injection, with measured recovery times: a
-// modem reset with an idle connection and in the middle of a transfer, registration loss in the middle of a
-// transfer, noise on the line between commands, the serial device vanishing and coming back, and slmd killed
-// (SIGKILL) and restarted while the firmware still holds its proxy. Each test checks the state slmd reaches
-// (slmsock_status), the errno the app sees, and that recovery finishes within a generous hang guard, and
-// prints one "RECOVERY <fault> <milliseconds>" line so the figures can be quoted (docs/operations.md). Every
-// wait is on a condition with a deadline, never a sleep. (The idle reset without connections, the recovery
-// budget and registration loss without a transfer are in lifecycle_test.cpp.)
+// Owns: fault recovery of the real slmd against slmsim's fault injection, with measured recovery times: a modem
+// reset with an idle connection and in the middle of a transfer, registration loss, noise on the line between
+// commands, the serial device vanishing and coming back (idle and mid-transfer), and slmd killed (SIGKILL) and
+// restarted while the firmware still holds its proxy (in command mode and in data mode). Each test checks the
+// state slmd reaches (slmsock_status), the errno the app sees, and that recovery finishes within a generous hang
+// guard, and prints one "RECOVERY <fault> <milliseconds>" line so the figures can be quoted (docs/design.md).
+// Every wait is on a condition with a deadline, never a sleep. (The reset without connections, the recovery
+// budget and registration loss without a connection are in lifecycle_test.cpp.)
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -136,11 +136,9 @@ TEST(Recovery, ModemResetWithAnIdleConnection) {
     report("modem-reset-idle", fault);
 }
 
-// Known gap: a reset while the link is in data mode (the firmware's "Ready" cannot be told from payload
-// there, docs/at-framer.md) shows up only as an unconfirmed data-mode exit ("at: firmware did not confirm
-// leaving data mode"), and slmd then carries on as if the modem were still serving: the app's connection is
-// never reset and new connects are not served. Enable when an unconfirmed exit makes slmd recover.
-TEST(Recovery, DISABLED_ModemResetInTheMiddleOfATransfer) {
+// In data mode the firmware's "Ready" cannot be told from payload (docs/at-framer.md): the reset shows up when
+// slmd's "+++" goes unconfirmed, which makes slmd start over as after a reset.
+TEST(Recovery, ModemResetInTheMiddleOfATransfer) {
     LocalServer server;
     Gateway gateway;
     ASSERT_TRUE(gateway.ready) << gateway.log();
@@ -256,10 +254,9 @@ TEST(Recovery, SerialDeviceVanishesAndComesBack) {
     report("serial-loss", fault);
 }
 
-// Known gap: the firmware keeps its state over a serial loss, so if the link was in data mode it still is
-// when the device comes back; slmd's bring-up then probes with "AT" (taken as payload) and never leaves data
-// mode with "+++", so it never syncs. Enable when the sync step tries the data-mode escape.
-TEST(Recovery, DISABLED_SerialDeviceVanishesInTheMiddleOfATransfer) {
+// The firmware keeps its state over a serial loss, so the link is still in data mode when the device comes
+// back: the bring-up's "AT" is payload to it until slmd sends "+++".
+TEST(Recovery, SerialDeviceVanishesInTheMiddleOfATransfer) {
     LocalServer server;
     Gateway gateway;
     ASSERT_TRUE(gateway.ready) << gateway.log();
@@ -316,4 +313,32 @@ TEST(Recovery, SlmdKilledWithAProxyOpenReconcilesTheOrphanAfterRestart) {
     EXPECT_EQ(gateway.state(), "serving");
     expect_echo(server);
     report("slmd-restart", fault);
+}
+
+TEST(Recovery, SlmdKilledInTheMiddleOfATransferLeavesDataModeAfterRestart) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    Clock::time_point fault;
+    {
+        Transfer transfer(server);
+        ASSERT_GE(transfer.fd(), 0) << slmsock_strerror(transfer.fd());
+        ASSERT_TRUE(transfer.flowing(16 * 1024)) << gateway.log();
+        ASSERT_TRUE(eventually([&] { return gateway.control("state").find("mode=data") != std::string::npos; }))
+            << gateway.control("state");
+        fault = Clock::now();
+        gateway.slmd->signal(SIGKILL);
+        ASSERT_TRUE(gateway.slmd->wait_exit(10s));
+    }
+    // The firmware is still in data mode, holding the connection: the new slmd's "AT" is payload to it.
+    EXPECT_NE(gateway.control("state").find("mode=data"), std::string::npos) << gateway.control("state");
+    ASSERT_TRUE(gateway.start_slmd()) << gateway.log();
+    EXPECT_NE(gateway.log().find("in case the firmware is still in data mode"), std::string::npos) << gateway.log();
+    ASSERT_TRUE(gateway.slmd->wait_for_output("closing a TCPCLI proxy the firmware kept from before", 10s))
+        << gateway.log();
+    EXPECT_TRUE(eventually([&] { return gateway.control("state").find("tcp=none") != std::string::npos; }))
+        << gateway.control("state");
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
+    report("slmd-restart-transfer", fault);
 }

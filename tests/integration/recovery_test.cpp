@@ -1,11 +1,11 @@
-// Owns: fault recovery of the real slmd against slmsim's fault injection, with measured recovery times: a modem
-// reset with an idle connection and in the middle of a transfer, registration loss, noise on the line between
-// commands, the serial device vanishing and coming back (idle and mid-transfer), and slmd killed (SIGKILL) and
-// restarted while the firmware still holds its proxy (in command mode and in data mode). Each test checks the
-// state slmd reaches (slmsock_status), the errno the app sees, and that recovery finishes within a generous hang
-// guard, and prints one "RECOVERY <fault> <milliseconds>" line so the figures can be quoted (docs/design.md).
-// Every wait is on a condition with a deadline, never a sleep. (The reset without connections, the recovery
-// budget and registration loss without a connection are in lifecycle_test.cpp.)
+// Owns: fault recovery of the real slmd against slmsim's fault injection, with measured recovery times: a
+// modem reset with an idle connection and in the middle of a transfer, registration loss, noise on the line
+// between commands, the serial device vanishing and coming back (idle and mid-transfer), and slmd killed
+// (SIGKILL) and restarted while the firmware still holds its proxy (in command mode and in data mode). Each
+// test checks the state slmd reaches (slmsock_status), the errno the app sees, and that recovery finishes
+// within a generous hang guard, and prints one "RECOVERY <fault> <milliseconds>" line so the figures can be
+// quoted (docs/design.md). Every wait is on a condition with a deadline, never a sleep. (The reset without
+// connections, the recovery budget and registration loss without a connection are in lifecycle_test.cpp.)
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -136,8 +136,8 @@ TEST(Recovery, ModemResetWithAnIdleConnection) {
     report("modem-reset-idle", fault);
 }
 
-// In data mode the firmware's "Ready" cannot be told from payload (docs/at-framer.md): the reset shows up when
-// slmd's "+++" goes unconfirmed, which makes slmd start over as after a reset.
+// In data mode the firmware's "Ready" cannot be told from payload (docs/at-framer.md): the reset shows up
+// when slmd's "+++" goes unconfirmed, which makes slmd start over as after a reset.
 TEST(Recovery, ModemResetInTheMiddleOfATransfer) {
     LocalServer server;
     Gateway gateway;
@@ -182,11 +182,11 @@ TEST(Recovery, RegistrationLossWithAnIdleConnection) {
     EXPECT_EQ(gateway.log().find("modem: recovery"), std::string::npos) << gateway.log();
 }
 
-// Known gap: in data mode the firmware drops +CEREG URCs, so slmd does not learn of the loss; worse, after
-// the peer loss it re-enters data mode for the uplink it still holds (v2.9 enters data mode even unconnected)
-// and the link stays there: later connects time out (ETIMEDOUT) instead of failing with ENETDOWN, also after
-// the network is back. Enable when slmd re-reads the registration after a data-mode peer loss and drops the
-// uplink of a closed connection.
+// Known gap: in data mode the firmware drops +CEREG URCs, so slmd does not learn of the loss; and after the
+// peer loss (slmd logs "data mode ended with -104") slmsim is found in data mode again with no proxy, and
+// every later connect times out (ETIMEDOUT) instead of failing with ENETDOWN, also after the network is back.
+// Enable when slmd re-reads the registration after a data-mode peer loss and never re-enters data mode for
+// the uplink of a connection that is gone.
 TEST(Recovery, DISABLED_RegistrationLossInTheMiddleOfATransfer) {
     LocalServer server;
     Gateway gateway;
@@ -324,8 +324,9 @@ TEST(Recovery, SlmdKilledInTheMiddleOfATransferLeavesDataModeAfterRestart) {
         Transfer transfer(server);
         ASSERT_GE(transfer.fd(), 0) << slmsock_strerror(transfer.fd());
         ASSERT_TRUE(transfer.flowing(16 * 1024)) << gateway.log();
-        ASSERT_TRUE(eventually([&] { return gateway.control("state").find("mode=data") != std::string::npos; }))
-            << gateway.control("state");
+        ASSERT_TRUE(eventually([&] {
+            return gateway.control("state").find("mode=data") != std::string::npos;
+        })) << gateway.control("state");
         fault = Clock::now();
         gateway.slmd->signal(SIGKILL);
         ASSERT_TRUE(gateway.slmd->wait_exit(10s));
@@ -333,7 +334,8 @@ TEST(Recovery, SlmdKilledInTheMiddleOfATransferLeavesDataModeAfterRestart) {
     // The firmware is still in data mode, holding the connection: the new slmd's "AT" is payload to it.
     EXPECT_NE(gateway.control("state").find("mode=data"), std::string::npos) << gateway.control("state");
     ASSERT_TRUE(gateway.start_slmd()) << gateway.log();
-    EXPECT_NE(gateway.log().find("in case the firmware is still in data mode"), std::string::npos) << gateway.log();
+    EXPECT_NE(gateway.log().find("in case the firmware is still in data mode"), std::string::npos)
+        << gateway.log();
     ASSERT_TRUE(gateway.slmd->wait_for_output("closing a TCPCLI proxy the firmware kept from before", 10s))
         << gateway.log();
     EXPECT_TRUE(eventually([&] { return gateway.control("state").find("tcp=none") != std::string::npos; }))

@@ -210,8 +210,11 @@ void Framer::set_profile(const FirmwareProfile& profile) {
 }
 
 void Framer::command_sent(std::string_view response_prefix, bool take_unprefixed_lines) {
-    // Lines that came before the command must not be taken for its answer.
-    flush_lookback(deferred_);
+    // Lines that came before the command must not be taken for its answer. They stay held all the same: on a
+    // data-first release they may be the start of a payload whose header is still on its way, and releasing
+    // them now would lose that payload (seen as whole #XTCPDATA chunks missing when a command went out in the
+    // middle of a download).
+    for (auto& line : held_lines_) line.before_command = true;
     command_pending_ = true;
     response_prefix_ = std::string(response_prefix);
     take_unprefixed_lines_ = take_unprefixed_lines;
@@ -406,7 +409,7 @@ void Framer::release_lookback(std::vector<Event>& out, bool all) {
         std::string text = lookback_.substr(0, front.length - 2);
         held_lines_.pop_front();
         lookback_.erase(0, front.length);
-        classify(text, front.fragment, out);
+        classify(text, front.fragment, out, front.before_command);
     }
 }
 
@@ -442,7 +445,7 @@ void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::s
         held_lines_.pop_front();
         lookback_.erase(0, front.length);
         start -= front.length;
-        classify(text, front.fragment, out);
+        classify(text, front.fragment, out, front.before_command);
     }
     // Bytes of a line that the payload cut off have no CRLF of their own: not a firmware message.
     if (start > 0) discard(std::string_view(lookback_).substr(0, start), out);
@@ -452,7 +455,7 @@ void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::s
     out.emplace_back(std::move(data));
 }
 
-void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& out) {
+void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command) {
     if (text.empty()) return;  // framing
     if (fragment) {
         // The line did not start after a CRLF (stream start, after a payload or over-long junk): it is the tail of
@@ -470,6 +473,11 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
     if (is_ready_with_noise(text)) {
         discard(text.substr(0, text.size() - ready_line.size()), out);
         on_ready(out);
+        return;
+    }
+    if (before_command) {
+        // Unsolicited by construction: the command now pending was sent after this line arrived.
+        out.emplace_back(Urc{std::string(text)});
         return;
     }
     if (command_pending_) {

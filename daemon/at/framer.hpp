@@ -132,6 +132,8 @@ private:
     struct HeldLine {
         std::size_t length;  // text + CRLF
         bool fragment;
+        // Held when a command was sent: whatever it turns out to be, it is not that command's answer.
+        bool before_command = false;
     };
 
     void process(std::vector<Event>& out, bool idle);
@@ -140,7 +142,7 @@ private:
     bool step_line(std::size_t& cur, std::vector<Event>& out, bool idle);
     bool step_data(std::size_t& cur, std::vector<Event>& out, bool idle);
     void handle_line(std::string_view text, std::vector<Event>& out);
-    void classify(std::string_view text, bool fragment, std::vector<Event>& out);
+    void classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command = false);
     void data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
                             std::optional<std::uint16_t> port, std::string_view header, std::vector<Event>& out);
     void release_lookback(std::vector<Event>& out, bool all);

@@ -243,9 +243,18 @@ const std::vector<Case>& cases() {
         {"data_first_lines_released_after_reach", "2.2.0",
          {C(""), F("\r\nOK\r\n" + std::string(1300, 'p') + "\r\n#XTCPDATA: 1272\r\n")},
          {ok(), junk(std::string(28, 'p')), tcp(std::string(1272, 'p'))}},
-        {"data_first_command_flushes_older_lines", "2.2.0",
+        {"data_first_line_before_a_command_is_not_its_answer", "2.2.0",
          {F("\r\n#XTCPCLI: -104,\"disconnected\"\r\n"), C("#XTCPCLI"), F("\r\nOK\r\n")},
          {urc("#XTCPCLI: -104,\"disconnected\""), ok()}},
+        // A command sent while a data-first payload is arriving (its lines held, its header not yet in): the
+        // payload is still claimed whole by its header, and the command's own answer follows.
+        {"data_first_payload_survives_a_command_sent_before_its_header", "2.2.0",
+         {F("\r\n+CEREG: 1\r\nGET / HTTP/1.1\r\nHost: x\r\n"), C("#XTCPCLI"), F("\r\n#XTCPDATA: 25\r\n"),
+          F("\r\n#XTCPCLI: (0,1,2),<url>,<port>\r\nOK\r\n")},
+         {urc("+CEREG: 1"), tcp("GET / HTTP/1.1\r\nHost: x\r\n"), info("#XTCPCLI: (0,1,2),<url>,<port>"), ok()}},
+        {"data_first_payload_survives_a_command_sent_mid_line", "2.0.0",
+         {F("\r\n+CEREG: 1\r\nab\r\ncd"), C("+CFUN"), F("ef\r\n#XTCPDATA: 8\r\n\r\n+CFUN: 1\r\nOK\r\n")},
+         {urc("+CEREG: 1"), tcp("ab\r\ncdef"), info("+CFUN: 1"), ok()}},
 
         // --- data mode entry (reference 4) ---
         {"data_mode_entry_ok", "2.9.0", {D(), F("\r\nOK\r\nhello\r\nOK\r\n")}, {ok(), raw("hello\r\nOK\r\n")}, LinkMode::data},

@@ -134,6 +134,8 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         settings.max_queued = static_cast<std::size_t>(number);
     } else if (key == "connect-timeout-ms") {
         return milliseconds(100, max_connect_timeout_ms, settings.connect_timeout);
+    } else if (key == "finished-flow-linger-ms") {
+        return milliseconds(100, 600000, settings.finished_flow_linger);
     } else if (key == "api-max-clients") {
         if (auto problem = parse_number(value, 8, 65536, number)) return problem;
         settings.api_max_clients = static_cast<std::size_t>(number);
@@ -166,7 +168,7 @@ constexpr std::string_view known_keys[] = {
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
-    "api-max-clients", "api-idle-timeout-ms",
+    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms",
 };
 
 bool known(std::string_view key) {
@@ -279,6 +281,8 @@ po::options_description option_description() {
         ("admin-group", po::value<std::string>(),
          "group whose members may send AT commands and reset the modem (slmctl at, reset), besides root and "
          "slmd's own user (default slmadmin)")
+        ("finished-flow-linger-ms", po::value<std::string>(),
+         "how long a closed connection's outcome stays known (SO_ERROR, getpeername), 100-600000 (default 30000)")
         ("api-max-clients", po::value<std::string>(),
          "API connections served at once; more are refused with EAGAIN, 8-65536 (default 512)")
         ("api-idle-timeout-ms", po::value<std::string>(),

@@ -25,6 +25,10 @@ using Clock = std::chrono::steady_clock;
 ChildProcess::ChildProcess(std::vector<std::string> argv) {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    // The child writes its log into this pipe and the test reads it only when it asks (wait_for_output,
+    // output()). A 64 KiB pipe fills during a long test and then blocks the child in write(2) — slmd stalls
+    // mid-request and the test hangs waiting for it. 1 MiB (the default pipe-max-size) holds every test's log.
+    fcntl(pipe_fds[0], F_SETPIPE_SZ, 1 << 20);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);

@@ -134,7 +134,8 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("recovery-max", "1000"), file_entry("recovery-window-ms", "1000"),
                             file_entry("recovery-backoff-ms", "86400000"), file_entry("stop-timeout-ms", "100"),
                             file_entry("admin-group", "wheel"), file_entry("api-max-clients", "8"),
-                            file_entry("api-idle-timeout-ms", "100")},
+                            file_entry("api-idle-timeout-ms", "100"),
+                            file_entry("finished-flow-linger-ms", "600000")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
@@ -145,6 +146,7 @@ TEST(Config, EveryKeyIsApplied) {
     EXPECT_EQ(settings.admin_group, "wheel");
     EXPECT_EQ(settings.api_max_clients, 8u);
     EXPECT_EQ(settings.api_idle_timeout, 100ms);
+    EXPECT_EQ(settings.finished_flow_linger, 600000ms);
     EXPECT_EQ(settings.data_port, 4000u);
     EXPECT_EQ(settings.bypass.size(), 2u);
     EXPECT_EQ(settings.sync_timeout, 100ms);
@@ -346,7 +348,7 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
                             "--bypass", "--sync-timeout-ms", "--register-timeout-ms", "--max-queued",
                             "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
                             "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms",
-                            "--admin-group", "--api-max-clients", "--api-idle-timeout-ms"}) {
+                            "--admin-group", "--api-max-clients", "--api-idle-timeout-ms", "--finished-flow-linger-ms"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -378,7 +380,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     for (const char* key : {"device", "baud", "rtscts", "api-socket", "api-group", "data-port", "bypass",
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
                             "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
-                            "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms"}) {
+                            "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);
@@ -392,6 +394,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     EXPECT_EQ(loaded.settings.admin_group, defaults.admin_group);
     EXPECT_EQ(loaded.settings.api_max_clients, defaults.api_max_clients);
     EXPECT_EQ(loaded.settings.api_idle_timeout, defaults.api_idle_timeout);
+    EXPECT_EQ(loaded.settings.finished_flow_linger, defaults.finished_flow_linger);
     EXPECT_EQ(loaded.settings.data_port, defaults.data_port);
     EXPECT_EQ(loaded.settings.sync_timeout, defaults.sync_timeout);
     EXPECT_EQ(loaded.settings.register_timeout, defaults.register_timeout);

@@ -274,6 +274,16 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
     }
     const int family = addr->sa_family;
     if (family != AF_INET && family != AF_INET6) return real_connect(fd, addr, len);
+    /* A local destination goes to the kernel whatever the socket is (TCP, UDP, raw): decide it before any
+     * getsockopt, so local traffic pays nothing for the shim (docs/performance.md, shim overhead). */
+    if (slmsock_pl_is_local_destination(addr, len)) {
+        if (shim_debug()) {
+            char local_where[80];
+            shim_log("connect fd=%d %s: kernel (loopback)", fd,
+                     shim_format_address(addr, len, local_where, sizeof local_where));
+        }
+        return real_connect(fd, addr, len);
+    }
 
     const int saved = errno;
     int type = 0;
@@ -289,7 +299,6 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
     if (domain != AF_INET && domain != AF_INET6) return real_connect(fd, addr, len);
 
     char where[80];
-    const bool local = slmsock_pl_is_local_destination(addr, len);
     const struct shim_socket sock = {domain, type, protocol};
     if (shim_is_udp(&sock)) {
         /* UDP: connect the socket to slmd's loopback stand-in for the destination; send/recv then work natively. */
@@ -303,15 +312,11 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr* addr, socklen_t len) {
     }
     const bool stream = shim_is_tcp(&sock);
     if (!stream) {
-        if (!local && shim_strict()) {
+        if (shim_strict()) {
             shim_log("connect fd=%d %s: refused (strict: raw and other socket types cannot go through the modem)", fd,
                      shim_format_address(addr, len, where, sizeof where));
             return fail(ENETUNREACH);
         }
-        return real_connect(fd, addr, len);
-    }
-    if (local) {
-        shim_log("connect fd=%d %s: kernel (loopback)", fd, shim_format_address(addr, len, where, sizeof where));
         return real_connect(fd, addr, len);
     }
     if ((family == AF_INET && len < (socklen_t)sizeof(struct sockaddr_in)) ||

@@ -2,9 +2,12 @@
 // journal (see log.hpp).
 #include "sys/log.hpp"
 
+// CODE_FILE/CODE_LINE would always name this file: the call site is log_line, not the message's origin.
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,6 +29,13 @@ bool stderr_is_journal() {
     if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
     return dev == static_cast<unsigned long long>(st.st_dev) &&
            ino == static_cast<unsigned long long>(st.st_ino);
+}
+
+// sd_journal_sendv drops entries silently (and reports success) when journald's socket is missing; the stream
+// is still read by systemd then.
+bool journal_socket_present() {
+    struct stat st {};
+    return stat("/run/systemd/journal/socket", &st) == 0;
 }
 
 bool is_word(std::string_view word) {
@@ -98,7 +108,8 @@ LogContext::~LogContext() {
 
 void log_line(LogLevel level, std::string_view message) {
     static const bool journal = stderr_is_journal();
-    if (journal) {
+    static const bool structured = journal && journal_socket_present();
+    if (structured) {
         const auto fields =
             journal_fields(level, message, modem_state_source ? modem_state_source() : std::string{});
         std::vector<iovec> entry;

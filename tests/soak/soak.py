@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+# Owns: the on-demand soak run of the reliability issue (not in CI): slmsim + slmd for N minutes with unmodified
+# programs moving data through the modem (curl downloads with sha256, python3 UDP echoes) while a fault is
+# injected every so often (modem reset, peer reset, detach/attach, noise, serial loss and return), then a summary:
+# transfers done / failed with an error / silently wrong (must be 0), bytes moved, faults and their recovery
+# times, and slmd's descriptors and resident memory at the start and the end. Exit status 1 on any silent
+# loss, on slmd dying or on a fault slmd did not recover from. Usage: scripts/soak.sh [--minutes 30] (see
+# docs/reliability.md).
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import random
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def descriptors(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def control(path, line):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall((line + "\n").encode())
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply.decode().strip()
+
+
+def wait_until(predicate, seconds, step=0.05):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+class UdpEcho(socketserver.BaseRequestHandler):
+    def handle(self):
+        data, sock = self.request
+        sock.sendto(data, self.client_address)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="slmd soak run against slmsim")
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--bin", default="build/default")
+    parser.add_argument("--profile", default="v2.9")
+    parser.add_argument("--baud", default="921600")
+    parser.add_argument("--fault-every", type=float, default=45, help="seconds between injected faults")
+    parser.add_argument("--size", type=int, default=64 * 1024, help="bytes per download")
+    parser.add_argument("--json", help="also write the summary here")
+    args = parser.parse_args()
+    binaries = os.path.abspath(args.bin)
+    work = tempfile.mkdtemp(prefix="slmd-soak.")
+    rng = random.Random(1121)
+
+    # The far end: an HTTP server with a random blob and a UDP echo server, on loopback.
+    blob = bytes(rng.getrandbits(8) for _ in range(args.size))
+    os.makedirs(f"{work}/www")
+    open(f"{work}/www/blob", "wb").write(blob)
+    blob_sha = hashlib.sha256(blob).hexdigest()
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=f"{work}/www", **k)
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), UdpEcho)
+    threading.Thread(target=udp.serve_forever, daemon=True).start()
+
+    sim_log = open(f"{work}/sim.log", "w")
+    slmd_log = open(f"{work}/slmd.log", "w")
+    sim = subprocess.Popen([f"{binaries}/tests/slmsim/slmsim", "--link", f"{work}/tty", "--profile", args.profile,
+                            "--baud", args.baud, "--control", f"{work}/control", "--trace", f"{work}/trace", "--map",
+                            "203.0.113.0/24=127.0.0.1"], stdout=sim_log, stderr=subprocess.STDOUT)
+    wait_until(lambda: os.path.exists(f"{work}/control") and os.path.exists(f"{work}/tty"), 10)
+    slmd = subprocess.Popen([f"{binaries}/daemon/slmd", "--device", f"{work}/tty", "--baud",
+                             args.baud if args.baud != "0" else "115200", "--api-socket", f"{work}/slmd.sock",
+                             "--log-level", os.environ.get("SOAK_SLMD_LOG", "notice"), "--recovery-max", "1000"],
+                            stdout=slmd_log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, SLMSOCK_SOCKET=f"{work}/slmd.sock")
+
+    def state():
+        try:
+            out = subprocess.run([f"{binaries}/slmctl/slmctl", "status", "--json"], env=env, capture_output=True,
+                                 timeout=10, text=True)
+            return json.loads(out.stdout).get("modem_state", "?") if out.returncode == 0 else "?"
+        except (subprocess.TimeoutExpired, json.JSONDecodeError):
+            return "?"
+
+    if not wait_until(lambda: state() == "serving", 60, 0.2):
+        sys.exit("soak: slmd did not bring the simulated modem up; see " + work)
+    start_rss, start_fds = rss_kib(slmd.pid), descriptors(slmd.pid)
+
+    counts = {"tcp_ok": 0, "tcp_error": 0, "tcp_silent_loss": 0, "udp_ok": 0, "udp_error": 0, "udp_silent_loss": 0,
+              "bytes_down": 0, "bytes_udp": 0}
+    faults = []
+    fault_cycle = ["reset", "peer-reset", "detach", "noise 00 ff 0d 0a 2b 2b 2b 0d 0a 4f 4b", "close-link"]
+    udp_client = (
+        "import os,socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5)\n"
+        "d=os.urandom(int(sys.argv[2])); s.sendto(d,('203.0.113.10',int(sys.argv[1])))\n"
+        "b,_=s.recvfrom(65536); sys.exit(0 if b==d else 3)\n")
+    deadline = time.monotonic() + args.minutes * 60
+    next_fault = time.monotonic() + args.fault_every
+    fault_index = 0
+    while time.monotonic() < deadline and slmd.poll() is None:
+        if time.monotonic() >= next_fault:
+            fault = fault_cycle[fault_index % len(fault_cycle)]
+            fault_index += 1
+            began = time.monotonic()
+            reply = control(f"{work}/control", fault)
+            if fault == "detach":
+                time.sleep(2)  # the network stays away a while
+                control(f"{work}/control", "attach")
+            if fault == "close-link":
+                time.sleep(1)  # the USB-serial adapter is unplugged for a second
+                control(f"{work}/control", "reopen")
+            recovered = wait_until(lambda: state() == "serving", 120, 0.2)
+            faults.append({"fault": fault.split()[0], "reply": reply, "recovered": recovered,
+                           "seconds": round(time.monotonic() - began, 2)})
+            next_fault = time.monotonic() + args.fault_every
+        # One download: exit status non-zero is an error the program saw; zero with wrong bytes is silent loss.
+        got = subprocess.run([f"{binaries}/preload/slm-run", "curl", "--silent", "--max-time", "60", "--output", "-",
+                              f"http://203.0.113.10:{web.server_address[1]}/blob"], env=env, capture_output=True)
+        if got.returncode != 0:
+            counts["tcp_error"] += 1
+        elif hashlib.sha256(got.stdout).hexdigest() != blob_sha:
+            counts["tcp_silent_loss"] += 1
+        else:
+            counts["tcp_ok"] += 1
+            counts["bytes_down"] += len(got.stdout)
+        size = rng.choice([1, 64, 512, 1024])
+        echo = subprocess.run([f"{binaries}/preload/slm-run", sys.executable, "-c", udp_client,
+                               str(udp.server_address[1]), str(size)], env=env, capture_output=True)
+        if echo.returncode == 0:
+            counts["udp_ok"] += 1
+            counts["bytes_udp"] += size
+        elif echo.returncode == 3:
+            counts["udp_silent_loss"] += 1
+        else:
+            counts["udp_error"] += 1  # a timeout: UDP may lose datagrams, and the program saw it
+
+    alive = slmd.poll() is None
+    summary = {"minutes": args.minutes, "profile": args.profile, "baud": args.baud, "slmd_alive": alive, **counts,
+               "faults": faults, "rss_kib": [start_rss, rss_kib(slmd.pid) if alive else None],
+               "descriptors": [start_fds, descriptors(slmd.pid) if alive else None], "work": work}
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        open(args.json, "w").write(json.dumps(summary, indent=2))
+    slmd.terminate()
+    sim.terminate()
+    ok = alive and counts["tcp_silent_loss"] == 0 and counts["udp_silent_loss"] == 0 and all(
+        f["recovered"] for f in faults)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

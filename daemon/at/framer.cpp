@@ -257,6 +257,7 @@ void Framer::reset() {
     payload_remaining_ = 0;
     payload_ = {};
     in_payload_ = false;
+    payload_start_ = false;
     prev_ = Prev::stream_start;
     skipping_ = false;
     scan_hint_ = 0;
@@ -290,7 +291,7 @@ void Framer::process(std::vector<Event>& out, bool idle) {
         bool more = false;
         if (in_payload_) {
             scan_hint_ = 0;
-            more = step_payload(cur, out);
+            more = step_payload(cur, out, idle);
         } else if (mode_ == LinkMode::data || mode_ == LinkMode::leaving_data_mode) {
             scan_hint_ = 0;
             more = step_data(cur, out, idle);
@@ -305,7 +306,17 @@ void Framer::process(std::vector<Event>& out, bool idle) {
     buffer_.erase(0, cur);
 }
 
-bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out) {
+bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) {
+    while (payload_start_) {
+        std::size_t length = 0;
+        const auto verdict = interleaved_notification(std::string_view(buffer_).substr(cur), idle, length, out);
+        if (verdict == Interleaved::undecided) return false;  // wait for the bytes that decide it
+        if (verdict == Interleaved::none) {
+            payload_start_ = false;
+            break;
+        }
+        cur += length;
+    }
     const std::size_t take = std::min(payload_remaining_, buffer_.size() - cur);
     payload_.bytes.append(buffer_, cur, take);
     cur += take;
@@ -314,8 +325,43 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out) {
     out.emplace_back(std::move(payload_));
     payload_ = {};
     in_payload_ = false;
+    payload_start_ = false;
     prev_ = Prev::payload_end;
     return true;
+}
+
+Framer::Interleaved Framer::interleaved_notification(std::string_view s, bool idle, std::size_t& length,
+                                                     std::vector<Event>& out) const {
+    // Only what the proxy threads write can come between a header and its payload (modem URCs come out
+    // between commands). A payload that itself starts with one of these complete notifications would be taken
+    // for it: binary data does not, and a text payload would have to carry a whole, well-formed SLM line.
+    static constexpr std::string_view heads[] = {"\r\n#XUDPDATA: ", "\r\n#XTCPDATA: ", "\r\n#XTCPCLI: ",
+                                                 "\r\n#XUDPCLI: ",  "\r\n#XTCPSVR: ",  "\r\n#XUDPSVR: "};
+    const auto undecided_or_none = idle ? Interleaved::none : Interleaved::undecided;
+    bool head_found = false;
+    for (std::string_view head : heads) {
+        if (s.size() < head.size() && head.starts_with(s)) return undecided_or_none;
+        head_found |= s.starts_with(head);
+    }
+    if (!head_found) return Interleaved::none;
+    const std::size_t end = s.find(crlf, 2);
+    if (end == std::string_view::npos) return s.size() < line_limit ? undecided_or_none : Interleaved::none;
+    const std::string_view text = s.substr(2, end - 2);
+    if (auto header = parse_data_header(text)) {
+        // Another proxy's data notification, whole (its header and its payload are each one write).
+        if (header->proxy == payload_.proxy || header->size > profile_.receive_chunk_max) return Interleaved::none;
+        if (s.size() < end + 2 + header->size) return undecided_or_none;
+        out.emplace_back(ProxyData{header->proxy, std::string(s.substr(end + 2, header->size)),
+                                   std::move(header->address), header->port});
+        length = end + 2 + header->size;
+        return Interleaved::taken;
+    }
+    if (text.ends_with("\"disconnected\"") || text.ends_with("\"stopped\"") || text.ends_with("\"connected\"")) {
+        out.emplace_back(Urc{std::string(text)});
+        length = end + 2;
+        return Interleaved::taken;
+    }
+    return Interleaved::none;
 }
 
 bool Framer::step_skip(std::size_t& cur, std::vector<Event>& out, bool /*idle*/) {
@@ -506,6 +552,7 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
                 prev_ = Prev::payload_end;
             } else {
                 in_payload_ = true;
+                payload_start_ = true;
                 payload_remaining_ = header->size;
             }
             return;
@@ -537,6 +584,7 @@ void Framer::on_ready(std::vector<Event>& out) {
     take_unprefixed_lines_ = false;
     mode_ = LinkMode::command;
     in_payload_ = false;
+    payload_start_ = false;
     payload_ = {};
     payload_remaining_ = 0;
     exit_requested_ = false;

@@ -137,7 +137,13 @@ private:
     };
 
     void process(std::vector<Event>& out, bool idle);
-    bool step_payload(std::size_t& cur, std::vector<Event>& out);
+    bool step_payload(std::size_t& cur, std::vector<Event>& out, bool idle);
+    enum class Interleaved { none, undecided, taken };
+    // At the start of a header-first payload: another proxy's notification the firmware wrote between the
+    // header and its payload (reference: proxy threads interleave between whole writes). `taken`: it was
+    // emitted and is `length` bytes long.
+    Interleaved interleaved_notification(std::string_view s, bool idle, std::size_t& length,
+                                         std::vector<Event>& out) const;
     bool step_skip(std::size_t& cur, std::vector<Event>& out, bool idle);
     bool step_line(std::size_t& cur, std::vector<Event>& out, bool idle);
     bool step_data(std::size_t& cur, std::vector<Event>& out, bool idle);
@@ -165,6 +171,7 @@ private:
     std::size_t payload_remaining_ = 0;
     ProxyData payload_;
     bool in_payload_ = false;
+    bool payload_start_ = false;  // no byte of the current payload taken yet: an interleaved URC may come first
     Prev prev_ = Prev::stream_start;
     bool skipping_ = false;              // inside the rest of an over-long line
     std::size_t scan_hint_ = 0;          // bytes at the front of buffer_ already searched for CRLF

@@ -228,6 +228,18 @@ const std::vector<Case>& cases() {
         {"tcpdata_with_address_is_urc", "2.9.0", {F("\r\n#XTCPDATA: 1,\"1.2.3.4\",1\r\n")},
          {urc("#XTCPDATA: 1,\"1.2.3.4\",1")}},
 
+        // --- another proxy's notification between a header and its payload (reference 1, interleaving) ---
+        {"udp_data_between_tcp_header_and_payload", "2.9.0",
+         {F("\r\n#XTCPDATA: 5\r\n\r\n#XUDPDATA: 3,\"::\",0\r\nabchello")},
+         {udp_from("abc", "::", 0), tcp("hello")}},
+        {"proxy_urc_between_tcp_header_and_payload", "2.5.0",
+         {F("\r\n#XTCPDATA: 2\r\n\r\n#XUDPCLI: -104,\"disconnected\"\r\nhi\r\nOK\r\n")},
+         {urc("#XUDPCLI: -104,\"disconnected\""), tcp("hi"), urc("OK")}},
+        {"payload_that_only_looks_like_a_notification_is_payload", "2.9.0",
+         {F("\r\n#XTCPDATA: 9\r\n\r\n#XUDzzz")}, {tcp("\r\n#XUDzzz")}},
+        {"partial_notification_at_idle_is_payload", "2.9.0",
+         {F("\r\n#XTCPDATA: 4\r\n\r\n#X"), I(), F("\r\n+CEREG: 1\r\n")}, {tcp("\r\n#X"), urc("+CEREG: 1")}},
+
         // --- data-first receive, v1.7-v2.2 (reference 3) ---
         {"data_first_tcp", "2.2.0", {F("\r\n+CEREG: 1\r\nhello\r\n#XTCPDATA: 5\r\n")}, {urc("+CEREG: 1"), tcp("hello")}},
         {"data_first_payload_with_lines", "2.2.0", {F("\r\n+CEREG: 1\r\na\r\nOK\r\nb\r\n#XTCPDATA: 8\r\n")},

@@ -155,6 +155,14 @@ void SerialPort::write_loop() {
     asio::async_write(descriptor_, asio::buffer(write_queue_.front()),
                       [this, alive = alive_](boost::system::error_code error, std::size_t n) {
                           if (!*alive || closing_) return;
+                          if (drop_queue_when_aborted_) {
+                              // The link this write was for is gone; so is everything queued for it.
+                              drop_queue_when_aborted_ = false;
+                              write_queue_.clear();
+                              writing_ = false;
+                              if (descriptor_.is_open()) write_loop();
+                              return;
+                          }
                           if (error == asio::error::operation_aborted) return;
                           if (error == asio::error::interrupted || error == asio::error::would_block ||
                               error == asio::error::try_again) {
@@ -181,11 +189,17 @@ void SerialPort::lost(std::error_code error) {
     if (!descriptor_.is_open()) return;
     SLMD_WARN("serial: lost {} ({}), reopening with backoff", options_.path, error.message());
     boost::system::error_code ignored;
-    descriptor_.close(ignored);
+    descriptor_.cancel(ignored);
+    const int stale = descriptor_.release();
+    ::flock(stale, LOCK_UN);  // the new descriptor takes the device's lock (flock is per open file)
+    stale_descriptors_.push_back(stale);
     for (const auto& chunk : write_queue_) discarded_ += chunk.size();
-    write_queue_.clear();
     queued_bytes_ = 0;
-    writing_ = false;
+    if (writing_) {
+        drop_queue_when_aborted_ = true;
+    } else {
+        write_queue_.clear();
+    }
     backoff_ = options_.reopen_initial_backoff;
     if (on_lost_) on_lost_(error);
     schedule_reopen();
@@ -202,10 +216,12 @@ void SerialPort::schedule_reopen() {
             return;
         }
         SLMD_NOTICE("serial: {} is back", options_.path);
+        for (int stale : stale_descriptors_) ::close(stale);
+        stale_descriptors_.clear();
         backoff_ = options_.reopen_initial_backoff;
         if (on_restored_) on_restored_();
         read_loop();
-        write_loop();
+        if (!writing_) write_loop();
     });
 }
 
@@ -214,6 +230,8 @@ void SerialPort::close() {
     reopen_timer_.cancel();
     boost::system::error_code ignored;
     if (descriptor_.is_open()) descriptor_.close(ignored);
+    for (int stale : stale_descriptors_) ::close(stale);
+    stale_descriptors_.clear();
     write_queue_.clear();
     queued_bytes_ = 0;
     writing_ = false;

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <vector>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -75,6 +76,13 @@ private:
     std::deque<std::string> write_queue_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false;
+    // The link was lost while a write was in flight: its chunk must stay alive until the aborted write's
+    // handler has run (the kernel may still be reading it), and then the whole queue goes.
+    bool drop_queue_when_aborted_ = false;
+    // Descriptors of a lost link, closed only once the new one is open: a new open must not get the same
+    // number while operations on the old one may still be completing (io_uring completes cancellations
+    // asynchronously, and Boost 1.81 mixes up a reused number's operations).
+    std::vector<int> stale_descriptors_;
     bool started_ = false;
     bool closing_ = false;
     bool read_paused_ = false;

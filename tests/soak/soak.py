@@ -71,6 +71,8 @@ def main():
     parser.add_argument("--fault-every", type=float, default=45, help="seconds between injected faults")
     parser.add_argument("--size", type=int, default=64 * 1024, help="bytes per download")
     parser.add_argument("--json", help="also write the summary here")
+    parser.add_argument("--faults", default="reset,peer-reset,detach,noise,close-link",
+                        help="comma-separated cycle of faults: reset, peer-reset, detach, noise, close-link")
     args = parser.parse_args()
     binaries = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="slmd-soak.")
@@ -115,7 +117,9 @@ def main():
     counts = {"tcp_ok": 0, "tcp_error": 0, "tcp_silent_loss": 0, "udp_ok": 0, "udp_error": 0, "udp_silent_loss": 0,
               "bytes_down": 0, "bytes_udp": 0}
     faults = []
-    fault_cycle = ["reset", "peer-reset", "detach", "noise 00 ff 0d 0a 2b 2b 2b 0d 0a 4f 4b", "close-link"]
+    commands = {"reset": "reset", "peer-reset": "peer-reset", "detach": "detach",
+                "noise": "noise 00 ff 0d 0a 2b 2b 2b 0d 0a 4f 4b", "close-link": "close-link"}
+    fault_cycle = [commands[name] for name in args.faults.split(",") if name]
     udp_client = (
         "import os,socket,sys\n"
         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5)\n"

@@ -44,17 +44,7 @@ class Source {
 public:
     explicit Source(std::string payload, std::size_t reset_after = std::string::npos)
         : payload_(std::move(payload)), reset_after_(reset_after) {
-        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
-        setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-        listen(fd_, 4);
-        socklen_t length = sizeof address;
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-        port_ = ntohs(address.sin_port);
+        fd_ = loopback_tcp_listener(port_, 4);
         thread_ = std::thread([this] { serve(); });
     }
     ~Source() {

@@ -112,6 +112,11 @@ bool eventually(Predicate done, std::chrono::milliseconds limit = std::chrono::s
 }
 
 std::string read_file(const std::string& path);
+// A listening TCP socket on 127.0.0.1 at a free port (set in `port`); the descriptor.
+int loopback_tcp_listener(std::uint16_t& port, int backlog = 8);
+// A process's open descriptors and resident size (VmRSS, KiB), from /proc.
+std::size_t descriptors_of(int pid);
+long resident_kib(int pid);
 std::size_t count(const std::string& text, const std::string& needle);
 bool write_all(int fd, const std::string& bytes);
 // Reads until `count` bytes, EOF or an error, within an overall deadline.

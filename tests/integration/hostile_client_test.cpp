@@ -32,16 +32,6 @@ namespace wire = slmsock::wire;
 
 namespace {
 
-// slmd's open descriptors, from /proc (the test runs as root or as slmd's own user).
-std::size_t descriptors_of(int pid) {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-        ++n;
-    }
-    return n;
-}
-
 class Control {
 public:
     explicit Control(const std::string& path, bool nonblocking = false) {

@@ -29,30 +29,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::size_t descriptors_of(int pid) {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-        ++n;
-    }
-    return n;
-}
-
-// VmRSS in KiB.
-long resident_kib(int pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string key;
-    long value = 0;
-    while (status >> key) {
-        if (key == "VmRSS:") {
-            status >> value;
-            return value;
-        }
-        status.ignore(4096, '\n');
-    }
-    return -1;
-}
-
 // Under AddressSanitizer freed memory waits in its quarantine (up to 256 MiB), so resident size there measures
 // the quarantine, not slmd: the sanitizer build checks descriptors only (and ASan's own leak check at exit).
 void expect_resident_memory_kept(long before_kib, long after_kib) {

@@ -1,5 +1,6 @@
 // Owns: flow lifecycle and relaying (see flow_manager.hpp).
 #include "core/flow_manager.hpp"
+#include "core/tls_parameters.hpp"
 
 #include <arpa/inet.h>
 #include <sys/random.h>
@@ -44,6 +45,7 @@ struct FlowManager::Flow {
     wire::Address destination;
     std::uint16_t port = 0;
     std::string host;  // numeric text
+    std::optional<wire::TlsParameters> tls;  // TLS run by the modem
     Phase phase = Phase::waiting;
     int error = 0;  // errno of a failed or reset flow
     std::chrono::steady_clock::time_point connect_by;
@@ -156,6 +158,7 @@ void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t dat
     flow->destination = request.destination;
     flow->port = request.port;
     flow->host = address_text(request.destination);
+    flow->tls = request.tls;
     flow->data_port = data_port;
     flow->requester = requester;
     const auto timeout = request.timeout_ms ? std::chrono::milliseconds(request.timeout_ms)
@@ -164,7 +167,8 @@ void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t dat
     flows_[flow->id] = flow;
     waiting_.push_back(flow);
     ++counters_.opened;
-    SLMD_INFO("flow {}: connect to {}:{}{}", flow->id, flow->host, flow->port,
+    SLMD_INFO("flow {}: connect to {}:{}{}{}", flow->id, flow->host, flow->port,
+              request.tls ? " with TLS by the modem (sec_tag " + std::to_string(request.tls->sec_tag) + ")" : "",
               request.nonblocking ? " (non-blocking)" : "");
 
     std::weak_ptr<Flow> weak = flow;
@@ -209,7 +213,7 @@ void FlowManager::start_connect(const FlowPtr& flow) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(flow->connect_by -
                                                                             std::chrono::steady_clock::now());
     std::weak_ptr<Flow> weak = flow;
-    driver_.tcp_connect({flow->host, flow->port, flow->destination.family == wire::Family::ipv6},
+    driver_.tcp_connect(modem_endpoint(flow->host, flow->port, flow->destination.family == wire::Family::ipv6, flow->tls),
                         std::max(left, std::chrono::milliseconds(1000)), connection_events(flow),
                         [this, alive = alive_, weak](int error, modem::ConnectionId id) {
                             auto flow = weak.lock();

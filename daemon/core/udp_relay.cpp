@@ -330,7 +330,8 @@ void UdpRelay::open_client(const Peer& peer) {
     const auto generation = ++generation_;
     proxy_bytes_up_ = proxy_bytes_down_ = 0;
     destination_ = peer;
-    const modem::TcpEndpoint endpoint{address_text(peer.address), peer.port, peer.address.family == wire::Family::ipv6};
+    const modem::TcpEndpoint endpoint{address_text(peer.address), peer.port, peer.address.family == wire::Family::ipv6,
+                                      std::nullopt};
     driver_.udp_connect(endpoint, proxy_events(generation),
                         [this, alive = alive_, generation, peer](int error, modem::ConnectionId id) {
                             if (!*alive || generation != generation_) return;

@@ -18,10 +18,21 @@ namespace slmd::modem {
 
 using ConnectionId = std::uint32_t;
 
+// TLS (TCP) or DTLS (UDP) run by the modem. Unset choices leave the firmware's defaults, which differ between
+// releases (docs/tls.md); a driver refuses with EOPNOTSUPP what its firmware cannot do.
+struct TlsOptions {
+    int sec_tag = 0;
+    std::optional<int> peer_verify;      // 0 none, 1 optional, 2 required
+    std::optional<int> hostname_verify;  // 0 off, 1 on
+    std::optional<int> dtls_cid;         // 0 disabled, 1 supported, 2 enabled
+    bool operator==(const TlsOptions&) const = default;
+};
+
 struct TcpEndpoint {
-    std::string host;  // numeric address text (or a name the modem resolves)
+    std::string host;  // numeric address text (or a name the modem resolves; with TLS also the name it verifies)
     std::uint16_t port = 0;
     bool ipv6 = false;
+    std::optional<TlsOptions> tls;
 };
 
 enum class CloseReason {

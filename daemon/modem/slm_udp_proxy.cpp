@@ -85,7 +85,7 @@ void SlmProxyDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
                                std::function<void(int, ConnectionId)> done) {
     if (!serving()) return done(ENETDOWN, 0);
     if (udp_) return done(EBUSY, 0);
-    udp_ = UdpProxy{next_id_++, UdpRole::server, TcpEndpoint{{}, port, ipv6}, std::move(events), UdpState::open,
+    udp_ = UdpProxy{next_id_++, UdpRole::server, TcpEndpoint{{}, port, ipv6, std::nullopt}, std::move(events), UdpState::open,
                     false, {}};
     udp_open(std::move(done));
 }

@@ -29,6 +29,7 @@ enum : std::uint16_t {
     type_stats_request = 0x000b,
     type_at_request = 0x000c,
     type_reset_request = 0x000d,
+    type_credential_request = 0x000e,
     type_connect_reply = 0x8001,
     type_flow_status_reply = 0x8002,
     type_shutdown_reply = 0x8003,
@@ -42,6 +43,7 @@ enum : std::uint16_t {
     type_stats_reply = 0x800b,
     type_at_reply = 0x800c,
     type_reset_reply = 0x800d,
+    type_credential_reply = 0x800e,
     type_error_reply = 0x80ff,
 };
 
@@ -98,6 +100,14 @@ public:
         u16(static_cast<std::uint16_t>(n));
         bytes(reinterpret_cast<const std::uint8_t*>(s.data()), n);
     }
+    // A TLS block: sec_tag, the three choices (tls_default or their range), the host name.
+    void tls(const TlsParameters& t) {
+        i32(std::clamp(t.sec_tag, std::int32_t{0}, max_sec_tag));
+        u8(choice(t.peer_verify, 2));
+        u8(choice(t.hostname_verify, 1));
+        u8(choice(t.dtls_cid, 2));
+        string(t.hostname, max_name_length);
+    }
     void address(const Address& a) {
         // An unknown family is written as unspecified; padding is always zero (the canonical form).
         std::array<std::uint8_t, 16> b{};
@@ -115,6 +125,7 @@ public:
     std::vector<std::uint8_t> take() { return std::move(out_); }
 
 private:
+    static std::uint8_t choice(std::uint8_t v, std::uint8_t max) { return v <= max ? v : tls_default; }
     void put_le(std::uint64_t v, int n) {
         for (int i = 0; i < n; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
     }
@@ -156,8 +167,10 @@ struct BodyEncoder {
         w.u8(transport_byte(m.transport));
         w.address(m.destination);
         w.u16(m.port);
-        w.u8(m.nonblocking ? 1 : 0);  // flags: bit 0 = nonblocking, others reserved (0)
+        // flags: bit 0 = nonblocking, bit 1 = a TLS block follows, others reserved (0)
+        w.u8(static_cast<std::uint8_t>((m.nonblocking ? 1 : 0) | (m.tls ? 2 : 0)));
         w.u32(m.timeout_ms);
+        if (m.tls) w.tls(*m.tls);
         return type_connect_request;
     }
     std::uint16_t operator()(const FlowStatusRequest& m) const {
@@ -194,6 +207,8 @@ struct BodyEncoder {
         w.u16(m.app_port);
         w.address(m.peer);
         w.u16(m.peer_port);
+        w.u8(m.tls ? 1 : 0);  // flags: bit 0 = a DTLS block follows, others reserved (0)
+        if (m.tls) w.tls(*m.tls);
         return type_udp_associate_request;
     }
     std::uint16_t operator()(const LookupRequest& m) const {
@@ -212,6 +227,29 @@ struct BodyEncoder {
         return type_at_request;
     }
     std::uint16_t operator()(const ResetRequest&) const { return type_reset_request; }
+    std::uint16_t operator()(const CredentialRequest& m) const {
+        const auto op = static_cast<std::uint8_t>(m.op);
+        w.u8(op == 0 || op == 1 || op == 3 ? op : 1);
+        w.i32(m.sec_tag < 0 ? any_sec_tag : m.sec_tag);
+        w.u8(m.type <= 4 ? m.type : any_credential_type);
+        w.string(m.content, max_credential_length);
+        w.u8(m.force ? 1 : 0);
+        return type_credential_request;
+    }
+    std::uint16_t operator()(const CredentialReply& m) const {
+        w.i32(m.status);
+        const std::size_t n = std::min(m.entries.size(), max_credential_entries);
+        w.u8(static_cast<std::uint8_t>(n));
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& e = m.entries[i];
+            w.i32(std::max(e.sec_tag, std::int32_t{0}));
+            const auto t = static_cast<std::uint8_t>(e.type);
+            w.u8(t <= 4 ? t : 0);
+            w.string(e.sha256, max_text_length);
+        }
+        w.string(m.message, max_text_length);
+        return type_credential_reply;
+    }
     std::uint16_t operator()(const StatsReply& m) const {
         for (auto field : stats_counters) w.u64(m.*field);
         for (const auto* latency : {&m.downlink, &m.uplink}) {
@@ -359,6 +397,16 @@ public:
         if (v != 0 && v != 4 && v != 6) fail(DecodeError::malformed);
         return static_cast<Family>(v);
     }
+    TlsParameters tls() {
+        TlsParameters t;
+        t.sec_tag = i32();
+        if (t.sec_tag < 0) fail(DecodeError::malformed);
+        t.peer_verify = choice(2);
+        t.hostname_verify = choice(1);
+        t.dtls_cid = choice(2);
+        t.hostname = string(max_name_length);
+        return t;
+    }
     Address address() {
         Address a;
         a.family = family();
@@ -376,6 +424,12 @@ public:
         return static_cast<E>(v);
     }
     std::size_t remaining() const { return b_.size() - pos_; }
+    // A value in 0…max, or tls_default.
+    std::uint8_t choice(std::uint8_t max) {
+        const auto v = u8();
+        if (v > max && v != tls_default) fail(DecodeError::malformed);
+        return v;
+    }
     void fail(DecodeError e) {
         if (!error_) error_ = e;
     }
@@ -410,8 +464,11 @@ std::optional<Message> decode_body(std::uint16_t type, Reader& r) {
         m.transport = r.enumeration<Transport>(1, 2);
         m.destination = r.address();
         m.port = r.u16();
-        m.nonblocking = r.boolean();  // flags byte: only bit 0 is defined
+        const auto flags = r.u8();
+        if (flags > 3) r.fail(DecodeError::malformed);  // bits 0 and 1 only
+        m.nonblocking = flags & 1;
         m.timeout_ms = r.u32();
+        if (flags & 2) m.tls = r.tls();
         return m;
     }
     case type_flow_status_request: {
@@ -455,6 +512,7 @@ std::optional<Message> decode_body(std::uint16_t type, Reader& r) {
         m.app_port = r.u16();
         m.peer = r.address();
         m.peer_port = r.u16();
+        if (r.boolean()) m.tls = r.tls();  // flags byte: only bit 0 is defined
         return m;
     }
     case type_lookup_request: {
@@ -479,6 +537,39 @@ std::optional<Message> decode_body(std::uint16_t type, Reader& r) {
     }
     case type_reset_request:
         return ResetRequest{};
+    case type_credential_request: {
+        CredentialRequest m;
+        m.op = static_cast<CredentialOp>(r.u8());
+        if (m.op != CredentialOp::write && m.op != CredentialOp::list && m.op != CredentialOp::remove)
+            r.fail(DecodeError::malformed);
+        m.sec_tag = r.i32();
+        if (m.sec_tag < any_sec_tag) r.fail(DecodeError::malformed);
+        m.type = r.u8();
+        if (m.type > 4 && m.type != any_credential_type) r.fail(DecodeError::malformed);
+        m.content = r.string(max_credential_length);
+        m.force = r.boolean();
+        return m;
+    }
+    case type_credential_reply: {
+        CredentialReply m;
+        m.status = r.i32();
+        const std::size_t n = r.u8();
+        if (r.error()) return m;
+        if (n > max_credential_entries) {
+            r.fail(DecodeError::malformed);
+            return m;
+        }
+        for (std::size_t i = 0; i < n && !r.error(); ++i) {
+            CredentialEntry e;
+            e.sec_tag = r.i32();
+            if (e.sec_tag < 0) r.fail(DecodeError::malformed);
+            e.type = r.enumeration<CredentialType>(0, 4);
+            e.sha256 = r.string(max_text_length);
+            m.entries.push_back(std::move(e));
+        }
+        m.message = r.string(max_text_length);
+        return m;
+    }
     case type_stats_reply: {
         StatsReply m;
         for (auto field : stats_counters) m.*field = r.u64();

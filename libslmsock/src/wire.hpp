@@ -47,6 +47,19 @@ struct Address {
 
 using Token = std::array<std::uint8_t, 16>;
 
+// TLS or DTLS run by the modem itself (docs/tls.md): the UART then carries plaintext. Fields the firmware takes
+// as command parameters; tls_default leaves the firmware's own default, which differs between releases.
+inline constexpr std::uint8_t tls_default = 0xff;
+inline constexpr std::int32_t max_sec_tag = 2147483647;
+struct TlsParameters {
+    std::int32_t sec_tag = 0;                     // the modem's credential set, 0 … max_sec_tag
+    std::uint8_t peer_verify = tls_default;       // 0 none, 1 optional, 2 required
+    std::uint8_t hostname_verify = tls_default;   // 0 off, 1 on (v2.6+ firmware)
+    std::uint8_t dtls_cid = tls_default;          // DTLS connection id: 0 disabled, 1 supported, 2 enabled (v2.5+)
+    std::string hostname;                         // what the modem connects to and verifies ("" = the address)
+    bool operator==(const TlsParameters&) const = default;
+};
+
 // Requests (client → slmd) ---------------------------------------------------------------------------------
 
 // Open a connection through the modem. With `nonblocking`, slmd answers at once (status -EINPROGRESS) and
@@ -57,6 +70,7 @@ struct ConnectRequest {
     std::uint16_t port = 0;
     bool nonblocking = false;
     std::uint32_t timeout_ms = 0;  // 0 = slmd's default
+    std::optional<TlsParameters> tls;  // TLS by the modem; none = plain TCP (or slmd's tls mapping decides)
     bool operator==(const ConnectRequest&) const = default;
 };
 
@@ -116,6 +130,7 @@ struct UdpAssociateRequest {
     std::uint16_t app_port = 0;
     Address peer;
     std::uint16_t peer_port = 0;
+    std::optional<TlsParameters> tls;  // DTLS by the modem (a UDP client only)
     bool operator==(const UdpAssociateRequest&) const = default;
 };
 
@@ -152,6 +167,25 @@ struct AtRequest {
 // Graceful modem reset (administrators only): proxies closed, AT+CFUN=0, AT#XRESET, normal bring-up.
 struct ResetRequest {
     bool operator==(const ResetRequest&) const = default;
+};
+
+// The modem's credential store (slmctl cred; administrators only). Writes and deletes go through AT%CMNG with
+// the radio off (AT+CFUN=4) for the moment they take, or #XCMNG on firmware built with native TLS; slmd refuses
+// them with EBUSY while connections are open unless `force`. Content is never logged.
+enum class CredentialOp : std::uint8_t { write = 0, list = 1, remove = 3 };
+enum class CredentialType : std::uint8_t { ca = 0, certificate = 1, private_key = 2, psk = 3, identity = 4 };
+inline constexpr std::uint8_t any_credential_type = 0xff;  // list: every type
+inline constexpr std::int32_t any_sec_tag = -1;             // list: every sec_tag
+// Content of one credential: the modem's AT line is 4096 bytes, and the command around the content takes < 40.
+inline constexpr std::size_t max_credential_length = 4000;
+inline constexpr std::size_t max_credential_entries = 48;  // per CredentialReply
+struct CredentialRequest {
+    CredentialOp op = CredentialOp::list;
+    std::int32_t sec_tag = any_sec_tag;        // write/remove: 0 … max_sec_tag
+    std::uint8_t type = any_credential_type;   // a CredentialType; any_credential_type only for list
+    std::string content;                       // write only: PEM text, or hex for a PSK
+    bool force = false;                        // write/remove while connections are open (they are reset)
+    bool operator==(const CredentialRequest&) const = default;
 };
 
 // Replies (slmd → client) -----------------------------------------------------------------------------------
@@ -310,6 +344,22 @@ struct ResetReply {
     bool operator==(const ResetReply&) const = default;
 };
 
+struct CredentialEntry {
+    std::int32_t sec_tag = 0;
+    CredentialType type = CredentialType::ca;
+    std::string sha256;  // as the modem reports it (hex), "" when it does not
+    bool operator==(const CredentialEntry&) const = default;
+};
+// status 0, or -EACCES, -EBUSY (connections open; see force), -EINVAL (bad sec_tag/type/content), -EMSGSIZE
+// (content over max_credential_length), -ENOENT (remove: no such credential), -EIO (the modem refused;
+// `message` holds its answer), -ENETDOWN.
+struct CredentialReply {
+    std::int32_t status = 0;
+    std::vector<CredentialEntry> entries;  // list: ≤ max_credential_entries
+    std::string message;                   // a one-line reason when status != 0
+    bool operator==(const CredentialReply&) const = default;
+};
+
 // Any request that could not be served at all (malformed, unknown type, not authorised).
 struct ErrorReply {
     std::int32_t error = 0;  // -errno
@@ -320,9 +370,9 @@ struct ErrorReply {
 using Message =
     std::variant<ConnectRequest, FlowStatusRequest, ShutdownRequest, ResolveRequest, StatusRequest, BindRequest,
                  ListenRequest, UdpAssociateRequest, LookupRequest, ProxiesRequest, StatsRequest, AtRequest,
-                 ResetRequest, ConnectReply, FlowStatusReply, ShutdownReply, ResolveReply, StatusReply, BindReply,
-                 ListenReply, UdpAssociateReply, LookupReply, ProxiesReply, StatsReply, AtReply, ResetReply,
-                 ErrorReply>;
+                 ResetRequest, CredentialRequest, ConnectReply, FlowStatusReply, ShutdownReply, ResolveReply,
+                 StatusReply, BindReply, ListenReply, UdpAssociateReply, LookupReply, ProxiesReply, StatsReply,
+                 AtReply, ResetReply, CredentialReply, ErrorReply>;
 
 struct Envelope {
     std::uint32_t request_id = 0;  // echoed in the reply

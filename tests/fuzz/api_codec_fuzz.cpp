@@ -68,6 +68,17 @@ struct Generator {
             if (a.bytes[i] != 0) within_limits = false;
         return a;
     }
+    std::optional<TlsParameters> tls() {
+        if (!in.ConsumeBool()) return std::nullopt;
+        TlsParameters t;
+        t.sec_tag = in.ConsumeIntegral<std::int32_t>();
+        if (t.sec_tag < 0) within_limits = false;  // the encoder clamps it
+        t.peer_verify = enumeration<std::uint8_t>({0, 1, 2, tls_default});
+        t.hostname_verify = enumeration<std::uint8_t>({0, 1, tls_default});
+        t.dtls_cid = enumeration<std::uint8_t>({0, 1, 2, tls_default});
+        t.hostname = text(max_name_length);
+        return t;
+    }
     Token token() {
         Token t{};
         const auto raw = in.ConsumeBytes<std::uint8_t>(16);
@@ -76,10 +87,44 @@ struct Generator {
     }
 
     Message message() {
-        switch (in.ConsumeIntegralInRange<int>(0, 16)) {
-        case 0:
-            return ConnectRequest{enumeration<Transport>({1, 2}), address(), in.ConsumeIntegral<std::uint16_t>(),
-                                  in.ConsumeBool(), in.ConsumeIntegral<std::uint32_t>()};
+        switch (in.ConsumeIntegralInRange<int>(0, 20)) {
+        case 0: {
+            ConnectRequest m{enumeration<Transport>({1, 2}), address(), in.ConsumeIntegral<std::uint16_t>(),
+                             in.ConsumeBool(), in.ConsumeIntegral<std::uint32_t>(), std::nullopt};
+            m.tls = tls();
+            return m;
+        }
+        case 17: {
+            UdpAssociateRequest m{enumeration<Family>({0, 4, 6}), in.ConsumeIntegral<std::uint16_t>(), address(),
+                                  in.ConsumeIntegral<std::uint16_t>(), std::nullopt};
+            m.tls = tls();
+            return m;
+        }
+        case 18: {
+            CredentialRequest m;
+            m.op = enumeration<CredentialOp>({0, 1, 3});
+            m.sec_tag = in.ConsumeIntegral<std::int32_t>();
+            if (m.sec_tag < any_sec_tag) within_limits = false;
+            m.type = enumeration<std::uint8_t>({0, 1, 2, 3, 4, any_credential_type});
+            m.content = text(max_credential_length);
+            m.force = in.ConsumeBool();
+            return m;
+        }
+        case 19: {
+            CredentialReply m;
+            m.status = in.ConsumeIntegral<std::int32_t>();
+            const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, 4);
+            for (std::size_t i = 0; i < n; ++i) {
+                CredentialEntry e;
+                e.sec_tag = in.ConsumeIntegral<std::int32_t>();
+                if (e.sec_tag < 0) within_limits = false;
+                e.type = enumeration<CredentialType>({0, 1, 2, 3, 4});
+                e.sha256 = text(max_text_length);
+                m.entries.push_back(std::move(e));
+            }
+            m.message = text(max_text_length);
+            return m;
+        }
         case 1:
             return FlowStatusRequest{in.ConsumeIntegral<std::uint64_t>(), in.ConsumeIntegral<std::uint16_t>()};
         case 2:

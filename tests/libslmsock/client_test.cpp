@@ -812,10 +812,10 @@ TEST(UdpAssociate, ModemRouteGivesTheStandInPort) {
     ASSERT_EQ(fake.failure(), "");
     ASSERT_EQ(fake.requests().size(), 5u);
     const auto& first = std::get<UdpAssociateRequest>(fake.requests()[0].message);
-    EXPECT_EQ(first, (UdpAssociateRequest{Family::ipv4, 40020, v4_address(198, 51, 100, 7), 5683}));
+    EXPECT_EQ(first, (UdpAssociateRequest{Family::ipv4, 40020, v4_address(198, 51, 100, 7), 5683, std::nullopt}));
     // The socket's family is AF_INET6; the v4-mapped peer goes to the modem as IPv4.
     const auto& second = std::get<UdpAssociateRequest>(fake.requests()[1].message);
-    EXPECT_EQ(second, (UdpAssociateRequest{Family::ipv6, 40021, v4_address(192, 0, 2, 1), 53}));
+    EXPECT_EQ(second, (UdpAssociateRequest{Family::ipv6, 40021, v4_address(192, 0, 2, 1), 53, std::nullopt}));
 
     setenv("SLMSOCK_SOCKET", "/nonexistent/slmd.sock", 1);
     EXPECT_EQ(slmsock_udp_associate(AF_INET, 0, sa(peer), sizeof peer, &stand_in), -EINVAL);

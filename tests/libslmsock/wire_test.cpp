@@ -72,10 +72,10 @@ struct Case {
 };
 
 std::vector<Case> cases() {
-    ConnectRequest connect4{Transport::tcp, v4(93, 184, 216, 34), 443, false, 30000};
+    ConnectRequest connect4{Transport::tcp, v4(93, 184, 216, 34), 443, false, 30000, std::nullopt};
     ConnectRequest connect6{Transport::tcp, v6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 80,
-                            true, 0};
-    ConnectRequest connect_udp{Transport::udp, v4(10, 0, 0, 1), 53, false, 0};
+                            true, 0, std::nullopt};
+    ConnectRequest connect_udp{Transport::udp, v4(10, 0, 0, 1), 53, false, 0, std::nullopt};
     ResolveRequest resolve{Family::unspecified, "example.com"};
     ConnectReply connected{0, Route::modem, 42, counting_token(), 33333};
     ConnectReply refused{-ECONNREFUSED, Route::modem, 0, Token{}, 0};
@@ -88,7 +88,7 @@ std::vector<Case> cases() {
     StatusReply status{"serving", "home", "2.9.0", "10.0.0.2", "", 2, 1, 33333};
     ErrorReply error{-EACCES, "not in group slm"};
     BindRequest bind_udp6{Transport::udp, Family::ipv6, 5683, 40001};
-    UdpAssociateRequest associate{Family::ipv4, 40002, v4(192, 0, 2, 7), 7};
+    UdpAssociateRequest associate{Family::ipv4, 40002, v4(192, 0, 2, 7), 7, std::nullopt};
     LookupRequest lookup{Transport::tcp, Family::ipv4, 8080, 45000};
     LookupReply looked_up{0, v4(10, 0, 0, 2), 8080, v4(192, 0, 2, 9), 0};
     ProxiesReply proxies{{{Transport::tcp, ProxyRole::server, 8080, "192.0.2.9", 4242, 3, 5},
@@ -107,6 +107,15 @@ std::vector<Case> cases() {
     stats.uplink = {100, 900, 5};
     AtReply at_ok{0, AtOutcome::ok, 0, {"mfw_nrf9160_1.3.5", "2.9.0"}};
     AtReply at_cme{0, AtOutcome::cme_error, 30, {}};
+    ConnectRequest connect_tls{Transport::tcp, v4(192, 0, 2, 5), 8883, false, 0,
+                               TlsParameters{42, 2, tls_default, tls_default, "tls.test"}};
+    UdpAssociateRequest associate_dtls{Family::ipv4, 40002, v4(192, 0, 2, 7), 5684,
+                                       TlsParameters{7, 0, 0, 2, ""}};
+    CredentialRequest cred_write{CredentialOp::write, 16843009, 0, "-----BEGIN", false};
+    CredentialRequest cred_list{CredentialOp::list, any_sec_tag, any_credential_type, "", false};
+    CredentialRequest cred_remove{CredentialOp::remove, 3, 2, "", true};
+    CredentialReply cred_listed{0, {{42, CredentialType::ca, "AB12"}, {42, CredentialType::private_key, ""}}, ""};
+    CredentialReply cred_busy{-EBUSY, {}, "2 connections open"};
 
     return {
         {"connect_ipv4", {0x01020304, connect4},
@@ -114,6 +123,19 @@ std::vector<Case> cases() {
         {"connect_ipv6_nonblocking", {7, connect6},
          "53 01 01 00 07 00 00 00  01  06 20 01 0d b8 00*11 01  50 00  01  00 00 00 00"},
         {"connect_udp", {8, connect_udp}, "53 01 01 00 08 00 00 00  02  04 0a 00 00 01 00*12  35 00  00  00*4"},
+        {"connect_tls", {3, connect_tls},
+         "53 01 01 00 03 00 00 00  01  04 c0 00 02 05 00*12  b3 22  02  00*4"
+         "  2a 00 00 00  02  ff  ff  08 00 'tls.test'"},
+        {"udp_associate_dtls", {15, associate_dtls},
+         "53 01 08 00 0f 00 00 00  04  42 9c  04 c0 00 02 07 00*12  34 16  01  07 00 00 00  00  00  02  00 00"},
+        {"credential_write", {22, cred_write},
+         "53 01 0e 00 16 00 00 00  00  01 01 01 01  00  0a 00 '-----BEGIN'  00"},
+        {"credential_list_all", {23, cred_list}, "53 01 0e 00 17 00 00 00  01  ff ff ff ff  ff  00 00  00"},
+        {"credential_remove_forced", {24, cred_remove}, "53 01 0e 00 18 00 00 00  03  03 00 00 00  02  00 00  01"},
+        {"credential_reply_list", {23, cred_listed},
+         "53 01 0e 80 17 00 00 00  00*4  02  2a 00 00 00  00  04 00 'AB12'  2a 00 00 00  02  00 00  00 00"},
+        {"credential_reply_busy", {22, cred_busy},
+         "53 01 0e 80 16 00 00 00  f0 ff ff ff  00  12 00 '2 connections open'"},
         {"flow_status_by_id", {9, FlowStatusRequest{0x1122334455667788, 0}},
          "53 01 02 00 09 00 00 00  88 77 66 55 44 33 22 11  00 00"},
         {"flow_status_by_port", {9, FlowStatusRequest{0, 40000}}, "53 01 02 00 09 00 00 00  00*8  40 9c"},
@@ -124,7 +146,7 @@ std::vector<Case> cases() {
         {"bind_udp6", {13, bind_udp6}, "53 01 06 00 0d 00 00 00  02  06  33 16  41 9c"},
         {"listen", {14, ListenRequest{Family::ipv4, 40001}}, "53 01 07 00 0e 00 00 00  04  41 9c"},
         {"udp_associate", {15, associate},
-         "53 01 08 00 0f 00 00 00  04  42 9c  04 c0 00 02 07 00*12  07 00"},
+         "53 01 08 00 0f 00 00 00  04  42 9c  04 c0 00 02 07 00*12  07 00  00"},
         {"lookup", {16, lookup}, "53 01 09 00 10 00 00 00  01  04  90 1f  c8 af"},
         {"proxies", {17, ProxiesRequest{}}, "53 01 0a 00 11 00 00 00"},
         {"stats", {18, StatsRequest{}}, "53 01 0b 00 12 00 00 00"},
@@ -230,9 +252,9 @@ TEST(Decode, HeaderErrors) {
     EXPECT_EQ(error_of(hex("58 01 05 00 0c 00 00 00")), DecodeError::bad_magic);
     EXPECT_EQ(error_of(hex("53 00 05 00 0c 00 00 00")), DecodeError::unsupported_version);
     EXPECT_EQ(error_of(hex("53 01 00 00 0c 00 00 00")), DecodeError::unknown_type);
-    EXPECT_EQ(error_of(hex("53 01 0e 00 0c 00 00 00")), DecodeError::unknown_type);
+    EXPECT_EQ(error_of(hex("53 01 0f 00 0c 00 00 00")), DecodeError::unknown_type);
     EXPECT_EQ(error_of(hex("53 01 00 80 0c 00 00 00")), DecodeError::unknown_type);
-    EXPECT_EQ(error_of(hex("53 01 0e 80 0c 00 00 00")), DecodeError::unknown_type);
+    EXPECT_EQ(error_of(hex("53 01 0f 80 0c 00 00 00")), DecodeError::unknown_type);
     EXPECT_EQ(error_of(hex("53 01 05 01 0c 00 00 00")), DecodeError::unknown_type);
 }
 
@@ -249,7 +271,6 @@ TEST(Decode, EnumsOutOfRangeAreMalformed) {
         "53 01 01 00 00*4  00  04 0a 00 00 01 00*12  50 00  00  00*4",  // transport 0
         "53 01 01 00 00*4  03  04 0a 00 00 01 00*12  50 00  00  00*4",  // transport 3
         "53 01 01 00 00*4  01  05 0a 00 00 01 00*12  50 00  00  00*4",  // family 5
-        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4",  // flags: reserved bit
         "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  ff  00*4",  // flags: all bits
         "53 01 03 00 00*4  05 00*7  00 00  03",                         // how 3
         "53 01 04 00 00*4  01  01 00 'a'",                              // resolve family 1
@@ -261,6 +282,17 @@ TEST(Decode, EnumsOutOfRangeAreMalformed) {
         "53 01 09 00 00*4  01  02  00 00  00 00",                       // lookup family 2
         "53 01 0a 80 00*4  01  01 03 00 00  00 00  00*4 00*8 00*8  00*4  00 00",  // proxy role 3
         "53 01 0a 80 00*4  09",                                         // more proxies than max_proxies
+        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  04  00*4",  // connect flags bit 2
+        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4  ff ff ff ff  ff ff ff  00 00",  // sec_tag -1
+        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4  01 00 00 00  03 ff ff  00 00",  // peer_verify 3
+        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4  01 00 00 00  ff 02 ff  00 00",  // hostname 2
+        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4  01 00 00 00  ff ff 03  00 00",  // dtls_cid 3
+        "53 01 0e 00 00*4  02  00*4  00  00 00  00",                    // credential op 2 (read: never offered)
+        "53 01 0e 00 00*4  00  fe ff ff ff  00  00 00  00",             // sec_tag -2
+        "53 01 0e 00 00*4  00  00*4  05  00 00  00",                    // credential type 5
+        "53 01 0e 00 00*4  00  00*4  00  00 00  02",                    // force 2
+        "53 01 0e 80 00*4  00*4  01  00*4  05  00 00  00 00",           // listed type 5
+        "53 01 0e 80 00*4  00*4  31",                                   // more entries than max_credential_entries
     };
     for (const char* b : bad) EXPECT_EQ(error_of(hex(b)), DecodeError::malformed) << b;
 }
@@ -334,7 +366,7 @@ TEST(Encode, NormalisesValuesOnlyACastCanMake) {
     Address alien;
     alien.family = static_cast<Family>(9);
     alien.bytes[0] = 1;
-    ConnectRequest c{static_cast<Transport>(7), messy, 1, true, 0};
+    ConnectRequest c{static_cast<Transport>(7), messy, 1, true, 0, std::nullopt};
     auto r = decode(encode({1, c}));
     ASSERT_TRUE(std::holds_alternative<Envelope>(r));
     const auto& got = std::get<ConnectRequest>(std::get<Envelope>(r).message);
@@ -369,6 +401,27 @@ TEST(Encode, LargestMessagesFitInOnePacket) {
     EXPECT_LE(encode({1, a}).size(), max_message_size);
     EXPECT_LE(encode({1, AtRequest{std::string(max_at_command_length, 'A'), true, max_at_timeout_ms}}).size(),
               max_message_size);
+}
+
+TEST(Decode, TlsBlockCutShortIsRefused) {
+    // A TLS flag with nothing after it, and a DTLS block of a UDP association cut inside its host name.
+    EXPECT_EQ(error_of(hex("53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4")), DecodeError::too_short);
+    EXPECT_EQ(error_of(hex("53 01 08 00 00*4  04  42 9c  04 c0 00 02 07 00*12  34 16  01  07 00 00 00  00 00 02  05 00 'ab'")),
+              DecodeError::malformed);
+}
+
+TEST(Decode, CredentialLimits) {
+    // The largest credential fits one message; the encoder cuts a longer one to max_credential_length.
+    CredentialRequest big{CredentialOp::write, max_sec_tag, 2, std::string(max_credential_length, 'k'), true};
+    const auto bytes = encode({1, big});
+    EXPECT_LE(bytes.size(), max_message_size);
+    auto r = decode(bytes);
+    ASSERT_TRUE(std::holds_alternative<Envelope>(r));
+    EXPECT_EQ(std::get<CredentialRequest>(std::get<Envelope>(r).message), big);
+    big.content.push_back('x');
+    r = decode(encode({1, big}));
+    ASSERT_TRUE(std::holds_alternative<Envelope>(r));
+    EXPECT_EQ(std::get<CredentialRequest>(std::get<Envelope>(r).message).content.size(), max_credential_length);
 }
 
 TEST(Decode, AtLimits) {

@@ -171,7 +171,7 @@ TEST_F(TcpServerFlowTest, ListenNeedsABindAndAFreeProxy) {
     EXPECT_EQ(listen_now(), -ENOENT);
     // A client flow holds the TCP proxy.
     std::optional<wire::ConnectReply> connected;
-    flows.connect(wire::ConnectRequest{wire::Transport::tcp, v4("203.0.113.5"), 80, false, 0}, 1,
+    flows.connect(wire::ConnectRequest{wire::Transport::tcp, v4("203.0.113.5"), 80, false, 0, std::nullopt}, 1,
                   [&](wire::ConnectReply reply) { connected = reply; });
     ASSERT_TRUE(run_until(io, [&] { return connected.has_value(); }));
     ASSERT_EQ(connected->status, 0);
@@ -182,7 +182,7 @@ TEST_F(TcpServerFlowTest, ListenNeedsABindAndAFreeProxy) {
 TEST_F(TcpServerFlowTest, ClientConnectsAreRefusedWhileTheServerRuns) {
     ASSERT_EQ(bind_and_listen(), 0);
     std::optional<wire::ConnectReply> connected;
-    flows.connect(wire::ConnectRequest{wire::Transport::tcp, v4("203.0.113.5"), 80, false, 0}, 1,
+    flows.connect(wire::ConnectRequest{wire::Transport::tcp, v4("203.0.113.5"), 80, false, 0, std::nullopt}, 1,
                   [&](wire::ConnectReply reply) { connected = reply; });
     ASSERT_TRUE(connected);
     EXPECT_EQ(connected->status, -EBUSY);

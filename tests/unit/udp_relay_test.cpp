@@ -45,7 +45,7 @@ protected:
     wire::UdpAssociateReply associate(std::uint16_t port, const char* peer, std::uint16_t peer_port,
                                       Requester who = me()) {
         std::optional<wire::UdpAssociateReply> reply;
-        relay.associate(wire::UdpAssociateRequest{wire::Family::ipv4, port, v4(peer), peer_port}, who,
+        relay.associate(wire::UdpAssociateRequest{wire::Family::ipv4, port, v4(peer), peer_port, std::nullopt}, who,
                         [&](wire::UdpAssociateReply answer) { reply = answer; });
         EXPECT_TRUE(run_until(io, [&] { return reply.has_value(); }));
         return reply.value_or(wire::UdpAssociateReply{-ETIMEDOUT});

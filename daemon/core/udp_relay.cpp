@@ -1,5 +1,6 @@
 // Owns: UDP stand-ins and the modem's UDP proxy (see udp_relay.hpp).
 #include "core/udp_relay.hpp"
+#include "core/tls_parameters.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -106,11 +107,12 @@ void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Request
         reply(answer);
         return;
     }
-    const Peer peer{request.peer, request.peer_port};
+    const Peer peer{request.peer, request.peer_port, request.tls};
     auto existing = find_app(request.family, request.app_port);
     if (existing && existing->server) {
+        // A server answers whoever sent last; DTLS belongs to its bind (native-TLS firmware), not to a peer.
         int error = 0;
-        auto stand_in = stand_in_for(existing, peer, false, error);
+        auto stand_in = stand_in_for(existing, Peer{request.peer, request.peer_port, std::nullopt}, false, error);
         answer.status = stand_in ? 0 : -error;
         answer.stand_in_port = stand_in ? stand_in->port : 0;
         reply(answer);
@@ -249,14 +251,14 @@ modem::UdpEvents UdpRelay::proxy_events(std::uint64_t generation) {
                 }
                 if (from) {
                     if (auto address = parse_address(from->address)) {
-                        last_peer_ = Peer{*address, from->port};
+                        last_peer_ = Peer{*address, from->port, std::nullopt};
                         deliver(owner_, *last_peer_, false, datagram);
                         return;
                     }
                 }
                 // Older firmware names no peer: the datagram comes from the one "anonymous last peer".
                 last_peer_.reset();
-                deliver(owner_, Peer{unspecified(owner_->family), 0}, true, datagram);
+                deliver(owner_, Peer{unspecified(owner_->family), 0, std::nullopt}, true, datagram);
             },
         .closed = [this, alive = alive_, generation](modem::CloseReason reason,
                                                      int error) {
@@ -330,8 +332,8 @@ void UdpRelay::open_client(const Peer& peer) {
     const auto generation = ++generation_;
     proxy_bytes_up_ = proxy_bytes_down_ = 0;
     destination_ = peer;
-    const modem::TcpEndpoint endpoint{address_text(peer.address), peer.port, peer.address.family == wire::Family::ipv6,
-                                      std::nullopt};
+    const auto endpoint =
+        modem_endpoint(address_text(peer.address), peer.port, peer.address.family == wire::Family::ipv6, peer.tls);
     driver_.udp_connect(endpoint, proxy_events(generation),
                         [this, alive = alive_, generation, peer](int error, modem::ConnectionId id) {
                             if (!*alive || generation != generation_) return;

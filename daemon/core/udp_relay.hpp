@@ -98,6 +98,9 @@ private:
     struct Peer {
         slmsock::wire::Address address;
         std::uint16_t port = 0;
+        // DTLS by the modem toward a client's peer: part of the peer's identity, so a plain and a DTLS
+        // association to one address are two stand-ins and switching between them re-opens the client.
+        std::optional<slmsock::wire::TlsParameters> tls;
         bool operator==(const Peer&) const = default;
     };
     struct StandIn;

@@ -13,6 +13,7 @@
 
 #include "modem/firmware_errno.hpp"
 #include "modem/responses.hpp"
+#include "modem/tls_command.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -79,6 +80,20 @@ void SlmProxyDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::mi
         done(EBUSY, 0);
         return;
     }
+    // The firmware takes a url of up to 127 characters inside quotes.
+    if (destination.host.empty() || destination.host.size() > 127 || destination.host.find('"') != std::string::npos) {
+        done(EINVAL, 0);
+        return;
+    }
+    if (destination.tls) {
+        const auto tail = tls_parameters(*destination.tls, TlsTransport::tcp, channel_.profile());
+        if (const int* error = std::get_if<int>(&tail)) {
+            SLMD_INFO("slm: TLS to {}:{} not possible on this firmware: {}", destination.host, destination.port,
+                      std::strerror(*error));
+            done(*error, 0);
+            return;
+        }
+    }
     slot_busy_ = true;
     // Orphans from a previous slmd are closed first (on_serving), or this connect would find the proxy busy.
     when_reconciled([this, alive = alive_, destination, timeout, done = std::move(done),
@@ -90,8 +105,10 @@ void SlmProxyDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::mi
 
 void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milliseconds timeout, bool retried,
                                      std::function<void(int, ConnectionId)> done, TcpConnectionEvents events) {
-    const std::string line = "AT#XTCPCLI=" + std::string(destination.ipv6 ? "2" : "1") + ",\"" + destination.host +
-                             "\"," + std::to_string(destination.port);
+    std::string line = "AT#XTCPCLI=" + std::string(destination.ipv6 ? "2" : "1") + ",\"" + destination.host + "\"," +
+                       std::to_string(destination.port);
+    // Checked in tcp_connect(); a TLS handshake is part of the firmware's connect.
+    if (destination.tls) line += std::get<std::string>(tls_parameters(*destination.tls, TlsTransport::tcp, channel_.profile()));
     // The firmware's connect blocks for as long as the network takes; allow that plus the UART round trip.
     submit({line, "#XTCPCLI", timeout + 5s}, [this, alive = alive_, destination, timeout, retried,
                                               done = std::move(done), events = std::move(events)](

@@ -22,6 +22,7 @@
 
 #include "modem/firmware_errno.hpp"
 #include "modem/responses.hpp"
+#include "modem/tls_command.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "sys/log.hpp"
 
@@ -66,7 +67,10 @@ std::string SlmProxyDriver::udp_open_line() const {
     const auto& d = udp_->destination;
     const std::string op = d.ipv6 ? "2" : "1";
     if (udp_->role == UdpRole::server) return "AT#XUDPSVR=" + op + "," + std::to_string(d.port);
-    return "AT#XUDPCLI=" + op + ",\"" + d.host + "\"," + std::to_string(d.port);
+    std::string line = "AT#XUDPCLI=" + op + ",\"" + d.host + "\"," + std::to_string(d.port);
+    // Checked in udp_connect(); the DTLS handshake is part of the firmware's open.
+    if (d.tls) line += std::get<std::string>(tls_parameters(*d.tls, TlsTransport::udp, channel_.profile()));
+    return line;
 }
 
 // Open / close ------------------------------------------------------------------------------------------------
@@ -77,6 +81,10 @@ void SlmProxyDriver::udp_connect(const TcpEndpoint& destination, UdpEvents event
     if (udp_) return done(EBUSY, 0);
     if (destination.host.empty() || destination.host.size() > 127 || destination.host.find('"') != std::string::npos)
         return done(EINVAL, 0);
+    if (destination.tls) {
+        const auto tail = tls_parameters(*destination.tls, TlsTransport::udp, channel_.profile());
+        if (const int* error = std::get_if<int>(&tail)) return done(*error, 0);
+    }
     udp_ = UdpProxy{next_id_++, UdpRole::client, destination, std::move(events), UdpState::open, false, {}};
     udp_open(std::move(done));
 }

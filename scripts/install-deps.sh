@@ -8,6 +8,7 @@ packages=(
   clang lld libclang-rt-14-dev
   libboost1.81-dev libboost-program-options1.81-dev
   liburing-dev libnl-3-dev libnl-route-3-dev libsystemd-dev libfmt-dev
+  libssl-dev openssl  # slmsim's modem-side TLS/DTLS and the TLS test fixtures (tests/tls/)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl wget socat netcat-openbsd iproute2
   gnuplot-nox strace linux-perf  # scripts/bench.sh: the goodput plot, syscall counts (docs/performance.md)

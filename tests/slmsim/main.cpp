@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
     ("trace", po::value(&trace_path), "byte trace of both directions")
     ("auto-connect", po::bool_switch(&cfg.auto_connect), "CFUN=1 at boot (CONFIG_SLM_AUTO_CONNECT)")
     ("interleave-hold-ms", po::value(&cfg.interleave_hold_ms)->default_value(200), "interleave on: longest a proxy URC waits for a response to land in")
+    ("native-tls", po::bool_switch(&cfg.native_tls), "overlay-native_tls.conf build: AT#XCMNG, TLS server (#XTCPSVR with a sec_tag)")
+    ("cred-dir", po::value(&cfg.cred_dir), "keep the credential store (AT%CMNG/AT#XCMNG) in this directory across restarts")
+    ("tls-handshake-timeout-ms", po::value(&cfg.tls_handshake_timeout_ms)->default_value(10000), "TLS/DTLS handshake limit (ETIMEDOUT, -116)")
     ("libmodem-version", po::value(&libmodem), "override the second #XSLMVER string")
     ("ncs-version", po::value(&ncs), "override the first #XSLMVER string");
   // clang-format on

@@ -13,6 +13,7 @@ int from_linux(int e) {
     case ENETUNREACH: return ENETUNREACH_;
     case ENETDOWN: return ENETDOWN_;
     case ECONNRESET: return ECONNRESET_;
+    case ECONNABORTED: return ECONNABORTED_;
     case EPIPE: return ECONNRESET_;
     case ENOTCONN: return ENOTCONN_;
     case EADDRINUSE: return EADDRINUSE_;

@@ -13,6 +13,7 @@ inline constexpr int EINVAL_ = 22;
 inline constexpr int ECONNRESET_ = 104;
 inline constexpr int ENOBUFS_ = 105;
 inline constexpr int EADDRINUSE_ = 112;
+inline constexpr int ECONNABORTED_ = 113;  // TLS/DTLS handshake failure
 inline constexpr int ECONNREFUSED_ = 111;
 inline constexpr int ENETUNREACH_ = 114;
 inline constexpr int ENETDOWN_ = 115;

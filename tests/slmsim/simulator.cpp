@@ -40,6 +40,7 @@ Simulator::Simulator(asio::io_context& io, Config cfg, HostLine& line)
       p_(cfg_.profile),
       line_(line),
       asm_(cfg_.profile.max_line),
+      creds_(cfg_.cred_dir),
       boot_timer_(io),
       attach_timer_(io),
       interleave_timer_(io),
@@ -153,6 +154,7 @@ void Simulator::dispatch(const Cmd& c) {
       {"#XUDPCLI", &Simulator::cmd_udpcli, true},
       {"#XUDPSVR", &Simulator::cmd_udpsvr, true},
       {"#XUDPSEND", &Simulator::cmd_udpsend, true},
+      {"#XCMNG", &Simulator::cmd_xcmng, cfg_.native_tls},
   };
   for (const auto& e : table) {
     if (e.available && match_slm(c, e.name)) return (this->*e.fn)(c);
@@ -203,6 +205,17 @@ void Simulator::modem_reply(const std::vector<std::string>& lines, bool ok) {
   if (!busy_) return;
   emit(std::move(out));
   ++(ok ? stats_.oks : stats_.errors);
+  busy_ = false;
+  auto urcs = std::move(deferred_modem_urcs_);
+  deferred_modem_urcs_.clear();
+  for (auto& u : urcs) modem_urc(u);
+  schedule_pump();
+}
+
+void Simulator::modem_cme(int code) {
+  if (!busy_) return;
+  emit(cmee_ ? "\r\n+CME ERROR: " + std::to_string(code) + "\r\n" : std::string("\r\nERROR\r\n"));
+  ++stats_.errors;
   busy_ = false;
   auto urcs = std::move(deferred_modem_urcs_);
   deferred_modem_urcs_.clear();
@@ -280,6 +293,8 @@ void Simulator::tx_drained() {
 // Boot and reboot
 
 void Simulator::close_all_silently() {
+  if (tcp_.tls) tcp_.tls->abort();
+  if (udp_.dtls) udp_.dtls->close();
   ++tcp_.gen;
   retire(tcp_.sock, true);
   retire(tcp_.acceptor);
@@ -473,6 +488,7 @@ void Simulator::modem_command(const Cmd& c) {
     cmee_ = static_cast<int>((*ps)[0].i);
     return ok();
   }
+  if (name == "%CMNG") return cmd_cmng(c);
   if (c.kind == K::Action) {
     if (name == "+CGMI") return ok({"Nordic Semiconductor ASA"});
     if (name == "+CGMM") return ok({"nRF9160-SICA"});
@@ -481,7 +497,7 @@ void Simulator::modem_command(const Cmd& c) {
     if (name == "+CIMI") return ok({"001010123456789"});
   }
   // Harmless configuration commands the modem accepts.
-  static const char* harmless_set[] = {"+CNEC", "+CGEREP", "+CSCON", "%XSYSTEMMODE", "%CMNG", "+CPSMS",
+  static const char* harmless_set[] = {"+CNEC", "+CGEREP", "+CSCON", "%XSYSTEMMODE", "+CPSMS",
                                        "+CEDRXS", "%XBANDLOCK", "+CGDCONT", "%XDATAPRFL", "%REL14FEAT",
                                        "%XPOFWARN", "%MDMEV", "%XTIME", "+CTZR", "%CESQ", "+CSCS"};
   if (c.kind == K::Set) {
@@ -567,6 +583,119 @@ void Simulator::cmd_getaddrinfo(const Cmd& c) {
   std::string list;
   for (std::size_t i = 0; i < addrs.size(); ++i) list += (i ? " " : "") + addrs[0].to_string();
   info("#XGETADDRINFO: \"" + list + "\"");
+  finish(true);
+}
+
+}  // namespace slmsim
+
+namespace slmsim {
+
+// ---------------------------------------------------------------------------------------------
+// Credentials: AT%CMNG (the modem's store) and AT#XCMNG (native TLS; the same store in the simulator)
+
+namespace {
+bool hex_string(const std::string& s) {
+  if (s.empty() || s.size() % 2) return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c) != 0; });
+}
+}  // namespace
+
+void Simulator::cmd_cmng(const Cmd& c) {
+  // nRF91 AT command reference, %CMNG: 0 write, 1 list, 2 read, 3 delete.
+  constexpr int kNotAllowedInActiveState = 518, kNotFound = 513, kNoAccess = 514;
+  auto error = [this] { modem_reply({}, false); };
+  if (c.kind == Cmd::Kind::Test) return modem_reply({"%CMNG: (0-3),,(0-4)"}, true);
+  if (c.kind != Cmd::Kind::Set) return error();
+  auto ps = parse_params(c.args, false, true);
+  if (!ps || ps->empty() || (*ps)[0].type != Param::Type::Int) return error();
+  const auto& v = *ps;
+  auto op = v[0].i;
+  auto int_at = [&](std::size_t i) { return i < v.size() && v[i].type == Param::Type::Int; };
+  if (op == 1) {
+    if (v.size() > 3) return error();
+    std::optional<std::int64_t> tag;
+    std::optional<int> type;
+    if (v.size() >= 2 && v[1].type != Param::Type::Empty) {
+      if (!int_at(1) || !CredStore::valid_tag(v[1].i)) return error();
+      tag = v[1].i;
+    }
+    if (v.size() == 3) {
+      if (!int_at(2) || !CredStore::valid_type(v[2].i)) return error();
+      type = static_cast<int>(v[2].i);
+    }
+    std::vector<std::string> lines;
+    for (const auto& [t, ty] : creds_.list(tag, type))
+      lines.push_back("%CMNG: " + std::to_string(t) + "," + std::to_string(ty) + ",\"" +
+                      CredStore::sha256_hex(creds_.get(t, ty)->content) + "\"");
+    return modem_reply(lines, true);
+  }
+  if (op != 0 && op != 2 && op != 3) return error();
+  if (!int_at(1) || !int_at(2) || !CredStore::valid_tag(v[1].i) || !CredStore::valid_type(v[2].i)) return error();
+  auto tag = v[1].i;
+  int type = static_cast<int>(v[2].i);
+  if (op == 0) {
+    if (v.size() < 4 || v.size() > 5 || v[3].type != Param::Type::Str) return error();
+    if (v.size() == 5 && v[4].type != Param::Type::Str) return error();
+    if (v[3].s.empty() || (type == CredPsk && !hex_string(v[3].s))) return error();
+    if (cfun_ == 1) return modem_cme(kNotAllowedInActiveState);
+    creds_.put(tag, type, v[3].s, v.size() == 5 ? v[4].s : std::string());
+    return modem_reply({}, true);
+  }
+  if (v.size() != 3) return error();
+  if (op == 2) {
+    if (type != CredCa && type != CredClientCert) return modem_cme(kNoAccess);  // keys and PSKs are write-only
+    const auto* e = creds_.get(tag, type);
+    if (!e) return modem_cme(kNotFound);
+    return modem_reply({"%CMNG: " + std::to_string(tag) + "," + std::to_string(type) + ",\"" +
+                        CredStore::sha256_hex(e->content) + "\",\"" + e->content + "\""},
+                       true);
+  }
+  // op 3: delete
+  if (cfun_ == 1) return modem_cme(kNotAllowedInActiveState);
+  if (!creds_.erase(tag, type)) return modem_cme(kNotFound);
+  modem_reply({}, true);
+}
+
+void Simulator::cmd_xcmng(const Cmd& c) {
+  // SLM's own store (Zephyr settings) in native-TLS builds: 0 write, 1 list, 3 delete; any CFUN.
+  if (c.kind == Cmd::Kind::Test) {
+    info("#XCMNG: (0,1,3),<sec_tag>,(0-4),<content>");
+    return finish(true);
+  }
+  if (c.kind != Cmd::Kind::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || (*ps)[0].type != Param::Type::Int) return finish(false);
+  const auto& v = *ps;
+  auto op = v[0].i;
+  auto int_at = [&](std::size_t i) { return i < v.size() && v[i].type == Param::Type::Int; };
+  if (op == 1) {
+    if (v.size() > 3) return finish(false);
+    std::optional<std::int64_t> tag;
+    std::optional<int> type;
+    if (v.size() >= 2) {
+      if (!int_at(1) || !CredStore::valid_tag(v[1].i)) return finish(false);
+      tag = v[1].i;
+    }
+    if (v.size() == 3) {
+      if (!int_at(2) || !CredStore::valid_type(v[2].i)) return finish(false);
+      type = static_cast<int>(v[2].i);
+    }
+    for (const auto& [t, ty] : creds_.list(tag, type))
+      info("#XCMNG: " + std::to_string(t) + "," + std::to_string(ty));
+    return finish(true);
+  }
+  if (op != 0 && op != 3) return finish(false);
+  if (!int_at(1) || !int_at(2) || !CredStore::valid_tag(v[1].i) || !CredStore::valid_type(v[2].i))
+    return finish(false);
+  auto tag = v[1].i;
+  int type = static_cast<int>(v[2].i);
+  if (op == 0) {
+    if (v.size() != 4 || v[3].type != Param::Type::Str || v[3].s.empty()) return finish(false);
+    if (type == CredPsk && !hex_string(v[3].s)) return finish(false);
+    creds_.put(tag, type, v[3].s);
+    return finish(true);
+  }
+  if (v.size() != 3 || !creds_.erase(tag, type)) return finish(false);
   finish(true);
 }
 

@@ -21,8 +21,10 @@
 
 #include "at_params.hpp"
 #include "command_line.hpp"
+#include "cred_store.hpp"
 #include "net_map.hpp"
 #include "profile.hpp"
+#include "tls_bridge.hpp"
 
 namespace slmsim {
 
@@ -39,6 +41,9 @@ struct Config {
   std::string listen_address = "127.0.0.1";
   bool auto_connect = false;           // CONFIG_SLM_AUTO_CONNECT: CFUN=1 at boot
   int interleave_hold_ms = 200;        // interleave on: longest a proxy URC waits for a response
+  bool native_tls = false;             // overlay-native_tls.conf: #XCMNG, TLS server, DTLS server
+  std::string cred_dir;                // persist the credential store here (empty: memory only)
+  int tls_handshake_timeout_ms = 10000;  // TLS/DTLS handshake limit (the firmware's 10 s SO_SNDTIMEO)
   NetMap net;
 
   unsigned nominal_baud() const { return baud ? baud : 115200; }
@@ -65,6 +70,8 @@ class HostLine {
 };
 
 class Trace;
+class TlsBridge;
+class DtlsBridge;
 
 // Retires a socket that may have operations in flight: cancel them and let the socket close when
 // the last completion handler holding it has run. (Closing at once can race with an in-flight
@@ -101,6 +108,7 @@ class Simulator {
   bool in_null_mode() const { return mode_ == Mode::Null; }
   bool booting() const { return booting_; }
   bool busy() const { return busy_; }
+  const CredStore& credentials() const { return creds_; }
 
   static constexpr std::size_t kTxHigh = 8192;  // proxy reads pause above this line backlog
 
@@ -125,6 +133,7 @@ class Simulator {
   void finish(bool ok);
   void modem_reply(const std::vector<std::string>& lines, bool ok);
   void modem_urc(const std::string& text);
+  void modem_cme(int code);  // "+CME ERROR: <code>" with AT+CMEE=1, else plain ERROR
   void proxy_urc(std::vector<std::string> writes, int source = 0);  // source: 0 TCP, 1 UDP thread
   void flush_interleave();
   void when_tx_ready(std::function<void()> fn);
@@ -144,6 +153,10 @@ class Simulator {
   void set_reg(int stat);
   std::string cereg_text(bool urc) const;
   void network_lost();
+  void cmd_cmng(const Cmd& c);  // AT%CMNG: the modem's credential store
+
+  // SLM generic commands
+  void cmd_xcmng(const Cmd& c);  // AT#XCMNG (native TLS builds)
 
   // SLM generic commands
   void cmd_slmver(const Cmd& c);
@@ -158,6 +171,9 @@ class Simulator {
   void cmd_tcpsend(const Cmd& c);
   void cmd_tcphangup(const Cmd& c);
   void tcp_connect_done(const boost::system::error_code& ec, std::uint64_t epoch);
+  void tcp_tls_done(int err, std::shared_ptr<tcp::socket> plain);
+  void tcp_adopt_peer(std::shared_ptr<tcp::socket> s, const std::string& peer_ip);
+  void tcp_tls_accept(tcp::socket s);
   void tcp_fail_connect(int err);
   void tcp_accept_loop();
   void tcp_start_read();
@@ -181,6 +197,7 @@ class Simulator {
   void udp_open(UdpRole role, std::shared_ptr<udp::socket> sock, int fd, int family, bool blackhole);
   void udp_deliver(const std::string& data, const udp::endpoint& from);
   void udp_close(bool urc, int cause);
+  void udp_dtls_done(int err, std::shared_ptr<udp::socket> plain, int fd, int family);
   void udp_send(std::string data, std::function<void(const boost::system::error_code&, std::size_t)> done);
 
   // --- data mode (data_mode.cpp)
@@ -201,6 +218,7 @@ class Simulator {
   Trace* trace_ = nullptr;
   Stats stats_;
   LineAssembler asm_;
+  CredStore creds_;  // non-volatile: survives #XRESET and reboots
 
   std::deque<std::string> rx_;
   bool pumping_ = false;
@@ -237,6 +255,9 @@ class Simulator {
     bool wedged = false;
     bool connecting = false;
     int pending_handle = -1;
+    std::int64_t sec_tag = -1;      // the client's or server's sec_tag; -1: plain TCP
+    TlsOptions tls_opt;             // client: verification settings for the pending handshake
+    std::shared_ptr<TlsBridge> tls;  // client: handshake in progress; server: a peer's handshake in progress
     std::uint64_t gen = 0;   // bumped when the client/peer socket goes away
     std::uint64_t agen = 0;  // bumped when the acceptor goes away
     std::deque<std::pair<std::string, std::function<void(const boost::system::error_code&, std::size_t)>>> wq;
@@ -251,6 +272,7 @@ class Simulator {
     bool blackhole = false;
     std::optional<udp::endpoint> last_peer;
     std::uint64_t gen = 0;
+    std::shared_ptr<DtlsBridge> dtls;  // DTLS client: the bridge (handshake in progress or relaying)
   } udp_;
   bool tcp_abortive_ = false;
   std::string udp_stale_peer_;  // "ip",port of the last server peer in this boot (v2.8+ client quirk)

@@ -7,6 +7,7 @@
 
 #include "newlib_errno.hpp"
 #include "simulator.hpp"
+#include "trace.hpp"
 
 namespace slmsim {
 
@@ -52,8 +53,20 @@ void Simulator::cmd_tcpcli(const Cmd& c) {
   const std::string url = (*ps)[1].s;
   auto port = (*ps)[2].i;
   if (url.size() > 127 || port < 0 || port > 65535) return finish(false);
+  // TLS: sec_tag -1 (SEC_TAG_TLS_INVALID) is plain TCP. v2.6+: peer_verify (default 2, required) and
+  // hostname_verify (default 1: TLS_HOSTNAME = <url>); ≤v2.5: peer verification required, no hostname.
+  std::int64_t sec_tag = ps->size() >= 4 ? (*ps)[3].i : -1;
+  TlsOptions topt;
+  int hostname_verify = 1;
+  if (ps->size() >= 5) topt.peer_verify = static_cast<int>((*ps)[4].i);
+  if (ps->size() >= 6) hostname_verify = static_cast<int>((*ps)[5].i);
+  if (topt.peer_verify < 0 || topt.peer_verify > 2 || hostname_verify < 0 || hostname_verify > 1)
+    return finish(false);
+  if (p_.tcpcli_verify_params && hostname_verify == 1) topt.hostname = url;
   if (tcp_busy()) return finish(false);  // "Proxy is running": no intermediate line
 
+  tcp_.sec_tag = sec_tag;
+  tcp_.tls_opt = topt;
   int fd = alloc_fd();
   if (fd < 0) return finish(false);  // socket() failed: just ERROR
   tcp_.pending_handle = fd;
@@ -100,6 +113,30 @@ void Simulator::tcp_connect_done(const error_code& ec, std::uint64_t) {
     tcp_.sock.reset();
     return tcp_fail_connect(-err);
   }
+  if (tcp_.sec_tag != -1) {
+    // TLS in the modem: the handshake runs before "connected"; the proxy then sees plaintext only.
+    std::string why;
+    SSL_CTX* ctx = make_ssl_ctx(creds_, tcp_.sec_tag, tcp_.tls_opt, why);
+    if (!ctx) {
+      if (trace_) trace_->note("tls: sec_tag " + std::to_string(tcp_.sec_tag) + ": " + why);
+      tcp_.sock.reset();
+      return tcp_fail_connect(-nerr::ECONNABORTED_);
+    }
+    auto bridge = std::make_shared<TlsBridge>(io_, std::move(*tcp_.sock), ctx, tcp_.tls_opt);
+    SSL_CTX_free(ctx);
+    tcp_.sock.reset();
+    tcp_.tls = bridge;
+    std::weak_ptr<TlsBridge> w = bridge;
+    bridge->start(
+        [this, e = epoch_, w](int err, std::shared_ptr<tcp::socket> plain) {
+          auto b = w.lock();
+          if (e != epoch_ || !b || tcp_.tls != b) return;
+          if (err && trace_) trace_->note("tls: handshake failed: " + b->failure());
+          tcp_tls_done(err, std::move(plain));
+        },
+        cfg_.tls_handshake_timeout_ms);
+    return;
+  }
   tcp_.connecting = false;
   tcp_.role = TcpRole::Client;
   tcp_.handle = tcp_.pending_handle;
@@ -111,10 +148,21 @@ void Simulator::tcp_connect_done(const error_code& ec, std::uint64_t) {
   tcp_start_read();
 }
 
+void Simulator::tcp_tls_done(int err, std::shared_ptr<tcp::socket> plain) {
+  tcp_.tls.reset();
+  if (err) return tcp_fail_connect(err);
+  tcp_.sock = std::move(plain);
+  tcp_.sec_tag = -1;  // the handshake is over: from here on it is the plain proxy
+  tcp_connect_done({}, epoch_);
+}
+
 void Simulator::tcp_fail_connect(int err) {
   connect_timer_.cancel();
   tcp_.connecting = false;
   tcp_.sock.reset();
+  if (tcp_.tls) tcp_.tls->abort();
+  tcp_.tls.reset();
+  tcp_.sec_tag = -1;
   free_fd(tcp_.pending_handle);
   info("#XTCPCLI: " + std::to_string(err) + ",\"not connected\"");
   finish(false);
@@ -148,6 +196,9 @@ void Simulator::tcp_close_peer() {
 
 void Simulator::tcp_stop_server() {
   tcp_close_peer();
+  if (tcp_.tls) tcp_.tls->abort();  // a peer still in its handshake
+  tcp_.tls.reset();
+  tcp_.sec_tag = -1;
   ++tcp_.agen;
   retire(tcp_.acceptor);
   free_fd(tcp_.listen);
@@ -186,7 +237,7 @@ void Simulator::cmd_tcpsvr(const Cmd& c) {
   auto port = (*ps)[1].i;
   if (port < 0 || port > 65535) return finish(false);
   if (tcp_busy()) return finish(false);
-  if (ps->size() == 3) {
+  if (ps->size() == 3 && !cfg_.native_tls) {
     // No native TLS in this build: the modem cannot be a TLS server.
     if (p_.tcpsvr_sec_tag_wedges) {
       (void)alloc_fd();      // the socket leaks…
@@ -214,6 +265,7 @@ void Simulator::cmd_tcpsvr(const Cmd& c) {
     return fail(-nerr::from(ec));
   }
   tcp_.role = TcpRole::Server;
+  tcp_.sec_tag = ps->size() == 3 ? (*ps)[2].i : -1;  // native TLS: a TLS server
   tcp_.acceptor = acc;
   tcp_.listen = fd;
   tcp_.family = static_cast<int>(op);
@@ -233,19 +285,62 @@ void Simulator::tcp_accept_loop() {
       return;
     }
     error_code ignored;
-    int fd = tcp_.sock ? -1 : alloc_fd();
-    if (fd < 0) {
+    if (tcp_.sock || tcp_.tls) {
       s.close(ignored);  // "Full. Close connection." — no URC
+    } else if (tcp_.sec_tag != -1) {
+      tcp_tls_accept(std::move(s));
     } else {
       auto ep = s.remote_endpoint(ignored);
-      tcp_.sock = std::make_shared<tcp::socket>(std::move(s));
-      tcp_.peer = fd;
-      ++tcp_.gen;
-      proxy_urc({crlf("#XTCPSVR: \"" + ep.address().to_string() + "\",\"connected\"")});
-      tcp_start_read();
+      tcp_adopt_peer(std::make_shared<tcp::socket>(std::move(s)), ep.address().to_string());
     }
     tcp_accept_loop();
   });
+}
+
+void Simulator::tcp_adopt_peer(std::shared_ptr<tcp::socket> s, const std::string& peer_ip) {
+  int fd = alloc_fd();
+  if (fd < 0) {
+    error_code ignored;
+    s->close(ignored);
+    return;
+  }
+  tcp_.sock = std::move(s);
+  tcp_.peer = fd;
+  ++tcp_.gen;
+  proxy_urc({crlf("#XTCPSVR: \"" + peer_ip + "\",\"connected\"")});
+  tcp_start_read();
+}
+
+void Simulator::tcp_tls_accept(tcp::socket s) {
+  // Native TLS server: the peer counts once its handshake succeeded; a failed handshake drops it silently.
+  error_code ignored;
+  std::string ip = s.remote_endpoint(ignored).address().to_string();
+  TlsOptions opt;
+  opt.server = true;
+  std::string why;
+  SSL_CTX* ctx = make_ssl_ctx(creds_, tcp_.sec_tag, opt, why);
+  if (!ctx) {
+    if (trace_) trace_->note("tls: sec_tag " + std::to_string(tcp_.sec_tag) + ": " + why);
+    s.close(ignored);
+    return;
+  }
+  auto bridge = std::make_shared<TlsBridge>(io_, std::move(s), ctx, opt);
+  SSL_CTX_free(ctx);
+  tcp_.tls = bridge;
+  std::weak_ptr<TlsBridge> w = bridge;
+  bridge->start(
+      [this, e = epoch_, w, ip](int err, std::shared_ptr<tcp::socket> plain) {
+        auto b = w.lock();
+        if (e != epoch_ || !b || tcp_.tls != b) return;
+        tcp_.tls.reset();
+        if (err) {
+          if (trace_) trace_->note("tls: server handshake with " + ip + " failed: " + b->failure());
+          return;
+        }
+        if (tcp_.role != TcpRole::Server) return;
+        tcp_adopt_peer(std::move(plain), ip);
+      },
+      cfg_.tls_handshake_timeout_ms);
 }
 
 void Simulator::tcp_start_read() {

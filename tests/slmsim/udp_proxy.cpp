@@ -4,6 +4,7 @@
 
 #include "newlib_errno.hpp"
 #include "simulator.hpp"
+#include "trace.hpp"
 
 namespace slmsim {
 
@@ -49,6 +50,19 @@ void Simulator::cmd_udpcli(const Cmd& c) {
   auto port = (*ps)[2].i;
   if (url.size() > 127 || port < 0 || port > 65535) return finish(false);
   if (udp_.role != UdpRole::None) return finish(false);  // "socket is in use"
+  // DTLS: <sec_tag>[,<use_dtls_cid>[,<peer_verify>[,<hostname_verify>]]]. The CID setting is accepted and
+  // ignored (OpenSSL 3.0 has no DTLS connection IDs). ≤v2.5 leaves peer_verify at the modem default (required).
+  bool dtls = ps->size() >= 4;
+  TlsOptions topt;
+  topt.dtls = true;
+  int cid = 0, hostname_verify = 1;
+  if (ps->size() >= 5) cid = static_cast<int>((*ps)[4].i);
+  if (ps->size() >= 6) topt.peer_verify = static_cast<int>((*ps)[5].i);
+  if (ps->size() >= 7) hostname_verify = static_cast<int>((*ps)[6].i);
+  if (cid < 0 || cid > 2 || topt.peer_verify < 0 || topt.peer_verify > 2 || hostname_verify < 0 ||
+      hostname_verify > 1)
+    return finish(false);
+  if (p_.tcpcli_verify_params && hostname_verify == 1) topt.hostname = url;
 
   int fd = alloc_fd();
   if (fd < 0) return finish(false);
@@ -68,6 +82,15 @@ void Simulator::cmd_udpcli(const Cmd& c) {
   bool blackhole = false;
   if (target.route == NetMap::Route::Blackhole) {
     if (cfg_.unmapped_unreachable) return fail(-nerr::EHOSTUNREACH_);
+    if (dtls) {
+      // Nobody answers the ClientHello: the handshake times out.
+      connect_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_handshake_timeout_ms));
+      connect_timer_.async_wait([this, e = epoch_, fd, op](const error_code& ec2) {
+        if (ec2 || e != epoch_) return;
+        udp_dtls_done(-nerr::ETIMEDOUT_, nullptr, fd, static_cast<int>(op));
+      });
+      return;
+    }
     blackhole = true;  // UDP connect has no handshake: "connected", datagrams vanish
     sock->open(addrs.front().is_v4() ? udp::v4() : udp::v6(), ec);
   } else {
@@ -76,7 +99,48 @@ void Simulator::cmd_udpcli(const Cmd& c) {
     if (!ec) sock->connect(ep, ec);
   }
   if (ec) return fail(-nerr::from(ec));
+  if (dtls) {
+    std::string why;
+    SSL_CTX* ctx = make_ssl_ctx(creds_, (*ps)[3].i, topt, why);
+    if (!ctx) {
+      if (trace_) trace_->note("dtls: sec_tag " + std::to_string((*ps)[3].i) + ": " + why);
+      return fail(-nerr::ECONNABORTED_);
+    }
+    auto bridge = std::make_shared<DtlsBridge>(io_, std::move(*sock), ctx, topt);
+    SSL_CTX_free(ctx);
+    udp_.dtls = bridge;
+    std::weak_ptr<DtlsBridge> w = bridge;
+    auto e = epoch_;
+    bridge->start(
+        [this, e, w, fd, op](int err, std::shared_ptr<udp::socket> plain) {
+          auto b = w.lock();
+          if (e != epoch_ || !b || udp_.dtls != b) return;
+          if (err && trace_) trace_->note("dtls: handshake failed: " + b->failure());
+          udp_dtls_done(err, std::move(plain), fd, static_cast<int>(op));
+        },
+        [this, e, w] {
+          auto b = w.lock();
+          if (e != epoch_ || !b || udp_.dtls != b) return;
+          udp_close(true, -nerr::ECONNRESET_);  // close_notify or a fatal alert from the peer
+        },
+        cfg_.tls_handshake_timeout_ms);
+    return;
+  }
   udp_open(UdpRole::Client, sock, fd, static_cast<int>(op), blackhole);
+  info("#XUDPCLI: " + std::to_string(fd) + ",\"connected\"");
+  finish(true);
+  udp_start_read();
+}
+
+void Simulator::udp_dtls_done(int err, std::shared_ptr<udp::socket> plain, int fd, int family) {
+  if (err) {
+    if (udp_.dtls) udp_.dtls->close();
+    udp_.dtls.reset();
+    free_fd(fd);
+    info("#XUDPCLI: " + std::to_string(err) + ",\"not connected\"");
+    return finish(false);
+  }
+  udp_open(UdpRole::Client, std::move(plain), fd, family, false);
   info("#XUDPCLI: " + std::to_string(fd) + ",\"connected\"");
   finish(true);
   udp_start_read();
@@ -139,6 +203,8 @@ void Simulator::cmd_udpsvr(const Cmd& c) {
 
 void Simulator::udp_close(bool urc, int cause) {
   auto role = udp_.role;
+  if (udp_.dtls) udp_.dtls->close();  // close_notify to the peer
+  udp_.dtls.reset();
   ++udp_.gen;
   retire(udp_.sock);
   free_fd(udp_.handle);

@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
     const bool once = settings.once;
     slmd::net::RoutePolicy routes(std::move(settings.bypass));
     routes.watch(io.get_executor());  // route and link changes reach the next decision without a dump
+    slmd::net::TlsPolicy tls_policy(std::move(settings.tls));
     slmd::core::FlowOptions flow_options;
     flow_options.max_waiting = settings.max_queued;
     flow_options.default_connect_timeout = settings.connect_timeout;
@@ -154,6 +155,7 @@ int main(int argc, char** argv) {
                     },
                     data_endpoint.port());
         api->set_admin(&admin);
+        api->set_tls_policy(&tls_policy);
         // Socket activation (slmd.socket) hands over the listening socket; otherwise slmd binds its own.
         std::string activation_problem;
         const auto activated = slmd::sys::activated_socket(activation_problem);

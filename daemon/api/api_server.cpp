@@ -361,6 +361,8 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                     reply(answer);
                     return;
                 }
+                if (!message.tls && tls_ && message.transport == wire::Transport::tcp)
+                    message.tls = tls_->lookup(false, message.destination, message.port);
                 flows_.connect(message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); },
                                session->requester());
             } else if constexpr (std::is_same_v<T, wire::FlowStatusRequest>) {
@@ -372,7 +374,8 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                                    : message.family == wire::Family::ipv6 ? AF_INET6
                                                                           : AF_UNSPEC;
                 driver_.resolve(message.name, family,
-                                [reply](int status, std::vector<std::string> addresses) {
+                                [reply, tls = tls_, name = message.name](int status,
+                                                                         std::vector<std::string> addresses) {
                                     wire::ResolveReply answer;
                                     answer.status = status;
                                     for (const auto& text : addresses) {
@@ -380,6 +383,7 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                                         if (answer.addresses.size() == wire::max_addresses) break;
                                     }
                                     if (status == 0 && answer.addresses.empty()) answer.status = EAI_NONAME;
+                                    if (tls && answer.status == 0) tls->remember(name, answer.addresses);
                                     SLMD_DEBUG("api: resolve -> {} ({} addresses)", answer.status,
                                                answer.addresses.size());
                                     reply(answer);
@@ -399,6 +403,7 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
             } else if constexpr (std::is_same_v<T, wire::ListenRequest>) {
                 flows_.listen(message, session->requester(), [reply](wire::ListenReply answer) { reply(answer); });
             } else if constexpr (std::is_same_v<T, wire::UdpAssociateRequest>) {
+                if (!message.tls && tls_) message.tls = tls_->lookup(true, message.peer, message.peer_port);
                 udp_.associate(message, session->requester(),
                                [reply](wire::UdpAssociateReply answer) { reply(answer); });
             } else if constexpr (std::is_same_v<T, wire::LookupRequest>) {

@@ -23,6 +23,7 @@
 #include "core/udp_relay.hpp"
 #include "modem/modem_driver.hpp"
 #include "net/route_policy.hpp"
+#include "net/tls_policy.hpp"
 #include "wire.hpp"
 
 namespace slmd::api {
@@ -58,6 +59,9 @@ public:
     const std::string& socket_path() const { return options_.socket_path; }
     // STATS, AT and RESET; without it they are answered with -EOPNOTSUPP.
     void set_admin(AdminService* admin) { admin_ = admin; }
+    // slmd.conf's tls/dtls mappings: requests without a TLS block of their own that match one get it, and
+    // names the modem resolves for programs are remembered for them.
+    void set_tls_policy(net::TlsPolicy* policy) { tls_ = policy; }
 
     struct Counters {
         std::uint64_t clients = 0;
@@ -96,6 +100,7 @@ private:
     std::optional<unsigned> group_id_;
     std::optional<unsigned> admin_group_id_;
     AdminService* admin_ = nullptr;
+    net::TlsPolicy* tls_ = nullptr;
     bool adopted_ = false;
     Counters counters_;
     std::vector<std::weak_ptr<Session>> sessions_;

@@ -125,6 +125,11 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         auto prefix = net::parse_prefix(value);
         if (!prefix) return in_quotes(value) + " is not an address or CIDR";
         settings.bypass.push_back(*prefix);
+    } else if (key == "tls" || key == "dtls") {
+        std::string problem;
+        auto rule = net::parse_tls_rule(value, key == "dtls", problem);
+        if (!rule) return problem;
+        settings.tls.push_back(std::move(*rule));
     } else if (key == "sync-timeout-ms") {
         return milliseconds(100, 3600000, settings.sync_timeout);
     } else if (key == "register-timeout-ms") {
@@ -168,7 +173,7 @@ constexpr std::string_view known_keys[] = {
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
-    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms",
+    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "tls", "dtls",
 };
 
 bool known(std::string_view key) {
@@ -207,7 +212,7 @@ std::vector<std::string> validate(const RawConfig& raw, Settings& settings) {
             problems.push_back(describe(entry, "only valid on the command line"));
             continue;
         }
-        if (entry.key == "bypass") continue;
+        if (entry.key == "bypass" || entry.key == "tls" || entry.key == "dtls") continue;  // repeatable
         auto [it, inserted] = first_seen.emplace(std::pair{entry.key, entry.origin}, &entry);
         if (!inserted) {
             const auto& first = *it->second;
@@ -290,6 +295,11 @@ po::options_description option_description() {
         ("data-port", po::value<std::string>(), "loopback port of the data endpoint (default 0 = any free port)")
         ("bypass", po::value<std::string>(),
          "CIDR reached without the modem (repeatable); routes other than the default bypass too")
+        ("tls", po::value<std::string>(),
+         "HOST:PORT sec-tag=N [peer-verify=0|1|2] [hostname-verify=0|1] [hostname=NAME]: TCP connections to "
+         "HOST:PORT (HOST a name, an address, [IPv6] or *) get TLS from the modem (repeatable; docs/tls.md)")
+        ("dtls", po::value<std::string>(),
+         "HOST:PORT sec-tag=N [...] [dtls-cid=0|1|2]: as tls, for UDP with DTLS (repeatable)")
         ("max-queued", po::value<std::string>(), "connections waiting for the modem; more get EBUSY (default 32)")
         ("connect-timeout-ms", po::value<std::string>(),
          "connect timeout when the app set none, at most 120000 (default 60000)")

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "net/route_policy.hpp"
+#include "net/tls_policy.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::sys {
@@ -38,6 +39,7 @@ struct Settings {
     std::chrono::milliseconds api_idle_timeout{10000};  // api::ApiOptions::idle_timeout
     std::uint16_t data_port = 0;
     std::vector<net::Prefix> bypass;
+    std::vector<net::TlsRule> tls;  // `tls` and `dtls` mappings, in the order given (net::TlsPolicy)
     std::chrono::milliseconds sync_timeout{10000};
     std::chrono::milliseconds register_timeout{180000};
     std::size_t max_queued = 32;  // core::FlowOptions::max_waiting

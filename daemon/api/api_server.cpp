@@ -355,7 +355,8 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
         [&](auto& message) {
             using T = std::decay_t<decltype(message)>;
             if constexpr (std::is_same_v<T, wire::ConnectRequest>) {
-                if (routes_.bypass(message.destination)) {
+                // TLS asked for explicitly is the modem's to run: never a plaintext local route.
+                if (!message.tls && routes_.bypass(message.destination)) {
                     wire::ConnectReply answer;
                     answer.route = wire::Route::bypass;
                     reply(answer);
@@ -403,7 +404,8 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
             } else if constexpr (std::is_same_v<T, wire::ListenRequest>) {
                 flows_.listen(message, session->requester(), [reply](wire::ListenReply answer) { reply(answer); });
             } else if constexpr (std::is_same_v<T, wire::UdpAssociateRequest>) {
-                if (!message.tls && tls_) message.tls = tls_->lookup(true, message.peer, message.peer_port);
+                if (!message.tls && tls_ && !routes_.bypass(message.peer))
+                    message.tls = tls_->lookup(true, message.peer, message.peer_port);
                 udp_.associate(message, session->requester(),
                                [reply](wire::UdpAssociateReply answer) { reply(answer); });
             } else if constexpr (std::is_same_v<T, wire::LookupRequest>) {

@@ -97,7 +97,7 @@ void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Request
         reply(answer);
         return;
     }
-    if (bypass_ && bypass_(request.peer)) {
+    if (!request.tls && bypass_ && bypass_(request.peer)) {  // DTLS is the modem's to run
         answer.route = wire::Route::bypass;
         reply(answer);
         return;

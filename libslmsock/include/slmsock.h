@@ -142,6 +142,42 @@ struct slmsock_proxies {
 /* The modem's proxies (TCP, UDP) as slmd sees them, for operators (slmctl) and tests. 0 or -errno. */
 int slmsock_proxies(struct slmsock_proxies* out);
 
+/* ---- TLS and DTLS run by the modem (docs/tls.md) -----------------------------------------------------------
+ * The nRF91 runs TLS 1.2 / DTLS 1.2 itself with credentials provisioned in its store under a sec_tag
+ * (slmctl cred): the program reads and writes plaintext on an ordinary socket and no key material is on the
+ * host. What each firmware release can do differs; a request it cannot honour fails with -EOPNOTSUPP (e.g.
+ * peer_verify 0/1 or hostname_verify 1 before SLM v2.6, where the firmware always requires a verified peer
+ * and never checks the host name). A handshake that fails (unknown CA, wrong host name, alert) fails the
+ * connect with -ECONNABORTED. TLS requests always go through the modem, even to destinations slmd would
+ * otherwise reach by a local route. */
+
+#define SLMSOCK_TLS_DEFAULT (-1)  /* leave the firmware's default (docs/tls.md lists them per release) */
+
+struct slmsock_tls {
+    int sec_tag;          /* the credentials in the modem's store, 0 ... 2147483647 */
+    int peer_verify;      /* 0 none, 1 optional, 2 required, or SLMSOCK_TLS_DEFAULT (2 on every release) */
+    int hostname_verify;  /* 0 off, 1 on, or SLMSOCK_TLS_DEFAULT (on from v2.6; there is no check before) */
+    int dtls_cid;         /* DTLS connection id: 0 disabled, 1 supported, 2 enabled, or SLMSOCK_TLS_DEFAULT */
+    const char* hostname; /* what the modem connects to and verifies; NULL: the numeric address */
+};
+
+/* Fills *tls with sec_tag and every other choice at SLMSOCK_TLS_DEFAULT. */
+void slmsock_tls_init(struct slmsock_tls* tls, int sec_tag);
+
+/* slmsock_connect_fd() with TLS by the modem. Same blocking/non-blocking behaviour and return values; never
+ * 1 (a TLS request never takes a local route). */
+int slmsock_tls_connect_fd(int fd, const struct sockaddr* addr, socklen_t addrlen, const struct slmsock_tls* tls,
+                           uint64_t* flow_id);
+
+/* slmsock_tcp_connect() with TLS by the modem. When `host` is a name and tls->hostname is NULL, the modem
+ * connects to and verifies `host`. Returns the fd (plaintext to the program) or a negative errno. */
+int slmsock_tls_connect(const char* host, uint16_t port, int family, const struct slmsock_tls* tls);
+
+/* slmsock_udp_associate() with DTLS by the modem for the client toward `peer` (the handshake runs when the
+ * modem's UDP client opens: -ECONNABORTED when it fails, -ETIMEDOUT after 10 s without an answer). */
+int slmsock_dtls_associate(int family, uint16_t app_port, const struct sockaddr* peer, socklen_t len,
+                           const struct slmsock_tls* tls, uint16_t* stand_in_port);
+
 /* ---- Operators (slmctl) ------------------------------------------------------------------------------------ */
 
 struct slmsock_latency {

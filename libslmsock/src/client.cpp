@@ -326,7 +326,38 @@ int attach(int fd, int domain, int flags, std::uint16_t data_port, const Connect
     return rc;
 }
 
-int connect_fd(int fd, const sockaddr* addr, socklen_t addrlen, std::uint64_t* flow_id) {
+// slmsock_tls → the request's TLS block; -EINVAL for a value out of range, -EFAULT for NULL.
+int to_wire_tls(const struct slmsock_tls* tls, TlsParameters& out) {
+    if (tls == nullptr) return -EFAULT;
+    auto choice = [](int v, int max, std::uint8_t& field) {
+        if (v == SLMSOCK_TLS_DEFAULT) {
+            field = tls_default;
+            return true;
+        }
+        if (v < 0 || v > max) return false;
+        field = static_cast<std::uint8_t>(v);
+        return true;
+    };
+    if (tls->sec_tag < 0) return -EINVAL;
+    out.sec_tag = tls->sec_tag;
+    if (!choice(tls->peer_verify, 2, out.peer_verify) || !choice(tls->hostname_verify, 1, out.hostname_verify) ||
+        !choice(tls->dtls_cid, 2, out.dtls_cid))
+        return -EINVAL;
+    out.hostname.clear();
+    if (tls->hostname != nullptr) {
+        const std::size_t n = strnlen(tls->hostname, max_name_length + 1);
+        if (n == 0 || n > max_name_length || std::strchr(tls->hostname, '"') != nullptr) return -EINVAL;
+        out.hostname.assign(tls->hostname, n);
+    }
+    return 0;
+}
+
+int connect_fd(int fd, const sockaddr* addr, socklen_t addrlen, std::uint64_t* flow_id,
+               const struct slmsock_tls* tls = nullptr) {
+    TlsParameters tls_block;
+    if (tls != nullptr) {
+        if (const int rc = to_wire_tls(tls, tls_block); rc < 0) return rc;
+    }
     Address destination;
     std::uint16_t port = 0;
     if (const int rc = to_wire(addr, addrlen, destination, port); rc < 0) return rc;
@@ -350,6 +381,7 @@ int connect_fd(int fd, const sockaddr* addr, socklen_t addrlen, std::uint64_t* f
     request.destination = destination;
     request.port = port;
     request.nonblocking = (flags & O_NONBLOCK) != 0;
+    if (tls != nullptr) request.tls = tls_block;
     std::int64_t wait_ms = local_wait_ms;
     if (!request.nonblocking) {
         // A send timeout on the socket is the caller's connect timeout (what connect() honours in Linux).
@@ -483,11 +515,12 @@ bool address_specific(int rc) {
            rc == -EAFNOSUPPORT;
 }
 
-int tcp_connect(const char* host, std::uint16_t port, int family) {
+int tcp_connect(const char* host, std::uint16_t port, int family, const struct slmsock_tls* tls = nullptr) {
     if (host == nullptr) return -EFAULT;
     if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) return -EAFNOSUPPORT;
     std::array<sockaddr_storage, max_addresses> addresses{};
     std::size_t count = 0;
+    struct slmsock_tls named {};
     in_addr in4;
     in6_addr in6;
     if (family != AF_INET6 && inet_pton(AF_INET, host, &in4) == 1) {
@@ -506,6 +539,12 @@ int tcp_connect(const char* host, std::uint16_t port, int family) {
         const int eai = resolve(host, family, addresses.data(), addresses.size(), &count);
         if (eai != 0) return eai_to_errno(eai, errno);
         if (count == 0) return -EHOSTUNREACH;
+        if (tls != nullptr && tls->hostname == nullptr) {
+            // The name the caller gave is the one the modem must verify (it connects to the name itself).
+            named = *tls;
+            named.hostname = host;
+            tls = &named;
+        }
     }
 
     int last = -EHOSTUNREACH;
@@ -522,7 +561,7 @@ int tcp_connect(const char* host, std::uint16_t port, int family) {
         const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) return -errno;
         const auto* sa = reinterpret_cast<const sockaddr*>(&ss);
-        int rc = connect_fd(fd, sa, len, nullptr);
+        int rc = connect_fd(fd, sa, len, nullptr, tls);
         if (rc == 1) rc = connect_and_wait(fd, sa, len, max_default_connect_timeout_ms);  // local route
         if (rc == 0) return fd;
         close(fd);
@@ -579,9 +618,14 @@ int listen_request(int family, std::uint16_t app_port) {
 }
 
 int udp_associate(int family, std::uint16_t app_port, const sockaddr* peer, socklen_t len,
-                  std::uint16_t* stand_in_port) {
+                  std::uint16_t* stand_in_port, const struct slmsock_tls* tls = nullptr) {
     UdpAssociateRequest request;
     if (stand_in_port == nullptr) return -EFAULT;
+    if (tls != nullptr) {
+        TlsParameters block;
+        if (const int rc = to_wire_tls(tls, block); rc < 0) return rc;
+        request.tls = block;
+    }
     if (const int rc = to_wire_family(family, request.family); rc < 0) return rc;
     if (const int rc = to_wire(peer, len, request.peer, request.peer_port); rc < 0) return rc;
     if (app_port == 0 || request.peer_port == 0) return -EINVAL;
@@ -765,6 +809,22 @@ int slmsock_tcp_connect(const char* host, uint16_t port, int family) {
     return no_throw([&] { return tcp_connect(host, port, family); });
 }
 
+int slmsock_tls_connect_fd(int fd, const struct sockaddr* addr, socklen_t addrlen, const struct slmsock_tls* tls,
+                           uint64_t* flow_id) {
+    if (tls == nullptr) return -EFAULT;
+    return no_throw([&] { return connect_fd(fd, addr, addrlen, flow_id, tls); });
+}
+
+int slmsock_tls_connect(const char* host, uint16_t port, int family, const struct slmsock_tls* tls) {
+    if (tls == nullptr) return -EFAULT;
+    return no_throw([&] { return tcp_connect(host, port, family, tls); });
+}
+
+void slmsock_tls_init(struct slmsock_tls* tls, int sec_tag) {
+    if (tls == nullptr) return;
+    *tls = slmsock_tls{sec_tag, SLMSOCK_TLS_DEFAULT, SLMSOCK_TLS_DEFAULT, SLMSOCK_TLS_DEFAULT, nullptr};
+}
+
 int slmsock_flow_status(uint64_t flow_id, struct slmsock_flow_status* status) {
     if (flow_id == 0) return -EINVAL;  // 0 means "by port" on the wire
     return no_throw([&] { return flow_status(flow_id, 0, status); });
@@ -834,6 +894,12 @@ int slmsock_listen(int family, uint16_t app_port) {
 int slmsock_udp_associate(int family, uint16_t app_port, const struct sockaddr* peer, socklen_t len,
                           uint16_t* stand_in_port) {
     return no_throw([&] { return udp_associate(family, app_port, peer, len, stand_in_port); });
+}
+
+int slmsock_dtls_associate(int family, uint16_t app_port, const struct sockaddr* peer, socklen_t len,
+                           const struct slmsock_tls* tls, uint16_t* stand_in_port) {
+    if (tls == nullptr) return -EFAULT;
+    return no_throw([&] { return udp_associate(family, app_port, peer, len, stand_in_port, tls); });
 }
 
 int slmsock_lookup(int type, int family, uint16_t app_port, uint16_t loopback_peer_port,

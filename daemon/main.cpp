@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     options.recovery.window = settings.recovery_window;
     options.recovery.backoff = settings.recovery_backoff;
     options.stop_timeout = settings.stop_timeout;
+    options.native_tls = settings.native_tls;
     slmd::modem::Modem modem(io.get_executor(), port, options);
     // Journal entries carry the modem state (SLMD_MODEM_STATE) while the modem exists.
     slmd::sys::LogContext log_context([&modem] { return std::string(slmd::modem::to_string(modem.state())); });

@@ -1,4 +1,4 @@
-// Owns: STATS, AT and RESET of the API (see admin_service.hpp).
+// Owns: STATS, AT, RESET and CREDENTIAL of the API (see admin_service.hpp).
 #include "api/admin_service.hpp"
 
 #include <cerrno>
@@ -108,6 +108,31 @@ void AdminService::at(const wire::AtRequest& request, unsigned uid,
 
 wire::ResetReply AdminService::reset(unsigned uid) {
     return {-modem_.admin_reset(uid)};
+}
+
+void AdminService::credential(const wire::CredentialRequest& request, unsigned uid,
+                              std::function<void(wire::CredentialReply)> reply) {
+    modem::CredentialCommand command;
+    switch (request.op) {
+        case wire::CredentialOp::write: command.operation = modem::CredentialOperation::write; break;
+        case wire::CredentialOp::list: command.operation = modem::CredentialOperation::list; break;
+        case wire::CredentialOp::remove: command.operation = modem::CredentialOperation::remove; break;
+    }
+    command.sec_tag = request.sec_tag;  // any_sec_tag (-1) = every sec_tag, as in the command
+    command.type = request.type == wire::any_credential_type ? -1 : request.type;
+    command.content = request.content;
+    command.force = request.force;
+    modem_.credential(std::move(command), uid, [reply = std::move(reply)](modem::CredentialResult result) {
+        wire::CredentialReply answer;
+        answer.status = -result.error;
+        answer.message = std::move(result.message);
+        for (auto& entry : result.entries) {
+            if (answer.entries.size() == wire::max_credential_entries) break;
+            answer.entries.push_back({static_cast<std::int32_t>(entry.sec_tag),
+                                      static_cast<wire::CredentialType>(entry.type), std::move(entry.sha256)});
+        }
+        reply(std::move(answer));
+    });
 }
 
 }  // namespace slmd::api

@@ -1,6 +1,7 @@
 // Owns: the operator requests of the API beyond status: STATS (counters and latency gathered from the flow
 // manager, the UDP relay, the modem and its driver — read, never kept twice), and the administrators' AT and
-// RESET (handed to modem::Modem, which owns the AT policy and the recovery budget). Turns their results into
+// RESET and CREDENTIAL (handed to modem::Modem, which owns the AT policy, the recovery budget and the
+// credential store's commands). Turns their results into
 // wire replies; who may ask is the API server's decision.
 #pragma once
 
@@ -22,6 +23,9 @@ class AdminService {
     void at(const slmsock::wire::AtRequest& request, unsigned uid,
             std::function<void(slmsock::wire::AtReply)> reply);
     slmsock::wire::ResetReply reset(unsigned uid);
+    // CREDENTIAL (slmctl cred): handed to modem::Modem::credential, which owns validation and the AT side.
+    void credential(const slmsock::wire::CredentialRequest& request, unsigned uid,
+                    std::function<void(slmsock::wire::CredentialReply)> reply);
 
   private:
     modem::Modem& modem_;

@@ -415,20 +415,25 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
             } else if constexpr (std::is_same_v<T, wire::StatsRequest>) {
                 if (!admin_) return reply(wire::ErrorReply{-EOPNOTSUPP, "no statistics in this slmd"});
                 reply(admin_->stats());
-            } else if constexpr (std::is_same_v<T, wire::AtRequest> || std::is_same_v<T, wire::ResetRequest>) {
+            } else if constexpr (std::is_same_v<T, wire::AtRequest> || std::is_same_v<T, wire::ResetRequest> ||
+                                 std::is_same_v<T, wire::CredentialRequest>) {
                 if (!admin_) return reply(wire::ErrorReply{-EOPNOTSUPP, "no administration in this slmd"});
                 const auto uid = session->requester().uid;
                 if (!session->admin()) {
                     ++counters_.admin_refused;
                     SLMD_NOTICE("api: refused {} from uid {} pid {}: not root, slmd's user or in group {}",
-                                std::is_same_v<T, wire::AtRequest> ? "AT" : "RESET", uid, session->requester().pid,
-                                options_.admin_group);
+                                std::is_same_v<T, wire::AtRequest>      ? "AT"
+                                : std::is_same_v<T, wire::ResetRequest> ? "RESET"
+                                                                        : "CREDENTIAL",
+                                uid, session->requester().pid, options_.admin_group);
                     return reply(wire::ErrorReply{
                         -EACCES, "administrators only: run as root or as a member of slmd's admin-group (" +
                                      options_.admin_group + ")"});
                 }
                 if constexpr (std::is_same_v<T, wire::AtRequest>) {
                     admin_->at(message, uid, [reply](wire::AtReply answer) { reply(answer); });
+                } else if constexpr (std::is_same_v<T, wire::CredentialRequest>) {
+                    admin_->credential(message, uid, [reply](wire::CredentialReply answer) { reply(answer); });
                 } else {
                     reply(admin_->reset(uid));
                 }

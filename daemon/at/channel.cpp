@@ -115,7 +115,7 @@ void Channel::send(std::unique_ptr<Pending> pending) {
     } else {
         framer_.command_sent(in_flight_->request.response_prefix, in_flight_->request.take_unprefixed_lines);
     }
-    SLMD_DEBUG("at: > {}", in_flight_->request.line);
+    SLMD_DEBUG("at: > {}", in_flight_->request.loggable());
     writer_.write_to_modem(in_flight_->request.line + "\r\n");
     const auto generation = ++generation_;
     command_timer_.expires_after(in_flight_->request.timeout);
@@ -145,7 +145,7 @@ void Channel::complete_in_flight(CommandResponse response) {
             if (next->handler) next->handler(CommandResponse{make_error_code(ChannelError::timeout), {}, {}});
         }
     } else if (done->handler) {
-        SLMD_DEBUG("at: < {} ({})", done->request.line, response.describe());
+        SLMD_DEBUG("at: < {} ({})", done->request.loggable(), response.describe());
         done->handler(std::move(response));
     }
     pump();
@@ -173,7 +173,7 @@ void Channel::fail_all(std::error_code error) {
 void Channel::on_timeout(std::uint64_t generation) {
     if (generation != generation_ || !in_flight_) return;
     ++stats_.timeouts;
-    SLMD_WARN("at: no answer to {} within {} ms", in_flight_->request.line, in_flight_->request.timeout.count());
+    SLMD_WARN("at: no answer to {} within {} ms", in_flight_->request.loggable(), in_flight_->request.timeout.count());
     // A late final for this command may still come; the probe sent next tells it apart.
     resync_needed_ = true;
     complete_in_flight(CommandResponse{make_error_code(ChannelError::timeout), {}, {}});

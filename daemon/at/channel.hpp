@@ -46,6 +46,10 @@ struct CommandRequest {
     std::string response_prefix;  // info lines that answer it, e.g. "+CFUN"; empty if none
     std::chrono::milliseconds timeout{5000};
     bool take_unprefixed_lines = false;  // see Framer::command_sent (administrators' commands)
+    // What logs show instead of `line` when it carries a secret (a credential's content, redacted by
+    // modem/credentials.hpp); empty = `line` itself. Only `line` ever goes to the modem.
+    std::string log_as{};
+    const std::string& loggable() const { return log_as.empty() ? line : log_as; }
 };
 
 struct CommandResponse {

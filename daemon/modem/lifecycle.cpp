@@ -14,6 +14,7 @@ const char* to_string(ModemState state) {
         case ModemState::reading_address: return "reading address";
         case ModemState::serving: return "serving";
         case ModemState::deregistered: return "deregistered";
+        case ModemState::maintenance: return "radio off for maintenance";
         case ModemState::recovering: return "recovering";
         case ModemState::backing_off: return "backing off";
         case ModemState::waiting_for_port: return "waiting for serial port";
@@ -44,6 +45,8 @@ const char* to_string(ModemEvent event) {
         case ModemEvent::stop_requested: return "stop requested";
         case ModemEvent::radio_off: return "radio off";
         case ModemEvent::gave_up: return "gave up";
+        case ModemEvent::maintenance_started: return "maintenance started";
+        case ModemEvent::maintenance_ended: return "maintenance ended";
     }
     return "?";
 }
@@ -108,9 +111,16 @@ std::optional<ModemState> next_state(ModemState state, ModemEvent event) {
             break;
         case S::serving:
             if (event == E::registration_lost) return S::deregistered;
+            if (event == E::maintenance_started) return S::maintenance;
             break;
         case S::deregistered:
             if (event == E::registered) return S::reading_address;
+            if (event == E::maintenance_started) return S::maintenance;
+            break;
+        case S::maintenance:
+            // Registration comes and goes here by design; only the radio coming back on ends the state. A Ready,
+            // serial loss or stop is handled above like anywhere else.
+            if (event == E::maintenance_ended) return S::deregistered;
             break;
         case S::recovering:
             if (event == E::recovery_allowed) return S::syncing;

@@ -21,6 +21,8 @@ enum class ModemState {
     reading_address,    // "reading address": AT+CGPADDR=0 (also after registration came back)
     serving,            // "serving": registered, address known; apps are served
     deregistered,       // "deregistered": registration lost while serving; new opens fail with ENETDOWN
+    maintenance,        // "radio off for maintenance": AT+CFUN=4 for a credential write (slmctl cred), planned:
+                        // no registration loss counted, no recovery; AT+CFUN=1 ends it (-> deregistered)
     recovering,         // "recovering": about to bring the modem up again (asks the recovery budget)
     backing_off,        // "backing off": waiting before the next bring-up (failure, or recovery budget spent)
     waiting_for_port,   // "waiting for serial port": the serial device is gone
@@ -52,6 +54,8 @@ enum class ModemEvent {
     stop_requested,        // SIGTERM/SIGINT: AT+CFUN=0, bounded
     radio_off,             // AT+CFUN=0 answered, timed out, or was not possible
     gave_up,               // the first bring-up failed for good (slmd exits 1)
+    maintenance_started,   // an administrator's credential write/delete switches the radio off (AT+CFUN=4)
+    maintenance_ended,     // ... and on again (AT+CFUN=1 sent): registration is awaited as after a loss
 };
 const char* to_string(ModemEvent event);
 

@@ -37,6 +37,7 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
                   .pause_receive = [this](bool paused) { port_.pause_reading(paused); },
               }),
       wakeup_(executor),
+      state_changed_(executor),
       budget_(options.recovery) {
     options_.bringup.on_step = [this](ModemEvent event) { transition(event); };
 }
@@ -49,6 +50,7 @@ void Modem::transition(ModemEvent event) {
     if (event == ModemEvent::synced) synced_once_ = true;
     SLMD_DEBUG("modem: {} -> {} ({})", to_string(state_), to_string(*next), to_string(event));
     state_ = *next;
+    state_changed_.cancel();
 }
 
 void Modem::start(FirstResultHandler on_first_result) {
@@ -191,14 +193,16 @@ void Modem::admin_command(std::string line, bool force, unsigned uid, std::chron
         done({EINVAL, "not a valid AT command: " + check.reason, {}});
         return;
     }
+    // A credential written by hand (AT%CMNG=0,…) is never logged with its content.
+    const std::string shown = redact_credential_line(line);
     if (check.verdict == AdminVerdict::needs_force) {
         if (!force) {
             ++stats_.admin_refusals;
-            SLMD_NOTICE("modem: refused uid {}'s {}: {}", uid, line, check.reason);
+            SLMD_NOTICE("modem: refused uid {}'s {}: {}", uid, shown, check.reason);
             done({EPERM, check.reason + " (refused without force)", {}});
             return;
         }
-        SLMD_WARN("modem: uid {} forces {} ({}); slmd's view of the modem may no longer be right", uid, line,
+        SLMD_WARN("modem: uid {} forces {} ({}); slmd's view of the modem may no longer be right", uid, shown,
                   check.reason);
     }
     if (!up()) {
@@ -206,10 +210,11 @@ void Modem::admin_command(std::string line, bool force, unsigned uid, std::chron
         return;
     }
     ++stats_.admin_commands;
-    SLMD_INFO("modem: uid {} sends {}", uid, line);
+    SLMD_INFO("modem: uid {} sends {}", uid, shown);
     at::CommandRequest request{line, admin_response_prefix(line), timeout, true};
-    channel_.submit(std::move(request), [line, uid, done = std::move(done)](at::CommandResponse response) {
-        SLMD_INFO("modem: uid {}'s {} -> {}", uid, line, response.describe());
+    if (shown != line) request.log_as = shown;
+    channel_.submit(std::move(request), [shown, uid, done = std::move(done)](at::CommandResponse response) {
+        SLMD_INFO("modem: uid {}'s {} -> {}", uid, shown, response.describe());
         if (!response.error) {
             done({0, "", std::move(response)});
         } else if (response.error == at::ChannelError::timeout) {
@@ -269,6 +274,148 @@ asio::awaitable<void> Modem::reset_sequence() {
     resetting_ = false;
     reset_seen_ = true;
     wake();
+}
+
+namespace {
+
+const char* operation_name(CredentialOperation operation) {
+    switch (operation) {
+        case CredentialOperation::write: return "write";
+        case CredentialOperation::list: return "list";
+        case CredentialOperation::remove: return "delete";
+    }
+    return "?";
+}
+
+}  // namespace
+
+void Modem::credential(CredentialCommand command, unsigned uid, std::function<void(CredentialResult)> done) {
+    if (auto refusal = validate_credential(command)) {
+        SLMD_NOTICE("modem: refused uid {}'s credential {}: {}", uid, operation_name(command.operation),
+                    refusal->message);
+        done(std::move(*refusal));
+        return;
+    }
+    if (credential_job_) {
+        done({EBUSY, "another credential operation is under way", {}});
+        return;
+    }
+    const bool in_sync = synced_once_ && !stopping_ && !resetting_ && !link_down_ &&
+                         state_ != ModemState::starting && state_ != ModemState::syncing &&
+                         state_ != ModemState::recovering && state_ != ModemState::waiting_for_port;
+    if (!in_sync) {
+        done({ENETDOWN, std::string("the modem is not up (") + to_string(state_) + ")", {}});
+        return;
+    }
+    const bool radio_off = command.operation != CredentialOperation::list && !options_.native_tls;
+    bool reset_connections = false;
+    if (radio_off) {
+        if (!up()) {
+            done({ENETDOWN, std::string("the modem is not up (") + to_string(state_) + ")", {}});
+            return;
+        }
+        const auto open = (driver_.tcp_available() == 0 ? 1 : 0) + (driver_.udp_available() == 0 ? 1 : 0);
+        if (open > 0 && !command.force) {
+            SLMD_NOTICE("modem: refused uid {}'s credential {}: {} connection(s) open", uid,
+                        operation_name(command.operation), open);
+            done({EBUSY,
+                  std::to_string(open) + (open == 1 ? " connection" : " connections") +
+                      " open (the radio goes off for a moment); --force resets them",
+                  {}});
+            return;
+        }
+        reset_connections = open > 0;
+    }
+    ++stats_.credential_operations;
+    SLMD_NOTICE("modem: uid {} credential {} sec_tag {} type {}{}{}", uid, operation_name(command.operation),
+                command.sec_tag, command.type,
+                command.operation == CredentialOperation::write
+                    ? " (" + std::to_string(command.content.size()) + " bytes)"
+                    : std::string(),
+                reset_connections ? ", resetting the open connections (force)" : "");
+    credential_job_ = CredentialJob{std::move(command), uid, reset_connections, std::move(done)};
+    asio::co_spawn(executor_, credential_sequence(), asio::detached);
+}
+
+asio::awaitable<void> Modem::leave_data_mode() {
+    if (channel_.mode() != at::LinkMode::data) co_return;
+    auto left = std::make_shared<asio::steady_timer>(executor_, asio::steady_timer::time_point::max());
+    channel_.exit_data_mode([left](std::error_code, int) { left->cancel(); });
+    boost::system::error_code ignored;
+    co_await left->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+asio::awaitable<void> Modem::credential_sequence() {
+    auto alive = alive_;
+    const auto& job = *credential_job_;
+    const bool radio_off = job.command.operation != CredentialOperation::list && !options_.native_tls;
+    if (job.reset_connections) {
+        driver_.on_modem_lost();  // open flows fail with ECONNRESET; the proxies are closed as orphans later
+        co_await leave_data_mode();
+        if (!*alive) co_return;
+    }
+    CredentialHooks hooks;
+    hooks.native_tls = options_.native_tls;
+    bool in_maintenance = false;
+    hooks.radio_going_off = [this, alive, &in_maintenance] {
+        if (!*alive) return;
+        in_maintenance = true;
+        transition(ModemEvent::maintenance_started);
+        // Registration goes with the radio; it must be seen anew once the radio is back.
+        registration_.update(Registration::not_registered);
+    };
+    hooks.radio_back = [this, alive] {
+        if (!*alive) return;
+        transition(ModemEvent::maintenance_ended);  // -> deregistered: serve() reads the address once registered
+        wake();
+    };
+    auto result = co_await run_credential_command(channel_, job.command, hooks);
+    if (!*alive) co_return;
+    if (radio_off && in_maintenance) {
+        // Wait for the normal registration, as bring-up does: URCs wake us, AT+CEREG? covers a lost one.
+        const auto deadline = std::chrono::steady_clock::now() + options_.bringup.register_timeout;
+        while (state_ != ModemState::serving && !stopping_ && !link_down_ && !reset_seen_ &&
+               (state_ == ModemState::deregistered || state_ == ModemState::reading_address)) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) {
+                SLMD_WARN("modem: not registered again within {} ms of the credential {}",
+                          options_.bringup.register_timeout.count(), operation_name(job.command.operation));
+                if (result.error == 0) result.message = "done, but the modem has not registered again yet";
+                break;
+            }
+            const auto current = registration_.current();
+            if (state_ == ModemState::deregistered && !(current && is_registered(*current))) {
+                const at::CommandRequest read_registration{"AT+CEREG?", "+CEREG", 5s};
+                auto read = co_await channel_.async_command(read_registration, asio::use_awaitable);
+                if (!*alive) co_return;
+                if (read.ok() && !read.info.empty()) {
+                    if (auto status = parse_cereg_read(read.info.front())) {
+                        registration_.update(*status);
+                        if (is_registered(*status)) wake();
+                    }
+                }
+                if (state_ == ModemState::serving) break;
+            }
+            state_changed_.expires_at(std::min(deadline, std::chrono::steady_clock::now() +
+                                                             options_.bringup.registration_poll));
+            boost::system::error_code ignored;
+            co_await state_changed_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+            if (!*alive) co_return;
+        }
+        if (state_ == ModemState::serving) {
+            SLMD_NOTICE("modem: serving again after the credential {}", operation_name(job.command.operation));
+            if (job.reset_connections) driver_.on_serving();  // close what the firmware kept of the reset proxies
+        }
+    }
+    SLMD_NOTICE("modem: uid {}'s credential {} sec_tag {} type {} -> {}", job.uid,
+                operation_name(job.command.operation), job.command.sec_tag, job.command.type,
+                result.error == 0 ? std::string("done") + (job.command.operation == CredentialOperation::list
+                                                               ? " (" + std::to_string(result.entries.size()) + " entries)"
+                                                               : std::string())
+                                  : result.message);
+    auto done = std::move(credential_job_->done);
+    credential_job_.reset();
+    done(std::move(result));
 }
 
 void Modem::on_urc(const std::string& text) {

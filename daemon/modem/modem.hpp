@@ -14,6 +14,7 @@
 
 #include "at/channel.hpp"
 #include "modem/bringup.hpp"
+#include "modem/credentials.hpp"
 #include "modem/lifecycle.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "serial/serial_port.hpp"
@@ -28,6 +29,9 @@ struct ModemOptions {
     std::chrono::milliseconds retry_max{60000};
     RecoveryPolicy recovery;
     std::chrono::milliseconds stop_timeout{5000};  // graceful stop: the longest AT+CFUN=0 may take
+    // The firmware was built with native TLS (overlay-native_tls.conf): credentials go through AT#XCMNG and
+    // the radio stays on. Configuration key native-tls.
+    bool native_tls = false;
 };
 
 struct LifecycleStats {
@@ -38,6 +42,7 @@ struct LifecycleStats {
     std::uint64_t admin_resets = 0;     // resets an administrator asked for (slmctl reset)
     std::uint64_t admin_commands = 0;   // AT commands an administrator sent (slmctl at)
     std::uint64_t admin_refusals = 0;   // ... refused without force
+    std::uint64_t credential_operations = 0;  // slmctl cred operations that reached the modem
 };
 
 // The outcome of an administrator's AT command. error: 0 when the modem answered (see response), else EINVAL
@@ -86,6 +91,13 @@ public:
     // started, EAGAIN when the budget has no room for another recovery (the nRF91's reset-loop lock-out is
     // what the budget avoids), ENETDOWN when the modem is not up, EBUSY during a reset or stop.
     int admin_reset(unsigned uid);
+    // An administrator's credential operation (slmctl cred; modem/credentials.hpp). Validated first; one at a
+    // time (EBUSY). List: any time the modem is in sync. Write/remove on the default build: EBUSY while a TCP
+    // connection, TCP server or UDP proxy is open unless `force` (they are then reset, ECONNRESET), then the
+    // maintenance state around AT+CFUN=4 → %CMNG → AT+CFUN=1, and `done` only once the modem serves again
+    // (or register_timeout passed). With native TLS, #XCMNG alone. `done` runs once.
+    void credential(CredentialCommand command, unsigned uid, std::function<void(CredentialResult)> done);
+    bool native_tls() const { return options_.native_tls; }
 
 private:
     boost::asio::awaitable<void> run();
@@ -93,6 +105,8 @@ private:
     boost::asio::awaitable<void> sleep_until(std::chrono::steady_clock::time_point deadline);
     boost::asio::awaitable<void> radio_off(std::function<void()> done);
     boost::asio::awaitable<void> reset_sequence();
+    boost::asio::awaitable<void> credential_sequence();
+    boost::asio::awaitable<void> leave_data_mode();
     bool up() const;
     void transition(ModemEvent event);
     void on_urc(const std::string& text);
@@ -113,6 +127,15 @@ private:
     bool stopping_ = false;
     bool synced_once_ = false;
     bool resetting_ = false;  // admin_reset() under way until the firmware's "Ready"
+    // The credential operation under way (one at a time), its requester and whether it reset connections.
+    struct CredentialJob {
+        CredentialCommand command;
+        unsigned uid = 0;
+        bool reset_connections = false;
+        std::function<void(CredentialResult)> done;
+    };
+    std::optional<CredentialJob> credential_job_;
+    boost::asio::steady_timer state_changed_;  // cancelled on every lifecycle transition
     RecoveryBudget budget_;
     LifecycleStats stats_;
     std::deque<std::chrono::steady_clock::time_point> readys_;  // within options.recovery.window

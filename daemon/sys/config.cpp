@@ -105,6 +105,8 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         return parse_bool(value, settings.rtscts);
     } else if (key == "verbose") {
         return parse_bool(value, settings.verbose);
+    } else if (key == "native-tls") {
+        return parse_bool(value, settings.native_tls);
     } else if (key == "once") {
         settings.once = true;
     } else if (key == "api-socket") {
@@ -173,7 +175,7 @@ constexpr std::string_view known_keys[] = {
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
-    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "tls", "dtls",
+    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls",
 };
 
 bool known(std::string_view key) {
@@ -315,6 +317,9 @@ po::options_description option_description() {
          "wait this long when the recovery budget is spent (default 1800000)")
         ("stop-timeout-ms", po::value<std::string>(),
          "on SIGTERM, wait at most this long for AT+CFUN=0 (default 5000)")
+        ("native-tls", po::value<std::string>(),
+         "the SLM firmware was built with native TLS (overlay-native_tls.conf): credentials go through "
+         "AT#XCMNG, without switching the radio off (default no)")
         ("log-level", po::value<std::string>(), "error, warning, notice, info or debug (default info)")
         ("verbose,v", po::value<std::string>()->implicit_value("yes"), "log every AT command (log-level debug)");
     return description;

@@ -51,6 +51,7 @@ struct Settings {
     std::chrono::milliseconds recovery_window{600000};     // modem::RecoveryPolicy::window
     std::chrono::milliseconds recovery_backoff{1800000};   // modem::RecoveryPolicy::backoff
     std::chrono::milliseconds stop_timeout{5000};          // modem::ModemOptions::stop_timeout (AT+CFUN=0)
+    bool native_tls = false;                               // modem::ModemOptions::native_tls (#XCMNG credentials)
     LogLevel log_level = LogLevel::info;
     bool verbose = false;  // log every AT command: log-level debug, whatever log-level says
     bool once = false;

@@ -89,6 +89,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"log-level", "verbose",
                  "/etc/slmd/slmd.conf:7: log-level: \"verbose\" is not a log level (error, warning, notice, info, debug)"},
         BadValue{"verbose", "2", "/etc/slmd/slmd.conf:7: verbose: \"2\" is not yes or no"},
+        BadValue{"native-tls", "mbed", "/etc/slmd/slmd.conf:7: native-tls: \"mbed\" is not yes or no"},
         BadValue{"devcie", "/dev/ttyACM0", "/etc/slmd/slmd.conf:7: devcie: unknown key"},
         BadValue{"once", "yes", "/etc/slmd/slmd.conf:7: once: only valid on the command line"}),
     [](const auto& info) { return "case" + std::to_string(info.index); });
@@ -118,7 +119,14 @@ TEST(Config, DefaultsNeedOnlyADevice) {
     EXPECT_EQ(settings.recovery_window, 600000ms);
     EXPECT_EQ(settings.recovery_backoff, 1800000ms);
     EXPECT_EQ(settings.stop_timeout, 5000ms);
+    EXPECT_FALSE(settings.native_tls);
     EXPECT_EQ(settings.log_level, LogLevel::info);
+}
+
+TEST(Config, NativeTlsIsABoolean) {
+    Settings settings;
+    ASSERT_TRUE(validate({file_entry("device", "/dev/nrf91"), file_entry("native-tls", "yes")}, settings).empty());
+    EXPECT_TRUE(settings.native_tls);
 }
 
 TEST(Config, EveryKeyIsApplied) {

@@ -15,12 +15,13 @@ namespace {
 const std::vector<S> all_states = {S::starting,      S::syncing,     S::detecting_release, S::enabling_urcs,
                                    S::radio_on,      S::registering, S::reading_address,   S::serving,
                                    S::deregistered,  S::recovering,  S::backing_off,       S::waiting_for_port,
-                                   S::stopping,      S::stopped};
+                                   S::stopping,      S::stopped,     S::maintenance};
 const std::vector<E> all_events = {
     E::start,           E::synced,          E::release_detected,  E::urcs_enabled,    E::radio_switched_on,
     E::registered,      E::address_read,    E::registration_lost, E::bringup_failed,  E::address_failed,
     E::modem_ready,     E::recovery_allowed, E::recovery_denied,  E::backoff_elapsed, E::serial_lost,
-    E::serial_back,     E::stop_requested,  E::radio_off,         E::gave_up};
+    E::serial_back,     E::stop_requested,  E::radio_off,         E::gave_up,         E::maintenance_started,
+    E::maintenance_ended};
 const std::vector<S> bringup_states = {S::syncing,  S::detecting_release, S::enabling_urcs,
                                        S::radio_on, S::registering,       S::reading_address};
 
@@ -52,6 +53,14 @@ std::vector<Row> table() {
         {S::recovering, E::recovery_allowed, S::syncing},
         {S::recovering, E::recovery_denied, S::backing_off},
         {S::backing_off, E::backoff_elapsed, S::recovering},
+        // A credential write's planned radio-off window (slmctl cred): from serving or deregistered, back to
+        // deregistered when AT+CFUN=1 was sent (registration then returns as after a loss); a reboot or serial
+        // loss meanwhile is handled as anywhere else.
+        {S::serving, E::maintenance_started, S::maintenance},
+        {S::deregistered, E::maintenance_started, S::maintenance},
+        {S::maintenance, E::maintenance_ended, S::deregistered},
+        {S::maintenance, E::modem_ready, S::recovering},
+        {S::maintenance, E::serial_lost, S::waiting_for_port},
         // Serial loss and return.
         {S::starting, E::serial_lost, S::waiting_for_port},
         {S::serving, E::serial_lost, S::waiting_for_port},
@@ -107,6 +116,15 @@ TEST(LifecycleTable, ReadyWhileBackingOffOrWaitingAddsNothing) {
     EXPECT_FALSE(next_state(S::waiting_for_port, E::modem_ready));
     EXPECT_FALSE(next_state(S::recovering, E::modem_ready));
     EXPECT_FALSE(next_state(S::stopping, E::modem_ready));
+}
+
+TEST(LifecycleTable, MaintenanceIsNoFault) {
+    // The radio is off on purpose: registration going away is not a loss, and nothing starts a recovery.
+    EXPECT_FALSE(next_state(S::maintenance, E::registration_lost));
+    EXPECT_FALSE(next_state(S::maintenance, E::bringup_failed));
+    EXPECT_FALSE(next_state(S::maintenance, E::registered));
+    EXPECT_FALSE(is_bringing_up(S::maintenance));
+    EXPECT_STREQ(to_string(S::maintenance), "radio off for maintenance");
 }
 
 TEST(LifecycleTable, StateNamesAreDistinctAndFitTheStatusReply) {

@@ -69,6 +69,7 @@ public:
     at::Channel& channel() { return channel_; }
     ModemDriver& driver() { return driver_; }
     const SlmProxyDriver& slm_driver() const { return driver_; }
+    SlmProxyDriver& slm_driver() { return driver_; }
 
     void write_to_modem(std::string bytes) override { port_.write(std::move(bytes)); }
     // Graceful stop: ends the lifecycle loop, fails the flows the driver holds, and switches the radio off

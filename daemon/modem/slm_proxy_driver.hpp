@@ -13,6 +13,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -53,6 +54,15 @@ public:
     // Bring-up finished (first start, after a modem reset, after serial loss): close proxies the firmware
     // holds that this driver does not own (an slmd that died), and read the test forms once.
     void on_serving();
+
+    // TLS servers (slmd.conf tls-server): a listen on one of these modem ports asks the firmware for a TLS
+    // server with that sec_tag. Only firmware built with native TLS can; on any other a listen on such a port
+    // fails with EOPNOTSUPP before reaching the modem (SLM v2.9 would otherwise hold its TCP proxy busy until
+    // the next reset).
+    void set_tls_servers(std::map<std::uint16_t, int> sec_tags, bool native_tls) {
+        tls_servers_ = std::move(sec_tags);
+        native_tls_ = native_tls;
+    }
 
     std::size_t tcp_capacity() const override { return 1; }
     std::size_t tcp_available() const override { return slot_busy_ ? 0 : 1; }
@@ -196,6 +206,8 @@ private:
     at::Channel& channel_;
     SlmProxyDriverHooks hooks_;
     SlmProxyDriverOptions options_;
+    std::map<std::uint16_t, int> tls_servers_;
+    bool native_tls_ = false;
     std::optional<Connection> connection_;
     bool slot_busy_ = false;
     ConnectionId next_id_ = 1;

@@ -39,6 +39,14 @@ void SlmProxyDriver::tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents
         done(EBUSY, 0);
         return;
     }
+    const auto tls = tls_servers_.find(port);
+    if (tls != tls_servers_.end() && !native_tls_) {
+        SLMD_WARN("slm: port {} is a TLS server (sec_tag {}), which needs firmware built with native TLS "
+                  "(native-tls = yes): not started",
+                  port, tls->second);
+        done(EOPNOTSUPP, 0);
+        return;
+    }
     slot_busy_ = true;
     const ListenerId id = next_id_++;
     listener_ = Listener{id, std::move(events), port, ipv6, false, false};
@@ -48,8 +56,10 @@ void SlmProxyDriver::tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents
             done(ENETDOWN, 0);
             return;
         }
-        const std::string line =
+        std::string line =
             "AT#XTCPSVR=" + std::string(listener_->ipv6 ? "2" : "1") + "," + std::to_string(listener_->port);
+        if (const auto tls = tls_servers_.find(listener_->port); tls != tls_servers_.end())
+            line += "," + std::to_string(tls->second);
         submit({line, "#XTCPSVR", 15s}, [this, alive, id, done = std::move(done)](at::CommandResponse response) {
             if (!*alive) return;
             if (!listener_ || listener_->id != id) {

@@ -166,6 +166,23 @@ std::optional<TlsRule> parse_tls_rule(std::string_view text, bool datagram, std:
     return rule;
 }
 
+std::optional<std::pair<std::uint16_t, std::int32_t>> parse_tls_server(std::string_view text, std::string& problem) {
+    // The same grammar as a mapping, with a bare port for HOST:PORT.
+    const auto start = text.find_first_not_of(" \t");
+    if (start == std::string_view::npos) {
+        problem = "expected PORT sec-tag=N";
+        return std::nullopt;
+    }
+    const auto rule = parse_tls_rule("*:" + std::string(text.substr(start)), false, problem);
+    if (!rule) return std::nullopt;
+    if (rule->parameters.peer_verify != wire::tls_default || rule->parameters.hostname_verify != wire::tls_default ||
+        !rule->parameters.hostname.empty()) {
+        problem = "a TLS server takes only sec-tag=N";
+        return std::nullopt;
+    }
+    return std::pair{rule->port, rule->parameters.sec_tag};
+}
+
 TlsPolicy::TlsPolicy(std::vector<TlsRule> rules) : rules_(std::move(rules)) {}
 
 void TlsPolicy::remember(std::string_view name, const std::vector<wire::Address>& addresses,

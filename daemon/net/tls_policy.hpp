@@ -32,6 +32,10 @@ struct TlsRule {
 // Parses one mapping's value; on failure returns nullopt and sets `problem` to a one-line reason.
 std::optional<TlsRule> parse_tls_rule(std::string_view text, bool datagram, std::string& problem);
 
+// `tls-server = PORT sec-tag=N`: the modem's TCP server on PORT runs TLS with that sec_tag (native-TLS
+// firmware only). Returns {port, sec_tag}, or nullopt with `problem` set.
+std::optional<std::pair<std::uint16_t, std::int32_t>> parse_tls_server(std::string_view text, std::string& problem);
+
 class TlsPolicy {
 public:
     static constexpr std::size_t max_remembered = 1024;

@@ -132,6 +132,12 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         auto rule = net::parse_tls_rule(value, key == "dtls", problem);
         if (!rule) return problem;
         settings.tls.push_back(std::move(*rule));
+    } else if (key == "tls-server") {
+        std::string problem;
+        auto server = net::parse_tls_server(value, problem);
+        if (!server) return problem;
+        if (!settings.tls_servers.emplace(server->first, server->second).second)
+            return "port " + std::to_string(server->first) + " is a TLS server already";
     } else if (key == "sync-timeout-ms") {
         return milliseconds(100, 3600000, settings.sync_timeout);
     } else if (key == "register-timeout-ms") {
@@ -175,7 +181,7 @@ constexpr std::string_view known_keys[] = {
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
-    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls",
+    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server",
 };
 
 bool known(std::string_view key) {
@@ -214,7 +220,8 @@ std::vector<std::string> validate(const RawConfig& raw, Settings& settings) {
             problems.push_back(describe(entry, "only valid on the command line"));
             continue;
         }
-        if (entry.key == "bypass" || entry.key == "tls" || entry.key == "dtls") continue;  // repeatable
+        if (entry.key == "bypass" || entry.key == "tls" || entry.key == "dtls" || entry.key == "tls-server")
+            continue;  // repeatable
         auto [it, inserted] = first_seen.emplace(std::pair{entry.key, entry.origin}, &entry);
         if (!inserted) {
             const auto& first = *it->second;
@@ -302,6 +309,8 @@ po::options_description option_description() {
          "HOST:PORT (HOST a name, an address, [IPv6] or *) get TLS from the modem (repeatable; docs/tls.md)")
         ("dtls", po::value<std::string>(),
          "HOST:PORT sec-tag=N [...] [dtls-cid=0|1|2]: as tls, for UDP with DTLS (repeatable)")
+        ("tls-server", po::value<std::string>(),
+         "PORT sec-tag=N: the modem's TCP server on PORT runs TLS; needs native-tls = yes (repeatable)")
         ("max-queued", po::value<std::string>(), "connections waiting for the modem; more get EBUSY (default 32)")
         ("connect-timeout-ms", po::value<std::string>(),
          "connect timeout when the app set none, at most 120000 (default 60000)")

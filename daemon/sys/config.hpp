@@ -11,6 +11,7 @@
 #include <boost/program_options/options_description.hpp>
 
 #include <chrono>
+#include <map>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -40,6 +41,7 @@ struct Settings {
     std::uint16_t data_port = 0;
     std::vector<net::Prefix> bypass;
     std::vector<net::TlsRule> tls;  // `tls` and `dtls` mappings, in the order given (net::TlsPolicy)
+    std::map<std::uint16_t, int> tls_servers;  // `tls-server`: modem port → sec_tag (SlmProxyDriver)
     std::chrono::milliseconds sync_timeout{10000};
     std::chrono::milliseconds register_timeout{180000};
     std::size_t max_queued = 32;  // core::FlowOptions::max_waiting

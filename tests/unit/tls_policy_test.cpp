@@ -144,3 +144,25 @@ TEST(TlsPolicy, NothingRememberedWithoutRules) {
 
 }  // namespace
 }  // namespace slmd::net
+
+namespace slmd::net {
+namespace {
+
+TEST(TlsServerParse, PortAndSecTagOnly) {
+    std::string problem;
+    auto server = parse_tls_server("  8443 sec-tag=43", problem);
+    ASSERT_TRUE(server) << problem;
+    EXPECT_EQ(server->first, 8443);
+    EXPECT_EQ(server->second, 43);
+    EXPECT_FALSE(parse_tls_server("8443", problem));
+    EXPECT_EQ(problem, "sec-tag=N is required");
+    EXPECT_FALSE(parse_tls_server("8443 sec-tag=1 peer-verify=0", problem));
+    EXPECT_EQ(problem, "a TLS server takes only sec-tag=N");
+    EXPECT_FALSE(parse_tls_server("", problem));
+    EXPECT_EQ(problem, "expected PORT sec-tag=N");
+    EXPECT_FALSE(parse_tls_server("70000 sec-tag=1", problem));
+    EXPECT_EQ(problem, "\"70000\" is not a port (1-65535)");
+}
+
+}  // namespace
+}  // namespace slmd::net

@@ -2,7 +2,8 @@
 // firmware's proxies, who holds them, bytes each way, and the firmware's own read-command view), `stats`
 // (bytes, drops by reason, AT errors, resets, recoveries, latency percentiles), and for administrators
 // `at [--force] [--timeout-ms N] "CMD"` (one AT command through slmd's own channel) and `reset` (graceful
-// modem reset within the recovery budget), each readable or as JSON (--json). It finds slmd like every client
+// modem reset within the recovery budget) and `cred write|list|delete` (the modem's TLS credential store,
+// docs/credentials.md), each readable or as JSON (--json). It finds slmd like every client
 // ($SLMSOCK_SOCKET, or --socket) and speaks only through libslmsock, so what it shows is exactly what apps can
 // see. Exit status: 0 done (and OK from the modem), 1 the modem answered ERROR/+CME/+CMS, 2 usage, 69 slmd or
 // the modem unavailable, 75 try again later (reset budget spent, timeout), 77 not allowed (EACCES/EPERM).
@@ -11,10 +12,15 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -49,6 +55,9 @@ const char* errno_name(int error) {
     case ECONNRESET: return "ECONNRESET";
     case EAGAIN: return "EAGAIN";
     case EBUSY: return "EBUSY";
+    case ENOENT: return "ENOENT";
+    case ENOSPC: return "ENOSPC";
+    case EMSGSIZE: return "EMSGSIZE";
     default: return "EIO";
     }
 }
@@ -74,7 +83,11 @@ int report_admin_failure(const char* what, int error, const std::string& reason,
         status = exit_tempfail;
         break;
     case ETIMEDOUT: status = exit_tempfail; break;
-    case EINVAL: status = exit_usage; break;
+    case EINVAL:
+    case EMSGSIZE: status = exit_usage; break;
+    case ENOENT:
+    case ENOSPC:
+    case EIO: status = exit_modem_error; break;
     case ENETDOWN:
         if (reason.empty()) advice = std::string("is slmd running? socket ") + slmsock_socket_path();
         break;
@@ -289,18 +302,160 @@ int run_reset(bool as_json) {
     return 0;
 }
 
+
+// Credentials -------------------------------------------------------------------------------------------------
+
+constexpr const char* credential_type_names[] = {"ca", "cert", "key", "psk", "identity"};
+
+std::optional<int> credential_type(const std::string& text) {
+    for (int i = 0; i < 5; ++i) {
+        if (text == credential_type_names[i] || text == std::to_string(i)) return i;
+    }
+    return std::nullopt;
+}
+
+// The file's bytes ("-" = standard input), or a message naming it.
+std::optional<std::string> read_credential_file(const std::string& path, std::string& problem) {
+    std::string bytes;
+    if (path == "-") {
+        bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            problem = path + ": cannot read it";
+            return std::nullopt;
+        }
+        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    return bytes;
+}
+
+// The checks that need no modem, so a wrong file is named before slmd is asked (slmd checks all of it again).
+std::string check_credential_file(const std::string& name, const std::string& bytes, int type) {
+    const std::string file = name == "-" ? "standard input" : name;
+    if (bytes.size() > SLMSOCK_CRED_MAX_LENGTH) {
+        return file + " is " + std::to_string(bytes.size()) + " bytes; the modem takes at most " +
+               std::to_string(SLMSOCK_CRED_MAX_LENGTH) + " per credential";
+    }
+    if (bytes.empty()) return file + " is empty";
+    if (bytes.find('"') != std::string::npos) return file + " contains '\"', which the modem's AT command cannot carry";
+    if (bytes.find('\0') != std::string::npos) return file + " contains NUL bytes (a DER file? the modem takes PEM)";
+    if (type <= 2 && bytes.find("-----BEGIN ") == std::string::npos) {
+        return file + " (" + std::to_string(bytes.size()) + " bytes) is not PEM: no -----BEGIN line (convert DER with "
+               "`openssl x509 -inform der` or `openssl pkey -inform der`)";
+    }
+    return {};
+}
+
+int run_cred(const std::vector<std::string>& arguments, std::optional<long long> sec_tag,
+             const std::optional<std::string>& type_text, bool force, bool as_json) {
+    const std::string action = arguments.empty() ? "" : arguments.front();
+    std::optional<int> type;
+    if (type_text) {
+        type = credential_type(*type_text);
+        if (!type) {
+            std::cerr << "slmctl: cred: --type is ca, cert, key, psk or identity (or 0-4), not '" << *type_text << "'\n";
+            return exit_usage;
+        }
+    }
+    if (sec_tag && (*sec_tag < 0 || *sec_tag > 2147483647LL)) {
+        std::cerr << "slmctl: cred: --sec-tag is 0-2147483647, not " << *sec_tag << '\n';
+        return exit_usage;
+    }
+    if (action == "write") {
+        if (!sec_tag || !type || arguments.size() != 2) {
+            std::cerr << "slmctl: cred write --sec-tag N --type ca|cert|key|psk|identity FILE (- = standard input)\n";
+            return exit_usage;
+        }
+        std::string problem;
+        const auto bytes = read_credential_file(arguments[1], problem);
+        if (bytes) problem = check_credential_file(arguments[1], *bytes, *type);
+        if (!problem.empty()) {
+            std::cerr << "slmctl: cred write: " << problem << '\n';
+            return exit_usage;
+        }
+        const int rc = slmsock_cred_write(static_cast<int>(*sec_tag), *type, bytes->data(), bytes->size(), force ? 1 : 0);
+        if (rc < 0) return report_admin_failure("cred write", rc, slmsock_cred_message(), as_json);
+        if (as_json) {
+            std::cout << json::serialize(json::object{{"written", true}, {"sec_tag", *sec_tag},
+                                                      {"type", credential_type_names[*type]},
+                                                      {"bytes", bytes->size()}, {"message", slmsock_cred_message()}})
+                      << '\n';
+        } else {
+            std::cout << credential_type_names[*type] << " written to sec_tag " << *sec_tag << " (" << bytes->size()
+                      << " bytes)";
+            if (*slmsock_cred_message() != '\0') std::cout << "; " << slmsock_cred_message();
+            std::cout << '\n';
+        }
+        return 0;
+    }
+    if (action == "delete") {
+        if (!sec_tag || !type || arguments.size() != 1) {
+            std::cerr << "slmctl: cred delete --sec-tag N --type ca|cert|key|psk|identity\n";
+            return exit_usage;
+        }
+        const int rc = slmsock_cred_delete(static_cast<int>(*sec_tag), *type, force ? 1 : 0);
+        if (rc < 0) return report_admin_failure("cred delete", rc, slmsock_cred_message(), as_json);
+        if (as_json) {
+            std::cout << json::serialize(json::object{{"deleted", true}, {"sec_tag", *sec_tag},
+                                                      {"type", credential_type_names[*type]}})
+                      << '\n';
+        } else {
+            std::cout << credential_type_names[*type] << " of sec_tag " << *sec_tag << " deleted\n";
+        }
+        return 0;
+    }
+    if (action == "list") {
+        if (arguments.size() != 1) {
+            std::cerr << "slmctl: cred list [--sec-tag N] [--type T]\n";
+            return exit_usage;
+        }
+        std::vector<slmsock_credential> entries(SLMSOCK_CRED_MAX_ENTRIES);
+        size_t count = 0;
+        const int rc = slmsock_cred_list(sec_tag ? static_cast<int>(*sec_tag) : -1, type ? *type : -1, entries.data(),
+                                         entries.size(), &count);
+        if (rc < 0) return report_admin_failure("cred list", rc, slmsock_cred_message(), as_json);
+        entries.resize(std::min(count, entries.size()));
+        const auto name = [](int t) { return t >= 0 && t < 5 ? credential_type_names[t] : "?"; };
+        if (as_json) {
+            json::array rows;
+            for (const auto& e : entries) {
+                rows.push_back(json::object{{"sec_tag", e.sec_tag}, {"type", name(e.type)}, {"sha256", e.sha256}});
+            }
+            json::object out{{"credentials", rows}};
+            if (*slmsock_cred_message() != '\0') out["message"] = slmsock_cred_message();
+            std::cout << json::serialize(out) << '\n';
+        } else {
+            if (entries.empty()) std::cout << "no credentials\n";
+            for (const auto& e : entries) {
+                std::printf("%-10d %-8s %s\n", e.sec_tag, name(e.type), e.sha256[0] ? e.sha256 : "-");
+            }
+            if (*slmsock_cred_message() != '\0') std::cout << slmsock_cred_message() << '\n';
+        }
+        return 0;
+    }
+    std::cerr << "slmctl: cred write|list|delete\n";
+    return exit_usage;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     po::options_description options(
         "slmctl [--socket PATH] [--json] status|sockets|stats|reset\n"
-        "slmctl [--socket PATH] [--json] at [--force] [--timeout-ms N] \"AT...\"");
+        "slmctl [--socket PATH] [--json] at [--force] [--timeout-ms N] \"AT...\"\n"
+        "slmctl [--socket PATH] [--json] cred write --sec-tag N --type ca|cert|key|psk|identity [--force] FILE|-\n"
+        "slmctl [--socket PATH] [--json] cred list [--sec-tag N] [--type T]\n"
+        "slmctl [--socket PATH] [--json] cred delete --sec-tag N --type T [--force]");
     options.add_options()("help,h", "this help")("socket", po::value<std::string>(),
                                                   "slmd's API socket (default: $SLMSOCK_SOCKET or " SLMSOCK_DEFAULT_SOCKET ")")(
-        "json", "machine-readable output")("force", "at: send a command slmd would refuse (administrators only)")(
+        "json", "machine-readable output")(
+        "force", "at: send a command slmd would refuse; cred write/delete: reset open connections (administrators only)")(
+        "sec-tag", po::value<long long>(), "cred: the credential set, 0-2147483647")(
+        "type", po::value<std::string>(), "cred: ca, cert, key, psk or identity")(
         "timeout-ms", po::value<std::uint32_t>()->default_value(0), "at: the modem's time to answer (0 = slmd's 10 s)")(
-        "command", po::value<std::string>(), "status | sockets | stats | at | reset")(
-        "argument", po::value<std::vector<std::string>>(), "at: the AT command line");
+        "command", po::value<std::string>(), "status | sockets | stats | at | reset | cred")(
+        "argument", po::value<std::vector<std::string>>(), "at: the AT command line; cred: write|list|delete [FILE]");
     po::positional_options_description positional;
     positional.add("command", 1).add("argument", -1);
     po::variables_map vm;
@@ -330,6 +485,15 @@ int main(int argc, char** argv) {
             return exit_usage;
         }
         return run_at(arguments.front(), vm.count("force") > 0, vm["timeout-ms"].as<std::uint32_t>(), as_json);
+    }
+    if (command == "cred") {
+        const auto arguments =
+            vm.count("argument") ? vm["argument"].as<std::vector<std::string>>() : std::vector<std::string>{};
+        std::optional<long long> sec_tag;
+        if (vm.count("sec-tag")) sec_tag = vm["sec-tag"].as<long long>();
+        std::optional<std::string> type;
+        if (vm.count("type")) type = vm["type"].as<std::string>();
+        return run_cred(arguments, sec_tag, type, vm.count("force") > 0, as_json);
     }
     std::cerr << "slmctl: unknown command '" << command << "'\n" << options;
     return exit_usage;

@@ -247,6 +247,54 @@ int slmsock_at(const char* command, int force, uint32_t timeout_ms, struct slmso
  * not up), -EBUSY (a reset or stop is under way). */
 int slmsock_reset(void);
 
+/* The modem's credential store (TLS/DTLS run by the modem, docs/credentials.md). Administrators only, like
+ * slmsock_at. Content is never logged by slmd. */
+enum slmsock_credential_type {
+    SLMSOCK_CRED_CA = 0,           /* root CA certificate(s), PEM */
+    SLMSOCK_CRED_CERTIFICATE = 1,  /* client certificate, PEM */
+    SLMSOCK_CRED_PRIVATE_KEY = 2,  /* client private key, PEM */
+    SLMSOCK_CRED_PSK = 3,          /* pre-shared key, hex digits (an even number) */
+    SLMSOCK_CRED_PSK_IDENTITY = 4, /* PSK identity, printable ASCII */
+};
+
+#define SLMSOCK_CRED_MAX_LENGTH 4000  /* bytes of one credential's content */
+#define SLMSOCK_CRED_MAX_ENTRIES 48   /* entries one list answer holds */
+
+struct slmsock_credential {
+    int sec_tag;      /* 0 … 2147483647 */
+    int type;         /* an slmsock_credential_type */
+    char sha256[65];  /* SHA-256 of the stored content as the modem reports it (upper-case hex), "" when it
+                         reports none (firmware built with native TLS) */
+};
+
+/* Stores `length` bytes of `content` as credential `type` of `sec_tag`, replacing one that is there. PEM for
+ * types 0-2 (line endings are stored as LF), hex for a PSK, one line of printable ASCII for an identity; no '"'
+ * or NUL. On the default firmware build the modem's radio is switched off for the write (AT+CFUN=4 … AT+CFUN=1)
+ * and the call returns once the modem serves again: with a TCP connection, TCP server or UDP proxy open this is
+ * refused with -EBUSY unless `force` is non-zero, which resets them (their apps see ECONNRESET). Returns 0, or:
+ *   -EACCES   not an administrator, or the modem refused (+CME ERROR: 514)
+ *   -EINVAL   sec_tag, type or content not acceptable     -EMSGSIZE content over SLMSOCK_CRED_MAX_LENGTH
+ *   -EBUSY    connections open (see force), another credential operation under way, or the modem's store busy
+ *   -ENOSPC   the modem's store is full                   -EIO       the modem refused otherwise
+ *   -ENETDOWN slmd absent, or the modem not up            -ETIMEDOUT, -ECONNRESET  the modem did not answer
+ *   -EFAULT   content is NULL
+ * slmsock_cred_message() then says why in one line. */
+int slmsock_cred_write(int sec_tag, int type, const char* content, size_t length, int force);
+
+/* Lists stored credentials: sec_tag and type -1 for all. Up to `capacity` entries go to `out`; `*count` is set to
+ * how many the modem reported (at most SLMSOCK_CRED_MAX_ENTRIES; more than `capacity` means `out` was too small).
+ * Allowed in any radio state. 0, or -EACCES, -EINVAL, -EIO, -ENETDOWN, -ETIMEDOUT, -EFAULT (count NULL, or out
+ * NULL with capacity > 0). */
+int slmsock_cred_list(int sec_tag, int type, struct slmsock_credential* out, size_t capacity, size_t* count);
+
+/* Deletes credential `type` of `sec_tag`; the radio and `force` as for slmsock_cred_write. 0, or -ENOENT (no such
+ * credential, +CME ERROR: 513) and the errors of slmsock_cred_write. */
+int slmsock_cred_delete(int sec_tag, int type, int force);
+
+/* slmd's one-line reason for the calling thread's last slmsock_cred_* call that failed ("" when none; the
+ * message of a list that had more entries than one answer holds). Valid until the thread's next cred call. */
+const char* slmsock_cred_message(void);
+
 /* A static description of a return value that is a negative errno (0 gives "Success"), for messages. */
 const char* slmsock_strerror(int error);
 

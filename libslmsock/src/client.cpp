@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <climits>
@@ -31,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 
 #include "wire.hpp"
 
@@ -791,6 +793,74 @@ int reset() {
     return reply != nullptr ? checked_status(reply->status) : -EPROTO;
 }
 
+// Credentials (slmctl cred). A write or delete on the default build waits for AT+CFUN=4, %CMNG, AT+CFUN=1 and
+// the registration after it: slmd's register timeout (180 s by default) and the two radio commands.
+constexpr std::int64_t credential_change_wait_ms = 300000 + reply_margin_ms;
+thread_local std::string credential_message;
+
+int credential_call(const CredentialRequest& request, std::int64_t wait_ms, CredentialReply& reply) {
+    credential_message.clear();
+    Message message;
+    if (const int rc = transact(request, wait_ms, message); rc < 0) return rc;
+    auto* answer = std::get_if<CredentialReply>(&message);
+    if (answer == nullptr) return -EPROTO;
+    reply = std::move(*answer);
+    credential_message = reply.message;
+    return checked_status(reply.status);
+}
+
+bool credential_type_ok(int type) { return type >= 0 && type <= 4; }
+
+int credential_write(int sec_tag, int type, const char* content, std::size_t length, int force) {
+    credential_message.clear();
+    if (content == nullptr) return -EFAULT;
+    if (sec_tag < 0 || !credential_type_ok(type)) return -EINVAL;
+    if (length > max_credential_length) return -EMSGSIZE;
+    CredentialRequest request;
+    request.op = CredentialOp::write;
+    request.sec_tag = sec_tag;
+    request.type = static_cast<std::uint8_t>(type);
+    request.content.assign(content, length);
+    request.force = force != 0;
+    CredentialReply reply;
+    return credential_call(request, credential_change_wait_ms, reply);
+}
+
+int credential_list(int sec_tag, int type, struct slmsock_credential* out, std::size_t capacity, std::size_t* count) {
+    credential_message.clear();
+    if (count == nullptr || (out == nullptr && capacity > 0)) return -EFAULT;
+    *count = 0;
+    if (sec_tag < -1 || type < -1 || type > 4) return -EINVAL;
+    CredentialRequest request;
+    request.op = CredentialOp::list;
+    request.sec_tag = sec_tag < 0 ? any_sec_tag : sec_tag;
+    request.type = type < 0 ? any_credential_type : static_cast<std::uint8_t>(type);
+    CredentialReply reply;
+    if (const int rc = credential_call(request, modem_wait_ms, reply); rc < 0) return rc;
+    *count = reply.entries.size();
+    for (std::size_t i = 0; i < reply.entries.size() && i < capacity; ++i) {
+        const auto& entry = reply.entries[i];
+        out[i].sec_tag = entry.sec_tag;
+        out[i].type = static_cast<int>(entry.type);
+        const std::size_t n = std::min(entry.sha256.size(), sizeof out[i].sha256 - 1);
+        std::memcpy(out[i].sha256, entry.sha256.data(), n);
+        out[i].sha256[n] = '\0';
+    }
+    return 0;
+}
+
+int credential_delete(int sec_tag, int type, int force) {
+    credential_message.clear();
+    if (sec_tag < 0 || !credential_type_ok(type)) return -EINVAL;
+    CredentialRequest request;
+    request.op = CredentialOp::remove;
+    request.sec_tag = sec_tag;
+    request.type = static_cast<std::uint8_t>(type);
+    request.force = force != 0;
+    CredentialReply reply;
+    return credential_call(request, credential_change_wait_ms, reply);
+}
+
 }  // namespace
 
 extern "C" {
@@ -925,6 +995,20 @@ int slmsock_at(const char* command, int force, uint32_t timeout_ms, struct slmso
 int slmsock_reset(void) {
     return no_throw([&] { return reset(); });
 }
+
+int slmsock_cred_write(int sec_tag, int type, const char* content, size_t length, int force) {
+    return no_throw([&] { return credential_write(sec_tag, type, content, length, force); });
+}
+
+int slmsock_cred_list(int sec_tag, int type, struct slmsock_credential* out, size_t capacity, size_t* count) {
+    return no_throw([&] { return credential_list(sec_tag, type, out, capacity, count); });
+}
+
+int slmsock_cred_delete(int sec_tag, int type, int force) {
+    return no_throw([&] { return credential_delete(sec_tag, type, force); });
+}
+
+const char* slmsock_cred_message(void) { return credential_message.c_str(); }
 
 const char* slmsock_strerror(int error) {
     if (error == 0) return "Success";

@@ -1026,3 +1026,71 @@ TEST(Misc, SocketPathAndErrorTexts) {
 }
 
 }  // namespace
+
+TEST(Credentials, RequestFieldsAndReplyMapping) {
+    FakeSlmd fake;
+    const std::string sha(64, 'A');
+    fake.serve({
+        [](const Envelope& e) { return reply_to(e, CredentialReply{0, {}, ""}); },
+        [](const Envelope& e) {
+            return reply_to(e, CredentialReply{-EBUSY, {}, "1 connection open (the radio goes off for a moment); "
+                                                            "--force resets them"});
+        },
+        [&sha](const Envelope& e) {
+            return reply_to(e, CredentialReply{0,
+                                               {{42, CredentialType::ca, sha},
+                                                {42, CredentialType::private_key, ""},
+                                                {7, CredentialType::identity, sha}},
+                                               ""});
+        },
+        [](const Envelope& e) { return reply_to(e, CredentialReply{-ENOENT, {}, "no such credential"}); },
+        [](const Envelope& e) { return reply_to(e, ErrorReply{-EACCES, "administrators only"}); },
+        [](const Envelope& e) { return reply_to(e, AtReply{}); },  // the wrong reply type
+    });
+    const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    EXPECT_EQ(slmsock_cred_write(42, SLMSOCK_CRED_CA, pem.data(), pem.size(), 0), 0);
+    EXPECT_STREQ(slmsock_cred_message(), "");
+    EXPECT_EQ(slmsock_cred_write(42, SLMSOCK_CRED_PSK, "00ff", 4, 0), -EBUSY);
+    EXPECT_STREQ(slmsock_cred_message(), "1 connection open (the radio goes off for a moment); --force resets them");
+    struct slmsock_credential entries[2];
+    std::memset(entries, 0x55, sizeof entries);
+    size_t count = 99;
+    ASSERT_EQ(slmsock_cred_list(-1, -1, entries, 2, &count), 0);
+    EXPECT_EQ(count, 3u);  // one more than `entries` holds
+    EXPECT_EQ(entries[0].sec_tag, 42);
+    EXPECT_EQ(entries[0].type, SLMSOCK_CRED_CA);
+    EXPECT_EQ(std::string(entries[0].sha256), sha);
+    EXPECT_EQ(entries[1].type, SLMSOCK_CRED_PRIVATE_KEY);
+    EXPECT_STREQ(entries[1].sha256, "");
+    EXPECT_EQ(slmsock_cred_delete(42, SLMSOCK_CRED_CERTIFICATE, 1), -ENOENT);
+    EXPECT_STREQ(slmsock_cred_message(), "no such credential");
+    EXPECT_EQ(slmsock_cred_list(42, SLMSOCK_CRED_CA, entries, 2, &count), -EACCES);
+    EXPECT_EQ(count, 0u);
+    EXPECT_EQ(slmsock_cred_delete(1, 0, 0), -EPROTO);
+    fake.finish();
+    ASSERT_EQ(fake.failure(), "");
+    ASSERT_EQ(fake.requests().size(), 6u);
+    EXPECT_EQ(std::get<CredentialRequest>(fake.requests()[0].message),
+              (CredentialRequest{CredentialOp::write, 42, 0, pem, false}));
+    EXPECT_EQ(std::get<CredentialRequest>(fake.requests()[1].message),
+              (CredentialRequest{CredentialOp::write, 42, 3, "00ff", false}));
+    EXPECT_EQ(std::get<CredentialRequest>(fake.requests()[2].message),
+              (CredentialRequest{CredentialOp::list, any_sec_tag, any_credential_type, "", false}));
+    EXPECT_EQ(std::get<CredentialRequest>(fake.requests()[3].message),
+              (CredentialRequest{CredentialOp::remove, 42, 1, "", true}));
+    EXPECT_EQ(std::get<CredentialRequest>(fake.requests()[4].message),
+              (CredentialRequest{CredentialOp::list, 42, 0, "", false}));
+    // Checked before asking slmd.
+    setenv("SLMSOCK_SOCKET", "/nonexistent/slmd.sock", 1);
+    EXPECT_EQ(slmsock_cred_write(1, 0, nullptr, 0, 0), -EFAULT);
+    EXPECT_EQ(slmsock_cred_write(-1, 0, "x", 1, 0), -EINVAL);
+    EXPECT_EQ(slmsock_cred_write(1, 5, "x", 1, 0), -EINVAL);
+    const std::string big(SLMSOCK_CRED_MAX_LENGTH + 1, 'a');
+    EXPECT_EQ(slmsock_cred_write(1, 4, big.data(), big.size(), 0), -EMSGSIZE);
+    EXPECT_EQ(slmsock_cred_list(-1, -1, nullptr, 0, nullptr), -EFAULT);
+    EXPECT_EQ(slmsock_cred_list(-1, -1, nullptr, 1, &count), -EFAULT);
+    EXPECT_EQ(slmsock_cred_list(-2, -1, nullptr, 0, &count), -EINVAL);
+    EXPECT_EQ(slmsock_cred_delete(1, -1, 0), -EINVAL);
+    EXPECT_EQ(slmsock_cred_list(-1, -1, nullptr, 0, &count), -ENETDOWN);
+    unsetenv("SLMSOCK_SOCKET");
+}

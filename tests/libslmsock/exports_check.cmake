@@ -5,7 +5,7 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "nm failed on ${LIBRARY}")
 endif()
 string(REPLACE "\n" ";" lines "${symbols}")
-set(expected at bind connect_fd data_port dtls_associate flow_status flow_status_by_port listen lookup proxies reset resolve resolve_strerror shutdown
+set(expected at bind connect_fd cred_delete cred_list cred_message cred_write data_port dtls_associate flow_status flow_status_by_port listen lookup proxies reset resolve resolve_strerror shutdown
              shutdown_by_port socket_path stats status strerror tcp_connect tls_connect tls_connect_fd tls_init udp_associate)
 set(found "")
 foreach(line IN LISTS lines)

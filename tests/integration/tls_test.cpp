@@ -1,0 +1,400 @@
+// Owns: TLS and DTLS run by the modem, end to end through the real slmd and slmsim (which runs real TLS 1.2 /
+// DTLS 1.2 with OpenSSL against tls_echo_server and a test PKI): libslmsock's explicit calls (success, an
+// unknown CA, a wrong host name, peer_verify 0/1/2, mutual TLS, PSK, DTLS), what an older release cannot do
+// (refused before the UART), slmd.conf's tls mapping for a program that talks plaintext, the TLS server on
+// native-TLS firmware and its refusal elsewhere, and the UART bytes of one 100-byte exchange with TLS in the
+// modem against TLS on the host (the simulator's counters). Every wait is bounded and waits on a condition.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "gateway.hpp"
+#include "slmsock.h"
+
+using namespace slmd::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int tag_ca = 42;          // the test CA: the server's certificate verifies
+constexpr int tag_other_ca = 43;    // an unrelated CA: it does not
+constexpr int tag_client_cert = 44; // the test CA plus a client certificate and key (mutual TLS)
+constexpr int tag_psk = 45;         // a pre-shared key and identity
+constexpr int tag_server = 46;      // the modem's own TLS server certificate and key (native TLS)
+
+std::string pki(const std::string& name) { return std::string(TEST_PKI_DIR) + "/" + name; }
+
+void copy(const std::string& from, const fs::path& to) {
+    std::ofstream(to, std::ios::binary) << read_file(from);
+}
+
+// The modem's credential store as slmsim keeps it on disk (--cred-dir): one file per <sec_tag>.<type>.
+std::vector<std::string> provisioned_modem(const TempDir& dir) {
+    const fs::path creds = dir / "creds";
+    fs::create_directories(creds);
+    copy(pki("ca.pem"), creds / "42.0");
+    copy(pki("other-ca.pem"), creds / "43.0");
+    copy(pki("ca.pem"), creds / "44.0");
+    copy(pki("client.pem"), creds / "44.1");
+    copy(pki("client.key"), creds / "44.2");
+    copy(pki("psk.hex"), creds / "45.3");
+    copy(pki("psk-identity.txt"), creds / "45.4");
+    copy(pki("server.pem"), creds / "46.1");
+    copy(pki("server.key"), creds / "46.2");
+    // tls.test is the name in the server's certificate; other.test resolves to the same server but is not.
+    const fs::path hosts = dir / "tls-hosts";
+    std::ofstream(hosts) << "203.0.113.10 tls.test\n203.0.113.11 other.test\n";
+    return {"--cred-dir", creds, "--hosts", hosts};
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+// tls_echo_server on 127.0.0.1 (reached through the modem as 203.0.113.10/11): TLS, or DTLS with `dtls`.
+class TlsEchoServer {
+  public:
+    explicit TlsEchoServer(std::vector<std::string> extra = {}, bool dtls = false, bool certificate = true) {
+        std::vector<std::string> argv{TLS_ECHO_SERVER_BIN, "--port", "0"};
+        if (certificate) argv.insert(argv.end(), {"--cert", pki("server.pem"), "--key", pki("server.key")});
+        if (dtls) argv.emplace_back("--dtls");
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        process.emplace(argv);
+        if (auto line = process->read_line(10s)) port = static_cast<std::uint16_t>(std::stoi(trim(*line)));
+    }
+    bool saw(const std::string& needle, std::chrono::milliseconds limit = 10s) {
+        return process->output().find(needle) != std::string::npos || process->wait_for_output(needle, limit);
+    }
+    std::optional<ChildProcess> process;
+    std::uint16_t port = 0;
+};
+
+struct slmsock_tls tls_with(int sec_tag) {
+    struct slmsock_tls tls {};
+    slmsock_tls_init(&tls, sec_tag);
+    return tls;
+}
+
+// Writes `message` and reads as many bytes back.
+std::string echo(int fd, const std::string& message) {
+    if (!write_all(fd, message)) return "<write failed: " + std::string(std::strerror(errno)) + ">";
+    return read_n(fd, message.size(), 20s);
+}
+
+std::string hundred_bytes() {
+    std::string m;
+    for (int i = 0; m.size() < 100; ++i) m += "tls-" + std::to_string(i) + ";";
+    m.resize(100);
+    return m;
+}
+
+sockaddr_in v4(const char* address, std::uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, address, &a.sin_addr);
+    return a;
+}
+
+// UART bytes both ways so far, from slmsim's counters.
+std::uint64_t uart_bytes(const Gateway& gateway) {
+    const std::string stats = gateway.control("stats");
+    std::uint64_t total = 0;
+    for (const char* key : {"bytes_rx=", "bytes_tx="}) {
+        const auto at = stats.find(key);
+        if (at == std::string::npos) return 0;
+        total += std::stoull(stats.substr(at + std::strlen(key)));
+    }
+    return total;
+}
+
+class Tls : public ::testing::Test {
+  protected:
+    // A gateway whose modem already holds the test credentials.
+    std::unique_ptr<Gateway> provisioned(const std::string& profile, std::vector<std::string> sim_extra = {},
+                                         std::vector<std::string> slmd_extra = {}) {
+        auto options = GatewayOptions().with_profile(profile);
+        auto sim = provisioned_modem(creds_dir_);
+        sim.insert(sim.end(), sim_extra.begin(), sim_extra.end());
+        options.sim(sim).daemon(slmd_extra);
+        auto gateway = std::make_unique<Gateway>(options);
+        EXPECT_TRUE(gateway->ready) << gateway->log();
+        return gateway;
+    }
+    TempDir creds_dir_;
+};
+
+TEST_F(Tls, ClientEchoesPlaintextThroughTheModemsTls) {
+    TlsEchoServer server;
+    ASSERT_NE(server.port, 0);
+    auto gateway = provisioned("v2.9");
+    auto tls = tls_with(tag_ca);
+    const int fd = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd) << "\n" << gateway->log();
+    const std::string message = hundred_bytes();
+    EXPECT_EQ(echo(fd, message), message);
+    close(fd);
+    EXPECT_TRUE(server.saw("handshake ok"));
+    // The modem connects to (and verifies) the name; the firmware's defaults are left alone.
+    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"tls.test\"," + std::to_string(server.port) + ",42\r\n"))
+        << gateway->uplink_trace();
+}
+
+TEST_F(Tls, UnknownCaFailsTheConnectAndSlmdServesTheNext) {
+    TlsEchoServer server;
+    auto gateway = provisioned("v2.9");
+    auto other = tls_with(tag_other_ca);
+    EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &other), -ECONNABORTED);
+    EXPECT_TRUE(server.saw("handshake failed"));
+    auto good = tls_with(tag_ca);
+    const int fd = slmsock_tls_connect("tls.test", server.port, AF_INET, &good);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    EXPECT_EQ(echo(fd, "after a failure"), "after a failure");
+    close(fd);
+}
+
+TEST_F(Tls, WrongHostNameFailsFromV26) {
+    TlsEchoServer server;
+    auto gateway = provisioned("v2.9");
+    auto tls = tls_with(tag_ca);
+    EXPECT_EQ(slmsock_tls_connect("other.test", server.port, AF_INET, &tls), -ECONNABORTED);
+    // Verification off for the name: the same server is accepted.
+    tls.hostname_verify = 0;
+    const int fd = slmsock_tls_connect("other.test", server.port, AF_INET, &tls);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    EXPECT_EQ(echo(fd, "name not checked"), "name not checked");
+    close(fd);
+    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"other.test\"," + std::to_string(server.port) + ",42,2,0\r\n"));
+}
+
+TEST_F(Tls, BeforeV26TheNameIsNeverCheckedAndOtherChoicesAreRefused) {
+    TlsEchoServer server;
+    auto gateway = provisioned("v2.5");
+    auto tls = tls_with(tag_ca);
+    // SLM up to v2.5 sets no TLS host name: a certificate for another name is accepted (docs/tls.md).
+    const int fd = slmsock_tls_connect("other.test", server.port, AF_INET, &tls);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd) << "\n" << gateway->log();
+    EXPECT_EQ(echo(fd, "v2.5"), "v2.5");
+    close(fd);
+    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"other.test\"," + std::to_string(server.port) + ",42\r\n"));
+    // What the release cannot do never reaches the UART.
+    const auto connects = count(gateway->uplink_trace(), "AT#XTCPCLI=1");
+    auto no_verify = tls_with(tag_ca);
+    no_verify.peer_verify = 0;
+    EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &no_verify), -EOPNOTSUPP);
+    auto name_check = tls_with(tag_ca);
+    name_check.hostname_verify = 1;
+    EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &name_check), -EOPNOTSUPP);
+    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XTCPCLI=1"), connects);
+}
+
+TEST_F(Tls, PeerVerifyNoneOptionalRequired) {
+    TlsEchoServer server;
+    auto gateway = provisioned("v2.9");
+    const std::string port = std::to_string(server.port);
+    for (int verify : {0, 1}) {
+        auto tls = tls_with(tag_other_ca);  // this CA does not verify the server
+        tls.peer_verify = verify;
+        const int fd = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+        ASSERT_GE(fd, 0) << "peer_verify " << verify << ": " << slmsock_strerror(fd);
+        EXPECT_EQ(echo(fd, "verify " + std::to_string(verify)), "verify " + std::to_string(verify));
+        close(fd);
+        EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"tls.test\"," + port + ",43," + std::to_string(verify) + "\r\n"));
+    }
+    auto required = tls_with(tag_other_ca);
+    required.peer_verify = 2;
+    EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &required), -ECONNABORTED);
+    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"tls.test\"," + port + ",43,2\r\n"));
+}
+
+TEST_F(Tls, MutualTlsWithTheModemsClientCertificate) {
+    TlsEchoServer server({"--ca", pki("ca.pem")});
+    auto gateway = provisioned("v2.9");
+    auto with_cert = tls_with(tag_client_cert);
+    const int fd = slmsock_tls_connect("tls.test", server.port, AF_INET, &with_cert);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    EXPECT_EQ(echo(fd, "mutual"), "mutual");
+    close(fd);
+    EXPECT_TRUE(server.saw("subject="));
+    auto without = tls_with(tag_ca);  // no client certificate under this sec_tag
+    EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &without), -ECONNABORTED);
+}
+
+TEST_F(Tls, PreSharedKey) {
+    const std::string psk = trim(read_file(pki("psk.hex")));
+    const std::string identity = trim(read_file(pki("psk-identity.txt")));
+    TlsEchoServer server({"--psk", psk, "--psk-identity", identity}, false, false);  // PSK cipher suites only
+    auto gateway = provisioned("v2.9");
+    auto tls = tls_with(tag_psk);
+    const int fd = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    EXPECT_EQ(echo(fd, "psk"), "psk");
+    close(fd);
+    EXPECT_TRUE(server.saw("psk-identity=" + identity));
+}
+
+TEST_F(Tls, DtlsEcho) {
+    TlsEchoServer server({}, true);
+    ASSERT_NE(server.port, 0);
+    auto gateway = provisioned("v2.9");
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    auto local = v4("127.0.0.1", 0);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
+    socklen_t length = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    auto peer = v4("203.0.113.10", server.port);
+    auto tls = tls_with(tag_ca);
+    tls.hostname = "tls.test";
+    std::uint16_t stand_in = 0;
+    ASSERT_EQ(slmsock_dtls_associate(AF_INET, ntohs(local.sin_port), reinterpret_cast<sockaddr*>(&peer),
+                                     sizeof peer, &tls, &stand_in),
+              0)
+        << gateway->log();
+    auto to = v4("127.0.0.1", stand_in);
+    for (const std::string datagram : {"first datagram", "second, a little longer datagram"}) {
+        ASSERT_EQ(sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+                  static_cast<ssize_t>(datagram.size()));
+        pollfd p{fd, POLLIN, 0};
+        ASSERT_EQ(poll(&p, 1, 20000), 1) << gateway->log();
+        char buffer[2048];
+        const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+        EXPECT_EQ(std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0), datagram);
+    }
+    close(fd);
+    EXPECT_TRUE(gateway->sent("AT#XUDPCLI=1,\"tls.test\"," + std::to_string(server.port) + ",42\r\n"))
+        << gateway->uplink_trace();
+    EXPECT_TRUE(server.saw("handshake ok"));
+}
+
+TEST_F(Tls, MappedDestinationGetsTlsWithoutTheProgramAsking) {
+    TlsEchoServer server;
+    // A program that resolves tls.test and connects to the address in plaintext, as an unmodified one under
+    // slm-run does: the mapping names the host, slmd remembers which address the name resolved to.
+    auto gateway = provisioned("v2.9", {}, {"--tls", "tls.test:" + std::to_string(server.port) + " sec-tag=42"});
+    sockaddr_storage addresses[4];
+    std::size_t found = 0;
+    ASSERT_EQ(slmsock_resolve("tls.test", AF_INET, addresses, 4, &found), 0);
+    ASSERT_EQ(found, 1u);
+    auto& destination = reinterpret_cast<sockaddr_in&>(addresses[0]);
+    destination.sin_port = htons(server.port);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(slmsock_connect_fd(fd, reinterpret_cast<sockaddr*>(&destination), sizeof destination, nullptr), 0)
+        << gateway->log();
+    const std::string message = hundred_bytes();
+    EXPECT_EQ(echo(fd, message), message);
+    close(fd);
+    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"tls.test\"," + std::to_string(server.port) + ",42\r\n"))
+        << gateway->uplink_trace();
+    EXPECT_TRUE(server.saw("handshake ok"));
+}
+
+TEST_F(Tls, TlsServerNeedsNativeTlsAndIsRefusedBeforeTheUart) {
+    // Without native TLS the firmware cannot be a TLS server (and v2.9 would wedge its TCP proxy).
+    auto gateway = provisioned("v2.9", {}, {"--tls-server", "8443 sec-tag=46"});
+    const int app = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto local = v4("127.0.0.1", 0);
+    ASSERT_EQ(bind(app, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
+    socklen_t length = sizeof local;
+    getsockname(app, reinterpret_cast<sockaddr*>(&local), &length);
+    ASSERT_EQ(listen(app, 4), 0);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, 8443, ntohs(local.sin_port)), 0);
+    EXPECT_EQ(slmsock_listen(AF_INET, ntohs(local.sin_port)), -EOPNOTSUPP);
+    EXPECT_FALSE(gateway->sent("AT#XTCPSVR")) << gateway->uplink_trace();
+    close(app);
+    // The TCP proxy is still free: a plain connection works.
+    LocalServer plain;
+    const int fd = slmsock_tcp_connect("203.0.113.10", plain.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    EXPECT_EQ(echo(fd, "proxy free"), "proxy free");
+    close(fd);
+}
+
+// A TLS client on the host (OpenSSL over an fd), for the TLS-on-the-host side of the byte comparison.
+std::string host_tls_echo(int fd, const std::string& message) {
+    SSL_CTX* context = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(context, TLS1_2_VERSION);  // what the modem speaks: like for like
+    SSL_CTX_load_verify_locations(context, pki("ca.pem").c_str(), nullptr);
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
+    SSL* ssl = SSL_new(context);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "tls.test");
+    SSL_set1_host(ssl, "tls.test");
+    std::string echoed;
+    if (SSL_connect(ssl) == 1 && SSL_write(ssl, message.data(), static_cast<int>(message.size())) > 0) {
+        char buffer[512];
+        while (echoed.size() < message.size()) {
+            const int n = SSL_read(ssl, buffer, sizeof buffer);
+            if (n <= 0) break;
+            echoed.append(buffer, static_cast<std::size_t>(n));
+        }
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(context);
+    return echoed;
+}
+
+TEST_F(Tls, UartBytesForOneHundredByteMessageModemTlsVersusHostTls) {
+    TlsEchoServer server;
+    auto gateway = provisioned("v2.9");
+    const std::string message = hundred_bytes();
+    // Closed and answered: slmd has read the firmware's last reply, so its bytes are counted. (Asked of slmd
+    // alone: PROXIES would add the firmware's read commands to the count.)
+    auto tcp_proxy_free = [] {
+        struct slmsock_status status {};
+        return slmsock_status(&status) == 0 && status.active_flows == 0;
+    };
+
+    // A first exchange, not counted: it queues behind slmd's one-time reading of the firmware's test forms
+    // after bring-up, whose bytes must not be counted.
+    auto tls = tls_with(tag_ca);
+    const int warm_up = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+    ASSERT_GE(warm_up, 0) << slmsock_strerror(warm_up);
+    ASSERT_EQ(echo(warm_up, message), message);
+    close(warm_up);
+    ASSERT_TRUE(eventually(tcp_proxy_free));
+
+    // TLS in the modem: the UART carries the AT commands and 100 plaintext bytes each way.
+    const auto before_modem = uart_bytes(*gateway);
+    const int modem_fd = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+    ASSERT_GE(modem_fd, 0) << slmsock_strerror(modem_fd);
+    ASSERT_EQ(echo(modem_fd, message), message);
+    close(modem_fd);
+    ASSERT_TRUE(eventually(tcp_proxy_free));
+    const auto modem_tls = uart_bytes(*gateway) - before_modem;
+
+    // TLS on the host over a plain modem connection: the handshake (certificate chain included) crosses the UART.
+    const auto before_host = uart_bytes(*gateway);
+    const int plain_fd = slmsock_tcp_connect("203.0.113.10", server.port, AF_INET);
+    ASSERT_GE(plain_fd, 0) << slmsock_strerror(plain_fd);
+    ASSERT_EQ(host_tls_echo(plain_fd, message), message);
+    close(plain_fd);
+    ASSERT_TRUE(eventually(tcp_proxy_free));
+    const auto host_tls = uart_bytes(*gateway) - before_host;
+
+    std::printf("UART bytes for one 100-byte echo (connect, send, receive, close): TLS in the modem %llu, "
+                "TLS on the host %llu (ratio %.2f)\n",
+                static_cast<unsigned long long>(modem_tls), static_cast<unsigned long long>(host_tls),
+                modem_tls ? static_cast<double>(host_tls) / static_cast<double>(modem_tls) : 0.0);
+    RecordProperty("uart_bytes_modem_tls", std::to_string(modem_tls));
+    RecordProperty("uart_bytes_host_tls", std::to_string(host_tls));
+    EXPECT_GT(modem_tls, 2 * message.size());  // at least the message both ways
+    EXPECT_LT(modem_tls, host_tls);
+}
+
+}  // namespace

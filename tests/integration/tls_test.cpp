@@ -313,7 +313,7 @@ TEST_F(Tls, TlsServerNeedsNativeTlsAndIsRefusedBeforeTheUart) {
     ASSERT_EQ(listen(app, 4), 0);
     ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, 8443, ntohs(local.sin_port)), 0);
     EXPECT_EQ(slmsock_listen(AF_INET, ntohs(local.sin_port)), -EOPNOTSUPP);
-    EXPECT_FALSE(gateway->sent("AT#XTCPSVR")) << gateway->uplink_trace();
+    EXPECT_FALSE(gateway->sent("AT#XTCPSVR=1")) << gateway->uplink_trace();
     close(app);
     // The TCP proxy is still free: a plain connection works.
     LocalServer plain;

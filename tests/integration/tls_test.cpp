@@ -19,6 +19,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "gateway.hpp"
 #include "slmsock.h"
@@ -323,13 +324,71 @@ TEST_F(Tls, TlsServerNeedsNativeTlsAndIsRefusedBeforeTheUart) {
     close(fd);
 }
 
-// A TLS client on the host (OpenSSL over an fd), for the TLS-on-the-host side of the byte comparison.
-std::string host_tls_echo(int fd, const std::string& message) {
+// A free TCP port on 127.0.0.1 (bound once, then released) for the modem's server to listen on.
+std::uint16_t free_port() {
+    std::uint16_t port = 0;
+    const int fd = loopback_tcp_listener(port);
+    close(fd);
+    return port;
+}
+
+SSL_CTX* client_context() {
     SSL_CTX* context = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(context, TLS1_2_VERSION);  // what the modem speaks: like for like
     SSL_CTX_load_verify_locations(context, pki("ca.pem").c_str(), nullptr);
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
+    return context;
+}
+
+TEST_F(Tls, TlsServerOnNativeTlsFirmware) {
+    const std::uint16_t modem_port = free_port();
+    auto gateway = provisioned("v2.9", {"--native-tls"},
+                               {"--native-tls", "yes", "--tls-server", std::to_string(modem_port) + " sec-tag=46"});
+    const int app = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto local = v4("127.0.0.1", 0);
+    ASSERT_EQ(bind(app, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
+    socklen_t length = sizeof local;
+    getsockname(app, reinterpret_cast<sockaddr*>(&local), &length);
+    ASSERT_EQ(listen(app, 4), 0);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, ntohs(local.sin_port)), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, ntohs(local.sin_port)), 0) << gateway->log();
+    EXPECT_TRUE(gateway->sent("AT#XTCPSVR=1," + std::to_string(modem_port) + ",46\r\n")) << gateway->uplink_trace();
+
+    // A TLS client on the far side of the modem; the program behind slmd reads and writes plaintext.
+    std::string echoed;
+    std::thread far_end([&] {
+        const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        auto to = v4("127.0.0.1", modem_port);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return;
+        SSL_CTX* context = client_context();
+        SSL* ssl = SSL_new(context);
+        SSL_set_fd(ssl, fd);
+        SSL_set1_host(ssl, "tls.test");
+        if (SSL_connect(ssl) == 1 && SSL_write(ssl, "over tls", 8) == 8) {
+            char buffer[64];
+            const int n = SSL_read(ssl, buffer, sizeof buffer);
+            if (n > 0) echoed.assign(buffer, static_cast<std::size_t>(n));
+        }
+        SSL_free(ssl);
+        SSL_CTX_free(context);
+        close(fd);
+    });
+    pollfd p{app, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 20000), 1) << gateway->log();
+    const int peer = accept4(app, nullptr, nullptr, SOCK_CLOEXEC);
+    ASSERT_GE(peer, 0);
+    EXPECT_EQ(read_n(peer, 8, 20s), "over tls");
+    EXPECT_TRUE(write_all(peer, "tls back"));
+    far_end.join();
+    EXPECT_EQ(echoed, "tls back");
+    close(peer);
+    close(app);
+}
+
+// A TLS client on the host (OpenSSL over an fd), for the TLS-on-the-host side of the byte comparison.
+std::string host_tls_echo(int fd, const std::string& message) {
+    SSL_CTX* context = client_context();
     SSL* ssl = SSL_new(context);
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, "tls.test");

@@ -409,6 +409,17 @@ void SlmProxyDriver::on_proxy_data(at::ProxyData&& data) {
         return;
     }
     stats_.bytes_down += data.bytes.size();
+    if (!connection_ && listener_ && listener_->started && !listener_->stopping) {
+        // A server peer's first bytes can overtake its "connected": that URC shares its prefix with the
+        // #XTCPSVR read and test forms, and one arriving while such a command runs is handed back only with the
+        // command's answer (route_stray_lines). Keep the bytes for the peer about to be announced.
+        if (early_peer_data_.size() + data.bytes.size() <= max_early_peer_data) {
+            early_peer_data_ += data.bytes;
+        } else {
+            SLMD_WARN("slm: {} bytes for a TCP server peer not yet announced dropped", data.bytes.size());
+        }
+        return;
+    }
     if (connection_ && connection_->events.data) connection_->events.data(data.bytes);
 }
 

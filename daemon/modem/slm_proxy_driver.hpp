@@ -207,6 +207,9 @@ private:
     SlmProxyDriverHooks hooks_;
     SlmProxyDriverOptions options_;
     std::map<std::uint16_t, int> tls_servers_;
+    // Bytes for a server peer whose "connected" is still held in a command's answer (on_proxy_data).
+    static constexpr std::size_t max_early_peer_data = 64 * 1024;
+    std::string early_peer_data_;
     bool native_tls_ = false;
     std::optional<Connection> connection_;
     bool slot_busy_ = false;

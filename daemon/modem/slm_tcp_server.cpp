@@ -173,9 +173,14 @@ void SlmProxyDriver::peer_connected(const std::string& address) {
     SLMD_INFO("slm: TCP server peer {} connected", address);
     auto events = listener_->events.incoming ? listener_->events.incoming(id, address) : TcpConnectionEvents{};
     if (alive_connection(id)) connection_->events = std::move(events);
+    if (const auto early = std::exchange(early_peer_data_, {}); !early.empty() && alive_connection(id) &&
+                                                                   connection_->events.data) {
+        connection_->events.data(early);
+    }
 }
 
 void SlmProxyDriver::listener_ended(int error) {
+    early_peer_data_.clear();
     if (!listener_) return;
     auto events = std::move(listener_->events);
     const bool stopping = listener_->stopping;

@@ -378,7 +378,7 @@ TEST_F(Tls, TlsServerOnNativeTlsFirmware) {
     ASSERT_EQ(poll(&p, 1, 20000), 1) << gateway->log();
     const int peer = accept4(app, nullptr, nullptr, SOCK_CLOEXEC);
     ASSERT_GE(peer, 0);
-    EXPECT_EQ(read_n(peer, 8, 20s), "over tls");
+    EXPECT_EQ(read_n(peer, 8, 20s), "over tls") << gateway->log() << gateway->trace();
     EXPECT_TRUE(write_all(peer, "tls back"));
     far_end.join();
     EXPECT_EQ(echoed, "tls back");

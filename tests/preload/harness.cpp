@@ -391,16 +391,18 @@ std::string Modem::control(const std::string& line) const { return slmd::test::c
 Modem::Modem(ModemOptions options)
     : link_(dir_ / "ttySLM"), control_(dir_ / "control.sock"), api_socket_(dir_ / "slmd.sock") {
     const std::string hosts = dir_ / "hosts";
-    write_file(hosts, std::string(host_address) + " " + host_name + "\n");
+    write_file(hosts, std::string(host_address) + " " + host_name + "\n" + options.extra_hosts);
     std::vector<std::string> sim{SLMSIM_BIN, "--link", link_, "--profile", options.profile, "--baud",
                                  std::to_string(options.baud), "--control", control_, "--hosts", hosts,
                                  "--map", "203.0.113.0/24=127.0.0.1", "--attach-delay-ms", "50"};
     sim.insert(sim.end(), options.sim_args.begin(), options.sim_args.end());
     sim_ = std::make_unique<DrainedProcess>(sim);
     if (!slmd::test::wait_for_path(link_, 10s) || !slmd::test::wait_for_path(control_, 10s)) return;
-    slmd_ = std::make_unique<DrainedProcess>(std::vector<std::string>{
-        SLMD_BIN, "--device", link_, "--baud", std::to_string(options.baud == 0 ? 115200 : options.baud),
-        "--api-socket", api_socket_});
+    std::vector<std::string> slmd{SLMD_BIN, "--device", link_, "--baud",
+                                  std::to_string(options.baud == 0 ? 115200 : options.baud), "--api-socket",
+                                  api_socket_};
+    slmd.insert(slmd.end(), options.slmd_args.begin(), options.slmd_args.end());
+    slmd_ = std::make_unique<DrainedProcess>(slmd);
     ready_ = slmd_->wait_for("modem: ready", 30s) && slmd::test::wait_for_path(api_socket_, 10s);
 }
 

@@ -137,6 +137,8 @@ struct ModemOptions {
     std::string profile = "v2.9";
     int baud = 0;
     std::vector<std::string> sim_args;  // extra slmsim options
+    std::vector<std::string> slmd_args;  // extra slmd options
+    std::string extra_hosts;             // more lines for slmsim's hosts file ("203.0.113.10 name")
 };
 
 class Modem {

@@ -1,0 +1,92 @@
+// Owns: an unmodified program (python3, plain sockets, no TLS of its own) under slm-run whose destination
+// slmd.conf maps to a sec_tag: the modem runs TLS (slmsim with real TLS 1.2 against tls_echo_server), the
+// program talks plaintext, the name it looked up is the one the modem verifies. And the same program to a
+// destination without a mapping gets plain TCP.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness.hpp"
+
+using namespace slmd::preload_test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string pki(const std::string& name) { return std::string(TEST_PKI_DIR) + "/" + name; }
+
+// python3 with nothing but the socket module: connect by name, send, read the echo, print it.
+const char* plaintext_client = R"(import socket, sys
+host, port, message = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+with socket.create_connection((host, port), timeout=30) as s:
+    s.sendall(message)
+    got = b""
+    while len(got) < len(message):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+print("ECHO:" + got.decode())
+)";
+
+class TlsServerProcess {
+public:
+    TlsServerProcess() : process_({TLS_ECHO_SERVER_BIN, "--port", "0", "--cert", pki("server.pem"), "--key", pki("server.key")}) {
+        // The first line is the port.
+        if (process_.wait_for("\n", 10s)) port_ = static_cast<std::uint16_t>(std::stoi(process_.output()));
+    }
+    ~TlsServerProcess() { process_.stop(); }
+    std::uint16_t port() const { return port_; }
+    bool saw(const std::string& needle) { return process_.wait_for(needle, 10s); }
+
+private:
+    DrainedProcess process_;
+    std::uint16_t port_ = 0;
+};
+
+TEST(PreloadTls, UnmodifiedProgramGetsTheModemsTlsByMapping) {
+    TlsServerProcess server;
+    ASSERT_NE(server.port(), 0);
+    slmd::test::TempDir dir;
+    const fs::path creds = dir / "creds";
+    fs::create_directories(creds);
+    write_file(creds / "42.0", read_file(pki("ca.pem")));
+    const std::string port = std::to_string(server.port());
+    Modem modem(ModemOptions{"v2.9", 921600, {"--cred-dir", creds}, {"--tls", "tls.test:" + port + " sec-tag=42"},
+                             "203.0.113.10 tls.test\n"});
+    ASSERT_TRUE(modem.ready()) << modem.diagnostics();
+    const std::string script = dir / "client.py";
+    write_file(script, plaintext_client);
+    const auto r = run({"SLMSOCK_SOCKET=" + modem.api_socket()},
+                       {slm_run(), "python3", script, "tls.test", port, "hello through the modem's TLS"}, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.output << modem.diagnostics();
+    EXPECT_NE(r.output.find("ECHO:hello through the modem's TLS"), std::string::npos) << r.output;
+    EXPECT_TRUE(server.saw("handshake ok"));
+    EXPECT_NE(modem.diagnostics().find("with TLS by the modem (sec_tag 42)"), std::string::npos)
+        << modem.diagnostics();
+}
+
+TEST(PreloadTls, UnmappedDestinationStaysPlainTcp) {
+    TlsServerProcess server;  // a TLS server: a plaintext client gets no echo, and the server a failed handshake
+    ASSERT_NE(server.port(), 0);
+    slmd::test::TempDir dir;
+    Modem modem(ModemOptions{"v2.9", 921600, {}, {"--tls", "tls.test:1 sec-tag=42"}, "203.0.113.10 tls.test\n"});
+    ASSERT_TRUE(modem.ready()) << modem.diagnostics();
+    const std::string script = dir / "client.py";
+    write_file(script, plaintext_client);
+    const auto r = run({"SLMSOCK_SOCKET=" + modem.api_socket()},
+                       {slm_run(), "python3", script, "tls.test", std::to_string(server.port()), "plain"}, 60s);
+    EXPECT_EQ(r.output.find("ECHO:plain"), std::string::npos) << r.output;
+    EXPECT_TRUE(server.saw("handshake failed"));
+    EXPECT_EQ(modem.diagnostics().find("with TLS by the modem"), std::string::npos);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    enter_network_namespace();
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}

@@ -81,6 +81,7 @@ void Channel::submit(CommandRequest request, ResponseHandler handler) {
     pending->handler = std::move(handler);
     queue_.push_back(std::move(pending));
     pump();
+    note_activity();
 }
 
 void Channel::enter_data_mode(CommandRequest send_command, ResponseHandler handler) {
@@ -90,6 +91,7 @@ void Channel::enter_data_mode(CommandRequest send_command, ResponseHandler handl
     pending->enters_data_mode = true;
     queue_.push_back(std::move(pending));
     pump();
+    note_activity();
 }
 
 void Channel::pump() {
@@ -149,6 +151,7 @@ void Channel::complete_in_flight(CommandResponse response) {
         done->handler(std::move(response));
     }
     pump();
+    note_activity();
 }
 
 void Channel::fail_all(std::error_code error) {
@@ -168,6 +171,14 @@ void Channel::fail_all(std::error_code error) {
         exit_handler_ = nullptr;
         handler(error, 0);
     }
+    note_activity();
+}
+
+void Channel::note_activity() {
+    const bool awaiting = awaiting_modem();
+    if (awaiting == awaiting_reported_) return;
+    awaiting_reported_ = awaiting;
+    if (activity_listener_) activity_listener_();
 }
 
 void Channel::on_timeout(std::uint64_t generation) {
@@ -236,6 +247,7 @@ void Channel::dispatch(Event& event) {
                 fail_all(make_error_code(ChannelError::modem_reset));
                 if (handlers_.ready) handlers_.ready();
                 pump();
+                note_activity();
             } else if constexpr (std::is_same_v<T, ProxyData>) {
                 stats_.payload_bytes += e.bytes.size();
                 if (handlers_.proxy_data) handlers_.proxy_data(std::move(e));
@@ -252,6 +264,7 @@ void Channel::dispatch(Event& event) {
                 }
                 if (handlers_.data_mode_exited) handlers_.data_mode_exited(e.status);
                 pump();
+                note_activity();
             } else if constexpr (std::is_same_v<T, PeerTerminator>) {
                 // v2.7+: the proxy broke in data mode; the firmware drops input until we answer "+++".
                 if (!terminator_sent_) send_terminator();
@@ -295,6 +308,7 @@ void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
         return;
     }
     exit_handler_ = std::move(handler);
+    note_activity();
     if (terminator_sent_) return;  // already answering a peer "+++"
     const bool silence_first = framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides;
     if (silence_first || timing == ExitTiming::after_inactivity_flush) {
@@ -318,6 +332,7 @@ void Channel::send_terminator() {
     terminator_sent_ = true;
     framer_.data_mode_exit_requested();
     writer_.write_to_modem("+++");
+    note_activity();
     // If the firmware never confirms, give up on the exit after a generous multiple of its time limit.
     auto confirm = std::max(time_limit_ * 4, std::chrono::milliseconds(2000));
     if (framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides) confirm += silence_guard;
@@ -335,6 +350,7 @@ void Channel::send_terminator() {
             handler(make_error_code(ChannelError::timeout), 0);
         }
         pump();
+        note_activity();
         if (link_unsure_) link_unsure_();
     });
 }

@@ -142,6 +142,11 @@ public:
 
     LinkMode mode() const { return framer_.mode(); }
     bool idle() const { return !in_flight_ && queue_.empty(); }
+    // Whether an answer from the modem is awaited: a command queued or in flight, or a data-mode exit under
+    // way. While it is, the link must be read, whatever a slow app would like (SlmProxyDriver::pause_receive).
+    bool awaiting_modem() const { return in_flight_ || !queue_.empty() || exit_handler_ || terminator_sent_; }
+    // Runs whenever awaiting_modem() changed (possibly from inside a channel call: it must not feed bytes).
+    void set_activity_listener(std::function<void()> listener) { activity_listener_ = std::move(listener); }
     const ChannelStats& stats() const { return stats_; }
     std::uint64_t discarded_bytes() const { return framer_.discarded_bytes(); }
 
@@ -187,6 +192,9 @@ private:
     std::vector<Event> events_;
     ChannelStats stats_;
     std::function<void()> link_unsure_;
+    void note_activity();
+    std::function<void()> activity_listener_;
+    bool awaiting_reported_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

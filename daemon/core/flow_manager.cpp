@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <sys/random.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
@@ -76,7 +77,8 @@ struct FlowManager::Flow {
     std::deque<DownlinkChunk> downlink;
     std::size_t downlink_bytes = 0;
     bool writing = false;
-    bool receive_paused = false;
+    bool receive_paused = false;  // holds more than pause_threshold(): asks for the modem to pause
+    bool slow_reset = false;      // left slow_reader_limit unread: being reset
 
     std::array<char, 4096> read_buffer{};
     bool reading = false;
@@ -166,6 +168,7 @@ void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t dat
     flow->connect_by = std::chrono::steady_clock::now() + timeout;
     flows_[flow->id] = flow;
     waiting_.push_back(flow);
+    update_receive_pause();  // a waiting flow needs the link read: a slow app's connection may be ending
     ++counters_.opened;
     SLMD_INFO("flow {}: connect to {}:{}{}{}", flow->id, flow->host, flow->port,
               request.tls ? " with TLS by the modem (sec_tag " + std::to_string(request.tls->sec_tag) + ")" : "",
@@ -205,6 +208,56 @@ void FlowManager::schedule() {
         if (flow->phase != Phase::waiting) continue;
         start_connect(flow);
     }
+    update_receive_pause();
+}
+
+// The modem link is paused for the flows holding more than this; they stop asking below half of it.
+std::size_t FlowManager::pause_threshold() const {
+    return std::min(options_.downlink_limit, options_.slow_reader_limit / 2);
+}
+
+// Asks the driver to pause while a flow holds too much for its app, unless connects are waiting (they need
+// the link read: the slow app's connection may be ending, or must be reset to free the slot). The driver
+// itself keeps reading while anything else needs the link; a slow app is then bounded by slow_reader_limit.
+void FlowManager::update_receive_pause() {
+    bool want = false;
+    const bool connects_waiting = std::any_of(waiting_.begin(), waiting_.end(),
+                                              [](const FlowPtr& flow) { return flow->phase == Phase::waiting; });
+    if (!connects_waiting) {
+        for (const auto& [id, flow] : flows_) {
+            // A flow whose modem connection is gone gets no more bytes: pausing would only hold up the rest.
+            if (flow->receive_paused && flow->modem_open && flow->phase != Phase::finished) want = true;
+        }
+    }
+    if (want == pause_requested_) return;
+    pause_requested_ = want;
+    driver_.pause_receive(want);
+}
+
+// The app left slow_reader_limit bytes unread while the link could not be paused for it. Holding more would
+// make its memory unbounded; stopping the link would stall everyone else. Its connection is reset: the app
+// reads what reached its socket, then ECONNRESET (never a clean end of file), and the modem connection closes.
+void FlowManager::reset_slow_reader(const FlowPtr& flow) {
+    flow->slow_reset = true;
+    ++counters_.reset_slow_reader;
+    SLMD_WARN("flow {}: the app left {} bytes unread while the modem link is needed by others "
+              "(slow-reader-limit {}); resetting its connection",
+              flow->id, flow->downlink_bytes, options_.slow_reader_limit);
+    // Not from inside the driver's data event: closing the modem connection is a driver call.
+    std::weak_ptr<Flow> weak = flow;
+    asio::post(executor_, [this, alive = alive_, weak] {
+        auto flow = weak.lock();
+        if (!*alive || !flow || flow->phase == Phase::finished) return;
+        // The chunk being written stays until its write completes (the write refers to it).
+        const std::size_t keep = flow->writing && !flow->downlink.empty() ? 1 : 0;
+        while (flow->downlink.size() > keep) {
+            counters_.dropped_down_slow_reader += flow->downlink.back().bytes.size();
+            flow->downlink_bytes -= flow->downlink.back().bytes.size();
+            flow->downlink.pop_back();
+        }
+        flow->error = ECONNRESET;
+        reset_app(flow);
+    });
 }
 
 void FlowManager::start_connect(const FlowPtr& flow) {
@@ -245,11 +298,21 @@ modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
                     counters_.dropped_down_app_gone += bytes.size();
                     return;
                 }
+                if (flow->slow_reset) {
+                    counters_.dropped_down_slow_reader += bytes.size();
+                    return;
+                }
                 flow->downlink.push_back({std::string(bytes), std::chrono::steady_clock::now()});
                 flow->downlink_bytes += bytes.size();
-                if (flow->downlink_bytes > options_.downlink_limit && !flow->receive_paused) {
+                if (flow->downlink_bytes > options_.slow_reader_limit) {
+                    reset_slow_reader(flow);
+                    return;
+                }
+                if (flow->downlink_bytes > pause_threshold() && !flow->receive_paused) {
+                    SLMD_DEBUG("flow {}: the app is not reading; {} bytes wait for it, asking the modem to pause",
+                               flow->id, flow->downlink_bytes);
                     flow->receive_paused = true;
-                    driver_.pause_receive(true);
+                    update_receive_pause();
                 }
                 write_downlink(flow);
             },
@@ -442,9 +505,9 @@ void FlowManager::write_downlink(const FlowPtr& flow) {
                           downlink_latency_.record(std::chrono::steady_clock::now() -
                                                    flow->downlink.front().received);
                           flow->downlink.pop_front();
-                          if (flow->receive_paused && flow->downlink_bytes < options_.downlink_limit / 2) {
+                          if (flow->receive_paused && flow->downlink_bytes < pause_threshold() / 2) {
                               flow->receive_paused = false;
-                              driver_.pause_receive(false);
+                              update_receive_pause();
                           }
                           write_downlink(flow);
                       });
@@ -494,10 +557,7 @@ void FlowManager::finish(const FlowPtr& flow) {
     flow->attach_deadline.cancel();
     flow->half_close_check.cancel();
     if (flow->connecting_app) graveyard_.bury(*flow->connecting_app);
-    if (flow->receive_paused) {
-        flow->receive_paused = false;
-        driver_.pause_receive(false);
-    }
+    flow->receive_paused = false;
     if (flow->modem_open) driver_.tcp_close(flow->connection);
     if (flow->app && flow->app_eof && flow->downlink.empty()) {
         graveyard_.bury(*flow->app);
@@ -505,6 +565,7 @@ void FlowManager::finish(const FlowPtr& flow) {
     }
     if (was_finished) return;
     waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), flow), waiting_.end());
+    update_receive_pause();
     // Keep the record a while so SO_ERROR and getpeername still have an answer, then forget it.
     const auto id = flow->id;
     flow->linger.expires_after(options_.keep_finished);

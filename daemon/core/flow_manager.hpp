@@ -34,6 +34,10 @@ struct FlowOptions {
     std::chrono::milliseconds default_connect_timeout{60000};
     std::chrono::milliseconds attach_timeout{10000};       // reply sent, data connection never came: give up
     std::size_t downlink_limit = 256 * 1024;               // bytes buffered toward one app before we stop the modem
+    // The most bytes held for one app that does not read while the modem link cannot be stopped for it (others
+    // need it: ModemDriver::pause_receive); beyond that the app's connection is reset. The pause is asked for at
+    // downlink_limit, or at half this limit when that is lower, so a slow app alone on the link never reaches it.
+    std::size_t slow_reader_limit = 1024 * 1024;
     std::size_t uplink_chunk = 2048;                       // bytes read from an app at a time
     std::chrono::milliseconds keep_finished{30000};        // finished flows stay queryable (SO_ERROR) this long
     std::chrono::milliseconds half_close_poll{500};        // how often a half-closed app's socket is looked up
@@ -50,6 +54,8 @@ struct FlowCounters {
     std::uint64_t refused_busy = 0;
     std::uint64_t server_peers_accepted = 0;    // modem server peers connected to the app's listening socket
     std::uint64_t server_peers_refused = 0;     // ... whose loopback connection the app's socket refused
+    std::uint64_t reset_slow_reader = 0;        // connections reset: the app left slow_reader_limit unread
+    std::uint64_t dropped_down_slow_reader = 0; // bytes held for those apps, dropped with the reset
 };
 
 class FlowManager {
@@ -112,6 +118,9 @@ private:
     void app_finished_sending(const FlowPtr& flow);
     void watch_half_closed_app(const FlowPtr& flow);
     void reset_app(const FlowPtr& flow);
+    std::size_t pause_threshold() const;
+    void update_receive_pause();
+    void reset_slow_reader(const FlowPtr& flow);
     void finish(const FlowPtr& flow);
     FlowPtr find(std::uint64_t id, std::uint16_t data_local_port) const;
 
@@ -126,6 +135,7 @@ private:
     ModemAddressSource modem_address_;
     boost::asio::steady_timer socket_poll_;
     bool polling_ = false;
+    bool pause_requested_ = false;  // asked the driver to stop taking bytes (ModemDriver::pause_receive)
     FlowCounters counters_;
     LatencyHistogram downlink_latency_;
     LatencyHistogram uplink_latency_;

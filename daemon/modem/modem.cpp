@@ -56,12 +56,19 @@ void Modem::transition(ModemEvent event) {
 void Modem::start(FirstResultHandler on_first_result) {
     on_first_result_ = std::move(on_first_result);
     channel_.set_handlers(at::ChannelHandlers{
-        .urc = [this](const std::string& text) { on_urc(text); },
+        .urc =
+            [this](const std::string& text) {
+                on_urc(text);
+                driver_.on_link_activity();  // a URC may have ended the UDP proxy
+            },
         .ready = [this] { on_ready(); },
         .proxy_data = [this](at::ProxyData&& data) { driver_.on_proxy_data(std::move(data)); },
         .raw_data = [this](std::string_view bytes) { driver_.on_raw_data(bytes); },
         .data_mode_exited = [this](int status) { driver_.on_data_mode_exited(status); },
     });
+    // A slow app's pause of the serial line holds only while nothing else needs the line: every change of
+    // what the channel awaits is a reason to look again (modem/slm_receive_pause.cpp).
+    channel_.set_activity_listener([this] { driver_.on_link_activity(); });
     // An unconfirmed data-mode exit: the firmware rebooted under a transfer (its "Ready" was payload) or is stuck
     // in data mode. Start over as after a reset: open flows fail, and the bring-up syncs again (with "+++" if
     // the firmware still swallows commands); its proxies are closed as orphans.

@@ -94,8 +94,13 @@ public:
     virtual void tcp_send(ConnectionId id, std::string bytes, std::function<void(int error)> done) = 0;
     // Closes the connection; `events.closed(local_close, 0)` follows, then the slot is free.
     virtual void tcp_close(ConnectionId id) = 0;
-    // Stops (true) or resumes (false) taking bytes from the modem, when an app does not read fast enough.
+    // Asks to stop (true) or resume (false) taking bytes from the modem, when an app does not read fast enough.
+    // A request, not an order: the link is shared, and a driver keeps reading while anything else needs it (an
+    // AT command's answer, another proxy's data). The caller must then keep taking bytes; bounding what it
+    // holds for the slow app is its business (core::FlowOptions::slow_reader_limit).
     virtual void pause_receive(bool paused) = 0;
+    // Whether taking bytes from the modem is stopped now (a pause was asked for and granted).
+    virtual bool receive_paused() const { return false; }
     // Runs `then` once every byte queued for the link so far has been written to it (for uplink latency:
     // a tcp_send is "done" when the link took it, which can be before its last byte left). Dropped if the
     // link is lost first. Drivers without a way to tell run it at once.

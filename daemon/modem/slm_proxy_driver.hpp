@@ -5,6 +5,7 @@
 //   slm_tcp_server.cpp     #XTCPSVR listener, its peer, #XTCPHANGUP
 //   slm_udp_proxy.cpp      UDP client/server, one-datagram sends, the raw-downlink attribution rule
 //   slm_proxy_reconcile.cpp read/test forms: describe_proxies, orphans after bring-up, capabilities
+//   slm_receive_pause.cpp  whether a slow app's pause request may stop reading the serial line
 // Every way the firmware reports a lost connection becomes one `closed` event.
 #pragma once
 
@@ -54,6 +55,8 @@ public:
     // Bring-up finished (first start, after a modem reset, after serial loss): close proxies the firmware
     // holds that this driver does not own (an slmd that died), and read the test forms once.
     void on_serving();
+    // The AT channel started or stopped awaiting an answer (at::Channel::awaiting_modem changed).
+    void on_link_activity() { apply_receive_pause(); }
 
     // TLS servers (slmd.conf tls-server): a listen on one of these modem ports asks the firmware for a TLS
     // server with that sec_tag. Only firmware built with native TLS can; on any other a listen on such a port
@@ -72,7 +75,8 @@ public:
                      std::function<void(int error, ConnectionId id)> done) override;
     void tcp_send(ConnectionId id, std::string bytes, std::function<void(int error)> done) override;
     void tcp_close(ConnectionId id) override;
-    void pause_receive(bool paused) override { hooks_.pause_receive(paused); }
+    void pause_receive(bool paused) override;
+    bool receive_paused() const override { return receive_paused_; }
     void when_written(std::function<void()> then) override;
     void resolve(const std::string& name, int family,
                  std::function<void(int status, std::vector<std::string> addresses)> done) override;
@@ -199,6 +203,12 @@ private:
     void when_reconciled(Step step);
     void read_capabilities();
     void route_stray_lines(const std::vector<std::string>& info, std::string_view expected_prefix);
+
+    // Receive pause (slm_receive_pause.cpp): the serial line stops only while asked to and nothing else needs it.
+    bool link_needed_elsewhere() const;
+    void apply_receive_pause();
+    bool pause_requested_ = false;
+    bool receive_paused_ = false;
 
     // Data-mode bookkeeping shared by TCP and UDP.
     void data_mode_ended();

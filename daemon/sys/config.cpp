@@ -149,6 +149,9 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         return milliseconds(100, max_connect_timeout_ms, settings.connect_timeout);
     } else if (key == "finished-flow-linger-ms") {
         return milliseconds(100, 600000, settings.finished_flow_linger);
+    } else if (key == "slow-reader-limit") {
+        if (auto problem = parse_number(value, 65536, 1073741824, number)) return problem;
+        settings.slow_reader_limit = static_cast<std::size_t>(number);
     } else if (key == "api-max-clients") {
         if (auto problem = parse_number(value, 8, 65536, number)) return problem;
         settings.api_max_clients = static_cast<std::size_t>(number);
@@ -182,6 +185,7 @@ constexpr std::string_view known_keys[] = {
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
     "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server",
+    "slow-reader-limit",
 };
 
 bool known(std::string_view key) {
@@ -312,6 +316,9 @@ po::options_description option_description() {
         ("tls-server", po::value<std::string>(),
          "PORT sec-tag=N: the modem's TCP server on PORT runs TLS; needs native-tls = yes (repeatable)")
         ("max-queued", po::value<std::string>(), "connections waiting for the modem; more get EBUSY (default 32)")
+        ("slow-reader-limit", po::value<std::string>(),
+         "bytes held for an app that stops reading while others need the modem; beyond that its connection is "
+         "reset, 65536-1073741824 (default 1048576)")
         ("connect-timeout-ms", po::value<std::string>(),
          "connect timeout when the app set none, at most 120000 (default 60000)")
         ("udp-max-stand-ins", po::value<std::string>(),

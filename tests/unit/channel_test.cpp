@@ -200,6 +200,36 @@ TEST_F(ChannelTest, DataModeRoundTrip) {
     EXPECT_EQ(link.take(), "AT+CEREG?\r\n") << "the queued command goes out once back in command mode";
 }
 
+// What a slow app's pause of the serial line depends on (modem/slm_receive_pause.cpp): the channel says when it
+// awaits the modem — a command queued or in flight, a data-mode exit under way — and when that changes.
+TEST_F(ChannelTest, TellsWhenItAwaitsTheModem) {
+    std::vector<bool> seen;
+    channel.set_activity_listener([&] { seen.push_back(channel.awaiting_modem()); });
+    EXPECT_FALSE(channel.awaiting_modem());
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+    EXPECT_TRUE(channel.awaiting_modem());
+    channel.feed("\r\nOK\r\n");
+    link.take();
+    EXPECT_FALSE(channel.awaiting_modem()) << "in data mode, the uplink needs no answer";
+    EXPECT_EQ(seen, (std::vector<bool>{true, false}));
+    channel.submit({"AT+CEREG?", "+CEREG", 1000ms}, record());
+    EXPECT_TRUE(channel.awaiting_modem()) << "a command waits for the data-mode exit";
+    channel.exit_data_mode([](std::error_code, int) {});
+    EXPECT_EQ(link.take(), "+++");
+    channel.feed("\r\n#XDATAMODE: 0\r\n");
+    EXPECT_TRUE(channel.awaiting_modem()) << "the queued command is in flight now";
+    channel.feed("\r\n+CEREG: 5,1\r\n\r\nOK\r\n");
+    EXPECT_FALSE(channel.awaiting_modem());
+    EXPECT_EQ(seen, (std::vector<bool>{true, false, true, false}));
+    // A data-mode exit alone (the idle exit) awaits the firmware's confirmation.
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+    channel.feed("\r\nOK\r\n");
+    channel.exit_data_mode([](std::error_code, int) {});
+    EXPECT_TRUE(channel.awaiting_modem());
+    channel.feed("\r\n#XDATAMODE: 0\r\n");
+    EXPECT_FALSE(channel.awaiting_modem());
+}
+
 TEST_F(ChannelTest, PeerTerminatorIsAnsweredAndReportsTheError) {
     channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
     channel.feed("\r\nOK\r\n");

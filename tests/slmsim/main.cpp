@@ -44,9 +44,10 @@ int main(int argc, char** argv) {
     ("trace", po::value(&trace_path), "byte trace of both directions")
     ("auto-connect", po::bool_switch(&cfg.auto_connect), "CFUN=1 at boot (CONFIG_SLM_AUTO_CONNECT)")
     ("interleave-hold-ms", po::value(&cfg.interleave_hold_ms)->default_value(200), "interleave on: longest a proxy URC waits for a response to land in")
-    ("native-tls", po::bool_switch(&cfg.native_tls), "overlay-native_tls.conf build: AT#XCMNG, TLS server (#XTCPSVR with a sec_tag)")
+    ("native-tls", po::bool_switch(&cfg.native_tls), "overlay-native_tls.conf build: AT#XCMNG, TLS server (#XTCPSVR with a sec_tag), DTLS server (#XUDPSVR with a sec_tag, v2.8+)")
     ("cred-dir", po::value(&cfg.cred_dir), "keep the credential store (AT%CMNG/AT#XCMNG) in this directory across restarts")
     ("tls-handshake-timeout-ms", po::value(&cfg.tls_handshake_timeout_ms)->default_value(10000), "TLS/DTLS handshake limit (ETIMEDOUT, -116)")
+    ("dtls-server-timeout-ms", po::value(&cfg.dtls_server_timeout_ms)->default_value(5000), "DTLS server: after this much silence from its peer a new peer may take over")
     ("libmodem-version", po::value(&libmodem), "override the second #XSLMVER string")
     ("ncs-version", po::value(&ncs), "override the first #XSLMVER string");
   // clang-format on

@@ -295,6 +295,7 @@ void Simulator::tx_drained() {
 void Simulator::close_all_silently() {
   if (tcp_.tls) tcp_.tls->abort();
   if (udp_.dtls) udp_.dtls->close();
+  if (udp_.dtls_server) udp_.dtls_server->close();
   ++tcp_.gen;
   retire(tcp_.sock, true);
   retire(tcp_.acceptor);

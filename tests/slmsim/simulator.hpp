@@ -44,6 +44,7 @@ struct Config {
   bool native_tls = false;             // overlay-native_tls.conf: #XCMNG, TLS server, DTLS server
   std::string cred_dir;                // persist the credential store here (empty: memory only)
   int tls_handshake_timeout_ms = 10000;  // TLS/DTLS handshake limit (the firmware's 10 s SO_SNDTIMEO)
+  int dtls_server_timeout_ms = 5000;     // DTLS server: a silent peer gives way to a new one (NET_SOCKETS_DTLS_TIMEOUT)
   NetMap net;
 
   unsigned nominal_baud() const { return baud ? baud : 115200; }
@@ -72,6 +73,7 @@ class HostLine {
 class Trace;
 class TlsBridge;
 class DtlsBridge;
+class DtlsServerBridge;
 
 // Retires a socket that may have operations in flight: cancel them and let the socket close when
 // the last completion handler holding it has run. (Closing at once can race with an in-flight
@@ -273,6 +275,7 @@ class Simulator {
     std::optional<udp::endpoint> last_peer;
     std::uint64_t gen = 0;
     std::shared_ptr<DtlsBridge> dtls;  // DTLS client: the bridge (handshake in progress or relaying)
+    std::shared_ptr<DtlsServerBridge> dtls_server;  // DTLS server (native TLS): sock is its local end
   } udp_;
   bool tcp_abortive_ = false;
   std::string udp_stale_peer_;  // "ip",port of the last server peer in this boot (v2.8+ client quirk)

@@ -3,8 +3,11 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
@@ -551,6 +554,324 @@ void DtlsBridge::close() {
   error_code ec;
   net_.close(ec);
   local_.close(ec);
+}
+
+}  // namespace slmsim
+
+// ---------------------------------------------------------------------------------------------
+// DTLS server over UDP (see tls_bridge.hpp)
+
+namespace slmsim {
+
+// OpenSSL glue of DtlsServerBridge: a datagram BIO whose writes go to the current peer through the server socket and
+// whose reads take the peer's datagrams that the bridge received, one per read; the cookie callbacks.
+struct DtlsServerHooks {
+  static DtlsServerBridge* of(BIO* b) { return static_cast<DtlsServerBridge*>(BIO_get_data(b)); }
+  static int write(BIO* b, const char* data, int len) {
+    BIO_clear_retry_flags(b);
+    return of(b)->bio_write(data, len);
+  }
+  static int read(BIO* b, char* data, int len) {
+    BIO_clear_retry_flags(b);
+    int n = of(b)->bio_read(data, len);
+    if (n < 0) BIO_set_retry_read(b);
+    return n;
+  }
+  static long ctrl(BIO*, int cmd, long, void*) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case BIO_CTRL_DGRAM_QUERY_MTU:
+      case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
+        return 1400;
+      default:
+        return 0;  // no pending bytes, no MTU overhead, timeouts handled by the bridge
+    }
+  }
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "slmsim DTLS server");
+      BIO_meth_set_write(bm, write);
+      BIO_meth_set_read(bm, read);
+      BIO_meth_set_ctrl(bm, ctrl);
+      BIO_meth_set_create(bm, create);
+      return bm;
+    }();
+    return m;
+  }
+  static DtlsServerBridge* of(SSL* ssl) { return static_cast<DtlsServerBridge*>(SSL_get_app_data(ssl)); }
+  static int cookie_generate(SSL* ssl, unsigned char* cookie, unsigned int* len) {
+    auto* s = of(ssl);
+    if (s->cookie_.empty()) {
+      s->cookie_.resize(16);
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(s->cookie_.data()), 16) != 1) return 0;
+    }
+    std::memcpy(cookie, s->cookie_.data(), s->cookie_.size());
+    *len = static_cast<unsigned int>(s->cookie_.size());
+    return 1;
+  }
+  static int cookie_verify(SSL* ssl, const unsigned char* cookie, unsigned int len) {
+    auto* s = of(ssl);
+    return !s->cookie_.empty() && len == s->cookie_.size() && std::memcmp(cookie, s->cookie_.data(), len) == 0;
+  }
+};
+
+namespace {
+std::string ep_text(const asio::ip::udp::endpoint& ep) {
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+// A ClientHello in epoch 0: a (re)connecting client.
+bool is_client_hello(const std::string& d) {
+  return d.size() > 13 && static_cast<unsigned char>(d[0]) == 22 && d[3] == 0 && d[4] == 0 &&
+         static_cast<unsigned char>(d[13]) == 1;
+}
+}  // namespace
+
+DtlsServerBridge::DtlsServerBridge(asio::io_context& io, udp::socket net, SSL_CTX* ctx, int handshake_timeout_ms,
+                                   int idle_ms, Note note)
+    : io_(io),
+      net_(std::move(net)),
+      local_(io),
+      ctx_(ctx),
+      handshake_timeout_ms_(handshake_timeout_ms),
+      idle_ms_(idle_ms),
+      note_(std::move(note)),
+      retx_(io),
+      deadline_(io),
+      rbuf_(65536),
+      lbuf_(65536),
+      pbuf_(65536) {
+  if (ctx_) {
+    SSL_CTX_up_ref(ctx_);
+    SSL_CTX_set_cookie_generate_cb(ctx_, DtlsServerHooks::cookie_generate);
+    SSL_CTX_set_cookie_verify_cb(ctx_, DtlsServerHooks::cookie_verify);
+  }
+}
+
+DtlsServerBridge::~DtlsServerBridge() {
+  if (ssl_) SSL_free(ssl_);
+  if (ctx_) SSL_CTX_free(ctx_);
+}
+
+std::string DtlsServerBridge::tag(const udp::endpoint& ep) {
+  std::string t(kTagSize, '\0');
+  auto a = ep.address();
+  if (a.is_v4()) {
+    t[0] = 4;
+    auto b = a.to_v4().to_bytes();
+    std::memcpy(&t[1], b.data(), b.size());
+  } else {
+    t[0] = 6;
+    auto b = a.to_v6().to_bytes();
+    std::memcpy(&t[1], b.data(), b.size());
+  }
+  t[17] = static_cast<char>(ep.port() >> 8);
+  t[18] = static_cast<char>(ep.port() & 0xff);
+  return t;
+}
+
+std::optional<asio::ip::udp::endpoint> DtlsServerBridge::untag(const char* d, std::size_t n) {
+  if (n < kTagSize || (d[0] != 4 && d[0] != 6)) return std::nullopt;
+  asio::ip::address a;
+  if (d[0] == 4) {
+    asio::ip::address_v4::bytes_type b;
+    std::memcpy(b.data(), d + 1, b.size());
+    a = asio::ip::address_v4(b);
+  } else {
+    asio::ip::address_v6::bytes_type b;
+    std::memcpy(b.data(), d + 1, b.size());
+    a = asio::ip::address_v6(b);
+  }
+  auto port = static_cast<unsigned short>((static_cast<unsigned char>(d[17]) << 8) | static_cast<unsigned char>(d[18]));
+  return udp::endpoint(a, port);
+}
+
+std::shared_ptr<asio::ip::udp::socket> DtlsServerBridge::start(error_code& ec) {
+  auto proxy_end = std::make_shared<udp::socket>(io_);
+  udp::endpoint lo(asio::ip::make_address("127.0.0.1"), 0);
+  net_.non_blocking(true, ec);
+  if (!ec) local_.open(lo.protocol(), ec);
+  if (!ec) local_.bind(lo, ec);
+  if (!ec) proxy_end->open(lo.protocol(), ec);
+  if (!ec) proxy_end->bind(lo, ec);
+  if (!ec) local_.connect(proxy_end->local_endpoint(), ec);
+  if (!ec) proxy_end->connect(local_.local_endpoint(), ec);
+  if (ec) return nullptr;
+  net_read();
+  local_read();
+  return proxy_end;
+}
+
+void DtlsServerBridge::close() {
+  if (closed_) return;
+  end(true);
+  closed_ = true;
+  error_code ec;
+  retx_.cancel();
+  deadline_.cancel();
+  net_.close(ec);
+  local_.close(ec);
+}
+
+void DtlsServerBridge::net_read() {
+  if (closed_) return;
+  net_.async_receive_from(asio::buffer(rbuf_), from_, [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    if (self->closed_ || ec == asio::error::operation_aborted) return;
+    if (ec && ec != asio::error::connection_refused) return;
+    if (!ec) self->on_datagram(std::string(self->rbuf_.data(), n), self->from_);
+    self->net_read();
+  });
+}
+
+void DtlsServerBridge::on_datagram(std::string d, const udp::endpoint& from) {
+  auto now = std::chrono::steady_clock::now();
+  if (peer_ && from != *peer_) {
+    if (now - last_heard_ < std::chrono::milliseconds(idle_ms_)) {
+      if (note_) note_("dtls server: busy with " + ep_text(*peer_) + ", datagram from " + ep_text(from) + " ignored");
+      return;
+    }
+    if (note_) note_("dtls server: " + ep_text(*peer_) + " timed out, serving " + ep_text(from));
+    end(true);
+  } else if (peer_ && established_ && is_client_hello(d)) {
+    if (note_) note_("dtls server: " + ep_text(from) + " reconnects");
+    end(false);
+  }
+  if (!peer_) {
+    begin(from);
+    if (!ssl_) return;
+  }
+  last_heard_ = now;
+  inbox_.push_back(std::move(d));
+  drive();
+}
+
+void DtlsServerBridge::begin(const udp::endpoint& p) {
+  ++session_;
+  peer_ = p;
+  established_ = false;
+  cookie_.clear();
+  inbox_.clear();
+  if (!ctx_ || !(ssl_ = SSL_new(ctx_))) {
+    if (note_) note_("dtls server: no usable credentials, " + ep_text(p) + " ignored");
+    peer_.reset();
+    return;
+  }
+  SSL_set_app_data(ssl_, this);
+  BIO* b = BIO_new(DtlsServerHooks::method());
+  BIO_set_data(b, this);
+  SSL_set_bio(ssl_, b, b);
+  SSL_set_options(ssl_, SSL_OP_NO_QUERY_MTU | SSL_OP_COOKIE_EXCHANGE);  // HelloVerifyRequest, as mbedTLS does
+  SSL_set_mtu(ssl_, 1400);
+  SSL_set_accept_state(ssl_);
+  deadline_.expires_after(std::chrono::milliseconds(handshake_timeout_ms_));
+  deadline_.async_wait([self = shared_from_this(), s = session_](const error_code& ec) {
+    if (ec || s != self->session_ || self->established_) return;
+    if (self->note_) self->note_("dtls server: handshake with " + ep_text(*self->peer_) + " timed out");
+    self->end(false);
+  });
+}
+
+void DtlsServerBridge::end(bool close_notify) {
+  ++session_;
+  retx_.cancel();
+  deadline_.cancel();
+  if (ssl_) {
+    ERR_clear_error();
+    if (close_notify && established_) SSL_shutdown(ssl_);
+    ERR_clear_error();
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+  }
+  peer_.reset();
+  established_ = false;
+  inbox_.clear();
+  cookie_.clear();
+}
+
+void DtlsServerBridge::drive() {
+  if (!ssl_) return;
+  if (!established_) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r != 1) {
+      int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return arm_retx();
+      if (note_) note_("dtls server: handshake with " + ep_text(*peer_) + " failed: " + describe(ssl_, r, e));
+      return end(false);  // OpenSSL has sent its alert; the peer is forgotten, no URC
+    }
+    established_ = true;
+    deadline_.cancel();
+    if (note_) note_("dtls server: handshake ok with " + ep_text(*peer_));
+  }
+  for (;;) {
+    ERR_clear_error();
+    int n = SSL_read(ssl_, pbuf_.data(), static_cast<int>(pbuf_.size()));
+    if (n > 0) {
+      std::string out = tag(*peer_);
+      out.append(pbuf_.data(), static_cast<std::size_t>(n));
+      error_code ignored;
+      local_.send(asio::buffer(out), 0, ignored);
+      continue;
+    }
+    int e = SSL_get_error(ssl_, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+    if (note_)
+      note_("dtls server: " + ep_text(*peer_) +
+            (e == SSL_ERROR_ZERO_RETURN ? std::string(" closed (close_notify)") : " lost: " + describe(ssl_, n, e)));
+    return end(false);
+  }
+  ERR_clear_error();
+  arm_retx();  // a retransmitted final flight may still be due
+}
+
+void DtlsServerBridge::arm_retx() {
+  timeval tv{};
+  if (!ssl_ || !DTLSv1_get_timeout(ssl_, &tv)) return;
+  retx_.expires_after(std::chrono::milliseconds(tv.tv_sec * 1000 + tv.tv_usec / 1000));
+  retx_.async_wait([self = shared_from_this(), s = session_](const error_code& ec) {
+    if (ec || s != self->session_ || !self->ssl_) return;
+    DTLSv1_handle_timeout(self->ssl_);
+    self->drive();
+  });
+}
+
+int DtlsServerBridge::bio_write(const char* data, int len) {
+  if (peer_) {
+    // Non-blocking; a full socket buffer or an ICMP error loses the datagram, as UDP may.
+    (void)::sendto(net_.native_handle(), data, static_cast<std::size_t>(len), MSG_NOSIGNAL, peer_->data(),
+                   static_cast<socklen_t>(peer_->size()));
+  }
+  return len;
+}
+
+int DtlsServerBridge::bio_read(char* data, int len) {
+  if (inbox_.empty()) return -1;
+  std::string d = std::move(inbox_.front());
+  inbox_.pop_front();
+  auto n = std::min<std::size_t>(d.size(), static_cast<std::size_t>(len));
+  std::memcpy(data, d.data(), n);
+  return static_cast<int>(n);
+}
+
+void DtlsServerBridge::local_read() {
+  if (closed_) return;
+  local_.async_receive(asio::buffer(lbuf_), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    if (self->closed_ || ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      if (self->established_ && self->ssl_) {
+        ERR_clear_error();
+        SSL_write(self->ssl_, self->lbuf_.data(), static_cast<int>(n));  // one record to the current peer
+        ERR_clear_error();
+      } else if (self->note_) {
+        self->note_("dtls server: no session, datagram dropped");
+      }
+    }
+    self->local_read();
+  });
 }
 
 }  // namespace slmsim

@@ -6,6 +6,8 @@
 // it succeeded. Then bytes are relayed both ways: plaintext EOF from the proxy → close_notify + FIN, a reset of
 // the proxy end → RST; close_notify/FIN from the peer → FIN to the proxy, a peer reset → RST to the proxy.
 // DtlsBridge (UDP client): one DTLS record per datagram; the peer's close_notify or a fatal alert → lost().
+// DtlsServerBridge (UDP server, --native-tls): owns the bound server socket and serves one DTLS peer at a time the
+// way Zephyr's native DTLS server socket does (see the class).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -16,7 +18,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
+#include <chrono>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -114,6 +119,68 @@ class DtlsBridge : public std::enable_shared_from_this<DtlsBridge> {
   std::uint64_t wait_gen_ = 0;
   std::string failure_;
   std::vector<char> buf_;
+};
+
+// The DTLS server of #XUDPSVR=<op>,<port>,<sec_tag> (native TLS), modelled on Zephyr's DTLS server socket
+// (sockets_tls.c), which SLM uses: the socket is locked to one peer address at a time. The first datagram from an
+// address starts a handshake (with a HelloVerifyRequest cookie round, as mbedTLS does); datagrams from any other
+// address are ignored until that session ends: the peer's close_notify or a fatal alert, a failed or timed-out
+// handshake, a new ClientHello from the same address (a client reconnect), or idle_ms (CONFIG_NET_SOCKETS_DTLS_TIMEOUT,
+// 5 s) without a datagram from the peer — the next datagram from another address then replaces it (close_notify to
+// the old one). Nothing of this reaches the UART; peer verification is off (mbedTLS's server default, SLM sets none).
+//
+// The proxy gets one end of a local socket pair (start()). Down: each decrypted datagram arrives there prefixed with
+// the peer's address (tag(), kTagSize bytes; untag() reads it), so #XUDPDATA can print it. Up: each datagram the
+// proxy sends there becomes one DTLS record to the current peer, or is dropped when no session is established.
+class DtlsServerBridge : public std::enable_shared_from_this<DtlsServerBridge> {
+ public:
+  using udp = boost::asio::ip::udp;
+  using Note = std::function<void(const std::string&)>;
+  static constexpr std::size_t kTagSize = 19;  // family (4/6), 16 address bytes, port (big-endian)
+
+  // net: bound, not connected. ctx: a DTLS server context (nullptr: unusable credentials, every handshake fails).
+  DtlsServerBridge(boost::asio::io_context& io, udp::socket net, SSL_CTX* ctx, int handshake_timeout_ms, int idle_ms,
+                   Note note);
+  ~DtlsServerBridge();
+  DtlsServerBridge(const DtlsServerBridge&) = delete;
+  DtlsServerBridge& operator=(const DtlsServerBridge&) = delete;
+
+  std::shared_ptr<udp::socket> start(boost::system::error_code& ec);  // the proxy's end of the local pair
+  void close();  // close_notify to an established peer, close everything; idempotent
+  bool established() const { return established_; }
+  std::optional<udp::endpoint> peer() const { return established_ ? peer_ : std::nullopt; }
+
+  static std::string tag(const udp::endpoint& ep);
+  static std::optional<udp::endpoint> untag(const char* data, std::size_t n);
+
+ private:
+  friend struct DtlsServerHooks;
+  void net_read();
+  void local_read();
+  void on_datagram(std::string d, const udp::endpoint& from);
+  void begin(const udp::endpoint& peer);
+  void end(bool close_notify);
+  void drive();
+  void arm_retx();
+  int bio_write(const char* data, int len);
+  int bio_read(char* data, int len);
+
+  boost::asio::io_context& io_;
+  udp::socket net_;
+  udp::socket local_;
+  SSL_CTX* ctx_;
+  int handshake_timeout_ms_, idle_ms_;
+  Note note_;
+  boost::asio::steady_timer retx_, deadline_;
+  SSL* ssl_ = nullptr;
+  std::optional<udp::endpoint> peer_;
+  bool established_ = false, closed_ = false;
+  std::chrono::steady_clock::time_point last_heard_;
+  std::deque<std::string> inbox_;  // ciphertext datagrams from peer_ that the SSL has not read yet
+  std::uint64_t session_ = 0;      // bumped when a session ends: stale timers bail out
+  std::vector<char> rbuf_, lbuf_, pbuf_;
+  std::string cookie_;  // this session's HelloVerifyRequest cookie
+  udp::endpoint from_;
 };
 
 }  // namespace slmsim

@@ -1,5 +1,7 @@
 // slmsim: the UDP proxy (#XUDPCLI, #XUDPSVR, #XUDPSEND, #XUDPDATA) backed by a real host UDP
 // socket. One proxy: a connected client, or a server that replies to the last peer heard from.
+// DTLS (client with a sec_tag; server with a sec_tag under --native-tls) runs in a bridge (tls_bridge.hpp) and the
+// proxy's socket carries plaintext to and from the bridge.
 #include <boost/asio/post.hpp>
 
 #include "newlib_errno.hpp"
@@ -180,7 +182,8 @@ void Simulator::cmd_udpsvr(const Cmd& c) {
     if (p_.udpsvr_fail_line) info("#UDPSVR: " + std::to_string(err) + ",\"not started\"");
     finish(false);
   };
-  if (ps->size() == 3) return fail(-nerr::ENOTSUP_);  // DTLS server needs native TLS
+  bool dtls = ps->size() == 3;
+  if (dtls && !cfg_.native_tls) return fail(-nerr::ENOTSUP_);  // the modem cannot be a DTLS server
   if (!attached()) return fail(-nerr::ENETDOWN_);
   int fd = alloc_fd();
   if (fd < 0) return finish(false);
@@ -191,11 +194,31 @@ void Simulator::cmd_udpsvr(const Cmd& c) {
   sock->open(ep.protocol(), ec);
   if (!ec) sock->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) sock->bind(ep, ec);
+  std::shared_ptr<DtlsServerBridge> bridge;
+  if (!ec && dtls) {
+    // Credentials are loaded at start (a sec_tag without usable ones starts, and every handshake then fails).
+    TlsOptions topt;
+    topt.server = true;
+    topt.dtls = true;
+    std::string why;
+    auto tag = (*ps)[2].i;
+    SSL_CTX* ctx = make_ssl_ctx(creds_, tag, topt, why);
+    if (!ctx && trace_) trace_->note("dtls server: sec_tag " + std::to_string(tag) + ": " + why);
+    bridge = std::make_shared<DtlsServerBridge>(
+        io_, std::move(*sock), ctx, cfg_.tls_handshake_timeout_ms, cfg_.dtls_server_timeout_ms,
+        [this](const std::string& text) {
+          if (trace_) trace_->note(text);
+        });
+    if (ctx) SSL_CTX_free(ctx);
+    sock = bridge->start(ec);
+    if (ec) bridge->close();
+  }
   if (ec) {
     free_fd(fd);
     return fail(-nerr::from(ec));
   }
   udp_open(UdpRole::Server, sock, fd, static_cast<int>(op), false);
+  udp_.dtls_server = bridge;
   info("#XUDPSVR: " + std::to_string(fd) + ",\"started\"");
   finish(true);
   udp_start_read();
@@ -205,6 +228,8 @@ void Simulator::udp_close(bool urc, int cause) {
   auto role = udp_.role;
   if (udp_.dtls) udp_.dtls->close();  // close_notify to the peer
   udp_.dtls.reset();
+  if (udp_.dtls_server) udp_.dtls_server->close();  // close_notify to an established peer
+  udp_.dtls_server.reset();
   ++udp_.gen;
   retire(udp_.sock);
   free_fd(udp_.handle);
@@ -231,16 +256,22 @@ void Simulator::udp_start_read() {
   auto sock = udp_.sock;
   if (!sock) return;
   auto g = udp_.gen;
-  when_tx_ready([this, sock, g] {
+  // From the DTLS server's bridge each datagram comes with its peer's address in front.
+  std::size_t tag = udp_.dtls_server ? DtlsServerBridge::kTagSize : 0;
+  when_tx_ready([this, sock, g, tag] {
     if (g != udp_.gen) return;
-    auto buf = std::make_shared<std::vector<char>>(p_.rx_chunk);
+    auto buf = std::make_shared<std::vector<char>>(tag + p_.rx_chunk);
     auto from = std::make_shared<udp::endpoint>();
     sock->async_receive_from(asio::buffer(*buf), *from,
-                             [this, sock, g, buf, from](const error_code& ec, std::size_t n) {
+                             [this, sock, g, buf, from, tag](const error_code& ec, std::size_t n) {
                                if (g != udp_.gen) return;
                                if (ec == asio::error::operation_aborted) return;
                                // ICMP errors on a connected UDP socket are not reported by the modem.
-                               if (!ec) udp_deliver(std::string(buf->data(), n), *from);
+                               if (!ec && !tag) udp_deliver(std::string(buf->data(), n), *from);
+                               if (!ec && tag) {
+                                 if (auto peer = DtlsServerBridge::untag(buf->data(), n))
+                                   udp_deliver(std::string(buf->data() + tag, n - tag), *peer);
+                               }
                                udp_start_read();
                              });
   });
@@ -278,6 +309,11 @@ void Simulator::udp_send(std::string data, std::function<void(const error_code&,
     if (udp_.blackhole) return asio::post(io_, [cb, n = buf->size()] { cb({}, n); });
     sock->async_send(asio::buffer(*buf), cb);
   } else {
+    if (udp_.dtls_server) {
+      // Zephyr's DTLS layer ignores the address and sends to its session's peer; no session, no send.
+      if (!udp_.dtls_server->established()) return asio::post(io_, [cb] { cb(asio::error::not_connected, 0); });
+      return sock->async_send(asio::buffer(*buf), cb);  // one record, encrypted by the bridge
+    }
     if (!udp_.last_peer) return asio::post(io_, [cb] { cb(asio::error::not_connected, 0); });
     sock->async_send_to(asio::buffer(*buf), *udp_.last_peer, cb);
   }
@@ -294,7 +330,11 @@ void Simulator::cmd_udpsend(const Cmd& c) {
   if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Str) return finish(false);
   if ((*ps)[0].s.size() > p_.max_payload) return finish(false);
   if (udp_.role == UdpRole::None) return finish(false);
-  if (udp_.role == UdpRole::Server && !udp_.last_peer) return finish(false);  // sendto fails
+  if (udp_.dtls_server) {
+    if (!udp_.dtls_server->established()) return finish(false);  // no DTLS session: ENOTCONN
+  } else if (udp_.role == UdpRole::Server && !udp_.last_peer) {
+    return finish(false);  // sendto fails
+  }
   udp_send((*ps)[0].s, [this, e = epoch_](const error_code& ec, std::size_t n) {
     if (e != epoch_) return;
     if (ec) return finish(false);

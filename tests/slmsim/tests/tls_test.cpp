@@ -1,6 +1,8 @@
 // slmsim tests: the modem side of TLS/DTLS — the credential store (AT%CMNG, AT#XCMNG with --native-tls), the
 // TLS client of #XTCPCLI (verification modes, hostname check per release, mutual TLS, PSK), the DTLS client of
-// #XUDPCLI and the native-TLS server of #XTCPSVR, against tests/tls/tls_echo_server and the build-time test PKI.
+// #XUDPCLI, the native-TLS server of #XTCPSVR and the native-TLS DTLS server of #XUDPSVR (v2.8+), against
+// tests/tls/tls_echo_server, in-test OpenSSL clients and the build-time test PKI.
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -8,12 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -464,5 +468,206 @@ TEST(TlsServer, WithoutNativeTls) {
     h.attach();
     EXPECT_TRUE(h.at("AT#XTCPSVR=1,4433,50", "\r\nERROR\r\n"));
     EXPECT_TRUE(h.at("AT#XTCPSVR=1,0", "\r\n#XTCPSVR: 0,\"started\"\r\n\r\nOK\r\n"));  // no wedge before v2.9
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DTLS server (#XUDPSVR with a sec_tag, native TLS, v2.8+)
+
+namespace {
+// A DTLS 1.2 client on its own thread over a connected UDP socket: non-blocking, every wait bounded. It verifies the
+// server against `ca` (name tls.test), sends `send` (one record each), reads `expect` datagrams, then optionally
+// waits for the server's close_notify, and ends with close_notify unless told not to.
+struct DtlsTestClient {
+  struct Opt {
+    std::string ca;
+    std::vector<std::string> send;
+    std::size_t expect = 0;
+    int handshake_ms = 3000;
+    bool close_notify = true;
+    bool wait_close = false;  // after the above: wait (up to 5 s) for the server's close_notify
+  };
+  std::atomic<bool> done{false};
+  std::atomic<unsigned short> local_port{0};
+  bool handshake_ok = false;
+  bool got_close_notify = false;
+  std::vector<std::string> received;
+  std::thread t;
+
+  DtlsTestClient(unsigned short port, Opt o) {
+    t = std::thread([this, port, o] { run(port, o); });
+  }
+  ~DtlsTestClient() { t.join(); }
+  std::string port_text() const { return std::to_string(local_port.load()); }
+
+ private:
+  void run(unsigned short port, const Opt& o) {
+    using clock = std::chrono::steady_clock;
+    SSL_CTX* ctx = SSL_CTX_new(DTLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION);
+    SSL_CTX_load_verify_locations(ctx, o.ca.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    sockaddr_in me{};
+    socklen_t len = sizeof me;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    local_port = ntohs(me.sin_port);
+    SSL* ssl = SSL_new(ctx);
+    BIO* bio = BIO_new_dgram(fd, BIO_NOCLOSE);
+    BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_CONNECTED, 0, &a);
+    SSL_set_bio(ssl, bio, bio);
+    SSL_set1_host(ssl, "tls.test");
+    // Waits for input until `until`, or for the DTLS retransmission timer (then retransmits). False: time is up.
+    auto wait = [&](clock::time_point until) {
+      auto now = clock::now();
+      if (now >= until) return false;
+      long ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
+      timeval tv{};
+      bool timer = DTLSv1_get_timeout(ssl, &tv) == 1;
+      if (timer) ms = std::min<long>(ms, tv.tv_sec * 1000 + tv.tv_usec / 1000);
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(ms)) == 0 && timer) DTLSv1_handle_timeout(ssl);
+      return true;
+    };
+    auto hs_until = clock::now() + std::chrono::milliseconds(o.handshake_ms);
+    for (;;) {
+      int r = SSL_connect(ssl);
+      if (r == 1) {
+        handshake_ok = true;
+        break;
+      }
+      int e = SSL_get_error(ssl, r);
+      if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || !wait(hs_until)) break;
+    }
+    if (handshake_ok) {
+      for (const auto& m : o.send) SSL_write(ssl, m.data(), static_cast<int>(m.size()));
+      auto until = clock::now() + std::chrono::seconds(5);
+      char b[4096];
+      while (received.size() < o.expect || (o.wait_close && !got_close_notify)) {
+        int n = SSL_read(ssl, b, sizeof b);
+        if (n > 0) {
+          received.emplace_back(b, static_cast<std::size_t>(n));
+          continue;
+        }
+        int e = SSL_get_error(ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN) got_close_notify = true;
+        if (e != SSL_ERROR_WANT_READ || !wait(until)) break;
+      }
+      if (o.close_notify && !got_close_notify) SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(ctx);
+    done = true;
+  }
+};
+
+unsigned short free_udp_port(asio::io_context& io) {
+  asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return s.local_endpoint().port();
+}
+
+// A native-TLS v2.9 simulator, attached, with the server certificate and key under sec_tag 60 and the DTLS server
+// started on a free port.
+unsigned short start_dtls_server(Harness& h) {
+  unsigned short port = free_udp_port(h.io);
+  h.boot();
+  h.attach();
+  EXPECT_TRUE(h.at("AT#XCMNG=0,60,1,\"" + pem("server.pem") + "\"", "\r\nOK\r\n"));
+  EXPECT_TRUE(h.at("AT#XCMNG=0,60,2,\"" + pem("server.key") + "\"", "\r\nOK\r\n"));
+  EXPECT_TRUE(h.at("AT#XUDPSVR=1," + std::to_string(port) + ",60", "\r\n#XUDPSVR: 0,\"started\"\r\n\r\nOK\r\n"));
+  return port;
+}
+
+Config native_tls_config() {
+  auto c = tls_config();
+  c.native_tls = true;
+  return c;
+}
+
+// The #XUDPDATA bytes of a datagram from client c (once its thread has its local port).
+std::string udpdata(Harness& h, const std::string& payload, const DtlsTestClient& c) {
+  EXPECT_TRUE(h.run_until([&] { return c.local_port.load() != 0; }));
+  return "\r\n#XUDPDATA: " + std::to_string(payload.size()) + ",\"127.0.0.1\"," + c.port_text() + "\r\n" + payload;
+}
+}  // namespace
+
+TEST(DtlsServer, PlaintextOnTheUartRepliesAsRecordsUntrustedClientIgnored) {
+  Harness h(native_tls_config());
+  unsigned short port = start_dtls_server(h);
+  {
+    DtlsTestClient bad(port, {pki("other-ca.pem"), {"never"}});  // does not trust the server: no URC at all
+    ASSERT_TRUE(h.run_until([&] { return bad.done.load(); }));
+    EXPECT_FALSE(bad.handshake_ok);
+    EXPECT_TRUE(h.nothing_more());
+  }
+  {
+    DtlsTestClient good(port, {pki("ca.pem"), {"hello dtls"}, 2});
+    EXPECT_TRUE(h.expect(udpdata(h, "hello dtls", good)));
+    EXPECT_TRUE(h.at("AT#XUDPSEND=\"reply\"", "\r\n#XUDPSEND: 5\r\n\r\nOK\r\n"));
+    EXPECT_TRUE(h.at("AT#XUDPSEND", "\r\nOK\r\n"));  // data mode: one datagram, one record
+    h.send("from data mode+++");
+    EXPECT_TRUE(h.expect("\r\n#XDATAMODE: 0\r\n"));
+    ASSERT_TRUE(h.run_until([&] { return good.done.load(); }));
+    EXPECT_TRUE(good.handshake_ok);
+    EXPECT_EQ(good.received, (std::vector<std::string>{"reply", "from data mode"}));
+    EXPECT_EQ(h.sim->stats().udp_down_datagrams, 1u);
+    EXPECT_EQ(h.sim->stats().udp_up_datagrams, 2u);
+  }
+  // The client's close_notify ended the session: nobody to send to, and the next peer is served at once.
+  EXPECT_TRUE(h.nothing_more());
+  EXPECT_TRUE(h.at("AT#XUDPSEND=\"x\"", "\r\nERROR\r\n"));
+  DtlsTestClient next(port, {pki("ca.pem"), {"next"}, 0, 3000, true, true});
+  EXPECT_TRUE(h.expect(udpdata(h, "next", next)));
+  EXPECT_TRUE(h.at("AT#XUDPSVR?", "\r\n#XUDPSVR: 0,1\r\n\r\nOK\r\n"));
+  EXPECT_TRUE(h.at("AT#XUDPSVR=0", "\r\n#XUDPSVR: 0,\"stopped\"\r\n\r\nOK\r\n"));
+  ASSERT_TRUE(h.run_until([&] { return next.done.load(); }));
+  EXPECT_TRUE(next.got_close_notify);  // stopping the server closed the session
+}
+
+TEST(DtlsServer, OnePeerAtATimeUntilItFallsSilent) {
+  auto c = native_tls_config();
+  c.dtls_server_timeout_ms = 500;
+  Harness h(c);
+  unsigned short port = start_dtls_server(h);
+  {
+    DtlsTestClient a(port, {pki("ca.pem"), {"from a"}, 0, 3000, false});  // leaves without close_notify
+    EXPECT_TRUE(h.expect(udpdata(h, "from a", a)));
+    ASSERT_TRUE(h.run_until([&] { return a.done.load(); }));
+  }
+  {
+    DtlsTestClient b(port, {pki("ca.pem"), {"from b"}, 0, 150});  // a's address still holds the server
+    ASSERT_TRUE(h.run_until([&] { return b.done.load(); }));
+    EXPECT_FALSE(b.handshake_ok);
+  }
+  EXPECT_TRUE(h.nothing_more(400ms));  // a has now been silent for longer than 500 ms
+  DtlsTestClient c2(port, {pki("ca.pem"), {"from c"}});
+  EXPECT_TRUE(h.expect(udpdata(h, "from c", c2)));
+  ASSERT_TRUE(h.run_until([&] { return c2.done.load(); }));
+}
+
+TEST(DtlsServer, NeedsNativeTlsAndV28) {
+  {
+    Harness h(tls_config("v2.8"));  // no native TLS: ENOTSUP with the "#UDPSVR" typo, and the proxy stays free
+    h.boot();
+    h.attach();
+    EXPECT_TRUE(h.at("AT#XUDPSVR=1,4433,60", "\r\n#UDPSVR: -134,\"not started\"\r\n\r\nERROR\r\n"));
+    EXPECT_TRUE(h.at("AT#XUDPSVR=1,0", "\r\n#XUDPSVR: 0,\"started\"\r\n\r\nOK\r\n"));
+  }
+  for (bool native : {false, true}) {
+    auto c = tls_config("v2.7");  // no <sec_tag> parameter before v2.8, and no failure line
+    c.native_tls = native;
+    Harness h(c);
+    h.boot();
+    h.attach();
+    EXPECT_TRUE(h.at("AT#XUDPSVR=?", "\r\n#XUDPSVR: (0,1,2),<port>\r\n\r\nOK\r\n"));
+    EXPECT_TRUE(h.at("AT#XUDPSVR=1,4433,60", "\r\nERROR\r\n")) << native;
   }
 }

@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     slmd::net::RoutePolicy routes(std::move(settings.bypass));
     routes.watch(io.get_executor());  // route and link changes reach the next decision without a dump
     slmd::net::TlsPolicy tls_policy(std::move(settings.tls));
-    modem.slm_driver().set_tls_servers(settings.tls_servers, settings.native_tls);
+    modem.slm_driver().set_tls_servers(settings.tls_servers, settings.dtls_servers, settings.native_tls);
     slmd::core::FlowOptions flow_options;
     flow_options.max_waiting = settings.max_queued;
     flow_options.default_connect_timeout = settings.connect_timeout;

@@ -58,12 +58,13 @@ public:
     // The AT channel started or stopped awaiting an answer (at::Channel::awaiting_modem changed).
     void on_link_activity() { apply_receive_pause(); }
 
-    // TLS servers (slmd.conf tls-server): a listen on one of these modem ports asks the firmware for a TLS
-    // server with that sec_tag. Only firmware built with native TLS can; on any other a listen on such a port
-    // fails with EOPNOTSUPP before reaching the modem (SLM v2.9 would otherwise hold its TCP proxy busy until
-    // the next reset).
-    void set_tls_servers(std::map<std::uint16_t, int> sec_tags, bool native_tls) {
-        tls_servers_ = std::move(sec_tags);
+    // TLS servers (slmd.conf tls-server) and DTLS servers (dtls-server): a listen or UDP serve on one of these
+    // modem ports asks the firmware for a (D)TLS server with that sec_tag. Only firmware built with native TLS
+    // can (DTLS: v2.8+); on any other it fails with EOPNOTSUPP before reaching the modem (SLM v2.9 would
+    // otherwise hold its TCP proxy busy until the next reset).
+    void set_tls_servers(std::map<std::uint16_t, int> tls, std::map<std::uint16_t, int> dtls, bool native_tls) {
+        tls_servers_ = std::move(tls);
+        dtls_servers_ = std::move(dtls);
         native_tls_ = native_tls;
     }
 
@@ -217,6 +218,7 @@ private:
     SlmProxyDriverHooks hooks_;
     SlmProxyDriverOptions options_;
     std::map<std::uint16_t, int> tls_servers_;
+    std::map<std::uint16_t, int> dtls_servers_;
     // Bytes for a server peer whose "connected" is still held in a command's answer (on_proxy_data).
     static constexpr std::size_t max_early_peer_data = 64 * 1024;
     std::string early_peer_data_;

@@ -66,7 +66,13 @@ std::string SlmProxyDriver::udp_prefix() const {
 std::string SlmProxyDriver::udp_open_line() const {
     const auto& d = udp_->destination;
     const std::string op = d.ipv6 ? "2" : "1";
-    if (udp_->role == UdpRole::server) return "AT#XUDPSVR=" + op + "," + std::to_string(d.port);
+    if (udp_->role == UdpRole::server) {
+        std::string line = "AT#XUDPSVR=" + op + "," + std::to_string(d.port);
+        // Checked in udp_serve(): a configured DTLS server on native-TLS firmware.
+        if (const auto dtls = dtls_servers_.find(d.port); dtls != dtls_servers_.end())
+            line += "," + std::to_string(dtls->second);
+        return line;
+    }
     std::string line = "AT#XUDPCLI=" + op + ",\"" + d.host + "\"," + std::to_string(d.port);
     // Checked in udp_connect(); the DTLS handshake is part of the firmware's open.
     if (d.tls) line += std::get<std::string>(tls_parameters(*d.tls, TlsTransport::udp, channel_.profile()));
@@ -93,6 +99,13 @@ void SlmProxyDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
                                std::function<void(int, ConnectionId)> done) {
     if (!serving()) return done(ENETDOWN, 0);
     if (udp_) return done(EBUSY, 0);
+    if (const auto dtls = dtls_servers_.find(port); dtls != dtls_servers_.end() &&
+                                                    (!native_tls_ || !channel_.profile().udp_server_takes_sec_tag)) {
+        SLMD_WARN("slm: port {} is a DTLS server (sec_tag {}), which needs SLM v2.8+ built with native TLS "
+                  "(native-tls = yes): not started",
+                  port, dtls->second);
+        return done(EOPNOTSUPP, 0);
+    }
     udp_ = UdpProxy{next_id_++, UdpRole::server, TcpEndpoint{{}, port, ipv6, std::nullopt}, std::move(events), UdpState::open,
                     false, {}};
     udp_open(std::move(done));

@@ -132,12 +132,14 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         auto rule = net::parse_tls_rule(value, key == "dtls", problem);
         if (!rule) return problem;
         settings.tls.push_back(std::move(*rule));
-    } else if (key == "tls-server") {
+    } else if (key == "tls-server" || key == "dtls-server") {
         std::string problem;
         auto server = net::parse_tls_server(value, problem);
         if (!server) return problem;
-        if (!settings.tls_servers.emplace(server->first, server->second).second)
-            return "port " + std::to_string(server->first) + " is a TLS server already";
+        auto& servers = key == "tls-server" ? settings.tls_servers : settings.dtls_servers;
+        if (!servers.emplace(server->first, server->second).second)
+            return "port " + std::to_string(server->first) + " is a " + (key == "tls-server" ? "TLS" : "DTLS") +
+                   " server already";
     } else if (key == "sync-timeout-ms") {
         return milliseconds(100, 3600000, settings.sync_timeout);
     } else if (key == "register-timeout-ms") {
@@ -184,7 +186,7 @@ constexpr std::string_view known_keys[] = {
     "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
-    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server",
+    "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server", "dtls-server",
     "slow-reader-limit",
 };
 
@@ -224,7 +226,8 @@ std::vector<std::string> validate(const RawConfig& raw, Settings& settings) {
             problems.push_back(describe(entry, "only valid on the command line"));
             continue;
         }
-        if (entry.key == "bypass" || entry.key == "tls" || entry.key == "dtls" || entry.key == "tls-server")
+        if (entry.key == "bypass" || entry.key == "tls" || entry.key == "dtls" || entry.key == "tls-server" ||
+            entry.key == "dtls-server")
             continue;  // repeatable
         auto [it, inserted] = first_seen.emplace(std::pair{entry.key, entry.origin}, &entry);
         if (!inserted) {
@@ -315,6 +318,8 @@ po::options_description option_description() {
          "HOST:PORT sec-tag=N [...] [dtls-cid=0|1|2]: as tls, for UDP with DTLS (repeatable)")
         ("tls-server", po::value<std::string>(),
          "PORT sec-tag=N: the modem's TCP server on PORT runs TLS; needs native-tls = yes (repeatable)")
+        ("dtls-server", po::value<std::string>(),
+         "PORT sec-tag=N: the modem's UDP server on PORT runs DTLS; needs native-tls = yes, SLM v2.8+ (repeatable)")
         ("max-queued", po::value<std::string>(), "connections waiting for the modem; more get EBUSY (default 32)")
         ("slow-reader-limit", po::value<std::string>(),
          "bytes held for an app that stops reading while others need the modem; beyond that its connection is "

@@ -41,7 +41,8 @@ struct Settings {
     std::uint16_t data_port = 0;
     std::vector<net::Prefix> bypass;
     std::vector<net::TlsRule> tls;  // `tls` and `dtls` mappings, in the order given (net::TlsPolicy)
-    std::map<std::uint16_t, int> tls_servers;  // `tls-server`: modem port → sec_tag (SlmProxyDriver)
+    std::map<std::uint16_t, int> tls_servers;   // `tls-server`: modem port → sec_tag (SlmProxyDriver)
+    std::map<std::uint16_t, int> dtls_servers;  // `dtls-server`: the same for the UDP server
     std::chrono::milliseconds sync_timeout{10000};
     std::chrono::milliseconds register_timeout{180000};
     std::size_t max_queued = 32;  // core::FlowOptions::max_waiting

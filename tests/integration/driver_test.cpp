@@ -280,7 +280,7 @@ public:
 
     std::pair<int, modem::ConnectionId> udp_connect(std::uint16_t port) {
         auto result = await<std::pair<int, modem::ConnectionId>>([this, port](auto& d, auto done) {
-            d.udp_connect({"203.0.113.10", port, false}, udp_events(),
+            d.udp_connect({"203.0.113.10", port, false, std::nullopt}, udp_events(),
                           [done](int error, modem::ConnectionId id) { done({error, id}); });
         });
         return result.value_or(std::pair{-1, 0u});
@@ -557,7 +557,7 @@ TEST_P(DriverPerRelease, TcpDataModeSuspendsUdpAndBinaryUdpWaitsForNoTcp) {
     ASSERT_EQ(error, 0);
     // The connection's id is only known once connected; its events are recorded under the key 1000.
     auto connected = rig.await<std::pair<int, modem::ConnectionId>>([&](auto& d, auto done) {
-        d.tcp_connect({"203.0.113.10", tcp_echo.port(), false}, 10s, rig.tcp_events(1000),
+        d.tcp_connect({"203.0.113.10", tcp_echo.port(), false, std::nullopt}, 10s, rig.tcp_events(1000),
                       [done](int e, modem::ConnectionId id) { done({e, id}); });
     });
     ASSERT_TRUE(connected && connected->first == 0);

@@ -386,6 +386,77 @@ TEST_F(Tls, TlsServerOnNativeTlsFirmware) {
     close(app);
 }
 
+// A UDP socket bound on 127.0.0.1 at a free port; its descriptor and port.
+int bound_udp(std::uint16_t& port) {
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    auto local = v4("127.0.0.1", 0);
+    bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
+    socklen_t length = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    port = ntohs(local.sin_port);
+    return fd;
+}
+
+TEST_F(Tls, DtlsServerNeedsNativeTlsAndIsRefusedBeforeTheUart) {
+    auto gateway = provisioned("v2.9", {}, {"--dtls-server", "5684 sec-tag=46"});
+    std::uint16_t app_port = 0;
+    const int app = bound_udp(app_port);
+    EXPECT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, 5684, app_port), -EOPNOTSUPP);
+    EXPECT_FALSE(gateway->sent("AT#XUDPSVR=1")) << gateway->uplink_trace();
+    // Another port is an ordinary UDP server.
+    EXPECT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, 5683, app_port), 0) << gateway->log();
+    EXPECT_TRUE(gateway->sent("AT#XUDPSVR=1,5683\r\n"));
+    close(app);
+}
+
+TEST_F(Tls, DtlsServerOnNativeTlsFirmware) {
+    std::uint16_t modem_port = 0;
+    close(bound_udp(modem_port));  // a free UDP port for the modem's server
+    auto gateway = provisioned("v2.9", {"--native-tls"},
+                               {"--native-tls", "yes", "--dtls-server", std::to_string(modem_port) + " sec-tag=46"});
+    std::uint16_t app_port = 0;
+    const int app = bound_udp(app_port);
+    ASSERT_EQ(slmsock_bind(SOCK_DGRAM, AF_INET, modem_port, app_port), 0) << gateway->log();
+    EXPECT_TRUE(gateway->sent("AT#XUDPSVR=1," + std::to_string(modem_port) + ",46\r\n")) << gateway->uplink_trace();
+
+    // A DTLS client on the far side of the modem; the program reads and answers plaintext datagrams.
+    std::string answer;
+    std::thread far_end([&] {
+        const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        auto to = v4("127.0.0.1", modem_port);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return;
+        SSL_CTX* context = SSL_CTX_new(DTLS_client_method());
+        SSL_CTX_load_verify_locations(context, pki("ca.pem").c_str(), nullptr);
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
+        SSL* ssl = SSL_new(context);
+        BIO* bio = BIO_new_dgram(fd, BIO_NOCLOSE);
+        BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_CONNECTED, 0, &to);
+        timeval timeout{20, 0};
+        BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_RECV_TIMEOUT, 0, &timeout);
+        SSL_set_bio(ssl, bio, bio);
+        if (SSL_connect(ssl) == 1 && SSL_write(ssl, "dtls up", 7) == 7) {
+            char buffer[64];
+            const int n = SSL_read(ssl, buffer, sizeof buffer);
+            if (n > 0) answer.assign(buffer, static_cast<std::size_t>(n));
+        }
+        SSL_free(ssl);
+        SSL_CTX_free(context);
+        close(fd);
+    });
+    pollfd p{app, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 20000), 1) << gateway->log();
+    char buffer[64];
+    sockaddr_in from{};
+    socklen_t from_length = sizeof from;
+    const ssize_t n = recvfrom(app, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &from_length);
+    EXPECT_EQ(std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0), "dtls up");
+    // The answer goes back through the stand-in the datagram came from.
+    EXPECT_EQ(sendto(app, "dtls down", 9, 0, reinterpret_cast<sockaddr*>(&from), from_length), 9);
+    far_end.join();
+    EXPECT_EQ(answer, "dtls down");
+    close(app);
+}
+
 // A TLS client on the host (OpenSSL over an fd), for the TLS-on-the-host side of the byte comparison.
 std::string host_tls_echo(int fd, const std::string& message) {
     SSL_CTX* context = client_context();

@@ -68,7 +68,7 @@ public:
         std::uint64_t refused = 0;
         std::uint64_t malformed = 0;
         std::uint64_t requests = 0;
-        std::uint64_t admin_refused = 0;  // AT or RESET from a client that is not an administrator
+        std::uint64_t admin_refused = 0;  // AT, RESET or CREDENTIAL from a client that is not an administrator
         std::uint64_t overloaded = 0;     // connections refused with -EAGAIN: max_clients already connected
         std::uint64_t idle_closed = 0;    // connections closed after idle_timeout without a request in progress
         std::uint64_t accept_errors = 0;  // accept() failures (EMFILE, ENFILE, ENOMEM), each followed by a pause

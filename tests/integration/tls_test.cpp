@@ -248,21 +248,39 @@ TEST_F(Tls, PreSharedKey) {
     EXPECT_TRUE(server.saw("psk-identity=" + identity));
 }
 
-TEST_F(Tls, DtlsEcho) {
-    TlsEchoServer server({}, true);
-    ASSERT_NE(server.port, 0);
-    auto gateway = provisioned("v2.9");
+// Every release's TLS client (#XTCPCLI with a sec_tag) and DTLS client (#XUDPCLI with a sec_tag, and the
+// connection-id parameter from v2.5): the command each gets, and plaintext both ways.
+class TlsRelease : public Tls, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(TlsRelease, TlsAndDtlsClientsEcho) {
+    const std::string release = GetParam();
+    const int minor = release.back() - '0';
+    TlsEchoServer tls_server;
+    TlsEchoServer dtls_server({}, true);
+    ASSERT_NE(tls_server.port, 0);
+    ASSERT_NE(dtls_server.port, 0);
+    auto gateway = provisioned(release);
+
+    auto tls = tls_with(tag_ca);
+    const int stream = slmsock_tls_connect("tls.test", tls_server.port, AF_INET, &tls);
+    ASSERT_GE(stream, 0) << slmsock_strerror(stream) << "\n" << gateway->log();
+    EXPECT_EQ(echo(stream, "stream on " + release), "stream on " + release);
+    close(stream);
+    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"tls.test\"," + std::to_string(tls_server.port) + ",42\r\n"))
+        << gateway->uplink_trace();
+
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     auto local = v4("127.0.0.1", 0);
     ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
     socklen_t length = sizeof local;
     getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
-    auto peer = v4("203.0.113.10", server.port);
-    auto tls = tls_with(tag_ca);
-    tls.hostname = "tls.test";
+    auto peer = v4("203.0.113.10", dtls_server.port);
+    auto dtls = tls_with(tag_ca);
+    dtls.hostname = "tls.test";
+    if (minor >= 5) dtls.dtls_cid = 2;  // the parameter exists from v2.5 (the simulator accepts and ignores it)
     std::uint16_t stand_in = 0;
     ASSERT_EQ(slmsock_dtls_associate(AF_INET, ntohs(local.sin_port), reinterpret_cast<sockaddr*>(&peer),
-                                     sizeof peer, &tls, &stand_in),
+                                     sizeof peer, &dtls, &stand_in),
               0)
         << gateway->log();
     auto to = v4("127.0.0.1", stand_in);
@@ -276,10 +294,22 @@ TEST_F(Tls, DtlsEcho) {
         EXPECT_EQ(std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0), datagram);
     }
     close(fd);
-    EXPECT_TRUE(gateway->sent("AT#XUDPCLI=1,\"tls.test\"," + std::to_string(server.port) + ",42\r\n"))
+    const std::string cid = minor >= 5 ? ",2" : "";
+    EXPECT_TRUE(gateway->sent("AT#XUDPCLI=1,\"tls.test\"," + std::to_string(dtls_server.port) + ",42" + cid + "\r\n"))
         << gateway->uplink_trace();
-    EXPECT_TRUE(server.saw("handshake ok"));
+    EXPECT_TRUE(tls_server.saw("handshake ok"));
+    EXPECT_TRUE(dtls_server.saw("handshake ok"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Releases, TlsRelease,
+                         ::testing::Values("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8",
+                                           "v2.9"),
+                         [](const auto& info) {
+                             std::string name = info.param;
+                             for (auto& c : name)
+                                 if (c == '.') c = '_';
+                             return name;
+                         });
 
 TEST_F(Tls, MappedDestinationGetsTlsWithoutTheProgramAsking) {
     TlsEchoServer server;
@@ -306,14 +336,11 @@ TEST_F(Tls, MappedDestinationGetsTlsWithoutTheProgramAsking) {
 TEST_F(Tls, TlsServerNeedsNativeTlsAndIsRefusedBeforeTheUart) {
     // Without native TLS the firmware cannot be a TLS server (and v2.9 would wedge its TCP proxy).
     auto gateway = provisioned("v2.9", {}, {"--tls-server", "8443 sec-tag=46"});
-    const int app = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    auto local = v4("127.0.0.1", 0);
-    ASSERT_EQ(bind(app, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
-    socklen_t length = sizeof local;
-    getsockname(app, reinterpret_cast<sockaddr*>(&local), &length);
-    ASSERT_EQ(listen(app, 4), 0);
-    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, 8443, ntohs(local.sin_port)), 0);
-    EXPECT_EQ(slmsock_listen(AF_INET, ntohs(local.sin_port)), -EOPNOTSUPP);
+    std::uint16_t app_port = 0;
+    const int app = loopback_tcp_listener(app_port);
+    ASSERT_GE(app, 0);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, 8443, app_port), 0);
+    EXPECT_EQ(slmsock_listen(AF_INET, app_port), -EOPNOTSUPP);
     EXPECT_FALSE(gateway->sent("AT#XTCPSVR=1")) << gateway->uplink_trace();
     close(app);
     // The TCP proxy is still free: a plain connection works.
@@ -341,18 +368,30 @@ SSL_CTX* client_context() {
     return context;
 }
 
+// A far-end client: handshake on `ssl`, send `message`, return the first answer; frees ssl, context and fd.
+std::string client_exchange(SSL_CTX* context, SSL* ssl, int fd, const std::string& message) {
+    std::string answer;
+    const int size = static_cast<int>(message.size());
+    if (SSL_connect(ssl) == 1 && SSL_write(ssl, message.data(), size) == size) {
+        char buffer[512];
+        const int n = SSL_read(ssl, buffer, sizeof buffer);
+        if (n > 0) answer.assign(buffer, static_cast<std::size_t>(n));
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(context);
+    close(fd);
+    return answer;
+}
+
 TEST_F(Tls, TlsServerOnNativeTlsFirmware) {
     const std::uint16_t modem_port = free_port();
     auto gateway = provisioned("v2.9", {"--native-tls"},
                                {"--native-tls", "yes", "--tls-server", std::to_string(modem_port) + " sec-tag=46"});
-    const int app = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    auto local = v4("127.0.0.1", 0);
-    ASSERT_EQ(bind(app, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
-    socklen_t length = sizeof local;
-    getsockname(app, reinterpret_cast<sockaddr*>(&local), &length);
-    ASSERT_EQ(listen(app, 4), 0);
-    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, ntohs(local.sin_port)), 0);
-    ASSERT_EQ(slmsock_listen(AF_INET, ntohs(local.sin_port)), 0) << gateway->log();
+    std::uint16_t app_port = 0;
+    const int app = loopback_tcp_listener(app_port);
+    ASSERT_GE(app, 0);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, app_port), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, app_port), 0) << gateway->log();
     EXPECT_TRUE(gateway->sent("AT#XTCPSVR=1," + std::to_string(modem_port) + ",46\r\n")) << gateway->uplink_trace();
 
     // A TLS client on the far side of the modem; the program behind slmd reads and writes plaintext.
@@ -365,14 +404,7 @@ TEST_F(Tls, TlsServerOnNativeTlsFirmware) {
         SSL* ssl = SSL_new(context);
         SSL_set_fd(ssl, fd);
         SSL_set1_host(ssl, "tls.test");
-        if (SSL_connect(ssl) == 1 && SSL_write(ssl, "over tls", 8) == 8) {
-            char buffer[64];
-            const int n = SSL_read(ssl, buffer, sizeof buffer);
-            if (n > 0) echoed.assign(buffer, static_cast<std::size_t>(n));
-        }
-        SSL_free(ssl);
-        SSL_CTX_free(context);
-        close(fd);
+        echoed = client_exchange(context, ssl, fd, "over tls");
     });
     pollfd p{app, POLLIN, 0};
     ASSERT_EQ(poll(&p, 1, 20000), 1) << gateway->log();
@@ -434,14 +466,7 @@ TEST_F(Tls, DtlsServerOnNativeTlsFirmware) {
         timeval timeout{20, 0};
         BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_RECV_TIMEOUT, 0, &timeout);
         SSL_set_bio(ssl, bio, bio);
-        if (SSL_connect(ssl) == 1 && SSL_write(ssl, "dtls up", 7) == 7) {
-            char buffer[64];
-            const int n = SSL_read(ssl, buffer, sizeof buffer);
-            if (n > 0) answer.assign(buffer, static_cast<std::size_t>(n));
-        }
-        SSL_free(ssl);
-        SSL_CTX_free(context);
-        close(fd);
+        answer = client_exchange(context, ssl, fd, "dtls up");
     });
     pollfd p{app, POLLIN, 0};
     ASSERT_EQ(poll(&p, 1, 20000), 1) << gateway->log();

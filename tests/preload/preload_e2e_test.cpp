@@ -40,7 +40,7 @@ std::string profile_name(const std::string& profile) {
 class Matrix : public ::testing::Test {
 protected:
     void start(std::vector<std::string> sim_args = {"--connect-timeout-ms", "1000"}) {
-        modem_ = std::make_unique<Modem>(ModemOptions{"v2.9", 0, std::move(sim_args)});
+        modem_ = std::make_unique<Modem>(ModemOptions{"v2.9", 0, std::move(sim_args), {}, {}});
         ASSERT_TRUE(modem_->ready()) << modem_->diagnostics();
     }
     void SetUp() override { start(); }
@@ -144,7 +144,7 @@ TEST_F(Matrix, NamesResolveThroughTheModem) {
 class Programs : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
-        modem_ = std::make_unique<Modem>(ModemOptions{GetParam(), 115200, {}});
+        modem_ = std::make_unique<Modem>(ModemOptions{GetParam(), 115200, {}, {}, {}});
         ASSERT_TRUE(modem_->ready()) << modem_->diagnostics();
     }
     RunResult under_slm_run(const std::string& shell_command, std::chrono::milliseconds timeout = 150s) {

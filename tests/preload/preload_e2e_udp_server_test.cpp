@@ -64,7 +64,7 @@ std::uint16_t free_port(int type) {
 class ModemTest : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
-        modem_ = std::make_unique<Modem>(ModemOptions{GetParam(), fast_baud, {"--listen-address", "127.0.0.2"}});
+        modem_ = std::make_unique<Modem>(ModemOptions{GetParam(), fast_baud, {"--listen-address", "127.0.0.2"}, {}, {}});
         ASSERT_TRUE(modem_->ready()) << modem_->diagnostics();
     }
     std::vector<std::string> env() { return {"SLMSOCK_SOCKET=" + modem_->api_socket(), "SLMRUN=" + slm_run()}; }

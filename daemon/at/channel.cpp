@@ -255,8 +255,17 @@ void Channel::dispatch(Event& event) {
                 stats_.raw_bytes += e.bytes.size();
                 if (handlers_.raw_data) handlers_.raw_data(e.bytes);
             } else if constexpr (std::is_same_v<T, DataModeExited>) {
+                last_exit_requested_ = exit_handler_ || terminator_sent_;
                 terminator_sent_ = false;
                 guard_timer_.cancel();
+                if (!last_exit_requested_) {
+                    // The firmware left data mode on its own (v2.0-v2.4, the proxy broke): uplink bytes still on
+                    // their way are AT input to it now, an unterminated line that would swallow our next command.
+                    // End that line, and probe before the next command so the finals it causes are not taken for
+                    // that command's.
+                    writer_.write_to_modem("\r\n");
+                    resync_needed_ = true;
+                }
                 if (exit_handler_) {
                     auto handler = std::move(exit_handler_);
                     exit_handler_ = nullptr;
@@ -303,7 +312,10 @@ std::error_code Channel::write_data(std::string_view bytes) {
 }
 
 void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
-    if (framer_.mode() != LinkMode::data) {
+    // Leaving data mode already, because the channel answered the firmware's own "+++" (v2.7+ peer loss): the
+    // caller waits for that exit's confirmation like for one it asked for.
+    const bool answering_peer = framer_.mode() == LinkMode::leaving_data_mode && terminator_sent_ && !exit_handler_;
+    if (framer_.mode() != LinkMode::data && !answering_peer) {
         handler(make_error_code(ChannelError::not_in_data_mode), 0);
         return;
     }

@@ -141,6 +141,10 @@ public:
     void shutdown();
 
     LinkMode mode() const { return framer_.mode(); }
+    // Whether the last data-mode exit answered a "+++" (ours, or ours answering the firmware's), as opposed to
+    // an automatic exit of the firmware (v2.0-v2.4 when the proxy broke). Valid from the data_mode_exited
+    // handler on.
+    bool last_exit_requested() const { return last_exit_requested_; }
     bool idle() const { return !in_flight_ && queue_.empty(); }
     // Whether an answer from the modem is awaited: a command queued or in flight, or a data-mode exit under
     // way. While it is, the link must be read, whatever a slow app would like (SlmProxyDriver::pause_receive).
@@ -189,6 +193,7 @@ private:
     std::size_t last_data_tx_bytes_ = 0;
     ExitHandler exit_handler_;
     bool terminator_sent_ = false;
+    bool last_exit_requested_ = false;
     std::vector<Event> events_;
     ChannelStats stats_;
     std::function<void()> link_unsure_;

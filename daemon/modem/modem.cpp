@@ -64,7 +64,17 @@ void Modem::start(FirstResultHandler on_first_result) {
         .ready = [this] { on_ready(); },
         .proxy_data = [this](at::ProxyData&& data) { driver_.on_proxy_data(std::move(data)); },
         .raw_data = [this](std::string_view bytes) { driver_.on_raw_data(bytes); },
-        .data_mode_exited = [this](int status) { driver_.on_data_mode_exited(status); },
+        .data_mode_exited =
+            [this](int status) {
+                driver_.on_data_mode_exited(status);
+                // The firmware drops modem URCs in data mode instead of holding them (reference section 1,
+                // "What a host daemon must do" 12): a +CEREG sent meanwhile is lost. A session that ended with an
+                // error, or on its own, ended because a proxy broke, and a network loss is what breaks every
+                // proxy at once: read the registration again. (-139, EOVERFLOW: a UDP datagram did not fit the
+                // firmware's buffer; nothing broke.)
+                const bool broke = status != 0 && status != -139;
+                if (broke || !channel_.last_exit_requested()) recheck_registration();
+            },
     });
     // A slow app's pause of the serial line holds only while nothing else needs the line: every change of
     // what the channel awaits is a reason to look again (modem/slm_receive_pause.cpp).
@@ -428,20 +438,62 @@ asio::awaitable<void> Modem::credential_sequence() {
 void Modem::on_urc(const std::string& text) {
     if (driver_.on_urc(text)) return;
     if (auto status = parse_cereg_urc(text)) {
-        registration_.update(*status);
-        if (state_ == ModemState::serving && !is_registered(*status)) {
-            ++stats_.registration_losses;
-            transition(ModemEvent::registration_lost);
-            SLMD_NOTICE("modem: {}; registration lost, new connections fail with ENETDOWN until it is back",
-                        to_string(*status));
-            wake();
-        } else if (state_ == ModemState::deregistered && is_registered(*status)) {
-            SLMD_NOTICE("modem: {}", to_string(*status));
-            wake();
-        }
+        registration_seen(*status);
         return;
     }
     SLMD_DEBUG("modem: URC {}", text);
+}
+
+void Modem::registration_seen(Registration status) {
+    registration_.update(status);
+    if (state_ == ModemState::serving && !is_registered(status)) {
+        ++stats_.registration_losses;
+        transition(ModemEvent::registration_lost);
+        SLMD_NOTICE("modem: {}; registration lost, new connections fail with ENETDOWN until it is back",
+                    to_string(status));
+        wake();
+    } else if (state_ == ModemState::deregistered && is_registered(status)) {
+        SLMD_NOTICE("modem: {}", to_string(status));
+        wake();
+    }
+}
+
+void Modem::recheck_registration() {
+    if (registration_check_pending_ || stopping_ || link_down_ || reset_seen_) return;
+    if (state_ != ModemState::serving && state_ != ModemState::deregistered) return;
+    registration_check_pending_ = true;
+    SLMD_DEBUG("modem: data mode ended with a broken proxy; reading the registration again");
+    asio::co_spawn(executor_, read_registration(), asio::detached);
+}
+
+asio::awaitable<void> Modem::read_registration() {
+    auto alive = alive_;
+    const at::CommandRequest read{"AT+CEREG?", "+CEREG", 5s};
+    // A few tries: v2.1-v2.4 leave data mode on their own, and uplink bytes still on their way to the UART then
+    // reach the command parser (reference section 4); a final they cause can answer our read.
+    constexpr int attempts = 3;
+    for (int attempt = 1; attempt <= attempts; ++attempt) {
+        auto response = co_await channel_.async_command(read, asio::use_awaitable);
+        if (!*alive) co_return;
+        if (stopping_ || link_down_ || reset_seen_ ||
+            (state_ != ModemState::serving && state_ != ModemState::deregistered)) {
+            break;
+        }
+        std::optional<Registration> status;
+        if (response.ok() && !response.info.empty()) status = parse_cereg_read(response.info.front());
+        if (status) {
+            registration_seen(*status);
+            break;
+        }
+        SLMD_INFO("modem: AT+CEREG? after a broken data-mode session answered {} (try {} of {})",
+                  response.describe(), attempt, attempts);
+        if (attempt == attempts) break;
+        asio::steady_timer pause(executor_, 200ms);
+        boost::system::error_code ignored;
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        if (!*alive) co_return;
+    }
+    registration_check_pending_ = false;
 }
 
 asio::awaitable<void> Modem::sleep_until(std::chrono::steady_clock::time_point deadline) {

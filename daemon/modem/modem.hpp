@@ -111,6 +111,11 @@ private:
     bool up() const;
     void transition(ModemEvent event);
     void on_urc(const std::string& text);
+    // A +CEREG status, from a URC or from AT+CEREG?: follows registration loss and return while serving.
+    void registration_seen(Registration status);
+    // Reads AT+CEREG? once (coalesced) when a +CEREG URC may have been dropped in data mode.
+    void recheck_registration();
+    boost::asio::awaitable<void> read_registration();
     void on_ready();
     void wake();
 
@@ -128,6 +133,7 @@ private:
     bool stopping_ = false;
     bool synced_once_ = false;
     bool resetting_ = false;  // admin_reset() under way until the firmware's "Ready"
+    bool registration_check_pending_ = false;  // recheck_registration()'s AT+CEREG? under way
     // The credential operation under way (one at a time), its requester and whether it reset connections.
     struct CredentialJob {
         CredentialCommand command;

@@ -48,7 +48,11 @@ void SlmProxyDriver::submit(at::CommandRequest request, at::Channel::ResponseHan
 }
 
 void SlmProxyDriver::with_command_mode(Step step, at::Channel::ExitTiming timing) {
-    if (channel_.mode() != at::LinkMode::data && !exiting_data_mode_) {
+    // Leaving data mode counts as data mode: the channel may be answering the firmware's "+++" (v2.7+ peer loss)
+    // on its own, and a step run now would queue its command (or a data-mode entry) for a connection that the
+    // exit's status is about to report gone.
+    const auto mode = channel_.mode();
+    if (mode != at::LinkMode::data && mode != at::LinkMode::leaving_data_mode && !exiting_data_mode_) {
         step();
         return;
     }
@@ -58,10 +62,15 @@ void SlmProxyDriver::with_command_mode(Step step, at::Channel::ExitTiming timing
     channel_.exit_data_mode([this, alive = alive_](std::error_code error, int status) {
         if (!*alive) return;
         exiting_data_mode_ = false;
+        // Leaving already on another's request (the modem layer's): the steps' commands queue behind that exit.
+        if (error == at::ChannelError::not_in_data_mode) error = {};
         // Steps run before on_data_mode_exited(); a UDP send waiting here reads its datagram's fate from these.
         last_exit_error_ = error;
         last_exit_status_ = status;
         if (error) SLMD_WARN("slm: leaving data mode: {}", error.message());
+        // A TCP session that ended with an error lost its connection: say so before the steps run, so none of
+        // them enters data mode again (or sends) for it. on_data_mode_exited() then finds it gone.
+        if (!error && status != 0) tcp_session_broke(data_mode_owner_, status);
         auto steps = std::move(after_exit_);
         after_exit_.clear();
         for (auto& step : steps) step();
@@ -238,14 +247,22 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
         finished(error ? ECONNRESET : 0);
         return;
     }
-    with_command_mode([this, alive = alive_, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
+    const ConnectionId id = connection_ ? connection_->id : 0;
+    with_command_mode([this, alive = alive_, id, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
         if (!*alive) return;
+        // The connection can be gone by the time the link is back in command mode (the session that just ended
+        // reported its loss). Entering data mode for it would carry its bytes nowhere (v2.9 enters data mode
+        // even unconnected) and hold the link there, with the commands queued behind the entry stuck.
+        if (!alive_connection(id)) {
+            finished(ECONNRESET);
+            return;
+        }
         // In data mode the firmware writes every proxy's downlink raw, without saying whose: with the UDP proxy
         // closed for the session, raw bytes can only be TCP's (the attribution rule, slm_udp_proxy.cpp).
         suspend_udp_then([] {});
         ++stats_.data_mode_entries;
         channel_.enter_data_mode({"AT#XTCPSEND", "", 5s},
-                                 [this, alive, bytes = std::move(bytes),
+                                 [this, alive, id, bytes = std::move(bytes),
                                   finished = std::move(finished)](at::CommandResponse response) mutable {
                                      if (!*alive) return;
                                      if (!response.ok()) {
@@ -253,7 +270,13 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
                                          return;
                                      }
                                      data_mode_owner_ = DataModeOwner::tcp;
-                                     data_mode_connection_ = connection_ ? connection_->id : 0;
+                                     data_mode_connection_ = id;
+                                     if (!alive_connection(id)) {
+                                         // Lost while the entry was in flight: leave at once, write nothing.
+                                         finished(ECONNRESET);
+                                         with_command_mode([] {});
+                                         return;
+                                     }
                                      auto error = channel_.write_data(bytes);
                                      finished(error ? ECONNRESET : 0);
                                  });
@@ -436,6 +459,12 @@ void SlmProxyDriver::on_raw_data(std::string_view bytes) {
     if (connection_ && connection_->events.data) connection_->events.data(bytes);
 }
 
+void SlmProxyDriver::tcp_session_broke(DataModeOwner owner, int status) {
+    if (owner != DataModeOwner::tcp || !connection_ || connection_->id != data_mode_connection_) return;
+    SLMD_INFO("slm: data mode ended with {}; connection closed", status);
+    connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(status));
+}
+
 void SlmProxyDriver::on_data_mode_exited(int status) {
     last_exit_status_ = status;
     const auto owner = std::exchange(data_mode_owner_, DataModeOwner::none);
@@ -454,10 +483,7 @@ void SlmProxyDriver::on_data_mode_exited(int status) {
     // A non-zero status means the proxy broke while the link was in data mode (peer gone, send failure) — the
     // connection of that session. A server's next peer can connect before our "+++" (v2.5+ null mode) and
     // must not inherit its predecessor's loss.
-    if (status != 0 && connection_ && connection_->id == data_mode_connection_) {
-        SLMD_INFO("slm: data mode ended with {}; connection closed", status);
-        connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(status));
-    }
+    if (status != 0) tcp_session_broke(owner, status);
     data_mode_ended();
 }
 

@@ -174,6 +174,8 @@ private:
     void when_drained(std::function<void()> then);
     void after_uplink_idle();
     void connection_lost(CloseReason reason, int error);
+    // A data-mode session of a TCP connection ended with a nonzero #XDATAMODE status: that connection is gone.
+    void tcp_session_broke(DataModeOwner owner, int status);
     void release_slot_then(std::function<void()> then);
     void finish_close();
     void free_slot();

@@ -243,6 +243,74 @@ TEST_F(ChannelTest, PeerTerminatorIsAnsweredAndReportsTheError) {
     EXPECT_EQ(channel.mode(), LinkMode::command);
 }
 
+// A caller that needs command mode while the channel answers the firmware's "+++" on its own (the driver's
+// with_command_mode) waits for that exit's confirmation and learns its status, instead of being told "not in
+// data mode" at once and queueing work for a connection the status reports gone.
+TEST_F(ChannelTest, AnExitAskedForWhileAnsweringThePeerTerminatorWaitsForItsConfirmation) {
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+    channel.feed("\r\nOK\r\n");
+    link.take();
+    channel.feed("+++");
+    run_until([&] { return !link.written.empty(); });
+    EXPECT_EQ(link.take(), "+++");
+    EXPECT_EQ(channel.mode(), LinkMode::leaving_data_mode);
+    std::optional<std::error_code> error;
+    std::optional<int> status;
+    channel.exit_data_mode([&](std::error_code e, int s) {
+        error = e;
+        status = s;
+        EXPECT_TRUE(exits.empty()) << "the exit handler runs before data_mode_exited";
+    });
+    EXPECT_FALSE(status) << "not answered before the firmware confirms";
+    EXPECT_EQ(link.take(), "") << "no second +++";
+    channel.feed("\r\n#XDATAMODE: -104\r\n");
+    ASSERT_TRUE(status);
+    EXPECT_FALSE(*error);
+    EXPECT_EQ(*status, -104);
+    EXPECT_EQ(exits, std::vector<int>{-104});
+    EXPECT_TRUE(channel.last_exit_requested()) << "answering the firmware's +++ is an exit of ours";
+}
+
+// Whether an exit answered a "+++" of ours or was the firmware's own (v2.1-v2.4 leave data mode by themselves
+// when the proxy breaks): the modem layer reads the registration again after the latter, URCs having been
+// dropped meanwhile.
+TEST_F(ChannelTest, TellsWhetherTheLastDataModeExitWasAskedFor) {
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+    channel.feed("\r\nOK\r\n");
+    channel.exit_data_mode([](std::error_code, int) {});
+    channel.feed("\r\n#XDATAMODE: 0\r\n");
+    EXPECT_TRUE(channel.last_exit_requested());
+}
+
+class Channel24Test : public ChannelTest {
+protected:
+    Channel24Test() : ChannelTest({2, 4, 0}) {}
+};
+
+TEST_F(Channel24Test, AnAutomaticExitIsNotAskedFor) {
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+    channel.feed("\r\nOK\r\n");
+    link.take();
+    channel.feed("\r\n#XDATAMODE: -104\r\n");
+    run_until([&] { return !exits.empty(); });
+    EXPECT_EQ(exits, std::vector<int>{-104});
+    EXPECT_FALSE(channel.last_exit_requested());
+    EXPECT_EQ(channel.mode(), LinkMode::command);
+    // Uplink bytes still in flight are AT input to the firmware now: their line is ended, and the next command
+    // waits behind a probe, so the ERROR they cause is not taken for its answer.
+    EXPECT_EQ(link.take(), "\r\n");
+    responses.clear();  // the entry's
+    channel.submit({"AT#XTCPCLI=0", "#XTCPCLI", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT+CFUN?\r\n");
+    channel.feed("\r\nERROR\r\n");  // the junk line's
+    EXPECT_TRUE(responses.empty());
+    channel.feed("\r\n+CFUN: 1\r\n\r\nOK\r\n");
+    EXPECT_EQ(link.take(), "AT#XTCPCLI=0\r\n");
+    channel.feed("\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_TRUE(responses[0].ok());
+}
+
 TEST_F(Channel18Test, SilenceGuardBeforeTerminator) {
     bool entered = false;
     channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, [&](CommandResponse r) { entered = r.ok(); });

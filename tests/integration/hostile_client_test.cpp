@@ -226,6 +226,7 @@ TEST_F(HostileClient, DescriptorsPassedWithARequestAreNotKept) {
 TEST_F(HostileClient, ThousandsOfConnectionsAreHeldToTheLimitAndTheRestRefusedWithEagain) {
     std::vector<std::unique_ptr<Control>> crowd;
     std::size_t refused_by_kernel = 0;
+    const auto started = Clock::now();
     for (int i = 0; i < 2000; ++i) {
         auto client = std::make_unique<Control>(socket_path, true);
         if (!client->connected() && client->error() != EINPROGRESS) {
@@ -239,8 +240,13 @@ TEST_F(HostileClient, ThousandsOfConnectionsAreHeldToTheLimitAndTheRestRefusedWi
     for (const auto& client : crowd) {
         if (error_status(client->receive(2s)) == -EAGAIN) ++eagain;
     }
+    // 64 are held; each time the idle timeout (400 ms) closes the held ones, up to 64 later clients take their
+    // places instead of being refused. On a quick run that is one period: exactly crowd - 64 refused.
+    const auto periods = static_cast<std::size_t>(1 + (Clock::now() - started) / 400ms);
     EXPECT_GE(crowd.size(), 64u);
-    EXPECT_EQ(eagain, crowd.size() - 64) << refused_by_kernel << " refused by the kernel's backlog";
+    EXPECT_LE(eagain, crowd.size() - 64) << "fewer than 64 held";
+    EXPECT_GE(eagain + 64 * periods, crowd.size())
+        << refused_by_kernel << " refused by the kernel's backlog, " << periods << " idle periods";
     EXPECT_LE(descriptors_of(gateway.slmd->pid()), baseline + 64);
     // The 64 held ones say nothing: the idle timeout closes them, and the next client is served.
     crowd.clear();

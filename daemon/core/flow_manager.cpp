@@ -515,6 +515,9 @@ void FlowManager::write_downlink(const FlowPtr& flow) {
 
 void FlowManager::on_modem_closed(const FlowPtr& flow, modem::CloseReason reason, int error) {
     flow->modem_open = false;
+    // A connection the modem closed gets no more bytes, so its pause request goes now, not when its app has
+    // drained: a request left standing would stop the line for everyone once nothing else needed it.
+    update_receive_pause();
     switch (reason) {
         case modem::CloseReason::modem_lost:
             SLMD_WARN("flow {}: modem lost; resetting the app's connection", flow->id);

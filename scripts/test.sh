@@ -42,9 +42,12 @@ fi
 
 step "fuzz (clang + libFuzzer, ${SLMD_FUZZ_SECONDS:-30}s per target)"
 cmake --preset fuzz >/dev/null
+# All the fuzzers in one build, so both cores compile until the last one is linked.
+fuzz_targets=()
+for corpus in tests/fuzz/corpus/*/; do fuzz_targets+=("$(basename "$corpus")_fuzz"); done
+cmake --build --preset fuzz -j "$jobs" --target "${fuzz_targets[@]}"
 for corpus in tests/fuzz/corpus/*/; do
   name=$(basename "$corpus")
-  cmake --build --preset fuzz -j "$jobs" --target "${name}_fuzz"
   fuzzer=build/fuzz/tests/fuzz/${name}_fuzz
   [ -x "$fuzzer" ] || { echo "missing fuzzer $fuzzer"; exit 1; }
   work=build/fuzz/corpus-$name

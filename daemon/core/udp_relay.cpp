@@ -35,7 +35,8 @@ struct UdpRelay::StandIn {
     std::uint64_t last_used = 0;
     std::vector<char> buffer;
     std::weak_ptr<AppSocket> app;
-    bool retired = false;  // cancelled; closed once its receive has completed
+    bool retired = false;    // cancelled; closed once its receive has completed
+    bool receiving = false;  // a receive is pending
 };
 
 struct UdpRelay::AppSocket {
@@ -440,23 +441,42 @@ UdpRelay::StandInPtr UdpRelay::stand_in_for(const AppPtr& app, const Peer& peer,
     return stand_in;
 }
 
-// A stand-in's socket is closed only after its pending receive completed. Closing it at once let the kernel
-// hand the same descriptor number to the next stand-in while Asio's io_uring backend (Boost 1.81) still had
-// the old receive in flight, and the new stand-in's receive was then never completed: the first datagram of
-// the next app socket vanished (seen when a program closes its UDP socket and opens another).
+// A stand-in's socket is closed once its pending receive has completed (cancelled), never under it: Asio
+// frees the socket's operation queue on close, and the receive's completion must not find it reused.
+// (The datagrams that vanished when a program closed its UDP socket and opened another were Boost 1.81's
+// stale-user_data cancellation, fixed in compat/liburing.h; see tests/unit/asio_uring_cancel_test.cpp.)
 void UdpRelay::retire(const StandInPtr& stand_in) {
     stand_in->retired = true;
     boost::system::error_code ignored;
+    if (!stand_in->receiving) {
+        stand_in->socket.close(ignored);
+        return;
+    }
     stand_in->socket.cancel(ignored);
     retired_.push_back(stand_in);
 }
 
+void UdpRelay::close_retired(const StandInPtr& stand_in) {
+    boost::system::error_code ignored;
+    stand_in->socket.close(ignored);
+    std::erase(retired_, stand_in);
+}
+
 void UdpRelay::receive(const StandInPtr& stand_in) {
     std::weak_ptr<StandIn> weak = stand_in;
+    stand_in->receiving = true;
     stand_in->socket.async_receive(
         asio::buffer(stand_in->buffer), [this, alive = alive_, weak](boost::system::error_code error, std::size_t n) {
             auto stand_in = weak.lock();
-            if (!*alive || !stand_in || error == asio::error::operation_aborted || !stand_in->socket.is_open()) return;
+            if (!*alive || !stand_in) return;
+            stand_in->receiving = false;
+            if (stand_in->retired) {
+                // A datagram that made it in before the cancel still goes where the app sent it.
+                if (!error) on_app_datagram(stand_in, n);
+                close_retired(stand_in);
+                return;
+            }
+            if (error == asio::error::operation_aborted || !stand_in->socket.is_open()) return;
             // ECONNREFUSED: an earlier datagram to the app found its port closed (ICMP); the poll decides
             // whether the socket is gone.
             if (error && error != asio::error::connection_refused) {

@@ -137,6 +137,7 @@ private:
     void on_proxy_closed(std::uint64_t generation, modem::CloseReason reason, int error);
     void fail_ops(int error);
     bool held_by_live_other(const AppPtr& app);
+    void close_retired(const StandInPtr& stand_in);
     void release(const AppPtr& app);
     void watch();
     void poll();

@@ -6,6 +6,9 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <filesystem>
+#include <iterator>
+
 #include "fake_modem_driver.hpp"
 #include "io_test_support.hpp"
 
@@ -67,6 +70,11 @@ protected:
 
     wire::LookupReply lookup(std::uint16_t port, std::uint16_t stand_in) {
         return relay.lookup(wire::LookupRequest{wire::Transport::udp, wire::Family::ipv4, port, stand_in});
+    }
+
+    static std::size_t open_descriptors() {
+        return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                                      std::filesystem::directory_iterator{}));
     }
 
     static Requester me() { return Requester{static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getpid())}; }
@@ -297,6 +305,28 @@ TEST_F(UdpRelayTest, ClosingTheAppSocketReleasesTheProxy) {
     // The proxy is free for the next socket.
     other = app_socket(SOCK_DGRAM);
     EXPECT_EQ(associate(local_port(other), "203.0.113.5", 7).status, 0);
+}
+
+// The soak run found every released app socket leaving its stand-in's descriptor open (14 -> 303 in 12 minutes).
+TEST_F(UdpRelayTest, ReleasedAndEvictedStandInsCloseTheirDescriptors) {
+    const auto baseline = open_descriptors();
+    for (int i = 0; i < 40; ++i) {
+        const int fd = app_socket(SOCK_DGRAM);
+        ASSERT_EQ(associate(local_port(fd), "203.0.113.5", 7).status, 0);
+        ::close(fd);
+        ASSERT_TRUE(run_until(io, [&] { return relay.counters().sockets_released == static_cast<unsigned>(i + 1); }));
+    }
+    EXPECT_TRUE(run_until(io, [&] { return open_descriptors() == baseline; }))
+        << open_descriptors() << " descriptors open, " << baseline << " before";
+
+    // A server's least recently used stand-in goes when the seventeenth peer arrives, and so does its socket.
+    ASSERT_EQ(bind_server(5683, app_port), 0);
+    for (int i = 0; i < 17; ++i) {
+        ASSERT_EQ(associate(app_port, "198.51.100.1", static_cast<std::uint16_t>(1000 + i)).status, 0);
+    }
+    EXPECT_EQ(relay.counters().stand_ins_evicted, 1u);
+    EXPECT_TRUE(run_until(io, [&] { return open_descriptors() == baseline + 16; }))
+        << open_descriptors() << " descriptors open, " << baseline << " + 16 expected";
 }
 
 TEST_F(UdpRelayTest, AServerSocketClosingStopsTheServer) {

@@ -926,7 +926,7 @@ wire::LookupReply FlowManager::lookup(const wire::LookupRequest& request) const 
             if (server == reservation && flow->data_port == request.loopback_peer_port) found = flow;
         }
         if (!found) {
-            reply.status = -ENOENT;
+            reply.status = -ENXIO;  // the socket is known, the peer is not: the shim must not take it for a stranger
             return reply;
         }
         reply.peer = found->destination;

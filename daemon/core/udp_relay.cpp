@@ -597,7 +597,7 @@ wire::LookupReply UdpRelay::lookup(const wire::LookupRequest& request) const {
         auto it = std::find_if(app->stand_ins.begin(), app->stand_ins.end(),
                                [&](const auto& stand_in) { return stand_in->port == request.loopback_peer_port; });
         if (it == app->stand_ins.end()) {
-            reply.status = -ENOENT;
+            reply.status = -ENXIO;  // the socket is known, that stand-in is not (any more)
             return reply;
         }
         reply.peer = (*it)->peer.address;

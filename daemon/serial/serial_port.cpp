@@ -42,6 +42,7 @@ SerialPort::SerialPort(asio::any_io_executor executor, SerialOptions options)
     : options_(std::move(options)),
       descriptor_(executor),
       reopen_timer_(executor),
+      batch_timer_(executor),
       backoff_(options_.reopen_initial_backoff) {}
 
 SerialPort::~SerialPort() {
@@ -110,7 +111,7 @@ void SerialPort::pause_reading(bool paused) {
 }
 
 void SerialPort::read_loop() {
-    if (!descriptor_.is_open() || read_paused_ || reading_) return;
+    if (!descriptor_.is_open() || read_paused_ || reading_ || batch_waiting_) return;
     reading_ = true;
     descriptor_.async_read_some(asio::buffer(read_buffer_),
                                 [this, alive = alive_](boost::system::error_code error, std::size_t n) {
@@ -130,9 +131,31 @@ void SerialPort::read_loop() {
                                         return;
                                     }
                                     bytes_read_ += n;
+                                    ++reads_;
+                                    large_reads_in_row_ = n >= options_.batch_min_bytes ? large_reads_in_row_ + 1 : 0;
                                     on_bytes_(std::string_view(read_buffer_.data(), n));
+                                    if (options_.read_batch_delay.count() > 0 &&
+                                        large_reads_in_row_ >= options_.batch_after_reads) {
+                                        read_after_batch_delay();
+                                        return;
+                                    }
                                     read_loop();
                                 });
+}
+
+// A bulk stream is arriving: let the tty buffer gather for a moment, so that one wake-up (ours, and the app's
+// for what we pass on) carries several hundred bytes. The kernel buffers 4 KiB per tty, 44 ms at 921600 baud.
+void SerialPort::read_after_batch_delay() {
+    if (batch_waiting_) return;
+    batch_waiting_ = true;
+    ++batched_reads_;
+    batch_timer_.expires_after(options_.read_batch_delay);
+    batch_timer_.async_wait([this, alive = alive_](boost::system::error_code) {
+        if (!*alive) return;
+        batch_waiting_ = false;
+        if (closing_) return;
+        read_loop();
+    });
 }
 
 void SerialPort::write(std::string bytes) {
@@ -174,6 +197,9 @@ void SerialPort::write_loop() {
                               return;
                           }
                           if (error) {
+                              // This write is over: lost() must drop the queue now, not wait for an aborted
+                              // write that will never come (writing_ stuck true stopped every later write).
+                              writing_ = false;
                               lost(error);
                               return;
                           }
@@ -190,6 +216,7 @@ void SerialPort::lost(std::error_code error) {
     SLMD_WARN("serial: lost {} ({}), reopening with backoff", options_.path, error.message());
     boost::system::error_code ignored;
     descriptor_.cancel(ignored);
+    large_reads_in_row_ = 0;
     const int stale = descriptor_.release();
     ::flock(stale, LOCK_UN);  // the new descriptor takes the device's lock (flock is per open file)
     stale_descriptors_.push_back(stale);
@@ -228,6 +255,7 @@ void SerialPort::schedule_reopen() {
 void SerialPort::close() {
     closing_ = true;
     reopen_timer_.cancel();
+    batch_timer_.cancel();
     boost::system::error_code ignored;
     if (descriptor_.is_open()) descriptor_.close(ignored);
     for (int stale : stale_descriptors_) ::close(stale);

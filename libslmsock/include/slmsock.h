@@ -113,7 +113,8 @@ int slmsock_udp_associate(int family, uint16_t app_port, const struct sockaddr* 
  * client). peer (if not NULL): with `loopback_peer_port` != 0, the real peer behind that loopback port of
  * slmd's (an accepted connection's peer, a UDP stand-in's peer); a TCP peer's port is 0 (the firmware does not
  * report it); *peer_len is 0 when unknown. Addresses come in their own family (an IPv4 peer of an AF_INET6
- * socket is AF_INET). Returns 0, or -ENOENT when slmd knows nothing of the socket, or -errno. */
+ * socket is AF_INET). Returns 0, -ENOENT when slmd knows nothing of the socket, -ENXIO when it knows the socket
+ * but not `loopback_peer_port`, or -errno. */
 int slmsock_lookup(int type, int family, uint16_t app_port, uint16_t loopback_peer_port,
                    struct sockaddr_storage* local, socklen_t* local_len, struct sockaddr_storage* peer,
                    socklen_t* peer_len);

@@ -18,10 +18,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy.h"
@@ -74,16 +76,51 @@ static int local_address(int fd, struct sockaddr_storage* out, socklen_t* len) {
     return rc == 0 ? slmsock_pl_port((const struct sockaddr*)out, *len) : -1;
 }
 
-/* Asks slmd what fd's loopback address (and, with peer_port, slmd's loopback peer) stands for. */
-static bool lookup(const struct shim_socket* s, uint16_t app_port, uint16_t peer_port, struct sockaddr_storage* local,
-                   socklen_t* local_len, struct sockaddr_storage* peer, socklen_t* peer_len) {
+/* Asks slmd what fd's loopback address (and, with peer_port, slmd's loopback peer) stands for: 0, -ENOENT when
+ * slmd knows no socket at app_port, -ENXIO when it knows the socket but not that peer, or another -errno. */
+static int lookup_status(const struct shim_socket* s, uint16_t app_port, uint16_t peer_port,
+                         struct sockaddr_storage* local, socklen_t* local_len, struct sockaddr_storage* peer,
+                         socklen_t* peer_len) {
     const int saved = errno;
     SHIM_ENTER();
     int rc = slmsock_lookup(shim_is_udp(s) ? SOCK_DGRAM : SOCK_STREAM, s->domain, app_port, peer_port, local,
                             local_len, peer, peer_len);
     SHIM_LEAVE();
     errno = saved;
-    return rc == 0;
+    return rc;
+}
+
+/* ---- TCP sockets slmd does not know --------------------------------------------------------------------------
+ * A loopback server of the app's own (a test server, a local proxy) would otherwise cost a round trip to slmd on
+ * every accept() and getpeername(): 34 us against a 43 us loopback connect (docs/performance.md). Whether slmd
+ * knows a TCP socket is settled when it is bound (a modem server is a fresh socket the shim bound and registered;
+ * an accepted connection shares its listener's port), so once slmd says it knows no socket at the port, the
+ * socket's inode is remembered and later calls go straight to the kernel. Inodes are never reused while the
+ * socket lives. UDP sockets are not remembered: one may start talking through the modem at any time. */
+enum { KERNEL_TCP_SOCKETS = 32 };
+static _Atomic unsigned long kernel_tcp_sockets[KERNEL_TCP_SOCKETS];
+static atomic_uint kernel_tcp_next;
+
+static unsigned long socket_inode(int fd) {
+    const int saved = errno;
+    struct stat st;
+    const unsigned long inode = fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+    errno = saved;
+    return inode;
+}
+
+static bool known_kernel_tcp_socket(unsigned long inode) {
+    if (inode == 0) return false;
+    for (int i = 0; i < KERNEL_TCP_SOCKETS; ++i) {
+        if (atomic_load_explicit(&kernel_tcp_sockets[i], memory_order_relaxed) == inode) return true;
+    }
+    return false;
+}
+
+static void remember_kernel_tcp_socket(unsigned long inode) {
+    if (inode == 0 || known_kernel_tcp_socket(inode)) return;
+    const unsigned slot = atomic_fetch_add_explicit(&kernel_tcp_next, 1, memory_order_relaxed) % KERNEL_TCP_SOCKETS;
+    atomic_store_explicit(&kernel_tcp_sockets[slot], inode, memory_order_relaxed);
 }
 
 /* ---- Replacing a socket (undoing the shim's loopback bind) ---------------------------------------------- */
@@ -201,7 +238,12 @@ SHIM_EXPORT int listen(int fd, int backlog) {
     }
     struct sockaddr_storage modem_side;
     socklen_t modem_side_len = 0;
-    if (!lookup(&s, (uint16_t)app_port, 0, &modem_side, &modem_side_len, NULL, NULL) || modem_side_len == 0) {
+    const unsigned long inode = socket_inode(fd);
+    const int rc_known = known_kernel_tcp_socket(inode)
+                             ? -ENOENT
+                             : lookup_status(&s, (uint16_t)app_port, 0, &modem_side, &modem_side_len, NULL, NULL);
+    if (rc_known == -ENOENT) remember_kernel_tcp_socket(inode);
+    if (rc_known != 0 || modem_side_len == 0) {
         return real_listen(fd, backlog);  // a loopback server of the host's own
     }
     if (real_listen(fd, backlog) != 0) return -1;
@@ -227,6 +269,8 @@ SHIM_EXPORT int listen(int fd, int backlog) {
 bool shim_lookup_peer(int fd, const struct sockaddr* kernel_peer, socklen_t kernel_len, struct sockaddr_storage* out,
                       socklen_t* out_len) {
     if (!slmsock_pl_is_loopback_host(kernel_peer, kernel_len)) return false;
+    const unsigned long inode = socket_inode(fd);
+    if (known_kernel_tcp_socket(inode)) return false;
     struct shim_socket s;
     struct sockaddr_storage local;
     socklen_t local_len;
@@ -234,10 +278,10 @@ bool shim_lookup_peer(int fd, const struct sockaddr* kernel_peer, socklen_t kern
     if (app_port <= 0 || !shim_inet_socket(fd, &s) || !(shim_is_udp(&s) || shim_is_tcp(&s))) return false;
     struct sockaddr_storage peer;
     socklen_t peer_len = 0;
-    if (!lookup(&s, (uint16_t)app_port, slmsock_pl_port(kernel_peer, kernel_len), NULL, NULL, &peer, &peer_len) ||
-        peer_len == 0) {
-        return false;
-    }
+    const int rc = lookup_status(&s, (uint16_t)app_port, slmsock_pl_port(kernel_peer, kernel_len), NULL, NULL, &peer,
+                                 &peer_len);
+    if (rc == -ENOENT && shim_is_tcp(&s)) remember_kernel_tcp_socket(inode);
+    if (rc != 0 || peer_len == 0) return false;
     /* An unknown peer (a UDP server on firmware that does not say who sent): the stand-in is the better answer,
      * since a reply to it reaches the peer and a reply to 0.0.0.0:0 could not be sent at all. */
     if (slmsock_pl_is_wildcard((const struct sockaddr*)&peer, peer_len)) return false;
@@ -301,9 +345,11 @@ SHIM_EXPORT int getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
     struct shim_socket s;
     if (app_port != 0 && slmsock_pl_is_loopback_host((const struct sockaddr*)&local, local_len) &&
         shim_inet_socket(fd, &s) && (shim_is_udp(&s) || shim_is_tcp(&s))) {
-        /* A TCP modem flow (connected to slmd's data endpoint) is a client: nothing to ask. */
-        bool ask = true;
-        if (shim_is_tcp(&s)) {
+        /* A TCP modem flow (connected to slmd's data endpoint) is a client: nothing to ask. Nor is a TCP socket
+         * slmd already said it does not know. */
+        const unsigned long inode = shim_is_tcp(&s) ? socket_inode(fd) : 0;
+        bool ask = !known_kernel_tcp_socket(inode);
+        if (ask && shim_is_tcp(&s)) {
             struct sockaddr_storage peer;
             socklen_t peer_len = sizeof peer;
             getpeername_fn real_getpeername = REAL(getpeername);
@@ -314,7 +360,9 @@ SHIM_EXPORT int getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
         }
         struct sockaddr_storage modem_side;
         socklen_t modem_side_len = 0;
-        if (ask && lookup(&s, app_port, 0, &modem_side, &modem_side_len, NULL, NULL) && modem_side_len != 0) {
+        const int rc = ask ? lookup_status(&s, app_port, 0, &modem_side, &modem_side_len, NULL, NULL) : -ENOENT;
+        if (ask && rc == -ENOENT) remember_kernel_tcp_socket(inode);  // 0 (not remembered) for UDP
+        if (rc == 0 && modem_side_len != 0) {
             socklen_t out_len = *len;
             if (slmsock_pl_fill_address(s.domain, (const struct sockaddr*)&modem_side, modem_side_len, addr,
                                         &out_len)) {

@@ -424,6 +424,29 @@ TEST(FakeSlmd, BypassRouteSendsThroughTheKernel) {
     EXPECT_NE(strict.output.find("errno " + std::to_string(ENETUNREACH)), std::string::npos) << strict.output;
 }
 
+TEST(FakeSlmd, ALoopbackTcpServerOfTheAppsOwnIsAskedAboutOncePerSocket) {
+    FakeSlmd fake;
+    // slmd knows no socket at these ports: the listener is asked about at its first accept, each accepted socket
+    // at its first getpeername/getsockname, and never again (docs/preload.md, performance.md).
+    auto r = run({"SLMSOCK_SOCKET=" + fake.path()},
+                 {slm_run(), "/usr/bin/python3", "-c",
+                  "import socket\n"
+                  "l=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(8)\n"
+                  "ok=0\n"
+                  "for i in range(5):\n"
+                  " c=socket.create_connection(l.getsockname()); a,peer=l.accept()\n"
+                  " ok+=peer==c.getsockname() and a.getpeername()==peer and a.getpeername()==peer\n"
+                  " ok+=a.getsockname()==l.getsockname() and a.getsockname()==l.getsockname()\n"
+                  " a.close(); c.close()\n"
+                  "print('matched', ok)\n"},
+                 30s);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("matched 10"), std::string::npos) << r.output;
+    // 1 for the listener (at listen(); its accepts and getsockname calls are then answered from memory) + 1 per
+    // accepted socket (its first getpeername; its getsockname too) + 1 per client socket c (its getsockname).
+    EXPECT_EQ(fake.count<LookupRequest>(), 1 + 5 + 5) << r.output;
+}
+
 TEST(FakeSlmd, LoopbackDatagramsOfOthersAreLeftAlone) {
     FakeSlmd fake;
     // A local UDP exchange under the shim: the source stays 127.0.0.1 and slmd is asked nothing about sends.

@@ -38,6 +38,7 @@ class PtyLink : public HostLine {
   void write(std::string bytes) override;
   std::size_t backlog() const override { return tx_bytes_; }
   bool input_pending() const override;
+  std::size_t input_queued() const;  // bytes the host wrote that the modem has not read yet
 
   static constexpr std::size_t kMaxRead = 256;  // one UART DMA buffer per delivered chunk
 

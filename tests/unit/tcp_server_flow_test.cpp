@@ -111,7 +111,11 @@ TEST_F(TcpServerFlowTest, APeerBecomesAConnectionToTheAppRelayedBothWays) {
     EXPECT_EQ(found.peer_port, 0);
     EXPECT_EQ(found.local, v4("10.64.1.2"));
     EXPECT_EQ(found.local_port, 8080);
-    EXPECT_EQ(flows.lookup(wire::LookupRequest{wire::Transport::tcp, wire::Family::ipv4, app_port, 1}).status, -ENOENT);
+    EXPECT_EQ(flows.lookup(wire::LookupRequest{wire::Transport::tcp, wire::Family::ipv4, app_port, 1}).status, -ENXIO);
+    EXPECT_EQ(flows.lookup(wire::LookupRequest{wire::Transport::tcp, wire::Family::ipv4,
+                                               static_cast<std::uint16_t>(app_port + 1), 1})
+                  .status,
+              -ENOENT);
 
     const auto proxy = flows.proxy_info();
     EXPECT_EQ(proxy.role, wire::ProxyRole::server);

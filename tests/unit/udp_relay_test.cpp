@@ -117,7 +117,7 @@ TEST_F(UdpRelayTest, ClientAssociateOpensTheModemClientAndRelaysBothWays) {
     EXPECT_EQ(found.peer_port, 7);
     EXPECT_EQ(found.local, v4("0.0.0.0"));
     EXPECT_EQ(found.local_port, 0);
-    EXPECT_EQ(lookup(app_port, 1).status, -ENOENT);
+    EXPECT_EQ(lookup(app_port, 1).status, -ENXIO);  // a known socket, an unknown stand-in
     EXPECT_EQ(lookup(static_cast<std::uint16_t>(app_port + 1), 0).status, -ENOENT);
 
     const auto proxy = relay.proxy_info();
@@ -263,7 +263,7 @@ TEST_F(UdpRelayTest, TheLeastRecentlyUsedStandInIsEvicted) {
     const auto seventeenth = associate(app_port, "198.51.100.1", 2000);
     ASSERT_EQ(seventeenth.status, 0);
     EXPECT_EQ(relay.counters().stand_ins_evicted, 1u);
-    EXPECT_EQ(lookup(app_port, ports[1]).status, -ENOENT);  // the least recently used went
+    EXPECT_EQ(lookup(app_port, ports[1]).status, -ENXIO);  // the least recently used went
     EXPECT_EQ(lookup(app_port, ports[0]).peer_port, 1000);
     EXPECT_EQ(lookup(app_port, seventeenth.stand_in_port).peer_port, 2000);
 }

@@ -123,6 +123,20 @@ TEST(Pacer, AbsoluteScheduleCatchesUpAfterLateWakeups) {
   EXPECT_GT(unpaced.allowance(t0), 1000000u);
 }
 
+TEST(Pacer, ABurstCountsFromItsFirstByteAndEndsWithItsLast) {
+  Pacer p(1000.0);
+  const auto armed = Pacer::clock::now();
+  EXPECT_TRUE(p.starts_burst(armed));
+  EXPECT_EQ(p.allowance(armed), 1u);  // a read armed on an idle line waits for one byte
+  const auto arrival = armed + std::chrono::seconds(5);
+  p.begin_burst(arrival);
+  p.consume(1);
+  EXPECT_FALSE(p.starts_burst(arrival + std::chrono::milliseconds(2)));
+  EXPECT_EQ(p.next_due(), arrival + std::chrono::milliseconds(1));
+  EXPECT_EQ(p.last_due(3), arrival + std::chrono::milliseconds(3));  // bytes 1, 2, 3 of the burst
+  EXPECT_EQ(p.allowance(arrival + std::chrono::milliseconds(3)), 3u);
+}
+
 TEST(Profiles, QuirkTable) {
   EXPECT_EQ(profile_names().size(), 10u);
   auto p25 = *find_profile("v2.5"), p26 = *find_profile("2.6"), p27 = *find_profile("v2.7.0"),

@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
     asio::io_context io(1);
     slmd::serial::SerialPort port(io.get_executor(),
                                   slmd::serial::SerialOptions{.path = device, .baud = baud,
-                                                              .rts_cts = settings.rtscts});
+                                                              .rts_cts = settings.rtscts,
+                                                              .read_batch_delay = settings.read_batch});
     if (auto error = port.open()) {
         SLMD_ERROR("cannot open {}: {}", device, error.message());
         return exit_failure;

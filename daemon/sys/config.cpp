@@ -154,6 +154,8 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
     } else if (key == "slow-reader-limit") {
         if (auto problem = parse_number(value, 65536, 1073741824, number)) return problem;
         settings.slow_reader_limit = static_cast<std::size_t>(number);
+    } else if (key == "read-batch-ms") {
+        return milliseconds(0, 50, settings.read_batch);
     } else if (key == "api-max-clients") {
         if (auto problem = parse_number(value, 8, 65536, number)) return problem;
         settings.api_max_clients = static_cast<std::size_t>(number);
@@ -187,7 +189,7 @@ constexpr std::string_view known_keys[] = {
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
     "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server", "dtls-server",
-    "slow-reader-limit",
+    "slow-reader-limit", "read-batch-ms",
 };
 
 bool known(std::string_view key) {
@@ -324,6 +326,9 @@ po::options_description option_description() {
         ("slow-reader-limit", po::value<std::string>(),
          "bytes held for an app that stops reading while others need the modem; beyond that its connection is "
          "reset, 65536-1073741824 (default 1048576)")
+        ("read-batch-ms", po::value<std::string>(),
+         "while a bulk stream arrives from the modem, wait this long between serial reads so that each carries "
+         "more bytes (fewer wake-ups, up to this much latency on a stream's tail); 0-50, 0 = off (default 4)")
         ("connect-timeout-ms", po::value<std::string>(),
          "connect timeout when the app set none, at most 120000 (default 60000)")
         ("udp-max-stand-ins", po::value<std::string>(),

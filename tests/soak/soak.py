@@ -128,8 +128,27 @@ def main():
     deadline = time.monotonic() + args.minutes * 60
     next_fault = time.monotonic() + args.fault_every
     fault_index = 0
+    def start_download():
+        return subprocess.Popen([f"{binaries}/preload/slm-run", "curl", "--silent", "--max-time", "60", "--output",
+                                 "-", f"http://203.0.113.10:{web.server_address[1]}/blob"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def count_download(proc):
+        out, _ = proc.communicate()
+        # Exit status non-zero is an error the program saw; zero with wrong bytes is silent loss.
+        if proc.returncode != 0:
+            counts["tcp_error"] += 1
+        elif hashlib.sha256(out).hexdigest() != blob_sha:
+            counts["tcp_silent_loss"] += 1
+        else:
+            counts["tcp_ok"] += 1
+            counts["bytes_down"] += len(out)
+
     while time.monotonic() < deadline and slmd.poll() is None:
+        download = start_download()
         if time.monotonic() >= next_fault:
+            # The fault lands in the middle of a download: wait until the modem has the connection open.
+            in_transfer = wait_until(lambda: "tcp=client" in control(f"{work}/control", "state"), 5, 0.02)
             fault = fault_cycle[fault_index % len(fault_cycle)]
             fault_index += 1
             began = time.monotonic()
@@ -141,19 +160,10 @@ def main():
                 time.sleep(1)  # the USB-serial adapter is unplugged for a second
                 control(f"{work}/control", "reopen")
             recovered = wait_until(lambda: state() == "serving", 120, 0.2)
-            faults.append({"fault": fault.split()[0], "reply": reply, "recovered": recovered,
-                           "seconds": round(time.monotonic() - began, 2)})
+            faults.append({"fault": fault.split()[0], "reply": reply, "mid_transfer": in_transfer,
+                           "recovered": recovered, "seconds": round(time.monotonic() - began, 2)})
             next_fault = time.monotonic() + args.fault_every
-        # One download: exit status non-zero is an error the program saw; zero with wrong bytes is silent loss.
-        got = subprocess.run([f"{binaries}/preload/slm-run", "curl", "--silent", "--max-time", "60", "--output", "-",
-                              f"http://203.0.113.10:{web.server_address[1]}/blob"], env=env, capture_output=True)
-        if got.returncode != 0:
-            counts["tcp_error"] += 1
-        elif hashlib.sha256(got.stdout).hexdigest() != blob_sha:
-            counts["tcp_silent_loss"] += 1
-        else:
-            counts["tcp_ok"] += 1
-            counts["bytes_down"] += len(got.stdout)
+        count_download(download)
         size = rng.choice([1, 64, 512, 1024])
         echo = subprocess.run([f"{binaries}/preload/slm-run", sys.executable, "-c", udp_client,
                                str(udp.server_address[1]), str(size)], env=env, capture_output=True)
@@ -166,8 +176,15 @@ def main():
             counts["udp_error"] += 1  # a timeout: UDP may lose datagrams, and the program saw it
 
     alive = slmd.poll() is None
+    by_kind = {}
+    for f in faults:
+        kind = by_kind.setdefault(f["fault"], {"injected": 0, "mid_transfer": 0, "recovered": 0, "max_seconds": 0})
+        kind["injected"] += 1
+        kind["mid_transfer"] += bool(f.get("mid_transfer"))
+        kind["recovered"] += bool(f["recovered"])
+        kind["max_seconds"] = max(kind["max_seconds"], f["seconds"])
     summary = {"minutes": args.minutes, "profile": args.profile, "baud": args.baud, "slmd_alive": alive, **counts,
-               "faults": faults, "rss_kib": [start_rss, rss_kib(slmd.pid) if alive else None],
+               "fault_summary": by_kind, "faults": faults, "rss_kib": [start_rss, rss_kib(slmd.pid) if alive else None],
                "descriptors": [start_fds, descriptors(slmd.pid) if alive else None], "work": work}
     print(json.dumps(summary, indent=2))
     if args.json:

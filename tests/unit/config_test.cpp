@@ -79,6 +79,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"api-idle-timeout-ms", "99",
                  "/etc/slmd/slmd.conf:7: api-idle-timeout-ms: \"99\" is out of range (100-3600000)"},
         BadValue{"socket-poll-ms", "10", "/etc/slmd/slmd.conf:7: socket-poll-ms: \"10\" is out of range (50-60000)"},
+        BadValue{"read-batch-ms", "51", "/etc/slmd/slmd.conf:7: read-batch-ms: \"51\" is out of range (0-50)"},
         BadValue{"recovery-max", "0", "/etc/slmd/slmd.conf:7: recovery-max: \"0\" is out of range (1-1000)"},
         BadValue{"recovery-window-ms", "999",
                  "/etc/slmd/slmd.conf:7: recovery-window-ms: \"999\" is out of range (1000-86400000)"},
@@ -143,7 +144,7 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("recovery-backoff-ms", "86400000"), file_entry("stop-timeout-ms", "100"),
                             file_entry("admin-group", "wheel"), file_entry("api-max-clients", "8"),
                             file_entry("api-idle-timeout-ms", "100"),
-                            file_entry("finished-flow-linger-ms", "600000")},
+                            file_entry("finished-flow-linger-ms", "600000"), file_entry("read-batch-ms", "0")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
@@ -155,6 +156,7 @@ TEST(Config, EveryKeyIsApplied) {
     EXPECT_EQ(settings.api_max_clients, 8u);
     EXPECT_EQ(settings.api_idle_timeout, 100ms);
     EXPECT_EQ(settings.finished_flow_linger, 600000ms);
+    EXPECT_EQ(settings.read_batch, 0ms);
     EXPECT_EQ(settings.data_port, 4000u);
     EXPECT_EQ(settings.bypass.size(), 2u);
     EXPECT_EQ(settings.sync_timeout, 100ms);
@@ -356,7 +358,8 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
                             "--bypass", "--sync-timeout-ms", "--register-timeout-ms", "--max-queued",
                             "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
                             "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms",
-                            "--admin-group", "--api-max-clients", "--api-idle-timeout-ms", "--finished-flow-linger-ms"}) {
+                            "--admin-group", "--api-max-clients", "--api-idle-timeout-ms", "--finished-flow-linger-ms",
+                            "--read-batch-ms"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -388,7 +391,8 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     for (const char* key : {"device", "baud", "rtscts", "api-socket", "api-group", "data-port", "bypass",
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
                             "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
-                            "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms"}) {
+                            "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms",
+                            "read-batch-ms"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);
@@ -413,4 +417,5 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     EXPECT_EQ(loaded.settings.recovery_window, defaults.recovery_window);
     EXPECT_EQ(loaded.settings.recovery_backoff, defaults.recovery_backoff);
     EXPECT_EQ(loaded.settings.stop_timeout, defaults.stop_timeout);
+    EXPECT_EQ(loaded.settings.read_batch, defaults.read_batch);
 }

@@ -132,7 +132,8 @@ void SerialPort::read_loop() {
                                     }
                                     bytes_read_ += n;
                                     ++reads_;
-                                    large_reads_in_row_ = n >= options_.batch_min_bytes ? large_reads_in_row_ + 1 : 0;
+                                    const bool streaming = n >= options_.batch_min_bytes && n < options_.batch_max_bytes;
+                                    large_reads_in_row_ = streaming ? large_reads_in_row_ + 1 : 0;
                                     on_bytes_(std::string_view(read_buffer_.data(), n));
                                     if (options_.read_batch_delay.count() > 0 &&
                                         large_reads_in_row_ >= options_.batch_after_reads) {

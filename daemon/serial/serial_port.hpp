@@ -25,12 +25,15 @@ struct SerialOptions {
     bool rts_cts = false;
     std::chrono::milliseconds reopen_initial_backoff{100};
     std::chrono::milliseconds reopen_max_backoff{5000};
-    // Read batching for bulk receive: after `batch_after_reads` reads in a row of at least `batch_min_bytes`
-    // each, the next read waits `read_batch_delay` so that the kernel's tty buffer gathers more: at 921600 baud
-    // that is ~370 bytes per wake-up instead of the ~90 a USB-serial or pty hands over per millisecond. Short
-    // answers and interactive traffic never qualify; a stream's last bytes wait at most the delay. 0 = off.
-    std::chrono::microseconds read_batch_delay{4000};
+    // Read batching for bulk receive: after `batch_after_reads` reads in a row of `batch_min_bytes` up to
+    // `batch_max_bytes` each, the next read waits `read_batch_delay` so that the kernel's tty buffer gathers
+    // more: at 921600 baud that is ~740 bytes per wake-up instead of the ~90 a USB-serial or pty hands over per
+    // millisecond. Short answers and interactive traffic never qualify; a stream's last bytes wait at most the
+    // delay. A read of batch_max_bytes or more already carries enough, and waiting then would only throttle a
+    // fast line against the tty's 4 KiB buffer. 0 = off.
+    std::chrono::microseconds read_batch_delay{8000};
     std::size_t batch_min_bytes = 64;
+    std::size_t batch_max_bytes = 1024;
     unsigned batch_after_reads = 3;
 };
 
@@ -99,7 +102,7 @@ private:
     bool read_paused_ = false;
     bool reading_ = false;
     bool batch_waiting_ = false;      // the next read waits for the batch timer
-    unsigned large_reads_in_row_ = 0;  // consecutive reads of at least batch_min_bytes
+    unsigned large_reads_in_row_ = 0;  // consecutive reads of batch_min_bytes up to batch_max_bytes
     std::function<void()> on_written_;
     BytesHandler on_bytes_;
     LinkHandler on_lost_;

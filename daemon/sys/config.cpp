@@ -328,7 +328,7 @@ po::options_description option_description() {
          "reset, 65536-1073741824 (default 1048576)")
         ("read-batch-ms", po::value<std::string>(),
          "while a bulk stream arrives from the modem, wait this long between serial reads so that each carries "
-         "more bytes (fewer wake-ups, up to this much latency on a stream's tail); 0-50, 0 = off (default 4)")
+         "more bytes (fewer wake-ups, up to this much latency on a stream's tail); 0-50, 0 = off (default 8)")
         ("connect-timeout-ms", po::value<std::string>(),
          "connect timeout when the app set none, at most 120000 (default 60000)")
         ("udp-max-stand-ins", po::value<std::string>(),

@@ -158,4 +158,22 @@ TEST_F(SerialPortTest, ABulkStreamIsReadInBatchesAndShortReadsAreNot) {
     port.close();
 }
 
+TEST_F(SerialPortTest, ReadsThatAlreadyCarryAKilobyteAreNotDelayed) {
+    FakeLine line(link);
+    ASSERT_TRUE(line.ok());
+    SerialPort port(io.get_executor(), options());
+    ASSERT_FALSE(port.open());
+    start(port);
+    // An unpaced or very fast line: waiting would only throttle it against the tty's 4 KiB buffer.
+    std::string sent;
+    for (int i = 0; i < 6; ++i) {
+        const std::string chunk(2048, static_cast<char>('a' + i));
+        ASSERT_TRUE(line.write(chunk));
+        sent += chunk;
+        ASSERT_TRUE(run_until(io, [&] { return received == sent; }));
+    }
+    EXPECT_EQ(port.batched_reads(), 0u);
+    port.close();
+}
+
 }  // namespace

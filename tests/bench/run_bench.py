@@ -304,18 +304,22 @@ def echo_wire_bytes(path):
     return sum(r[2] for r in window), data_mode
 
 
+def echo_round_trips(pair, count):
+    """64-byte echoes through `pair` against a local echo server: the client's report (its "rtts")."""
+    server, port = start_server("echo", 0)
+    try:
+        return pair.run_client("echo", port, ["--count", str(count), "--size", "64", "--gap-ms", str(ECHO_GAP_MS)])
+    finally:
+        server.kill()
+        server.wait()
+
+
 def echo_path(bins, count):
     """The same 64-byte echo with slmsim unpaced: everything on the round trip but the line (the Python client
     and echo server, the shim, slmd, slmsim's processing, loopback hops). Reported next to the wire bound."""
     pair = Pair(bins, "v2.9", 0)
     try:
-        server, port = start_server("echo", 0)
-        try:
-            client = pair.run_client("echo", port, ["--count", str(count), "--size", "64", "--gap-ms",
-                                                    str(ECHO_GAP_MS)])
-        finally:
-            server.kill()
-            server.wait()
+        client = echo_round_trips(pair, count)
     finally:
         pair.close()
     rtts = client["rtts"][3:] or client["rtts"]
@@ -326,13 +330,7 @@ def echo(bins, baud, count):
     """64-byte request/response round trips vs the wire time of the bytes slmd put on the line for them."""
     pair = Pair(bins, "v2.9", baud, sim_args=["--trace", "TRACE"])
     try:
-        server, port = start_server("echo", 0)
-        try:
-            client = pair.run_client("echo", port, ["--count", str(count), "--size", "64", "--gap-ms",
-                                                    str(ECHO_GAP_MS)])
-        finally:
-            server.kill()
-            server.wait()
+        client = echo_round_trips(pair, count)
         time.sleep(0.2)  # slmsim writes its trace as it goes; let the last lines land
         wire_bytes, data_mode = echo_wire_bytes(pair.dir / "trace.txt")
     finally:

@@ -2,17 +2,15 @@
 // descriptor's pending read. Without the fix, Boost 1.81 + liburing 2.3 submit the cancel with the stale
 // user_data of the ring slot's previous submission, and a pending read elsewhere (slmd's serial port, in the
 // soak run) completed with 0 bytes: a false end of file.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-
-#include <array>
 #include <cstddef>
 
 #include "io_test_support.hpp"
@@ -28,12 +26,12 @@ constexpr bool io_uring_backend = true;
 constexpr bool io_uring_backend = false;
 #endif
 
-// More submissions than Asio's ring has slots (16384 in Boost 1.81, 1024 with compat/liburing.h), so that nearly
-// every slot last carried this read.
+// More submissions than Asio's ring has slots (16384 in Boost 1.81, 1024 with compat/liburing.h), so that
+// nearly every slot last carried this read.
 constexpr int reads_to_fill_the_ring = 2 * 16384 + 512;
 
 class AsioUringCancel : public ::testing::Test {
-protected:
+  protected:
     AsioUringCancel() {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) == 0) {
@@ -96,14 +94,15 @@ TEST_F(AsioUringCancel, CancellingAnotherSocketLeavesAPendingReadPending) {
     io.poll();
     other.cancel();
     ASSERT_TRUE(run_until(io, [&] { return other_done; }))
-        << "the cancel never completed the receive; the waiting read " << (read_done ? "completed" : "did not")
-        << " (" << read_error.message() << ", " << read_bytes << " bytes)";
+        << "the cancel never completed the receive; the waiting read "
+        << (read_done ? "completed" : "did not") << " (" << read_error.message() << ", " << read_bytes
+        << " bytes)";
     EXPECT_EQ(other_error, asio::error::operation_aborted);
 
     // The cancel's own completion has been reaped by now; the waiting read must not have seen it.
     io.poll();
-    EXPECT_FALSE(read_done) << "the pending read completed early: " << read_error.message() << ", " << read_bytes
-                            << " bytes";
+    EXPECT_FALSE(read_done) << "the pending read completed early: " << read_error.message() << ", "
+                            << read_bytes << " bytes";
 
     // It still gets the next byte written.
     ASSERT_EQ(::write(writer, "x", 1), 1);

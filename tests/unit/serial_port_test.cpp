@@ -1,16 +1,14 @@
-// SerialPort against a real pseudo-terminal: the device vanishing while a write is in flight (and no read is),
-// coming back under the same path, and read batching for bulk streams (counts and bytes, never timing).
+// SerialPort against a real pseudo-terminal: the device vanishing while a write is in flight (and no read
+// is), coming back under the same path, and read batching for bulk streams (counts and bytes, never timing).
 #include "serial/serial_port.hpp"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
-#include <sys/ioctl.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
-
 #include <cerrno>
 #include <filesystem>
 #include <string>
@@ -26,7 +24,7 @@ namespace {
 
 // The modem's side of the line: a pty master, with the slave symlinked where slmd opens it.
 class FakeLine {
-public:
+  public:
     explicit FakeLine(const std::string& link) : link_(link) {
         master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         if (master_ < 0 || ::grantpt(master_) != 0 || ::unlockpt(master_) != 0) return;
@@ -54,19 +52,22 @@ public:
         std::string out;
         char buffer[4096];
         ssize_t n;
-        while ((n = ::read(master_, buffer, sizeof buffer)) > 0) out.append(buffer, static_cast<std::size_t>(n));
+        while ((n = ::read(master_, buffer, sizeof buffer)) > 0)
+            out.append(buffer, static_cast<std::size_t>(n));
         return out;
     }
-    bool write(const std::string& bytes) { return ::write(master_, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()); }
+    bool write(const std::string& bytes) {
+        return ::write(master_, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    }
 
-private:
+  private:
     std::string link_;
     int master_ = -1;
     bool ok_ = false;
 };
 
 class SerialPortTest : public ::testing::Test {
-protected:
+  protected:
     SerialPortTest() {
         char pattern[] = "/tmp/slmd-serial-test.XXXXXX";
         if (::mkdtemp(pattern) != nullptr) dir = pattern;
@@ -87,9 +88,17 @@ protected:
     }
 
     void start(SerialPort& port) {
-        port.start([this](std::string_view bytes) { received.append(bytes); }, [this](std::error_code) { ++lost; },
-                   [this] { ++restored; });
+        port.start([this](std::string_view bytes) { received.append(bytes); },
+                   [this](std::error_code) { ++lost; }, [this] { ++restored; });
     }
+
+    // Writes `bytes` on the modem's side and runs until the port has read everything sent so far.
+    bool modem_sends(FakeLine& line, const std::string& bytes) {
+        if (!line.write(bytes)) return false;
+        sent += bytes;
+        return run_until(io, [&] { return received == sent; });
+    }
+    std::string sent;
 
     boost::asio::io_context io{1};
     std::string dir;
@@ -118,7 +127,8 @@ TEST_F(SerialPortTest, ADeviceLostUnderAWriteWritesAgainOnceItIsBack) {
     ASSERT_TRUE(run_until(io, [&] { return restored == 1; }));
     port.write("AT\r\n");
     std::string seen;
-    EXPECT_TRUE(run_until(io, [&] { return (seen += line->read_available()) == "AT\r\n"; }, 2s))
+    EXPECT_TRUE(run_until(
+        io, [&] { return (seen += line->read_available()) == "AT\r\n"; }, 2s))
         << "the modem got " << seen.size() << " bytes after the device came back";
     port.close();
 }
@@ -129,30 +139,15 @@ TEST_F(SerialPortTest, ABulkStreamIsReadInBatchesAndShortReadsAreNot) {
     SerialPort port(io.get_executor(), options());
     ASSERT_FALSE(port.open());
     start(port);
-    std::string sent;
     // Answers and URCs: short reads never batch.
-    for (int i = 0; i < 5; ++i) {
-        const std::string answer = "\r\nOK " + std::to_string(i) + "\r\n";
-        ASSERT_TRUE(line.write(answer));
-        sent += answer;
-        ASSERT_TRUE(run_until(io, [&] { return received == sent; }));
-    }
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(modem_sends(line, "\r\nOK " + std::to_string(i) + "\r\n"));
     EXPECT_EQ(port.batched_reads(), 0u);
     // A stream: the third read of 64 bytes or more in a row makes the next one wait for the batch.
-    for (int i = 0; i < 3; ++i) {
-        const std::string chunk(100, static_cast<char>('a' + i));
-        ASSERT_TRUE(line.write(chunk));
-        sent += chunk;
-        ASSERT_TRUE(run_until(io, [&] { return received == sent; }));
-    }
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(modem_sends(line, std::string(100, static_cast<char>('a' + i))));
     EXPECT_EQ(port.batched_reads(), 1u);
     // The stream's tail arrives whole and in order, and a short read ends the batching.
-    ASSERT_TRUE(line.write("\r\nOK\r\n"));
-    sent += "\r\nOK\r\n";
-    ASSERT_TRUE(run_until(io, [&] { return received == sent; }));
-    ASSERT_TRUE(line.write("\r\n#XTCPDATA: 5\r\n"));
-    sent += "\r\n#XTCPDATA: 5\r\n";
-    ASSERT_TRUE(run_until(io, [&] { return received == sent; }));
+    ASSERT_TRUE(modem_sends(line, "\r\nOK\r\n"));
+    ASSERT_TRUE(modem_sends(line, "\r\n#XTCPDATA: 5\r\n"));
     EXPECT_EQ(port.batched_reads(), 1u);
     EXPECT_EQ(port.reads(), 10u);
     port.close();
@@ -165,13 +160,7 @@ TEST_F(SerialPortTest, ReadsThatAlreadyCarryAKilobyteAreNotDelayed) {
     ASSERT_FALSE(port.open());
     start(port);
     // An unpaced or very fast line: waiting would only throttle it against the tty's 4 KiB buffer.
-    std::string sent;
-    for (int i = 0; i < 6; ++i) {
-        const std::string chunk(2048, static_cast<char>('a' + i));
-        ASSERT_TRUE(line.write(chunk));
-        sent += chunk;
-        ASSERT_TRUE(run_until(io, [&] { return received == sent; }));
-    }
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(modem_sends(line, std::string(2048, static_cast<char>('a' + i))));
     EXPECT_EQ(port.batched_reads(), 0u);
     port.close();
 }

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "modem/at_string.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -213,8 +214,9 @@ std::string credential_command_line(const CredentialCommand& command, bool nativ
     std::string line = native_tls ? "AT#XCMNG=" : "AT%CMNG=";
     switch (command.operation) {
         case CredentialOperation::write:
-            line += "0," + std::to_string(command.sec_tag) + "," + std::to_string(command.type) + ",\"" +
-                    command.content + "\"";
+            // check_credential_command() has vetted the content; at_quoted() is the last word on the quotes.
+            line += "0," + std::to_string(command.sec_tag) + "," + std::to_string(command.type) + "," +
+                    at_quoted(AtStringKind::credential, command.content).value_or("\"\"");
             break;
         case CredentialOperation::list:
             line += "1";
@@ -282,12 +284,44 @@ CredentialResult credential_failure(const at::CommandResponse& response, std::st
 }
 
 std::string redact_credential_line(std::string_view line) {
-    if (!starts_with_nocase(line, "AT%CMNG=0") && !starts_with_nocase(line, "AT#XCMNG=0")) return std::string(line);
-    const auto quote = line.find('"');
-    if (quote == std::string_view::npos) return std::string(line);
-    const auto closing = line.rfind('"');
-    const std::size_t length = closing > quote ? closing - quote - 1 : line.size() - quote - 1;
-    return std::string(line.substr(0, quote)) + "\"<" + std::to_string(length) + " bytes redacted>\"";
+    // Walks the line command by command (';' outside quotes separates concatenated commands, as in
+    // "AT+CMEE?;%CMNG=0,…"); inside a %CMNG or #XCMNG command every quoted string is replaced by its length,
+    // whatever the operation, and an unclosed one runs to the end of the line.
+    std::string out;
+    out.reserve(line.size());
+    bool credential_command = false;
+    bool at_command_start = true;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        if (at_command_start) {
+            // Spaces and a repeated "AT" are no part of a command's name, whatever the firmware makes of them.
+            std::string_view rest = line.substr(i);
+            while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+            if (starts_with_nocase(rest, "AT")) rest.remove_prefix(2);
+            while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+            credential_command = starts_with_nocase(rest, "%CMNG") || starts_with_nocase(rest, "#XCMNG");
+            at_command_start = false;
+        }
+        const char c = line[i];
+        if (c == '"' && credential_command) {
+            const auto closing = line.find('"', i + 1);
+            const std::size_t end = closing == std::string_view::npos ? line.size() : closing;
+            out += "\"<" + std::to_string(end - i - 1) + " bytes redacted>\"";
+            i = closing == std::string_view::npos ? line.size() : closing + 1;
+            continue;
+        }
+        if (c == '"') {  // a quoted string of another command: copied, and a ';' inside it separates nothing
+            const auto closing = line.find('"', i + 1);
+            const std::size_t end = closing == std::string_view::npos ? line.size() : closing + 1;
+            out.append(line.substr(i, end - i));
+            i = end;
+            continue;
+        }
+        out += c;
+        if (c == ';') at_command_start = true;
+        ++i;
+    }
+    return out;
 }
 
 asio::awaitable<CredentialResult> run_credential_command(at::Channel& channel, const CredentialCommand& command,

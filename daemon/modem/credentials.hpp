@@ -70,8 +70,9 @@ std::optional<CredentialInfo> parse_credential_line(std::string_view line, bool 
 // modem's answer in the message. {0, ""} for OK.
 CredentialResult credential_failure(const at::CommandResponse& response, std::string_view line_for_log);
 
-// Pure: `line` as logs may show it: the quoted content of a credential write (AT%CMNG=0 / AT#XCMNG=0, any
-// case) replaced by "<N bytes redacted>"; any other line unchanged.
+// Pure: `line` as logs may show it: every quoted string of a %CMNG / #XCMNG command (any case, also when
+// concatenated after other commands with ';', as in "AT+CMEE?;%CMNG=0,…") replaced by "<N bytes redacted>";
+// everything else unchanged.
 std::string redact_credential_line(std::string_view line);
 
 // What the sequencer needs from the modem around the radio-off window (default build only).

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "modem/firmware_errno.hpp"
+#include "modem/at_string.hpp"
 #include "modem/responses.hpp"
 #include "modem/tls_command.hpp"
 #include "sys/log.hpp"
@@ -89,8 +90,10 @@ void SlmProxyDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::mi
         done(EBUSY, 0);
         return;
     }
-    // The firmware takes a url of up to 127 characters inside quotes.
-    if (destination.host.empty() || destination.host.size() > 127 || destination.host.find('"') != std::string::npos) {
+    // The url goes inside quotes: only what at_string.hpp lets a host name hold.
+    if (!at_string_allowed(AtStringKind::host, destination.host)) {
+        SLMD_NOTICE("slm: refused a connect to a host name the modem cannot be given: \"{}\"",
+                    destination.host);
         done(EINVAL, 0);
         return;
     }
@@ -114,7 +117,13 @@ void SlmProxyDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::mi
 
 void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milliseconds timeout, bool retried,
                                      std::function<void(int, ConnectionId)> done, TcpConnectionEvents events) {
-    std::string line = "AT#XTCPCLI=" + std::string(destination.ipv6 ? "2" : "1") + ",\"" + destination.host + "\"," +
+    const auto url = at_quoted(AtStringKind::host, destination.host);  // checked in tcp_connect()
+    if (!url) {
+        slot_busy_ = false;
+        done(EINVAL, 0);
+        return;
+    }
+    std::string line = "AT#XTCPCLI=" + std::string(destination.ipv6 ? "2" : "1") + "," + *url + "," +
                        std::to_string(destination.port);
     // Checked in tcp_connect(); a TLS handshake is part of the firmware's connect.
     if (destination.tls) line += std::get<std::string>(tls_parameters(*destination.tls, TlsTransport::tcp, channel_.profile()));
@@ -218,7 +227,8 @@ void SlmProxyDriver::run_pieces(std::shared_ptr<std::deque<UplinkPiece>> pieces,
         }
         run_pieces(pieces, std::move(finished));
     };
-    const bool short_and_quotable = piece.bytes.size() <= options_.quoted_send_limit && quotable(piece.bytes);
+    const bool short_and_quotable = piece.bytes.size() <= options_.quoted_send_limit &&
+                                    at_string_allowed(AtStringKind::tcp_send, piece.bytes);
     if (piece.kind == UplinkPiece::Kind::quoted ||
         (channel_.mode() == at::LinkMode::command && !exiting_data_mode_ && short_and_quotable)) {
         send_quoted(std::move(piece.bytes), std::move(next));
@@ -230,7 +240,12 @@ void SlmProxyDriver::run_pieces(std::shared_ptr<std::deque<UplinkPiece>> pieces,
 void SlmProxyDriver::send_quoted(std::string bytes, std::function<void(int)> finished) {
     ++stats_.quoted_sends;
     const auto expected = bytes.size();
-    submit({"AT#XTCPSEND=\"" + bytes + "\"", "#XTCPSEND", 15s},
+    const auto quoted = at_quoted(AtStringKind::tcp_send, bytes);
+    if (!quoted) {  // the plan quotes only '+' runs and the caller checked everything else
+        finished(EINVAL);
+        return;
+    }
+    submit({"AT#XTCPSEND=" + *quoted, "#XTCPSEND", 15s},
            [finished = std::move(finished), expected](at::CommandResponse response) {
                if (!response.ok()) {
                    finished(response.error == at::ChannelError::timeout ? ETIMEDOUT : ECONNRESET);
@@ -518,11 +533,15 @@ void SlmProxyDriver::resolve(const std::string& name, int family,
         done(EAI_AGAIN, {});
         return;
     }
-    if (name.empty() || name.size() > 127 || name.find('"') != std::string::npos) {
+    // A name goes inside quotes: only what at_string.hpp lets a host name hold. Anything else (control bytes,
+    // quotes, spaces) is no name the modem could resolve, and could end the command early.
+    const auto quoted = at_quoted(AtStringKind::host, name);
+    if (!quoted) {
+        SLMD_NOTICE("slm: refused to resolve a name the modem cannot be given: \"{}\"", name);
         done(EAI_NONAME, {});
         return;
     }
-    std::string line = "AT#XGETADDRINFO=\"" + name + "\"";
+    std::string line = "AT#XGETADDRINFO=" + *quoted;
     if (channel_.profile().getaddrinfo_takes_family) {
         line += family == AF_INET ? ",1" : family == AF_INET6 ? ",2" : ",0";
     }

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "modem/at_string.hpp"
 #include "modem/firmware_errno.hpp"
 #include "modem/responses.hpp"
 #include "modem/tls_command.hpp"
@@ -39,13 +40,9 @@ bool is_name(const std::string& host) {
 
 int status_errno(int firmware_value) { return firmware_value == 0 ? 0 : linux_errno_from_firmware(firmware_value); }
 
-// Whether a datagram can go as AT#XUDPSEND="…". The firmware's line parser ignores CR and LF inside quotes and
-// takes them literally (reference §1, every release), so a datagram with line breaks still goes in command
-// mode — which matters from v2.5, where data mode cannot carry a "+++" at all. Only '"' (no escaping), NUL and
-// the line-editing bytes BS/DEL cannot be quoted.
-bool quotable_datagram(std::string_view bytes) {
-    return bytes.find_first_of(std::string_view("\"\0\x08\x7f", 4)) == std::string_view::npos;
-}
+// Whether a datagram can go as AT#XUDPSEND="…" (at_string.hpp: line breaks can, which matters from v2.5, where
+// data mode cannot carry a "+++" at all).
+bool quotable_datagram(std::string_view bytes) { return at_string_allowed(AtStringKind::udp_send, bytes); }
 
 }  // namespace
 
@@ -73,7 +70,9 @@ std::string SlmProxyDriver::udp_open_line() const {
             line += "," + std::to_string(dtls->second);
         return line;
     }
-    std::string line = "AT#XUDPCLI=" + op + ",\"" + d.host + "\"," + std::to_string(d.port);
+    // Checked in udp_connect(): a host at_string.hpp allows.
+    std::string line = "AT#XUDPCLI=" + op + "," + at_quoted(AtStringKind::host, d.host).value_or("\"\"") + "," +
+                       std::to_string(d.port);
     // Checked in udp_connect(); the DTLS handshake is part of the firmware's open.
     if (d.tls) line += std::get<std::string>(tls_parameters(*d.tls, TlsTransport::udp, channel_.profile()));
     return line;
@@ -85,8 +84,11 @@ void SlmProxyDriver::udp_connect(const TcpEndpoint& destination, UdpEvents event
                                  std::function<void(int, ConnectionId)> done) {
     if (!serving()) return done(ENETDOWN, 0);
     if (udp_) return done(EBUSY, 0);
-    if (destination.host.empty() || destination.host.size() > 127 || destination.host.find('"') != std::string::npos)
+    if (!at_string_allowed(AtStringKind::host, destination.host)) {
+        SLMD_NOTICE("slm: refused a UDP socket to a host name the modem cannot be given: \"{}\"",
+                    destination.host);
         return done(EINVAL, 0);
+    }
     if (destination.tls) {
         const auto tail = tls_parameters(*destination.tls, TlsTransport::udp, channel_.profile());
         if (const int* error = std::get_if<int>(&tail)) return done(*error, 0);
@@ -294,7 +296,8 @@ void SlmProxyDriver::udp_send_quoted(UdpSendJob job) {
     udp_sending_ = true;
     const auto id = udp_->id;
     const auto size = job.datagram.size();
-    submit({"AT#XUDPSEND=\"" + job.datagram + "\"", "#XUDPSEND", 15s},
+    // Only quotable datagrams come here (udp_send_next()); an empty string would be refused by the firmware.
+    submit({"AT#XUDPSEND=" + at_quoted(AtStringKind::udp_send, job.datagram).value_or("\"\""), "#XUDPSEND", 15s},
            [this, alive = alive_, id, size, done = std::move(job.done)](at::CommandResponse response) {
                if (!*alive) return;
                udp_sending_ = false;

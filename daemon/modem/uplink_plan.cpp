@@ -52,16 +52,4 @@ UplinkPlan plan_uplink(std::string_view bytes, std::size_t max_quoted) {
     return plan;
 }
 
-bool quotable(std::string_view bytes) {
-    for (char c : bytes) {
-        switch (c) {
-            case '"': case '\0': case '\x08': case '\x7f': case '\r': case '\n':
-                return false;
-            default:
-                break;
-        }
-    }
-    return true;
-}
-
 }  // namespace slmd::modem

@@ -28,8 +28,4 @@ struct UplinkPlan {
 // `max_quoted` is the firmware's longest AT#XTCPSEND string (1024 on v2.3+).
 UplinkPlan plan_uplink(std::string_view bytes, std::size_t max_quoted);
 
-// Whether bytes can travel inside AT#XTCPSEND="…": no quote (no escaping exists), no NUL, no BS/DEL (the
-// firmware's line editing applies even inside quotes), and, conservatively, no CR or LF.
-bool quotable(std::string_view bytes);
-
 }  // namespace slmd::modem

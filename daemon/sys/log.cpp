@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 namespace slmd::sys {
 namespace {
@@ -46,23 +47,61 @@ bool is_word(std::string_view word) {
     return word.front() >= 'a' && word.front() <= 'z';
 }
 
-// The stderr line: "slmd: <message>", with the sd-daemon "<N>" prefix when journald reads it.
 void write_stderr(LogLevel level, std::string_view message, bool priority_prefix) {
-    std::string line;
-    line.reserve(message.size() + 16);
-    if (priority_prefix) {
-        line += '<';
-        line += static_cast<char>('0' + static_cast<int>(level));
-        line += '>';
-    }
-    line += "slmd: ";
-    line += message;
-    line += '\n';
+    const auto line = stderr_line(level, message, priority_prefix, std::chrono::system_clock::now());
     // One write per line keeps lines whole when several processes share the terminal.
     [[maybe_unused]] auto written = ::write(STDERR_FILENO, line.data(), line.size());
 }
 
 }  // namespace
+
+std::string log_escaped(std::string_view bytes) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size());
+    for (const char c : bytes) {
+        const auto byte = static_cast<unsigned char>(c);
+        switch (c) {
+            case '\r': out += "\\r"; break;
+            case '\n': out += "\\n"; break;
+            case '\t': out += "\\t"; break;
+            case '\\': out += "\\\\"; break;
+            default:
+                if (byte >= 0x20 && byte < 0x7f) {
+                    out += c;
+                } else {
+                    out += "\\x";
+                    out += hex[byte >> 4];
+                    out += hex[byte & 0xf];
+                }
+        }
+    }
+    return out;
+}
+
+std::string stderr_line(LogLevel level, std::string_view message, bool priority_prefix,
+                        std::chrono::system_clock::time_point now) {
+    std::string line;
+    line.reserve(message.size() + 40);
+    if (priority_prefix) {
+        line += '<';
+        line += static_cast<char>('0' + static_cast<int>(level));
+        line += '>';
+    } else {
+        const auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+        const std::time_t seconds = static_cast<std::time_t>(since_epoch.count() / 1000);
+        std::tm utc{};
+        gmtime_r(&seconds, &utc);
+        char stamp[40];
+        const auto length = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+        line.append(stamp, length);
+        line += fmt::format(".{:03d}Z ", static_cast<int>(since_epoch.count() % 1000));
+    }
+    line += "slmd: ";
+    line += log_escaped(message);
+    line += '\n';
+    return line;
+}
 
 void set_log_threshold(LogLevel level) {
     threshold = level;
@@ -110,8 +149,8 @@ void log_line(LogLevel level, std::string_view message) {
     static const bool journal = stderr_is_journal();
     static const bool structured = journal && journal_socket_present();
     if (structured) {
-        const auto fields =
-            journal_fields(level, message, modem_state_source ? modem_state_source() : std::string{});
+        const auto fields = journal_fields(level, log_escaped(message),
+                                           modem_state_source ? modem_state_source() : std::string{});
         std::vector<iovec> entry;
         entry.reserve(fields.size());
         for (const auto& field : fields) entry.push_back({const_cast<char*>(field.data()), field.size()});

@@ -1,10 +1,14 @@
-// Owns: the daemon's log output. Plain lines on stderr; when stderr is the journal (JOURNAL_STREAM matches),
-// structured journal entries (sd_journal_send): MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=slmd, SLMD_SUBSYSTEM
-// (from the message's "<subsystem>:" prefix) and SLMD_MODEM_STATE, so operators can filter with journalctl.
+// Owns: the daemon's log output. Plain lines on stderr, each with a UTC timestamp unless journald reads
+// stderr (it stamps lines itself); when stderr is the journal (JOURNAL_STREAM matches), structured journal
+// entries (sd_journal_send): MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=slmd, SLMD_SUBSYSTEM (from the message's
+// "<subsystem>:" prefix) and SLMD_MODEM_STATE, so operators can filter with journalctl.
+// Messages carry bytes from outside (modem lines and payloads with -v, names from clients): every message is
+// escaped here, in one place, so no client can forge a log line or send a terminal control sequence.
 #pragma once
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -17,6 +21,15 @@ enum class LogLevel { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
 void set_log_threshold(LogLevel level);
 LogLevel log_threshold();
 void log_line(LogLevel level, std::string_view message);
+
+// `bytes` with everything but printable ASCII escaped: \r \n \t \\ and \xNN (control bytes, DEL, bytes
+// >= 0x80). Pure.
+std::string log_escaped(std::string_view bytes);
+
+// The stderr line for one message: "[<N>]" when journald reads stderr, else "YYYY-MM-DDTHH:MM:SS.mmmZ ",
+// then "slmd: <escaped message>\n". Pure.
+std::string stderr_line(LogLevel level, std::string_view message, bool priority_prefix,
+                        std::chrono::system_clock::time_point now);
 
 // The subsystem a message belongs to, from its prefix: "modem: …" -> "modem", "tcp server: …" ->
 // "tcp-server", "flow 7: …" -> "flow"; "daemon" for a message without one. Pure.

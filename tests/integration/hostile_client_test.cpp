@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <grp.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -331,3 +332,45 @@ TEST_F(HostileClient, AUserOutsideTheGroupIsRefusedWithEaccesByTheFileAndBySlmd)
 }
 
 }  // namespace
+
+// Names from clients reach quoted AT parameters (#XGETADDRINFO, #XTCPCLI's url with TLS). The name below,
+// looked up by a plain group-slm user, used to switch the radio off and delete a stored credential: BS deleted
+// the opening quote in the firmware's line buffer and CR ended the command early (issue 15). Such names are
+// refused before the UART; the radio stays on and the next lookup is served.
+TEST(AtInjection, ANameCarryingCommandsNeverReachesTheModem) {
+    const std::string injection = "\b\r\nAT+CFUN=4\r\nAT%CMNG=3,42,3\r\nAT+CGMI=";
+    TempDir hosts_dir;
+    {
+        FILE* hosts = fopen((hosts_dir / "hosts").c_str(), "w");
+        fputs("203.0.113.10 www.example.test\n", hosts);
+        fclose(hosts);
+    }
+    Gateway gateway(GatewayOptions().with_baud("0").sim({"--hosts", hosts_dir / "hosts"}));
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+
+    sockaddr_storage addresses[4];
+    std::size_t found = 0;
+    EXPECT_EQ(slmsock_resolve(injection.c_str(), AF_UNSPEC, addresses, 4, &found), EAI_NONAME);
+    EXPECT_EQ(slmsock_resolve("a\"b.example.test", AF_INET, addresses, 4, &found), EAI_NONAME);
+
+    slmsock_tls tls{};
+    slmsock_tls_init(&tls, 42);
+    tls.hostname = injection.c_str();
+    const int fd = slmsock_tls_connect("203.0.113.10", 443, AF_INET, &tls);
+    EXPECT_LT(fd, 0);
+    if (fd >= 0) close(fd);
+
+    EXPECT_FALSE(gateway.sent("CFUN=4")) << gateway.uplink_trace();
+    EXPECT_FALSE(gateway.sent("%CMNG")) << gateway.uplink_trace();
+    EXPECT_FALSE(gateway.sent("AT+CGMI")) << gateway.uplink_trace();
+    EXPECT_EQ(gateway.state(), "serving");
+    ASSERT_EQ(slmsock_resolve("www.example.test", AF_INET, addresses, 4, &found), 0);
+    EXPECT_EQ(found, 1u);
+    // The log shows what was refused, escaped: one line, no raw control bytes.
+    EXPECT_TRUE(gateway.slmd->wait_for_output("refused a connect to a host name the modem cannot be given", 5s))
+        << gateway.log();
+    EXPECT_NE(gateway.log().find("resolve a name the modem cannot be given: \"\\x08\\r\\nAT+CFUN=4\\r\\n"),
+              std::string::npos)
+        << gateway.log();
+    EXPECT_EQ(gateway.log().find("\b"), std::string::npos);
+}

@@ -182,6 +182,19 @@ TEST(CredentialRedaction, HidesTheContentOfWritesOnly) {
     EXPECT_EQ(redact_credential_line("AT#XTCPSEND=\"hello\""), "AT#XTCPSEND=\"hello\"");
 }
 
+TEST(CredentialRedaction, HidesCredentialsConcatenatedAfterOtherCommands) {
+    // An administrator's line may carry a credential write anywhere, not only as its first command.
+    EXPECT_EQ(redact_credential_line("AT+CMEE?;%CMNG=0,42,0,\"secret\""), "AT+CMEE?;%CMNG=0,42,0,\"<6 bytes redacted>\"");
+    EXPECT_EQ(redact_credential_line("at+cgmi;#xcmng=0,1,3,\"00ff\";+CGMR"),
+              "at+cgmi;#xcmng=0,1,3,\"<4 bytes redacted>\";+CGMR");
+    EXPECT_EQ(redact_credential_line("AT%CMNG=0,1,3,\"aa\";%CMNG=0,2,3,\"bbbb\""),
+              "AT%CMNG=0,1,3,\"<2 bytes redacted>\";%CMNG=0,2,3,\"<4 bytes redacted>\"");
+    EXPECT_EQ(redact_credential_line("AT+CGMI; AT%CMNG=0,1,4,\"id"), "AT+CGMI; AT%CMNG=0,1,4,\"<2 bytes redacted>\"");
+    // A ';' inside another command's quoted string separates nothing, and that string is not a credential.
+    EXPECT_EQ(redact_credential_line("AT#XTCPSEND=\"a;%CMNG=0,1,3,x\""), "AT#XTCPSEND=\"a;%CMNG=0,1,3,x\"");
+    EXPECT_EQ(redact_credential_line("AT+CGMI;+CGMR"), "AT+CGMI;+CGMR");
+}
+
 // The sequencer over an in-memory link.
 namespace {
 

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <string>
+#include <vector>
+
 using namespace slmd::sys;
 
 TEST(Log, SubsystemComesFromTheMessagePrefix) {
@@ -40,9 +44,34 @@ TEST(Log, JournalFieldsLeaveOutAnUnknownModemState) {
 }
 
 TEST(Log, JournalFieldsKeepTheMessageWhole) {
-    // Newlines and '=' stay inside MESSAGE: sd_journal_sendv takes binary-safe iovecs.
-    const auto fields = journal_fields(LogLevel::debug, "at: -> AT#XTCPSEND=\"a=b\"\r\n", "serving");
+    // '=' stays inside MESSAGE: sd_journal_sendv takes binary-safe iovecs (log_line escapes before this).
+    const auto fields = journal_fields(LogLevel::debug, "at: -> AT#XTCPSEND=\"a=b\"", "serving");
     ASSERT_GE(fields.size(), 2u);
-    EXPECT_EQ(fields[0], "MESSAGE=at: -> AT#XTCPSEND=\"a=b\"\r\n");
+    EXPECT_EQ(fields[0], "MESSAGE=at: -> AT#XTCPSEND=\"a=b\"");
     EXPECT_EQ(fields[1], "PRIORITY=7");
+}
+
+TEST(Log, EscapingLeavesOnlyPrintableAscii) {
+    struct Row {
+        std::string raw, shown;
+    };
+    const std::vector<Row> rows = {
+        {"modem: ready (SLM 2.9.0)", "modem: ready (SLM 2.9.0)"},
+        {"at: <- #XTCPDATA: 5\r\n", "at: <- #XTCPDATA: 5\\r\\n"},
+        // A client's name that tries to forge a second log line, and a terminal escape sequence.
+        {"api: resolve evil\nslmd: modem: uid 0 forces AT+CFUN=4", "api: resolve evil\\nslmd: modem: uid 0 forces AT+CFUN=4"},
+        {"\x1b]0;pwned\x07\x1b[2J", "\\x1b]0;pwned\\x07\\x1b[2J"},
+        {std::string("a\0b\x08\x7f\t\\", 7), "a\\x00b\\x08\\x7f\\t\\\\"},
+        {"caf\xc3\xa9 \x9b", "caf\\xc3\\xa9 \\x9b"},
+    };
+    for (const auto& row : rows) EXPECT_EQ(log_escaped(row.raw), row.shown);
+}
+
+TEST(Log, StderrLinesAreOneLineWithATimestampUnlessJournaldReadsThem) {
+    // 2026-12-05T06:20:01.042Z
+    const auto when = std::chrono::system_clock::time_point{std::chrono::milliseconds{1796451601042}};
+    EXPECT_EQ(stderr_line(LogLevel::info, "flow 3: connected\r\nslmd: forged", false, when),
+              "2026-12-05T06:20:01.042Z slmd: flow 3: connected\\r\\nslmd: forged\n");
+    // journald stamps lines itself and reads the sd-daemon priority prefix instead.
+    EXPECT_EQ(stderr_line(LogLevel::warning, "serial: lost", true, when), "<4>slmd: serial: lost\n");
 }

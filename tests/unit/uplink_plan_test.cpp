@@ -66,13 +66,3 @@ TEST(UplinkPlan, RandomStreamsKeepEveryByteAndNeverLeakATerminator) {
         EXPECT_LE(plan.held_tail.size(), 2u);
     }
 }
-
-TEST(UplinkPlan, Quotable) {
-    EXPECT_TRUE(quotable("GET / HTTP/1.0"));
-    EXPECT_TRUE(quotable("+++,;'"));
-    EXPECT_FALSE(quotable("a\"b"));
-    EXPECT_FALSE(quotable(std::string("a\0b", 3)));
-    EXPECT_FALSE(quotable("a\x08"));
-    EXPECT_FALSE(quotable("a\x7f"));
-    EXPECT_FALSE(quotable("a\r\n"));
-}

@@ -148,7 +148,17 @@ ApiServer::~ApiServer() {
     *alive_ = false;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    if (!adopted_) ::unlink(options_.socket_path.c_str());
+    if (!adopted_ && bound_file_) {
+        // Only the file this slmd bound: a newer slmd may have replaced it at the same path (a restart racing
+        // this one's exit), and removing that one would leave every client with ENETDOWN.
+        struct stat now {};
+        if (::stat(options_.socket_path.c_str(), &now) == 0 && now.st_dev == bound_file_->first &&
+            now.st_ino == bound_file_->second) {
+            ::unlink(options_.socket_path.c_str());
+        } else {
+            SLMD_INFO("api: {} is no longer the socket this slmd bound; leaving it", options_.socket_path);
+        }
+    }
 }
 
 void ApiServer::resolve_group() {
@@ -200,6 +210,8 @@ std::error_code ApiServer::start() {
     }
     if (!error) acceptor_.listen(asio::socket_base::max_listen_connections, error);
     if (error) return error;
+    struct stat bound {};
+    if (::stat(options_.socket_path.c_str(), &bound) == 0) bound_file_ = std::make_pair(bound.st_dev, bound.st_ino);
     // Who may connect is decided per client (SO_PEERCRED); the file itself is open to the group.
     ::chmod(options_.socket_path.c_str(), 0660);
     if (group_id_) {

@@ -6,6 +6,8 @@
 // (SO_PEERCRED) go with every request that names an app socket. Knows flows and errno values, never AT.
 #pragma once
 
+#include <sys/types.h>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/seq_packet_protocol.hpp>
@@ -17,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "core/flow_manager.hpp"
@@ -102,6 +105,7 @@ private:
     AdminService* admin_ = nullptr;
     net::TlsPolicy* tls_ = nullptr;
     bool adopted_ = false;
+    std::optional<std::pair<dev_t, ino_t>> bound_file_;  // the socket file start() bound, to remove only that one
     Counters counters_;
     std::vector<std::weak_ptr<Session>> sessions_;
     std::vector<std::weak_ptr<boost::asio::steady_timer>> proxy_timers_;  // PROXIES replies waiting for the modem

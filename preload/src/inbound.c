@@ -158,7 +158,7 @@ static int replace_socket(int fd, const struct shim_socket* s) {
 
 /* ---- bind() ------------------------------------------------------------------------------------------------ */
 
-static bool listen_on_modem(void) { return slmsock_pl_listen_policy(getenv("SLMSOCK_LISTEN")) == SLMSOCK_PL_LISTEN_MODEM; }
+static bool listen_on_modem(void) { return slmsock_pl_listen_policy(shim_env("SLMSOCK_LISTEN")) == SLMSOCK_PL_LISTEN_MODEM; }
 
 /* True when addr is the modem's own address (asks slmd). */
 static bool is_modem_address(const struct sockaddr* addr, socklen_t len) {

@@ -123,8 +123,12 @@ __attribute__((constructor)) static void shim_init(void) {
 
 /* ---- Environment and logging ----------------------------------------------------------------------------- */
 
+/* secure_getenv: in a program running with more privilege than its caller (set-uid, capabilities, AT_SECURE),
+ * the caller's environment must not change where or how its sockets go. */
+const char* shim_env(const char* name) { return secure_getenv(name); }
+
 static bool env_flag(const char* name) {
-    const char* v = getenv(name);
+    const char* v = shim_env(name);
     return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
 }
 

@@ -77,6 +77,8 @@ extern __thread int shim_in_library __attribute__((tls_model("initial-exec"))) S
 #define SHIM_ENTER() (++shim_in_library)
 #define SHIM_LEAVE() (--shim_in_library)
 
+/* Every environment variable the shim reads, through secure_getenv (NULL in a secure-execution program). */
+SHIM_HIDDEN const char* shim_env(const char* name);
 /* SLMSOCK_STRICT=1: anything that would not go through the modem (except loopback) fails. */
 SHIM_HIDDEN bool shim_strict(void);
 /* SLMSOCK_DEBUG=1: one line on stderr per routing decision. */

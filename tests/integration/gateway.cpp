@@ -50,7 +50,7 @@ bool Gateway::start_slmd() {
                                   "--baud",
                                   options.baud == "0" ? "115200" : options.baud,
                                   "--api-socket",
-                                  dir / "slmd.sock",
+                                  options.api_socket.empty() ? dir / "slmd.sock" : options.api_socket,
                                   "--register-timeout-ms",
                                   "20000"};
     argv.insert(argv.end(), options.slmd_extra.begin(), options.slmd_extra.end());

@@ -31,6 +31,7 @@ struct GatewayOptions {
     std::string baud = fast_baud;
     std::vector<std::string> sim_extra;   // more slmsim arguments
     std::vector<std::string> slmd_extra;  // more slmd arguments
+    std::string api_socket;               // slmd's --api-socket; empty: slmd.sock in the gateway's directory
 
     GatewayOptions& with_profile(std::string value) {
         profile = std::move(value);
@@ -42,6 +43,10 @@ struct GatewayOptions {
     }
     GatewayOptions& sim(const std::vector<std::string>& arguments) {
         sim_extra.insert(sim_extra.end(), arguments.begin(), arguments.end());
+        return *this;
+    }
+    GatewayOptions& with_api_socket(std::string path) {
+        api_socket = std::move(path);
         return *this;
     }
     GatewayOptions& daemon(const std::vector<std::string>& arguments) {

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "gateway.hpp"
 #include "process.hpp"
 #include "slmsock.h"
 
@@ -21,8 +23,6 @@ using namespace slmd::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // The service manager's end of NOTIFY_SOCKET: an AF_UNIX datagram socket.
 class NotifySocket {
@@ -202,4 +202,37 @@ TEST(SystemdActivation, RefusesAStreamSocket) {
     EXPECT_EQ(*code, 1) << slmd.output();
     EXPECT_NE(slmd.output().find("not a listening AF_UNIX SOCK_SEQPACKET socket"), std::string::npos)
         << slmd.output();
+}
+
+// A stopping slmd removes its API socket only while the file is still the one it bound: a newer slmd that
+// already took over the path (a restart racing the old process's exit, a second instance) keeps serving
+// there, where the old one's unlink used to leave every client with ENETDOWN.
+TEST(ApiSocket, AStoppingSlmdLeavesTheSocketOfTheSlmdThatReplacedItAlone) {
+    Gateway older(GatewayOptions().with_baud("0"));
+    ASSERT_TRUE(older.ready) << older.log();
+    const std::string shared_path = older.dir / "slmd.sock";
+    struct stat first {};
+    ASSERT_EQ(stat(shared_path.c_str(), &first), 0);
+
+    Gateway newer(GatewayOptions().with_baud("0").with_api_socket(shared_path));
+    ASSERT_TRUE(newer.ready) << newer.log();
+    struct stat second {};
+    ASSERT_EQ(stat(shared_path.c_str(), &second), 0);
+    ASSERT_NE(first.st_ino, second.st_ino);  // the newer slmd bound a socket of its own at the path
+
+    older.slmd->signal(SIGTERM);
+    ASSERT_EQ(older.slmd->wait_exit(10s), 0) << older.log();
+
+    struct stat after {};
+    ASSERT_EQ(stat(shared_path.c_str(), &after), 0) << "the older slmd removed the newer one's socket";
+    EXPECT_EQ(after.st_ino, second.st_ino);
+    setenv("SLMSOCK_SOCKET", shared_path.c_str(), 1);
+    struct slmsock_status status {};
+    ASSERT_EQ(slmsock_status(&status), 0);
+    EXPECT_STREQ(status.modem_state, "serving");
+
+    // The newer one, stopping, removes its own socket as before.
+    newer.slmd->signal(SIGTERM);
+    ASSERT_EQ(newer.slmd->wait_exit(10s), 0) << newer.log();
+    EXPECT_NE(access(shared_path.c_str(), F_OK), 0);
 }

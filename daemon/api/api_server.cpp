@@ -379,9 +379,9 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                 flows_.connect(message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); },
                                session->requester());
             } else if constexpr (std::is_same_v<T, wire::FlowStatusRequest>) {
-                reply(flows_.status(message));
+                reply(flows_.status(message, session->requester()));
             } else if constexpr (std::is_same_v<T, wire::ShutdownRequest>) {
-                reply(flows_.shutdown(message));
+                reply(flows_.shutdown(message, session->requester()));
             } else if constexpr (std::is_same_v<T, wire::ResolveRequest>) {
                 const int family = message.family == wire::Family::ipv4   ? AF_INET
                                    : message.family == wire::Family::ipv6 ? AF_INET6

@@ -93,6 +93,11 @@ struct FlowManager::Flow {
 
 namespace {
 
+// root may act for anyone; everyone else for their own uid's flows.
+bool may_act_for(const Requester& requester, unsigned owner_uid) {
+    return requester.uid == 0 || requester.uid == owner_uid;
+}
+
 wire::Token random_token() {
     wire::Token token{};
     std::size_t filled = 0;
@@ -593,9 +598,15 @@ FlowManager::FlowPtr FlowManager::find(std::uint64_t id, std::uint16_t data_loca
     return best;
 }
 
-wire::FlowStatusReply FlowManager::status(const wire::FlowStatusRequest& request) const {
+wire::FlowStatusReply FlowManager::status(const wire::FlowStatusRequest& request,
+                                          const Requester& requester) const {
     wire::FlowStatusReply reply;
     auto flow = find(request.flow_id, request.data_local_port);
+    if (flow && !may_act_for(requester, flow->requester.uid)) {
+        SLMD_NOTICE("flow {}: uid {} asked for the status of uid {}'s connection; answered as unknown", flow->id,
+                    requester.uid, flow->requester.uid);
+        flow = nullptr;
+    }
     if (!flow) {
         reply.state = wire::FlowState::closed;
         reply.error = -ENOTCONN;
@@ -616,9 +627,14 @@ wire::FlowStatusReply FlowManager::status(const wire::FlowStatusRequest& request
     return reply;
 }
 
-wire::ShutdownReply FlowManager::shutdown(const wire::ShutdownRequest& request) {
+wire::ShutdownReply FlowManager::shutdown(const wire::ShutdownRequest& request, const Requester& requester) {
     wire::ShutdownReply reply;
     auto flow = find(request.flow_id, request.data_local_port);
+    if (flow && !may_act_for(requester, flow->requester.uid)) {
+        SLMD_NOTICE("flow {}: uid {} tried to shut down uid {}'s connection; answered as unknown", flow->id,
+                    requester.uid, flow->requester.uid);
+        flow = nullptr;
+    }
     if (!flow || flow->phase == Phase::finished) {
         reply.status = -ENOTCONN;
         return reply;

@@ -70,8 +70,11 @@ public:
     // -EBUSY at once while the modem's TCP server holds the proxy (the firmware runs a client or a server).
     void connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
                  const Requester& requester = {});
-    slmsock::wire::FlowStatusReply status(const slmsock::wire::FlowStatusRequest& request) const;
-    slmsock::wire::ShutdownReply shutdown(const slmsock::wire::ShutdownRequest& request);
+    // A flow is the business of the uid that opened it (or root): for anyone else it does not exist, so flow
+    // ids, which are sequential, tell nothing about other users' connections and reach none of them.
+    slmsock::wire::FlowStatusReply status(const slmsock::wire::FlowStatusRequest& request,
+                                          const Requester& requester) const;
+    slmsock::wire::ShutdownReply shutdown(const slmsock::wire::ShutdownRequest& request, const Requester& requester);
     // A data connection presented this credential; takes the socket or closes it (unknown or used credential).
     void attach(boost::asio::ip::tcp::socket socket, std::uint64_t flow_id, const slmsock::wire::Token& token);
 

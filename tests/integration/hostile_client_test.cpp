@@ -3,6 +3,7 @@
 // a request, thousands of connections, idle connections, garbage on the data endpoint, and a user outside the
 // modem's group. Each case checks the exact error slmd answers (docs/api.md section 5), that slmd keeps its
 // descriptor count, and that an ordinary client is served right after. Waits are bounded waits on conditions.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <grp.h>
@@ -373,4 +374,56 @@ TEST(AtInjection, ANameCarryingCommandsNeverReachesTheModem) {
               std::string::npos)
         << gateway.log();
     EXPECT_EQ(gateway.log().find("\b"), std::string::npos);
+}
+
+// Flow ids are sequential: another user of the modem (here "nobody", admitted through --api-group) must not
+// read or end a connection that is not theirs. Their FlowStatus and Shutdown requests get what an unknown
+// flow gets, and the owner's connection carries on (issue 15, section 3).
+TEST(FlowOwnership, AnotherUsersFlowStatusAndShutdownActAsIfTheFlowDidNotExist) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to run a child as another user";
+    const group* nogroup = getgrgid(65534);
+    if (!nogroup) GTEST_SKIP() << "no group 65534 on this machine";
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_baud("0").daemon({"--api-group", nogroup->gr_name}));
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    ASSERT_EQ(chmod(gateway.dir.path().c_str(), 0755), 0);
+
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(server.port());
+    inet_pton(AF_INET, "203.0.113.10", &to.sin_addr);
+    std::uint64_t flow_id = 0;
+    ASSERT_EQ(slmsock_connect_fd(fd, reinterpret_cast<sockaddr*>(&to), sizeof to, &flow_id), 0);
+    ASSERT_TRUE(write_all(fd, "before"));
+    ASSERT_EQ(read_n(fd, 6), "before");
+
+    // The other user: exit status 0 when both requests were answered as for an unknown flow.
+    const pid_t child = fork();
+    if (child == 0) {
+        if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(100);
+        struct slmsock_flow_status status {};
+        const int rc = slmsock_flow_status(flow_id, &status);
+        if (rc != 0 || status.state != SLMSOCK_CLOSED || status.error != -ENOTCONN) _exit(1);
+        // Nothing about the owner's destination: byte for byte what a flow id that never existed gets.
+        struct slmsock_flow_status unknown {};
+        if (slmsock_flow_status(flow_id + 1000, &unknown) != 0) _exit(2);
+        if (status.peer_len != unknown.peer_len || std::memcmp(&status.peer, &unknown.peer, sizeof status.peer) != 0)
+            _exit(2);
+        if (slmsock_shutdown(flow_id, SHUT_RDWR) != -ENOTCONN) _exit(3);
+        if (slmsock_shutdown(flow_id + 1000, SHUT_RDWR) != -ENOTCONN) _exit(4);  // the same as a flow that never was
+        _exit(0);
+    }
+    int child_status = 0;
+    waitpid(child, &child_status, 0);
+    ASSERT_TRUE(WIFEXITED(child_status));
+    EXPECT_EQ(WEXITSTATUS(child_status), 0) << gateway.log();
+
+    // The owner's connection was neither reset nor half-closed, and the owner still sees its own flow.
+    ASSERT_TRUE(write_all(fd, "after"));
+    EXPECT_EQ(read_n(fd, 5), "after");
+    struct slmsock_flow_status mine {};
+    ASSERT_EQ(slmsock_flow_status(flow_id, &mine), 0);
+    EXPECT_EQ(mine.state, SLMSOCK_CONNECTED);
+    close(fd);
 }

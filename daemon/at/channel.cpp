@@ -64,13 +64,15 @@ Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, Firm
       baud_(baud),
       command_timer_(executor),
       guard_timer_(executor),
-      idle_timer_(executor) {}
+      idle_timer_(executor),
+      stall_timer_(executor) {}
 
 Channel::~Channel() {
     *alive_ = false;
     command_timer_.cancel();
     guard_timer_.cancel();
     idle_timer_.cancel();
+    stall_timer_.cancel();
 }
 
 void Channel::set_profile(const FirmwareProfile& profile) { framer_.set_profile(profile); }
@@ -215,7 +217,42 @@ void Channel::arm_idle_timer() {
         std::vector<Event> events;
         framer_.idle(events);
         for (auto& event : events) dispatch(event);
+        watch_payload_stall();
     });
+}
+
+std::chrono::milliseconds payload_stall_bound(std::size_t outstanding, unsigned baud) {
+    const auto wire_ms = baud == 0 ? 0 : outstanding * 10 * 1000 / baud + 1;
+    return std::chrono::milliseconds(wire_ms) + payload_stall_margin;
+}
+
+void Channel::watch_payload_stall() {
+    const std::size_t outstanding = framer_.payload_outstanding();
+    if (outstanding == 0 || receive_paused_) return;
+    stall_timer_.expires_at(last_rx_ + payload_stall_bound(outstanding, baud_));
+    stall_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        if (!*alive || error || receive_paused_) return;
+        const std::size_t outstanding = framer_.payload_outstanding();
+        if (outstanding == 0) return;
+        if (std::chrono::steady_clock::now() - last_rx_ < payload_stall_bound(outstanding, baud_)) {
+            watch_payload_stall();  // bytes came meanwhile and the line fell silent again
+            return;
+        }
+        std::vector<Event> events;
+        framer_.payload_stalled(events);
+        for (auto& event : events) dispatch(event);
+    });
+}
+
+void Channel::set_receive_paused(bool paused) {
+    if (paused == receive_paused_) return;
+    receive_paused_ = paused;
+    if (paused) {
+        stall_timer_.cancel();
+    } else {
+        last_rx_ = std::chrono::steady_clock::now();  // the silence was ours
+        arm_idle_timer();
+    }
 }
 
 void Channel::dispatch(Event& event) {
@@ -279,6 +316,12 @@ void Channel::dispatch(Event& event) {
                 if (!terminator_sent_) send_terminator();
             } else if constexpr (std::is_same_v<T, Discarded>) {
                 SLMD_DEBUG("at: discarded {} unframed bytes", e.bytes.size());
+            } else if constexpr (std::is_same_v<T, PayloadLost>) {
+                ++stats_.payloads_lost;
+                SLMD_WARN("at: the line fell silent {} bytes into a {}-byte {} payload; giving it up (modem reset "
+                          "or bytes lost on the UART)",
+                          e.received, e.expected, e.proxy == Proxy::tcp ? "#XTCPDATA" : "#XUDPDATA");
+                if (handlers_.payload_lost) handlers_.payload_lost(e);
             }
         },
         event);
@@ -377,6 +420,7 @@ void Channel::shutdown() {
     resync_needed_ = false;
     guard_timer_.cancel();
     idle_timer_.cancel();
+    stall_timer_.cancel();
     fail_all(make_error_code(ChannelError::cancelled));
 }
 

@@ -68,7 +68,17 @@ struct ChannelHandlers {
     std::function<void(std::string_view)> raw_data;
     // The link left data mode on its own (v2.1-v2.4 automatic exit) or after the host's "+++".
     std::function<void(int status)> data_mode_exited;
+    // A counted payload stopped arriving part-way and was given up (see PayloadLost): the stream of that
+    // proxy's connection can no longer be delivered exactly.
+    std::function<void(const PayloadLost&)> payload_lost;
 };
+
+// How long the line may stay silent while a counted payload still owes `outstanding` bytes before the
+// payload is given up: their wire time at `baud` (10 bits a byte) plus payload_stall_margin. The firmware
+// writes a header and its payload back to back, so a silence this long in the middle means the modem
+// rebooted or bytes were lost; time during which slmd itself stopped reading the line does not count.
+inline constexpr std::chrono::milliseconds payload_stall_margin{1000};
+std::chrono::milliseconds payload_stall_bound(std::size_t outstanding, unsigned baud);
 
 struct ChannelStats {
     std::uint64_t commands = 0;
@@ -80,6 +90,7 @@ struct ChannelStats {
     std::uint64_t payload_bytes = 0;
     std::uint64_t raw_bytes = 0;
     std::uint64_t data_bytes_written = 0;
+    std::uint64_t payloads_lost = 0;  // counted payloads given up part-way (PayloadLost)
 };
 
 class Channel {
@@ -152,6 +163,8 @@ public:
     // Runs whenever awaiting_modem() changed (possibly from inside a channel call: it must not feed bytes).
     void set_activity_listener(std::function<void()> listener) { activity_listener_ = std::move(listener); }
     const ChannelStats& stats() const { return stats_; }
+    // slmd stopped (or resumed) reading the line for a slow app: silence meanwhile is not the modem's.
+    void set_receive_paused(bool paused);
     std::uint64_t discarded_bytes() const { return framer_.discarded_bytes(); }
 
 private:
@@ -173,6 +186,7 @@ private:
     void on_final(const FinalResult& final);
     void send_terminator();
     void arm_idle_timer();
+    void watch_payload_stall();
 
     boost::asio::any_io_executor executor_;
     LinkWriter& writer_;
@@ -187,6 +201,8 @@ private:
     boost::asio::steady_timer guard_timer_;
     boost::asio::steady_timer idle_timer_;
     bool idle_timer_armed_ = false;
+    boost::asio::steady_timer stall_timer_;
+    bool receive_paused_ = false;
     bool resync_needed_ = false;
     std::chrono::steady_clock::time_point last_rx_{};
     std::chrono::steady_clock::time_point last_data_tx_{};

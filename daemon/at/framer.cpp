@@ -595,6 +595,32 @@ void Framer::on_ready(std::vector<Event>& out) {
     out.emplace_back(ReadyBanner{});
 }
 
+void Framer::payload_stalled(std::vector<Event>& out) {
+    if (!in_payload_) return;
+    std::string partial = std::move(payload_.bytes);
+    out.emplace_back(PayloadLost{payload_.proxy, partial.size() + payload_remaining_, partial.size()});
+    payload_ = {};
+    payload_remaining_ = 0;
+    in_payload_ = false;
+    payload_start_ = false;
+    // The firmware prints its banner as a line of its own on boot, possibly behind power-on noise: from the
+    // start of the last such line, the bytes are the rebooted firmware's and are read as lines (a fragment,
+    // so whatever precedes "Ready" on that line is noise). Everything before it is the lost payload.
+    std::size_t resume = partial.size();
+    if (const auto banner = partial.rfind("Ready\r\n"); banner != std::string::npos) {
+        const auto line_start = partial.rfind(crlf, banner);
+        resume = line_start == std::string::npos ? 0 : line_start + 2;
+    }
+    discard(std::string_view(partial).substr(0, resume), out);
+    prev_ = Prev::skipped;
+    skipping_ = false;
+    if (resume < partial.size()) {
+        buffer_.insert(0, partial, resume, std::string::npos);
+        scan_hint_ = 0;
+        process(out, false);
+    }
+}
+
 void Framer::discard(std::string_view bytes, std::vector<Event>& out) {
     if (bytes.empty()) return;
     discarded_bytes_ += bytes.size();

@@ -73,6 +73,17 @@ struct PeerTerminator {
     bool operator==(const PeerTerminator&) const = default;
 };
 
+// A counted payload stopped arriving part-way (at::Channel saw the line silent beyond its bound while the
+// payload still owed bytes): the modem rebooted, or UART bytes were lost and the count no longer matches the
+// stream. None of its bytes is delivered (they go out as Discarded): the ones that came may hold the reboot
+// banner, answers to later commands or a later header, and which ones are the peer's cannot be told.
+struct PayloadLost {
+    Proxy proxy = Proxy::tcp;
+    std::size_t expected = 0;  // the header's count
+    std::size_t received = 0;  // what had come when the line fell silent
+    bool operator==(const PayloadLost&) const = default;
+};
+
 // Bytes that belonged to no frame (line noise, garbage before "Ready", an over-long line) and were skipped.
 struct Discarded {
     std::string bytes;
@@ -80,7 +91,7 @@ struct Discarded {
 };
 
 using Event = std::variant<FinalResult, InfoLine, Urc, ReadyBanner, ProxyData, RawData, DataModeExited, PeerTerminator,
-                           Discarded>;
+                           Discarded, PayloadLost>;
 
 enum class LinkMode {
     command,              // AT-command mode
@@ -112,6 +123,12 @@ public:
     void feed(std::string_view bytes, std::vector<Event>& out);
     // The line has been idle for a while: release bytes held back only because they might start a frame.
     void idle(std::vector<Event>& out);
+    // Bytes the counted payload being received still owes (header-first releases), 0 when none is under way.
+    std::size_t payload_outstanding() const { return in_payload_ ? payload_remaining_ : 0; }
+    // The line stayed silent in the middle of a counted payload (the caller's timer; the framer has no clock):
+    // gives the payload up (PayloadLost, its bytes Discarded) and reads what came from the last line ending
+    // in "Ready" on as ordinary lines, so a reboot in the middle of a payload is seen as one.
+    void payload_stalled(std::vector<Event>& out);
 
     LinkMode mode() const { return mode_; }
     bool command_pending() const { return command_pending_; }

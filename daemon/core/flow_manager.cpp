@@ -529,6 +529,13 @@ void FlowManager::on_modem_closed(const FlowPtr& flow, modem::CloseReason reason
             flow->error = error ? error : ECONNRESET;
             reset_app(flow);
             break;
+        case modem::CloseReason::data_lost:
+            SLMD_WARN("flow {}: bytes from the modem were lost on the UART; resetting the app's connection after "
+                      "the exact bytes it got",
+                      flow->id);
+            flow->error = error ? error : ECONNRESET;
+            reset_app(flow);
+            break;
         case modem::CloseReason::peer_closed:
             SLMD_INFO("flow {}: peer closed", flow->id);
             flow->peer_closed = true;

@@ -34,7 +34,11 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
                   .serving = [this] { return state_ == ModemState::serving && !resetting_; },
                   .link_backlog = [this] { return port_.queued_bytes(); },
                   .link_written = [this] { return port_.bytes_written(); },
-                  .pause_receive = [this](bool paused) { port_.pause_reading(paused); },
+                  .pause_receive =
+                      [this](bool paused) {
+                          port_.pause_reading(paused);
+                          channel_.set_receive_paused(paused);
+                      },
               }),
       wakeup_(executor),
       state_changed_(executor),
@@ -75,6 +79,7 @@ void Modem::start(FirstResultHandler on_first_result) {
                 const bool broke = status != 0 && status != -139;
                 if (broke || !channel_.last_exit_requested()) recheck_registration();
             },
+        .payload_lost = [this](const at::PayloadLost& lost) { driver_.on_payload_lost(lost); },
     });
     // A slow app's pause of the serial line holds only while nothing else needs the line: every change of
     // what the channel awaits is a reason to look again (modem/slm_receive_pause.cpp).

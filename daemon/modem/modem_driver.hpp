@@ -39,6 +39,7 @@ enum class CloseReason {
     peer_closed,   // the remote end closed or reset the connection; the firmware does not tell which
     modem_lost,    // the modem rebooted or the serial line dropped: the connection is gone without a trace
     local_close,   // tcp_close() finished
+    data_lost,     // bytes the modem sent for it were lost on the UART: the stream cannot go on exactly
 };
 
 // What happens to one connection after it was opened.

@@ -461,6 +461,26 @@ void SlmProxyDriver::on_proxy_data(at::ProxyData&& data) {
     if (connection_ && connection_->events.data) connection_->events.data(data.bytes);
 }
 
+void SlmProxyDriver::on_payload_lost(const at::PayloadLost& lost) {
+    if (lost.proxy == at::Proxy::udp) {
+        ++stats_.udp_datagrams_lost;
+        return;  // a datagram: lost like any other on the way; the proxy goes on
+    }
+    ++stats_.tcp_payloads_lost;
+    if (!connection_) return;
+    SLMD_WARN("slm: {} of {} bytes of a TCP payload arrived; resetting the connection (its stream has a gap)",
+              lost.received, lost.expected);
+    if (connection_->server_peer) {
+        // The listener stays; only this peer goes. Its flow hears of it now, the hang-up follows.
+        auto events = std::move(connection_->events);
+        connection_->events = {};
+        hang_up_peer();
+        if (events.closed) events.closed(CloseReason::data_lost, ECONNRESET);
+        return;
+    }
+    connection_lost(CloseReason::data_lost, ECONNRESET);  // and closes it on the modem (AT#XTCPCLI=0)
+}
+
 void SlmProxyDriver::on_raw_data(std::string_view bytes) {
     // Raw bytes carry no header: they belong to whoever owns this data-mode session. A UDP send's session is
     // a single datagram long, so what arrives meanwhile is an early reply, kept whole until the session ends.

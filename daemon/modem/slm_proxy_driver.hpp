@@ -48,6 +48,10 @@ public:
     // Events routed by modem::Modem. on_urc returns true when the line was the driver's.
     bool on_urc(const std::string& text);
     void on_proxy_data(at::ProxyData&& data);
+    // A #XTCPDATA/#XUDPDATA payload was given up part-way (the modem rebooted or UART bytes were lost): the TCP
+    // connection is reset (CloseReason::data_lost, ECONNRESET) and closed on the modem; a UDP datagram is
+    // counted as lost.
+    void on_payload_lost(const at::PayloadLost& lost);
     void on_raw_data(std::string_view bytes);
     void on_data_mode_exited(int status);
     void on_link_drained();
@@ -99,6 +103,8 @@ public:
     struct Stats {
         std::uint64_t data_mode_entries = 0;
         std::uint64_t quoted_sends = 0;
+        std::uint64_t tcp_payloads_lost = 0;  // connections reset because a payload stopped part-way
+        std::uint64_t udp_datagrams_lost = 0;  // datagrams that stopped part-way
         std::uint64_t bytes_up = 0;
         std::uint64_t bytes_down = 0;
         std::uint64_t udp_datagrams_up = 0;

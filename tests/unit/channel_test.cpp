@@ -31,6 +31,7 @@ protected:
             .proxy_data = [this](ProxyData&& data) { payloads.push_back(std::move(data)); },
             .raw_data = [this](std::string_view bytes) { raw += bytes; },
             .data_mode_exited = [this](int status) { exits.push_back(status); },
+            .payload_lost = [this](const PayloadLost& lost) { losses.push_back(lost); },
         });
     }
 
@@ -58,6 +59,7 @@ protected:
     std::vector<ProxyData> payloads;
     std::string raw;
     std::vector<int> exits;
+    std::vector<PayloadLost> losses;
 };
 
 class Channel25Test : public ChannelTest {
@@ -356,4 +358,63 @@ TEST_F(ChannelTest, SilentModemFailsQueuedCommandsInsteadOfProbingForever) {
     channel.feed("\r\n+CGPADDR: 0,\"10.0.0.2\"\r\n\r\nOK\r\n");
     ASSERT_EQ(responses.size(), 3u);
     EXPECT_TRUE(responses[2].ok());
+}
+
+// The modem rebooted 1000 bytes into a 2048-byte #XTCPDATA payload (issue 15): its "Ready" and anything
+// after it used to be taken as payload, and the channel waited for the rest forever. The silence after the
+// banner gives the payload up: no byte of it is delivered, the reboot is seen, and the command that was
+// waiting fails with modem_reset.
+TEST_F(ChannelTest, AModemResetInTheMiddleOfAPayloadIsSeenOnceTheLineFallsSilent) {
+    channel.submit({"AT#XGETADDRINFO=\"example.com\"", "#XGETADDRINFO", 30000ms}, record());
+    channel.feed("\r\n#XTCPDATA: 2048\r\n");
+    channel.feed(std::string(1000, 'p'));
+    channel.feed("\r\nReady\r\n");
+    const auto start = std::chrono::steady_clock::now();
+    run_until([&] { return readies == 1; });
+    // 1048 bytes still owed: 92 ms of wire time at 115200, plus the margin.
+    EXPECT_GE(std::chrono::steady_clock::now() - start, payload_stall_margin);
+    ASSERT_EQ(losses.size(), 1u);
+    EXPECT_EQ(losses[0], (PayloadLost{Proxy::tcp, 2048, 1009}));
+    EXPECT_TRUE(payloads.empty());
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_EQ(responses[0].error, ChannelError::modem_reset);
+    EXPECT_EQ(channel.stats().payloads_lost, 1u);
+}
+
+// Bytes lost on the UART inside a payload: the count never completes and no banner comes. The payload is
+// given up and the channel serves the next command.
+TEST_F(ChannelTest, APayloadMissingBytesIsGivenUpAndTheNextCommandIsServed) {
+    channel.feed("\r\n#XTCPDATA: 100\r\n" + std::string(60, 'q'));
+    run_until([&] { return losses.size() == 1; });
+    EXPECT_EQ(losses[0], (PayloadLost{Proxy::tcp, 100, 60}));
+    EXPECT_EQ(readies, 0);
+    EXPECT_TRUE(payloads.empty());
+    link.take();
+    channel.submit({"AT+CGPADDR=0", "+CGPADDR", 1000ms}, record());
+    run_until([&] { return !link.written.empty(); });
+    channel.feed("\r\n+CGPADDR: 0,\"10.1.2.3\"\r\n\r\nOK\r\n");
+    run_until([&] { return responses.size() == 1; });
+    EXPECT_TRUE(responses[0].ok());
+    // The next payload is framed as usual.
+    channel.feed("\r\n#XTCPDATA: 3\r\nabc");
+    run_until([&] { return payloads.size() == 1; });
+    EXPECT_EQ(payloads[0].bytes, "abc");
+}
+
+// A payload that trickles in (or a line slmd paused for a slow app) is not given up: only silence counts,
+// and time paused does not.
+TEST_F(ChannelTest, APausedLineNeverGivesAPayloadUp) {
+    channel.feed("\r\n#XTCPDATA: 10\r\nabcde");
+    channel.set_receive_paused(true);
+    const auto paused_until = std::chrono::steady_clock::now() + payload_stall_margin + 500ms;
+    while (std::chrono::steady_clock::now() < paused_until) {
+        io.run_for(20ms);
+        io.restart();
+    }
+    EXPECT_TRUE(losses.empty());
+    channel.set_receive_paused(false);
+    channel.feed("fghij");
+    run_until([&] { return payloads.size() == 1; });
+    EXPECT_EQ(payloads[0].bytes, "abcdefghij");
+    EXPECT_TRUE(losses.empty());
 }

@@ -42,6 +42,9 @@ void print_event(const Event& event, std::ostream* os) {
             } else if constexpr (std::is_same_v<T, RawData>) *os << "Raw{", quoted(e.bytes), *os << "}";
             else if constexpr (std::is_same_v<T, DataModeExited>) *os << "Exited{" << e.status << "}";
             else if constexpr (std::is_same_v<T, PeerTerminator>) *os << "PeerTerminator";
+            else if constexpr (std::is_same_v<T, PayloadLost>)
+                *os << "PayloadLost{" << (e.proxy == Proxy::tcp ? "tcp," : "udp,") << e.expected << "," << e.received
+                    << "}";
             else *os << "Discarded{", quoted(e.bytes), *os << "}";
         },
         event);
@@ -55,6 +58,7 @@ void PrintTo(const RawData& e, std::ostream* os) { print_event(e, os); }
 void PrintTo(const DataModeExited& e, std::ostream* os) { print_event(e, os); }
 void PrintTo(const PeerTerminator& e, std::ostream* os) { print_event(e, os); }
 void PrintTo(const Discarded& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const PayloadLost& e, std::ostream* os) { print_event(e, os); }
 
 namespace {
 

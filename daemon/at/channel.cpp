@@ -65,7 +65,8 @@ Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, Firm
       command_timer_(executor),
       guard_timer_(executor),
       idle_timer_(executor),
-      stall_timer_(executor) {}
+      stall_timer_(executor),
+      confirm_timer_(executor) {}
 
 Channel::~Channel() {
     *alive_ = false;
@@ -73,6 +74,7 @@ Channel::~Channel() {
     guard_timer_.cancel();
     idle_timer_.cancel();
     stall_timer_.cancel();
+    confirm_timer_.cancel();
 }
 
 void Channel::set_profile(const FirmwareProfile& profile) { framer_.set_profile(profile); }
@@ -201,6 +203,26 @@ void Channel::feed(std::string_view bytes) {
     events_.clear();
     for (auto& event : events) dispatch(event);
     arm_idle_timer();
+    if (framer_.payload_unconfirmed()) confirm_payload_soon();
+}
+
+// A complete payload waits for the CRLF that must follow it; at the end of a burst nothing follows. Two
+// bytes' wire time (twice over) plus a millisecond of quiet says the burst ended: deliver it then, so an
+// interactive exchange pays about a millisecond for the check, not the 50 ms idle gap.
+void Channel::confirm_payload_soon() {
+    if (confirm_timer_armed_) return;
+    confirm_timer_armed_ = true;
+    const auto gap = std::chrono::microseconds(baud_ == 0 ? 0 : 2 * 2 * 10 * 1000000ull / baud_) +
+                     std::chrono::milliseconds(1);
+    confirm_timer_.expires_after(gap);
+    confirm_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        if (!*alive || error) return;
+        confirm_timer_armed_ = false;
+        if (!framer_.payload_unconfirmed()) return;
+        std::vector<Event> events;
+        framer_.confirm_payload(events);
+        for (auto& event : events) dispatch(event);
+    });
 }
 
 void Channel::arm_idle_timer() {
@@ -421,6 +443,7 @@ void Channel::shutdown() {
     guard_timer_.cancel();
     idle_timer_.cancel();
     stall_timer_.cancel();
+    confirm_timer_.cancel();
     fail_all(make_error_code(ChannelError::cancelled));
 }
 

@@ -202,6 +202,9 @@ private:
     boost::asio::steady_timer idle_timer_;
     bool idle_timer_armed_ = false;
     boost::asio::steady_timer stall_timer_;
+    boost::asio::steady_timer confirm_timer_;
+    bool confirm_timer_armed_ = false;
+    void confirm_payload_soon();
     bool receive_paused_ = false;
     bool resync_needed_ = false;
     std::chrono::steady_clock::time_point last_rx_{};

@@ -287,7 +287,8 @@ void Framer::process(std::vector<Event>& out, bool idle) {
     // the held lines any more.
     if (idle) flush_lookback(out);
     std::size_t cur = 0;
-    while (cur < buffer_.size()) {
+    // A complete payload still waiting for its CRLF check runs even with nothing buffered (idle, confirm).
+    while (cur < buffer_.size() || (in_payload_ && payload_remaining_ == 0)) {
         bool more = false;
         if (in_payload_) {
             scan_hint_ = 0;
@@ -322,6 +323,25 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
     cur += take;
     payload_remaining_ -= take;
     if (payload_remaining_ != 0) return false;
+    if (mode_ == LinkMode::command && !payload_confirmed_) {
+        // The firmware starts every message after a payload with CRLF. Anything else right after the counted
+        // bytes means bytes went missing inside the payload and the count ran on into the next message: the
+        // payload holds foreign bytes and must not be delivered. Until the CRLF is here, or the caller says
+        // nothing more is coming (confirm_payload(), idle()), the payload waits.
+        const std::size_t after = buffer_.size() - cur;
+        const bool crlf_so_far = after == 0 || (buffer_[cur] == '\r' && (after == 1 || buffer_[cur + 1] == '\n'));
+        if (!crlf_so_far) {
+            out.emplace_back(PayloadLost{payload_.proxy, payload_.bytes.size(), payload_.bytes.size()});
+            discard(payload_.bytes, out);
+            payload_ = {};
+            in_payload_ = false;
+            payload_start_ = false;
+            prev_ = Prev::skipped;  // what follows is the middle of a message: read on from its line end
+            skipping_ = true;
+            return true;
+        }
+        if (after < 2 && !idle) return false;
+    }
     out.emplace_back(std::move(payload_));
     payload_ = {};
     in_payload_ = false;
@@ -593,6 +613,13 @@ void Framer::on_ready(std::vector<Event>& out) {
     // Not prev_ or skipping_: those describe the tokenizer's position, which a delayed (look-back) release
     // of the banner must not move.
     out.emplace_back(ReadyBanner{});
+}
+
+void Framer::confirm_payload(std::vector<Event>& out) {
+    if (!in_payload_ || payload_remaining_ != 0) return;
+    payload_confirmed_ = true;
+    process(out, false);
+    payload_confirmed_ = false;
 }
 
 void Framer::payload_stalled(std::vector<Event>& out) {

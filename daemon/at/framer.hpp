@@ -129,6 +129,11 @@ public:
     // gives the payload up (PayloadLost, its bytes Discarded) and reads what came from the last line ending
     // in "Ready" on as ordinary lines, so a reboot in the middle of a payload is seen as one.
     void payload_stalled(std::vector<Event>& out);
+    // A counted payload has all its bytes but waits for the CRLF that must follow it (the check that no byte
+    // went missing inside it); true while it waits.
+    bool payload_unconfirmed() const { return in_payload_ && payload_remaining_ == 0; }
+    // The line stayed quiet after such a payload: nothing follows it yet, so it is delivered now.
+    void confirm_payload(std::vector<Event>& out);
 
     LinkMode mode() const { return mode_; }
     bool command_pending() const { return command_pending_; }
@@ -188,7 +193,8 @@ private:
     std::size_t payload_remaining_ = 0;
     ProxyData payload_;
     bool in_payload_ = false;
-    bool payload_start_ = false;  // no byte of the current payload taken yet: an interleaved URC may come first
+    bool payload_start_ = false;
+    bool payload_confirmed_ = false;  // inside confirm_payload(): deliver a complete payload without the check  // no byte of the current payload taken yet: an interleaved URC may come first
     Prev prev_ = Prev::stream_start;
     bool skipping_ = false;              // inside the rest of an over-long line
     std::size_t scan_hint_ = 0;          // bytes at the front of buffer_ already searched for CRLF

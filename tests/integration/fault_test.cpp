@@ -630,3 +630,84 @@ TEST(Faults, ASlowReaderAloneOnTheLinkIsHeldBackNotReset) {
 }
 
 }  // namespace
+
+// The modem reboots, or UART bytes go missing, part-way through a counted #XTCPDATA payload (issue 15):
+// before, slmd took "Ready" and every later answer as payload and was wedged for good. On every release, at
+// pseudo-random offsets inside the downlink (printed, seeded by the profile), the program gets an exact
+// prefix of the far end's bytes and then an error, within a bound, and the next connect is served.
+struct PayloadFaultCase {
+    const char* profile;
+    const char* kind;  // "reset" or "drop"
+    const char* baud = "0";
+};
+
+class PayloadFaults : public ::testing::TestWithParam<PayloadFaultCase> {};
+
+TEST_P(PayloadFaults, AnExactPrefixThenAnErrorAndTheNextConnectIsServed) {
+    const auto& param = GetParam();
+    const std::string payload = pattern(24 * 1024, 7);
+    Source source(payload);
+    Gateway gateway(GatewayOptions().with_profile(param.profile).with_baud(param.baud));
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    // Somewhere inside the stream, not on a chunk boundary by design: one offset per profile and fault.
+    std::mt19937 random(std::hash<std::string>{}(std::string(param.profile) + param.kind));
+    const std::size_t offset = 1 + random() % (8 * 1024);
+    const std::string fault = std::string(param.kind) == "reset"
+                                  ? "payload-fault reset " + std::to_string(offset)
+                                  : "payload-fault drop " + std::to_string(offset) + " " +
+                                        std::to_string(1 + random() % 300);
+    ASSERT_EQ(gateway.control(fault), "ok");
+
+    const auto start = Clock::now();
+    const int fd = slmsock_tcp_connect("203.0.113.10", source.port(), AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    ASSERT_TRUE(write_all(fd, "GET\n"));
+    const auto [got, error] = read_all(fd, 30s);
+    const auto elapsed = ms_since(start);
+    close(fd);
+    std::printf("FAULT payload-%s profile %s baud %s offset %zu: %zu bytes then errno %d after %lld ms\n", param.kind,
+                param.profile, param.baud, offset, got.size(), error, elapsed);
+    EXPECT_EQ(got, payload.substr(0, got.size())) << "a byte the far end did not send, or not in its place" << whole_log(gateway);
+    EXPECT_LT(got.size(), payload.size());
+    EXPECT_LE(got.size(), offset) << "bytes past the fault were delivered";
+    EXPECT_EQ(error, ECONNRESET) << whole_log(gateway);
+    EXPECT_NE(gateway.control("stats").find("payload_faults=1"), std::string::npos);
+
+    // Served again: the modem (after a reboot, once bring-up is done) takes the next connect.
+    ASSERT_TRUE(eventually([&] { return gateway.state() == "serving"; }, 20s)) << whole_log(gateway);
+    LocalServer echo;
+    int next = -1;
+    ASSERT_TRUE(eventually(
+        [&] {
+            next = slmsock_tcp_connect("203.0.113.10", echo.port(), AF_INET);
+            return next >= 0;
+        },
+        20s))
+        << slmsock_strerror(next) << whole_log(gateway);
+    EXPECT_TRUE(write_all(next, "next\n"));
+    EXPECT_EQ(read_n(next, 5, 10s), "next\n");
+    close(next);
+}
+
+// The header-first releases (v2.3+). The data-first ones (v2.0-v2.2, payload before its header) are not
+// covered yet: a reset there still reaches the app as a wrong chunk or leaves connects failing (issue 15
+// stays open for them; docs/reliability.md, "Known gaps").
+std::vector<PayloadFaultCase> payload_fault_cases() {
+    std::vector<PayloadFaultCase> cases;
+    for (const char* profile : {"v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8", "v2.9"}) {
+        cases.push_back({profile, "reset"});
+        cases.push_back({profile, "drop"});
+    }
+    // The report's case: v2.9 on a paced 115200 line, 2048-byte chunks.
+    cases.push_back({"v2.9", "reset", "115200"});
+    cases.push_back({"v2.9", "drop", "115200"});
+    return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryRelease, PayloadFaults, ::testing::ValuesIn(payload_fault_cases()),
+                         [](const ::testing::TestParamInfo<PayloadFaultCase>& info) {
+                             std::string name = std::string(info.param.profile) + "_" + info.param.kind +
+                                                (std::string(info.param.baud) == "0" ? "" : "_" + std::string(info.param.baud));
+                             for (auto& c : name) c = c == '.' ? '_' : c;
+                             return name;
+                         });

@@ -8,6 +8,7 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <istream>
+#include <sstream>
 
 #include "newlib_errno.hpp"
 #include "simulator.hpp"
@@ -81,6 +82,29 @@ std::string Simulator::control(std::string_view line) {
       interleave_ = false;
       flush_interleave();
     } else return "error expected on|off";
+    return "ok";
+  }
+  if (cmd == "payload-fault") {
+    // payload-fault reset <offset> | payload-fault drop <offset> <count> | payload-fault off
+    std::istringstream in(arg);
+    std::string kind;
+    in >> kind;
+    if (kind == "off") {
+      payload_fault_.reset();
+      return "ok";
+    }
+    PayloadFault fault;
+    if (kind == "reset") {
+      fault.kind = PayloadFault::Kind::reset;
+      if (!(in >> fault.offset)) return "error expected: payload-fault reset <offset>";
+    } else if (kind == "drop") {
+      fault.kind = PayloadFault::Kind::drop;
+      if (!(in >> fault.offset >> fault.drop) || fault.drop == 0)
+        return "error expected: payload-fault drop <offset> <count>";
+    } else {
+      return "error expected reset|drop|off";
+    }
+    payload_fault_ = fault;
     return "ok";
   }
   if (cmd == "stats") return "ok " + stats_.to_string();

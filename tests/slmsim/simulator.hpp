@@ -54,6 +54,7 @@ struct Config {
 struct Stats {
   std::uint64_t bytes_rx = 0, bytes_tx = 0, commands = 0, oks = 0, errors = 0, resets = 0;
   std::uint64_t urcs = 0, urcs_dropped = 0, noise_bytes = 0, datamode_entries = 0;
+  std::uint64_t payload_faults = 0, payload_bytes_dropped = 0;
   std::uint64_t tcp_connects = 0, tcp_up_bytes = 0, tcp_down_bytes = 0;
   std::uint64_t udp_up_datagrams = 0, udp_down_datagrams = 0;
   std::string to_string() const;
@@ -228,6 +229,18 @@ class Simulator {
   bool busy_ = false;
   bool booting_ = true;
   bool hung_ = false;
+  // A fault armed to strike inside the TCP downlink ("payload-fault"): after `offset` more payload bytes (in
+  // #XTCPDATA payloads or raw in data mode), the modem reboots (the rest is never sent), or `drop` bytes go
+  // missing from the stream while the header keeps its count (noise or an overrun without RTS/CTS).
+  struct PayloadFault {
+    enum class Kind { reset, drop } kind = Kind::reset;
+    std::size_t offset = 0;
+    std::size_t drop = 0;
+  };
+  std::optional<PayloadFault> payload_fault_;
+  // Applies an armed payload fault to `data` about to be delivered; true when it struck (the caller then
+  // sends nothing more of it).
+  bool strike_payload_fault(const std::string& data);
   bool interleave_ = false;
   Mode mode_ = Mode::Command;
   std::uint64_t epoch_ = 0;  // bumped on reboot; stale async completions compare and bail out

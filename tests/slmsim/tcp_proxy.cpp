@@ -366,8 +366,44 @@ void Simulator::tcp_start_read() {
   });
 }
 
+bool Simulator::strike_payload_fault(const std::string& data) {
+  if (!payload_fault_ || mode_ == Mode::Null) return false;
+  auto& fault = *payload_fault_;
+  if (fault.offset >= data.size()) {
+    fault.offset -= data.size();  // strikes in a later payload
+    return false;
+  }
+  const bool raw = mode_ == Mode::Data;
+  const std::string header = raw ? "" : recv_header("#XTCPDATA", data.size(), "");
+  const std::string before = data.substr(0, fault.offset);
+  if (fault.kind == PayloadFault::Kind::reset) {
+    // The modem dies part-way through the write: the header (header-first) and the first bytes made it out,
+    // a data-first header never does. Then it boots again and prints "Ready".
+    ++stats_.payload_faults;
+    payload_fault_.reset();
+    emit(p_.header_first || raw ? header + before : before);
+    ++stats_.resets;
+    reboot(cfg_.boot_delay_ms);
+    return true;
+  }
+  // Bytes lost on the wire: the count still says data.size(), the stream carries fewer.
+  const std::size_t dropped = std::min(fault.drop, data.size() - fault.offset);
+  const std::string after = data.substr(fault.offset + dropped);
+  fault.drop -= dropped;
+  if (fault.drop == 0) {
+    ++stats_.payload_faults;
+    payload_fault_.reset();
+  } else {
+    fault.offset = 0;  // the rest of the loss goes on into the next payload
+  }
+  stats_.payload_bytes_dropped += dropped;
+  emit(raw ? before + after : p_.header_first ? header + before + after : before + after + header);
+  return true;
+}
+
 void Simulator::tcp_deliver(const std::string& data) {
   stats_.tcp_down_bytes += data.size();
+  if (strike_payload_fault(data)) return;
   if (mode_ == Mode::Data) return emit(data);  // raw, no header, in data mode
   if (mode_ == Mode::Null) return;
   std::string header = recv_header("#XTCPDATA", data.size(), "");

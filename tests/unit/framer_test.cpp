@@ -81,6 +81,7 @@ Event info(std::string s) { return InfoLine{std::move(s)}; }
 Event urc(std::string s) { return Urc{std::move(s)}; }
 Event raw(std::string s) { return RawData{std::move(s)}; }
 Event junk(std::string s) { return Discarded{std::move(s)}; }
+Event lost(Proxy proxy, std::size_t expected, std::size_t received) { return PayloadLost{proxy, expected, received}; }
 Event exited(int status) { return DataModeExited{status}; }
 Event tcp(std::string s) { return ProxyData{Proxy::tcp, std::move(s), std::nullopt, std::nullopt}; }
 Event udp(std::string s) { return ProxyData{Proxy::udp, std::move(s), std::nullopt, std::nullopt}; }
@@ -221,8 +222,10 @@ const std::vector<Case>& cases() {
         {"tcpdata_overflow_is_urc", "2.9.0", {F("\r\n#XTCPDATA: 18446744073709551621\r\n")},
          {urc("#XTCPDATA: 18446744073709551621")}},
         {"tcpdata_negative_is_urc", "2.9.0", {F("\r\n#XTCPDATA: -5\r\n")}, {urc("#XTCPDATA: -5")}},
-        {"junk_after_payload_is_discarded", "2.9.0", {F("\r\n#XTCPDATA: 3\r\nabcde\r\n\r\n+CEREG: 1\r\n")},
-         {tcp("abc"), junk("de\r\n"), urc("+CEREG: 1")}},
+        // Bytes right after the counted ones that are no CRLF: bytes went missing inside the payload and the count
+        // ran on. The payload is given up whole, never delivered; framing resumes at the next line.
+        {"payload_not_followed_by_crlf_is_given_up", "2.9.0", {F("\r\n#XTCPDATA: 3\r\nabcde\r\n\r\n+CEREG: 1\r\n")},
+         {lost(Proxy::tcp, 3, 3), junk("abcde\r\n"), urc("+CEREG: 1")}},
         {"udpdata_size_only_v27", "2.7.0", {F("\r\n#XUDPDATA: 5\r\nhello")}, {udp("hello")}},
         {"udpdata_client_v29", "2.9.0", {F("\r\n#XUDPDATA: 9,\"::\",0\r\ndatagram!")}, {udp_from("datagram!", "::", 0)}},
         {"udpdata_server_v29", "2.9.0", {F("\r\n#XUDPDATA: 7,\"192.168.1.100\",24210\r\nabc\r\nde")},
@@ -411,6 +414,7 @@ TEST(Framer, HeaderSplitAtEveryPositionAcrossTwoReadsAndIdle) {
         framer.feed(wire.substr(0, at), out);
         framer.idle(out);
         framer.feed(wire.substr(at), out);
+        framer.confirm_payload(out);  // the channel, once the burst has ended (a payload waits for its CRLF)
         EXPECT_EQ(merged(out), (Events{tcp("hello"), udp_from("hi", "::", 0)})) << "split at " << at;
     }
 }
@@ -511,6 +515,36 @@ TEST(Framer, ProfileForV2_0EntersDataModeWithoutOk) {
     framer.data_mode_requested();
     EXPECT_EQ(framer.mode(), LinkMode::data);
     EXPECT_FALSE(framer.command_pending());
+}
+
+// The channel's stall timer gives a payload up: nothing of it is delivered, and a reboot banner among its bytes
+// is read as the reboot it is, with what followed it (issue 15).
+TEST(Framer, PayloadStalledWithABannerInsideIsARebootAndNoData) {
+    Framer framer(profile("2.9.0"));
+    Events out;
+    framer.command_sent("#XGETADDRINFO");
+    framer.feed("\r\n#XTCPDATA: 2048\r\n" + std::string(1000, 'p') + "\r\nReady\r\n", out);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(framer.payload_outstanding(), 2048u - 1009u);
+    framer.payload_stalled(out);
+    EXPECT_EQ(merged(out), (Events{lost(Proxy::tcp, 2048, 1009), junk(std::string(1000, 'p') + "\r\n"), ready}));
+    EXPECT_FALSE(framer.command_pending());
+    EXPECT_EQ(framer.payload_outstanding(), 0u);
+    out.clear();
+    framer.command_sent("+CFUN");
+    framer.feed("\r\n+CFUN: 1\r\n\r\nOK\r\n", out);
+    EXPECT_EQ(merged(out), (Events{info("+CFUN: 1"), ok()}));
+}
+
+TEST(Framer, PayloadStalledWithoutABannerDiscardsItAndFramesOn) {
+    Framer framer(profile("2.9.0"));
+    Events out;
+    framer.feed("\r\n#XTCPDATA: 100\r\n" + std::string(60, 'q'), out);
+    framer.payload_stalled(out);
+    EXPECT_EQ(merged(out), (Events{lost(Proxy::tcp, 100, 60), junk(std::string(60, 'q'))}));
+    out.clear();
+    framer.feed("\r\n#XTCPDATA: 3\r\nabc\r\n+CEREG: 1\r\n", out);
+    EXPECT_EQ(merged(out), (Events{tcp("abc"), urc("+CEREG: 1")}));
 }
 
 }  // namespace

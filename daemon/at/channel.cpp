@@ -22,15 +22,20 @@ constexpr std::chrono::milliseconds silence_guard{1000};
 constexpr std::chrono::milliseconds guard_margin{20};
 
 class ChannelCategory final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "slmd.at.channel"; }
     std::string message(int value) const override {
         switch (static_cast<ChannelError>(value)) {
-            case ChannelError::timeout: return "modem did not answer in time";
-            case ChannelError::modem_reset: return "modem reset";
-            case ChannelError::link_lost: return "serial link lost";
-            case ChannelError::not_in_data_mode: return "link is not in data mode";
-            case ChannelError::cancelled: return "cancelled";
+            case ChannelError::timeout:
+                return "modem did not answer in time";
+            case ChannelError::modem_reset:
+                return "modem reset";
+            case ChannelError::link_lost:
+                return "serial link lost";
+            case ChannelError::not_in_data_mode:
+                return "link is not in data mode";
+            case ChannelError::cancelled:
+                return "cancelled";
         }
         return "unknown channel error";
     }
@@ -43,20 +48,27 @@ const std::error_category& channel_category() {
     return category;
 }
 
-std::error_code make_error_code(ChannelError error) { return {static_cast<int>(error), channel_category()}; }
+std::error_code make_error_code(ChannelError error) {
+    return {static_cast<int>(error), channel_category()};
+}
 
 std::string CommandResponse::describe() const {
     if (error) return error.message();
     switch (final.kind) {
-        case FinalKind::ok: return "OK";
-        case FinalKind::error: return "ERROR";
-        case FinalKind::cme_error: return "+CME ERROR: " + std::to_string(final.code);
-        case FinalKind::cms_error: return "+CMS ERROR: " + std::to_string(final.code);
+        case FinalKind::ok:
+            return "OK";
+        case FinalKind::error:
+            return "ERROR";
+        case FinalKind::cme_error:
+            return "+CME ERROR: " + std::to_string(final.code);
+        case FinalKind::cms_error:
+            return "+CMS ERROR: " + std::to_string(final.code);
     }
     return "?";
 }
 
-Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, FirmwareProfile profile, unsigned baud)
+Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, FirmwareProfile profile,
+                 unsigned baud)
     : executor_(executor),
       writer_(writer),
       framer_(profile),
@@ -77,7 +89,9 @@ Channel::~Channel() {
     confirm_timer_.cancel();
 }
 
-void Channel::set_profile(const FirmwareProfile& profile) { framer_.set_profile(profile); }
+void Channel::set_profile(const FirmwareProfile& profile) {
+    framer_.set_profile(profile);
+}
 
 void Channel::submit(CommandRequest request, ResponseHandler handler) {
     auto pending = std::make_unique<Pending>();
@@ -144,8 +158,8 @@ void Channel::complete_in_flight(CommandResponse response) {
         if (!response.error) {
             resync_needed_ = false;
         } else if (!queue_.empty()) {
-            // The modem answers nothing at all: the next command would fare no better, so it fails now instead
-            // of waiting behind probes forever. Probing goes on while commands are queued.
+            // The modem answers nothing at all: the next command would fare no better, so it fails now
+            // instead of waiting behind probes forever. Probing goes on while commands are queued.
             auto next = std::move(queue_.front());
             queue_.pop_front();
             if (next->handler) next->handler(CommandResponse{make_error_code(ChannelError::timeout), {}, {}});
@@ -188,14 +202,19 @@ void Channel::note_activity() {
 void Channel::on_timeout(std::uint64_t generation) {
     if (generation != generation_ || !in_flight_) return;
     ++stats_.timeouts;
-    SLMD_WARN("at: no answer to {} within {} ms", in_flight_->request.loggable(), in_flight_->request.timeout.count());
+    SLMD_WARN("at: no answer to {} within {} ms", in_flight_->request.loggable(),
+              in_flight_->request.timeout.count());
     // A late final for this command may still come; the probe sent next tells it apart.
     resync_needed_ = true;
     complete_in_flight(CommandResponse{make_error_code(ChannelError::timeout), {}, {}});
 }
 
 void Channel::feed(std::string_view bytes) {
-    last_rx_ = std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
+    // Bytes after a silence in the middle of a payload may be a rebooted modem's banner (Framer decides).
+    if (framer_.payload_outstanding() > 0 && !receive_paused_ && now - last_rx_ >= idle_gap)
+        framer_.resume_after_silence();
+    last_rx_ = now;
     events_.clear();
     framer_.feed(bytes, events_);
     // Handlers may submit commands; take the events out first so re-entrant feeds cannot disturb the loop.
@@ -318,10 +337,10 @@ void Channel::dispatch(Event& event) {
                 terminator_sent_ = false;
                 guard_timer_.cancel();
                 if (!last_exit_requested_) {
-                    // The firmware left data mode on its own (v2.0-v2.4, the proxy broke): uplink bytes still on
-                    // their way are AT input to it now, an unterminated line that would swallow our next command.
-                    // End that line, and probe before the next command so the finals it causes are not taken for
-                    // that command's.
+                    // The firmware left data mode on its own (v2.0-v2.4, the proxy broke): uplink bytes still
+                    // on their way are AT input to it now, an unterminated line that would swallow our next
+                    // command. End that line, and probe before the next command so the finals it causes are
+                    // not taken for that command's.
                     writer_.write_to_modem("\r\n");
                     resync_needed_ = true;
                 }
@@ -340,9 +359,10 @@ void Channel::dispatch(Event& event) {
                 SLMD_DEBUG("at: discarded {} unframed bytes", e.bytes.size());
             } else if constexpr (std::is_same_v<T, PayloadLost>) {
                 ++stats_.payloads_lost;
-                SLMD_WARN("at: the line fell silent {} bytes into a {}-byte {} payload; giving it up (modem reset "
-                          "or bytes lost on the UART)",
-                          e.received, e.expected, e.proxy == Proxy::tcp ? "#XTCPDATA" : "#XUDPDATA");
+                SLMD_WARN(
+                    "at: the line fell silent {} bytes into a {}-byte {} payload; giving it up (modem reset "
+                    "or bytes lost on the UART)",
+                    e.received, e.expected, e.proxy == Proxy::tcp ? "#XTCPDATA" : "#XUDPDATA");
                 if (handlers_.payload_lost) handlers_.payload_lost(e);
             }
         },
@@ -367,7 +387,8 @@ void Channel::on_final(const FinalResult& final) {
 }
 
 std::error_code Channel::write_data(std::string_view bytes) {
-    if (framer_.mode() != LinkMode::data || terminator_sent_) return make_error_code(ChannelError::not_in_data_mode);
+    if (framer_.mode() != LinkMode::data || terminator_sent_)
+        return make_error_code(ChannelError::not_in_data_mode);
     if (bytes.empty()) return {};
     last_data_tx_ = std::chrono::steady_clock::now();
     last_data_tx_bytes_ = bytes.size();
@@ -379,7 +400,8 @@ std::error_code Channel::write_data(std::string_view bytes) {
 void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
     // Leaving data mode already, because the channel answered the firmware's own "+++" (v2.7+ peer loss): the
     // caller waits for that exit's confirmation like for one it asked for.
-    const bool answering_peer = framer_.mode() == LinkMode::leaving_data_mode && terminator_sent_ && !exit_handler_;
+    const bool answering_peer =
+        framer_.mode() == LinkMode::leaving_data_mode && terminator_sent_ && !exit_handler_;
     if (framer_.mode() != LinkMode::data && !answering_peer) {
         handler(make_error_code(ChannelError::not_in_data_mode), 0);
         return;
@@ -390,7 +412,8 @@ void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
     const bool silence_first = framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides;
     if (silence_first || timing == ExitTiming::after_inactivity_flush) {
         // 10 bit times per byte on the wire, with half again for UART and tty buffering.
-        const auto on_the_wire = std::chrono::microseconds(last_data_tx_bytes_ * 15'000'000ULL / std::max(baud_, 1u));
+        const auto on_the_wire =
+            std::chrono::microseconds(last_data_tx_bytes_ * 15'000'000ULL / std::max(baud_, 1u));
         const auto due = silence_first ? last_data_tx_ + silence_guard + guard_margin
                                        : last_data_tx_ + on_the_wire + time_limit_ + guard_margin;
         guard_timer_.expires_at(std::max(due, std::chrono::steady_clock::now()));

@@ -8,7 +8,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -26,17 +25,17 @@ namespace slmd::at {
 
 // Where the channel's bytes go (the serial port in slmd, a recording buffer in tests).
 class LinkWriter {
-public:
+  public:
     virtual ~LinkWriter() = default;
     virtual void write_to_modem(std::string bytes) = 0;
 };
 
 enum class ChannelError {
-    timeout = 1,        // no final result within the command's timeout
-    modem_reset,        // "Ready" arrived: the modem rebooted and forgot the command
-    link_lost,          // the serial device went away
-    not_in_data_mode,   // data-mode operation while the link is in command mode
-    cancelled,          // the channel was shut down
+    timeout = 1,       // no final result within the command's timeout
+    modem_reset,       // "Ready" arrived: the modem rebooted and forgot the command
+    link_lost,         // the serial device went away
+    not_in_data_mode,  // data-mode operation while the link is in command mode
+    cancelled,         // the channel was shut down
 };
 const std::error_category& channel_category();
 std::error_code make_error_code(ChannelError error);
@@ -83,7 +82,7 @@ std::chrono::milliseconds payload_stall_bound(std::size_t outstanding, unsigned 
 struct ChannelStats {
     std::uint64_t commands = 0;
     std::uint64_t timeouts = 0;
-    std::uint64_t errors = 0;  // ERROR, +CME ERROR, +CMS ERROR finals
+    std::uint64_t errors = 0;        // ERROR, +CME ERROR, +CMS ERROR finals
     std::uint64_t stale_finals = 0;  // late answers to timed-out commands, dropped during resync
     std::uint64_t resets_seen = 0;
     std::uint64_t urcs = 0;
@@ -94,18 +93,20 @@ struct ChannelStats {
 };
 
 class Channel {
-public:
+  public:
     using ResponseHandler = std::function<void(CommandResponse)>;
     using ExitHandler = std::function<void(std::error_code, int status)>;
 
-    Channel(boost::asio::any_io_executor executor, LinkWriter& writer, FirmwareProfile profile, unsigned baud);
+    Channel(boost::asio::any_io_executor executor, LinkWriter& writer, FirmwareProfile profile,
+            unsigned baud);
     ~Channel();
     Channel(const Channel&) = delete;
     Channel& operator=(const Channel&) = delete;
 
     void set_handlers(ChannelHandlers handlers) { handlers_ = std::move(handlers); }
-    // Called when the firmware never confirmed leaving data mode: it rebooted meanwhile (its "Ready" was taken
-    // as payload), or it is still in data mode. Either way nothing the link held can be trusted any more.
+    // Called when the firmware never confirmed leaving data mode: it rebooted meanwhile (its "Ready" was
+    // taken as payload), or it is still in data mode. Either way nothing the link held can be trusted any
+    // more.
     void set_link_unsure_handler(std::function<void()> handler) { link_unsure_ = std::move(handler); }
     void set_profile(const FirmwareProfile& profile);
     const FirmwareProfile& profile() const { return framer_.profile(); }
@@ -121,7 +122,8 @@ public:
         return boost::asio::async_initiate<CompletionToken, void(CommandResponse)>(
             [this](auto handler, CommandRequest req) {
                 auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-                submit(std::move(req), [shared](CommandResponse response) { (*shared)(std::move(response)); });
+                submit(std::move(req),
+                       [shared](CommandResponse response) { (*shared)(std::move(response)); });
             },
             token, std::move(request));
     }
@@ -139,9 +141,10 @@ public:
     // Sends "+++" with the guard times the profile needs and waits for the firmware to confirm.
     void exit_data_mode(ExitHandler handler, ExitTiming timing = ExitTiming::immediate);
 
-    // A bare "+++" for a data mode the framer does not know about: the firmware kept one over a serial loss or
-    // a restart of slmd, and swallows every command as payload. Only while nothing is in flight; the caller
-    // keeps the line silent for the time limit afterwards (releases before v2.5 need the silence after it).
+    // A bare "+++" for a data mode the framer does not know about: the firmware kept one over a serial loss
+    // or a restart of slmd, and swallows every command as payload. Only while nothing is in flight; the
+    // caller keeps the line silent for the time limit afterwards (releases before v2.5 need the silence after
+    // it).
     void send_blind_terminator();
 
     // Bytes from the modem.
@@ -152,13 +155,14 @@ public:
     void shutdown();
 
     LinkMode mode() const { return framer_.mode(); }
-    // Whether the last data-mode exit answered a "+++" (ours, or ours answering the firmware's), as opposed to
-    // an automatic exit of the firmware (v2.0-v2.4 when the proxy broke). Valid from the data_mode_exited
+    // Whether the last data-mode exit answered a "+++" (ours, or ours answering the firmware's), as opposed
+    // to an automatic exit of the firmware (v2.0-v2.4 when the proxy broke). Valid from the data_mode_exited
     // handler on.
     bool last_exit_requested() const { return last_exit_requested_; }
     bool idle() const { return !in_flight_ && queue_.empty(); }
     // Whether an answer from the modem is awaited: a command queued or in flight, or a data-mode exit under
-    // way. While it is, the link must be read, whatever a slow app would like (SlmProxyDriver::pause_receive).
+    // way. While it is, the link must be read, whatever a slow app would like
+    // (SlmProxyDriver::pause_receive).
     bool awaiting_modem() const { return in_flight_ || !queue_.empty() || exit_handler_ || terminator_sent_; }
     // Runs whenever awaiting_modem() changed (possibly from inside a channel call: it must not feed bytes).
     void set_activity_listener(std::function<void()> listener) { activity_listener_ = std::move(listener); }
@@ -167,7 +171,7 @@ public:
     void set_receive_paused(bool paused);
     std::uint64_t discarded_bytes() const { return framer_.discarded_bytes(); }
 
-private:
+  private:
     struct Pending {
         CommandRequest request;
         ResponseHandler handler;

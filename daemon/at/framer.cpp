@@ -1,7 +1,7 @@
-// Owns: the byte-level framing of the SLM UART (see docs/at-framer.md for the event model and every ambiguity).
-// Pure: every decision is a function of the bytes received so far, the caller's notifications and idle() calls,
-// never of how the bytes were split into feed() calls; that is what the split-invariance tests and the fuzzer hold
-// the code to.
+// Owns: the byte-level framing of the SLM UART (see docs/at-framer.md for the event model and every
+// ambiguity). Pure: every decision is a function of the bytes received so far, the caller's notifications and
+// idle() calls, never of how the bytes were split into feed() calls; that is what the split-invariance tests
+// and the fuzzer hold the code to.
 #include "at/framer.hpp"
 
 #include <algorithm>
@@ -18,7 +18,9 @@ constexpr std::size_t line_limit = Framer::max_line_length + 2;
 // match_data_pattern(): the pattern may still match once more bytes arrive.
 constexpr std::size_t partial_match = std::numeric_limits<std::size_t>::max();
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // Strict decimal as the firmware prints it with %d: "0" or [1-9][0-9]*, at most 10 digits, value <= max.
 std::optional<std::uint64_t> parse_unsigned(std::string_view s, std::uint64_t max) {
@@ -65,8 +67,8 @@ struct DataHeader {
     std::optional<std::uint16_t> port;
 };
 
-// "#XTCPDATA: <n>", "#XUDPDATA: <n>" or "#XUDPDATA: <n>,\"<ip>\",<port>". Both UDP shapes are accepted on every
-// profile: the shapes cannot be confused, and development builds (2.7.99-cs1) sit between the releases.
+// "#XTCPDATA: <n>", "#XUDPDATA: <n>" or "#XUDPDATA: <n>,\"<ip>\",<port>". Both UDP shapes are accepted on
+// every profile: the shapes cannot be confused, and development builds (2.7.99-cs1) sit between the releases.
 std::optional<DataHeader> parse_data_header(std::string_view text) {
     DataHeader header;
     if (text.starts_with("#XTCPDATA: ")) {
@@ -78,7 +80,8 @@ std::optional<DataHeader> parse_data_header(std::string_view text) {
     }
     std::string_view rest = text.substr(11);
     const std::size_t comma = rest.find(',');
-    constexpr std::uint64_t size_max = 1u << 20;  // far above any chunk; the caller applies the profile's limit
+    constexpr std::uint64_t size_max = 1u
+                                       << 20;  // far above any chunk; the caller applies the profile's limit
     auto size = parse_unsigned(rest.substr(0, comma), size_max);
     if (!size) return std::nullopt;
     header.size = static_cast<std::size_t>(*size);
@@ -103,8 +106,8 @@ std::optional<DataHeader> parse_data_header(std::string_view text) {
         if (step_result != Match::full) return step_result; \
     } while (false)
 
-// Incremental matcher for the data-mode patterns: it must tell "cannot match" from "might match once more bytes
-// arrive", because a pattern split across reads has to be held back rather than released as data.
+// Incremental matcher for the data-mode patterns: it must tell "cannot match" from "might match once more
+// bytes arrive", because a pattern split across reads has to be held back rather than released as data.
 enum class Match { no, partial, full };
 
 struct Matcher {
@@ -123,8 +126,9 @@ struct Matcher {
     Match quoted_address() {
         SLMD_MATCH_QUOTE_STEP(literal("\""));
         std::size_t j = i;
-        while (j < s.size() && j - i < 46 && (is_digit(s[j]) || s[j] == '.' || s[j] == ':' ||
-                                             (s[j] >= 'a' && s[j] <= 'f') || (s[j] >= 'A' && s[j] <= 'F')))
+        while (j < s.size() && j - i < 46 &&
+               (is_digit(s[j]) || s[j] == '.' || s[j] == ':' || (s[j] >= 'a' && s[j] <= 'f') ||
+                (s[j] >= 'A' && s[j] <= 'F')))
             ++j;
         if (j == s.size()) return Match::partial;
         if (j == i || j - i > 45 || s[j] != '"') return Match::no;
@@ -148,9 +152,9 @@ struct Matcher {
     }
 };
 
-#define SLMD_MATCH_STEP(expr)                   \
-    do {                                        \
-        const Match step_result = (expr);       \
+#define SLMD_MATCH_STEP(expr)                               \
+    do {                                                    \
+        const Match step_result = (expr);                   \
         if (step_result != Match::full) return step_result; \
     } while (false)
 
@@ -175,8 +179,9 @@ Match match_loss_line(Matcher& m, std::string_view head, std::string_view word) 
     return Match::full;
 }
 
-// "\r\n#XTCPSVR: \"<ip>\",\"connected\"\r\n": a server's next peer. It can only arrive after the previous peer
-// left, i.e. while the link waits in null mode for our "+++", and the firmware prints it into the stream.
+// "\r\n#XTCPSVR: \"<ip>\",\"connected\"\r\n": a server's next peer. It can only arrive after the previous
+// peer left, i.e. while the link waits in null mode for our "+++", and the firmware prints it into the
+// stream.
 Match match_server_peer_line(Matcher& m) {
     SLMD_MATCH_STEP(m.literal(crlf));
     SLMD_MATCH_STEP(m.literal("#XTCPSVR: "));
@@ -256,6 +261,8 @@ void Framer::reset() {
     buffer_.clear();
     payload_remaining_ = 0;
     payload_ = {};
+    silence_at_.reset();
+    unchecked_payload_.reset();
     in_payload_ = false;
     payload_start_ = false;
     prev_ = Prev::stream_start;
@@ -269,14 +276,18 @@ void Framer::reset() {
     deferred_.clear();
 }
 
-std::size_t Framer::buffered_bytes() const { return buffer_.size() + lookback_.size() + payload_.bytes.size(); }
+std::size_t Framer::buffered_bytes() const {
+    return buffer_.size() + lookback_.size() + payload_.bytes.size();
+}
 
 void Framer::feed(std::string_view bytes, std::vector<Event>& out) {
     buffer_.append(bytes);
     process(out, false);
 }
 
-void Framer::idle(std::vector<Event>& out) { process(out, true); }
+void Framer::idle(std::vector<Event>& out) {
+    process(out, true);
+}
 
 void Framer::process(std::vector<Event>& out, bool idle) {
     if (!deferred_.empty()) {
@@ -289,6 +300,16 @@ void Framer::process(std::vector<Event>& out, bool idle) {
     std::size_t cur = 0;
     // A complete payload still waiting for its CRLF check runs even with nothing buffered (idle, confirm).
     while (cur < buffer_.size() || (in_payload_ && payload_remaining_ == 0)) {
+        if (unchecked_payload_ && cur < buffer_.size()) {
+            // The payload delivered on a quiet line was followed by something that is no message: bytes went
+            // missing inside it after all. It cannot be taken back; its connection must end in an error.
+            if (buffer_[cur] != '\r' || (cur + 1 < buffer_.size() && buffer_[cur + 1] != '\n')) {
+                out.emplace_back(PayloadLost{*unchecked_payload_, 0, 0});
+                unchecked_payload_.reset();
+            } else if (cur + 1 < buffer_.size()) {
+                unchecked_payload_.reset();
+            }
+        }
         bool more = false;
         if (in_payload_) {
             scan_hint_ = 0;
@@ -310,7 +331,8 @@ void Framer::process(std::vector<Event>& out, bool idle) {
 bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) {
     while (payload_start_) {
         std::size_t length = 0;
-        const auto verdict = interleaved_notification(std::string_view(buffer_).substr(cur), idle, length, out);
+        const auto verdict =
+            interleaved_notification(std::string_view(buffer_).substr(cur), idle, length, out);
         if (verdict == Interleaved::undecided) return false;  // wait for the bytes that decide it
         if (verdict == Interleaved::none) {
             payload_start_ = false;
@@ -322,6 +344,32 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
     payload_.bytes.append(buffer_, cur, take);
     cur += take;
     payload_remaining_ -= take;
+    if (silence_at_ && payload_.bytes.size() > *silence_at_) {
+        // Bytes after a silence in the middle of a payload: the firmware writes a payload in one go, so a
+        // banner here is a reboot that cut the payload short (its "Ready" would otherwise be counted as
+        // payload). The banner is "Ready\r\n", possibly behind power-on noise (control bytes, CRLF, 0xFF).
+        constexpr std::string_view banner = "Ready\r\n";
+        const std::string_view resumed = std::string_view(payload_.bytes).substr(*silence_at_);
+        const std::size_t noise =
+            std::find_if_not(resumed.begin(), resumed.end(), is_noise_byte) - resumed.begin();
+        const std::string_view text = resumed.substr(noise);
+        if (!banner.starts_with(text.substr(0, banner.size()))) {
+            silence_at_.reset();  // ordinary bytes after a pause
+        } else if (text.size() >= ready_line.size() || payload_remaining_ == 0) {
+            std::string rebooted(resumed);
+            const std::size_t before = *silence_at_;
+            out.emplace_back(PayloadLost{payload_.proxy, payload_.bytes.size() + payload_remaining_, before});
+            discard(std::string_view(payload_.bytes).substr(0, before), out);
+            payload_ = {};
+            payload_remaining_ = 0;
+            in_payload_ = false;
+            payload_start_ = false;
+            silence_at_.reset();
+            prev_ = Prev::payload_end;  // the banner's CRLF starts a message
+            buffer_.insert(cur, rebooted);
+            return true;
+        }
+    }
     if (payload_remaining_ != 0) return false;
     if (mode_ == LinkMode::command && !payload_confirmed_) {
         // The firmware starts every message after a payload with CRLF. Anything else right after the counted
@@ -329,7 +377,8 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
         // payload holds foreign bytes and must not be delivered. Until the CRLF is here, or the caller says
         // nothing more is coming (confirm_payload(), idle()), the payload waits.
         const std::size_t after = buffer_.size() - cur;
-        const bool crlf_so_far = after == 0 || (buffer_[cur] == '\r' && (after == 1 || buffer_[cur + 1] == '\n'));
+        const bool crlf_so_far =
+            after == 0 || (buffer_[cur] == '\r' && (after == 1 || buffer_[cur + 1] == '\n'));
         if (!crlf_so_far) {
             out.emplace_back(PayloadLost{payload_.proxy, payload_.bytes.size(), payload_.bytes.size()});
             discard(payload_.bytes, out);
@@ -342,6 +391,10 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
         }
         if (after < 2 && !idle) return false;
     }
+    // Delivered before its CRLF was seen (the line was quiet): the bytes that come next still get the check.
+    const bool crlf_seen = buffer_.size() - cur >= 2;
+    unchecked_payload_ =
+        !crlf_seen && mode_ == LinkMode::command ? std::optional(payload_.proxy) : std::nullopt;
     out.emplace_back(std::move(payload_));
     payload_ = {};
     in_payload_ = false;
@@ -369,14 +422,16 @@ Framer::Interleaved Framer::interleaved_notification(std::string_view s, bool id
     const std::string_view text = s.substr(2, end - 2);
     if (auto header = parse_data_header(text)) {
         // Another proxy's data notification, whole (its header and its payload are each one write).
-        if (header->proxy == payload_.proxy || header->size > profile_.receive_chunk_max) return Interleaved::none;
+        if (header->proxy == payload_.proxy || header->size > profile_.receive_chunk_max)
+            return Interleaved::none;
         if (s.size() < end + 2 + header->size) return undecided_or_none;
         out.emplace_back(ProxyData{header->proxy, std::string(s.substr(end + 2, header->size)),
                                    std::move(header->address), header->port});
         length = end + 2 + header->size;
         return Interleaved::taken;
     }
-    if (text.ends_with("\"disconnected\"") || text.ends_with("\"stopped\"") || text.ends_with("\"connected\"")) {
+    if (text.ends_with("\"disconnected\"") || text.ends_with("\"stopped\"") ||
+        text.ends_with("\"connected\"")) {
         out.emplace_back(Urc{std::string(text)});
         length = end + 2;
         return Interleaved::taken;
@@ -406,8 +461,9 @@ bool Framer::step_line(std::size_t& cur, std::vector<Event>& out, bool idle) {
     std::string_view b(buffer_);
     const std::size_t avail = b.size() - cur;
     if (mode_ == LinkMode::entering_data_mode && message_start() && b[cur] != '\r') {
-        // Every firmware message starts with CRLF (only "Ready" does not), so anything else here is downlink data
-        // that the firmware wrote after switching to data mode but before its OK (reference section 4, race).
+        // Every firmware message starts with CRLF (only "Ready" does not), so anything else here is downlink
+        // data that the firmware wrote after switching to data mode but before its OK (reference section 4,
+        // race).
         std::string_view head = b.substr(cur, 7);
         const bool could_be_ready = std::string_view("Ready\r\n").starts_with(head);
         if (could_be_ready && head.size() < 7 && !idle) return false;
@@ -456,7 +512,8 @@ void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
     }
     if (!fragment) {
         if (auto header = parse_data_header(text); header && header->size <= profile_.receive_chunk_max) {
-            data_first_payload(header->proxy, header->size, std::move(header->address), header->port, text, out);
+            data_first_payload(header->proxy, header->size, std::move(header->address), header->port, text,
+                               out);
             return;
         }
     }
@@ -479,7 +536,9 @@ void Framer::release_lookback(std::vector<Event>& out, bool all) {
     }
 }
 
-void Framer::flush_lookback(std::vector<Event>& out) { release_lookback(out, true); }
+void Framer::flush_lookback(std::vector<Event>& out) {
+    release_lookback(out, true);
+}
 
 void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
                                 std::optional<std::uint16_t> port, std::string_view header,
@@ -524,8 +583,8 @@ void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::s
 void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command) {
     if (text.empty()) return;  // framing
     if (fragment) {
-        // The line did not start after a CRLF (stream start, after a payload or over-long junk): it is the tail of
-        // something we did not see whole. A reset banner behind noise is still a reset.
+        // The line did not start after a CRLF (stream start, after a payload or over-long junk): it is the
+        // tail of something we did not see whole. A reset banner behind noise is still a reset.
         if (text.ends_with(ready_line)) {
             discard(text.substr(0, text.size() - ready_line.size()), out);
             on_ready(out);
@@ -572,14 +631,15 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
                 prev_ = Prev::payload_end;
             } else {
                 in_payload_ = true;
+                silence_at_.reset();
                 payload_start_ = true;
                 payload_remaining_ = header->size;
             }
             return;
         }
     }
-    if (command_pending_ && take_unprefixed_lines_ && !text.empty() && text.front() != '+' && text.front() != '#' &&
-        text.front() != '%') {
+    if (command_pending_ && take_unprefixed_lines_ && !text.empty() && text.front() != '+' &&
+        text.front() != '#' && text.front() != '%') {
         out.emplace_back(InfoLine{std::string(text)});
         return;
     }
@@ -613,6 +673,10 @@ void Framer::on_ready(std::vector<Event>& out) {
     // Not prev_ or skipping_: those describe the tokenizer's position, which a delayed (look-back) release
     // of the banner must not move.
     out.emplace_back(ReadyBanner{});
+}
+
+void Framer::resume_after_silence() {
+    if (in_payload_ && payload_remaining_ > 0) silence_at_ = payload_.bytes.size();
 }
 
 void Framer::confirm_payload(std::vector<Event>& out) {
@@ -660,7 +724,8 @@ void Framer::enter_data_mode() {
     terminator_reported_ = false;
 }
 
-std::size_t Framer::match_data_pattern(std::string_view s, PatternKind& kind, int& status, std::string& text) const {
+std::size_t Framer::match_data_pattern(std::string_view s, PatternKind& kind, int& status,
+                                       std::string& text) const {
     const bool leaving = mode_ == LinkMode::leaving_data_mode;
     bool any_partial = false;
     // Call only with the Match already computed, so the matcher's length is read after it ran.
@@ -719,7 +784,8 @@ std::size_t Framer::match_data_pattern(std::string_view s, PatternKind& kind, in
 
 bool Framer::step_data(std::size_t& cur, std::vector<Event>& out, bool idle) {
     std::string_view b(buffer_);
-    const bool terminator_profile = profile_.data_mode_peer_loss == DataModePeerLoss::null_mode_with_terminator;
+    const bool terminator_profile =
+        profile_.data_mode_peer_loss == DataModePeerLoss::null_mode_with_terminator;
     std::size_t raw_start = cur;
     std::size_t i = cur;
     auto release_raw = [&](std::size_t end) {
@@ -753,9 +819,9 @@ bool Framer::step_data(std::size_t& cur, std::vector<Event>& out, bool idle) {
         int status = 0;
         std::string text;
         if (b[i] == '+') {
-            // v2.7+ peer-loss signal: a raw "+++" after which the firmware goes silent (null mode). Downlink data may
-            // contain "+++" too, so a "+++" is only a candidate while nothing but silence (or, once the host has
-            // sent its own "+++", the #XDATAMODE answer) follows it.
+            // v2.7+ peer-loss signal: a raw "+++" after which the firmware goes silent (null mode). Downlink
+            // data may contain "+++" too, so a "+++" is only a candidate while nothing but silence (or, once
+            // the host has sent its own "+++", the #XDATAMODE answer) follows it.
             std::string_view rest = b.substr(i);
             const std::string_view head = rest.substr(0, 3);
             if (!std::string_view("+++").starts_with(head)) {
@@ -784,8 +850,8 @@ bool Framer::step_data(std::size_t& cur, std::vector<Event>& out, bool idle) {
                 if (m != 0 && m != partial_match &&
                     (kind == PatternKind::exit_status || kind == PatternKind::exit_ok ||
                      kind == PatternKind::exit_error)) {
-                    // A failed link reports a nonzero status: the "+++" was the firmware's signal and is dropped.
-                    // Status 0 means the link was fine, so the "+++" was downlink data.
+                    // A failed link reports a nonzero status: the "+++" was the firmware's signal and is
+                    // dropped. Status 0 means the link was fine, so the "+++" was downlink data.
                     release_raw(status != 0 ? i : i + 3);
                     return leave(status, 3 + m);
                 }
@@ -800,7 +866,8 @@ bool Framer::step_data(std::size_t& cur, std::vector<Event>& out, bool idle) {
             continue;
         }
         if (m == partial_match) {
-            if (idle) {  // the firmware writes each of these lines in one go; a fragment before silence is data
+            if (idle) {  // the firmware writes each of these lines in one go; a fragment before silence is
+                         // data
                 ++i;
                 continue;
             }

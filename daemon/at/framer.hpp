@@ -77,6 +77,8 @@ struct PeerTerminator {
 // payload still owed bytes): the modem rebooted, or UART bytes were lost and the count no longer matches the
 // stream. None of its bytes is delivered (they go out as Discarded): the ones that came may hold the reboot
 // banner, answers to later commands or a later header, and which ones are the peer's cannot be told.
+// expected == received == 0: a payload already delivered (the line was quiet after it) turned out to be
+// followed by no message, so bytes had gone missing inside it; its connection must end in an error.
 struct PayloadLost {
     Proxy proxy = Proxy::tcp;
     std::size_t expected = 0;  // the header's count
@@ -90,29 +92,30 @@ struct Discarded {
     bool operator==(const Discarded&) const = default;
 };
 
-using Event = std::variant<FinalResult, InfoLine, Urc, ReadyBanner, ProxyData, RawData, DataModeExited, PeerTerminator,
-                           Discarded, PayloadLost>;
+using Event = std::variant<FinalResult, InfoLine, Urc, ReadyBanner, ProxyData, RawData, DataModeExited,
+                           PeerTerminator, Discarded, PayloadLost>;
 
 enum class LinkMode {
-    command,              // AT-command mode
-    entering_data_mode,   // bare AT#XTCPSEND/AT#XUDPSEND sent; its OK switches to data mode
-    data,                 // raw bytes both ways
-    leaving_data_mode,    // host sent "+++"; waiting for #XDATAMODE (or OK)
+    command,             // AT-command mode
+    entering_data_mode,  // bare AT#XTCPSEND/AT#XUDPSEND sent; its OK switches to data mode
+    data,                // raw bytes both ways
+    leaving_data_mode,   // host sent "+++"; waiting for #XDATAMODE (or OK)
 };
 
 class Framer {
-public:
+  public:
     explicit Framer(FirmwareProfile profile);
 
     void set_profile(const FirmwareProfile& profile);
     const FirmwareProfile& profile() const { return profile_; }
 
-    // A command line went out. Lines beginning with `response_prefix` (e.g. "#XTCPCLI") are InfoLines until the
-    // final result; an empty prefix means the command has no info lines of its own. With
-    // `take_unprefixed_lines`, lines that start with none of '+', '#', '%' (which every URC starts with) answer
-    // it too: an administrator's AT+CGMR or AT+CGSN answers with bare text.
+    // A command line went out. Lines beginning with `response_prefix` (e.g. "#XTCPCLI") are InfoLines until
+    // the final result; an empty prefix means the command has no info lines of its own. With
+    // `take_unprefixed_lines`, lines that start with none of '+', '#', '%' (which every URC starts with)
+    // answer it too: an administrator's AT+CGMR or AT+CGSN answers with bare text.
     void command_sent(std::string_view response_prefix, bool take_unprefixed_lines = false);
-    // The bare send command went out (AT#XTCPSEND / AT#XUDPSEND): its OK (or, before v2.1, nothing) enters data mode.
+    // The bare send command went out (AT#XTCPSEND / AT#XUDPSEND): its OK (or, before v2.1, nothing) enters
+    // data mode.
     void data_mode_requested();
     // The host wrote "+++" to leave data mode.
     void data_mode_exit_requested();
@@ -125,28 +128,33 @@ public:
     void idle(std::vector<Event>& out);
     // Bytes the counted payload being received still owes (header-first releases), 0 when none is under way.
     std::size_t payload_outstanding() const { return in_payload_ ? payload_remaining_ : 0; }
-    // The line stayed silent in the middle of a counted payload (the caller's timer; the framer has no clock):
-    // gives the payload up (PayloadLost, its bytes Discarded) and reads what came from the last line ending
-    // in "Ready" on as ordinary lines, so a reboot in the middle of a payload is seen as one.
+    // The line stayed silent in the middle of a counted payload (the caller's timer; the framer has no
+    // clock): gives the payload up (PayloadLost, its bytes Discarded) and reads what came from the last line
+    // ending in "Ready" on as ordinary lines, so a reboot in the middle of a payload is seen as one.
     void payload_stalled(std::vector<Event>& out);
     // A counted payload has all its bytes but waits for the CRLF that must follow it (the check that no byte
     // went missing inside it); true while it waits.
     bool payload_unconfirmed() const { return in_payload_ && payload_remaining_ == 0; }
     // The line stayed quiet after such a payload: nothing follows it yet, so it is delivered now.
     void confirm_payload(std::vector<Event>& out);
+    // The caller saw the line silent for a while in the middle of a counted payload (at::Channel: 50 ms) and
+    // bytes arrive again: if they are the start of a reboot banner ("\r\nReady\r\n"), the modem rebooted
+    // part-way through the payload, which is given up (PayloadLost) and the banner read as a reboot.
+    void resume_after_silence();
 
     LinkMode mode() const { return mode_; }
     bool command_pending() const { return command_pending_; }
     // Bytes discarded since construction (for stats).
     std::uint64_t discarded_bytes() const { return discarded_bytes_; }
     // Bytes received but not yet turned into events (partial line, partial payload, held-back patterns, the
-    // data-first look-back). Bounded by roughly max_line_length + 2 * receive_chunk_max; the fuzzer checks it.
+    // data-first look-back). Bounded by roughly max_line_length + 2 * receive_chunk_max; the fuzzer checks
+    // it.
     std::size_t buffered_bytes() const;
 
     // Longest line text (without CRLF) the framer accepts; SLM's response buffer is 4096 bytes.
     static constexpr std::size_t max_line_length = 4096;
 
-private:
+  private:
     // What the last complete token was; decides whether the next line is a fragment and whether the firmware
     // must start its next message with CRLF (see docs/at-framer.md, "Boundaries").
     enum class Prev { stream_start, empty_line, text_line, payload_end, skipped };
@@ -172,7 +180,8 @@ private:
     void handle_line(std::string_view text, std::vector<Event>& out);
     void classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command = false);
     void data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
-                            std::optional<std::uint16_t> port, std::string_view header, std::vector<Event>& out);
+                            std::optional<std::uint16_t> port, std::string_view header,
+                            std::vector<Event>& out);
     void release_lookback(std::vector<Event>& out, bool all);
     void flush_lookback(std::vector<Event>& out);
     void on_ready(std::vector<Event>& out);
@@ -181,7 +190,8 @@ private:
     bool lookback_active() const;
     bool message_start() const;
     // Matches the data-mode patterns at the start of `s`: 0 = no, SIZE_MAX = partial, else the length.
-    std::size_t match_data_pattern(std::string_view s, PatternKind& kind, int& status, std::string& text) const;
+    std::size_t match_data_pattern(std::string_view s, PatternKind& kind, int& status,
+                                   std::string& text) const;
 
     FirmwareProfile profile_;
     LinkMode mode_ = LinkMode::command;
@@ -194,7 +204,12 @@ private:
     ProxyData payload_;
     bool in_payload_ = false;
     bool payload_start_ = false;
-    bool payload_confirmed_ = false;  // inside confirm_payload(): deliver a complete payload without the check  // no byte of the current payload taken yet: an interleaved URC may come first
+    bool payload_confirmed_ = false;
+    std::optional<std::size_t> silence_at_;  // payload offset where bytes resumed after a silence
+    std::optional<Proxy>
+        unchecked_payload_;  // a payload delivered before the CRLF behind it was seen  // inside
+                             // confirm_payload(): deliver a complete payload without the check  // no byte of
+                             // the current payload taken yet: an interleaved URC may come first
     Prev prev_ = Prev::stream_start;
     bool skipping_ = false;              // inside the rest of an over-long line
     std::size_t scan_hint_ = 0;          // bytes at the front of buffer_ already searched for CRLF

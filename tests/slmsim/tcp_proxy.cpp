@@ -383,7 +383,9 @@ bool Simulator::strike_payload_fault(const std::string& data) {
     payload_fault_.reset();
     emit(p_.header_first || raw ? header + before : before);
     ++stats_.resets;
-    reboot(cfg_.boot_delay_ms);
+    // A modem that died in the middle of a write takes a while to boot again (the modem library's start-up):
+    // at least 200 ms, whatever --boot-delay-ms says for the fast resets of other tests.
+    reboot(std::max(cfg_.boot_delay_ms, 200));
     return true;
   }
   // Bytes lost on the wire: the count still says data.size(), the stream carries fewer.

@@ -71,8 +71,10 @@ def main():
     parser.add_argument("--fault-every", type=float, default=45, help="seconds between injected faults")
     parser.add_argument("--size", type=int, default=64 * 1024, help="bytes per download")
     parser.add_argument("--json", help="also write the summary here")
-    parser.add_argument("--faults", default="reset,peer-reset,detach,noise,close-link",
-                        help="comma-separated cycle of faults: reset, peer-reset, detach, noise, close-link")
+    parser.add_argument("--faults", default="reset,peer-reset,detach,noise,close-link,payload-reset,payload-drop",
+                        help="comma-separated cycle of faults: reset, peer-reset, detach, noise, close-link, "
+                             "payload-reset (the modem reboots part-way through a #XTCPDATA payload), "
+                             "payload-drop (1-300 bytes vanish inside the downlink)")
     args = parser.parse_args()
     binaries = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="slmd-soak.")
@@ -114,11 +116,15 @@ def main():
         sys.exit("soak: slmd did not bring the simulated modem up; see " + work)
     start_rss, start_fds = rss_kib(slmd.pid), descriptors(slmd.pid)
 
-    counts = {"tcp_ok": 0, "tcp_error": 0, "tcp_silent_loss": 0, "udp_ok": 0, "udp_error": 0, "udp_silent_loss": 0,
-              "bytes_down": 0, "bytes_udp": 0}
+    counts = {"tcp_ok": 0, "tcp_error": 0, "tcp_hang": 0, "tcp_silent_loss": 0, "udp_ok": 0, "udp_error": 0,
+              "udp_silent_loss": 0, "bytes_down": 0, "bytes_udp": 0}
     faults = []
     commands = {"reset": "reset", "peer-reset": "peer-reset", "detach": "detach",
-                "noise": "noise 00 ff 0d 0a 2b 2b 2b 0d 0a 4f 4b", "close-link": "close-link"}
+                "noise": "noise 00 ff 0d 0a 2b 2b 2b 0d 0a 4f 4b", "close-link": "close-link",
+                # At a random offset of the downlink still to come: mostly inside a payload, never on purpose
+                # on a boundary.
+                "payload-reset": lambda: f"payload-fault reset {rng.randrange(1, 16 * 1024)}",
+                "payload-drop": lambda: f"payload-fault drop {rng.randrange(1, 16 * 1024)} {rng.randrange(1, 300)}"}
     fault_cycle = [commands[name] for name in args.faults.split(",") if name]
     udp_client = (
         "import os,socket,sys\n"
@@ -135,8 +141,11 @@ def main():
 
     def count_download(proc):
         out, _ = proc.communicate()
-        # Exit status non-zero is an error the program saw; zero with wrong bytes is silent loss.
-        if proc.returncode != 0:
+        # Exit status non-zero is an error the program saw; zero with wrong bytes is silent loss; curl's 28 is
+        # its --max-time: a hang.
+        if proc.returncode == 28:
+            counts["tcp_hang"] += 1
+        elif proc.returncode != 0:
             counts["tcp_error"] += 1
         elif hashlib.sha256(out).hexdigest() != blob_sha:
             counts["tcp_silent_loss"] += 1
@@ -150,6 +159,7 @@ def main():
             # The fault lands in the middle of a download: wait until the modem has the connection open.
             in_transfer = wait_until(lambda: "tcp=client" in control(f"{work}/control", "state"), 5, 0.02)
             fault = fault_cycle[fault_index % len(fault_cycle)]
+            fault = fault() if callable(fault) else fault
             fault_index += 1
             began = time.monotonic()
             reply = control(f"{work}/control", fault)
@@ -160,7 +170,8 @@ def main():
                 time.sleep(1)  # the USB-serial adapter is unplugged for a second
                 control(f"{work}/control", "reopen")
             recovered = wait_until(lambda: state() == "serving", 120, 0.2)
-            faults.append({"fault": fault.split()[0], "reply": reply, "mid_transfer": in_transfer,
+            name = "payload-" + fault.split()[1] if fault.startswith("payload-fault") else fault.split()[0]
+            faults.append({"fault": name, "command": fault, "reply": reply, "mid_transfer": in_transfer,
                            "recovered": recovered, "seconds": round(time.monotonic() - began, 2)})
             next_fault = time.monotonic() + args.fault_every
         count_download(download)
@@ -183,6 +194,10 @@ def main():
         kind["mid_transfer"] += bool(f.get("mid_transfer"))
         kind["recovered"] += bool(f["recovered"])
         kind["max_seconds"] = max(kind["max_seconds"], f["seconds"])
+    # How many armed payload faults struck inside the downlink (one armed at the end may not have).
+    sim_stats = dict(kv.split("=", 1) for kv in control(f"{work}/control", "stats").split()[1:] if "=" in kv)
+    counts["payload_faults_struck"] = int(sim_stats.get("payload_faults", 0))
+    counts["payload_bytes_dropped"] = int(sim_stats.get("payload_bytes_dropped", 0))
     summary = {"minutes": args.minutes, "profile": args.profile, "baud": args.baud, "slmd_alive": alive, **counts,
                "fault_summary": by_kind, "faults": faults, "rss_kib": [start_rss, rss_kib(slmd.pid) if alive else None],
                "descriptors": [start_fds, descriptors(slmd.pid) if alive else None], "work": work}
@@ -191,7 +206,7 @@ def main():
         open(args.json, "w").write(json.dumps(summary, indent=2))
     slmd.terminate()
     sim.terminate()
-    ok = alive and counts["tcp_silent_loss"] == 0 and counts["udp_silent_loss"] == 0 and all(
+    ok = alive and counts["tcp_silent_loss"] == 0 and counts["tcp_hang"] == 0 and counts["udp_silent_loss"] == 0 and all(
         f["recovered"] for f in faults)
     sys.exit(0 if ok else 1)
 

@@ -215,6 +215,7 @@ protected:
             .proxy_data = [](slmd::at::ProxyData&&) {},
             .raw_data = [](std::string_view) {},
             .data_mode_exited = [](int) {},
+            .payload_lost = [](const slmd::at::PayloadLost&) {},
         });
         hooks.radio_going_off = [this] { events.push_back("off"); };
         hooks.radio_back = [this] { events.push_back("back"); };

@@ -536,6 +536,32 @@ TEST(Framer, PayloadStalledWithABannerInsideIsARebootAndNoData) {
     EXPECT_EQ(merged(out), (Events{info("+CFUN: 1"), ok()}));
 }
 
+// The reboot banner ("Ready\r\n") that happens to complete the payload's count (7 bytes owed), or to end
+// past it: counted as payload it would be delivered as data. Coming after a silence in the middle of the
+// payload, it is read as the reboot it is.
+TEST(Framer, ABannerAfterASilenceInsideAPayloadIsARebootEvenWhenItCompletesTheCount) {
+    for (const std::size_t owed : {7u, 5u, 3u, 9u, 20u}) {
+        Framer framer(profile("2.9.0"));
+        Events out;
+        framer.feed("\r\n#XTCPDATA: " + std::to_string(100 + owed) + "\r\n" + std::string(100, 'p'), out);
+        framer.resume_after_silence();  // the channel: the line was silent, now bytes come again
+        framer.feed(owed == 9 ? "\r\nReady\r\n" : "Ready\r\n", out);  // also behind power-on noise
+        framer.confirm_payload(out);
+        EXPECT_EQ(merged(out), (Events{lost(Proxy::tcp, 100 + owed, 100), junk(std::string(100, 'p')), ready}))
+            << owed << " bytes owed";
+    }
+}
+
+TEST(Framer, OrdinaryBytesAfterASilenceInsideAPayloadAreStillPayload) {
+    Framer framer(profile("2.9.0"));
+    Events out;
+    framer.feed("\r\n#XTCPDATA: 10\r\nabcde", out);
+    framer.resume_after_silence();
+    framer.feed("\r\nxyz", out);
+    framer.confirm_payload(out);
+    EXPECT_EQ(merged(out), (Events{tcp("abcde\r\nxyz")}));
+}
+
 TEST(Framer, PayloadStalledWithoutABannerDiscardsItAndFramesOn) {
     Framer framer(profile("2.9.0"));
     Events out;

@@ -74,7 +74,10 @@ public:
         auto self = shared_from_this();
         socket_.async_receive(asio::buffer(buffer_), flags_,
                               [self, on_message](boost::system::error_code error, std::size_t n) {
-                                  if (error || n == 0) return;  // client gone: the session ends with it
+                                  if (error || n == 0) {  // client gone: the session ends with it
+                                      if (auto closed = std::move(self->on_closed_)) closed(*self);
+                                      return;
+                                  }
                                   on_message(self, std::span<const std::uint8_t>(self->buffer_.data(), n));
                                   self->receive(on_message);
                               });
@@ -86,6 +89,11 @@ public:
     }
 
     bool truncated() const { return (flags_ & MSG_TRUNC) != 0; }
+    // Runs once when the client closes its end (not when slmd closes the session).
+    void on_closed(std::function<void(Session&)> handler) { on_closed_ = std::move(handler); }
+    // Blocking connects this client waits for: dropped if it goes away first.
+    void waits_for_flow(std::uint64_t flow_id) { unanswered_flows_.push_back(flow_id); }
+    const std::vector<std::uint64_t>& unanswered_flows() const { return unanswered_flows_; }
     void close() {
         boost::system::error_code ignored;
         socket_.close(ignored);
@@ -128,6 +136,8 @@ private:
     std::array<std::uint8_t, wire::max_message_size + 1> buffer_{};
     asio::socket_base::message_flags flags_ = 0;
     std::deque<std::vector<std::uint8_t>> outbox_;
+    std::function<void(Session&)> on_closed_;
+    std::vector<std::uint64_t> unanswered_flows_;
 };
 
 ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
@@ -288,6 +298,11 @@ void ApiServer::accepted(Protocol::socket socket) {
             SLMD_NOTICE("api: closed an idle connection from pid {} ({} so far)", pid, counters_.idle_closed);
         }
     });
+    // A program stopped while its connect waited (Ctrl-C, timeout(1)) must not get the modem's connection.
+    session->on_closed([this, alive = alive_](Session& closed) {
+        if (!*alive) return;
+        for (const auto flow_id : closed.unanswered_flows()) flows_.abandon_unanswered(flow_id);
+    });
     session->receive([this, alive = alive_](std::shared_ptr<Session> session, std::span<const std::uint8_t> bytes) {
         if (!*alive) return;
         ++counters_.requests;
@@ -376,8 +391,9 @@ void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope r
                 }
                 if (!message.tls && tls_ && message.transport == wire::Transport::tcp)
                     message.tls = tls_->lookup(false, message.destination, message.port);
-                flows_.connect(message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); },
-                               session->requester());
+                const auto waits_for = flows_.connect(
+                    message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); }, session->requester());
+                if (waits_for != 0) session->waits_for_flow(waits_for);
             } else if constexpr (std::is_same_v<T, wire::FlowStatusRequest>) {
                 reply(flows_.status(message, session->requester()));
             } else if constexpr (std::is_same_v<T, wire::ShutdownRequest>) {

@@ -53,6 +53,7 @@ struct FlowManager::Flow {
     ConnectReplyHandler pending_reply;
     std::uint16_t data_port = 0;  // client: slmd's data endpoint; server peer: slmd's end of the loopback connection
     Requester requester;
+    std::uint64_t socket_inode = 0;  // the app socket named in the request (0: any socket of the requester's uid)
     std::uint64_t bytes_up = 0;
     std::uint64_t bytes_down = 0;
 
@@ -127,37 +128,37 @@ FlowManager::~FlowManager() {
     driver_.set_capacity_listener({});
 }
 
-void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
+std::uint64_t FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
                           const Requester& requester) {
     wire::ConnectReply answer;
     answer.route = wire::Route::modem;
     if (request.transport != wire::Transport::tcp) {
         answer.status = -EPROTONOSUPPORT;
         reply(answer);
-        return;
+        return 0;
     }
     if (request.destination.family != wire::Family::ipv4 && request.destination.family != wire::Family::ipv6) {
         answer.status = -EAFNOSUPPORT;
         reply(answer);
-        return;
+        return 0;
     }
     if (!driver_.serving()) {
         answer.status = -ENETDOWN;
         reply(answer);
-        return;
+        return 0;
     }
     if (server_) {
         // The firmware runs a TCP client or a TCP server, not both; the server may run for hours.
         ++counters_.refused_busy;
         answer.status = -EBUSY;
         reply(answer);
-        return;
+        return 0;
     }
     if (driver_.tcp_available() == 0 && waiting_.size() >= options_.max_waiting) {
         ++counters_.refused_busy;
         answer.status = -EBUSY;
         reply(answer);
-        return;
+        return 0;
     }
     auto flow = std::make_shared<Flow>(executor_);
     flow->id = next_id_++;
@@ -168,6 +169,7 @@ void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t dat
     flow->tls = request.tls;
     flow->data_port = data_port;
     flow->requester = requester;
+    flow->socket_inode = request.socket_inode;
     const auto timeout = request.timeout_ms ? std::chrono::milliseconds(request.timeout_ms)
                                             : options_.default_connect_timeout;
     flow->connect_by = std::chrono::steady_clock::now() + timeout;
@@ -197,14 +199,66 @@ void FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t dat
     answer.flow_id = flow->id;
     answer.token = flow->token;
     answer.data_port = data_port;
+    if (driver_.tcp_available() == 0) {
+        // Say why a connect does not go out at once: an app that seems to hang is queued behind another flow.
+        SLMD_INFO("flow {}: waits for a modem TCP connection ({} in use, {} flows queued ahead)", flow->id,
+                  active_flows(), waiting_.size() - 1);
+    }
     if (request.nonblocking) {
         answer.status = -EINPROGRESS;
         reply(answer);
+        schedule();
+        return 0;
+    }
+    flow->pending_reply = std::move(reply);
+    schedule();
+    return flow->pending_reply ? flow->id : 0;
+}
+
+void FlowManager::abandon_unanswered(std::uint64_t flow_id) {
+    auto it = flows_.find(flow_id);
+    if (it == flows_.end() || !it->second->pending_reply) return;
+    abandon(it->second, "its API connection closed");
+}
+
+// The app will never use this flow: it must not wait for (or keep) the modem's connection. A flow still
+// queued leaves the queue; one the modem is connecting is closed as soon as the modem answers (on_connected).
+void FlowManager::abandon(const FlowPtr& flow, const char* why) {
+    if (flow->phase != Phase::waiting && flow->phase != Phase::connecting) return;
+    SLMD_INFO("flow {}: the app gave up ({}) while {}; dropped", flow->id, why,
+              flow->phase == Phase::waiting ? "queued for a modem connection" : "the modem was connecting");
+    ++counters_.abandoned;
+    flow->pending_reply = nullptr;  // nobody to answer; releases the API session
+    flow->error = ECANCELED;
+    if (flow->app) {
+        reset_app(flow);
     } else {
-        flow->pending_reply = std::move(reply);
+        finish(flow);
     }
     schedule();
 }
+
+// A non-blocking app holds its data connection while the modem connects. If it closes that socket (the
+// program was stopped, timed out), the flow is abandoned. Readable data means the app wrote early: it is
+// read once connected, and the close check ends here.
+void FlowManager::watch_for_abandonment(const FlowPtr& flow) {
+    if (!flow->app || (flow->phase != Phase::waiting && flow->phase != Phase::connecting)) return;
+    std::weak_ptr<Flow> weak = flow;
+    flow->app->async_wait(tcp::socket::wait_read, [this, alive = alive_, weak](boost::system::error_code error) {
+        auto flow = weak.lock();
+        if (!*alive || error || !flow || !flow->app) return;
+        if (flow->phase != Phase::waiting && flow->phase != Phase::connecting) return;
+        char byte = 0;
+        const ssize_t n = ::recv(flow->app->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return watch_for_abandonment(flow);
+        // End of file or a reset. A shutdown(SHUT_WR) keeps the socket owned: that app still wants the flow.
+        if (n == 0 && net::app_socket_owned(flow->app_port, flow->data_port)) return;
+        abandon(flow, n == 0 ? "closed its socket" : "reset its socket");
+    });
+}
+
+
 
 void FlowManager::schedule() {
     while (driver_.tcp_available() > 0 && !waiting_.empty()) {
@@ -375,16 +429,28 @@ void FlowManager::fail(const FlowPtr& flow, int error) {
     }
 }
 
-void FlowManager::attach(tcp::socket socket, std::uint64_t flow_id, const wire::Token& token) {
-    auto it = flows_.find(flow_id);
-    if (it == flows_.end() || it->second->token != token || it->second->attached) {
-        SLMD_WARN("data connection with an unknown or used credential; refused");
+bool FlowManager::attach(tcp::socket socket, std::uint64_t flow_id, const wire::Token& token,
+                         const net::SocketIdentity& owner) {
+    auto refuse = [&socket] {
         boost::system::error_code ignored;
         socket.set_option(asio::socket_base::linger(true, 0), ignored);
         socket.close(ignored);
-        return;
+        return false;
+    };
+    auto it = flows_.find(flow_id);
+    if (it == flows_.end() || it->second->token != token || it->second->attached) {
+        SLMD_WARN("data connection with an unknown or used credential (from uid {}); refused", owner.uid);
+        return refuse();
     }
     auto flow = it->second;
+    // The credential travelled to a loopback port; whoever else learnt it (a process holding [::1] at that
+    // port, say) must not get the connection. Only the requester's own socket may present it.
+    if (owner.uid != flow->requester.uid || (flow->socket_inode != 0 && owner.inode != flow->socket_inode)) {
+        SLMD_WARN("flow {}: its credential came from a socket of uid {} (inode {}), not the requester's (uid {}, "
+                  "inode {}); refused",
+                  flow->id, owner.uid, owner.inode, flow->requester.uid, flow->socket_inode);
+        return refuse();
+    }
     flow->attached = true;
     flow->attach_deadline.cancel();
     boost::system::error_code error;
@@ -393,12 +459,15 @@ void FlowManager::attach(tcp::socket socket, std::uint64_t flow_id, const wire::
     flow->app.emplace(std::move(socket));
     if (flow->phase == Phase::finished) {
         reset_app(flow);
-        return;
+        return true;
     }
     if (flow->phase == Phase::connected) {
         read_uplink(flow);
         write_downlink(flow);
+    } else {
+        watch_for_abandonment(flow);
     }
+    return true;
 }
 
 void FlowManager::read_uplink(const FlowPtr& flow) {

@@ -25,6 +25,7 @@
 #include "core/latency_histogram.hpp"
 #include "core/socket_graveyard.hpp"
 #include "modem/modem_driver.hpp"
+#include "net/socket_table.hpp"
 #include "wire.hpp"
 
 namespace slmd::core {
@@ -52,6 +53,7 @@ struct FlowCounters {
     std::uint64_t dropped_down_app_gone = 0;    // modem bytes for an app that had already closed
     std::uint64_t dropped_up_peer_gone = 0;     // app bytes after the peer closed
     std::uint64_t refused_busy = 0;
+    std::uint64_t abandoned = 0;                // connects the app gave up on before the modem connected
     std::uint64_t server_peers_accepted = 0;    // modem server peers connected to the app's listening socket
     std::uint64_t server_peers_refused = 0;     // ... whose loopback connection the app's socket refused
     std::uint64_t reset_slow_reader = 0;        // connections reset: the app left slow_reader_limit unread
@@ -68,15 +70,23 @@ public:
 
     // A CONNECT from an app. The reply comes at once for non-blocking requests, else when the modem answered.
     // -EBUSY at once while the modem's TCP server holds the proxy (the firmware runs a client or a server).
-    void connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
+    // Returns the flow's id while its reply is still to come (a blocking connect waiting or connecting), else 0.
+    std::uint64_t connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
                  const Requester& requester = {});
+    // The app behind a blocking connect that has not been answered yet is gone (its API connection closed):
+    // the flow is dropped, from the queue or, while the modem connects, when the modem has answered.
+    void abandon_unanswered(std::uint64_t flow_id);
     // A flow is the business of the uid that opened it (or root): for anyone else it does not exist, so flow
     // ids, which are sequential, tell nothing about other users' connections and reach none of them.
     slmsock::wire::FlowStatusReply status(const slmsock::wire::FlowStatusRequest& request,
                                           const Requester& requester) const;
     slmsock::wire::ShutdownReply shutdown(const slmsock::wire::ShutdownRequest& request, const Requester& requester);
-    // A data connection presented this credential; takes the socket or closes it (unknown or used credential).
-    void attach(boost::asio::ip::tcp::socket socket, std::uint64_t flow_id, const slmsock::wire::Token& token);
+    // A data connection presented this credential from the app socket `owner` (the other end of the loopback
+    // connection); takes the socket, or resets it and returns false: an unknown or used credential, or a socket
+    // that is not the requester's (another uid, or not the socket named in the request). A refused socket does
+    // not use up the credential: the flow's own app can still attach.
+    bool attach(boost::asio::ip::tcp::socket socket, std::uint64_t flow_id, const slmsock::wire::Token& token,
+                const net::SocketIdentity& owner);
 
     // BindRequest with Transport::tcp: reserves modem_port for the app socket at app_port (no modem command).
     slmsock::wire::BindReply bind(const slmsock::wire::BindRequest& request, const Requester& requester);
@@ -110,6 +120,8 @@ private:
     modem::TcpConnectionEvents connection_events(const FlowPtr& flow);
     modem::TcpConnectionEvents on_incoming(const ReservationPtr& server, modem::ConnectionId id,
                                            const std::string& peer);
+    void watch_for_abandonment(const FlowPtr& flow);
+    void abandon(const FlowPtr& flow, const char* why);
     void on_app_connected(const FlowPtr& flow, boost::system::error_code error);
     void drop_reservation(const ReservationPtr& reservation);
     bool reservation_live(const Reservation& reservation) const;

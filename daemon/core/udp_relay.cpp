@@ -43,6 +43,9 @@ struct UdpRelay::AppSocket {
     wire::Family family = wire::Family::ipv4;
     std::uint16_t port = 0;  // L
     Requester requester;
+    // The socket served (uid, inode). Another socket bound to L later — the owner's next one, or someone
+    // else's — is not this app: the stand-ins are released instead of carrying its datagrams.
+    net::SocketIdentity identity;
     bool server = false;
     std::uint16_t modem_port = 0;  // P, for a server
     std::vector<StandInPtr> stand_ins;
@@ -61,33 +64,53 @@ UdpRelay::AppPtr UdpRelay::find_app(wire::Family family, std::uint16_t port) con
     return it == apps_.end() ? nullptr : it->second;
 }
 
-UdpRelay::AppPtr UdpRelay::app_for(wire::Family family, std::uint16_t port, const Requester& requester) {
-    if (auto app = find_app(family, port)) return app;
+UdpRelay::AppPtr UdpRelay::app_for(wire::Family family, std::uint16_t port, const Requester& requester,
+                                    const net::SocketIdentity& identity) {
+    if (auto app = find_app(family, port)) {
+        if (app->identity == identity) return app;
+        release(app);  // the socket there now is another one
+    }
     auto app = std::make_shared<AppSocket>();
     app->family = family;
     app->port = port;
     app->requester = requester;
+    app->identity = identity;
     apps_[{family, port}] = app;
     watch();
     return app;
 }
 
 // Checks run before any request is served: the family, and that the socket at the app's port belongs to the
-// requester (or the requester is root).
-static int check_request(wire::Family family, std::uint16_t port, const Requester& requester) {
+// requester (or the requester is root). `identity` is that socket's.
+static int check_request(wire::Family family, std::uint16_t port, const Requester& requester,
+                         net::SocketIdentity& identity) {
     if (family != wire::Family::ipv4 && family != wire::Family::ipv6) return -EAFNOSUPPORT;
     if (port == 0) return -EINVAL;
-    return check_owner(requester, net::socket_owner(net::SocketKind::udp, family, port));
+    const auto found = net::socket_identity(net::SocketKind::udp, family, port);
+    if (found) identity = *found;
+    return check_owner(requester, found ? std::optional<unsigned>(found->uid) : std::nullopt);
+}
+
+// Who holds the app's port now: its socket, nobody (closed), or another socket (which may belong to another
+// user). Looked up at every datagram either way, not only at the poll: between a close and the next poll
+// another process could bind the port and send through (or receive from) the modem as this app.
+UdpRelay::Holder UdpRelay::holder(const AppSocket& app) {
+    if (app.gone) return Holder::nobody;
+    const auto now = net::socket_identity(net::SocketKind::udp, app.family, app.port);
+    if (!now) return Holder::nobody;
+    return *now == app.identity ? Holder::the_app : Holder::another_socket;
+}
+
+bool UdpRelay::still_there(const AppPtr& app) {
+    if (holder(*app) == Holder::the_app) return true;
+    release(app);
+    return false;
 }
 
 bool UdpRelay::held_by_live_other(const AppPtr& app) {
     if (!owner_ || owner_ == app) return false;
     // The holder may have closed its socket since the last poll: look now rather than refuse for a second.
-    if (!net::socket_owner(net::SocketKind::udp, owner_->family, owner_->port)) {
-        release(owner_);
-        return false;
-    }
-    return true;
+    return still_there(owner_);
 }
 
 void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Requester& requester,
@@ -103,13 +126,18 @@ void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Request
         reply(answer);
         return;
     }
-    if (int error = check_request(request.family, request.app_port, requester)) {
+    net::SocketIdentity identity;
+    if (int error = check_request(request.family, request.app_port, requester, identity)) {
         answer.status = error;
         reply(answer);
         return;
     }
     const Peer peer{request.peer, request.peer_port, request.tls};
     auto existing = find_app(request.family, request.app_port);
+    if (existing && existing->identity != identity) {
+        release(existing);
+        existing = nullptr;
+    }
     if (existing && existing->server) {
         // A server answers whoever sent last; DTLS belongs to its bind (native-TLS firmware), not to a peer.
         int error = 0;
@@ -131,7 +159,7 @@ void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Request
         reply(answer);
         return;
     }
-    auto app = app_for(request.family, request.app_port, requester);
+    auto app = app_for(request.family, request.app_port, requester, identity);
     app->requester = requester;
     int error = 0;
     auto stand_in = stand_in_for(app, peer, false, error);
@@ -153,7 +181,8 @@ void UdpRelay::bind(const wire::BindRequest& request, const Requester& requester
         reply(answer);
         return;
     }
-    if (int error = check_request(request.family, request.app_port, requester)) {
+    net::SocketIdentity identity;
+    if (int error = check_request(request.family, request.app_port, requester, identity)) {
         answer.status = error;
         reply(answer);
         return;
@@ -164,6 +193,10 @@ void UdpRelay::bind(const wire::BindRequest& request, const Requester& requester
         return;
     }
     auto existing = find_app(request.family, request.app_port);
+    if (existing && existing->identity != identity) {
+        release(existing);
+        existing = nullptr;
+    }
     if (existing && existing == owner_) {
         // Served already (a repeated bind is harmless); bound to another port, or used as a client: not again.
         answer.status = existing->server && existing->modem_port == request.modem_port ? 0 : -EINVAL;
@@ -185,7 +218,7 @@ void UdpRelay::bind(const wire::BindRequest& request, const Requester& requester
         reply(answer);
         return;
     }
-    auto app = app_for(request.family, request.app_port, requester);
+    auto app = app_for(request.family, request.app_port, requester, identity);
     app->requester = requester;
     app->server = true;
     app->modem_port = request.modem_port;
@@ -491,6 +524,13 @@ void UdpRelay::receive(const StandInPtr& stand_in) {
 void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
     auto app = stand_in->app.lock();
     if (!app || app->gone) return;
+    // A socket that sent and closed at once (a reply, then exit) still had its datagram sent; a datagram
+    // that finds another socket on the port may be that one's and is never sent as the app's.
+    if (holder(*app) == Holder::another_socket) {
+        release(app);
+        dropped(counters_.dropped_app_gone, "another socket holds the app's port now", size);
+        return;
+    }
     stand_in->last_used = ++tick_;
     const auto read_at = std::chrono::steady_clock::now();
     std::string datagram(stand_in->buffer.data(), size);
@@ -521,6 +561,14 @@ void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
 }
 
 void UdpRelay::deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram) {
+    if (holder(*app) == Holder::another_socket) {
+        ++counters_.dropped_app_gone;
+        // Not from inside the driver's event: releasing closes the modem's proxy, a driver call.
+        asio::post(executor_, [this, alive = alive_, app] {
+            if (*alive) still_there(app);
+        });
+        return;
+    }
     int error = 0;
     auto stand_in = stand_in_for(app, peer, anonymous, error);
     if (!stand_in) {
@@ -573,7 +621,7 @@ void UdpRelay::watch() {
 void UdpRelay::poll() {
     std::vector<AppPtr> gone;
     for (const auto& [key, app] : apps_) {
-        if (!net::socket_owner(net::SocketKind::udp, app->family, app->port)) gone.push_back(app);
+        if (holder(*app) != Holder::the_app) gone.push_back(app);
     }
     for (const auto& app : gone) release(app);
 }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/app_socket.hpp"
+#include "net/socket_table.hpp"
 #include "core/latency_histogram.hpp"
 #include "modem/modem_driver.hpp"
 #include "wire.hpp"
@@ -120,7 +121,11 @@ private:
     enum class ProxyState { idle, opening, open, closing };
 
     AppPtr find_app(slmsock::wire::Family family, std::uint16_t port) const;
-    AppPtr app_for(slmsock::wire::Family family, std::uint16_t port, const Requester& requester);
+    AppPtr app_for(slmsock::wire::Family family, std::uint16_t port, const Requester& requester,
+                   const net::SocketIdentity& identity);
+    enum class Holder { the_app, nobody, another_socket };
+    static Holder holder(const AppSocket& app);
+    bool still_there(const AppPtr& app);
     StandInPtr stand_in_for(const AppPtr& app, const Peer& peer, bool anonymous, int& error);
     void receive(const StandInPtr& stand_in);
     void on_app_datagram(const StandInPtr& stand_in, std::size_t size);

@@ -78,25 +78,77 @@ bool app_socket_owned(std::uint16_t app_port, std::uint16_t data_port) {
     return false;
 }
 
-std::optional<unsigned> socket_owner(std::string_view table, SocketKind kind, std::uint16_t port) {
-    std::optional<unsigned> owner;
+namespace {
+
+std::optional<SocketIdentity> identity_of(const Row& row) {
+    SocketIdentity identity;
+    auto [uid_end, uid_ec] = std::from_chars(row.uid.data(), row.uid.data() + row.uid.size(), identity.uid);
+    if (uid_ec != std::errc{} || uid_end != row.uid.data() + row.uid.size()) return std::nullopt;
+    auto [inode_end, inode_ec] = std::from_chars(row.inode.data(), row.inode.data() + row.inode.size(), identity.inode);
+    if (inode_ec != std::errc{} || inode_end != row.inode.data() + row.inode.size()) return std::nullopt;
+    if (identity.inode == 0) return std::nullopt;  // no process holds it (closed, or orphaned while closing)
+    return identity;
+}
+
+// Whether a socket bound to this local address (the table's hex text, "ADDR:PORT") receives what is sent to
+// the loopback address of its family: bound to it or to the wildcard. slmd only ever reaches app sockets
+// over loopback, and another socket may share the port on another address (a host address, 127.0.0.2).
+bool reaches_loopback(std::string_view local) {
+    const auto address = local.substr(0, local.rfind(':'));
+    return address == "00000000" || address == "0100007F" ||                         // 0.0.0.0, 127.0.0.1
+           address == "00000000000000000000000000000000" ||                          // ::
+           address == "00000000000000000000000001000000" ||                          // ::1
+           address == "0000000000000000FFFF00000100007F";                            // ::ffff:127.0.0.1
+}
+
+const char* table_path(SocketKind kind, slmsock::wire::Family family) {
+    const bool v6 = family == slmsock::wire::Family::ipv6;
+    return kind == SocketKind::udp ? (v6 ? "/proc/net/udp6" : "/proc/net/udp")
+                                   : (v6 ? "/proc/net/tcp6" : "/proc/net/tcp");
+}
+
+}  // namespace
+
+std::optional<SocketIdentity> connection_owner(std::string_view table, std::uint16_t local_port,
+                                               std::uint16_t remote_port) {
+    std::optional<SocketIdentity> owner;
     for_each_row(table, [&](const Row& row) {
-        if (port_of(row.local) != port || row.inode == "0") return false;
-        if (kind == SocketKind::tcp_listener && row.state != "0A") return false;
-        unsigned uid = 0;
-        auto [end, ec] = std::from_chars(row.uid.data(), row.uid.data() + row.uid.size(), uid);
-        if (ec != std::errc{} || end != row.uid.data() + row.uid.size()) return false;
-        owner = uid;
-        return true;
+        if (port_of(row.local) != local_port || port_of(row.remote) != remote_port) return false;
+        owner = identity_of(row);
+        return owner.has_value();
     });
     return owner;
 }
 
+std::optional<SocketIdentity> connection_owner(std::uint16_t local_port, std::uint16_t remote_port) {
+    for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        if (auto owner = connection_owner(read_file(path), local_port, remote_port)) return owner;
+    }
+    return std::nullopt;
+}
+
+std::optional<SocketIdentity> socket_identity(std::string_view table, SocketKind kind, std::uint16_t port) {
+    std::optional<SocketIdentity> identity;
+    for_each_row(table, [&](const Row& row) {
+        if (port_of(row.local) != port || !reaches_loopback(row.local)) return false;
+        if (kind == SocketKind::tcp_listener && row.state != "0A") return false;
+        identity = identity_of(row);
+        return identity.has_value();
+    });
+    return identity;
+}
+
+std::optional<SocketIdentity> socket_identity(SocketKind kind, slmsock::wire::Family family, std::uint16_t port) {
+    return socket_identity(read_file(table_path(kind, family)), kind, port);
+}
+
+std::optional<unsigned> socket_owner(std::string_view table, SocketKind kind, std::uint16_t port) {
+    if (auto identity = socket_identity(table, kind, port)) return identity->uid;
+    return std::nullopt;
+}
+
 std::optional<unsigned> socket_owner(SocketKind kind, slmsock::wire::Family family, std::uint16_t port) {
-    const bool v6 = family == slmsock::wire::Family::ipv6;
-    const char* path = kind == SocketKind::udp ? (v6 ? "/proc/net/udp6" : "/proc/net/udp")
-                                               : (v6 ? "/proc/net/tcp6" : "/proc/net/tcp");
-    return socket_owner(read_file(path), kind, port);
+    return socket_owner(read_file(table_path(kind, family)), kind, port);
 }
 
 bool tcp_port_held(slmsock::wire::Family family, std::uint16_t port) {

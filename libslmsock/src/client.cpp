@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -384,6 +385,10 @@ int connect_fd(int fd, const sockaddr* addr, socklen_t addrlen, std::uint64_t* f
     request.port = port;
     request.nonblocking = (flags & O_NONBLOCK) != 0;
     if (tls != nullptr) request.tls = tls_block;
+    // slmd hands the flow only to a data connection from this very socket (not to another one that learnt
+    // the credential, e.g. a process that took the data endpoint's port on ::1).
+    struct stat socket_stat {};
+    if (fstat(fd, &socket_stat) == 0) request.socket_inode = socket_stat.st_ino;
     std::int64_t wait_ms = local_wait_ms;
     if (!request.nonblocking) {
         // A send timeout on the socket is the caller's connect timeout (what connect() honours in Linux).

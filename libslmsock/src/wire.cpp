@@ -167,10 +167,12 @@ struct BodyEncoder {
         w.u8(transport_byte(m.transport));
         w.address(m.destination);
         w.u16(m.port);
-        // flags: bit 0 = nonblocking, bit 1 = a TLS block follows, others reserved (0)
-        w.u8(static_cast<std::uint8_t>((m.nonblocking ? 1 : 0) | (m.tls ? 2 : 0)));
+        // flags: bit 0 = nonblocking, bit 1 = a TLS block follows, bit 2 = the socket's inode follows (after
+        // the TLS block), others reserved (0)
+        w.u8(static_cast<std::uint8_t>((m.nonblocking ? 1 : 0) | (m.tls ? 2 : 0) | (m.socket_inode ? 4 : 0)));
         w.u32(m.timeout_ms);
         if (m.tls) w.tls(*m.tls);
+        if (m.socket_inode) w.u64(m.socket_inode);
         return type_connect_request;
     }
     std::uint16_t operator()(const FlowStatusRequest& m) const {
@@ -465,10 +467,14 @@ std::optional<Message> decode_body(std::uint16_t type, Reader& r) {
         m.destination = r.address();
         m.port = r.u16();
         const auto flags = r.u8();
-        if (flags > 3) r.fail(DecodeError::malformed);  // bits 0 and 1 only
+        if (flags > 7) r.fail(DecodeError::malformed);  // bits 0, 1 and 2 only
         m.nonblocking = flags & 1;
         m.timeout_ms = r.u32();
         if (flags & 2) m.tls = r.tls();
+        if (flags & 4) {
+            m.socket_inode = r.u64();
+            if (m.socket_inode == 0) r.fail(DecodeError::malformed);  // one encoding per request
+        }
         return m;
     }
     case type_flow_status_request: {

@@ -71,6 +71,9 @@ struct ConnectRequest {
     bool nonblocking = false;
     std::uint32_t timeout_ms = 0;  // 0 = slmd's default
     std::optional<TlsParameters> tls;  // TLS by the modem; none = plain TCP (or slmd's tls mapping decides)
+    // The inode of the app's socket (fstat): the data connection presenting this flow's credential must come
+    // from that very socket. 0 = not sent (then only its owner's uid is checked).
+    std::uint64_t socket_inode = 0;
     bool operator==(const ConnectRequest&) const = default;
 };
 

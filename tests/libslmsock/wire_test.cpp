@@ -109,6 +109,7 @@ std::vector<Case> cases() {
     AtReply at_cme{0, AtOutcome::cme_error, 30, {}};
     ConnectRequest connect_tls{Transport::tcp, v4(192, 0, 2, 5), 8883, false, 0,
                                TlsParameters{42, 2, tls_default, tls_default, "tls.test"}};
+    ConnectRequest connect_inode{Transport::tcp, v4(10, 0, 0, 1), 80, true, 0, std::nullopt, 0x0102030405060708};
     UdpAssociateRequest associate_dtls{Family::ipv4, 40002, v4(192, 0, 2, 7), 5684,
                                        TlsParameters{7, 0, 0, 2, ""}};
     CredentialRequest cred_write{CredentialOp::write, 16843009, 0, "-----BEGIN", false};
@@ -126,6 +127,8 @@ std::vector<Case> cases() {
         {"connect_tls", {3, connect_tls},
          "53 01 01 00 03 00 00 00  01  04 c0 00 02 05 00*12  b3 22  02  00*4"
          "  2a 00 00 00  02  ff  ff  08 00 'tls.test'"},
+        {"connect_with_socket_inode", {4, connect_inode},
+         "53 01 01 00 04 00 00 00  01  04 0a 00 00 01 00*12  50 00  05  00*4  08 07 06 05 04 03 02 01"},
         {"udp_associate_dtls", {15, associate_dtls},
          "53 01 08 00 0f 00 00 00  04  42 9c  04 c0 00 02 07 00*12  34 16  01  07 00 00 00  00  00  02  00 00"},
         {"credential_write", {22, cred_write},
@@ -282,7 +285,8 @@ TEST(Decode, EnumsOutOfRangeAreMalformed) {
         "53 01 09 00 00*4  01  02  00 00  00 00",                       // lookup family 2
         "53 01 0a 80 00*4  01  01 03 00 00  00 00  00*4 00*8 00*8  00*4  00 00",  // proxy role 3
         "53 01 0a 80 00*4  09",                                         // more proxies than max_proxies
-        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  04  00*4",  // connect flags bit 2
+        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  08  00*4",  // connect flags bit 3
+        "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  04  00*4  00*8",  // socket_inode 0 sent
         "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4  ff ff ff ff  ff ff ff  00 00",  // sec_tag -1
         "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4  01 00 00 00  03 ff ff  00 00",  // peer_verify 3
         "53 01 01 00 00*4  01  04 0a 00 00 01 00*12  50 00  02  00*4  01 00 00 00  ff 02 ff  00 00",  // hostname 2

@@ -1,6 +1,12 @@
 // Reading /proc/net/tcp text: an app socket is owned while some matching line has a non-zero inode.
 #include "net/socket_table.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 using slmd::net::app_socket_owned;
@@ -101,4 +107,76 @@ TEST(SocketTable, ReadsTheKernelUdpAndTcpTables) {
     // Port 1 on loopback is held by nobody here.
     EXPECT_EQ(socket_owner(SocketKind::udp, slmsock::wire::Family::ipv4, 1), std::nullopt);
     EXPECT_EQ(socket_owner(SocketKind::tcp_listener, slmsock::wire::Family::ipv6, 1), std::nullopt);
+}
+
+// The identity (uid, inode) behind a socket: what ties a data connection, a UDP stand-in or a modem server to
+// the one socket its requester owns.
+namespace {
+using slmd::net::connection_owner;
+using slmd::net::socket_identity;
+using slmd::net::SocketIdentity;
+}  // namespace
+
+TEST(SocketTable, ConnectionOwnerIsTheAppSideOfTheLoopbackConnection) {
+    // tcp_accepted: local 41395 → remote 0xCD78 = 52600, uid 1000, inode 655516; tcp_slmd_end the other side.
+    const std::string table = std::string(header) + tcp_slmd_end + tcp_accepted;
+    EXPECT_EQ(connection_owner(table, 41395, 52600), (SocketIdentity{1000, 655516}));
+    EXPECT_EQ(connection_owner(table, 52600, 41395), (SocketIdentity{105, 655515}));
+    EXPECT_EQ(connection_owner(table, 41395, 52601), std::nullopt);
+    // A socket no process holds any more (inode 0) has no owner.
+    EXPECT_EQ(connection_owner(std::string(header) + app_orphaned, 41394, 36003), std::nullopt);
+    EXPECT_EQ(connection_owner(std::string(header) + app_owned, 41394, 36003), (SocketIdentity{0, 58211}));
+    EXPECT_EQ(connection_owner("garbage\n 1: x y z\n", 41394, 36003), std::nullopt);
+}
+
+TEST(SocketTable, SocketIdentityTellsTwoSocketsAtOnePortApart) {
+    EXPECT_EQ(socket_identity(std::string(udp_header) + udp_stand_in + udp_bound, SocketKind::udp, 41394),
+              (SocketIdentity{1000, 655512}));
+    EXPECT_EQ(socket_identity(std::string(udp_header) + udp6_bound, SocketKind::udp, 41394),
+              (SocketIdentity{1000, 655513}));
+    EXPECT_EQ(socket_identity(std::string(udp_header) + udp_orphan, SocketKind::udp, 41394), std::nullopt);
+    // Another socket on the same port but another address (127.0.0.2, a host address) is not reached over
+    // loopback: it is never taken for the app's.
+    const std::string elsewhere =
+        "10719: 0200007F:A1B2 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 700 2 "
+        "00000000994b4490 0        \n"
+        "10718: 0A00000A:A1B2 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 701 2 "
+        "00000000994b4491 0        \n";
+    EXPECT_EQ(socket_identity(std::string(udp_header) + elsewhere + udp_bound, SocketKind::udp, 41394),
+              (SocketIdentity{1000, 655512}));
+    EXPECT_EQ(socket_identity(std::string(udp_header) + elsewhere, SocketKind::udp, 41394), std::nullopt);
+    EXPECT_EQ(socket_identity(std::string(header) + tcp_accepted + tcp_listening, SocketKind::tcp_listener, 41395),
+              (SocketIdentity{1000, 655514}));
+}
+
+TEST(SocketTable, ConnectionOwnerOfARealLoopbackConnectionIsThisProcessSocket) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ASSERT_EQ(::listen(listener, 1), 0);
+    socklen_t length = sizeof address;
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    const std::uint16_t server_port = ntohs(address.sin_port);
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    sockaddr_in local{};
+    length = sizeof local;
+    ASSERT_EQ(::getsockname(client, reinterpret_cast<sockaddr*>(&local), &length), 0);
+    struct stat client_stat {};
+    ASSERT_EQ(::fstat(client, &client_stat), 0);
+
+    const auto owner = connection_owner(ntohs(local.sin_port), server_port);
+    ASSERT_TRUE(owner.has_value());
+    EXPECT_EQ(owner->uid, ::geteuid());
+    EXPECT_EQ(owner->inode, client_stat.st_ino);
+    const auto listening = socket_identity(SocketKind::tcp_listener, slmsock::wire::Family::ipv4, server_port);
+    struct stat listener_stat {};
+    ASSERT_EQ(::fstat(listener, &listener_stat), 0);
+    ASSERT_TRUE(listening.has_value());
+    EXPECT_EQ(listening->inode, listener_stat.st_ino);
+    ::close(client);
+    ::close(listener);
 }

@@ -30,6 +30,9 @@ struct FlowManager::Reservation {
     std::uint16_t app_port = 0;    // L: the app's socket on loopback
     std::uint16_t modem_port = 0;  // P: served by the modem
     Requester requester;
+    // The listening socket served (uid, inode), from ListenRequest on. Another socket listening at app_port
+    // later — someone else's, bound after the app closed its own — is not given the modem's peers.
+    std::optional<net::SocketIdentity> listening_socket;
     State state = State::reserved;
     modem::ListenerId listener = 0;
     bool gone = false;
@@ -188,14 +191,6 @@ std::uint64_t FlowManager::connect(const wire::ConnectRequest& request, std::uin
         if (!*alive || error || !flow || flow->phase != Phase::waiting) return;
         fail(flow, ETIMEDOUT);
     });
-    flow->attach_deadline.expires_after(timeout + options_.attach_timeout);
-    flow->attach_deadline.async_wait([this, alive = alive_, weak](boost::system::error_code error) {
-        auto flow = weak.lock();
-        if (!*alive || error || !flow || flow->attached || flow->phase == Phase::finished) return;
-        SLMD_WARN("flow {}: the app never attached; closing", flow->id);
-        finish(flow);
-    });
-
     answer.flow_id = flow->id;
     answer.token = flow->token;
     answer.data_port = data_port;
@@ -207,6 +202,7 @@ std::uint64_t FlowManager::connect(const wire::ConnectRequest& request, std::uin
     if (request.nonblocking) {
         answer.status = -EINPROGRESS;
         reply(answer);
+        expect_attach(flow);
         schedule();
         return 0;
     }
@@ -402,9 +398,26 @@ void FlowManager::on_connected(const FlowPtr& flow) {
         auto reply = std::move(flow->pending_reply);
         flow->pending_reply = nullptr;
         reply(answer);
+        expect_attach(flow);
     }
     read_uplink(flow);
     write_downlink(flow);
+}
+
+// The app attaches right after the reply that carries the credential; a program that died in between (or
+// never meant to) must not keep its place in the queue or the modem's connection.
+void FlowManager::expect_attach(const FlowPtr& flow) {
+    if (flow->attached) return;
+    std::weak_ptr<Flow> weak = flow;
+    flow->attach_deadline.expires_after(options_.attach_timeout);
+    flow->attach_deadline.async_wait([this, alive = alive_, weak](boost::system::error_code error) {
+        auto flow = weak.lock();
+        if (!*alive || error || !flow || flow->attached || flow->phase == Phase::finished) return;
+        SLMD_WARN("flow {}: the app never attached; closing", flow->id);
+        if (flow->phase == Phase::waiting || flow->phase == Phase::connecting) ++counters_.abandoned;
+        finish(flow);
+        schedule();
+    });
 }
 
 void FlowManager::fail(const FlowPtr& flow, int error) {
@@ -834,12 +847,14 @@ void FlowManager::listen(const wire::ListenRequest& request, const Requester& re
         return;
     }
     auto reservation = it->second;
-    const auto owner = net::socket_owner(net::SocketKind::tcp_listener, request.family, request.app_port);
+    const auto listening = net::socket_identity(net::SocketKind::tcp_listener, request.family, request.app_port);
+    const auto owner = listening ? std::optional<unsigned>(listening->uid) : std::nullopt;
     if ((requester.uid != 0 && reservation->requester.uid != requester.uid) ||
         (owner && check_owner(requester, owner) != 0)) {
         reply(wire::ListenReply{-EPERM});
         return;
     }
+    if (listening) reservation->listening_socket = listening;
     if (server_ == reservation) {
         reply(wire::ListenReply{0});  // listen() again on a listening socket changes the backlog only
         return;
@@ -918,10 +933,29 @@ modem::TcpConnectionEvents FlowManager::on_incoming(const ReservationPtr& server
     flow->app_port = server->app_port;
     flows_[flow->id] = flow;
     ++counters_.opened;
+    auto events = connection_events(flow);
+    if (!reservation_live(*server)) {
+        // The app's listening socket is gone or is another socket now: the peer is hung up, never handed to
+        // whoever listens there (not from inside the driver's event: closing is a driver call).
+        SLMD_INFO("flow {}: peer {} on modem port {}, but the app's socket at loopback port {} is gone; hung up",
+                  flow->id, peer, server->modem_port, server->app_port);
+        ++counters_.server_peers_refused;
+        std::weak_ptr<Flow> weak = flow;
+        asio::post(executor_, [this, alive = alive_, weak, server] {
+            auto flow = weak.lock();
+            if (!*alive) return;
+            if (flow) {
+                flow->error = ECONNREFUSED;
+                finish(flow);
+            }
+            drop_reservation(server);
+            schedule();
+        });
+        return events;
+    }
     ++counters_.server_peers_accepted;
     SLMD_INFO("flow {}: peer {} on modem port {}; connecting to loopback port {}", flow->id, peer,
               server->modem_port, server->app_port);
-    auto events = connection_events(flow);
     flow->connecting_app.emplace(executor_);
     std::weak_ptr<Flow> weak = flow;
     flow->connecting_app->async_connect(loopback(server->family, server->app_port),
@@ -961,7 +995,9 @@ void FlowManager::on_app_connected(const FlowPtr& flow, boost::system::error_cod
 bool FlowManager::reservation_live(const Reservation& reservation) const {
     if (reservation.gone) return false;
     if (reservation.state == Reservation::State::reserved) return net::tcp_port_held(reservation.family, reservation.app_port);
-    return net::socket_owner(net::SocketKind::tcp_listener, reservation.family, reservation.app_port).has_value();
+    const auto now = net::socket_identity(net::SocketKind::tcp_listener, reservation.family, reservation.app_port);
+    if (reservation.listening_socket) return now == reservation.listening_socket;
+    return now.has_value();
 }
 
 void FlowManager::drop_reservation(const ReservationPtr& reservation) {

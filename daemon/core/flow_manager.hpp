@@ -33,7 +33,7 @@ namespace slmd::core {
 struct FlowOptions {
     std::size_t max_waiting = 32;                          // flows queued for a busy proxy; more get EBUSY
     std::chrono::milliseconds default_connect_timeout{60000};
-    std::chrono::milliseconds attach_timeout{10000};       // reply sent, data connection never came: give up
+    std::chrono::milliseconds attach_timeout{5000};        // credential sent, data connection never came: give up
     std::size_t downlink_limit = 256 * 1024;               // bytes buffered toward one app before we stop the modem
     // The most bytes held for one app that does not read while the modem link cannot be stopped for it (others
     // need it: ModemDriver::pause_receive); beyond that the app's connection is reset. The pause is asked for at
@@ -121,6 +121,7 @@ private:
     modem::TcpConnectionEvents on_incoming(const ReservationPtr& server, modem::ConnectionId id,
                                            const std::string& peer);
     void watch_for_abandonment(const FlowPtr& flow);
+    void expect_attach(const FlowPtr& flow);
     void abandon(const FlowPtr& flow, const char* why);
     void on_app_connected(const FlowPtr& flow, boost::system::error_code error);
     void drop_reservation(const ReservationPtr& reservation);

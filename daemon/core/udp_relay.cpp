@@ -50,6 +50,7 @@ struct UdpRelay::AppSocket {
     std::uint16_t modem_port = 0;  // P, for a server
     std::vector<StandInPtr> stand_ins;
     bool gone = false;
+    bool closed = false;  // seen closed after sending: its stand-ins were drained and retired
 };
 
 UdpRelay::UdpRelay(asio::any_io_executor executor, modem::ModemDriver& driver, UdpOptions options)
@@ -517,6 +518,7 @@ void UdpRelay::receive(const StandInPtr& stand_in) {
                 return;
             }
             if (!error) on_app_datagram(stand_in, n);
+            if (stand_in->retired) return;  // retired by that datagram (its app closed); already closed
             receive(stand_in);
         });
 }
@@ -524,13 +526,45 @@ void UdpRelay::receive(const StandInPtr& stand_in) {
 void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
     auto app = stand_in->app.lock();
     if (!app || app->gone) return;
-    // A socket that sent and closed at once (a reply, then exit) still had its datagram sent; a datagram
-    // that finds another socket on the port may be that one's and is never sent as the app's.
-    if (holder(*app) == Holder::another_socket) {
-        release(app);
-        dropped(counters_.dropped_app_gone, "another socket holds the app's port now", size);
+    if (app->closed) {
+        // Read from a retired stand-in before its cancel took effect: it arrived before the close was seen.
+        forward(app, stand_in, size);
         return;
     }
+    switch (holder(*app)) {
+        case Holder::the_app:
+            forward(app, stand_in, size);
+            return;
+        case Holder::another_socket:
+            // Another socket took the port (perhaps another user's): what it sends is never sent as the app's.
+            release(app);
+            dropped(counters_.dropped_app_gone, "another socket holds the app's port now", size);
+            return;
+        case Holder::nobody:
+            // The app sent and closed (a reply, then exit): what it sent before the close is queued at the
+            // stand-in now and goes out; anything later cannot be the app's, and the stand-ins are retired.
+            forward(app, stand_in, size);
+            drain_after_close(app, stand_in);
+            return;
+    }
+}
+
+void UdpRelay::drain_after_close(const AppPtr& app, const StandInPtr& reading) {
+    app->closed = true;
+    SLMD_INFO("udp: the app's socket at loopback port {} closed; its stand-ins are retired", app->port);
+    while (reading->socket.is_open()) {
+        const ssize_t n = ::recv(reading->socket.native_handle(), reading->buffer.data(), reading->buffer.size(),
+                                 MSG_DONTWAIT);
+        if (n < 0) break;
+        forward(app, reading, static_cast<std::size_t>(n));
+    }
+    for (auto& stand_in : app->stand_ins) retire(stand_in);
+    app->stand_ins.clear();
+    watch();  // the poll releases the app once its datagrams are out
+}
+
+// Sends a datagram the app's socket sent to a stand-in on toward the modem.
+void UdpRelay::forward(const AppPtr& app, const StandInPtr& stand_in, std::size_t size) {
     stand_in->last_used = ++tick_;
     const auto read_at = std::chrono::steady_clock::now();
     std::string datagram(stand_in->buffer.data(), size);
@@ -561,7 +595,7 @@ void UdpRelay::on_app_datagram(const StandInPtr& stand_in, std::size_t size) {
 }
 
 void UdpRelay::deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram) {
-    if (holder(*app) == Holder::another_socket) {
+    if (app->closed || holder(*app) == Holder::another_socket) {
         ++counters_.dropped_app_gone;
         // Not from inside the driver's event: releasing closes the modem's proxy, a driver call.
         asio::post(executor_, [this, alive = alive_, app] {

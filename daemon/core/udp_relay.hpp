@@ -129,6 +129,8 @@ private:
     StandInPtr stand_in_for(const AppPtr& app, const Peer& peer, bool anonymous, int& error);
     void receive(const StandInPtr& stand_in);
     void on_app_datagram(const StandInPtr& stand_in, std::size_t size);
+    void forward(const AppPtr& app, const StandInPtr& stand_in, std::size_t size);
+    void drain_after_close(const AppPtr& app, const StandInPtr& reading);
     void deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram);
     void send_to_modem(std::string datagram, std::chrono::steady_clock::time_point read_at);
     void dropped(std::uint64_t& counter, const char* why, std::size_t size);

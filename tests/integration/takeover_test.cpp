@@ -19,6 +19,7 @@
 #include <array>
 #include <span>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -348,3 +349,81 @@ TEST_P(Abandon, AConnectWhoseProgramDiedWhileQueuedNeverReachesTheModem) {
 
 INSTANTIATE_TEST_SUITE_P(BlockingAndNonBlocking, Abandon, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "nonblocking" : "blocking"; });
+
+// Another user floods the data endpoint with connections that never present a credential: slmd holds at most
+// max_unauthenticated_per_uid of them (the rest are reset at once), closes each within the credential
+// timeout, and the requester's own connect is served throughout.
+TEST_F(Takeover, AFloodOfSilentDataConnectionsFromAnotherUserDoesNotDenyService) {
+    const int port = slmsock_data_port();
+    ASSERT_GT(port, 0);
+    int ready[2], done[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(done), 0);
+    constexpr int flood = 200;
+    const pid_t eve = fork();
+    if (eve == 0) {
+        close(ready[0]);
+        close(done[1]);
+        if (!become_nobody()) _exit(100);
+        int held = 0, reset = 0;
+        std::vector<int> fds;
+        for (int i = 0; i < flood; ++i) {
+            const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            const auto to = loopback4(static_cast<std::uint16_t>(port));
+            if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0) fds.push_back(fd);
+        }
+        // Over the cap: reset at once. Under it: held, then closed at the credential timeout (2 s), so what is
+        // still open after 1 s is what slmd held; all of it must be gone 5 s later.
+        std::vector<pollfd> watched;
+        for (const int fd : fds) watched.push_back({fd, POLLIN, 0});
+        const auto start = Clock::now();
+        std::vector<bool> closed(fds.size(), false);
+        while (Clock::now() - start < 1s) {
+            if (poll(watched.data(), watched.size(), 50) <= 0) continue;
+            for (std::size_t i = 0; i < watched.size(); ++i) {
+                if ((watched[i].revents & (POLLIN | POLLHUP | POLLERR)) && !closed[i]) {
+                    closed[i] = true;
+                    watched[i].fd = -1;  // poll ignores it from now on
+                }
+            }
+        }
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+            if (closed[i]) {
+                ++reset;
+            } else {
+                ++held;
+                if (!refused_by_slmd(fds[i], 5s)) held += 1000;  // never closed: shows in the count
+            }
+        }
+        const std::string counts = std::to_string(held) + " " + std::to_string(reset) + "\n";
+        if (write(ready[1], counts.data(), counts.size()) < 0) _exit(2);
+        char byte = 0;
+        (void)read(done[0], &byte, 1);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(done[0]);
+    char counts[64] = {};
+    pollfd p{ready[0], POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 30000), 1);
+    ASSERT_GT(read(ready[0], counts, sizeof counts - 1), 0);
+    int held = 0, reset = 0;
+    ASSERT_EQ(sscanf(counts, "%d %d", &held, &reset), 2);
+    EXPECT_EQ(held, 32) << "max_unauthenticated_per_uid held for one user (+1000 for each never closed)";
+    EXPECT_EQ(held + reset, flood);
+
+    // Meanwhile the requester (root) is served.
+    LocalServer server(LocalServer::Mode::echo);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(server.port());
+    inet_pton(AF_INET, "203.0.113.10", &to.sin_addr);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(slmsock_connect_fd(fd, reinterpret_cast<sockaddr*>(&to), sizeof to, nullptr), 0) << gateway->log();
+    ASSERT_TRUE(write_all(fd, "served"));
+    EXPECT_EQ(read_n(fd, 6), "served");
+    close(fd);
+    close(done[1]);
+    waitpid(eve, nullptr, 0);
+    close(ready[0]);
+}

@@ -210,14 +210,16 @@ std::optional<CredentialResult> validate_credential(CredentialCommand& command) 
 
 std::string_view credential_response_prefix(bool native_tls) { return native_tls ? "#XCMNG" : "%CMNG"; }
 
-std::string credential_command_line(const CredentialCommand& command, bool native_tls) {
+std::optional<std::string> credential_command_line(const CredentialCommand& command, bool native_tls) {
     std::string line = native_tls ? "AT#XCMNG=" : "AT%CMNG=";
     switch (command.operation) {
-        case CredentialOperation::write:
+        case CredentialOperation::write: {
             // check_credential_command() has vetted the content; at_quoted() is the last word on the quotes.
-            line += "0," + std::to_string(command.sec_tag) + "," + std::to_string(command.type) + "," +
-                    at_quoted(AtStringKind::credential, command.content).value_or("\"\"");
+            const auto content = at_quoted(AtStringKind::credential, command.content);
+            if (!content) return std::nullopt;
+            line += "0," + std::to_string(command.sec_tag) + "," + std::to_string(command.type) + "," + *content;
             break;
+        }
         case CredentialOperation::list:
             line += "1";
             // #XCMNG lists everything (its filters differ between releases); the host filters instead.
@@ -326,7 +328,9 @@ std::string redact_credential_line(std::string_view line) {
 
 asio::awaitable<CredentialResult> run_credential_command(at::Channel& channel, const CredentialCommand& command,
                                                          const CredentialHooks& hooks) {
-    const auto line = credential_command_line(command, hooks.native_tls);
+    const auto built = credential_command_line(command, hooks.native_tls);
+    if (!built) co_return CredentialResult{EINVAL, "the content cannot be given to the modem", {}};
+    const auto& line = *built;
     at::CommandRequest request{line, std::string(credential_response_prefix(hooks.native_tls)), hooks.cmng_timeout};
     request.log_as = redact_credential_line(line);
     const auto shown = request.loggable();

@@ -56,7 +56,8 @@ struct CredentialResult {
 std::optional<CredentialResult> validate_credential(CredentialCommand& command);
 
 // Pure: the command line for `command` (already validated), for the default build (%CMNG) or native TLS (#XCMNG).
-std::string credential_command_line(const CredentialCommand& command, bool native_tls);
+// nullopt when the content cannot be carried in a quoted AT parameter (validate_credential() refuses it first).
+std::optional<std::string> credential_command_line(const CredentialCommand& command, bool native_tls);
 // "%CMNG" or "#XCMNG": the prefix of the list's info lines.
 std::string_view credential_response_prefix(bool native_tls);
 

@@ -157,6 +157,7 @@ private:
         UdpState state = UdpState::open;
         bool heard_from_peer = false;  // server: the firmware has a peer to reply to
         std::function<void(int, ConnectionId)> open_done;  // set until the first open is answered
+        std::string open_line;  // the #XUDPCLI/#XUDPSVR command, built and checked once, sent again on resume
     };
     struct UdpSendJob {
         std::string datagram;
@@ -195,7 +196,7 @@ private:
 
     // UDP (slm_udp_proxy.cpp).
     bool on_udp_line(const std::string& text);
-    std::string udp_open_line() const;
+    std::optional<std::string> udp_open_line() const;
     std::string udp_prefix() const;
     void udp_pump();
     void udp_send_quoted(UdpSendJob job);

@@ -60,7 +60,7 @@ std::string SlmProxyDriver::udp_prefix() const {
     return udp_ && udp_->role == UdpRole::server ? "#XUDPSVR" : "#XUDPCLI";
 }
 
-std::string SlmProxyDriver::udp_open_line() const {
+std::optional<std::string> SlmProxyDriver::udp_open_line() const {
     const auto& d = udp_->destination;
     const std::string op = d.ipv6 ? "2" : "1";
     if (udp_->role == UdpRole::server) {
@@ -70,11 +70,15 @@ std::string SlmProxyDriver::udp_open_line() const {
             line += "," + std::to_string(dtls->second);
         return line;
     }
-    // Checked in udp_connect(): a host at_string.hpp allows.
-    std::string line = "AT#XUDPCLI=" + op + "," + at_quoted(AtStringKind::host, d.host).value_or("\"\"") + "," +
-                       std::to_string(d.port);
-    // Checked in udp_connect(); the DTLS handshake is part of the firmware's open.
-    if (d.tls) line += std::get<std::string>(tls_parameters(*d.tls, TlsTransport::udp, channel_.profile()));
+    const auto host = at_quoted(AtStringKind::host, d.host);
+    if (!host) return std::nullopt;
+    std::string line = "AT#XUDPCLI=" + op + "," + *host + "," + std::to_string(d.port);
+    if (d.tls) {
+        // The DTLS handshake is part of the firmware's open.
+        const auto tail = tls_parameters(*d.tls, TlsTransport::udp, channel_.profile());
+        if (!std::holds_alternative<std::string>(tail)) return std::nullopt;
+        line += std::get<std::string>(tail);
+    }
     return line;
 }
 
@@ -93,7 +97,7 @@ void SlmProxyDriver::udp_connect(const TcpEndpoint& destination, UdpEvents event
         const auto tail = tls_parameters(*destination.tls, TlsTransport::udp, channel_.profile());
         if (const int* error = std::get_if<int>(&tail)) return done(*error, 0);
     }
-    udp_ = UdpProxy{next_id_++, UdpRole::client, destination, std::move(events), UdpState::open, false, {}};
+    udp_ = UdpProxy{next_id_++, UdpRole::client, destination, std::move(events), UdpState::open, false, {}, {}};
     udp_open(std::move(done));
 }
 
@@ -109,18 +113,26 @@ void SlmProxyDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
         return done(EOPNOTSUPP, 0);
     }
     udp_ = UdpProxy{next_id_++, UdpRole::server, TcpEndpoint{{}, port, ipv6, std::nullopt}, std::move(events), UdpState::open,
-                    false, {}};
+                    false, {}, {}};
     udp_open(std::move(done));
 }
 
 void SlmProxyDriver::udp_open(std::function<void(int, ConnectionId)> done) {
+    auto line = udp_open_line();
+    if (!line) {
+        // The checks in udp_connect()/udp_serve() make this unreachable; never send a command built from a
+        // value the firmware cannot carry.
+        udp_.reset();
+        return done(EINVAL, 0);
+    }
+    udp_->open_line = std::move(*line);
     udp_->open_done = std::move(done);
     const auto id = udp_->id;
     when_reconciled([this, alive = alive_, id] {
         if (!*alive || !udp_ || udp_->id != id) return;  // udp_lost() already answered the caller
         const auto prefix = udp_prefix();
         // A client's open may resolve a name: allow for DNS.
-        submit({udp_open_line(), prefix, 35s}, [this, alive, id, prefix](at::CommandResponse response) {
+        submit({udp_->open_line, prefix, 35s}, [this, alive, id, prefix](at::CommandResponse response) {
             if (!*alive || !udp_ || udp_->id != id || !udp_->open_done) return;
             std::optional<ProxyStatus> status;
             for (const auto& text : response.info) {
@@ -220,7 +232,7 @@ void SlmProxyDriver::resume_udp() {
     udp_->state = UdpState::open;
     const auto id = udp_->id;
     const auto prefix = udp_prefix();
-    channel_.submit({udp_open_line(), prefix, 35s}, [this, alive = alive_, id, prefix](at::CommandResponse response) {
+    channel_.submit({udp_->open_line, prefix, 35s}, [this, alive = alive_, id, prefix](at::CommandResponse response) {
         if (!*alive || !udp_ || udp_->id != id) return;
         std::optional<ProxyStatus> status;
         for (const auto& text : response.info) {
@@ -296,8 +308,14 @@ void SlmProxyDriver::udp_send_quoted(UdpSendJob job) {
     udp_sending_ = true;
     const auto id = udp_->id;
     const auto size = job.datagram.size();
-    // Only quotable datagrams come here (udp_send_next()); an empty string would be refused by the firmware.
-    submit({"AT#XUDPSEND=" + at_quoted(AtStringKind::udp_send, job.datagram).value_or("\"\""), "#XUDPSEND", 15s},
+    // Only quotable datagrams come here (udp_send_next()); checked again rather than trusted.
+    const auto quoted = at_quoted(AtStringKind::udp_send, job.datagram);
+    if (!quoted) {
+        udp_sending_ = false;
+        job.done(EINVAL);
+        return udp_pump();
+    }
+    submit({"AT#XUDPSEND=" + *quoted, "#XUDPSEND", 15s},
            [this, alive = alive_, id, size, done = std::move(job.done)](at::CommandResponse response) {
                if (!*alive) return;
                udp_sending_ = false;

@@ -112,6 +112,9 @@ TEST(CredentialValidation, NormalisesLineEndingsToLf) {
 
 TEST(CredentialCommands, LinesForEachOperationAndBuild) {
     EXPECT_EQ(credential_command_line(write(42, 0, "PEM\n"), false), "AT%CMNG=0,42,0,\"PEM\n\"");
+    // Content no quoted parameter can carry never becomes a line (validate_credential() refuses it first).
+    EXPECT_EQ(credential_command_line(write(42, 0, "a\"b"), false), std::nullopt);
+    EXPECT_EQ(credential_command_line(write(42, 0, ""), false), std::nullopt);
     EXPECT_EQ(credential_command_line(write(42, 3, "00ff"), true), "AT#XCMNG=0,42,3,\"00ff\"");
     EXPECT_EQ(credential_command_line({CredentialOperation::list, -1, -1, "", false}, false), "AT%CMNG=1");
     EXPECT_EQ(credential_command_line({CredentialOperation::list, 42, -1, "", false}, false), "AT%CMNG=1,42");

@@ -50,8 +50,15 @@ bool worth_logging(std::uint64_t count) { return count == 1 || count % 100 == 0;
 
 class ApiServer::Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(Protocol::socket socket, core::Requester requester, bool admin)
-        : socket_(std::move(socket)), idle_(socket_.get_executor()), requester_(requester), admin_(admin) {}
+    using MessageHandler = std::function<void(std::shared_ptr<Session>, std::span<const std::uint8_t>)>;
+
+    Session(Protocol::socket socket, core::Requester requester, bool admin, const ApiOptions& limits)
+        : socket_(std::move(socket)),
+          idle_(socket_.get_executor()),
+          requester_(requester),
+          admin_(admin),
+          max_in_progress_(std::max<std::size_t>(limits.max_requests_per_client, 1)),
+          max_unsent_bytes_(limits.max_unsent_reply_bytes) {}
     const core::Requester& requester() const { return requester_; }
     bool admin() const { return admin_; }
 
@@ -68,38 +75,51 @@ public:
     }
     void request_finished() {
         if (in_progress_ > 0 && --in_progress_ == 0) restart_idle_timer();
+        receive_next();
     }
 
-    void receive(std::function<void(std::shared_ptr<Session>, std::span<const std::uint8_t>)> on_message) {
-        auto self = shared_from_this();
-        socket_.async_receive(asio::buffer(buffer_), flags_,
-                              [self, on_message](boost::system::error_code error, std::size_t n) {
-                                  if (error || n == 0) {  // client gone: the session ends with it
-                                      if (auto closed = std::move(self->on_closed_)) closed(*self);
-                                      return;
-                                  }
-                                  on_message(self, std::span<const std::uint8_t>(self->buffer_.data(), n));
-                                  self->receive(on_message);
-                              });
+    void receive(MessageHandler on_message) {
+        on_message_ = std::move(on_message);
+        receive_next();
     }
 
     void send(std::vector<std::uint8_t> bytes) {
+        unsent_bytes_ += bytes.size();
         outbox_.push_back(std::move(bytes));
         if (outbox_.size() == 1) send_next();
     }
 
     bool truncated() const { return (flags_ & MSG_TRUNC) != 0; }
+    void close() {
+        closed_ = true;
+        boost::system::error_code ignored;
+        socket_.close(ignored);
+    }
     // Runs once when the client closes its end (not when slmd closes the session).
     void on_closed(std::function<void(Session&)> handler) { on_closed_ = std::move(handler); }
     // Blocking connects this client waits for: dropped if it goes away first.
     void waits_for_flow(std::uint64_t flow_id) { unanswered_flows_.push_back(flow_id); }
     const std::vector<std::uint64_t>& unanswered_flows() const { return unanswered_flows_; }
-    void close() {
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-    }
 
 private:
+    // Reads the next request unless the client already has enough in progress or leaves its replies unread:
+    // then its requests stay in its socket (and its sends block) until it catches up.
+    void receive_next() {
+        if (receiving_ || closed_ || !on_message_) return;
+        if (in_progress_ >= max_in_progress_ || unsent_bytes_ >= max_unsent_bytes_) return;
+        receiving_ = true;
+        auto self = shared_from_this();
+        socket_.async_receive(asio::buffer(buffer_), flags_, [self](boost::system::error_code error, std::size_t n) {
+            self->receiving_ = false;
+            if (error || n == 0) {  // client gone: the session ends with it
+                if (auto closed = std::move(self->on_closed_)) closed(*self);
+                return;
+            }
+            self->on_message_(self, std::span<const std::uint8_t>(self->buffer_.data(), n));
+            self->receive_next();
+        });
+    }
+
     void restart_idle_timer() {
         if (!on_idle_) return;
         idle_.expires_after(idle_limit_);
@@ -118,10 +138,13 @@ private:
         socket_.async_send(asio::buffer(outbox_.front()), 0, [self](boost::system::error_code error, std::size_t) {
             if (error) {
                 self->outbox_.clear();
+                self->unsent_bytes_ = 0;
                 return;
             }
+            self->unsent_bytes_ -= self->outbox_.front().size();
             self->outbox_.pop_front();
             self->send_next();
+            self->receive_next();
         });
     }
 
@@ -132,12 +155,36 @@ private:
     unsigned in_progress_ = 0;
     core::Requester requester_;
     bool admin_ = false;
+    std::size_t max_in_progress_;
+    std::size_t max_unsent_bytes_;
     // One byte more than the limit, so an over-long message is seen as such rather than cut silently.
     std::array<std::uint8_t, wire::max_message_size + 1> buffer_{};
     asio::socket_base::message_flags flags_ = 0;
     std::deque<std::vector<std::uint8_t>> outbox_;
+    std::size_t unsent_bytes_ = 0;
+    bool receiving_ = false;
+    bool closed_ = false;
+    MessageHandler on_message_;
     std::function<void(Session&)> on_closed_;
     std::vector<std::uint64_t> unanswered_flows_;
+};
+
+// One request of a uid in progress; ends when it is answered or when its reply can no longer come (the
+// handler holding it was dropped: a connect abandoned by its client, slmd stopping).
+struct ApiServer::InFlight {
+    InFlight(ApiServer& server, unsigned uid) : server(server), alive(server.alive_), uid(uid) {}
+    ~InFlight() { finish(); }
+    void finish() {
+        if (done) return;
+        done = true;
+        if (!*alive) return;
+        auto it = server.in_flight_per_uid_.find(uid);
+        if (it != server.in_flight_per_uid_.end() && --it->second == 0) server.in_flight_per_uid_.erase(it);
+    }
+    ApiServer& server;
+    std::shared_ptr<bool> alive;
+    unsigned uid;
+    bool done = false;
 };
 
 ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
@@ -275,7 +322,7 @@ void ApiServer::accepted(Protocol::socket socket) {
     core::Requester requester;
     const bool allowed = authorised(socket.native_handle(), requester);
     const bool admin = allowed && administrator(socket.native_handle(), requester.uid);
-    auto session = std::make_shared<Session>(std::move(socket), requester, admin);
+    auto session = std::make_shared<Session>(std::move(socket), requester, admin, options_);
     if (!allowed) {
         ++counters_.refused;
         session->send(wire::encode({0, wire::ErrorReply{-EACCES, "not allowed to use the modem"}}));
@@ -321,6 +368,19 @@ void ApiServer::accepted(Protocol::socket socket) {
             session->send(wire::encode({id, wire::ErrorReply{code, wire::to_string(*failure)}}));
             return;
         }
+        const auto uid = session->requester().uid;
+        auto& in_flight = in_flight_per_uid_[uid];
+        if (in_flight >= options_.max_requests_per_uid) {
+            ++counters_.uid_overloaded;
+            if (worth_logging(counters_.uid_overloaded)) {
+                SLMD_WARN("api: uid {} has {} requests in progress; answering EAGAIN ({} so far)", uid, in_flight,
+                          counters_.uid_overloaded);
+            }
+            const auto& envelope = std::get<wire::Envelope>(decoded);
+            session->send(wire::encode({envelope.request_id, wire::ErrorReply{-EAGAIN, "too many requests in progress"}}));
+            return;
+        }
+        ++in_flight;
         session->request_started();
         handle(session, std::get<wire::Envelope>(std::move(decoded)));
     });
@@ -374,7 +434,9 @@ std::optional<wire::Address> to_wire_address(const std::string& text) {
 
 void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope request) {
     const auto id = request.request_id;
-    auto reply = [session, id](wire::Message message) {
+    auto in_flight = std::make_shared<InFlight>(*this, session->requester().uid);
+    auto reply = [session, id, in_flight](wire::Message message) {
+        in_flight->finish();
         session->send(wire::encode({id, std::move(message)}));
         session->request_finished();
     };

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,13 @@ struct ApiOptions {
     // its one request at once, so only a stuck or hostile client ever waits that long).
     std::size_t max_clients = 512;
     std::chrono::milliseconds idle_timeout{10000};
+    // A client that sends requests and never reads the replies must not grow slmd: a session stops reading
+    // its requests while it has max_requests_per_client in progress or max_unsent_reply_bytes of replies
+    // not yet taken by the kernel, so the client's own sends block. Across all its connections, one uid
+    // has at most max_requests_per_uid in progress; one more is answered at once with -EAGAIN.
+    std::size_t max_requests_per_client = 8;
+    std::size_t max_unsent_reply_bytes = 32 * 1024;
+    std::size_t max_requests_per_uid = 128;
 };
 
 class AdminService;
@@ -75,11 +83,13 @@ public:
         std::uint64_t overloaded = 0;     // connections refused with -EAGAIN: max_clients already connected
         std::uint64_t idle_closed = 0;    // connections closed after idle_timeout without a request in progress
         std::uint64_t accept_errors = 0;  // accept() failures (EMFILE, ENFILE, ENOMEM), each followed by a pause
+        std::uint64_t uid_overloaded = 0;  // requests answered -EAGAIN: max_requests_per_uid already in progress
     };
     const Counters& counters() const { return counters_; }
 
 private:
     class Session;
+    struct InFlight;
     using Protocol = boost::asio::generic::seq_packet_protocol;
 
     void accept_loop();
@@ -108,6 +118,7 @@ private:
     std::optional<std::pair<dev_t, ino_t>> bound_file_;  // the socket file start() bound, to remove only that one
     Counters counters_;
     std::vector<std::weak_ptr<Session>> sessions_;
+    std::map<unsigned, std::size_t> in_flight_per_uid_;
     std::vector<std::weak_ptr<boost::asio::steady_timer>> proxy_timers_;  // PROXIES replies waiting for the modem
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -1,6 +1,8 @@
 // Owns: the command/response conversation and data-mode transitions on one link (see channel.hpp).
 #include "at/channel.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <type_traits>
 
@@ -36,6 +38,8 @@ class ChannelCategory final : public std::error_category {
                 return "link is not in data mode";
             case ChannelError::cancelled:
                 return "cancelled";
+            case ChannelError::queue_full:
+                return "too many commands queued";
         }
         return "unknown channel error";
     }
@@ -93,7 +97,18 @@ void Channel::set_profile(const FirmwareProfile& profile) {
     framer_.set_profile(profile);
 }
 
+bool Channel::refuse_if_full(ResponseHandler& handler) {
+    if (queue_.size() < max_queued_commands) return false;
+    ++queue_refusals_;
+    CommandResponse response;
+    response.error = make_error_code(ChannelError::queue_full);
+    // Never from inside submit(): the caller may hold state the handler changes.
+    boost::asio::post(executor_, [handler = std::move(handler), response]() mutable { handler(std::move(response)); });
+    return true;
+}
+
 void Channel::submit(CommandRequest request, ResponseHandler handler) {
+    if (refuse_if_full(handler)) return;
     auto pending = std::make_unique<Pending>();
     pending->request = std::move(request);
     pending->handler = std::move(handler);
@@ -103,6 +118,7 @@ void Channel::submit(CommandRequest request, ResponseHandler handler) {
 }
 
 void Channel::enter_data_mode(CommandRequest send_command, ResponseHandler handler) {
+    if (refuse_if_full(handler)) return;
     auto pending = std::make_unique<Pending>();
     pending->request = std::move(send_command);
     pending->handler = std::move(handler);

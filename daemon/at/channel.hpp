@@ -36,7 +36,13 @@ enum class ChannelError {
     link_lost,         // the serial device went away
     not_in_data_mode,  // data-mode operation while the link is in command mode
     cancelled,         // the channel was shut down
+    queue_full,        // max_queued_commands already wait: refused without reaching the modem
 };
+
+// Commands waiting behind the one in flight. Everything slmd queues is bounded upstream (connects by the
+// flow queue, requests per client and per uid by the API server), so reaching this means a bug or an
+// unforeseen burst: it is refused rather than held without bound.
+inline constexpr std::size_t max_queued_commands = 256;
 const std::error_category& channel_category();
 std::error_code make_error_code(ChannelError error);
 
@@ -114,7 +120,8 @@ class Channel {
     void set_data_mode_time_limit(std::chrono::milliseconds limit) { time_limit_ = limit; }
     std::chrono::milliseconds data_mode_time_limit() const { return time_limit_; }
 
-    // Queues a command; the handler runs exactly once with its final result or an error.
+    // Queues a command; the handler runs exactly once with its final result or an error (queue_full, posted,
+    // when max_queued_commands already wait).
     void submit(CommandRequest request, ResponseHandler handler);
 
     template <typename CompletionToken>
@@ -160,6 +167,8 @@ class Channel {
     // handler on.
     bool last_exit_requested() const { return last_exit_requested_; }
     bool idle() const { return !in_flight_ && queue_.empty(); }
+    std::size_t queued_commands() const { return queue_.size(); }
+    std::uint64_t queue_refusals() const { return queue_refusals_; }
     // Whether an answer from the modem is awaited: a command queued or in flight, or a data-mode exit under
     // way. While it is, the link must be read, whatever a slow app would like
     // (SlmProxyDriver::pause_receive).
@@ -172,6 +181,7 @@ class Channel {
     std::uint64_t discarded_bytes() const { return framer_.discarded_bytes(); }
 
   private:
+    bool refuse_if_full(ResponseHandler& handler);
     struct Pending {
         CommandRequest request;
         ResponseHandler handler;
@@ -199,6 +209,7 @@ class Channel {
     unsigned baud_;
     ChannelHandlers handlers_;
     std::deque<std::unique_ptr<Pending>> queue_;
+    std::uint64_t queue_refusals_ = 0;
     std::unique_ptr<Pending> in_flight_;
     std::uint64_t generation_ = 0;
     boost::asio::steady_timer command_timer_;

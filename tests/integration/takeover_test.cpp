@@ -427,3 +427,118 @@ TEST_F(Takeover, AFloodOfSilentDataConnectionsFromAnotherUserDoesNotDenyService)
     waitpid(eve, nullptr, 0);
     close(ready[0]);
 }
+
+namespace {
+
+int api_connection(const std::string& path, bool nonblocking) {
+    const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
+// A client that sends requests and never reads the replies: slmd stops reading its requests once its unread
+// replies reach the bound, so the client's own sends block (EAGAIN here), slmd's memory stays where it was,
+// another client is served meanwhile, and the stuck connection is closed after the idle timeout. Before the
+// bound, slmd read on and grew from 7 MB to 541 MB in 20 s.
+TEST(Bounds, AClientThatNeverReadsItsRepliesIsHeldBackAndSlmdStaysSmall) {
+    Gateway gateway(GatewayOptions().daemon({"--api-idle-timeout-ms", "1000"}));
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    const long rss_before = resident_kib(gateway.slmd->pid());
+    const int fd = api_connection(gateway.dir / "slmd.sock", true);
+    ASSERT_GE(fd, 0);
+    const auto request = wire::encode({1, wire::StatusRequest{}});
+    std::size_t sent = 0;
+    const auto deadline = Clock::now() + 20s;
+    while (sent < 200000 && Clock::now() < deadline) {
+        if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+            ++sent;
+            continue;
+        }
+        if (errno != EAGAIN) break;
+        // Blocked: give slmd the chance to take more if it would (it must not).
+        pollfd p{fd, POLLOUT, 0};
+        if (poll(&p, 1, 500) == 0) break;
+    }
+    EXPECT_LT(sent, 20000u) << "slmd kept reading the requests of a client that reads no replies";
+    const long rss_after = resident_kib(gateway.slmd->pid());
+    EXPECT_LT(rss_after - rss_before, 8 * 1024) << rss_before << " KiB before, " << rss_after << " after";
+
+    struct slmsock_status status {};
+    EXPECT_EQ(slmsock_status(&status), 0) << "another client is served meanwhile";
+
+    // Nothing in progress, replies unread: closed after the idle timeout (its unread replies are then dropped).
+    const auto closed_by = Clock::now() + 10s;
+    bool closed = false;
+    while (!closed && Clock::now() < closed_by) {
+        char buffer[wire::max_message_size];
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 100) != 1) continue;
+        const ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+        closed = n == 0 || (n < 0 && errno == ECONNRESET);
+    }
+    EXPECT_TRUE(closed);
+    close(fd);
+}
+
+// One uid has at most max_requests_per_uid (128) requests in progress across all its connections: with the
+// modem's TCP connection held, 130 blocking connects from 130 connections wait (max-queued 256), 128 of them
+// queued and 2 answered EAGAIN at once.
+TEST(Bounds, OneUserHasAtMost128RequestsInProgress) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().daemon({"--max-queued", "256"}));
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(server.port());
+    inet_pton(AF_INET, "203.0.113.10", &to.sin_addr);
+    const int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(slmsock_connect_fd(holder, reinterpret_cast<sockaddr*>(&to), sizeof to, nullptr), 0);
+
+    wire::ConnectRequest request;
+    request.destination = documentation_address();
+    request.port = server.port();
+    const auto bytes = wire::encode({9, request});
+    std::vector<int> waiting;
+    for (int i = 0; i < 130; ++i) {
+        const int fd = api_connection(gateway.dir / "slmd.sock", false);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+        waiting.push_back(fd);
+    }
+    // Two connections are answered -EAGAIN at once; the other 128 wait for the holder to let go. Once two
+    // refusals are in and the uid is still saturated, all 130 were taken in: exactly those two are readable.
+    std::vector<pollfd> polled;
+    for (const int fd : waiting) polled.push_back({fd, POLLIN, 0});
+    int readable = 0;
+    const auto deadline = Clock::now() + 10s;
+    while (readable < 2 && Clock::now() < deadline) readable = poll(polled.data(), polled.size(), 100);
+    ASSERT_EQ(readable, 2);
+    struct slmsock_status status {};
+    ASSERT_EQ(slmsock_status(&status), -EAGAIN) << "this uid's 129th request in progress";
+    ASSERT_EQ(poll(polled.data(), polled.size(), 0), 2);
+    for (const auto& p : polled) {
+        if (!(p.revents & POLLIN)) continue;
+        std::array<std::uint8_t, wire::max_message_size> buffer{};
+        const ssize_t n = recv(p.fd, buffer.data(), buffer.size(), 0);
+        ASSERT_GT(n, 0);
+        auto decoded = wire::decode(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(n)));
+        const auto* envelope = std::get_if<wire::Envelope>(&decoded);
+        ASSERT_NE(envelope, nullptr);
+        const auto* error = std::get_if<wire::ErrorReply>(&envelope->message);
+        ASSERT_NE(error, nullptr);
+        EXPECT_EQ(error->error, -EAGAIN);
+        EXPECT_EQ(envelope->request_id, 9u);
+    }
+    for (const int fd : waiting) close(fd);
+    close(holder);
+    // Their connects are abandoned with their connections; the uid is served again.
+    EXPECT_TRUE(eventually([&] { return slmsock_status(&status) == 0; })) << gateway.log();
+}

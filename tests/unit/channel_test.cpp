@@ -118,6 +118,30 @@ TEST_F(ChannelTest, OneCommandInFlight) {
     EXPECT_TRUE(responses[1].ok());
 }
 
+// One command in flight, max_queued_commands behind it: the next is refused with queue_full, after submit()
+// returned (posted), without a byte to the modem; the queued ones are all served in order.
+TEST_F(ChannelTest, TheCommandQueueIsBoundedAndRefusesTheRestWithQueueFull) {
+    channel.submit({"AT+CEREG?", "+CEREG", 1000ms}, record());
+    for (std::size_t i = 0; i < max_queued_commands; ++i) channel.submit({"AT+CFUN?", "+CFUN", 1000ms}, record());
+    EXPECT_EQ(channel.queued_commands(), max_queued_commands);
+    channel.submit({"AT+CGMI", "", 1000ms}, record());
+    EXPECT_TRUE(responses.empty()) << "refused from inside submit()";
+    EXPECT_EQ(link.take(), "AT+CEREG?\r\n");
+    run_until([&] { return responses.size() == 1; });
+    EXPECT_EQ(responses[0].error, make_error_code(ChannelError::queue_full));
+    EXPECT_EQ(channel.queue_refusals(), 1u);
+    std::size_t served = 0;
+    channel.feed("\r\nOK\r\n");
+    while (link.take() == "AT+CFUN?\r\n") {
+        ++served;
+        channel.feed("\r\nOK\r\n");
+    }
+    EXPECT_EQ(served, max_queued_commands);
+    EXPECT_EQ(responses.size(), 2 + max_queued_commands);
+    for (std::size_t i = 1; i < responses.size(); ++i) EXPECT_TRUE(responses[i].ok()) << i;
+    EXPECT_EQ(link.written.find("AT+CGMI"), std::string::npos);
+}
+
 TEST_F(ChannelTest, TimeoutThenResyncDropsTheLateFinal) {
     channel.submit({"AT#XGETADDRINFO=\"slow\"", "#XGETADDRINFO", 30ms}, record());
     channel.submit({"AT+CGPADDR=0", "+CGPADDR", 1000ms}, record());

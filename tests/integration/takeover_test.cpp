@@ -542,3 +542,64 @@ TEST(Bounds, OneUserHasAtMost128RequestsInProgress) {
     // Their connects are abandoned with their connections; the uid is served again.
     EXPECT_TRUE(eventually([&] { return slmsock_status(&status) == 0; })) << gateway.log();
 }
+
+// Alice's listening socket, served by the modem's TCP server, closes; nobody listens on the same loopback
+// port at once (before any poll could notice). The modem's next peer is hung up, never handed to nobody.
+TEST_F(Takeover, AListeningPortRetakenByAnotherUserGetsNoneOfTheModemsPeers) {
+    auto listener_at = [](std::uint16_t port, std::uint16_t& bound) {
+        const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        auto address = loopback4(port);
+        if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(fd, 4) != 0) {
+            close(fd);
+            return -1;
+        }
+        socklen_t length = sizeof address;
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+        bound = ntohs(address.sin_port);
+        return fd;
+    };
+    std::uint16_t modem_port = 0;
+    close(listener_at(0, modem_port));  // a free port for the simulated modem's server
+    std::uint16_t app_port = 0;
+    const int alice = listener_at(0, app_port);
+    ASSERT_GE(alice, 0);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, app_port), 0) << gateway->log();
+    ASSERT_EQ(slmsock_listen(AF_INET, app_port), 0) << gateway->log();
+    close(alice);
+
+    int ready[2], done[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(done), 0);
+    const pid_t eve = fork();
+    if (eve == 0) {
+        close(ready[0]);
+        close(done[1]);
+        if (!become_nobody()) _exit(100);
+        std::uint16_t bound = 0;
+        const int fd = listener_at(app_port, bound);
+        if (fd < 0) _exit(1);
+        if (write(ready[1], "r", 1) != 1) _exit(2);
+        char byte = 0;
+        (void)read(done[0], &byte, 1);  // until the test has seen slmd's verdict
+        pollfd p{fd, POLLIN, 0};
+        _exit(poll(&p, 1, 0) == 0 ? 0 : 3);  // 3: a peer reached nobody's socket
+    }
+    close(ready[1]);
+    close(done[0]);
+    char byte = 0;
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+
+    // A peer on the internet side connects to the modem's server.
+    const int peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const auto served = loopback4(modem_port);
+    ASSERT_EQ(connect(peer, reinterpret_cast<const sockaddr*>(&served), sizeof served), 0);
+    EXPECT_TRUE(gateway->slmd->wait_for_output("is gone; hung up", 10s)) << gateway->log();
+    EXPECT_TRUE(refused_by_slmd(peer, 10s)) << "the modem's peer is hung up";
+    close(peer);
+    close(done[1]);
+    int status = 0;
+    waitpid(eve, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "3: the peer was handed to another user's socket";
+    close(ready[0]);
+}

@@ -227,8 +227,10 @@ void Channel::on_timeout(std::uint64_t generation) {
 
 void Channel::feed(std::string_view bytes) {
     const auto now = std::chrono::steady_clock::now();
-    // Bytes after a silence in the middle of a payload may be a rebooted modem's banner (Framer decides).
-    if (framer_.payload_outstanding() > 0 && !receive_paused_ && now - last_rx_ >= idle_gap)
+    // Bytes after a silence in the middle of a payload or a line may be a rebooted modem's banner (Framer
+    // decides).
+    if ((framer_.payload_outstanding() > 0 || framer_.partial_line_held()) && !receive_paused_ &&
+        now - last_rx_ >= idle_gap)
         framer_.resume_after_silence();
     last_rx_ = now;
     events_.clear();

@@ -262,6 +262,7 @@ void Framer::reset() {
     payload_remaining_ = 0;
     payload_ = {};
     silence_at_.reset();
+    stale_line_bytes_ = 0;
     unchecked_payload_.reset();
     in_payload_ = false;
     payload_start_ = false;
@@ -480,6 +481,17 @@ bool Framer::step_line(std::size_t& cur, std::vector<Event>& out, bool idle) {
         scan_hint_ = 0;
         std::string_view text = b.substr(cur, p - cur);
         cur = p + 2;
+        const std::size_t stale = std::exchange(stale_line_bytes_, 0);
+        if (stale > 0 && stale <= text.size() && is_ready_with_noise(text.substr(stale))) {
+            // The line was cut by a silence and what came after it is a boot banner: the modem rebooted in
+            // the middle of writing (on data-first releases, in the middle of a payload whose header never
+            // came). The cut bytes are no message; what was held before them goes out first, in order.
+            flush_lookback(out);
+            discard(text.substr(0, text.size() - ready_line.size()), out);
+            prev_ = Prev::text_line;
+            on_ready(out);
+            return true;
+        }
         handle_line(text, out);
         return true;
     }
@@ -512,8 +524,7 @@ void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
     }
     if (!fragment) {
         if (auto header = parse_data_header(text); header && header->size <= profile_.receive_chunk_max) {
-            data_first_payload(header->proxy, header->size, std::move(header->address), header->port, text,
-                               out);
+            data_first_payload(header->proxy, header->size, std::move(header->address), header->port, out);
             return;
         }
     }
@@ -541,7 +552,7 @@ void Framer::flush_lookback(std::vector<Event>& out) {
 }
 
 void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
-                                std::optional<std::uint16_t> port, std::string_view header,
+                                std::optional<std::uint16_t> port,
                                 std::vector<Event>& out) {
     ProxyData data;
     data.proxy = proxy;
@@ -553,14 +564,19 @@ void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::s
         out.emplace_back(std::move(data));
         return;
     }
-    if (lookback_.size() < n + 2) {
-        // Part of the payload was already released as lines (after idle() or a notification): it cannot be
-        // rebuilt. Drop the rest and hand the header to the caller so it knows data was lost.
+    auto payload_lost = [&](std::size_t received) {
+        // Never delivered: which of these bytes are the peer's cannot be told. The connection must end in an
+        // error, not a stream with a hole in it.
         std::string lost = std::move(lookback_);
         lookback_.clear();
         held_lines_.clear();
         discard(lost, out);
-        out.emplace_back(Urc{std::string(header)});
+        out.emplace_back(PayloadLost{proxy, n, received});
+    };
+    if (lookback_.size() < n + 2) {
+        // Fewer bytes than the count came since the last message (bytes lost on the line), or part of the
+        // payload was already released as lines (a silence inside it): it cannot be rebuilt.
+        payload_lost(lookback_.size() >= 2 ? lookback_.size() - 2 : 0);
         return;
     }
     std::size_t start = lookback_.size() - 2 - n;
@@ -572,8 +588,13 @@ void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::s
         start -= front.length;
         classify(text, front.fragment, out, front.before_command);
     }
-    // Bytes of a line that the payload cut off have no CRLF of their own: not a firmware message.
-    if (start > 0) discard(std::string_view(lookback_).substr(0, start), out);
+    if (start > 0) {
+        // The payload follows a complete message (its CRLF) or the previous header: a start inside a line
+        // means the count reaches back into that message, so bytes of the payload went missing on the line
+        // (or foreign bytes came in).
+        payload_lost(lookback_.size() - 2);
+        return;
+    }
     data.bytes = lookback_.substr(start, n);
     lookback_.clear();
     held_lines_.clear();
@@ -677,6 +698,7 @@ void Framer::on_ready(std::vector<Event>& out) {
 
 void Framer::resume_after_silence() {
     if (in_payload_ && payload_remaining_ > 0) silence_at_ = payload_.bytes.size();
+    if (partial_line_held() && mode_ == LinkMode::command) stale_line_bytes_ = buffer_.size();
 }
 
 void Framer::confirm_payload(std::vector<Event>& out) {

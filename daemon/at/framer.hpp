@@ -128,6 +128,10 @@ class Framer {
     void idle(std::vector<Event>& out);
     // Bytes the counted payload being received still owes (header-first releases), 0 when none is under way.
     std::size_t payload_outstanding() const { return in_payload_ ? payload_remaining_ : 0; }
+    // Bytes of a line still waiting for its CRLF (command mode). Every firmware message arrives whole, so a
+    // partial line that a silence interrupts is the tail of something cut short (a data-first payload whose
+    // modem rebooted part-way).
+    bool partial_line_held() const { return !in_payload_ && !buffer_.empty(); }
     // The line stayed silent in the middle of a counted payload (the caller's timer; the framer has no
     // clock): gives the payload up (PayloadLost, its bytes Discarded) and reads what came from the last line
     // ending in "Ready" on as ordinary lines, so a reboot in the middle of a payload is seen as one.
@@ -137,9 +141,10 @@ class Framer {
     bool payload_unconfirmed() const { return in_payload_ && payload_remaining_ == 0; }
     // The line stayed quiet after such a payload: nothing follows it yet, so it is delivered now.
     void confirm_payload(std::vector<Event>& out);
-    // The caller saw the line silent for a while in the middle of a counted payload (at::Channel: 50 ms) and
-    // bytes arrive again: if they are the start of a reboot banner ("\r\nReady\r\n"), the modem rebooted
-    // part-way through the payload, which is given up (PayloadLost) and the banner read as a reboot.
+    // The caller saw the line silent for a while (at::Channel: 50 ms, not counting its own pauses) in the
+    // middle of a counted payload or of a line, and bytes arrive again: if they are the start of a reboot
+    // banner ("\r\nReady\r\n", "Ready\r\n"), the modem rebooted part-way: a header-first payload is given up
+    // (PayloadLost), the cut line (a data-first payload's tail) is discarded, and the banner read as a reboot.
     void resume_after_silence();
 
     LinkMode mode() const { return mode_; }
@@ -180,7 +185,7 @@ class Framer {
     void handle_line(std::string_view text, std::vector<Event>& out);
     void classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command = false);
     void data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
-                            std::optional<std::uint16_t> port, std::string_view header,
+                            std::optional<std::uint16_t> port,
                             std::vector<Event>& out);
     void release_lookback(std::vector<Event>& out, bool all);
     void flush_lookback(std::vector<Event>& out);
@@ -206,6 +211,7 @@ class Framer {
     bool payload_start_ = false;
     bool payload_confirmed_ = false;
     std::optional<std::size_t> silence_at_;  // payload offset where bytes resumed after a silence
+    std::size_t stale_line_bytes_ = 0;       // bytes of the partial line that came before a silence
     std::optional<Proxy>
         unchecked_payload_;  // a payload delivered before the CRLF behind it was seen  // inside
                              // confirm_payload(): deliver a complete payload without the check  // no byte of

@@ -701,12 +701,10 @@ TEST_P(PayloadFaults, AnExactPrefixThenAnErrorAndTheNextConnectIsServed) {
     close(next);
 }
 
-// The header-first releases (v2.3+). The data-first ones (v2.0-v2.2, payload before its header) are not
-// covered yet: a reset there still reaches the app as a wrong chunk or leaves connects failing (issue 15
-// stays open for them; docs/reliability.md, "Known gaps").
+// Every release: header-first (v2.3+) and data-first (v2.0-v2.2, the payload before its header).
 std::vector<PayloadFaultCase> payload_fault_cases() {
     std::vector<PayloadFaultCase> cases;
-    for (const char* profile : {"v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8", "v2.9"}) {
+    for (const char* profile : {"v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8", "v2.9"}) {
         cases.push_back({profile, "reset"});
         cases.push_back({profile, "drop", "921600"});
     }

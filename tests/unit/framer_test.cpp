@@ -66,7 +66,7 @@ using Events = std::vector<Event>;
 
 // One caller action, in stream order.
 struct Step {
-    enum Kind { feed, command, data_mode, exit_data_mode, idle } kind;
+    enum Kind { feed, command, data_mode, exit_data_mode, idle, silence } kind;
     std::string arg;
 };
 Step F(std::string bytes) { return {Step::feed, std::move(bytes)}; }
@@ -74,6 +74,7 @@ Step C(std::string prefix) { return {Step::command, std::move(prefix)}; }
 Step D() { return {Step::data_mode, {}}; }
 Step X() { return {Step::exit_data_mode, {}}; }
 Step I() { return {Step::idle, {}}; }
+Step S() { return {Step::silence, {}}; }  // bytes resume after a silence (Framer::resume_after_silence)
 
 Event ok() { return FinalResult{FinalKind::ok, 0}; }
 Event error() { return FinalResult{FinalKind::error, 0}; }
@@ -132,6 +133,7 @@ Events run(const FirmwareProfile& p, const std::vector<Step>& steps, const Split
             case Step::data_mode: framer.data_mode_requested(); break;
             case Step::exit_data_mode: framer.data_mode_exit_requested(); break;
             case Step::idle: framer.idle(out); break;
+            case Step::silence: framer.resume_after_silence(); break;
         }
     }
     framer.idle(out);
@@ -255,13 +257,30 @@ const std::vector<Case>& cases() {
          {urc("+CEREG: 1"), tcp("\r\nhi")}},
         {"data_first_udp", "1.7.0", {F("\r\n+CEREG: 5\r\nping\r\n#XUDPDATA: 4\r\n")}, {urc("+CEREG: 5"), udp("ping")}},
         {"data_first_final_waits_for_idle", "2.2.0", {C("+CFUN"), F("\r\nOK\r\n")}, {ok()}},
+        // A data-first payload follows a complete message or the previous header. A count that reaches back
+        // into a line (bytes lost, or foreign bytes in) or beyond what came since the last message (bytes lost,
+        // or part released as lines after a silence) is never delivered: PayloadLost, the bytes discarded.
         {"data_first_payload_cuts_a_line", "2.2.0", {F("\r\n+CEREG: 1\r\nxyzabc\r\n#XTCPDATA: 3\r\n")},
-         {urc("+CEREG: 1"), junk("xyz"), tcp("abc")}},
+         {urc("+CEREG: 1"), junk("xyzabc\r\n"), lost(Proxy::tcp, 3, 6)}},
         {"data_first_claim_beyond_held_bytes", "2.2.0", {F("\r\nab\r\n"), I(), F("cd\r\n#XTCPDATA: 6\r\n")},
-         {urc("ab"), junk("cd\r\n"), urc("#XTCPDATA: 6")}},
+         {urc("ab"), junk("cd\r\n"), lost(Proxy::tcp, 6, 2)}},
+        // Two bytes of a 12-byte payload lost: the count reaches into the "+CEREG: 1" before it, and what
+        // that line was (a message, or payload) can no longer be told; nothing is delivered.
+        {"data_first_payload_with_bytes_missing", "2.2.0",
+         {F("\r\n+CEREG: 1\r\n0123456789\r\n#XTCPDATA: 12\r\n")},
+         {junk("+CEREG: 1\r\n0123456789\r\n"), lost(Proxy::tcp, 12, 21)}},
         {"data_first_lines_released_after_reach", "2.2.0",
          {C(""), F("\r\nOK\r\n" + std::string(1300, 'p') + "\r\n#XTCPDATA: 1272\r\n")},
-         {ok(), junk(std::string(28, 'p')), tcp(std::string(1272, 'p'))}},
+         {ok(), junk(std::string(1300, 'p') + "\r\n"), lost(Proxy::tcp, 1272, 1300)}},
+        // The modem rebooted part-way through a data-first payload: its first bytes came, then a silence, then
+        // the boot banner on the same line. The cut payload is no message and the banner a reboot.
+        {"data_first_reboot_in_the_middle_of_a_payload", "2.1.0",
+         {F("\r\n+CEREG: 1\r\nab\r\ncd"), I(), S(), F("Ready\r\n")},
+         {urc("+CEREG: 1"), urc("ab"), junk("cd"), ready}},
+        // Bytes that resume a line after a silence and are not a banner: the line is an ordinary one.
+        {"a_line_resumed_after_a_silence_is_still_a_line", "2.1.0",
+         {F("\r\n+CEREG: 1\r\n+CEREG"), I(), S(), F(": 5\r\n")},
+         {urc("+CEREG: 1"), urc("+CEREG: 5")}},
         {"data_first_line_before_a_command_is_not_its_answer", "2.2.0",
          {F("\r\n#XTCPCLI: -104,\"disconnected\"\r\n"), C("#XTCPCLI"), F("\r\nOK\r\n")},
          {urc("#XTCPCLI: -104,\"disconnected\""), ok()}},

@@ -616,7 +616,13 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
         discard(bytes, out);
         return;
     }
-    if (is_ready_with_noise(text)) {
+    if (is_ready_with_noise(text) ||
+        (profile_.receive_order == ReceiveOrder::data_first && text.ends_with(ready_line))) {
+        // The boot banner behind power-on noise. On data-first releases also behind any bytes: no firmware
+        // line but the banner ends in "Ready", and the bytes before it on the line are the tail of a
+        // payload the reboot cut short (its header never came). Read this way even when slmd did not see
+        // the reboot's silence (it had paused reading the line). Header-first lines are never payload, so
+        // there such a line stays text.
         discard(text.substr(0, text.size() - ready_line.size()), out);
         on_ready(out);
         return;

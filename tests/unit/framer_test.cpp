@@ -277,6 +277,9 @@ const std::vector<Case>& cases() {
         {"data_first_reboot_in_the_middle_of_a_payload", "2.1.0",
          {F("\r\n+CEREG: 1\r\nab\r\ncd"), I(), S(), F("Ready\r\n")},
          {urc("+CEREG: 1"), urc("ab"), junk("cd"), ready}},
+        // The same when slmd did not see the silence (it had paused reading): a line ending in the banner.
+        {"data_first_reboot_unseen_silence", "2.1.0", {F("\r\n+CEREG: 1\r\nab\r\ncd\xf9\nReady\r\n")},
+         {urc("+CEREG: 1"), urc("ab"), junk("cd\xf9\n"), ready}},
         // Bytes that resume a line after a silence and are not a banner: the line is an ordinary one.
         {"a_line_resumed_after_a_silence_is_still_a_line", "2.1.0",
          {F("\r\n+CEREG: 1\r\n+CEREG"), I(), S(), F(": 5\r\n")},

@@ -116,7 +116,7 @@ def main():
         sys.exit("soak: slmd did not bring the simulated modem up; see " + work)
     start_rss, start_fds = rss_kib(slmd.pid), descriptors(slmd.pid)
 
-    counts = {"tcp_ok": 0, "tcp_error": 0, "tcp_hang": 0, "tcp_silent_loss": 0, "udp_ok": 0, "udp_error": 0,
+    counts = {"longest_error_streak": 0, "tcp_ok": 0, "tcp_error": 0, "tcp_hang": 0, "tcp_silent_loss": 0, "udp_ok": 0, "udp_error": 0,
               "udp_silent_loss": 0, "bytes_down": 0, "bytes_udp": 0}
     faults = []
     commands = {"reset": "reset", "peer-reset": "peer-reset", "detach": "detach",
@@ -139,8 +139,16 @@ def main():
                                  "-", f"http://203.0.113.10:{web.server_address[1]}/blob"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
+    streak = {"now": 0}
+
     def count_download(proc):
         out, _ = proc.communicate()
+        ok = proc.returncode == 0 and hashlib.sha256(out).hexdigest() == blob_sha
+        # "Serving" after a fault is slmd's word; a download that works after it is the proof.
+        if ok and faults and "served_after" not in faults[-1]:
+            faults[-1]["served_after"] = True
+        streak["now"] = 0 if ok else streak["now"] + 1
+        counts["longest_error_streak"] = max(counts["longest_error_streak"], streak["now"])
         # Exit status non-zero is an error the program saw; zero with wrong bytes is silent loss; curl's 28 is
         # its --max-time: a hang.
         if proc.returncode == 28:
@@ -189,8 +197,10 @@ def main():
     alive = slmd.poll() is None
     by_kind = {}
     for f in faults:
-        kind = by_kind.setdefault(f["fault"], {"injected": 0, "mid_transfer": 0, "recovered": 0, "max_seconds": 0})
+        kind = by_kind.setdefault(f["fault"], {"injected": 0, "mid_transfer": 0, "recovered": 0, "served_after": 0,
+                                               "max_seconds": 0})
         kind["injected"] += 1
+        kind["served_after"] += bool(f.get("served_after"))
         kind["mid_transfer"] += bool(f.get("mid_transfer"))
         kind["recovered"] += bool(f["recovered"])
         kind["max_seconds"] = max(kind["max_seconds"], f["seconds"])
@@ -206,8 +216,9 @@ def main():
         open(args.json, "w").write(json.dumps(summary, indent=2))
     slmd.terminate()
     sim.terminate()
+    # Every fault but the last must have been followed by a download that worked (the last may have had no time).
     ok = alive and counts["tcp_silent_loss"] == 0 and counts["tcp_hang"] == 0 and counts["udp_silent_loss"] == 0 and all(
-        f["recovered"] for f in faults)
+        f["recovered"] for f in faults) and all(f.get("served_after") for f in faults[:-1])
     sys.exit(0 if ok else 1)
 
 

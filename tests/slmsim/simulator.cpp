@@ -28,7 +28,7 @@ std::string Stats::to_string() const {
   std::ostringstream o;
   o << "bytes_rx=" << bytes_rx << " bytes_tx=" << bytes_tx << " commands=" << commands << " oks=" << oks
     << " errors=" << errors << " resets=" << resets << " urcs=" << urcs << " urcs_dropped=" << urcs_dropped
-    << " noise_bytes=" << noise_bytes << " payload_faults=" << payload_faults
+    << " noise_bytes=" << noise_bytes << " payload_faults=" << payload_faults << " payload_faults_in_data_mode=" << payload_faults_in_data_mode
     << " payload_bytes_dropped=" << payload_bytes_dropped << " datamode_entries=" << datamode_entries
     << " tcp_connects=" << tcp_connects << " tcp_up_bytes=" << tcp_up_bytes << " tcp_down_bytes=" << tcp_down_bytes
     << " udp_up_datagrams=" << udp_up_datagrams << " udp_down_datagrams=" << udp_down_datagrams;

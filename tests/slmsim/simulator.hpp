@@ -55,6 +55,7 @@ struct Stats {
   std::uint64_t bytes_rx = 0, bytes_tx = 0, commands = 0, oks = 0, errors = 0, resets = 0;
   std::uint64_t urcs = 0, urcs_dropped = 0, noise_bytes = 0, datamode_entries = 0;
   std::uint64_t payload_faults = 0, payload_bytes_dropped = 0;
+  std::uint64_t payload_faults_in_data_mode = 0;  // struck raw data-mode downlink: no framing can see a loss there
   std::uint64_t tcp_connects = 0, tcp_up_bytes = 0, tcp_down_bytes = 0;
   std::uint64_t udp_up_datagrams = 0, udp_down_datagrams = 0;
   std::string to_string() const;

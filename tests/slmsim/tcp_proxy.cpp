@@ -374,6 +374,7 @@ bool Simulator::strike_payload_fault(const std::string& data) {
     return false;
   }
   const bool raw = mode_ == Mode::Data;
+  if (raw) ++stats_.payload_faults_in_data_mode;
   const std::string header = raw ? "" : recv_header("#XTCPDATA", data.size(), "");
   const std::string before = data.substr(0, fault.offset);
   if (fault.kind == PayloadFault::Kind::reset) {

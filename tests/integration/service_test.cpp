@@ -155,12 +155,21 @@ TEST(SystemdActivation, ServesOnThePassedSocket) {
                        "20000"});
     ASSERT_TRUE(wait_for_path(socket_path, 10s)) << slmd.output();
 
-    // The first client starts slmd (the connection waits in the backlog until slmd accepts it).
-    int first = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    // The first client starts slmd (the connection waits in the backlog until slmd accepts it). The socket file
+    // appears at bind(), a moment before systemd-socket-activate's listen(): until then a connect is refused.
+    int first = -1;
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
-    ASSERT_EQ(::connect(first, reinterpret_cast<sockaddr*>(&address), sizeof address), 0) << std::strerror(errno);
+    int connect_error = 0;
+    const bool connected = eventually([&] {
+        if (first >= 0) ::close(first);
+        first = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (::connect(first, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) return true;
+        connect_error = errno;
+        return false;
+    });
+    ASSERT_TRUE(connected) << std::strerror(connect_error);
     ASSERT_TRUE(slmd.wait_for_output("api: listening on the socket passed by systemd", 10s)) << slmd.output();
     ::close(first);
     ASSERT_TRUE(slmd.wait_for_output("modem: ready", 20s)) << slmd.output();

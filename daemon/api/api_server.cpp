@@ -370,7 +370,10 @@ void ApiServer::accepted(Protocol::socket socket) {
         }
         const auto uid = session->requester().uid;
         auto& in_flight = in_flight_per_uid_[uid];
-        if (in_flight >= options_.max_requests_per_uid) {
+        // Root and slmd's own user are not bounded: system services and slmctl run as them, and they may reset
+        // the modem anyway (a gateway's 200 processes of one service queued for the modem are legitimate).
+        const bool bounded = uid != 0 && uid != ::geteuid();
+        if (bounded && in_flight >= options_.max_requests_per_uid) {
             ++counters_.uid_overloaded;
             if (worth_logging(counters_.uid_overloaded)) {
                 SLMD_WARN("api: uid {} has {} requests in progress; answering EAGAIN ({} so far)", uid, in_flight,

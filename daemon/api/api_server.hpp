@@ -44,7 +44,8 @@ struct ApiOptions {
     // A client that sends requests and never reads the replies must not grow slmd: a session stops reading
     // its requests while it has max_requests_per_client in progress or max_unsent_reply_bytes of replies
     // not yet taken by the kernel, so the client's own sends block. Across all its connections, one uid
-    // has at most max_requests_per_uid in progress; one more is answered at once with -EAGAIN.
+    // has at most max_requests_per_uid in progress; one more is answered at once with -EAGAIN (root and slmd's
+    // own user excepted).
     std::size_t max_requests_per_client = 8;
     std::size_t max_unsent_reply_bytes = 32 * 1024;
     std::size_t max_requests_per_uid = 128;

@@ -458,7 +458,12 @@ bool FlowManager::attach(tcp::socket socket, std::uint64_t flow_id, const wire::
     auto flow = it->second;
     // The credential travelled to a loopback port; whoever else learnt it (a process holding [::1] at that
     // port, say) must not get the connection. Only the requester's own socket may present it.
-    if (owner.uid != flow->requester.uid || (flow->socket_inode != 0 && owner.inode != flow->socket_inode)) {
+    // An orphaned socket (inode 0) of the requester's uid is the app's own socket closed right after it sent
+    // the credential (the program was killed before slmd accepted): nobody can read from it, so it is taken,
+    // and the flow ends as abandoned rather than waiting for the attach deadline.
+    const bool orphaned = owner.inode == 0;
+    if (owner.uid != flow->requester.uid ||
+        (!orphaned && flow->socket_inode != 0 && owner.inode != flow->socket_inode)) {
         SLMD_WARN("flow {}: its credential came from a socket of uid {} (inode {}), not the requester's (uid {}, "
                   "inode {}); refused",
                   flow->id, owner.uid, owner.inode, flow->requester.uid, flow->socket_inode);

@@ -80,13 +80,15 @@ bool app_socket_owned(std::uint16_t app_port, std::uint16_t data_port) {
 
 namespace {
 
-std::optional<SocketIdentity> identity_of(const Row& row) {
+// `orphaned_too`: an orphaned socket (inode 0: its process closed it or died; the kernel still finishes the
+// connection) keeps its creator's uid and is returned with inode 0.
+std::optional<SocketIdentity> identity_of(const Row& row, bool orphaned_too = false) {
     SocketIdentity identity;
     auto [uid_end, uid_ec] = std::from_chars(row.uid.data(), row.uid.data() + row.uid.size(), identity.uid);
     if (uid_ec != std::errc{} || uid_end != row.uid.data() + row.uid.size()) return std::nullopt;
     auto [inode_end, inode_ec] = std::from_chars(row.inode.data(), row.inode.data() + row.inode.size(), identity.inode);
     if (inode_ec != std::errc{} || inode_end != row.inode.data() + row.inode.size()) return std::nullopt;
-    if (identity.inode == 0) return std::nullopt;  // no process holds it (closed, or orphaned while closing)
+    if (identity.inode == 0 && !orphaned_too) return std::nullopt;  // no process holds it
     return identity;
 }
 
@@ -114,7 +116,7 @@ std::optional<SocketIdentity> connection_owner(std::string_view table, std::uint
     std::optional<SocketIdentity> owner;
     for_each_row(table, [&](const Row& row) {
         if (port_of(row.local) != local_port || port_of(row.remote) != remote_port) return false;
-        owner = identity_of(row);
+        owner = identity_of(row, true);
         return owner.has_value();
     });
     return owner;

@@ -32,7 +32,8 @@ struct SocketIdentity {
 
 // Pure: the identity of the socket with local port `local_port` and remote port `remote_port` in `table` (the
 // text of /proc/net/tcp or tcp6) that a process holds. For slmd's data endpoint: the app side of a loopback
-// connection (its local port is the app's, its remote port slmd's).
+// connection (its local port is the app's, its remote port slmd's). A socket whose program closed it (or died)
+// after connecting is returned with inode 0 and its creator's uid: nobody can read from it any more.
 std::optional<SocketIdentity> connection_owner(std::string_view table, std::uint16_t local_port,
                                                std::uint16_t remote_port);
 // Reads /proc/net/tcp and tcp6.

@@ -347,6 +347,56 @@ TEST_P(Abandon, AConnectWhoseProgramDiedWhileQueuedNeverReachesTheModem) {
     EXPECT_EQ(next_server.accepted(), 1);
 }
 
+// The narrowest case: the program sends its credential and is killed before slmd accepts the data connection
+// (slmd is stopped across that window, so the order is certain). The socket slmd then accepts is orphaned; it
+// is still the requester's, so the connect is dropped at once rather than at the attach deadline.
+TEST(Abandon, AProgramKilledBeforeSlmdAcceptedItsCredentialIsDroppedAtOnce) {
+    LocalServer held_server(LocalServer::Mode::echo);
+    LocalServer queued_server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_profile("v2.9"));
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    const int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in held_to{};
+    held_to.sin_family = AF_INET;
+    held_to.sin_port = htons(held_server.port());
+    inet_pton(AF_INET, "203.0.113.10", &held_to.sin_addr);
+    ASSERT_EQ(slmsock_connect_fd(holder, reinterpret_cast<sockaddr*>(&held_to), sizeof held_to, nullptr), 0);
+
+    wire::ConnectRequest request;
+    request.destination = documentation_address();
+    request.port = queued_server.port();
+    request.nonblocking = true;
+    const int app = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct stat app_stat {};
+    ASSERT_EQ(fstat(app, &app_stat), 0);
+    request.socket_inode = app_stat.st_ino;
+    const auto reply = transact(gateway.dir / "slmd.sock", request);
+    const auto* answer = reply ? std::get_if<wire::ConnectReply>(&*reply) : nullptr;
+    ASSERT_NE(answer, nullptr) << gateway.log();
+    ASSERT_EQ(answer->status, -EINPROGRESS) << gateway.log();
+
+    ASSERT_EQ(kill(gateway.slmd->pid(), SIGSTOP), 0);
+    const auto credential = wire::encode_credential(answer->flow_id, answer->token);
+    const bool presented = present(answer->data_port, credential, app) == app;
+    close(app);
+    ASSERT_EQ(kill(gateway.slmd->pid(), SIGCONT), 0);
+    ASSERT_TRUE(presented);
+    // Well inside the 5 s attach deadline, which is all that would end the flow if the orphan were refused.
+    EXPECT_TRUE(gateway.slmd->wait_for_output("the app gave up (closed its socket)", 3s)) << gateway.log();
+
+    close(holder);
+    LocalServer next_server(LocalServer::Mode::echo);
+    const int next = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in next_to = held_to;
+    next_to.sin_port = htons(next_server.port());
+    ASSERT_EQ(slmsock_connect_fd(next, reinterpret_cast<sockaddr*>(&next_to), sizeof next_to, nullptr), 0)
+        << gateway.log();
+    ASSERT_TRUE(write_all(next, "next"));
+    EXPECT_EQ(read_n(next, 4), "next");
+    close(next);
+    EXPECT_EQ(queued_server.accepted(), 0) << "the modem connected for a program that was gone\n" << gateway.log();
+}
+
 INSTANTIATE_TEST_SUITE_P(BlockingAndNonBlocking, Abandon, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "nonblocking" : "blocking"; });
 

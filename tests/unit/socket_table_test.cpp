@@ -123,8 +123,9 @@ TEST(SocketTable, ConnectionOwnerIsTheAppSideOfTheLoopbackConnection) {
     EXPECT_EQ(connection_owner(table, 41395, 52600), (SocketIdentity{1000, 655516}));
     EXPECT_EQ(connection_owner(table, 52600, 41395), (SocketIdentity{105, 655515}));
     EXPECT_EQ(connection_owner(table, 41395, 52601), std::nullopt);
-    // A socket no process holds any more (inode 0) has no owner.
-    EXPECT_EQ(connection_owner(std::string(header) + app_orphaned, 41394, 36003), std::nullopt);
+    // A socket no process holds any more (its program closed it or died after connecting): inode 0, and the
+    // uid of the user who created it.
+    EXPECT_EQ(connection_owner(std::string(header) + app_orphaned, 41394, 36003), (SocketIdentity{0, 0}));
     EXPECT_EQ(connection_owner(std::string(header) + app_owned, 41394, 36003), (SocketIdentity{0, 58211}));
     EXPECT_EQ(connection_owner("garbage\n 1: x y z\n", 41394, 36003), std::nullopt);
 }

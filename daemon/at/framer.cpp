@@ -447,7 +447,7 @@ bool Framer::step_skip(std::size_t& cur, std::vector<Event>& out, bool /*idle*/)
         discard(b.substr(cur, p + 2 - cur), out);
         cur = p + 2;
         skipping_ = false;
-        prev_ = Prev::text_line;
+        prev_ = Prev::resynced;
         return true;
     }
     // Keep a trailing CR: it may be the first half of the CRLF that ends the junk.

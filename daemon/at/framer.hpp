@@ -162,7 +162,9 @@ class Framer {
   private:
     // What the last complete token was; decides whether the next line is a fragment and whether the firmware
     // must start its next message with CRLF (see docs/at-framer.md, "Boundaries").
-    enum class Prev { stream_start, empty_line, text_line, payload_end, skipped };
+    // resynced: at a CRLF found by skipping junk, which may be a message's leading CRLF or a CRLF inside lost
+    // payload bytes: the next line is read as a line, but its first byte proves nothing (no data-mode race).
+    enum class Prev { stream_start, empty_line, text_line, payload_end, skipped, resynced };
     enum class PatternKind { none, exit_status, exit_ok, exit_error, entry_ok, loss_urc };
     struct HeldLine {
         std::size_t length;  // text + CRLF

@@ -709,11 +709,12 @@ std::vector<PayloadFaultCase> payload_fault_cases() {
         cases.push_back({profile, "reset"});
         cases.push_back({profile, "drop", "921600"});
     }
-    // The report's case: v2.9 on a paced 115200 line, 2048-byte chunks. (Byte losses are tested on paced lines
-    // only: on an unpaced line under heavy parallel load a loss still went unnoticed in about 1 run of 15, with
-    // slmd reading the counted stream as data-mode bytes; docs/reliability.md, "Known gaps".)
+    // The report's case: v2.9 on a paced 115200 line, 2048-byte chunks.
     cases.push_back({"v2.9", "reset", "115200"});
     cases.push_back({"v2.9", "drop", "115200"});
+    // Unpaced: the downlink outruns slmd, so the loss lands while AT#XTCPSEND waits for its OK. The skip after
+    // the lost payload once resumed at a CRLF inside it and took the next bytes for early data-mode downlink.
+    cases.push_back({"v2.5", "drop"});
     return cases;
 }
 

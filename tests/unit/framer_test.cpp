@@ -303,6 +303,12 @@ const std::vector<Case>& cases() {
         {"data_mode_raw_before_ok", "2.9.0", {D(), F("abc\r\nOK\r\ndef")}, {raw("abc"), ok(), raw("def")}, LinkMode::data},
         {"data_mode_tcpdata_before_switch", "2.9.0", {D(), F("\r\n#XTCPDATA: 2\r\nhi\r\nOK\r\nraw")},
          {tcp("hi"), ok(), raw("raw")}, LinkMode::data},
+        // A payload given up (bytes lost inside it), then AT#XTCPSEND goes out while the junk is skipped: the
+        // skip resumes at a CRLF that may lie inside the lost bytes, so the next byte not being CR proves no early
+        // downlink (the race rule); only the OK enters data mode.
+        {"data_mode_not_entered_on_bytes_after_a_lost_payload", "2.9.0",
+         {F("\r\n#XTCPDATA: 3\r\nabcde"), D(), F("fg\r\nxyz\r\n\r\nOK\r\nraw")},
+         {lost(Proxy::tcp, 3, 3), junk("abcdefg\r\n"), urc("xyz"), ok(), raw("raw")}, LinkMode::data},
         {"data_mode_immediate_v20", "2.0.0", {D(), F("xyz\r\nOK\r\n")}, {raw("xyz\r\nOK\r\n")}, LinkMode::data},
         {"data_mode_raw_starting_like_ready", "2.9.0", {D(), F("Rea"), I(), F("\r\nOK\r\n")},
          {raw("Rea"), ok()}, LinkMode::data},

@@ -377,10 +377,15 @@ void Channel::dispatch(Event& event) {
                 SLMD_DEBUG("at: discarded {} unframed bytes", e.bytes.size());
             } else if constexpr (std::is_same_v<T, PayloadLost>) {
                 ++stats_.payloads_lost;
-                SLMD_WARN(
-                    "at: the line fell silent {} bytes into a {}-byte {} payload; giving it up (modem reset "
-                    "or bytes lost on the UART)",
-                    e.received, e.expected, e.proxy == Proxy::tcp ? "#XTCPDATA" : "#XUDPDATA");
+                if (e.expected == 0 && e.received > 0) {
+                    SLMD_WARN("at: {} bytes arrived that no data header claimed (its header was lost on the UART)",
+                              e.received);
+                } else {
+                    SLMD_WARN(
+                        "at: the line fell silent {} bytes into a {}-byte {} payload; giving it up (modem reset "
+                        "or bytes lost on the UART)",
+                        e.received, e.expected, e.proxy == Proxy::tcp ? "#XTCPDATA" : "#XUDPDATA");
+                }
                 if (handlers_.payload_lost) handlers_.payload_lost(e);
             }
         },

@@ -519,7 +519,8 @@ void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
     const bool fragment = prev_ == Prev::stream_start || prev_ == Prev::payload_end || prev_ == Prev::skipped;
     prev_ = text.empty() ? Prev::empty_line : Prev::text_line;
     if (!lookback_active()) {
-        classify(text, fragment, out);
+        // Header-first, every line is final when read: one that no header claimed is checked as one.
+        classify(text, fragment, out, false, profile_.receive_order == ReceiveOrder::header_first);
         return;
     }
     if (!fragment) {
@@ -543,7 +544,7 @@ void Framer::release_lookback(std::vector<Event>& out, bool all) {
         std::string text = lookback_.substr(0, front.length - 2);
         held_lines_.pop_front();
         lookback_.erase(0, front.length);
-        classify(text, front.fragment, out, front.before_command);
+        classify(text, front.fragment, out, front.before_command, true);
     }
 }
 
@@ -586,7 +587,7 @@ void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::s
         held_lines_.pop_front();
         lookback_.erase(0, front.length);
         start -= front.length;
-        classify(text, front.fragment, out, front.before_command);
+        classify(text, front.fragment, out, front.before_command, true);
     }
     if (start > 0) {
         // The payload follows a complete message (its CRLF) or the previous header: a start inside a line
@@ -601,8 +602,24 @@ void Framer::data_first_payload(Proxy proxy, std::size_t n, std::optional<std::s
     out.emplace_back(std::move(data));
 }
 
-void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command) {
+void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command,
+                      bool unclaimed) {
     if (text.empty()) return;  // framing
+    // A line no header claimed, as the URC it would otherwise be. Every unsolicited firmware line is "+…",
+    // "#…" or "%…" (or a final, or the banner): anything else is payload whose header was lost on the line
+    // (data-first: the payload came before it; header-first: the payload was read as lines). Its stream has a
+    // hole, so whoever it was for must hear of it; which proxy cannot be told.
+    auto urc = [&] {
+        if (unclaimed && !text.empty() && text.front() != '+' && text.front() != '#' && text.front() != '%' &&
+            !parse_final(text)) {
+            std::string bytes(text);
+            bytes.append(crlf);
+            discard(bytes, out);
+            out.emplace_back(PayloadLost{Proxy::tcp, 0, bytes.size()});
+            return;
+        }
+        out.emplace_back(Urc{std::string(text)});
+    };
     if (fragment) {
         // The line did not start after a CRLF (stream start, after a payload or over-long junk): it is the
         // tail of something we did not see whole. A reset banner behind noise is still a reset.
@@ -629,7 +646,7 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
     }
     if (before_command) {
         // Unsolicited by construction: the command now pending was sent after this line arrived.
-        out.emplace_back(Urc{std::string(text)});
+        urc();
         return;
     }
     if (command_pending_) {
@@ -682,7 +699,7 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
             return;
         }
     }
-    out.emplace_back(Urc{std::string(text)});
+    urc();
 }
 
 void Framer::on_ready(std::vector<Event>& out) {

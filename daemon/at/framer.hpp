@@ -79,6 +79,9 @@ struct PeerTerminator {
 // banner, answers to later commands or a later header, and which ones are the peer's cannot be told.
 // expected == received == 0: a payload already delivered (the line was quiet after it) turned out to be
 // followed by no message, so bytes had gone missing inside it; its connection must end in an error.
+// expected == 0, received > 0 (data-first releases): a line that no header claimed and that is no firmware
+// message: payload whose header was lost. Reported as TCP, whose stream it holes; a UDP datagram it may have
+// been is lost like any other.
 struct PayloadLost {
     Proxy proxy = Proxy::tcp;
     std::size_t expected = 0;  // the header's count
@@ -185,7 +188,9 @@ class Framer {
     bool step_line(std::size_t& cur, std::vector<Event>& out, bool idle);
     bool step_data(std::size_t& cur, std::vector<Event>& out, bool idle);
     void handle_line(std::string_view text, std::vector<Event>& out);
-    void classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command = false);
+    // unclaimed: a line no header claimed (header-first: any line; data-first: one released from the look-back).
+    void classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command = false,
+                  bool unclaimed = false);
     void data_first_payload(Proxy proxy, std::size_t n, std::optional<std::string> address,
                             std::optional<std::uint16_t> port,
                             std::vector<Event>& out);

@@ -637,7 +637,7 @@ TEST(Faults, ASlowReaderAloneOnTheLinkIsHeldBackNotReset) {
 // prefix of the far end's bytes and then an error, within a bound, and the next connect is served.
 struct PayloadFaultCase {
     const char* profile;
-    const char* kind;  // "reset" or "drop"
+    const char* kind;  // "reset", "drop" (bytes lost inside a payload) or "header" (inside its header)
     const char* baud = "0";
 };
 
@@ -652,10 +652,12 @@ TEST_P(PayloadFaults, AnExactPrefixThenAnErrorAndTheNextConnectIsServed) {
     // Somewhere inside the stream, not on a chunk boundary by design: one offset per profile and fault.
     std::mt19937 random(std::hash<std::string>{}(std::string(param.profile) + param.kind));
     const std::size_t offset = 1 + random() % (8 * 1024);
-    const std::string fault = std::string(param.kind) == "reset"
-                                  ? "payload-fault reset " + std::to_string(offset)
-                                  : "payload-fault drop " + std::to_string(offset) + " " +
-                                        std::to_string(1 + random() % 300);
+    const std::string kind = param.kind;
+    const std::string fault = kind == "reset"    ? "payload-fault reset " + std::to_string(offset)
+                              : kind == "header" ? "payload-fault header " + std::to_string(offset) + " " +
+                                                       std::to_string(1 + random() % 19)  // "\r\n#XTCPDATA: 2048\r\n"
+                                                 : "payload-fault drop " + std::to_string(offset) + " " +
+                                                       std::to_string(1 + random() % 300);
     ASSERT_EQ(gateway.control(fault), "ok");
 
     const auto start = Clock::now();
@@ -675,8 +677,9 @@ TEST_P(PayloadFaults, AnExactPrefixThenAnErrorAndTheNextConnectIsServed) {
     const std::size_t before_fault = std::min(got.size(), offset);
     EXPECT_EQ(got.substr(0, before_fault), payload.substr(0, before_fault)) << whole_log(gateway);
     EXPECT_EQ(error, ECONNRESET) << whole_log(gateway);
-    if (std::string(param.kind) == "reset") {
-        // A reboot cuts the stream: nothing from the cut chunk on is delivered.
+    if (kind == "reset" || kind == "header") {
+        // A reboot cuts the stream: nothing from the cut chunk on is delivered. A lost header leaves its
+        // payload unannounced: never delivered, and nothing after that hole either.
         EXPECT_LE(got.size(), offset) << "bytes past the fault were delivered";
     } else {
         // A loss is caught before delivery when the next message follows within the confirm gap; a payload
@@ -715,6 +718,9 @@ std::vector<PayloadFaultCase> payload_fault_cases() {
     // Unpaced: the downlink outruns slmd, so the loss lands while AT#XTCPSEND waits for its OK. The skip after
     // the lost payload once resumed at a CRLF inside it and took the next bytes for early data-mode downlink.
     cases.push_back({"v2.5", "drop"});
+    // A header's bytes lost, its payload whole (issue 15): data-first, the payload was once released as a URC
+    // line, a silent hole in the stream.
+    for (const char* profile : {"v2.0", "v2.2", "v2.5", "v2.9"}) cases.push_back({profile, "header", "921600"});
     return cases;
 }
 

@@ -85,7 +85,8 @@ std::string Simulator::control(std::string_view line) {
     return "ok";
   }
   if (cmd == "payload-fault") {
-    // payload-fault reset <offset> | payload-fault drop <offset> <count> | payload-fault off
+    // payload-fault reset <offset> | payload-fault drop <offset> <count> | payload-fault header <offset> <count>
+    // | payload-fault off
     std::istringstream in(arg);
     std::string kind;
     in >> kind;
@@ -97,12 +98,12 @@ std::string Simulator::control(std::string_view line) {
     if (kind == "reset") {
       fault.kind = PayloadFault::Kind::reset;
       if (!(in >> fault.offset)) return "error expected: payload-fault reset <offset>";
-    } else if (kind == "drop") {
-      fault.kind = PayloadFault::Kind::drop;
+    } else if (kind == "drop" || kind == "header") {
+      fault.kind = kind == "drop" ? PayloadFault::Kind::drop : PayloadFault::Kind::header;
       if (!(in >> fault.offset >> fault.drop) || fault.drop == 0)
-        return "error expected: payload-fault drop <offset> <count>";
+        return "error expected: payload-fault " + kind + " <offset> <count>";
     } else {
-      return "error expected reset|drop|off";
+      return "error expected reset|drop|header|off";
     }
     payload_fault_ = fault;
     return "ok";

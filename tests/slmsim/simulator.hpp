@@ -96,7 +96,13 @@ class Simulator {
   Simulator(boost::asio::io_context& io, Config cfg, HostLine& line);
   ~Simulator();
   // Closes every proxy socket; its pending operations then complete (aborted) on the next run of the io_context.
-  void shutdown() { close_all_silently(); }
+  // Closes every socket and stops every timer: once their cancelled operations complete, the io_context
+  // runs out of work (what a harness waits for before destroying the simulator).
+  void shutdown() {
+    ++epoch_;
+    close_all_silently();
+    for (auto* timer : {&boot_timer_, &attach_timer_, &interleave_timer_, &dm_timer_, &connect_timer_}) timer->cancel();
+  }
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
 
@@ -234,7 +240,9 @@ class Simulator {
   // #XTCPDATA payloads or raw in data mode), the modem reboots (the rest is never sent), or `drop` bytes go
   // missing from the stream while the header keeps its count (noise or an overrun without RTS/CTS).
   struct PayloadFault {
-    enum class Kind { reset, drop } kind = Kind::reset;
+    // header: `drop` bytes lost from the start of the #XTCPDATA header (its leading CRLF first) of the payload
+    // holding `offset`; the payload itself arrives whole.
+    enum class Kind { reset, drop, header } kind = Kind::reset;
     std::size_t offset = 0;
     std::size_t drop = 0;
   };

@@ -374,6 +374,7 @@ bool Simulator::strike_payload_fault(const std::string& data) {
     return false;
   }
   const bool raw = mode_ == Mode::Data;
+  if (raw && fault.kind == PayloadFault::Kind::header) return false;  // no header in data mode: the next one
   if (raw) ++stats_.payload_faults_in_data_mode;
   const std::string header = raw ? "" : recv_header("#XTCPDATA", data.size(), "");
   const std::string before = data.substr(0, fault.offset);
@@ -387,6 +388,15 @@ bool Simulator::strike_payload_fault(const std::string& data) {
     // A modem that died in the middle of a write takes a while to boot again (the modem library's start-up):
     // at least 200 ms, whatever --boot-delay-ms says for the fast resets of other tests.
     reboot(std::max(cfg_.boot_delay_ms, 200));
+    return true;
+  }
+  if (fault.kind == PayloadFault::Kind::header) {
+    // The header's first bytes lost on the wire (from its leading CRLF on): nothing announces the payload.
+    ++stats_.payload_faults;
+    payload_fault_.reset();
+    const std::string cut = header.substr(std::min(fault.drop, header.size()));
+    stats_.payload_bytes_dropped += header.size() - cut.size();
+    emit(p_.header_first ? cut + data : data + cut);
     return true;
   }
   // Bytes lost on the wire: the count still says data.size(), the stream carries fewer.

@@ -66,11 +66,12 @@ using Events = std::vector<Event>;
 
 // One caller action, in stream order.
 struct Step {
-    enum Kind { feed, command, data_mode, exit_data_mode, idle, silence } kind;
+    enum Kind { feed, command, command_unprefixed, data_mode, exit_data_mode, idle, silence } kind;
     std::string arg;
 };
 Step F(std::string bytes) { return {Step::feed, std::move(bytes)}; }
 Step C(std::string prefix) { return {Step::command, std::move(prefix)}; }
+Step U(std::string prefix) { return {Step::command_unprefixed, std::move(prefix)}; }  // its answer has bare lines
 Step D() { return {Step::data_mode, {}}; }
 Step X() { return {Step::exit_data_mode, {}}; }
 Step I() { return {Step::idle, {}}; }
@@ -130,6 +131,7 @@ Events run(const FirmwareProfile& p, const std::vector<Step>& steps, const Split
                 for (const std::string& chunk : split(i, s.arg)) framer.feed(chunk, out);
                 break;
             case Step::command: framer.command_sent(s.arg); break;
+            case Step::command_unprefixed: framer.command_sent(s.arg, true); break;
             case Step::data_mode: framer.data_mode_requested(); break;
             case Step::exit_data_mode: framer.data_mode_exit_requested(); break;
             case Step::idle: framer.idle(out); break;
@@ -201,7 +203,9 @@ const std::vector<Case>& cases() {
          {info("#XTCPCLI: 0,\"connected\""), ready}, LinkMode::command, false},
         {"ready_behind_power_on_noise", "2.9.0", {F(std::string("\0\xff", 2) + "Ready\r\n")},
          {junk(std::string("\0\xff", 2)), ready}},
-        {"ready_inside_text_is_not_a_banner", "2.9.0", {F("\r\nNot Ready\r\n")}, {urc("Not Ready")}},
+        // Not a banner. Nor any firmware message (those start "+", "#", "%"): bytes no header claimed, reported lost.
+        {"ready_inside_text_is_not_a_banner", "2.9.0", {F("\r\nNot Ready\r\n")},
+         {junk("Not Ready\r\n"), lost(Proxy::tcp, 0, 11)}},
         {"ready_while_entering_data_mode", "2.9.0", {D(), F("Ready\r\n")}, {ready}},
         {"ready_after_idle_wake", "2.9.0", {F("\r\n+CEREG: 1\r\nReady\r\n\r\n#XTCPDATA: 2\r\nhi")},
          {urc("+CEREG: 1"), ready, tcp("hi")}},
@@ -263,7 +267,7 @@ const std::vector<Case>& cases() {
         {"data_first_payload_cuts_a_line", "2.2.0", {F("\r\n+CEREG: 1\r\nxyzabc\r\n#XTCPDATA: 3\r\n")},
          {urc("+CEREG: 1"), junk("xyzabc\r\n"), lost(Proxy::tcp, 3, 6)}},
         {"data_first_claim_beyond_held_bytes", "2.2.0", {F("\r\nab\r\n"), I(), F("cd\r\n#XTCPDATA: 6\r\n")},
-         {urc("ab"), junk("cd\r\n"), lost(Proxy::tcp, 6, 2)}},
+         {junk("ab\r\n"), lost(Proxy::tcp, 0, 4), junk("cd\r\n"), lost(Proxy::tcp, 6, 2)}},
         // Two bytes of a 12-byte payload lost: the count reaches into the "+CEREG: 1" before it, and what
         // that line was (a message, or payload) can no longer be told; nothing is delivered.
         {"data_first_payload_with_bytes_missing", "2.2.0",
@@ -276,10 +280,19 @@ const std::vector<Case>& cases() {
         // the boot banner on the same line. The cut payload is no message and the banner a reboot.
         {"data_first_reboot_in_the_middle_of_a_payload", "2.1.0",
          {F("\r\n+CEREG: 1\r\nab\r\ncd"), I(), S(), F("Ready\r\n")},
-         {urc("+CEREG: 1"), urc("ab"), junk("cd"), ready}},
+         {urc("+CEREG: 1"), junk("ab\r\n"), lost(Proxy::tcp, 0, 4), junk("cd"), ready}},
         // The same when slmd did not see the silence (it had paused reading): a line ending in the banner.
         {"data_first_reboot_unseen_silence", "2.1.0", {F("\r\n+CEREG: 1\r\nab\r\ncd\xf9\nReady\r\n")},
-         {urc("+CEREG: 1"), urc("ab"), junk("cd\xf9\n"), ready}},
+         {urc("+CEREG: 1"), junk("ab\r\n"), lost(Proxy::tcp, 0, 4), junk("cd\xf9\n"), ready}},
+        // Bytes lost inside a data-first header ("\r\n#XTCP" here): nothing claims the payload before it. A line
+        // that is no firmware message ("+…", "#…", "%…", a final) is that payload: reported lost, never a URC,
+        // so its connection ends in an error rather than a stream with a hole.
+        {"data_first_header_lost", "2.2.0", {F("\r\n+CEREG: 1\r\nhello\r\nDATA: 5\r\n\r\n+CEREG: 5\r\n")},
+         {urc("+CEREG: 1"), junk("hello\r\n"), lost(Proxy::tcp, 0, 7), junk("DATA: 5\r\n"), lost(Proxy::tcp, 0, 9),
+          urc("+CEREG: 5")}},
+        // Unprefixed answers of a pending command (AT+CGSN's serial number) are no payload.
+        {"data_first_unprefixed_answer_is_no_loss", "2.2.0", {U("+CGSN"), F("\r\n352656100000000\r\n\r\nOK\r\n")},
+         {info("352656100000000"), ok()}},
         // Bytes that resume a line after a silence and are not a banner: the line is an ordinary one.
         {"a_line_resumed_after_a_silence_is_still_a_line", "2.1.0",
          {F("\r\n+CEREG: 1\r\n+CEREG"), I(), S(), F(": 5\r\n")},
@@ -308,7 +321,8 @@ const std::vector<Case>& cases() {
         // downlink (the race rule); only the OK enters data mode.
         {"data_mode_not_entered_on_bytes_after_a_lost_payload", "2.9.0",
          {F("\r\n#XTCPDATA: 3\r\nabcde"), D(), F("fg\r\nxyz\r\n\r\nOK\r\nraw")},
-         {lost(Proxy::tcp, 3, 3), junk("abcdefg\r\n"), urc("xyz"), ok(), raw("raw")}, LinkMode::data},
+         {lost(Proxy::tcp, 3, 3), junk("abcdefg\r\nxyz\r\n"), lost(Proxy::tcp, 0, 5), ok(), raw("raw")},
+         LinkMode::data},
         {"data_mode_immediate_v20", "2.0.0", {D(), F("xyz\r\nOK\r\n")}, {raw("xyz\r\nOK\r\n")}, LinkMode::data},
         {"data_mode_raw_starting_like_ready", "2.9.0", {D(), F("Rea"), I(), F("\r\nOK\r\n")},
          {raw("Rea"), ok()}, LinkMode::data},
@@ -368,8 +382,14 @@ const std::vector<Case>& cases() {
          {junk(std::string("\0\xff\x13garbage\r\n", 12)), urc("+CEREG: 1")}},
         {"mid_line_start_is_fragment", "2.9.0", {C(""), F("EG: 1\r\n\r\nOK\r\n")}, {junk("EG: 1\r\n"), ok()}},
         {"over_long_line", "2.9.0", {C(""), F("\r\n" + long_line + "\r\n\r\nOK\r\n")}, {junk(long_line + "\r\n"), ok()}},
-        {"line_at_limit_is_kept", "2.9.0", {F("\r\n" + std::string(4096, 'y') + "\r\n")}, {urc(std::string(4096, 'y'))}},
-        {"lone_cr_and_lf_are_text", "2.9.0", {F("\r\na\rb\nc\r\n")}, {urc("a\rb\nc")}},
+        {"line_at_limit_is_kept", "2.9.0", {F("\r\n#" + std::string(4095, 'y') + "\r\n")},
+         {urc("#" + std::string(4095, 'y'))}},
+        {"lone_cr_and_lf_are_text", "2.9.0", {F("\r\n+a\rb\nc\r\n")}, {urc("+a\rb\nc")}},
+        // Header-first: a header lost after a message that is no payload; the payload read as a line is no
+        // firmware message and is reported lost, never taken for a URC.
+        {"header_first_payload_without_its_header", "2.9.0",
+         {C(""), F("\r\nOK\r\nhello\r\n#XTCPDATA: 2\r\nhi")},
+         {ok(), junk("hello\r\n"), lost(Proxy::tcp, 0, 7), tcp("hi")}},
         {"unknown_line_is_urc", "2.9.0", {F("\r\n#XMODEM: FAULT,0x1,0x2\r\n")}, {urc("#XMODEM: FAULT,0x1,0x2")}},
     };
     return table;
@@ -520,7 +540,9 @@ TEST(Framer, UnprefixedLinesAnswerOnlyACommandThatAsksForThem) {
     out.clear();
     framer.command_sent("+CGSN");
     framer.feed("\r\n352656100000000\r\n\r\nOK\r\n", out);
-    EXPECT_EQ(out, (Events{Urc{"352656100000000"}, FinalResult{FinalKind::ok, 0}}));
+    // Not asked for: no firmware message, so bytes no header claimed (reported lost), never an answer.
+    EXPECT_EQ(merged(out), (Events{Discarded{"352656100000000\r\n"}, PayloadLost{Proxy::tcp, 0, 17},
+                                   FinalResult{FinalKind::ok, 0}}));
 }
 
 TEST(Framer, ModeTransitionsAreVisibleImmediately) {

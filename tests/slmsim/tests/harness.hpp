@@ -47,11 +47,13 @@ class Harness {
   explicit Harness(const std::string& profile) : Harness(test_config(profile)) {}
   // Cancelled operations must complete before the io_context goes: Boost 1.81's io_uring backend destroys
   // its socket service before the queued operations that still hold sockets of it (use-after-free under ASan).
-  // The simulator stays alive while they complete, since its handlers refer to it.
+  // The simulator stays alive while they complete, since its handlers refer to it. run_for returns as soon as
+  // the io_context runs out of work; a fixed short run was not enough on a loaded machine (a segfault in
+  // Slm.ResetRebootsAndClosesEverything under ctest -j3).
   ~Harness() {
     sim->shutdown();
     io.restart();
-    io.run_for(50ms);
+    io.run_for(5s);
     sim.reset();
   }
 

@@ -41,8 +41,8 @@ static void usage(FILE* out) {
             "      --strict       refuse connections that would not go through the modem, loopback excepted\n"
             "                     (sets SLMSOCK_STRICT=1)\n"
             "  -d, --debug        one line on stderr per routing decision (sets SLMSOCK_DEBUG=1)\n"
-            "  -l, --listen MODE  where servers bound to the wildcard address (0.0.0.0, ::) listen: modem\n"
-            "                     (the default) or local, the host's own network (sets SLMSOCK_LISTEN)\n"
+            "  -l, --listen MODE  where servers bound to the wildcard address (0.0.0.0, ::) listen: local,\n"
+            "                     the host's own networks (the default), or modem (sets SLMSOCK_LISTEN)\n"
             "  -h, --help         show this help\n"
             "      --version      print the version\n"
             "\n"
@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
     char** command = &argv[i];
     /* Servers on the wildcard address are the modem's by default; said explicitly so children see it too. */
     setenv("SLMSOCK_LISTEN", getenv("SLMSOCK_LISTEN") != NULL && *getenv("SLMSOCK_LISTEN") != '\0'
-                                 ? getenv("SLMSOCK_LISTEN") : "modem", 1);
+                                 ? getenv("SLMSOCK_LISTEN") : "local", 1);
 
     char shim[PATH_MAX];
     if (!find_shim(shim, sizeof shim)) return EXIT_OWN_FAILURE;

@@ -257,6 +257,15 @@ void FlowManager::watch_for_abandonment(const FlowPtr& flow) {
 
 
 void FlowManager::schedule() {
+    if (deferred_listen_ && driver_.tcp_available() > 0) {
+        auto deferred = std::move(*deferred_listen_);
+        deferred_listen_.reset();
+        if (driver_.serving()) {
+            start_listen(deferred.reservation, std::move(deferred.reply));
+        } else {
+            deferred.reply(wire::ListenReply{-ENETDOWN});
+        }
+    }
     while (driver_.tcp_available() > 0 && !waiting_.empty()) {
         auto flow = waiting_.front();
         waiting_.pop_front();
@@ -746,6 +755,11 @@ wire::ShutdownReply FlowManager::shutdown(const wire::ShutdownRequest& request, 
 
 void FlowManager::stop() {
     socket_poll_.cancel();
+    if (deferred_listen_) {
+        auto deferred = std::move(*deferred_listen_);
+        deferred_listen_.reset();
+        deferred.reply(wire::ListenReply{-ENETDOWN});
+    }
     server_.reset();
     reservations_.clear();
     boost::system::error_code ignored_error;
@@ -864,7 +878,12 @@ void FlowManager::listen(const wire::ListenRequest& request, const Requester& re
         reply(wire::ListenReply{0});  // listen() again on a listening socket changes the backlog only
         return;
     }
-    if (server_ || active_flows() > 0 || !waiting_.empty() || driver_.tcp_available() == 0) {
+    if (server_ && !reservation_live(*server_)) {
+        // The previous server's socket closed since the last poll (a program that restarts its server):
+        // release the modem's server now rather than answer EBUSY until the poll notices.
+        drop_reservation(server_);
+    }
+    if (server_ || active_flows() > 0 || !waiting_.empty() || deferred_listen_) {
         // The firmware's one TCP proxy runs a client or a server, not both at once.
         ++counters_.refused_busy;
         reply(wire::ListenReply{-EBUSY});
@@ -872,6 +891,21 @@ void FlowManager::listen(const wire::ListenRequest& request, const Requester& re
     }
     if (!driver_.serving()) {
         reply(wire::ListenReply{-ENETDOWN});
+        return;
+    }
+    if (driver_.tcp_available() == 0) {
+        // Nothing of slmd's holds the proxy any more: a server or connection is being closed on the modem. The
+        // listen starts as soon as that answers (schedule()).
+        SLMD_INFO("tcp server: modem port {} starts once the modem's TCP proxy is free", reservation->modem_port);
+        deferred_listen_ = DeferredListen{reservation, std::move(reply)};
+        return;
+    }
+    start_listen(reservation, std::move(reply));
+}
+
+void FlowManager::start_listen(const ReservationPtr& reservation, ListenReplyHandler reply) {
+    if (reservation->gone) {
+        reply(wire::ListenReply{-ECONNABORTED});  // its socket closed while the listen waited
         return;
     }
     server_ = reservation;

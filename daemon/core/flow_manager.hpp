@@ -125,6 +125,7 @@ private:
     void abandon(const FlowPtr& flow, const char* why);
     void on_app_connected(const FlowPtr& flow, boost::system::error_code error);
     void drop_reservation(const ReservationPtr& reservation);
+    void start_listen(const ReservationPtr& reservation, ListenReplyHandler reply);
     bool reservation_live(const Reservation& reservation) const;
     void watch_sockets();
     void fail(const FlowPtr& flow, int error);
@@ -148,6 +149,13 @@ private:
     std::uint64_t next_id_ = 1;
     std::map<std::pair<slmsock::wire::Family, std::uint16_t>, ReservationPtr> reservations_;
     ReservationPtr server_;  // the reservation whose modem server is starting or listening
+    // A listen() that waits for the modem's TCP proxy to come free: the previous server (whose socket closed)
+    // or connection is still being closed on the modem. Started from schedule().
+    struct DeferredListen {
+        ReservationPtr reservation;
+        ListenReplyHandler reply;
+    };
+    std::optional<DeferredListen> deferred_listen_;
     ModemAddressSource modem_address_;
     boost::asio::steady_timer socket_poll_;
     bool polling_ = false;

@@ -336,6 +336,6 @@ bool slmsock_pl_address_is(const struct sockaddr* addr, socklen_t len, const cha
 }
 
 enum slmsock_pl_listen slmsock_pl_listen_policy(const char* value) {
-    if (value != NULL && strcmp(value, "local") == 0) return SLMSOCK_PL_LISTEN_LOCAL;
-    return SLMSOCK_PL_LISTEN_MODEM;
+    if (value != NULL && strcmp(value, "modem") == 0) return SLMSOCK_PL_LISTEN_MODEM;
+    return SLMSOCK_PL_LISTEN_LOCAL;
 }

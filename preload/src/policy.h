@@ -82,7 +82,8 @@ SLMSOCK_PL_HIDDEN void slmsock_pl_copy_address(const void* full, socklen_t full_
 
 /* SLMSOCK_LISTEN: where a bind() to the wildcard address with a port is served. */
 enum slmsock_pl_listen { SLMSOCK_PL_LISTEN_MODEM, SLMSOCK_PL_LISTEN_LOCAL };
-/* NULL, "" or "modem" → modem; "local" → local; anything else → modem (the documented default). */
+/* "modem" → modem; NULL, "", "local" or anything else → local (the documented default: an unmodified program's
+ * wildcard server stays reachable from this host, and nothing is exposed on the cellular side unasked). */
 SLMSOCK_PL_HIDDEN enum slmsock_pl_listen slmsock_pl_listen_policy(const char* value);
 
 #ifdef __cplusplus

@@ -385,6 +385,42 @@ TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
     EXPECT_TRUE(eventually([&] { return gateway.sent("AT#XTCPSVR=0\r\n"); })) << gateway.slmd->output();
 }
 
+// A program restarts its server: the old listening socket closes and a new one listens on the same modem port
+// at once (issue 18: EBUSY for up to a poll interval). slmd releases the dead server when the new listen()
+// comes and starts the new one as soon as the modem has stopped the old; the socket poll is set to a minute,
+// so only that path can serve it.
+TEST(TcpServer, ARestartedServerListensAtOnceOnTheSamePort) {
+    Gateway gateway(GatewayOptions().with_profile("v2.9").daemon({"--socket-poll-ms", "60000"}));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    const std::uint16_t modem_port = free_port(SOCK_STREAM);
+    std::uint16_t first_port = 0;
+    Fd first(loopback_socket(AF_INET, SOCK_STREAM, first_port));
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, first_port), 0);
+    ASSERT_EQ(listen(first, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, first_port), 0) << gateway.slmd->output();
+    close(first.fd);
+    first.fd = -1;
+
+    std::uint16_t second_port = 0;
+    Fd second(loopback_socket(AF_INET, SOCK_STREAM, second_port));
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, second_port), 0) << gateway.slmd->output();
+    ASSERT_EQ(listen(second, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, second_port), 0) << gateway.slmd->output();
+    EXPECT_EQ(gateway.slmd->output().find("refused"), std::string::npos);
+
+    Fd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const auto served = endpoint("127.0.0.1", modem_port);
+    ASSERT_EQ(connect(client, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    ASSERT_TRUE(readable(second, 20s)) << gateway.slmd->output();
+    Fd accepted(accept4(second, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(accepted.fd, 0);
+    ASSERT_EQ(write(client, "again", 5), 5);
+    char buffer[8] = {};
+    ASSERT_TRUE(readable(accepted, 20s)) << gateway.slmd->output();
+    EXPECT_EQ(read(accepted, buffer, sizeof buffer), 5);
+    EXPECT_STREQ(buffer, "again");
+}
+
 TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
     UdpEcho echo;
     Gateway gateway(GatewayOptions().with_profile(GetParam()));

@@ -309,9 +309,11 @@ private:
     std::string modem_peer_echo_;
 };
 
+// Wildcard servers on the modem (SLMSOCK_LISTEN=modem) unless the test's own environment says otherwise.
 RunResult matrix_with(const FakeSlmd& fake, std::vector<std::string> args, std::vector<std::string> env = {}) {
     std::vector<std::string> argv{slm_run(), matrix()};
     argv.insert(argv.end(), args.begin(), args.end());
+    env.insert(env.begin(), "SLMSOCK_LISTEN=modem");
     env.push_back("SLMSOCK_SOCKET=" + fake.path());
     return run(env, argv, 30s);
 }
@@ -389,6 +391,15 @@ TEST(FakeSlmd, ListenLocalKeepsKernelBindsForTheWildcard) {
     // The wildcard goes to the kernel without asking; the modem's own address still asks slmd (refused here).
     auto r = matrix_with(fake, {"bind-fallback", "-", std::to_string(free_port()), std::to_string(EBUSY)},
                          {"SLMSOCK_LISTEN=local"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(fake.count<BindRequest>(), 1) << r.output;
+}
+
+// Unset or empty: slm-run makes it local. A wildcard server stays the host's; only the modem's address asks.
+TEST(FakeSlmd, TheWildcardStaysLocalByDefault) {
+    FakeSlmd fake(-EBUSY);
+    auto r = matrix_with(fake, {"bind-fallback", "-", std::to_string(free_port()), std::to_string(EBUSY)},
+                         {"SLMSOCK_LISTEN="});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(fake.count<BindRequest>(), 1) << r.output;
 }

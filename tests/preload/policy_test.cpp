@@ -303,10 +303,10 @@ TEST(CopyAddress, TruncatesLikeTheKernel) {
     EXPECT_EQ(out_len, sizeof(sockaddr_in6));
 }
 
-TEST(ListenPolicy, ModemUnlessLocal) {
-    EXPECT_EQ(slmsock_pl_listen_policy(nullptr), SLMSOCK_PL_LISTEN_MODEM);
-    EXPECT_EQ(slmsock_pl_listen_policy(""), SLMSOCK_PL_LISTEN_MODEM);
+TEST(ListenPolicy, LocalUnlessModem) {
+    EXPECT_EQ(slmsock_pl_listen_policy(nullptr), SLMSOCK_PL_LISTEN_LOCAL);
+    EXPECT_EQ(slmsock_pl_listen_policy(""), SLMSOCK_PL_LISTEN_LOCAL);
     EXPECT_EQ(slmsock_pl_listen_policy("modem"), SLMSOCK_PL_LISTEN_MODEM);
     EXPECT_EQ(slmsock_pl_listen_policy("local"), SLMSOCK_PL_LISTEN_LOCAL);
-    EXPECT_EQ(slmsock_pl_listen_policy("bogus"), SLMSOCK_PL_LISTEN_MODEM);
+    EXPECT_EQ(slmsock_pl_listen_policy("bogus"), SLMSOCK_PL_LISTEN_LOCAL);
 }

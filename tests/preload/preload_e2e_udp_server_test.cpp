@@ -67,7 +67,10 @@ protected:
         modem_ = std::make_unique<Modem>(ModemOptions{GetParam(), fast_baud, {"--listen-address", "127.0.0.2"}, {}, {}});
         ASSERT_TRUE(modem_->ready()) << modem_->diagnostics();
     }
-    std::vector<std::string> env() { return {"SLMSOCK_SOCKET=" + modem_->api_socket(), "SLMRUN=" + slm_run()}; }
+    // Servers bound to the wildcard are the modem's here (slm-run --listen modem; local is the default).
+    std::vector<std::string> env() {
+        return {"SLMSOCK_SOCKET=" + modem_->api_socket(), "SLMRUN=" + slm_run(), "SLMSOCK_LISTEN=modem"};
+    }
     RunResult under_slm_run(const std::string& shell_command, std::chrono::milliseconds timeout = 60s) {
         return run(env(), {"/bin/sh", "-c", shell_command}, timeout);
     }

@@ -189,11 +189,11 @@ TEST(SlmRun, OptionsSetTheEnvironment) {
     r = run({"SLMSOCK_SOCKET=/from/env"}, {slm_run(), "/bin/sh", "-c", "echo \"$SLMSOCK_SOCKET\""}, 10s);
     EXPECT_EQ(r.output, "/from/env\n");
     r = run({}, {slm_run(), "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
+    EXPECT_EQ(r.output, "local\n");
+    r = run({}, {slm_run(), "--listen", "modem", "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
     EXPECT_EQ(r.output, "modem\n");
-    r = run({}, {slm_run(), "--listen", "local", "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
-    EXPECT_EQ(r.output, "local\n");
-    r = run({"SLMSOCK_LISTEN=local"}, {slm_run(), "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
-    EXPECT_EQ(r.output, "local\n");
+    r = run({"SLMSOCK_LISTEN=modem"}, {slm_run(), "/bin/sh", "-c", "echo \"$SLMSOCK_LISTEN\""}, 10s);
+    EXPECT_EQ(r.output, "modem\n");
     EXPECT_EQ(run({}, {slm_run(), "--listen=elsewhere", "true"}, 10s).exit_code, 2);
 }
 

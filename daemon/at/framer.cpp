@@ -404,6 +404,36 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
     return true;
 }
 
+Framer::Interleaved Framer::damaged_header(std::string_view s, bool idle, std::size_t& length) const {
+    // The header's tail from "DATA: " on must be there to tell it from data: shorter tails (": 12") are too
+    // common in a byte stream. Losses that leave less fall to the rule they came to (docs/at-framer.md).
+    static constexpr std::string_view heads[] = {"\r\n#XTCPDATA: ", "\r\n#XUDPDATA: "};
+    constexpr std::size_t kept_at_least = std::string_view("DATA: ").size();
+    constexpr std::size_t header_line_max = 64;
+    const auto undecided_or_none = idle ? Interleaved::none : Interleaved::undecided;
+    bool undecided = false;
+    for (std::string_view head : heads) {
+        for (std::size_t lost = 1; lost + kept_at_least <= head.size(); ++lost) {
+            const std::string_view tail = head.substr(lost);
+            if (s.size() < tail.size()) {
+                undecided |= tail.starts_with(s);
+                continue;
+            }
+            if (!s.starts_with(tail)) continue;
+            if (s.size() == tail.size()) return undecided_or_none;
+            if (s[tail.size()] < '0' || s[tail.size()] > '9') continue;
+            const std::size_t end = s.substr(0, header_line_max).find(crlf, tail.size());
+            if (end == std::string_view::npos) {
+                if (s.size() < header_line_max) return undecided_or_none;
+                continue;
+            }
+            length = end + 2;
+            return Interleaved::taken;
+        }
+    }
+    return undecided ? undecided_or_none : Interleaved::none;
+}
+
 Framer::Interleaved Framer::interleaved_notification(std::string_view s, bool idle, std::size_t& length,
                                                      std::vector<Event>& out) const {
     // Only what the proxy threads write can come between a header and its payload (modem URCs come out
@@ -462,6 +492,22 @@ bool Framer::step_line(std::size_t& cur, std::vector<Event>& out, bool idle) {
     std::string_view b(buffer_);
     const std::size_t avail = b.size() - cur;
     if (mode_ == LinkMode::entering_data_mode && message_start() && b[cur] != '\r') {
+        // A header that lost its leading bytes on the line would pass for early downlink below, and every byte
+        // after it (later headers included) would go to the app as data. It is a loss: its payload is not
+        // announced, and what follows is read as lines (no message start), so the connection ends in an error.
+        std::size_t length = 0;
+        switch (damaged_header(b.substr(cur), idle, length)) {
+            case Interleaved::undecided: return false;
+            case Interleaved::taken: {
+                const std::string line(b.substr(cur, length));
+                cur += length;
+                discard(line, out);
+                out.emplace_back(PayloadLost{Proxy::tcp, 0, line.size()});
+                prev_ = Prev::resynced;
+                return true;
+            }
+            case Interleaved::none: break;
+        }
         // Every firmware message starts with CRLF (only "Ready" does not), so anything else here is downlink
         // data that the firmware wrote after switching to data mode but before its OK (reference section 4,
         // race).
@@ -520,7 +566,11 @@ void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
     prev_ = text.empty() ? Prev::empty_line : Prev::text_line;
     if (!lookback_active()) {
         // Header-first, every line is final when read: one that no header claimed is checked as one.
+        const std::size_t before = out.size();
         classify(text, fragment, out, false, profile_.receive_order == ReceiveOrder::header_first);
+        // A payload read as a line ran into the next message's leading CRLF: what follows is that message's
+        // text, no message start (the data-mode race rule must not fire on it).
+        if (out.size() > before && std::holds_alternative<PayloadLost>(out.back())) prev_ = Prev::resynced;
         return;
     }
     if (!fragment) {

@@ -182,6 +182,9 @@ class Framer {
     // At the start of a header-first payload: another proxy's notification the firmware wrote between the
     // header and its payload (reference: proxy threads interleave between whole writes). `taken`: it was
     // emitted and is `length` bytes long.
+    // While a send's data mode is being entered: `s` starts with a data header that lost its first bytes on the
+    // line (its leading CRLF at least), not early downlink. taken: `length` is that line, CRLF included.
+    Interleaved damaged_header(std::string_view s, bool idle, std::size_t& length) const;
     Interleaved interleaved_notification(std::string_view s, bool idle, std::size_t& length,
                                          std::vector<Event>& out) const;
     bool step_skip(std::size_t& cur, std::vector<Event>& out, bool idle);

@@ -323,6 +323,21 @@ const std::vector<Case>& cases() {
          {F("\r\n#XTCPDATA: 3\r\nabcde"), D(), F("fg\r\nxyz\r\n\r\nOK\r\nraw")},
          {lost(Proxy::tcp, 3, 3), junk("abcdefg\r\nxyz\r\n"), lost(Proxy::tcp, 0, 5), ok(), raw("raw")},
          LinkMode::data},
+        // While AT#XTCPSEND waits for its OK, a header that lost its leading CRLF ("#XTCPDATA: 3" right after the
+        // last payload) is no early downlink: a loss, and the payload after it is read as a line.
+        {"data_mode_race_rule_spares_a_header_that_lost_its_crlf", "2.5.0",
+         {D(), F("\r\n#XTCPDATA: 2\r\nhi#XTCPDATA: 3\r\nabc\r\nOK\r\nraw")},
+         {tcp("hi"), junk("#XTCPDATA: 3\r\n"), lost(Proxy::tcp, 0, 14), junk("abc\r\n"), lost(Proxy::tcp, 0, 5), ok(),
+          raw("raw")},
+         LinkMode::data},
+        {"data_mode_race_rule_spares_a_header_that_lost_more", "2.5.0",
+         {D(), F("\r\n#XTCPDATA: 2\r\nhiTCPDATA: 3\r\nabc\r\nOK\r\nraw")},
+         {tcp("hi"), junk("TCPDATA: 3\r\n"), lost(Proxy::tcp, 0, 12), junk("abc\r\n"), lost(Proxy::tcp, 0, 5), ok(),
+          raw("raw")},
+         LinkMode::data},
+        // Early downlink that only starts like a header's tail is still early downlink.
+        {"data_mode_raw_that_starts_like_a_header_tail", "2.5.0", {D(), F("DATA: x\r\nOK\r\n")},
+         {raw("DATA: x"), ok()}, LinkMode::data},
         {"data_mode_immediate_v20", "2.0.0", {D(), F("xyz\r\nOK\r\n")}, {raw("xyz\r\nOK\r\n")}, LinkMode::data},
         {"data_mode_raw_starting_like_ready", "2.9.0", {D(), F("Rea"), I(), F("\r\nOK\r\n")},
          {raw("Rea"), ok()}, LinkMode::data},

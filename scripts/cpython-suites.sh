@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# CPython's own socket suites (test_socket, test_selectors, test_socketserver, test_asyncio; Debian's
+# libpython3.11-testsuite) run twice: plainly, then under slm-run against slmd on the simulated modem. The shim
+# must stay invisible to a program's local networking: any test that fails only under slm-run fails this script
+# (issue 18). Prints both counts and the tests that differ.
+#
+# Usage: scripts/cpython-suites.sh [BUILD_DIR]   (default build/default; slmd, slmsim and slm-run built there)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$(realpath "${1:-build/default}")
+python=/usr/bin/python3  # Debian's interpreter: the test suite package is built for it
+suites=(test_socket test_selectors test_asyncio)
+network_suites=(test_socketserver)  # requires the "network" resource; every test in it uses loopback only
+
+if ! "$python" -c "import test.test_socket" 2>/dev/null; then
+  echo "cpython-suites: $python has no test package (apt-get install libpython3.11-testsuite)" >&2
+  exit 1
+fi
+
+work=$(mktemp -d /tmp/slmd-cpython.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_for() {  # wait_for FILE PATTERN SECONDS
+  for _ in $(seq $(($3 * 20))); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "cpython-suites: timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  return 1
+}
+
+# One pass: the suites' verbose output in $1; the failed and errored test ids in $1.failed.
+run_pass() {
+  local log=$1
+  shift
+  (cd "$work" && "$@" "$python" -m test -j2 -v "${suites[@]}" >"$log" 2>&1) || true
+  (cd "$work" && "$@" "$python" -m test -v -u network "${network_suites[@]}" >>"$log" 2>&1) || true
+  grep -E '^(FAIL|ERROR): ' "$log" | sort -u >"$log.failed" || true
+  grep -cE ' \.\.\. (ok|skipped|FAIL|ERROR|expected failure)' "$log" >"$log.count" || true
+}
+
+echo "== CPython ${suites[*]} ${network_suites[*]} without slm-run"
+run_pass "$work/plain.log"
+echo "   $(cat "$work/plain.log.count") tests, $(wc -l <"$work/plain.log.failed") failed"
+
+"$bin/tests/slmsim/slmsim" --link "$work/ttySLM" --baud 0 --profile v2.9 --map 203.0.113.0/24=127.0.0.1 \
+  >"$work/sim.log" 2>&1 &
+pids+=($!)
+wait_for "$work/sim.log" ttySLM 10
+"$bin/daemon/slmd" --device "$work/ttySLM" --baud 921600 --api-socket "$work/slmd.sock" >"$work/slmd.log" 2>&1 &
+pids+=($!)
+wait_for "$work/slmd.log" "modem: ready" 30
+
+echo "== the same under slm-run (slmd on the simulated modem, SLM v2.9)"
+run_pass "$work/shim.log" env SLMSOCK_SOCKET="$work/slmd.sock" "$bin/preload/slm-run"
+echo "   $(cat "$work/shim.log.count") tests, $(wc -l <"$work/shim.log.failed") failed"
+
+only_under_shim=$(comm -13 "$work/plain.log.failed" "$work/shim.log.failed")
+if [ -n "$only_under_shim" ]; then
+  echo "cpython-suites: failed only under slm-run:" >&2
+  echo "$only_under_shim" >&2
+  for id in $(echo "$only_under_shim" | awk '{print $2}'); do
+    grep -A25 -F "$id" "$work/shim.log" | head -40 >&2
+  done
+  exit 1
+fi
+if [ "$(cat "$work/shim.log.count")" -lt "$(cat "$work/plain.log.count")" ]; then
+  echo "cpython-suites: fewer tests ran under slm-run" >&2
+  exit 1
+fi
+echo "   no test fails only under slm-run"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: dependencies, the warnings-as-errors build and its
 # tests, the same tests under ASan+UBSan, and a bounded libFuzzer run of every fuzz target.
-# Environment: SLMD_FUZZ_SECONDS (default 30) bounds each fuzzer; SLMD_SKIP_ASAN=1 skips the sanitizer pass.
+# Environment: SLMD_FUZZ_SECONDS (default 30) bounds each fuzzer; SLMD_SKIP_ASAN=1 skips the sanitizer pass;
+# SLMD_SKIP_CPYTHON=1 skips CPython's socket suites under slm-run (about 4 minutes).
 # A test that fails and then passes when ctest runs it again is reported as flaky in the summary (with the
 # failing run's output above it), so a rare race shows up without costing the whole run.
 set -euo pipefail
@@ -31,6 +32,11 @@ ln -sf build/default/compile_commands.json compile_commands.json
 
 step "tests (default build)"
 ctest --preset default -j "$test_jobs" --timeout 300 --repeat until-pass:2 2>&1 | tee build/default/ctest.log
+
+if [ "${SLMD_SKIP_CPYTHON:-0}" != 1 ]; then
+  step "CPython's socket, selectors, socketserver and asyncio suites, plain and under slm-run"
+  ./scripts/cpython-suites.sh build/default
+fi
 
 if [ "${SLMD_SKIP_ASAN:-0}" != 1 ]; then
   step "build (asan preset: AddressSanitizer + UndefinedBehaviorSanitizer)"

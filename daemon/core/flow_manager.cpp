@@ -880,8 +880,10 @@ void FlowManager::listen(const wire::ListenRequest& request, const Requester& re
     }
     if (server_ && !reservation_live(*server_)) {
         // The previous server's socket closed since the last poll (a program that restarts its server):
-        // release the modem's server now rather than answer EBUSY until the poll notices.
-        drop_reservation(server_);
+        // release the modem's server now rather than answer EBUSY until the poll notices. (A copy: dropping it
+        // resets server_.)
+        const auto previous = server_;
+        drop_reservation(previous);
     }
     if (server_ || active_flows() > 0 || !waiting_.empty() || deferred_listen_) {
         // The firmware's one TCP proxy runs a client or a server, not both at once.

@@ -421,6 +421,39 @@ TEST(TcpServer, ARestartedServerListensAtOnceOnTheSamePort) {
     EXPECT_STREQ(buffer, "again");
 }
 
+// The same with the new server on another modem port: its bind leaves the old reservation alone, so the
+// listen() itself finds the modem's server held by a socket that is gone (slmd once crashed here: CPython's
+// test_socket under slm-run --listen modem).
+TEST(TcpServer, AServerOnAnotherPortListensAtOnceAfterTheFirstClosed) {
+    Gateway gateway(GatewayOptions().with_profile("v2.9").daemon({"--socket-poll-ms", "60000"}));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    const std::uint16_t first_modem_port = free_port(SOCK_STREAM);
+    std::uint16_t first_port = 0;
+    Fd first(loopback_socket(AF_INET, SOCK_STREAM, first_port));
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, first_modem_port, first_port), 0);
+    ASSERT_EQ(listen(first, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, first_port), 0) << gateway.slmd->output();
+    close(first.fd);
+    first.fd = -1;
+
+    std::uint16_t modem_port = free_port(SOCK_STREAM);
+    while (modem_port == first_modem_port) modem_port = free_port(SOCK_STREAM);
+    std::uint16_t second_port = 0;
+    Fd second(loopback_socket(AF_INET, SOCK_STREAM, second_port));
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, second_port), 0) << gateway.slmd->output();
+    ASSERT_EQ(listen(second, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, second_port), 0) << gateway.slmd->output();
+    EXPECT_TRUE(gateway.sent("AT#XTCPSVR=1," + std::to_string(modem_port) + "\r\n"));
+
+    Fd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const auto served = endpoint("127.0.0.1", modem_port);
+    ASSERT_EQ(connect(client, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    ASSERT_TRUE(readable(second, 20s)) << gateway.slmd->output();
+    Fd accepted(accept4(second, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(accepted.fd, 0);
+    EXPECT_FALSE(gateway.slmd->wait_exit(0s).has_value()) << "slmd is still running";
+}
+
 TEST_P(PerProfile, ProxiesShowTheFirmwaresOwnView) {
     UdpEcho echo;
     Gateway gateway(GatewayOptions().with_profile(GetParam()));

@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-build/default}")
 python=/usr/bin/python3  # Debian's interpreter: the test suite package is built for it
 suites=(test_socket test_selectors test_asyncio)
+# VSOCK (host-guest sockets) has nothing to do with slm-run, and on a VM with a vsock device its threaded test
+# can block in accept() for good (seen here, without slm-run): left out of both passes.
+ignored=(-i '*VSOCK*')
 network_suites=(test_socketserver)  # requires the "network" resource; every test in it uses loopback only
 if [ -n "${CPYTHON_SUITES:-}" ]; then
   read -r -a suites <<<"${CPYTHON_SUITES//test_socketserver/}"
@@ -47,9 +50,9 @@ run_pass() {
   local log=$1
   shift
   # --timeout: a test file that hangs is killed and counted, not the whole run stuck.
-  (cd "$work" && timeout 1200 "$@" "$python" -m test -j2 -v --timeout 300 "${suites[@]}" >"$log" 2>&1) || true
+  (cd "$work" && timeout 1200 "$@" "$python" -m test -j2 -v --timeout 300 "${ignored[@]}" "${suites[@]}" >"$log" 2>&1) || true
   if [ ${#network_suites[@]} -gt 0 ]; then
-    (cd "$work" && timeout 600 "$@" "$python" -m test -v --timeout 300 -u network "${network_suites[@]}" >>"$log" 2>&1) ||
+    (cd "$work" && timeout 600 "$@" "$python" -m test -v --timeout 300 "${ignored[@]}" -u network "${network_suites[@]}" >>"$log" 2>&1) ||
       true
   fi
   grep -E '^(FAIL|ERROR): ' "$log" | sort -u >"$log.failed" || true

@@ -26,24 +26,8 @@ if ! "$python" -c "import test.test_socket" 2>/dev/null; then
   exit 1
 fi
 
-work=$(mktemp -d /tmp/slmd-cpython.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {  # wait_for FILE PATTERN SECONDS
-  for _ in $(seq $(($3 * 20))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "cpython-suites: timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2
-  return 1
-}
+script_name=cpython-suites
+source scripts/common.sh
 
 # One pass: the suites' verbose output in $1; the failed and errored test ids in $1.failed.
 run_pass() {

@@ -13,24 +13,8 @@ cmake --build --preset default -j "$(nproc)" --target slmd slmsim slm-run slmsoc
 bin=build/default
 baud=115200
 size=$((256 * 1024))
-work=$(mktemp -d /tmp/slmd-demo.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {  # wait_for FILE PATTERN SECONDS
-  for _ in $(seq $(($3 * 20))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "demo: timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2
-  return 1
-}
+script_name=demo
+source scripts/common.sh
 
 # Payload: random bytes with terminator-like sequences sprinkled in.
 python3 - "$work/www/blob" "$size" <<'PY'

@@ -289,6 +289,25 @@ TEST(DataEndpoint, AConfiguredPortTakenOnIpv6LoopbackStopsSlmdWithAClearError) {
 // ends the modem connects nobody for the dead program, and the next program is served at once.
 class Abandon : public ::testing::TestWithParam<bool> {};
 
+// Once the held flow ends, the next program gets the modem's connection at once: the dead program's connect
+// did not take it, and its destination was never connected.
+void expect_the_next_program_served(Gateway& gateway, LocalServer& dead_programs_server) {
+    LocalServer next_server(LocalServer::Mode::echo);
+    const int next = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in next_to{};
+    next_to.sin_family = AF_INET;
+    next_to.sin_port = htons(next_server.port());
+    inet_pton(AF_INET, "203.0.113.10", &next_to.sin_addr);
+    ASSERT_EQ(slmsock_connect_fd(next, reinterpret_cast<sockaddr*>(&next_to), sizeof next_to, nullptr), 0)
+        << gateway.log();
+    ASSERT_TRUE(write_all(next, "next"));
+    EXPECT_EQ(read_n(next, 4), "next");
+    close(next);
+    EXPECT_EQ(dead_programs_server.accepted(), 0) << "the modem connected for a program that was gone\n"
+                                                  << gateway.log();
+    EXPECT_EQ(next_server.accepted(), 1);
+}
+
 TEST_P(Abandon, AConnectWhoseProgramDiedWhileQueuedNeverReachesTheModem) {
     const bool nonblocking = GetParam();
     LocalServer held_server(LocalServer::Mode::echo);
@@ -334,17 +353,7 @@ TEST_P(Abandon, AConnectWhoseProgramDiedWhileQueuedNeverReachesTheModem) {
     EXPECT_TRUE(gateway.slmd->wait_for_output("the app gave up", 5s)) << gateway.log();
 
     close(holder);
-    // The next program gets the modem's connection: the dead one's connect did not take it.
-    LocalServer next_server(LocalServer::Mode::echo);
-    const int next = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    auto next_to = destination(next_server.port());
-    ASSERT_EQ(slmsock_connect_fd(next, reinterpret_cast<sockaddr*>(&next_to), sizeof next_to, nullptr), 0)
-        << gateway.log();
-    ASSERT_TRUE(write_all(next, "next"));
-    EXPECT_EQ(read_n(next, 4), "next");
-    close(next);
-    EXPECT_EQ(queued_server.accepted(), 0) << "the modem connected for a program that was gone\n" << gateway.log();
-    EXPECT_EQ(next_server.accepted(), 1);
+    expect_the_next_program_served(gateway, queued_server);
 }
 
 // The narrowest case: the program sends its credential and is killed before slmd accepts the data connection
@@ -385,16 +394,7 @@ TEST(Abandon, AProgramKilledBeforeSlmdAcceptedItsCredentialIsDroppedAtOnce) {
     EXPECT_TRUE(gateway.slmd->wait_for_output("the app gave up (closed its socket)", 3s)) << gateway.log();
 
     close(holder);
-    LocalServer next_server(LocalServer::Mode::echo);
-    const int next = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in next_to = held_to;
-    next_to.sin_port = htons(next_server.port());
-    ASSERT_EQ(slmsock_connect_fd(next, reinterpret_cast<sockaddr*>(&next_to), sizeof next_to, nullptr), 0)
-        << gateway.log();
-    ASSERT_TRUE(write_all(next, "next"));
-    EXPECT_EQ(read_n(next, 4), "next");
-    close(next);
-    EXPECT_EQ(queued_server.accepted(), 0) << "the modem connected for a program that was gone\n" << gateway.log();
+    expect_the_next_program_served(gateway, queued_server);
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockingAndNonBlocking, Abandon, ::testing::Bool(),

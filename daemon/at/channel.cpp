@@ -335,6 +335,7 @@ void Channel::dispatch(Event& event) {
                 ++stats_.resets_seen;
                 SLMD_NOTICE("at: modem sent Ready (reboot)");
                 terminator_sent_ = false;
+                exit_armed_ = false;
                 // Bytes we wrote just before the reboot can still reach the fresh firmware (they were in the
                 // tty's buffers) and be answered: probe before the next command so those answers are not
                 // taken for its.
@@ -353,6 +354,7 @@ void Channel::dispatch(Event& event) {
             } else if constexpr (std::is_same_v<T, DataModeExited>) {
                 last_exit_requested_ = exit_handler_ || terminator_sent_;
                 terminator_sent_ = false;
+                exit_armed_ = false;
                 guard_timer_.cancel();
                 if (!last_exit_requested_) {
                     // The firmware left data mode on its own (v2.0-v2.4, the proxy broke): uplink bytes still
@@ -373,6 +375,16 @@ void Channel::dispatch(Event& event) {
             } else if constexpr (std::is_same_v<T, PeerTerminator>) {
                 // v2.7+: the proxy broke in data mode; the firmware drops input until we answer "+++".
                 if (!terminator_sent_) send_terminator();
+            } else if constexpr (std::is_same_v<T, PossibleReboot>) {
+                // Raw downlink that ends, after a quiet line, in "Ready": the modem rebooted, or the peer sent
+                // that. Leave data mode to tell: a rebooted firmware never confirms the exit (then the held
+                // banner is dropped with everything else), a live one does (then it is delivered). Nothing is
+                // written meanwhile that a rebooted firmware would take as its command line.
+                if (framer_.mode() == LinkMode::data && !terminator_sent_ && !exit_handler_) {
+                    SLMD_INFO("at: \"Ready\" in data mode after a quiet line; leaving data mode to tell a reboot "
+                              "from data");
+                    exit_data_mode(nullptr, ExitTiming::after_inactivity_flush);
+                }
             } else if constexpr (std::is_same_v<T, Discarded>) {
                 SLMD_DEBUG("at: discarded {} unframed bytes", e.bytes.size());
             } else if constexpr (std::is_same_v<T, PayloadLost>) {
@@ -410,8 +422,7 @@ void Channel::on_final(const FinalResult& final) {
 }
 
 std::error_code Channel::write_data(std::string_view bytes) {
-    if (framer_.mode() != LinkMode::data || terminator_sent_)
-        return make_error_code(ChannelError::not_in_data_mode);
+    if (!data_mode_writable()) return make_error_code(ChannelError::not_in_data_mode);
     if (bytes.empty()) return {};
     last_data_tx_ = std::chrono::steady_clock::now();
     last_data_tx_bytes_ = bytes.size();
@@ -439,6 +450,7 @@ void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
             std::chrono::microseconds(last_data_tx_bytes_ * 15'000'000ULL / std::max(baud_, 1u));
         const auto due = silence_first ? last_data_tx_ + silence_guard + guard_margin
                                        : last_data_tx_ + on_the_wire + time_limit_ + guard_margin;
+        exit_armed_ = true;
         guard_timer_.expires_at(std::max(due, std::chrono::steady_clock::now()));
         guard_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
             if (!*alive || error) return;
@@ -453,6 +465,7 @@ void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
 
 void Channel::send_terminator() {
     terminator_sent_ = true;
+    exit_armed_ = false;
     framer_.data_mode_exit_requested();
     writer_.write_to_modem("+++");
     note_activity();
@@ -464,6 +477,7 @@ void Channel::send_terminator() {
         if (!*alive || error || !terminator_sent_) return;
         SLMD_WARN("at: firmware did not confirm leaving data mode");
         terminator_sent_ = false;
+        exit_armed_ = false;
         ++stats_.timeouts;
         framer_.reset();
         resync_needed_ = true;
@@ -485,6 +499,7 @@ void Channel::send_blind_terminator() {
 
 void Channel::shutdown() {
     terminator_sent_ = false;
+    exit_armed_ = false;
     resync_needed_ = false;
     guard_timer_.cancel();
     idle_timer_.cancel();
@@ -495,6 +510,7 @@ void Channel::shutdown() {
 
 void Channel::link_lost() {
     terminator_sent_ = false;
+    exit_armed_ = false;
     resync_needed_ = false;
     guard_timer_.cancel();
     framer_.reset();

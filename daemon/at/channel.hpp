@@ -140,6 +140,11 @@ class Channel {
     // Data-mode uplink. Returns not_in_data_mode unless the link is in data mode. The caller is responsible
     // for never writing the terminator pattern inside payload (modem/uplink_plan.hpp does that for SLM).
     std::error_code write_data(std::string_view bytes);
+    // In data mode with no exit under way: what write_data() needs. An exit on its way (its guard time
+    // running) takes no more data: "+++" must follow the bytes it was timed for.
+    bool data_mode_writable() const {
+        return framer_.mode() == LinkMode::data && !terminator_sent_ && !exit_armed_;
+    }
     // When "+++" may follow the data: at once (the profile's own guards still apply), or only once the
     // firmware's inactivity timer has flushed what was written (the data's time on the wire plus the time
     // limit). The latter keeps a payload ending in '+' whole on releases that find "+++" anywhere: the
@@ -227,6 +232,7 @@ class Channel {
     std::size_t last_data_tx_bytes_ = 0;
     ExitHandler exit_handler_;
     bool terminator_sent_ = false;
+    bool exit_armed_ = false;  // exit_data_mode() waits out a guard time before its "+++"
     bool last_exit_requested_ = false;
     std::vector<Event> events_;
     ChannelStats stats_;

@@ -205,6 +205,20 @@ bool is_ready_with_noise(std::string_view text) {
     return std::all_of(prefix.begin(), prefix.end(), is_noise_byte);
 }
 
+enum class BannerMatch { none, partial, whole };
+
+// Raw data-mode bytes that came after a quiet line: are they (so far) a rebooted modem's banner, "Ready\r\n"
+// behind at most 16 power-on noise bytes, and nothing after it?
+BannerMatch banner_at_front(std::string_view s) {
+    constexpr std::string_view banner = "Ready\r\n";
+    constexpr std::size_t max_noise = 16;
+    const std::size_t noise = std::find_if_not(s.begin(), s.end(), is_noise_byte) - s.begin();
+    if (noise > max_noise) return BannerMatch::none;
+    const std::string_view text = s.substr(noise);
+    if (text == banner) return BannerMatch::whole;
+    return banner.starts_with(text) ? BannerMatch::partial : BannerMatch::none;
+}
+
 }  // namespace
 
 Framer::Framer(FirmwareProfile profile) : profile_(std::move(profile)) {}
@@ -241,6 +255,8 @@ void Framer::data_mode_requested() {
         // Before v2.1 the firmware answers nothing: the link is in data mode as soon as the command is out.
         mode_ = LinkMode::data;
         command_pending_ = false;
+        quiet_before_raw_ = false;
+        banner_reported_ = false;
     }
 }
 
@@ -272,6 +288,8 @@ void Framer::reset() {
     exit_requested_ = false;
     entry_ok_outstanding_ = false;
     terminator_reported_ = false;
+    quiet_before_raw_ = false;
+    banner_reported_ = false;
     lookback_.clear();
     held_lines_.clear();
     deferred_.clear();
@@ -288,6 +306,9 @@ void Framer::feed(std::string_view bytes, std::vector<Event>& out) {
 
 void Framer::idle(std::vector<Event>& out) {
     process(out, true);
+    // Whatever comes next in data mode comes after a quiet line, as a rebooted modem's banner does.
+    if (buffer_.empty() && (mode_ == LinkMode::data || mode_ == LinkMode::leaving_data_mode))
+        quiet_before_raw_ = true;
 }
 
 void Framer::process(std::vector<Event>& out, bool idle) {
@@ -817,6 +838,8 @@ void Framer::enter_data_mode() {
     mode_ = exit_requested_ ? LinkMode::leaving_data_mode : LinkMode::data;
     exit_requested_ = false;
     terminator_reported_ = false;
+    quiet_before_raw_ = false;
+    banner_reported_ = false;
 }
 
 std::size_t Framer::match_data_pattern(std::string_view s, PatternKind& kind, int& status,
@@ -899,10 +922,29 @@ bool Framer::step_data(std::size_t& cur, std::vector<Event>& out, bool idle) {
         exit_requested_ = false;
         entry_ok_outstanding_ = false;
         terminator_reported_ = false;
+        quiet_before_raw_ = false;
+        banner_reported_ = false;
         prev_ = Prev::text_line;
         cur = i + consumed;
         return true;
     };
+    if (quiet_before_raw_) {
+        // A reboot cuts data mode without a word: the banner after the quiet is all that shows it. Held until
+        // something follows it (then it was the peer's) or the exit the host now starts settles it.
+        const auto match = banner_at_front(b.substr(cur));
+        if (match == BannerMatch::whole) {
+            // A rebooted firmware says nothing more until spoken to: only a banner before a quiet line counts.
+            if (idle && !banner_reported_) {
+                out.emplace_back(PossibleReboot{});
+                banner_reported_ = true;
+            }
+            return false;
+        }
+        if (match == BannerMatch::partial && !idle) return false;
+        // The firmware writes its banner in one go: a beginning of one before another quiet is the peer's.
+        quiet_before_raw_ = false;
+        banner_reported_ = false;
+    }
     while (i < b.size()) {
         const std::size_t next = b.find_first_of(terminator_profile ? "\r+" : "\r", i);
         if (next == std::string_view::npos) {

@@ -73,6 +73,16 @@ struct PeerTerminator {
     bool operator==(const PeerTerminator&) const = default;
 };
 
+// Data mode: the raw downlink ends, before a silence, in what may be a rebooted modem's banner ("Ready\r\n",
+// possibly behind power-on noise). Raw bytes carry no framing, so it may as well be the peer's. Those bytes
+// are held, not released: the next downlink byte or the firmware's confirmation of a data-mode exit shows they
+// were data (released then, in order); an exit the firmware never confirms shows a reboot, and reset() drops
+// them. The host should leave data mode now, to find out (and to stop writing into a rebooted modem's command
+// line). Reported once per held banner.
+struct PossibleReboot {
+    bool operator==(const PossibleReboot&) const = default;
+};
+
 // A counted payload stopped arriving part-way (at::Channel saw the line silent beyond its bound while the
 // payload still owed bytes): the modem rebooted, or UART bytes were lost and the count no longer matches the
 // stream. None of its bytes is delivered (they go out as Discarded): the ones that came may hold the reboot
@@ -96,7 +106,7 @@ struct Discarded {
 };
 
 using Event = std::variant<FinalResult, InfoLine, Urc, ReadyBanner, ProxyData, RawData, DataModeExited,
-                           PeerTerminator, Discarded, PayloadLost>;
+                           PeerTerminator, Discarded, PayloadLost, PossibleReboot>;
 
 enum class LinkMode {
     command,             // AT-command mode
@@ -218,20 +228,19 @@ class Framer {
     std::size_t payload_remaining_ = 0;
     ProxyData payload_;
     bool in_payload_ = false;
-    bool payload_start_ = false;
-    bool payload_confirmed_ = false;
-    std::optional<std::size_t> silence_at_;  // payload offset where bytes resumed after a silence
-    std::size_t stale_line_bytes_ = 0;       // bytes of the partial line that came before a silence
-    std::optional<Proxy>
-        unchecked_payload_;  // a payload delivered before the CRLF behind it was seen  // inside
-                             // confirm_payload(): deliver a complete payload without the check  // no byte of
-                             // the current payload taken yet: an interleaved URC may come first
+    bool payload_start_ = false;      // no byte of the current payload taken yet: an interleaved URC may come first
+    bool payload_confirmed_ = false;  // inside confirm_payload(): deliver a complete payload without the check
+    std::optional<std::size_t> silence_at_;   // payload offset where bytes resumed after a silence
+    std::size_t stale_line_bytes_ = 0;        // bytes of the partial line that came before a silence
+    std::optional<Proxy> unchecked_payload_;  // a payload delivered before the CRLF behind it was seen
     Prev prev_ = Prev::stream_start;
     bool skipping_ = false;              // inside the rest of an over-long line
     std::size_t scan_hint_ = 0;          // bytes at the front of buffer_ already searched for CRLF
     bool exit_requested_ = false;        // host sent "+++" (possibly before the data-mode OK came)
     bool entry_ok_outstanding_ = false;  // raw data came before the data-mode OK; the OK is still due
     bool terminator_reported_ = false;   // PeerTerminator emitted for the "+++" at the front of buffer_
+    bool quiet_before_raw_ = false;      // data mode: the line was quiet before the bytes at the front of buffer_
+    bool banner_reported_ = false;       // PossibleReboot emitted for the banner held at the front of buffer_
     // Data-first profiles: complete lines a later "#XTCPDATA: n" may still claim as its payload.
     std::string lookback_;
     std::deque<HeldLine> held_lines_;

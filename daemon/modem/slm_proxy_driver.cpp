@@ -257,7 +257,7 @@ void SlmProxyDriver::send_quoted(std::string bytes, std::function<void(int)> fin
 }
 
 void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int)> finished) {
-    if (channel_.mode() == at::LinkMode::data && !exiting_data_mode_) {
+    if (channel_.data_mode_writable() && !exiting_data_mode_) {
         auto error = channel_.write_data(bytes);
         finished(error ? ECONNRESET : 0);
         return;

@@ -6,7 +6,7 @@
 //      add up to discarded_bytes();
 //   4. the framer's buffered bytes stay bounded;
 //   5. FinalResult only while a command is pending; RawData, DataModeExited only outside command mode;
-//      PeerTerminator only on profiles with the v2.7+ peer-loss signal.
+//      PeerTerminator only on profiles with the v2.7+ peer-loss signal; PossibleReboot only in data mode.
 //
 // Input format (so real byte strings make good seeds): byte 0 picks the firmware profile, byte 1 seeds the
 // chunk splitter, the rest is the UART stream. 0xFE escapes a caller action: FE FE is a literal 0xFE; FE <op>
@@ -138,6 +138,7 @@ Outcome run(const FirmwareProfile& profile, const std::vector<Action>& script, s
                 // entering_data_mode too: raw bytes before the entry OK already put the link in data mode.
                 FUZZ_CHECK(mode_before != LinkMode::command);
             }
+            if (std::holds_alternative<PossibleReboot>(e)) FUZZ_CHECK(mode_before != LinkMode::command);
             merge_into(result.events, e);
         }
         FUZZ_CHECK(finals <= (pending_before ? 1u : 0u) + deferred_finals);

@@ -386,8 +386,11 @@ bool Simulator::strike_payload_fault(const std::string& data) {
     emit(p_.header_first || raw ? header + before : before);
     ++stats_.resets;
     // A modem that died in the middle of a write takes a while to boot again (the modem library's start-up):
-    // at least 200 ms, whatever --boot-delay-ms says for the fast resets of other tests.
-    reboot(std::max(cfg_.boot_delay_ms, 200));
+    // at least 200 ms, whatever --boot-delay-ms says for the fast resets of other tests. The time counts from
+    // the moment its last byte left the UART, not from when it was queued for a paced line.
+    const auto on_the_wire_ms =
+        cfg_.baud == 0 ? 0 : static_cast<int>(line_.backlog() * 10u * 1000u / cfg_.baud);
+    reboot(std::max(cfg_.boot_delay_ms, 200) + on_the_wire_ms);
     return true;
   }
   if (fault.kind == PayloadFault::Kind::header) {

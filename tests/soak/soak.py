@@ -112,12 +112,26 @@ def main():
         except (subprocess.TimeoutExpired, json.JSONDecodeError):
             return "?"
 
+    def sim_counters():
+        return dict(kv.split("=", 1) for kv in control(f"{work}/control", "stats").split()[1:] if "=" in kv)
+
+    def faults_in_data_mode():
+        return int(sim_counters().get("payload_faults_in_data_mode", 0))
+
     if not wait_until(lambda: state() == "serving", 60, 0.2):
         sys.exit("soak: slmd did not bring the simulated modem up; see " + work)
     start_rss, start_fds = rss_kib(slmd.pid), descriptors(slmd.pid)
 
-    counts = {"longest_error_streak": 0, "tcp_ok": 0, "tcp_error": 0, "tcp_hang": 0, "tcp_silent_loss": 0, "udp_ok": 0, "udp_error": 0,
-              "udp_silent_loss": 0, "bytes_down": 0, "bytes_udp": 0}
+    counts = {"longest_error_streak": 0, "tcp_ok": 0, "tcp_error": 0, "tcp_hang": 0, "tcp_silent_loss": 0, "tcp_wrong_before_error": 0, "udp_ok": 0, "udp_error": 0,
+              "udp_silent_loss": 0, "bytes_down": 0, "bytes_udp": 0, "waits_for_recovery": 0,
+              "seconds_waiting_for_recovery": 0.0}
+    # What the programs said when they failed: curl's exit status and python's last stderr line, counted, so an
+    # error streak can be told apart (a refused connect, a reset, a timeout) without rerunning.
+    error_kinds = {"tcp": {}, "udp": {}}
+    wrong_downloads = []  # a failed download whose bytes before the error were not the blob's: which, and where
+
+    def count_error(family, kind):
+        error_kinds[family][kind] = error_kinds[family].get(kind, 0) + 1
     faults = []
     commands = {"reset": "reset", "peer-reset": "peer-reset", "detach": "detach",
                 "noise": "noise 00 ff 0d 0a 2b 2b 2b 0d 0a 4f 4b", "close-link": "close-link",
@@ -142,7 +156,7 @@ def main():
     streak = {"now": 0}
 
     def count_download(proc):
-        out, _ = proc.communicate()
+        out, err = proc.communicate()
         ok = proc.returncode == 0 and hashlib.sha256(out).hexdigest() == blob_sha
         # "Serving" after a fault is slmd's word; a download that works after it is the proof.
         if ok and faults and "served_after" not in faults[-1]:
@@ -155,6 +169,14 @@ def main():
             counts["tcp_hang"] += 1
         elif proc.returncode != 0:
             counts["tcp_error"] += 1
+            count_error("tcp", f"curl exit {proc.returncode}")
+            # curl writes what it received before the error: every byte of it must be the blob's, in order.
+            if not blob.startswith(out):
+                counts["tcp_wrong_before_error"] += 1
+                first_wrong = next((i for i, (a, b) in enumerate(zip(out, blob)) if a != b), min(len(out), len(blob)))
+                wrong_downloads.append({"fault": len(faults) - 1, "after_fault": faults[-1]["command"] if faults else None,
+                                        "received": len(out), "first_wrong_byte": first_wrong,
+                                        "curl_exit": proc.returncode})
         elif hashlib.sha256(out).hexdigest() != blob_sha:
             counts["tcp_silent_loss"] += 1
         else:
@@ -170,6 +192,7 @@ def main():
             fault = fault() if callable(fault) else fault
             fault_index += 1
             began = time.monotonic()
+            in_data_mode_before = faults_in_data_mode()
             reply = control(f"{work}/control", fault)
             if fault == "detach":
                 time.sleep(2)  # the network stays away a while
@@ -182,7 +205,12 @@ def main():
             faults.append({"fault": name, "command": fault, "reply": reply, "mid_transfer": in_transfer,
                            "recovered": recovered, "seconds": round(time.monotonic() - began, 2)})
             next_fault = time.monotonic() + args.fault_every
-        count_download(download)
+            count_download(download)
+            # Where it struck: inside a framed payload, or in the raw downlink of data mode (no framing to
+            # catch a loss there: docs/reliability.md, "Known gaps").
+            faults[-1]["in_data_mode"] = faults_in_data_mode() > in_data_mode_before
+        else:
+            count_download(download)
         size = rng.choice([1, 64, 512, 1024])
         echo = subprocess.run([f"{binaries}/preload/slm-run", sys.executable, "-c", udp_client,
                                str(udp.server_address[1]), str(size)], env=env, capture_output=True)
@@ -193,7 +221,23 @@ def main():
             counts["udp_silent_loss"] += 1
         else:
             counts["udp_error"] += 1  # a timeout: UDP may lose datagrams, and the program saw it
+            lines = echo.stderr.decode(errors="replace").strip().splitlines()
+            count_error("udp", lines[-1][:120] if lines else f"exit {echo.returncode}")
+        # A modem being brought up again refuses at once (ENETDOWN): a loop of programs would spin through
+        # dozens of refusals in the seconds a recovery takes. Wait, as a program that retries would, and count
+        # the wait instead of each refusal.
+        if streak["now"] > 0 and state() != "serving":
+            counts["waits_for_recovery"] += 1
+            waited = time.monotonic()
+            wait_until(lambda: state() == "serving", 120, 0.2)
+            counts["seconds_waiting_for_recovery"] = round(
+                counts["seconds_waiting_for_recovery"] + time.monotonic() - waited, 1)
 
+    for wrong in wrong_downloads:
+        if wrong["fault"] >= 0:
+            wrong["fault_in_data_mode"] = faults[wrong["fault"]].get("in_data_mode")
+    # Bytes wrong before an error, by where the fault struck: in data mode is the documented gap.
+    counts["tcp_wrong_before_error_framed"] = sum(1 for w in wrong_downloads if not w.get("fault_in_data_mode"))
     alive = slmd.poll() is None
     by_kind = {}
     for f in faults:
@@ -203,13 +247,14 @@ def main():
         kind["served_after"] += bool(f.get("served_after"))
         kind["mid_transfer"] += bool(f.get("mid_transfer"))
         kind["recovered"] += bool(f["recovered"])
+        kind["in_data_mode"] = kind.get("in_data_mode", 0) + bool(f.get("in_data_mode"))
         kind["max_seconds"] = max(kind["max_seconds"], f["seconds"])
     # How many armed payload faults struck inside the downlink (one armed at the end may not have).
-    sim_stats = dict(kv.split("=", 1) for kv in control(f"{work}/control", "stats").split()[1:] if "=" in kv)
+    sim_stats = sim_counters()
     counts["payload_faults_struck"] = int(sim_stats.get("payload_faults", 0))
     counts["payload_bytes_dropped"] = int(sim_stats.get("payload_bytes_dropped", 0))
     summary = {"minutes": args.minutes, "profile": args.profile, "baud": args.baud, "slmd_alive": alive, **counts,
-               "fault_summary": by_kind, "faults": faults, "rss_kib": [start_rss, rss_kib(slmd.pid) if alive else None],
+               "error_kinds": error_kinds, "wrong_downloads": wrong_downloads, "fault_summary": by_kind, "faults": faults, "rss_kib": [start_rss, rss_kib(slmd.pid) if alive else None],
                "descriptors": [start_fds, descriptors(slmd.pid) if alive else None], "work": work}
     print(json.dumps(summary, indent=2))
     if args.json:
@@ -217,7 +262,7 @@ def main():
     slmd.terminate()
     sim.terminate()
     # Every fault but the last must have been followed by a download that worked (the last may have had no time).
-    ok = alive and counts["tcp_silent_loss"] == 0 and counts["tcp_hang"] == 0 and counts["udp_silent_loss"] == 0 and all(
+    ok = alive and counts["tcp_silent_loss"] == 0 and counts["tcp_wrong_before_error_framed"] == 0 and counts["tcp_hang"] == 0 and counts["udp_silent_loss"] == 0 and all(
         f["recovered"] for f in faults) and all(f.get("served_after") for f in faults[:-1])
     sys.exit(0 if ok else 1)
 

@@ -308,6 +308,58 @@ TEST_F(ChannelTest, TellsWhetherTheLastDataModeExitWasAskedFor) {
     EXPECT_TRUE(channel.last_exit_requested());
 }
 
+// A reboot in data mode (issue 15): the firmware's "Ready" comes after a quiet line as raw downlink. It is held,
+// and the channel leaves data mode to tell: a rebooted firmware never confirms, and the banner goes nowhere; a live
+// one confirms, and the bytes were the peer's after all. Nothing more is written in between.
+class ChannelRebootInDataModeTest : public ChannelTest {
+protected:
+    void banner_after_a_quiet_line() {
+        channel.set_link_unsure_handler([this] { ++unsure; });
+        channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+        channel.feed("\r\nOK\r\n");
+        channel.feed("abc");
+        ASSERT_TRUE(channel.data_mode_writable());
+        // The line falls quiet for longer than the channel's idle gap: the io_context's timers, not a race.
+        io.run_for(200ms);
+        io.restart();
+        link.take();
+        channel.feed("Ready\r\n");
+        run_until([&] { return link.written == "+++"; });
+        EXPECT_FALSE(channel.data_mode_writable()) << "an exit is under way";
+        EXPECT_EQ(channel.write_data("more"), make_error_code(ChannelError::not_in_data_mode));
+        EXPECT_EQ(raw, "abc") << "the banner is held";
+    }
+    int unsure = 0;
+};
+
+TEST_F(ChannelRebootInDataModeTest, AnUnconfirmedExitDropsTheBannerAndSaysTheLinkIsUnsure) {
+    banner_after_a_quiet_line();
+    run_until([&] { return unsure == 1; });
+    EXPECT_EQ(raw, "abc") << "the banner never reaches the app";
+    EXPECT_EQ(channel.mode(), LinkMode::command);
+    EXPECT_TRUE(exits.empty());
+    EXPECT_EQ(channel.stats().timeouts, 1u);
+}
+
+TEST_F(ChannelRebootInDataModeTest, AConfirmedExitDeliversTheBannerAsData) {
+    banner_after_a_quiet_line();
+    channel.feed("\r\n#XDATAMODE: 0\r\n");
+    EXPECT_EQ(raw, "abcReady\r\n");
+    EXPECT_EQ(exits, std::vector<int>{0});
+    EXPECT_TRUE(channel.last_exit_requested());
+    EXPECT_EQ(unsure, 0);
+}
+
+TEST_F(ChannelRebootInDataModeTest, BytesBehindTheBannerAreData) {
+    channel.enter_data_mode({"AT#XTCPSEND", "", 1000ms}, record());
+    channel.feed("\r\nOK\r\n");
+    io.run_for(200ms);
+    io.restart();
+    channel.feed("Ready\r\n");
+    channel.feed("more");
+    EXPECT_EQ(raw, "Ready\r\nmore");
+}
+
 class Channel24Test : public ChannelTest {
 protected:
     Channel24Test() : ChannelTest({2, 4, 0}) {}

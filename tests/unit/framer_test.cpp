@@ -42,6 +42,7 @@ void print_event(const Event& event, std::ostream* os) {
             } else if constexpr (std::is_same_v<T, RawData>) *os << "Raw{", quoted(e.bytes), *os << "}";
             else if constexpr (std::is_same_v<T, DataModeExited>) *os << "Exited{" << e.status << "}";
             else if constexpr (std::is_same_v<T, PeerTerminator>) *os << "PeerTerminator";
+            else if constexpr (std::is_same_v<T, PossibleReboot>) *os << "PossibleReboot";
             else if constexpr (std::is_same_v<T, PayloadLost>)
                 *os << "PayloadLost{" << (e.proxy == Proxy::tcp ? "tcp," : "udp,") << e.expected << "," << e.received
                     << "}";
@@ -59,6 +60,7 @@ void PrintTo(const DataModeExited& e, std::ostream* os) { print_event(e, os); }
 void PrintTo(const PeerTerminator& e, std::ostream* os) { print_event(e, os); }
 void PrintTo(const Discarded& e, std::ostream* os) { print_event(e, os); }
 void PrintTo(const PayloadLost& e, std::ostream* os) { print_event(e, os); }
+void PrintTo(const PossibleReboot& e, std::ostream* os) { print_event(e, os); }
 
 namespace {
 
@@ -92,6 +94,7 @@ Event udp_from(std::string s, std::string ip, std::uint16_t port) {
 }
 const Event ready = ReadyBanner{};
 const Event peer_terminator = PeerTerminator{};
+const Event possible_reboot = PossibleReboot{};
 
 // RawData and Discarded come out in as many pieces as the reads had; only their concatenation is defined.
 Events merged(const Events& in) {
@@ -341,6 +344,26 @@ const std::vector<Case>& cases() {
         {"data_mode_immediate_v20", "2.0.0", {D(), F("xyz\r\nOK\r\n")}, {raw("xyz\r\nOK\r\n")}, LinkMode::data},
         {"data_mode_raw_starting_like_ready", "2.9.0", {D(), F("Rea"), I(), F("\r\nOK\r\n")},
          {raw("Rea"), ok()}, LinkMode::data},
+        // A reboot in data mode (issue 15): after a quiet line, a banner and nothing behind it is held, not
+        // delivered, until something follows it (data after all) or the exit it prompts settles it.
+        {"data_mode_banner_after_a_quiet_line_is_held", "2.0.0", {D(), F("payload"), I(), F("Ready\r\n")},
+         {raw("payload"), possible_reboot}, LinkMode::data},
+        {"data_mode_banner_behind_noise_after_a_quiet_line_is_held", "2.9.0",
+         {D(), F("\r\nOK\r\nabc"), I(), F(std::string("\0\xff\r\nRea", 7)), F("dy\r\n")},
+         {ok(), raw("abc"), possible_reboot}, LinkMode::data},
+        {"data_mode_banner_followed_by_bytes_is_data", "2.0.0", {D(), F("abc"), I(), F("Ready\r\n"), I(), F("more")},
+         {raw("abc"), possible_reboot, raw("Ready\r\nmore")}, LinkMode::data},
+        {"data_mode_banner_followed_at_once_by_bytes_is_data", "2.0.0", {D(), F("abc"), I(), F("Ready\r\n"), F("more")},
+         {raw("abcReady\r\nmore")}, LinkMode::data},
+        {"data_mode_banner_then_a_confirmed_exit_is_data", "2.0.0",
+         {D(), F("abc"), I(), F("Ready\r\n"), I(), X(), F("\r\nOK\r\n")},
+         {raw("abc"), possible_reboot, raw("Ready\r\n"), exited(0)}},
+        {"data_mode_banner_while_leaving_is_held", "2.9.0", {D(), F("\r\nOK\r\nabc"), I(), X(), F("Ready\r\n")},
+         {ok(), raw("abc"), possible_reboot}, LinkMode::leaving_data_mode},
+        {"data_mode_banner_without_a_quiet_line_is_data", "2.9.0", {D(), F("\r\nOK\r\nabc"), F("Ready\r\n")},
+         {ok(), raw("abcReady\r\n")}, LinkMode::data},
+        {"data_mode_banner_begun_before_another_quiet_is_data", "2.9.0",
+         {D(), F("\r\nOK\r\nabc"), I(), F("Rea"), I(), F("dy\r\n")}, {ok(), raw("abcReady\r\n")}, LinkMode::data},
 
         // --- data mode exit ---
         {"exit_v29", "2.9.0", {D(), F("\r\nOK\r\nhello"), X(), F("\r\n#XDATAMODE: 0\r\n\r\n+CEREG: 1\r\n")},

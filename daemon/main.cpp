@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
     flow_options.default_connect_timeout = settings.connect_timeout;
     flow_options.keep_finished = settings.finished_flow_linger;
     flow_options.slow_reader_limit = settings.slow_reader_limit;
+    flow_options.half_close_idle = settings.half_close_idle;
     flow_options.socket_poll = settings.socket_poll;
     slmd::core::FlowManager flows(io.get_executor(), modem.driver(), flow_options);
     slmd::core::UdpOptions udp_options;

@@ -88,6 +88,7 @@ struct FlowManager::Flow {
     bool reading = false;
     bool app_eof = false;
     bool app_shut_write = false;
+    std::chrono::steady_clock::time_point last_peer_bytes_or_shutdown;  // for FlowOptions::half_close_idle
 
     asio::steady_timer deadline;
     asio::steady_timer attach_deadline;
@@ -357,6 +358,7 @@ modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
                 if (!*alive || !flow) return;
                 counters_.bytes_down += bytes.size();
                 flow->bytes_down += bytes.size();
+                flow->last_peer_bytes_or_shutdown = std::chrono::steady_clock::now();
                 if (auto server = flow->server.lock()) server->bytes_down += bytes.size();
                 if (flow->phase == Phase::finished || (flow->attached && !flow->app)) {
                     counters_.dropped_down_app_gone += bytes.size();
@@ -550,6 +552,7 @@ void FlowManager::app_finished_sending(const FlowPtr& flow) {
     if (flow->app_shut_write && !flow->peer_closed) {
         // shutdown(SHUT_WR): SLM cannot send a FIN on its own, so the peer is not told; the app keeps reading.
         // Its later close() shows nowhere on our socket, so watch the kernel's table for it.
+        flow->last_peer_bytes_or_shutdown = std::chrono::steady_clock::now();
         watch_half_closed_app(flow);
         return;
     }
@@ -566,7 +569,20 @@ void FlowManager::watch_half_closed_app(const FlowPtr& flow) {
     flow->half_close_check.async_wait([this, alive = alive_, weak](boost::system::error_code error) {
         auto flow = weak.lock();
         if (!*alive || error || !flow || flow->phase == Phase::finished || !flow->app) return;
-        if (net::app_socket_owned(flow->app_port, flow->data_port)) {
+        const bool owned = net::app_socket_owned(flow->app_port, flow->data_port);
+        const auto quiet = std::chrono::steady_clock::now() - flow->last_peer_bytes_or_shutdown;
+        if (owned && options_.half_close_idle.count() > 0 && quiet >= options_.half_close_idle &&
+            flow->modem_open && flow->downlink.empty()) {
+            // The peer may be waiting for the end of file the modem could not send (nc -N, a pipe's end): close
+            // the whole connection. Its closed(local_close) ends the flow, and the app reads its end of file.
+            SLMD_INFO("flow {}: the app half-closed and the peer sent nothing for {} ms; closing the connection",
+                      flow->id, std::chrono::duration_cast<std::chrono::milliseconds>(quiet).count());
+            ++counters_.half_closed_ended;
+            flow->app_shut_write = false;
+            driver_.tcp_close(flow->connection);
+            return;
+        }
+        if (owned) {
             watch_half_closed_app(flow);
             return;
         }

@@ -42,6 +42,10 @@ struct FlowOptions {
     std::size_t uplink_chunk = 2048;                       // bytes read from an app at a time
     std::chrono::milliseconds keep_finished{30000};        // finished flows stay queryable (SO_ERROR) this long
     std::chrono::milliseconds half_close_poll{500};        // how often a half-closed app's socket is looked up
+    // SLM cannot send a FIN, so a peer never hears of an app's shutdown(SHUT_WR). Once the peer has sent
+    // nothing for this long after it, slmd closes the connection: the peer gets its end of file (a full close)
+    // and the app its own. 0: wait for the peer or the app's close() however long.
+    std::chrono::milliseconds half_close_idle{10000};
     std::chrono::milliseconds socket_poll{1000};           // how often reserved/listening app sockets are looked up
 };
 
@@ -57,6 +61,7 @@ struct FlowCounters {
     std::uint64_t server_peers_accepted = 0;    // modem server peers connected to the app's listening socket
     std::uint64_t server_peers_refused = 0;     // ... whose loopback connection the app's socket refused
     std::uint64_t reset_slow_reader = 0;        // connections reset: the app left slow_reader_limit unread
+    std::uint64_t half_closed_ended = 0;        // closed after the app's shutdown(SHUT_WR) and a quiet peer
     std::uint64_t dropped_down_slow_reader = 0; // bytes held for those apps, dropped with the reset
 };
 

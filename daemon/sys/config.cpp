@@ -151,6 +151,12 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         return milliseconds(100, max_connect_timeout_ms, settings.connect_timeout);
     } else if (key == "finished-flow-linger-ms") {
         return milliseconds(100, 600000, settings.finished_flow_linger);
+    } else if (key == "half-close-idle-ms") {
+        if (value == "0") {
+            settings.half_close_idle = std::chrono::milliseconds(0);
+            return std::nullopt;
+        }
+        return milliseconds(1000, 3600000, settings.half_close_idle);
     } else if (key == "slow-reader-limit") {
         if (auto problem = parse_number(value, 65536, 1073741824, number)) return problem;
         settings.slow_reader_limit = static_cast<std::size_t>(number);
@@ -189,7 +195,7 @@ constexpr std::string_view known_keys[] = {
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
     "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server", "dtls-server",
-    "slow-reader-limit", "read-batch-ms",
+    "slow-reader-limit", "read-batch-ms", "half-close-idle-ms",
 };
 
 bool known(std::string_view key) {
@@ -323,6 +329,9 @@ po::options_description option_description() {
         ("dtls-server", po::value<std::string>(),
          "PORT sec-tag=N: the modem's UDP server on PORT runs DTLS; needs native-tls = yes, SLM v2.8+ (repeatable)")
         ("max-queued", po::value<std::string>(), "connections waiting for the modem; more get EBUSY (default 32)")
+        ("half-close-idle-ms", po::value<std::string>(),
+         "after an app's shutdown(SHUT_WR), close the connection once the peer has sent nothing for this long "
+         "(the modem cannot send the FIN the peer may wait for); 0 = never, else 1000-3600000 (default 10000)")
         ("slow-reader-limit", po::value<std::string>(),
          "bytes held for an app that stops reading while others need the modem; beyond that its connection is "
          "reset, 65536-1073741824 (default 1048576)")

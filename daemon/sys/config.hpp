@@ -49,6 +49,7 @@ struct Settings {
     std::chrono::milliseconds connect_timeout{60000};  // core::FlowOptions::default_connect_timeout
     std::chrono::milliseconds finished_flow_linger{30000};  // core::FlowOptions::keep_finished
     std::size_t slow_reader_limit = 1024 * 1024;            // core::FlowOptions::slow_reader_limit
+    std::chrono::milliseconds half_close_idle{10000};       // core::FlowOptions::half_close_idle; 0 = never
     std::chrono::milliseconds read_batch{8};                // serial::SerialOptions::read_batch_delay; 0 = off
     std::size_t udp_max_stand_ins = 16;                // core::UdpOptions::max_stand_ins
     std::chrono::milliseconds socket_poll{1000};       // UdpOptions/FlowOptions::socket_poll

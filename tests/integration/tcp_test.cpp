@@ -259,6 +259,56 @@ TEST(Tcp, CloseAfterHalfCloseFreesTheProxy) {
     close(again);
 }
 
+// SLM cannot send a FIN: after an app's shutdown(SHUT_WR) a peer that waits for its end of file (nc -N on the
+// other side, a program reading to the end of a pipe) would wait for ever, and the app with it. Once the peer
+// has been quiet for half-close-idle-ms, slmd closes the connection: both ends read their end of file, and
+// every byte sent before arrives.
+TEST(Tcp, AHalfClosedConnectionEndsForBothOnceThePeerIsQuiet) {
+    std::uint16_t peer_port = 0;
+    const int listener = loopback_tcp_listener(peer_port);
+    ASSERT_GE(listener, 0);
+    Gateway gateway(GatewayOptions().with_baud("0").daemon({"--half-close-idle-ms", "1000"}));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    const int fd = slmsock_tcp_connect("203.0.113.10", peer_port, AF_INET);
+    ASSERT_GE(fd, 0) << slmsock_strerror(fd);
+    pollfd incoming{listener, POLLIN, 0};
+    ASSERT_EQ(poll(&incoming, 1, 10000), 1);
+    const int peer = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    ASSERT_GE(peer, 0);
+    ASSERT_TRUE(write_all(fd, "request"));
+    EXPECT_EQ(read_n(peer, 7, 10s), "request");
+    ASSERT_TRUE(write_all(peer, "reply"));
+    EXPECT_EQ(read_n(fd, 5, 10s), "reply");
+
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    ASSERT_EQ(slmsock_shutdown_by_port(ntohs(local.sin_port), SHUT_WR), 0);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    // Both ends now read to their end of file, without another byte: bounded by the test, not timed.
+    auto read_to_end = [](int socket) {
+        std::string bytes;
+        char buffer[256];
+        pollfd readable{socket, POLLIN, 0};
+        while (poll(&readable, 1, 15000) == 1) {
+            const ssize_t n = read(socket, buffer, sizeof buffer);
+            if (n <= 0) return std::make_pair(bytes, n == 0 ? 0 : errno);
+            bytes.append(buffer, static_cast<std::size_t>(n));
+        }
+        return std::make_pair(bytes, ETIME);
+    };
+    const auto [peer_got, peer_error] = read_to_end(peer);
+    EXPECT_EQ(peer_got, "");
+    EXPECT_EQ(peer_error, 0) << "the peer reads its end of file";
+    const auto [app_got, app_error] = read_to_end(fd);
+    EXPECT_EQ(app_got, "");
+    EXPECT_EQ(app_error, 0) << "the app reads its end of file, not an error";
+    EXPECT_TRUE(gateway.slmd->wait_for_output("the app half-closed and the peer sent nothing", 5s));
+    close(fd);
+    close(peer);
+    close(listener);
+}
+
 TEST(Api, CallersOutsideTheGroupAreRefused) {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another user";
     Gateway gateway(GatewayOptions().with_baud("0"));

@@ -253,6 +253,27 @@ TEST_P(ProgramsV29, PythonUrllibUploadAndDownload) {
 
 TEST_P(ProgramsV29, SocatEchoWithHalfClose) { check_echo_program("\"$SLMRUN\" socat -t 60 - TCP:{HOST}:{PORT}"); }
 
+// nc -N shuts its socket down for writing at the end of its input and waits for the peer's end of file. SLM
+// cannot send the FIN the echo server waits for before it closes (issue 18); once the server has echoed
+// everything and been quiet for half-close-idle-ms, slmd closes the connection and nc exits with every line back.
+TEST(HalfClose, NcMinusNEndsOnceThePeerIsQuiet) {
+    Modem modem(ModemOptions{"v2.9", 115200, {}, {"--half-close-idle-ms", "1000"}, {}});
+    ASSERT_TRUE(modem.ready()) << modem.diagnostics();
+    EchoServer echo;
+    std::string lines;
+    for (int i = 0; i < 20; ++i) lines += "line " + std::to_string(i) + " without a QUIT\n";
+    const std::string in = modem.dir() + "/nc.in";
+    const std::string out = modem.dir() + "/nc.out";
+    write_file(in, lines);
+    auto r = run({"SLMSOCK_SOCKET=" + modem.api_socket(), "SLMRUN=" + slm_run()},
+                 {"/bin/sh", "-c", "\"$SLMRUN\" nc -N " + program_host() + " " + std::to_string(echo.port()) + " < " +
+                                       in + " > " + out},
+                 60s);
+    EXPECT_EQ(r.exit_code, 0) << r.output << modem.diagnostics();
+    EXPECT_EQ(read_file(out), lines);
+    EXPECT_TRUE(echo.wait_idle(10s)) << "the echo server read its end of file\n" << modem.diagnostics();
+}
+
 INSTANTIATE_TEST_SUITE_P(Profiles, Programs, ::testing::Values("v2.5", "v2.7", "v2.9"),
                          [](const auto& info) { return profile_name(info.param); });
 INSTANTIATE_TEST_SUITE_P(Profiles, ProgramsV29, ::testing::Values("v2.9"),

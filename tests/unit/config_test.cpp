@@ -80,6 +80,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "/etc/slmd/slmd.conf:7: api-idle-timeout-ms: \"99\" is out of range (100-3600000)"},
         BadValue{"socket-poll-ms", "10", "/etc/slmd/slmd.conf:7: socket-poll-ms: \"10\" is out of range (50-60000)"},
         BadValue{"read-batch-ms", "51", "/etc/slmd/slmd.conf:7: read-batch-ms: \"51\" is out of range (0-50)"},
+        BadValue{"half-close-idle-ms", "999",
+                 "/etc/slmd/slmd.conf:7: half-close-idle-ms: \"999\" is out of range (1000-3600000)"},
         BadValue{"recovery-max", "0", "/etc/slmd/slmd.conf:7: recovery-max: \"0\" is out of range (1-1000)"},
         BadValue{"recovery-window-ms", "999",
                  "/etc/slmd/slmd.conf:7: recovery-window-ms: \"999\" is out of range (1000-86400000)"},
@@ -144,7 +146,8 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("recovery-backoff-ms", "86400000"), file_entry("stop-timeout-ms", "100"),
                             file_entry("admin-group", "wheel"), file_entry("api-max-clients", "8"),
                             file_entry("api-idle-timeout-ms", "100"),
-                            file_entry("finished-flow-linger-ms", "600000"), file_entry("read-batch-ms", "0")},
+                            file_entry("finished-flow-linger-ms", "600000"), file_entry("read-batch-ms", "0"),
+                            file_entry("half-close-idle-ms", "0")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
@@ -157,6 +160,7 @@ TEST(Config, EveryKeyIsApplied) {
     EXPECT_EQ(settings.api_idle_timeout, 100ms);
     EXPECT_EQ(settings.finished_flow_linger, 600000ms);
     EXPECT_EQ(settings.read_batch, 0ms);
+    EXPECT_EQ(settings.half_close_idle, 0ms);
     EXPECT_EQ(settings.data_port, 4000u);
     EXPECT_EQ(settings.bypass.size(), 2u);
     EXPECT_EQ(settings.sync_timeout, 100ms);
@@ -359,7 +363,7 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
                             "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
                             "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms",
                             "--admin-group", "--api-max-clients", "--api-idle-timeout-ms", "--finished-flow-linger-ms",
-                            "--read-batch-ms"}) {
+                            "--read-batch-ms", "--half-close-idle-ms"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -392,7 +396,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
                             "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
                             "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms",
-                            "read-batch-ms"}) {
+                            "read-batch-ms", "half-close-idle-ms"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);

@@ -125,26 +125,40 @@ static void remember_kernel_tcp_socket(unsigned long inode) {
 
 /* ---- Replacing a socket (undoing the shim's loopback bind) ---------------------------------------------- */
 
+/* The options applications set before bind() that a replacement socket must carry. Read before the shim's own
+ * loopback bind: binding an IPv6 socket to [::1] turns IPV6_V6ONLY on, and a dual-stack server that fell back
+ * to the kernel would otherwise come back IPv6-only. */
+static const struct {
+    int level, name;
+} carried_options[] = {{SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_REUSEPORT}, {SOL_SOCKET, SO_BROADCAST},
+                       {IPPROTO_IPV6, IPV6_V6ONLY}};
+enum { CARRIED_OPTIONS = sizeof carried_options / sizeof carried_options[0] };
+struct carried {
+    int values[CARRIED_OPTIONS];
+    bool have[CARRIED_OPTIONS];
+};
+
+static void read_carried_options(int fd, const struct shim_socket* s, struct carried* out) {
+    const int saved = errno;
+    for (size_t i = 0; i < CARRIED_OPTIONS; ++i) {
+        out->have[i] = (carried_options[i].level != IPPROTO_IPV6 || s->domain == AF_INET6) &&
+                       int_option(fd, carried_options[i].level, carried_options[i].name, &out->values[i]) == 0;
+    }
+    errno = saved;
+}
+
 /* Puts a fresh socket of the same domain/type/protocol on fd's number, with fd's O_NONBLOCK and FD_CLOEXEC and
- * the options applications set before bind. 0 or -errno (fd untouched then). */
-static int replace_socket(int fd, const struct shim_socket* s) {
+ * the options read before bind. 0 or -errno (fd untouched then). */
+static int replace_socket(int fd, const struct shim_socket* s, const struct carried* options) {
     const int fl = fcntl(fd, F_GETFL);
     const int fd_flags = fcntl(fd, F_GETFD);
     if (fl < 0 || fd_flags < 0) return -errno;
-    static const struct {
-        int level, name;
-    } options[] = {{SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_REUSEPORT}, {SOL_SOCKET, SO_BROADCAST},
-                   {IPPROTO_IPV6, IPV6_V6ONLY}};
-    int values[sizeof options / sizeof options[0]];
-    bool have[sizeof options / sizeof options[0]];
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; ++i) {
-        have[i] = (options[i].level != IPPROTO_IPV6 || s->domain == AF_INET6) &&
-                  int_option(fd, options[i].level, options[i].name, &values[i]) == 0;
-    }
     const int fresh = socket(s->domain, s->type | SOCK_CLOEXEC | ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), s->protocol);
     if (fresh < 0) return -errno;
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; ++i) {
-        if (have[i]) setsockopt(fresh, options[i].level, options[i].name, &values[i], sizeof values[i]);
+    for (size_t i = 0; i < CARRIED_OPTIONS; ++i) {
+        if (options->have[i])
+            setsockopt(fresh, carried_options[i].level, carried_options[i].name, &options->values[i],
+                       sizeof options->values[i]);
     }
     if (fcntl(fresh, F_SETFL, fl) < 0 || dup2(fresh, fd) < 0) {
         const int e = errno;
@@ -193,6 +207,8 @@ SHIM_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
     const char* kind = shim_is_udp(&s) ? "udp" : "tcp";
     struct sockaddr_storage loopback;
     socklen_t loopback_len = slmsock_pl_loopback(s.domain, 0, &loopback);
+    struct carried options;
+    read_carried_options(fd, &s, &options);
     if (real_bind(fd, (const struct sockaddr*)&loopback, loopback_len) != 0) return -1;  // e.g. EINVAL: bound
     struct sockaddr_storage local;
     socklen_t local_len;
@@ -210,7 +226,7 @@ SHIM_EXPORT int bind(int fd, const struct sockaddr* addr, socklen_t len) {
         return 0;
     }
     /* Refused, or slmd absent: the socket must not stay bound to loopback. */
-    const int replaced = replace_socket(fd, &s);
+    const int replaced = replace_socket(fd, &s, &options);
     if (!wildcard || replaced != 0) {
         shim_log("bind fd=%d %s %s: failed: %s", fd, kind, shim_format_address(addr, len, where, sizeof where),
                  strerror(-rc));

@@ -780,6 +780,24 @@ static bool case_bind_fallback(int expected_modem_bind_errno) {
     CHECK(connect(c, (struct sockaddr*)&lo, lo_len) == 0, "a local client reaches the kernel-bound server");
     close(c);
     close(fd);
+    /* A dual-stack server (IPV6_V6ONLY=0, as Python's create_server(dualstack_ipv6=True) sets it) stays dual-stack:
+     * the shim's own loopback bind to [::1] turns V6ONLY on, and the replacement socket must not inherit that. */
+    struct sockaddr_storage any6;
+    socklen_t any6_len = make_address("::", g_port, AF_INET6, &any6);
+    fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int zero = 0;
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0, "SO_REUSEADDR");
+    CHECK(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) == 0, "IPV6_V6ONLY=0");
+    CHECK(bind(fd, (struct sockaddr*)&any6, any6_len) == 0, "dual-stack wildcard bind falls back to the kernel");
+    value = -1;
+    vlen = sizeof value;
+    CHECK(getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &value, &vlen) == 0 && value == 0, "IPV6_V6ONLY=0 kept: %d",
+          value);
+    CHECK(listen(fd, 2) == 0, "listen");
+    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(connect(c, (struct sockaddr*)&lo, lo_len) == 0, "an IPv4 client reaches the dual-stack server");
+    close(c);
+    close(fd);
     /* The modem's address: not the kernel's, so the error is the modem's or the kernel's EADDRNOTAVAIL. */
     struct sockaddr_storage modem;
     socklen_t modem_len = make_address("10.0.0.2", g_port, AF_INET, &modem);

@@ -110,7 +110,9 @@ TEST(Shim, BindWithoutSlmdFallsBackToTheKernelForTheWildcard) {
     ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
     const std::string port = std::to_string(ntohs(sa.sin_port));
     close(fd);
-    auto r = matrix_case({absent_socket}, {"bind-fallback", "-", port, std::to_string(EADDRNOTAVAIL)});
+    // SLMSOCK_LISTEN=modem: the wildcard is offered to the modem first (the default keeps it local outright).
+    auto r = matrix_case({absent_socket, "SLMSOCK_LISTEN=modem"},
+                         {"bind-fallback", "-", port, std::to_string(EADDRNOTAVAIL)});
     EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 

@@ -53,8 +53,11 @@ function(slmd_pch_reuse target donor)
   endif()
 endfunction()
 
-# The daemon (also in the Debian package build, which has no tests).
-slmd_pch(slmd_core ${SLMD_PCH_STD} ${SLMD_PCH_ASIO} <fmt/format.h>)
+# The daemon (also in the Debian package build, which has no tests): its layer libraries share one PCH.
+slmd_pch(slmd_modem ${SLMD_PCH_STD} ${SLMD_PCH_ASIO} <fmt/format.h>)
+foreach(layer slmd_sys slmd_net slmd_serial slmd_at slmd_flows slmd_api slmd_config)
+  slmd_pch_reuse(${layer} slmd_modem)
+endforeach()
 # The simulator (shipped in the slmsim package) and its tests.
 slmd_pch(slmsim_core ${SLMD_PCH_STD} ${SLMD_PCH_ASIO})
 

@@ -22,7 +22,7 @@
 #include "modem/modem.hpp"
 #include "net/route_policy.hpp"
 #include "serial/serial_port.hpp"
-#include "sys/config.hpp"
+#include "config/config.hpp"
 #include "sys/log.hpp"
 #include "sys/service.hpp"
 
@@ -59,17 +59,17 @@ void raise_descriptor_limit(std::size_t api_clients) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    // Settings come from the command line and the configuration file (sys/config; docs/configuration.md).
-    auto loaded = slmd::sys::load(argc, argv);
-    if (loaded.action == slmd::sys::Action::help) {
+    // Settings come from the command line and the configuration file (config/config; docs/configuration.md).
+    auto loaded = slmd::config::load(argc, argv);
+    if (loaded.action == slmd::config::Action::help) {
         std::cout << loaded.usage;
         return 0;
     }
-    if (loaded.action == slmd::sys::Action::version) {
+    if (loaded.action == slmd::config::Action::version) {
         std::cout << "slmd " << SLMD_VERSION << "\n";
         return 0;
     }
-    if (loaded.action != slmd::sys::Action::run) {
+    if (loaded.action != slmd::config::Action::run) {
         for (const auto& error : loaded.errors) std::cerr << "slmd: " << error << "\n";
         return exit_usage;
     }

@@ -1,4 +1,4 @@
-// Owns: the libFuzzer target for slmd's configuration reader (daemon/sys/config.*): a file's text goes
+// Owns: the libFuzzer target for slmd's configuration reader (daemon/config/config.*): a file's text goes
 // through parse_config_text (program_options' parser plus our line scan) and validate, as `slmd --config
 // FILE` does. It checks invariants, not just "no crash":
 //   1. nothing throws: a bad file must become error messages, never an exception out of the reader;
@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "sys/config.hpp"
+#include "config/config.hpp"
 
-using namespace slmd::sys;
+using namespace slmd::config;
 
 #define FUZZ_CHECK(cond)                                                               \
     do {                                                                               \

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "sys/config.hpp"
+#include "config/config.hpp"
 
-using namespace slmd::sys;
+using namespace slmd::config;
 using namespace std::chrono_literals;
 
 namespace {

@@ -1,5 +1,5 @@
 // Owns: reading and checking slmd's settings (see config.hpp and docs/configuration.md).
-#include "sys/config.hpp"
+#include "config/config.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -16,7 +16,7 @@
 #include <optional>
 #include <sstream>
 
-namespace slmd::sys {
+namespace slmd::config {
 
 namespace po = boost::program_options;
 
@@ -468,4 +468,4 @@ Loaded load(int argc, const char* const* argv, const std::string& default_path) 
     return loaded;
 }
 
-}  // namespace slmd::sys
+}  // namespace slmd::config

@@ -22,7 +22,9 @@
 #include "net/tls_policy.hpp"
 #include "sys/log.hpp"
 
-namespace slmd::sys {
+namespace slmd::config {
+
+using sys::LogLevel;
 
 inline constexpr const char* default_config_path = "/etc/slmd/slmd.conf";
 
@@ -116,4 +118,4 @@ RawConfig parse_config_text(const std::string& text, const std::string& origin,
                             const boost::program_options::options_description& description,
                             std::vector<std::string>& errors);
 
-}  // namespace slmd::sys
+}  // namespace slmd::config

@@ -1,0 +1,2 @@
+// A file of the at layer that includes upward: cmake/CheckLayers.cmake must refuse it.
+#include "core/flows.hpp"

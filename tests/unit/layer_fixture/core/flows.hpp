@@ -1,0 +1,2 @@
+// A core header for the fixture.
+#pragma once

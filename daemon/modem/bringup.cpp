@@ -6,6 +6,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "modem/slm_commands.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -101,7 +102,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     bool synced = false;
     bool escaped = false;
     while (std::chrono::steady_clock::now() < sync_deadline) {
-        const at::CommandRequest probe{"AT", "", options.probe_interval};
+        const at::CommandRequest probe = command::probe(options.probe_interval);
         auto response = co_await channel.async_command(probe, asio::use_awaitable);
         if (response.ok()) {
             synced = true;
@@ -142,7 +143,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     registration.clear();
 
     // 2. Release detection.
-    const at::CommandRequest read_version{"AT#XSLMVER", "#XSLMVER", 5s};
+    const at::CommandRequest read_version = command::read_slm_version();
     auto version_response = co_await run_with_retries(channel, read_version, options.command_attempts, true);
     if (auto fatal = fatal_channel_error(version_response)) co_return failure(*fatal, "while reading #XSLMVER");
     if (!version_response.ok() || version_response.info.empty()) {
@@ -163,7 +164,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
 
     // 3. Registration URCs, then the radio.
     if (auto reset = rebooted("after reading the release")) co_return *reset;
-    const at::CommandRequest enable_cereg{"AT+CEREG=" + std::to_string(options.cereg_mode), "", 5s};
+    const at::CommandRequest enable_cereg = command::set_registration_reports(options.cereg_mode);
     auto cereg = co_await run_with_retries(channel, enable_cereg, options.command_attempts);
     if (auto fatal = fatal_channel_error(cereg)) co_return failure(*fatal, "while enabling +CEREG");
     if (!cereg.ok()) co_return failure(BringupError::command_failed, "AT+CEREG answered " + cereg.describe());
@@ -171,7 +172,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     step_done(ModemEvent::urcs_enabled);
     if (auto reset = rebooted("after enabling +CEREG")) co_return *reset;
 
-    const at::CommandRequest radio_on{"AT+CFUN=1", "", 30s};
+    const at::CommandRequest radio_on = command::set_functional_mode(1, 30s);
     auto cfun = co_await run_with_retries(channel, radio_on, options.command_attempts);
     if (auto fatal = fatal_channel_error(cfun)) co_return failure(*fatal, "while switching the radio on");
     if (!cfun.ok()) co_return failure(BringupError::command_failed, "AT+CFUN=1 answered " + cfun.describe());
@@ -188,7 +189,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
                                   (registration.current() ? to_string(*registration.current()) : "not registered") +
                                   " after " + std::to_string(options.register_timeout.count()) + " ms");
         }
-        const at::CommandRequest read_registration{"AT+CEREG?", "+CEREG", 5s};
+        const at::CommandRequest read_registration = command::read_registration();
         auto read = co_await channel.async_command(read_registration, asio::use_awaitable);
         if (auto fatal = fatal_channel_error(read)) co_return failure(*fatal, "while waiting for registration");
         if (read.ok() && !read.info.empty()) {
@@ -205,7 +206,7 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
 
     // 5. Address of the default PDP context.
     if (auto reset = rebooted("after registering")) co_return *reset;
-    const at::CommandRequest read_address{"AT+CGPADDR=0", "+CGPADDR", 5s};
+    const at::CommandRequest read_address = command::read_address();
     auto address = co_await run_with_retries(channel, read_address, options.command_attempts, true);
     if (auto fatal = fatal_channel_error(address)) co_return failure(*fatal, "while reading the address");
     std::optional<PdpAddresses> parsed;

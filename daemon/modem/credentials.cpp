@@ -9,6 +9,7 @@
 #include <charconv>
 
 #include "modem/at_string.hpp"
+#include "modem/slm_commands.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -368,7 +369,7 @@ asio::awaitable<CredentialResult> run_credential_command(at::Channel& channel, c
     };
     if (hooks.radio_going_off) hooks.radio_going_off();
     SLMD_NOTICE("modem: AT+CFUN=4 for {}", shown);
-    const at::CommandRequest radio_off{"AT+CFUN=4", "", hooks.cfun_timeout};
+    const at::CommandRequest radio_off = command::set_functional_mode(4, hooks.cfun_timeout);
     auto off = co_await channel.async_command(radio_off, asio::use_awaitable);
     CredentialResult result;
     if (!off.ok()) {
@@ -389,7 +390,7 @@ asio::awaitable<CredentialResult> run_credential_command(at::Channel& channel, c
     }
     // Always back on, also after a failed %CMNG or CFUN=4: a radio left off is an outage. Noise on the line
     // can cost one attempt, as in bring-up.
-    const at::CommandRequest radio_on{"AT+CFUN=1", "", hooks.cfun_timeout};
+    const at::CommandRequest radio_on = command::set_functional_mode(1, hooks.cfun_timeout);
     at::CommandResponse on;
     for (int attempt = 1; attempt <= 3; ++attempt) {
         on = co_await channel.async_command(radio_on, asio::use_awaitable);

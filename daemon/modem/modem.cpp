@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "modem/admin_command.hpp"
+#include "modem/slm_commands.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -194,7 +195,7 @@ asio::awaitable<void> Modem::radio_off(std::function<void()> done) {
         if (!*alive || *finished) co_return;
     }
     SLMD_INFO("modem: AT+CFUN=0");
-    const at::CommandRequest radio_off{"AT+CFUN=0", "", options_.stop_timeout};
+    const at::CommandRequest radio_off = command::set_functional_mode(0, options_.stop_timeout);
     auto response = co_await channel_.async_command(radio_off, asio::use_awaitable);
     if (!*alive) co_return;
     bound->cancel();
@@ -279,11 +280,11 @@ asio::awaitable<void> Modem::reset_sequence() {
     // CFUN=0 first: the firmware saves its network state, and a reset without it counts towards the nRF91's
     // reset-loop lock-out.
     // Named requests, not temporaries inside co_await: GCC 12 miscompiles the latter (a double free).
-    const at::CommandRequest radio_off{"AT+CFUN=0", "", options_.stop_timeout};
+    const at::CommandRequest radio_off = command::set_functional_mode(0, options_.stop_timeout);
     auto off = co_await channel_.async_command(radio_off, asio::use_awaitable);
     if (!*alive || !resetting_) co_return;
     if (!off.ok()) SLMD_WARN("modem: AT+CFUN=0 before the reset -> {}", off.describe());
-    const at::CommandRequest firmware_reset{"AT#XRESET", "", 5s};
+    const at::CommandRequest firmware_reset = command::reset_firmware();
     auto reset = co_await channel_.async_command(firmware_reset, asio::use_awaitable);
     if (!*alive || !resetting_) co_return;  // "Ready" came: on_ready took over
     if (!reset.ok()) SLMD_WARN("modem: AT#XRESET -> {}", reset.describe());
@@ -407,7 +408,7 @@ asio::awaitable<void> Modem::credential_sequence() {
             }
             const auto current = registration_.current();
             if (state_ == ModemState::deregistered && !(current && is_registered(*current))) {
-                const at::CommandRequest read_registration{"AT+CEREG?", "+CEREG", 5s};
+                const at::CommandRequest read_registration = command::read_registration();
                 auto read = co_await channel_.async_command(read_registration, asio::use_awaitable);
                 if (!*alive) co_return;
                 if (read.ok() && !read.info.empty()) {
@@ -473,7 +474,7 @@ void Modem::recheck_registration() {
 
 asio::awaitable<void> Modem::read_registration() {
     auto alive = alive_;
-    const at::CommandRequest read{"AT+CEREG?", "+CEREG", 5s};
+    const at::CommandRequest read = command::read_registration();
     // A few tries: v2.1-v2.4 leave data mode on their own, and uplink bytes still on their way to the UART then
     // reach the command parser (reference section 4); a final they cause can answer our read.
     constexpr int attempts = 3;
@@ -515,7 +516,7 @@ asio::awaitable<void> Modem::serve() {
         if (state_ == ModemState::deregistered && current && is_registered(*current)) {
             // Registration is back: the PDP address may have changed. Re-read it before serving again.
             transition(ModemEvent::registered);
-            const at::CommandRequest read_address{"AT+CGPADDR=0", "+CGPADDR", 5s};
+            const at::CommandRequest read_address = command::read_address();
             auto response = co_await channel_.async_command(read_address, asio::use_awaitable);
             if (!*alive || stopping_ || reset_seen_ || link_down_) co_return;
             std::optional<PdpAddresses> parsed;

@@ -14,6 +14,7 @@
 #include "modem/firmware_errno.hpp"
 #include "modem/at_string.hpp"
 #include "modem/responses.hpp"
+#include "modem/slm_commands.hpp"
 #include "modem/tls_command.hpp"
 #include "sys/log.hpp"
 
@@ -162,7 +163,7 @@ void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milli
         // Plain ERROR: the proxy is still held (e.g. by an slmd that died). Free it once and try again.
         if (!retried) {
             SLMD_WARN("slm: TCP proxy busy; closing the stale connection and retrying");
-            submit({"AT#XTCPCLI=0", "#XTCPCLI", 15s},
+            submit(command::tcp_client_close(),
                    [this, alive = alive_, destination, timeout, done = std::move(done),
                     events = std::move(events)](at::CommandResponse) mutable {
                        if (!*alive) return;
@@ -245,7 +246,7 @@ void SlmProxyDriver::send_quoted(std::string bytes, std::function<void(int)> fin
         finished(EINVAL);
         return;
     }
-    submit({"AT#XTCPSEND=" + *quoted, "#XTCPSEND", 15s},
+    submit(command::tcp_send_string(*quoted),
            [finished = std::move(finished), expected](at::CommandResponse response) {
                if (!response.ok()) {
                    finished(response.error == at::ChannelError::timeout ? ETIMEDOUT : ECONNRESET);
@@ -276,7 +277,7 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
         // closed for the session, raw bytes can only be TCP's (the attribution rule, slm_udp_proxy.cpp).
         suspend_udp_then([] {});
         ++stats_.data_mode_entries;
-        channel_.enter_data_mode({"AT#XTCPSEND", "", 5s},
+        channel_.enter_data_mode(command::tcp_send_data_mode(),
                                  [this, alive, id, bytes = std::move(bytes),
                                   finished = std::move(finished)](at::CommandResponse response) mutable {
                                      if (!*alive) return;
@@ -379,7 +380,7 @@ void SlmProxyDriver::finish_close() {
         return;
     }
     const auto id = connection_->id;
-    submit({"AT#XTCPCLI=0", "#XTCPCLI", 15s}, [this, alive = alive_, id](at::CommandResponse) {
+    submit(command::tcp_client_close(), [this, alive = alive_, id](at::CommandResponse) {
         if (!*alive || !alive_connection(id)) return;
         auto events = std::move(connection_->events);
         connection_.reset();
@@ -389,7 +390,7 @@ void SlmProxyDriver::finish_close() {
 }
 
 void SlmProxyDriver::release_slot_then(std::function<void()> then) {
-    submit({"AT#XTCPCLI=0", "#XTCPCLI", 15s}, [this, alive = alive_, then = std::move(then)](at::CommandResponse) {
+    submit(command::tcp_client_close(), [this, alive = alive_, then = std::move(then)](at::CommandResponse) {
         if (!*alive) return;
         free_slot();
         then();

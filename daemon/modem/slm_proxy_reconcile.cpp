@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "modem/responses.hpp"
+#include "modem/slm_commands.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "sys/log.hpp"
 
@@ -100,7 +101,7 @@ void SlmProxyDriver::on_serving() {
             if (owned) continue;
             ++stats_.orphans_closed;
             SLMD_INFO("slm: closing a {} proxy the firmware kept from before ({})", form.prefix + 2, lines[i]);
-            submit({"AT" + std::string(prefix) + "=0", std::string(prefix), 15s}, [](at::CommandResponse response) {
+            submit(command::proxy_close(std::string(prefix)), [](at::CommandResponse response) {
                 if (!response.ok()) SLMD_WARN("slm: closing an orphaned proxy: {}", response.describe());
             });
         }

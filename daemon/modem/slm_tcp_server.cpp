@@ -17,6 +17,7 @@
 
 #include "modem/firmware_errno.hpp"
 #include "modem/responses.hpp"
+#include "modem/slm_commands.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "sys/log.hpp"
 
@@ -83,7 +84,7 @@ void SlmProxyDriver::tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents
             int error = EBUSY;  // plain ERROR: the proxy is in use (or wedged by a sec_tag on v2.9)
             if (response.error == at::ChannelError::timeout) {
                 error = ETIMEDOUT;
-                submit({"AT#XTCPSVR=0", "#XTCPSVR", 15s}, [](at::CommandResponse) {});
+                submit(command::tcp_server_stop(), [](at::CommandResponse) {});
             } else if (response.error) {
                 error = ENETDOWN;
             } else if (status && status->word == "not started") {
@@ -101,7 +102,7 @@ void SlmProxyDriver::tcp_stop_listen(ListenerId id) {
     if (!listener_ || listener_->id != id || listener_->stopping) return;
     listener_->stopping = true;
     if (connection_ && connection_->server_peer) connection_->closing = true;
-    submit({"AT#XTCPSVR=0", "#XTCPSVR", 15s}, [this, alive = alive_, id](at::CommandResponse response) {
+    submit(command::tcp_server_stop(), [this, alive = alive_, id](at::CommandResponse response) {
         if (!*alive || !listener_ || listener_->id != id) return;
         for (const auto& text : response.info) {
             auto status = parse_proxy_status(text, "#XTCPSVR");
@@ -124,7 +125,7 @@ void SlmProxyDriver::hang_up_peer() {
         if (expect_urc) ++hangup_urcs_expected_;
         if (alive_connection(id)) connection_lost(CloseReason::local_close, 0);
     };
-    submit({"AT#XTCPSVR?", "#XTCPSVR", 5s}, [this, alive = alive_, finish](at::CommandResponse response) {
+    submit(command::tcp_server_read(), [this, alive = alive_, finish](at::CommandResponse response) {
         if (!*alive) return;
         std::optional<std::vector<int>> handles;
         for (const auto& text : response.info) {
@@ -139,7 +140,7 @@ void SlmProxyDriver::hang_up_peer() {
             return;
         }
         ++stats_.hangups;
-        submit({"AT#XTCPHANGUP=" + std::to_string((*handles)[1]), "#XTCPSVR", 15s},
+        submit(command::tcp_hang_up((*handles)[1]),
                [this, alive, finish](at::CommandResponse hangup) {
                    if (!*alive) return;
                    bool line_seen = false;

@@ -23,6 +23,7 @@
 #include "modem/at_string.hpp"
 #include "modem/firmware_errno.hpp"
 #include "modem/responses.hpp"
+#include "modem/slm_commands.hpp"
 #include "modem/tls_command.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "sys/log.hpp"
@@ -315,7 +316,7 @@ void SlmProxyDriver::udp_send_quoted(UdpSendJob job) {
         job.done(EINVAL);
         return udp_pump();
     }
-    submit({"AT#XUDPSEND=" + *quoted, "#XUDPSEND", 15s},
+    submit(command::udp_send_string(*quoted),
            [this, alive = alive_, id, size, done = std::move(job.done)](at::CommandResponse response) {
                if (!*alive) return;
                udp_sending_ = false;
@@ -352,7 +353,7 @@ void SlmProxyDriver::udp_send_in_data_mode(UdpSendJob job) {
     };
     with_command_mode([this, alive = alive_, shared, finish] {
         if (!*alive) return;
-        channel_.enter_data_mode({"AT#XUDPSEND", "", 5s}, [this, alive, shared, finish](at::CommandResponse response) {
+        channel_.enter_data_mode(command::udp_send_data_mode(), [this, alive, shared, finish](at::CommandResponse response) {
             if (!*alive) return;
             if (!response.ok()) {
                 finish(response.error ? ECONNRESET : ENOTCONN);

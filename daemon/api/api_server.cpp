@@ -172,7 +172,7 @@ private:
 // One request of a uid in progress; ends when it is answered or when its reply can no longer come (the
 // handler holding it was dropped: a connect abandoned by its client, slmd stopping).
 struct ApiServer::InFlight {
-    InFlight(ApiServer& server, unsigned uid) : server(server), alive(server.alive_), uid(uid) {}
+    InFlight(ApiServer& server, unsigned uid) : server(server), alive(server.lifetime_.guard()), uid(uid) {}
     ~InFlight() { finish(); }
     void finish() {
         if (done) return;
@@ -182,7 +182,7 @@ struct ApiServer::InFlight {
         if (it != server.in_flight_per_uid_.end() && --it->second == 0) server.in_flight_per_uid_.erase(it);
     }
     ApiServer& server;
-    std::shared_ptr<bool> alive;
+    sys::Lifetime::Guard alive;
     unsigned uid;
     bool done = false;
 };
@@ -202,7 +202,7 @@ ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::F
       accept_pause_(executor) {}
 
 ApiServer::~ApiServer() {
-    *alive_ = false;
+    lifetime_.end();
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     if (!adopted_ && bound_file_) {
@@ -296,7 +296,7 @@ void ApiServer::stop() {
 }
 
 void ApiServer::accept_loop() {
-    acceptor_.async_accept([this, alive = alive_](boost::system::error_code error, Protocol::socket socket) {
+    acceptor_.async_accept([this, alive = lifetime_.guard()](boost::system::error_code error, Protocol::socket socket) {
         if (!*alive || error == asio::error::operation_aborted) return;
         if (!error) {
             accepted(std::move(socket));
@@ -338,7 +338,7 @@ void ApiServer::accepted(Protocol::socket socket) {
         return;
     }
     sessions_.push_back(session);
-    session->close_when_idle(options_.idle_timeout, [this, alive = alive_, pid = requester.pid] {
+    session->close_when_idle(options_.idle_timeout, [this, alive = lifetime_.guard(), pid = requester.pid] {
         if (!*alive) return;
         ++counters_.idle_closed;
         if (worth_logging(counters_.idle_closed)) {
@@ -346,11 +346,11 @@ void ApiServer::accepted(Protocol::socket socket) {
         }
     });
     // A program stopped while its connect waited (Ctrl-C, timeout(1)) must not get the modem's connection.
-    session->on_closed([this, alive = alive_](Session& closed) {
+    session->on_closed([this, alive = lifetime_.guard()](Session& closed) {
         if (!*alive) return;
         for (const auto flow_id : closed.unanswered_flows()) flows_.abandon_unanswered(flow_id);
     });
-    session->receive([this, alive = alive_](std::shared_ptr<Session> session, std::span<const std::uint8_t> bytes) {
+    session->receive([this, alive = lifetime_.guard()](std::shared_ptr<Session> session, std::span<const std::uint8_t> bytes) {
         if (!*alive) return;
         ++counters_.requests;
         if (session->truncated() || bytes.size() > wire::max_message_size) {
@@ -564,7 +564,7 @@ void ApiServer::describe_proxies(std::function<void(wire::Message)> reply) {
     pending->timer->async_wait([finish](boost::system::error_code error) {
         if (!error) finish("(the modem did not answer within 5 s)");
     });
-    driver_.describe_proxies([finish, alive = alive_](std::string text) {
+    driver_.describe_proxies([finish, alive = lifetime_.guard()](std::string text) {
         if (*alive) finish(std::move(text));
     });
 }

@@ -28,6 +28,7 @@
 #include "modem/modem_driver.hpp"
 #include "net/route_policy.hpp"
 #include "net/tls_policy.hpp"
+#include "sys/lifetime.hpp"
 #include "wire.hpp"
 
 namespace slmd::api {
@@ -121,7 +122,7 @@ private:
     std::vector<std::weak_ptr<Session>> sessions_;
     std::map<unsigned, std::size_t> in_flight_per_uid_;
     std::vector<std::weak_ptr<boost::asio::steady_timer>> proxy_timers_;  // PROXIES replies waiting for the modem
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::api

@@ -52,7 +52,7 @@ DataEndpoint::DataEndpoint(asio::any_io_executor executor, core::FlowManager& fl
 }
 
 DataEndpoint::~DataEndpoint() {
-    *alive_ = false;
+    lifetime_.end();
     if (reserve_fd_ >= 0) ::close(reserve_fd_);
 }
 
@@ -116,7 +116,7 @@ void DataEndpoint::stop() {
 }
 
 void DataEndpoint::accept_loop(tcp::acceptor& acceptor) {
-    acceptor.async_accept([this, alive = alive_, &acceptor](boost::system::error_code error, tcp::socket socket) {
+    acceptor.async_accept([this, alive = lifetime_.guard(), &acceptor](boost::system::error_code error, tcp::socket socket) {
         if (!*alive || error == asio::error::operation_aborted || !acceptor.is_open()) return;
         if (!error) {
             read_credential(std::move(socket));
@@ -187,7 +187,7 @@ void DataEndpoint::read_credential(tcp::socket socket) {
     });
     // Every path ends in this handler (the timer and stop() close the socket, which completes the read).
     asio::async_read(*pending->socket, asio::buffer(pending->credential),
-                     [this, alive = alive_, pending](boost::system::error_code error, std::size_t) {
+                     [this, alive = lifetime_.guard(), pending](boost::system::error_code error, std::size_t) {
                          pending->timer.cancel();
                          if (!*alive) return;
                          finished(*pending);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/flow_manager.hpp"
+#include "sys/lifetime.hpp"
 
 namespace slmd::api {
 
@@ -66,7 +67,7 @@ private:
     std::size_t waiting_ = 0;
     std::map<unsigned, std::size_t> waiting_per_uid_;
     Counters counters_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::api

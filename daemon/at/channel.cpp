@@ -85,7 +85,7 @@ Channel::Channel(boost::asio::any_io_executor executor, LinkWriter& writer, Firm
       confirm_timer_(executor) {}
 
 Channel::~Channel() {
-    *alive_ = false;
+    lifetime_.end();
     command_timer_.cancel();
     guard_timer_.cancel();
     idle_timer_.cancel();
@@ -155,7 +155,7 @@ void Channel::send(std::unique_ptr<Pending> pending) {
     writer_.write_to_modem(in_flight_->request.line + "\r\n");
     const auto generation = ++generation_;
     command_timer_.expires_after(in_flight_->request.timeout);
-    command_timer_.async_wait([this, generation, alive = alive_](boost::system::error_code error) {
+    command_timer_.async_wait([this, generation, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive || error) return;
         on_timeout(generation);
     });
@@ -252,7 +252,7 @@ void Channel::confirm_payload_soon() {
     const auto gap = std::chrono::microseconds(baud_ == 0 ? 0 : 2 * 2 * 10 * 1000000ull / baud_) +
                      std::chrono::milliseconds(1);
     confirm_timer_.expires_after(gap);
-    confirm_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    confirm_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive || error) return;
         confirm_timer_armed_ = false;
         if (!framer_.payload_unconfirmed()) return;
@@ -266,7 +266,7 @@ void Channel::arm_idle_timer() {
     if (idle_timer_armed_) return;
     idle_timer_armed_ = true;
     idle_timer_.expires_after(idle_gap);
-    idle_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    idle_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive || error) return;
         idle_timer_armed_ = false;
         if (std::chrono::steady_clock::now() - last_rx_ < idle_gap) {
@@ -289,7 +289,7 @@ void Channel::watch_payload_stall() {
     const std::size_t outstanding = framer_.payload_outstanding();
     if (outstanding == 0 || receive_paused_) return;
     stall_timer_.expires_at(last_rx_ + payload_stall_bound(outstanding, baud_));
-    stall_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    stall_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive || error || receive_paused_) return;
         const std::size_t outstanding = framer_.payload_outstanding();
         if (outstanding == 0) return;
@@ -452,7 +452,7 @@ void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
                                        : last_data_tx_ + on_the_wire + time_limit_ + guard_margin;
         exit_armed_ = true;
         guard_timer_.expires_at(std::max(due, std::chrono::steady_clock::now()));
-        guard_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        guard_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
             if (!*alive || error) return;
             if (framer_.mode() == LinkMode::data && !terminator_sent_) send_terminator();
         });
@@ -473,7 +473,7 @@ void Channel::send_terminator() {
     auto confirm = std::max(time_limit_ * 4, std::chrono::milliseconds(2000));
     if (framer_.profile().data_mode_exit == DataModeExitRule::silence_both_sides) confirm += silence_guard;
     guard_timer_.expires_after(confirm);
-    guard_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    guard_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive || error || !terminator_sent_) return;
         SLMD_WARN("at: firmware did not confirm leaving data mode");
         terminator_sent_ = false;

@@ -20,6 +20,7 @@
 
 #include "at/firmware_profile.hpp"
 #include "at/framer.hpp"
+#include "sys/lifetime.hpp"
 
 namespace slmd::at {
 
@@ -240,7 +241,7 @@ class Channel {
     void note_activity();
     std::function<void()> activity_listener_;
     bool awaiting_reported_ = false;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::at

@@ -122,13 +122,13 @@ tcp::endpoint loopback(wire::Family family, std::uint16_t port) {
 
 FlowManager::FlowManager(asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options)
     : executor_(executor), driver_(driver), options_(options), socket_poll_(executor), graveyard_(executor) {
-    driver_.set_capacity_listener([this, alive = alive_] {
+    driver_.set_capacity_listener([this, alive = lifetime_.guard()] {
         if (*alive) schedule();
     });
 }
 
 FlowManager::~FlowManager() {
-    *alive_ = false;
+    lifetime_.end();
     driver_.set_capacity_listener({});
 }
 
@@ -187,7 +187,7 @@ std::uint64_t FlowManager::connect(const wire::ConnectRequest& request, std::uin
 
     std::weak_ptr<Flow> weak = flow;
     flow->deadline.expires_at(flow->connect_by);
-    flow->deadline.async_wait([this, alive = alive_, weak](boost::system::error_code error) {
+    flow->deadline.async_wait([this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
         auto flow = weak.lock();
         if (!*alive || error || !flow || flow->phase != Phase::waiting) return;
         fail(flow, ETIMEDOUT);
@@ -241,7 +241,7 @@ void FlowManager::abandon(const FlowPtr& flow, const char* why) {
 void FlowManager::watch_for_abandonment(const FlowPtr& flow) {
     if (!flow->app || (flow->phase != Phase::waiting && flow->phase != Phase::connecting)) return;
     std::weak_ptr<Flow> weak = flow;
-    flow->app->async_wait(tcp::socket::wait_read, [this, alive = alive_, weak](boost::system::error_code error) {
+    flow->app->async_wait(tcp::socket::wait_read, [this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
         auto flow = weak.lock();
         if (!*alive || error || !flow || !flow->app) return;
         if (flow->phase != Phase::waiting && flow->phase != Phase::connecting) return;
@@ -310,7 +310,7 @@ void FlowManager::reset_slow_reader(const FlowPtr& flow) {
               flow->id, flow->downlink_bytes, options_.slow_reader_limit);
     // Not from inside the driver's data event: closing the modem connection is a driver call.
     std::weak_ptr<Flow> weak = flow;
-    asio::post(executor_, [this, alive = alive_, weak] {
+    asio::post(executor_, [this, alive = lifetime_.guard(), weak] {
         auto flow = weak.lock();
         if (!*alive || !flow || flow->phase == Phase::finished) return;
         // The chunk being written stays until its write completes (the write refers to it).
@@ -333,7 +333,7 @@ void FlowManager::start_connect(const FlowPtr& flow) {
     std::weak_ptr<Flow> weak = flow;
     driver_.tcp_connect(modem_endpoint(flow->host, flow->port, flow->destination.family == wire::Family::ipv6, flow->tls),
                         std::max(left, std::chrono::milliseconds(1000)), connection_events(flow),
-                        [this, alive = alive_, weak](int error, modem::ConnectionId id) {
+                        [this, alive = lifetime_.guard(), weak](int error, modem::ConnectionId id) {
                             auto flow = weak.lock();
                             if (!*alive) return;
                             if (!flow) return;
@@ -353,7 +353,7 @@ modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
     std::weak_ptr<Flow> weak = flow;
     return modem::TcpConnectionEvents{
         .data =
-            [this, alive = alive_, weak](std::string_view bytes) {
+            [this, alive = lifetime_.guard(), weak](std::string_view bytes) {
                 auto flow = weak.lock();
                 if (!*alive || !flow) return;
                 counters_.bytes_down += bytes.size();
@@ -383,7 +383,7 @@ modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
                 write_downlink(flow);
             },
         .closed =
-            [this, alive = alive_, weak](modem::CloseReason reason, int error) {
+            [this, alive = lifetime_.guard(), weak](modem::CloseReason reason, int error) {
                 auto flow = weak.lock();
                 if (!*alive || !flow) return;
                 on_modem_closed(flow, reason, error);
@@ -421,7 +421,7 @@ void FlowManager::expect_attach(const FlowPtr& flow) {
     if (flow->attached) return;
     std::weak_ptr<Flow> weak = flow;
     flow->attach_deadline.expires_after(options_.attach_timeout);
-    flow->attach_deadline.async_wait([this, alive = alive_, weak](boost::system::error_code error) {
+    flow->attach_deadline.async_wait([this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
         auto flow = weak.lock();
         if (!*alive || error || !flow || flow->attached || flow->phase == Phase::finished) return;
         SLMD_WARN("flow {}: the app never attached; closing", flow->id);
@@ -505,7 +505,7 @@ void FlowManager::read_uplink(const FlowPtr& flow) {
     std::weak_ptr<Flow> weak = flow;
     flow->app->async_read_some(
         asio::buffer(flow->read_buffer.data(), std::min(options_.uplink_chunk, flow->read_buffer.size())),
-        [this, alive = alive_, weak](boost::system::error_code error, std::size_t n) {
+        [this, alive = lifetime_.guard(), weak](boost::system::error_code error, std::size_t n) {
             auto flow = weak.lock();
             if (!*alive || !flow) return;
             if (error == asio::error::operation_aborted) {
@@ -566,7 +566,7 @@ void FlowManager::app_finished_sending(const FlowPtr& flow) {
 void FlowManager::watch_half_closed_app(const FlowPtr& flow) {
     std::weak_ptr<Flow> weak = flow;
     flow->half_close_check.expires_after(options_.half_close_poll);
-    flow->half_close_check.async_wait([this, alive = alive_, weak](boost::system::error_code error) {
+    flow->half_close_check.async_wait([this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
         auto flow = weak.lock();
         if (!*alive || error || !flow || flow->phase == Phase::finished || !flow->app) return;
         const bool owned = net::app_socket_owned(flow->app_port, flow->data_port);
@@ -605,7 +605,7 @@ void FlowManager::write_downlink(const FlowPtr& flow) {
     flow->writing = true;
     std::weak_ptr<Flow> weak = flow;
     asio::async_write(*flow->app, asio::buffer(flow->downlink.front().bytes),
-                      [this, alive = alive_, weak](boost::system::error_code error, std::size_t n) {
+                      [this, alive = lifetime_.guard(), weak](boost::system::error_code error, std::size_t n) {
                           auto flow = weak.lock();
                           if (!*alive || !flow) return;
                           flow->writing = false;
@@ -696,7 +696,7 @@ void FlowManager::finish(const FlowPtr& flow) {
     // Keep the record a while so SO_ERROR and getpeername still have an answer, then forget it.
     const auto id = flow->id;
     flow->linger.expires_after(options_.keep_finished);
-    flow->linger.async_wait([this, alive = alive_, id](boost::system::error_code error) {
+    flow->linger.async_wait([this, alive = lifetime_.guard(), id](boost::system::error_code error) {
         if (!*alive || error) return;
         auto it = flows_.find(id);
         if (it != flows_.end() && it->second->phase == Phase::finished && !it->second->app) flows_.erase(it);
@@ -932,13 +932,13 @@ void FlowManager::start_listen(const ReservationPtr& reservation, ListenReplyHan
     std::weak_ptr<Reservation> weak = reservation;
     modem::TcpListenerEvents events{
         .incoming =
-            [this, alive = alive_, weak](modem::ConnectionId id, const std::string& peer) {
+            [this, alive = lifetime_.guard(), weak](modem::ConnectionId id, const std::string& peer) {
                 auto server = weak.lock();
                 if (!*alive || !server) return modem::TcpConnectionEvents{};
                 return on_incoming(server, id, peer);
             },
         .stopped =
-            [this, alive = alive_, weak](int error) {
+            [this, alive = lifetime_.guard(), weak](int error) {
                 auto server = weak.lock();
                 if (!*alive || !server) return;
                 SLMD_WARN("tcp server: modem port {} stopped: {}", server->modem_port,
@@ -949,7 +949,7 @@ void FlowManager::start_listen(const ReservationPtr& reservation, ListenReplyHan
             },
     };
     driver_.tcp_listen(reservation->modem_port, reservation->family == wire::Family::ipv6, std::move(events),
-                       [this, alive = alive_, reservation, reply](int error, modem::ListenerId id) {
+                       [this, alive = lifetime_.guard(), reservation, reply](int error, modem::ListenerId id) {
                            if (!*alive) return;
                            if (error) {
                                SLMD_INFO("tcp server: listening on modem port {} failed: {}",
@@ -998,7 +998,7 @@ modem::TcpConnectionEvents FlowManager::on_incoming(const ReservationPtr& server
                   flow->id, peer, server->modem_port, server->app_port);
         ++counters_.server_peers_refused;
         std::weak_ptr<Flow> weak = flow;
-        asio::post(executor_, [this, alive = alive_, weak, server] {
+        asio::post(executor_, [this, alive = lifetime_.guard(), weak, server] {
             auto flow = weak.lock();
             if (!*alive) return;
             if (flow) {
@@ -1016,7 +1016,7 @@ modem::TcpConnectionEvents FlowManager::on_incoming(const ReservationPtr& server
     flow->connecting_app.emplace(executor_);
     std::weak_ptr<Flow> weak = flow;
     flow->connecting_app->async_connect(loopback(server->family, server->app_port),
-                                        [this, alive = alive_, weak](boost::system::error_code error) {
+                                        [this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
                                             auto flow = weak.lock();
                                             if (!*alive || !flow) return;
                                             on_app_connected(flow, error);
@@ -1076,7 +1076,7 @@ void FlowManager::watch_sockets() {
     if (polling_ || reservations_.empty()) return;
     polling_ = true;
     socket_poll_.expires_after(options_.socket_poll);
-    socket_poll_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    socket_poll_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive) return;
         polling_ = false;
         if (error) return;

@@ -26,6 +26,7 @@
 #include "core/socket_graveyard.hpp"
 #include "modem/modem_driver.hpp"
 #include "net/socket_table.hpp"
+#include "sys/lifetime.hpp"
 #include "wire.hpp"
 
 namespace slmd::core {
@@ -169,7 +170,7 @@ private:
     LatencyHistogram downlink_latency_;
     LatencyHistogram uplink_latency_;
     SocketGraveyard graveyard_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::core

@@ -11,7 +11,7 @@ SocketGraveyard::SocketGraveyard(boost::asio::any_io_executor executor, std::chr
     : timer_(executor), delay_(delay) {}
 
 SocketGraveyard::~SocketGraveyard() {
-    *alive_ = false;
+    lifetime_.end();
     close_all();
 }
 
@@ -31,7 +31,7 @@ void SocketGraveyard::arm() {
     if (armed_ || graves_.empty()) return;
     armed_ = true;
     timer_.expires_at(graves_.front().due);
-    timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive) return;
         armed_ = false;
         if (error) return;

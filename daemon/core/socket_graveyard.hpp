@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include "sys/lifetime.hpp"
+
 namespace slmd::core {
 
 class SocketGraveyard {
@@ -54,7 +56,7 @@ private:
     std::chrono::milliseconds delay_;
     std::vector<Grave> graves_;
     bool armed_ = false;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::core

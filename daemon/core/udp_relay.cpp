@@ -58,7 +58,7 @@ UdpRelay::UdpRelay(asio::any_io_executor executor, modem::ModemDriver& driver, U
     if (options_.max_stand_ins == 0) options_.max_stand_ins = 1;
 }
 
-UdpRelay::~UdpRelay() { *alive_ = false; }
+UdpRelay::~UdpRelay() { lifetime_.end(); }
 
 UdpRelay::AppPtr UdpRelay::find_app(wire::Family family, std::uint16_t port) const {
     auto it = apps_.find({family, port});
@@ -246,7 +246,7 @@ void UdpRelay::start_server(const AppPtr& app, BindReplyHandler reply) {
     proxy_bytes_up_ = proxy_bytes_down_ = 0;
     SLMD_INFO("udp: serving modem port {} for loopback port {}", app->modem_port, app->port);
     driver_.udp_serve(app->modem_port, app->family == wire::Family::ipv6, proxy_events(generation),
-                      [this, alive = alive_, generation, app, reply](int error, modem::ConnectionId id) {
+                      [this, alive = lifetime_.guard(), generation, app, reply](int error, modem::ConnectionId id) {
                           if (!*alive || generation != generation_) return;
                           if (error) {
                               SLMD_INFO("udp: serving modem port {} failed: {}", app->modem_port,
@@ -273,7 +273,7 @@ void UdpRelay::start_server(const AppPtr& app, BindReplyHandler reply) {
 modem::UdpEvents UdpRelay::proxy_events(std::uint64_t generation) {
     return modem::UdpEvents{
         .datagram =
-            [this, alive = alive_, generation](std::string_view datagram, const std::optional<modem::UdpPeer>& from) {
+            [this, alive = lifetime_.guard(), generation](std::string_view datagram, const std::optional<modem::UdpPeer>& from) {
                 if (!*alive || generation != generation_) return;
                 proxy_bytes_down_ += datagram.size();
                 if (!owner_ || owner_->gone) {
@@ -295,7 +295,7 @@ modem::UdpEvents UdpRelay::proxy_events(std::uint64_t generation) {
                 last_peer_.reset();
                 deliver(owner_, Peer{unspecified(owner_->family), 0, std::nullopt}, true, datagram);
             },
-        .closed = [this, alive = alive_, generation](modem::CloseReason reason,
+        .closed = [this, alive = lifetime_.guard(), generation](modem::CloseReason reason,
                                                      int error) {
             if (!*alive) return;
             on_proxy_closed(generation, reason, error);
@@ -316,7 +316,7 @@ void UdpRelay::on_proxy_closed(std::uint64_t generation, modem::CloseReason reas
     }
     auto waiting = std::move(after_close_);
     after_close_.clear();
-    asio::post(executor_, [this, alive = alive_, waiting = std::move(waiting)] {
+    asio::post(executor_, [this, alive = lifetime_.guard(), waiting = std::move(waiting)] {
         if (!*alive) return;
         for (const auto& then : waiting) then();
         pump();
@@ -330,7 +330,7 @@ void UdpRelay::close_proxy() {
 }
 
 void UdpRelay::post_pump() {
-    asio::post(executor_, [this, alive = alive_] {
+    asio::post(executor_, [this, alive = lifetime_.guard()] {
         if (*alive) pump();
     });
 }
@@ -370,7 +370,7 @@ void UdpRelay::open_client(const Peer& peer) {
     const auto endpoint =
         modem_endpoint(address_text(peer.address), peer.port, peer.address.family == wire::Family::ipv6, peer.tls);
     driver_.udp_connect(endpoint, proxy_events(generation),
-                        [this, alive = alive_, generation, peer](int error, modem::ConnectionId id) {
+                        [this, alive = lifetime_.guard(), generation, peer](int error, modem::ConnectionId id) {
                             if (!*alive || generation != generation_) return;
                             if (error) {
                                 SLMD_INFO("udp: client to {}:{} failed: {}", address_text(peer.address), peer.port,
@@ -419,7 +419,7 @@ void UdpRelay::send_to_modem(std::string datagram, std::chrono::steady_clock::ti
         return;
     }
     const auto size = datagram.size();
-    driver_.udp_send(connection_, std::move(datagram), [this, alive = alive_, size, read_at](int error) {
+    driver_.udp_send(connection_, std::move(datagram), [this, alive = lifetime_.guard(), size, read_at](int error) {
         if (!*alive) return;
         switch (error) {
             case 0:
@@ -500,7 +500,7 @@ void UdpRelay::receive(const StandInPtr& stand_in) {
     std::weak_ptr<StandIn> weak = stand_in;
     stand_in->receiving = true;
     stand_in->socket.async_receive(
-        asio::buffer(stand_in->buffer), [this, alive = alive_, weak](boost::system::error_code error, std::size_t n) {
+        asio::buffer(stand_in->buffer), [this, alive = lifetime_.guard(), weak](boost::system::error_code error, std::size_t n) {
             auto stand_in = weak.lock();
             if (!*alive || !stand_in) return;
             stand_in->receiving = false;
@@ -598,7 +598,7 @@ void UdpRelay::deliver(const AppPtr& app, const Peer& peer, bool anonymous, std:
     if (app->closed || holder(*app) == Holder::another_socket) {
         ++counters_.dropped_app_gone;
         // Not from inside the driver's event: releasing closes the modem's proxy, a driver call.
-        asio::post(executor_, [this, alive = alive_, app] {
+        asio::post(executor_, [this, alive = lifetime_.guard(), app] {
             if (*alive) still_there(app);
         });
         return;
@@ -611,7 +611,7 @@ void UdpRelay::deliver(const AppPtr& app, const Peer& peer, bool anonymous, std:
     }
     auto bytes = std::make_shared<std::string>(datagram);
     const auto received = std::chrono::steady_clock::now();  // the driver hands datagrams over as it parses them
-    stand_in->socket.async_send(asio::buffer(*bytes), [this, alive = alive_, bytes, received](
+    stand_in->socket.async_send(asio::buffer(*bytes), [this, alive = lifetime_.guard(), bytes, received](
                                                           boost::system::error_code failure, std::size_t) {
         if (!*alive) return;
         if (failure) {
@@ -643,7 +643,7 @@ void UdpRelay::watch() {
     if (polling_ || apps_.empty()) return;
     polling_ = true;
     poll_timer_.expires_after(options_.socket_poll);
-    poll_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    poll_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive) return;
         polling_ = false;
         if (error) return;

@@ -31,6 +31,7 @@
 #include "net/socket_table.hpp"
 #include "core/latency_histogram.hpp"
 #include "modem/modem_driver.hpp"
+#include "sys/lifetime.hpp"
 #include "wire.hpp"
 
 namespace slmd::core {
@@ -176,7 +177,7 @@ private:
     UdpCounters counters_;
     LatencyHistogram downlink_latency_;
     LatencyHistogram uplink_latency_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::core

@@ -47,7 +47,7 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
     options_.bringup.on_step = [this](ModemEvent event) { transition(event); };
 }
 
-Modem::~Modem() { *alive_ = false; }
+Modem::~Modem() { lifetime_.end(); }
 
 void Modem::transition(ModemEvent event) {
     const auto next = next_state(state_, event);
@@ -172,7 +172,7 @@ void Modem::shutdown(std::function<void()> done) {
 }
 
 asio::awaitable<void> Modem::radio_off(std::function<void()> done) {
-    auto alive = alive_;
+    auto alive = lifetime_.guard();
     const auto started = std::chrono::steady_clock::now();
     auto finished = std::make_shared<bool>(false);
     auto finish = [this, alive, finished, done](const std::string& how) {
@@ -269,7 +269,7 @@ int Modem::admin_reset(unsigned uid) {
 }
 
 asio::awaitable<void> Modem::reset_sequence() {
-    auto alive = alive_;
+    auto alive = lifetime_.guard();
     if (channel_.mode() == at::LinkMode::data) {
         auto left = std::make_shared<asio::steady_timer>(executor_, asio::steady_timer::time_point::max());
         channel_.exit_data_mode([left](std::error_code, int) { left->cancel(); });
@@ -369,7 +369,7 @@ asio::awaitable<void> Modem::leave_data_mode() {
 }
 
 asio::awaitable<void> Modem::credential_sequence() {
-    auto alive = alive_;
+    auto alive = lifetime_.guard();
     const auto& job = *credential_job_;
     const bool radio_off = job.command.operation != CredentialOperation::list && !options_.native_tls;
     if (job.reset_connections) {
@@ -473,7 +473,7 @@ void Modem::recheck_registration() {
 }
 
 asio::awaitable<void> Modem::read_registration() {
-    auto alive = alive_;
+    auto alive = lifetime_.guard();
     const at::CommandRequest read = command::read_registration();
     // A few tries: v2.1-v2.4 leave data mode on their own, and uplink bytes still on their way to the UART then
     // reach the command parser (reference section 4); a final they cause can answer our read.
@@ -510,7 +510,7 @@ asio::awaitable<void> Modem::sleep_until(std::chrono::steady_clock::time_point d
 
 // Serving (and deregistered, and re-reading the address) until the modem reboots, the line drops or slmd stops.
 asio::awaitable<void> Modem::serve() {
-    auto alive = alive_;
+    auto alive = lifetime_.guard();
     while (!reset_seen_ && !link_down_ && !stopping_) {
         const auto current = registration_.current();
         if (state_ == ModemState::deregistered && current && is_registered(*current)) {
@@ -542,7 +542,7 @@ asio::awaitable<void> Modem::serve() {
 }
 
 asio::awaitable<void> Modem::run() {
-    auto alive = alive_;
+    auto alive = lifetime_.guard();
     bool first = true;
     int resets_in_a_row = 0;
     auto retry_delay = options_.retry_initial;

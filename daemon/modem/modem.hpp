@@ -18,6 +18,7 @@
 #include "modem/lifecycle.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "serial/serial_port.hpp"
+#include "sys/lifetime.hpp"
 
 namespace slmd::modem {
 
@@ -147,7 +148,7 @@ private:
     LifecycleStats stats_;
     std::deque<std::chrono::steady_clock::time_point> readys_;  // within options.recovery.window
     FirstResultHandler on_first_result_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::modem

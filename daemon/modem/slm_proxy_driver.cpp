@@ -41,7 +41,7 @@ SlmProxyDriver::SlmProxyDriver(asio::any_io_executor executor, at::Channel& chan
       tail_timer_(executor),
       idle_timer_(executor) {}
 
-SlmProxyDriver::~SlmProxyDriver() { *alive_ = false; }
+SlmProxyDriver::~SlmProxyDriver() { lifetime_.end(); }
 
 void SlmProxyDriver::submit(at::CommandRequest request, at::Channel::ResponseHandler handler) {
     with_command_mode([this, request = std::move(request), handler = std::move(handler)]() mutable {
@@ -61,7 +61,7 @@ void SlmProxyDriver::with_command_mode(Step step, at::Channel::ExitTiming timing
     after_exit_.push_back(std::move(step));
     if (exiting_data_mode_) return;
     exiting_data_mode_ = true;
-    channel_.exit_data_mode([this, alive = alive_](std::error_code error, int status) {
+    channel_.exit_data_mode([this, alive = lifetime_.guard()](std::error_code error, int status) {
         if (!*alive) return;
         exiting_data_mode_ = false;
         // Leaving already on another's request (the modem layer's): the steps' commands queue behind that exit.
@@ -109,7 +109,7 @@ void SlmProxyDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::mi
     }
     slot_busy_ = true;
     // Orphans from a previous slmd are closed first (on_serving), or this connect would find the proxy busy.
-    when_reconciled([this, alive = alive_, destination, timeout, done = std::move(done),
+    when_reconciled([this, alive = lifetime_.guard(), destination, timeout, done = std::move(done),
                      events = std::move(events)]() mutable {
         if (!*alive) return;
         connect_attempt(destination, timeout, false, std::move(done), std::move(events));
@@ -129,7 +129,7 @@ void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milli
     // Checked in tcp_connect(); a TLS handshake is part of the firmware's connect.
     if (destination.tls) line += std::get<std::string>(tls_parameters(*destination.tls, TlsTransport::tcp, channel_.profile()));
     // The firmware's connect blocks for as long as the network takes; allow that plus the UART round trip.
-    submit({line, "#XTCPCLI", timeout + 5s}, [this, alive = alive_, destination, timeout, retried,
+    submit({line, "#XTCPCLI", timeout + 5s}, [this, alive = lifetime_.guard(), destination, timeout, retried,
                                               done = std::move(done), events = std::move(events)](
                                                  at::CommandResponse response) mutable {
         if (!*alive) return;
@@ -164,7 +164,7 @@ void SlmProxyDriver::connect_attempt(TcpEndpoint destination, std::chrono::milli
         if (!retried) {
             SLMD_WARN("slm: TCP proxy busy; closing the stale connection and retrying");
             submit(command::tcp_client_close(),
-                   [this, alive = alive_, destination, timeout, done = std::move(done),
+                   [this, alive = lifetime_.guard(), destination, timeout, done = std::move(done),
                     events = std::move(events)](at::CommandResponse) mutable {
                        if (!*alive) return;
                        connect_attempt(destination, timeout, true, std::move(done), std::move(events));
@@ -199,7 +199,7 @@ void SlmProxyDriver::pump() {
     auto plan = plan_uplink(held_tail_ + sends_.front().bytes, channel_.profile().max_send_string);
     held_tail_ = plan.held_tail;
     auto pieces = std::make_shared<std::deque<UplinkPiece>>(plan.pieces.begin(), plan.pieces.end());
-    run_pieces(pieces, [this, alive = alive_](int error) {
+    run_pieces(pieces, [this, alive = lifetime_.guard()](int error) {
         if (!*alive) return;
         pumping_ = false;
         if (sends_.empty()) return;  // the connection went away meanwhile
@@ -220,7 +220,7 @@ void SlmProxyDriver::run_pieces(std::shared_ptr<std::deque<UplinkPiece>> pieces,
     }
     auto piece = std::move(pieces->front());
     pieces->pop_front();
-    auto next = [this, alive = alive_, pieces, finished](int error) mutable {
+    auto next = [this, alive = lifetime_.guard(), pieces, finished](int error) mutable {
         if (!*alive) return;
         if (error) {
             finished(error);
@@ -264,7 +264,7 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
         return;
     }
     const ConnectionId id = connection_ ? connection_->id : 0;
-    with_command_mode([this, alive = alive_, id, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
+    with_command_mode([this, alive = lifetime_.guard(), id, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
         if (!*alive) return;
         // The connection can be gone by the time the link is back in command mode (the session that just ended
         // reported its loss). Entering data mode for it would carry its bytes nowhere (v2.9 enters data mode
@@ -330,7 +330,7 @@ void SlmProxyDriver::on_link_drained() {
 void SlmProxyDriver::after_uplink_idle() {
     if (!held_tail_.empty()) {
         tail_timer_.expires_after(options_.tail_flush_delay);
-        tail_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        tail_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
             if (!*alive || error || held_tail_.empty() || pumping_ || !sends_.empty()) return;
             auto tail = std::exchange(held_tail_, {});
             pumping_ = true;
@@ -348,7 +348,7 @@ void SlmProxyDriver::after_uplink_idle() {
     }
     if (channel_.mode() == at::LinkMode::data) {
         idle_timer_.expires_after(options_.data_mode_idle_exit);
-        idle_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+        idle_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
             if (!*alive || error || pumping_ || !sends_.empty()) return;
             if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
         });
@@ -359,7 +359,7 @@ void SlmProxyDriver::free_slot() {
     if (!slot_busy_) return;
     slot_busy_ = false;
     if (!capacity_listener_) return;
-    asio::post(executor_, [this, alive = alive_] {
+    asio::post(executor_, [this, alive = lifetime_.guard()] {
         if (*alive && !slot_busy_ && capacity_listener_) capacity_listener_();
     });
 }
@@ -380,7 +380,7 @@ void SlmProxyDriver::finish_close() {
         return;
     }
     const auto id = connection_->id;
-    submit(command::tcp_client_close(), [this, alive = alive_, id](at::CommandResponse) {
+    submit(command::tcp_client_close(), [this, alive = lifetime_.guard(), id](at::CommandResponse) {
         if (!*alive || !alive_connection(id)) return;
         auto events = std::move(connection_->events);
         connection_.reset();
@@ -390,7 +390,7 @@ void SlmProxyDriver::finish_close() {
 }
 
 void SlmProxyDriver::release_slot_then(std::function<void()> then) {
-    submit(command::tcp_client_close(), [this, alive = alive_, then = std::move(then)](at::CommandResponse) {
+    submit(command::tcp_client_close(), [this, alive = lifetime_.guard(), then = std::move(then)](at::CommandResponse) {
         if (!*alive) return;
         free_slot();
         then();

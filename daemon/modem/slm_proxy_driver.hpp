@@ -21,6 +21,7 @@
 #include "at/channel.hpp"
 #include "modem/modem_driver.hpp"
 #include "modem/uplink_plan.hpp"
+#include "sys/lifetime.hpp"
 
 namespace slmd::modem {
 
@@ -265,7 +266,7 @@ private:
     bool reconciling_ = false;
     std::vector<Step> after_reconcile_;
     Capabilities capabilities_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::modem

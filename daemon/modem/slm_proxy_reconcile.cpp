@@ -55,7 +55,7 @@ void SlmProxyDriver::run_read_forms(std::function<void(std::vector<std::string>)
     for (std::size_t i = 0; i < std::size(read_forms); ++i) {
         const auto& form = read_forms[i];
         submit({form.line, form.prefix, 5s},
-               [this, alive = alive_, lines, remaining, i, done](at::CommandResponse response) {
+               [this, alive = lifetime_.guard(), lines, remaining, i, done](at::CommandResponse response) {
                    if (!*alive) return;
                    const auto& form = read_forms[i];
                    for (const auto& text : response.info) {
@@ -86,7 +86,7 @@ void SlmProxyDriver::describe_proxies(std::function<void(std::string)> done) {
 
 void SlmProxyDriver::on_serving() {
     reconciling_ = true;
-    run_read_forms([this, alive = alive_](std::vector<std::string> lines) {
+    run_read_forms([this, alive = lifetime_.guard()](std::vector<std::string> lines) {
         if (!*alive || !reconciling_) return;  // the modem went away again meanwhile
         for (std::size_t i = 0; i < lines.size(); ++i) {
             const auto& form = read_forms[i];
@@ -128,7 +128,7 @@ void SlmProxyDriver::read_capabilities() {
         {"AT#XTCPHANGUP=?", "#XTCPHANGUP", &Capabilities::tcp_hangup},
     };
     for (const auto& form : forms) {
-        submit({form.line, form.prefix, 5s}, [this, alive = alive_, &form](at::CommandResponse response) {
+        submit({form.line, form.prefix, 5s}, [this, alive = lifetime_.guard(), &form](at::CommandResponse response) {
             if (!*alive) return;
             std::optional<std::vector<std::string>> parameters;
             for (const auto& text : response.info) {

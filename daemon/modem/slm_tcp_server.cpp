@@ -51,7 +51,7 @@ void SlmProxyDriver::tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents
     slot_busy_ = true;
     const ListenerId id = next_id_++;
     listener_ = Listener{id, std::move(events), port, ipv6, false, false};
-    when_reconciled([this, alive = alive_, id, done = std::move(done)]() mutable {
+    when_reconciled([this, alive = lifetime_.guard(), id, done = std::move(done)]() mutable {
         if (!*alive) return;
         if (!listener_ || listener_->id != id) {  // the modem went away meanwhile
             done(ENETDOWN, 0);
@@ -102,7 +102,7 @@ void SlmProxyDriver::tcp_stop_listen(ListenerId id) {
     if (!listener_ || listener_->id != id || listener_->stopping) return;
     listener_->stopping = true;
     if (connection_ && connection_->server_peer) connection_->closing = true;
-    submit(command::tcp_server_stop(), [this, alive = alive_, id](at::CommandResponse response) {
+    submit(command::tcp_server_stop(), [this, alive = lifetime_.guard(), id](at::CommandResponse response) {
         if (!*alive || !listener_ || listener_->id != id) return;
         for (const auto& text : response.info) {
             auto status = parse_proxy_status(text, "#XTCPSVR");
@@ -125,7 +125,7 @@ void SlmProxyDriver::hang_up_peer() {
         if (expect_urc) ++hangup_urcs_expected_;
         if (alive_connection(id)) connection_lost(CloseReason::local_close, 0);
     };
-    submit(command::tcp_server_read(), [this, alive = alive_, finish](at::CommandResponse response) {
+    submit(command::tcp_server_read(), [this, alive = lifetime_.guard(), finish](at::CommandResponse response) {
         if (!*alive) return;
         std::optional<std::vector<int>> handles;
         for (const auto& text : response.info) {

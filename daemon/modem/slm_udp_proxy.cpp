@@ -129,7 +129,7 @@ void SlmProxyDriver::udp_open(std::function<void(int, ConnectionId)> done) {
     udp_->open_line = std::move(*line);
     udp_->open_done = std::move(done);
     const auto id = udp_->id;
-    when_reconciled([this, alive = alive_, id] {
+    when_reconciled([this, alive = lifetime_.guard(), id] {
         if (!*alive || !udp_ || udp_->id != id) return;  // udp_lost() already answered the caller
         const auto prefix = udp_prefix();
         // A client's open may resolve a name: allow for DNS.
@@ -180,7 +180,7 @@ void SlmProxyDriver::udp_close(ConnectionId id) {
     // Sent even when suspended (the proxy is then already closed and "=0" is harmless), so that `closed`
     // always follows asynchronously and after anything queued before.
     submit({udp_prefix().insert(0, "AT") + "=0", udp_prefix(), 15s},
-           [this, alive = alive_, id](at::CommandResponse) {
+           [this, alive = lifetime_.guard(), id](at::CommandResponse) {
                if (!*alive || !udp_ || udp_->id != id) return;
                auto events = std::move(udp_->events);
                udp_.reset();
@@ -215,7 +215,7 @@ void SlmProxyDriver::suspend_udp_then(Step then) {
         SLMD_DEBUG("slm: UDP proxy suspended for a TCP data-mode session");
         const auto prefix = udp_prefix();
         submit({prefix.substr(0).insert(0, "AT") + "=0", prefix, 15s},
-               [this, alive = alive_, prefix](at::CommandResponse response) {
+               [this, alive = lifetime_.guard(), prefix](at::CommandResponse response) {
                    if (!*alive) return;
                    for (const auto& text : response.info) {
                        auto status = parse_proxy_status(text, prefix);
@@ -233,7 +233,7 @@ void SlmProxyDriver::resume_udp() {
     udp_->state = UdpState::open;
     const auto id = udp_->id;
     const auto prefix = udp_prefix();
-    channel_.submit({udp_->open_line, prefix, 35s}, [this, alive = alive_, id, prefix](at::CommandResponse response) {
+    channel_.submit({udp_->open_line, prefix, 35s}, [this, alive = lifetime_.guard(), id, prefix](at::CommandResponse response) {
         if (!*alive || !udp_ || udp_->id != id) return;
         std::optional<ProxyStatus> status;
         for (const auto& text : response.info) {
@@ -317,7 +317,7 @@ void SlmProxyDriver::udp_send_quoted(UdpSendJob job) {
         return udp_pump();
     }
     submit(command::udp_send_string(*quoted),
-           [this, alive = alive_, id, size, done = std::move(job.done)](at::CommandResponse response) {
+           [this, alive = lifetime_.guard(), id, size, done = std::move(job.done)](at::CommandResponse response) {
                if (!*alive) return;
                udp_sending_ = false;
                int error = 0;
@@ -351,7 +351,7 @@ void SlmProxyDriver::udp_send_in_data_mode(UdpSendJob job) {
         done(error);
         udp_pump();
     };
-    with_command_mode([this, alive = alive_, shared, finish] {
+    with_command_mode([this, alive = lifetime_.guard(), shared, finish] {
         if (!*alive) return;
         channel_.enter_data_mode(command::udp_send_data_mode(), [this, alive, shared, finish](at::CommandResponse response) {
             if (!*alive) return;

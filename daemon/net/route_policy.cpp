@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "sys/lifetime.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::net {
@@ -142,7 +143,7 @@ class RoutePolicy::Watch {
   public:
     explicit Watch(const boost::asio::any_io_executor& executor) : descriptor_(executor) {}
     ~Watch() {
-        *alive_ = false;
+        lifetime_.end();
         // The descriptor is libnl's socket: give it back instead of closing it, libnl frees it.
         if (descriptor_.is_open()) descriptor_.release();
         if (manager_) nl_cache_mngr_free(manager_);
@@ -183,7 +184,7 @@ class RoutePolicy::Watch {
 
     void wait() {
         descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_read,
-                               [this, alive = alive_](boost::system::error_code error) {
+                               [this, alive = lifetime_.guard()](boost::system::error_code error) {
                                    if (!*alive || error) return;
                                    on_readable();
                                    wait();
@@ -221,7 +222,7 @@ class RoutePolicy::Watch {
     std::vector<Prefix> table_;
     bool dirty_ = false;
     bool links_changed_ = false;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 RoutePolicy::RoutePolicy(std::vector<Prefix> configured) : configured_(std::move(configured)) {}

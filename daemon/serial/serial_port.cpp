@@ -46,7 +46,7 @@ SerialPort::SerialPort(asio::any_io_executor executor, SerialOptions options)
       backoff_(options_.reopen_initial_backoff) {}
 
 SerialPort::~SerialPort() {
-    *alive_ = false;
+    lifetime_.end();
     close();
 }
 
@@ -114,7 +114,7 @@ void SerialPort::read_loop() {
     if (!descriptor_.is_open() || read_paused_ || reading_ || batch_waiting_) return;
     reading_ = true;
     descriptor_.async_read_some(asio::buffer(read_buffer_),
-                                [this, alive = alive_](boost::system::error_code error, std::size_t n) {
+                                [this, alive = lifetime_.guard()](boost::system::error_code error, std::size_t n) {
                                     if (!*alive) return;
                                     reading_ = false;
                                     if (closing_) return;
@@ -151,7 +151,7 @@ void SerialPort::read_after_batch_delay() {
     batch_waiting_ = true;
     ++batched_reads_;
     batch_timer_.expires_after(options_.read_batch_delay);
-    batch_timer_.async_wait([this, alive = alive_](boost::system::error_code) {
+    batch_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code) {
         if (!*alive) return;
         batch_waiting_ = false;
         if (closing_) return;
@@ -177,7 +177,7 @@ void SerialPort::write_loop() {
     }
     writing_ = true;
     asio::async_write(descriptor_, asio::buffer(write_queue_.front()),
-                      [this, alive = alive_](boost::system::error_code error, std::size_t n) {
+                      [this, alive = lifetime_.guard()](boost::system::error_code error, std::size_t n) {
                           if (!*alive || closing_) return;
                           if (drop_queue_when_aborted_) {
                               // The link this write was for is gone; so is everything queued for it.
@@ -235,7 +235,7 @@ void SerialPort::lost(std::error_code error) {
 
 void SerialPort::schedule_reopen() {
     reopen_timer_.expires_after(backoff_);
-    reopen_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    reopen_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (!*alive || closing_ || error) return;
         if (auto open_error = open()) {
             SLMD_DEBUG("serial: reopen {} failed: {}", options_.path, open_error.message());

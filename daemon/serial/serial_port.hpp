@@ -17,6 +17,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "sys/lifetime.hpp"
+
 namespace slmd::serial {
 
 struct SerialOptions {
@@ -112,7 +114,7 @@ private:
     std::uint64_t batched_reads_ = 0;
     std::uint64_t bytes_written_ = 0;
     std::uint64_t discarded_ = 0;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 }  // namespace slmd::serial

@@ -15,7 +15,7 @@ namespace asio = boost::asio;
 Service::Service(asio::any_io_executor executor) : watchdog_timer_(executor), status_timer_(executor) {}
 
 Service::~Service() {
-    *alive_ = false;
+    lifetime_.end();
     stop();
 }
 
@@ -51,7 +51,7 @@ std::chrono::microseconds Service::start_watchdog() {
 
 void Service::arm_watchdog() {
     watchdog_timer_.expires_after(watchdog_period_);
-    watchdog_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    watchdog_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (error || !*alive) return;
         notify("WATCHDOG=1");
         ++watchdog_pings_;
@@ -68,7 +68,7 @@ void Service::watch_status(std::function<std::string()> describe, std::chrono::m
 
 void Service::arm_status() {
     status_timer_.expires_after(status_period_);
-    status_timer_.async_wait([this, alive = alive_](boost::system::error_code error) {
+    status_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
         if (error || !*alive) return;
         status(describe_());
         arm_status();

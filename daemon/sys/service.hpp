@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "sys/lifetime.hpp"
+
 namespace slmd::sys {
 
 class Service {
@@ -54,7 +56,7 @@ private:
     std::function<std::string()> describe_;
     std::string last_status_;
     std::uint64_t watchdog_pings_ = 0;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    sys::Lifetime lifetime_;
 };
 
 // Socket activation: the listening AF_UNIX SOCK_SEQPACKET socket systemd passed (LISTEN_FDS for this pid),

@@ -102,6 +102,8 @@ int main(int argc, char** argv) {
     options.recovery.backoff = settings.recovery_backoff;
     options.stop_timeout = settings.stop_timeout;
     options.native_tls = settings.native_tls;
+    options.tls_servers = settings.tls_servers;
+    options.dtls_servers = settings.dtls_servers;
     slmd::modem::Modem modem(io.get_executor(), port, options);
     // Journal entries carry the modem state (SLMD_MODEM_STATE) while the modem exists.
     slmd::sys::LogContext log_context([&modem] { return std::string(slmd::modem::to_string(modem.state())); });
@@ -111,7 +113,6 @@ int main(int argc, char** argv) {
     slmd::net::RoutePolicy routes(std::move(settings.bypass));
     routes.watch(io.get_executor());  // route and link changes reach the next decision without a dump
     slmd::net::TlsPolicy tls_policy(std::move(settings.tls));
-    modem.slm_driver().set_tls_servers(settings.tls_servers, settings.dtls_servers, settings.native_tls);
     slmd::core::FlowOptions flow_options;
     flow_options.max_waiting = settings.max_queued;
     flow_options.default_connect_timeout = settings.connect_timeout;

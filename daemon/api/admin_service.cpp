@@ -20,15 +20,15 @@ wire::LatencySummary summary(const core::LatencyHistogram& tcp, const core::Late
     return {both.percentile_us(50), both.percentile_us(99), both.samples()};
 }
 
-wire::AtOutcome outcome_of(at::FinalKind kind) {
-    switch (kind) {
-        case at::FinalKind::ok:
+wire::AtOutcome outcome_of(modem::AdminOutcome outcome) {
+    switch (outcome) {
+        case modem::AdminOutcome::ok:
             return wire::AtOutcome::ok;
-        case at::FinalKind::error:
+        case modem::AdminOutcome::error:
             return wire::AtOutcome::error;
-        case at::FinalKind::cme_error:
+        case modem::AdminOutcome::cme_error:
             return wire::AtOutcome::cme_error;
-        case at::FinalKind::cms_error:
+        case modem::AdminOutcome::cms_error:
             return wire::AtOutcome::cms_error;
     }
     return wire::AtOutcome::error;
@@ -36,7 +36,7 @@ wire::AtOutcome outcome_of(at::FinalKind kind) {
 
 }  // namespace
 
-AdminService::AdminService(modem::Modem& modem, const core::FlowManager& flows, const core::UdpRelay& udp)
+AdminService::AdminService(modem::ModemControl& modem, const core::FlowManager& flows, const core::UdpRelay& udp)
     : modem_(modem), flows_(flows), udp_(udp) {}
 
 wire::StatsReply AdminService::stats() const {
@@ -46,9 +46,7 @@ wire::StatsReply AdminService::stats() const {
             .count());
     const auto& flows = flows_.counters();
     const auto& udp = udp_.counters();
-    const auto& driver = modem_.slm_driver().stats();
-    const auto& channel = modem_.channel().stats();
-    const auto& lifecycle = modem_.lifecycle_stats();
+    const auto modem = modem_.counters();
     out.tcp_bytes_up = flows.bytes_up;
     out.tcp_bytes_down = flows.bytes_down;
     out.udp_bytes_up = udp.bytes_up;
@@ -67,17 +65,17 @@ wire::StatsReply AdminService::stats() const {
     out.udp_dropped_queue_full = udp.dropped_queue_full;
     out.udp_dropped_send_failed = udp.dropped_send_failed;
     out.udp_dropped_app_gone = udp.dropped_app_gone;
-    out.udp_suspensions = driver.udp_suspensions;
-    out.udp_refused_tcp_busy = driver.udp_refused_tcp_busy;
-    out.data_mode_sessions = driver.data_mode_entries + driver.udp_data_mode_sends;
-    out.at_commands = channel.commands;
-    out.at_errors = channel.errors;
-    out.at_timeouts = channel.timeouts;
-    out.modem_resets = lifecycle.readys;
-    out.admin_resets = lifecycle.admin_resets;
-    out.registration_losses = lifecycle.registration_losses;
-    out.recoveries = lifecycle.recoveries;
-    out.recovery_backoffs = lifecycle.backoffs;
+    out.udp_suspensions = modem.udp_suspensions;
+    out.udp_refused_tcp_busy = modem.udp_refused_tcp_busy;
+    out.data_mode_sessions = modem.data_mode_sessions;
+    out.at_commands = modem.at_commands;
+    out.at_errors = modem.at_errors;
+    out.at_timeouts = modem.at_timeouts;
+    out.modem_resets = modem.modem_resets;
+    out.admin_resets = modem.admin_resets;
+    out.registration_losses = modem.registration_losses;
+    out.recoveries = modem.recoveries;
+    out.recovery_backoffs = modem.recovery_backoffs;
     out.downlink = summary(flows_.downlink_latency(), udp_.downlink_latency());
     out.uplink = summary(flows_.uplink_latency(), udp_.uplink_latency());
     return out;
@@ -92,9 +90,9 @@ void AdminService::at(const wire::AtRequest& request, unsigned uid,
                              wire::AtReply answer;
                              answer.status = -result.error;
                              if (result.error == 0) {
-                                 answer.outcome = outcome_of(result.response.final.kind);
-                                 answer.code = result.response.final.code;
-                                 for (auto& line : result.response.info) {
+                                 answer.outcome = outcome_of(result.outcome);
+                                 answer.code = result.code;
+                                 for (auto& line : result.lines) {
                                      if (answer.lines.size() == wire::max_at_lines) break;
                                      answer.lines.push_back(std::move(line));
                                  }

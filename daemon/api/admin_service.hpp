@@ -10,14 +10,14 @@
 
 #include "core/flow_manager.hpp"
 #include "core/udp_relay.hpp"
-#include "modem/modem.hpp"
+#include "modem/modem_control.hpp"
 #include "wire.hpp"
 
 namespace slmd::api {
 
 class AdminService {
   public:
-    AdminService(modem::Modem& modem, const core::FlowManager& flows, const core::UdpRelay& udp);
+    AdminService(modem::ModemControl& modem, const core::FlowManager& flows, const core::UdpRelay& udp);
 
     slmsock::wire::StatsReply stats() const;
     void at(const slmsock::wire::AtRequest& request, unsigned uid,
@@ -28,7 +28,7 @@ class AdminService {
                     std::function<void(slmsock::wire::CredentialReply)> reply);
 
   private:
-    modem::Modem& modem_;
+    modem::ModemControl& modem_;
     const core::FlowManager& flows_;
     const core::UdpRelay& udp_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -14,6 +14,27 @@
 
 namespace slmd::modem {
 
+namespace {
+
+AdminOutcome admin_outcome(at::FinalKind kind) {
+    switch (kind) {
+        case at::FinalKind::ok: return AdminOutcome::ok;
+        case at::FinalKind::error: return AdminOutcome::error;
+        case at::FinalKind::cme_error: return AdminOutcome::cme_error;
+        case at::FinalKind::cms_error: return AdminOutcome::cms_error;
+    }
+    return AdminOutcome::error;
+}
+
+AdminCommandResult admin_failure(int error, std::string message) {
+    AdminCommandResult result;
+    result.error = error;
+    result.message = std::move(message);
+    return result;
+}
+
+}  // namespace
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
@@ -45,6 +66,25 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
       state_changed_(executor),
       budget_(options.recovery) {
     options_.bringup.on_step = [this](ModemEvent event) { transition(event); };
+    driver_.set_tls_servers(options_.tls_servers, options_.dtls_servers, options_.native_tls);
+}
+
+ModemCounters Modem::counters() const {
+    const auto& driver = driver_.stats();
+    const auto& channel = channel_.stats();
+    ModemCounters out;
+    out.at_commands = channel.commands;
+    out.at_errors = channel.errors;
+    out.at_timeouts = channel.timeouts;
+    out.data_mode_sessions = driver.data_mode_entries + driver.udp_data_mode_sends;
+    out.udp_suspensions = driver.udp_suspensions;
+    out.udp_refused_tcp_busy = driver.udp_refused_tcp_busy;
+    out.modem_resets = stats_.readys;
+    out.admin_resets = stats_.admin_resets;
+    out.registration_losses = stats_.registration_losses;
+    out.recoveries = stats_.recoveries;
+    out.recovery_backoffs = stats_.backoffs;
+    return out;
 }
 
 Modem::~Modem() { lifetime_.end(); }
@@ -213,7 +253,7 @@ void Modem::admin_command(std::string line, bool force, unsigned uid, std::chron
                           std::function<void(AdminCommandResult)> done) {
     const auto check = check_admin_command(line);
     if (check.verdict == AdminVerdict::invalid) {
-        done({EINVAL, "not a valid AT command: " + check.reason, {}});
+        done(admin_failure(EINVAL, "not a valid AT command: " + check.reason));
         return;
     }
     // A credential written by hand (AT%CMNG=0,…) is never logged with its content.
@@ -222,14 +262,14 @@ void Modem::admin_command(std::string line, bool force, unsigned uid, std::chron
         if (!force) {
             ++stats_.admin_refusals;
             SLMD_NOTICE("modem: refused uid {}'s {}: {}", uid, shown, check.reason);
-            done({EPERM, check.reason + " (refused without force)", {}});
+            done(admin_failure(EPERM, check.reason + " (refused without force)"));
             return;
         }
         SLMD_WARN("modem: uid {} forces {} ({}); slmd's view of the modem may no longer be right", uid, shown,
                   check.reason);
     }
     if (!up()) {
-        done({ENETDOWN, std::string("the modem is not up (") + to_string(state_) + ")", {}});
+        done(admin_failure(ENETDOWN, std::string("the modem is not up (") + to_string(state_) + ")"));
         return;
     }
     ++stats_.admin_commands;
@@ -239,13 +279,13 @@ void Modem::admin_command(std::string line, bool force, unsigned uid, std::chron
     channel_.submit(std::move(request), [shown, uid, done = std::move(done)](at::CommandResponse response) {
         SLMD_INFO("modem: uid {}'s {} -> {}", uid, shown, response.describe());
         if (!response.error) {
-            done({0, "", std::move(response)});
+            done({0, "", admin_outcome(response.final.kind), response.final.code, std::move(response.info)});
         } else if (response.error == at::ChannelError::timeout) {
-            done({ETIMEDOUT, "the modem did not answer in time", std::move(response)});
+            done(admin_failure(ETIMEDOUT, "the modem did not answer in time"));
         } else if (response.error == at::ChannelError::modem_reset) {
-            done({ECONNRESET, "the modem reset before answering", std::move(response)});
+            done(admin_failure(ECONNRESET, "the modem reset before answering"));
         } else {
-            done({ENETDOWN, response.error.message(), std::move(response)});
+            done(admin_failure(ENETDOWN, response.error.message()));
         }
     });
 }

@@ -16,6 +16,7 @@
 #include "modem/bringup.hpp"
 #include "modem/credentials.hpp"
 #include "modem/lifecycle.hpp"
+#include "modem/modem_control.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "serial/serial_port.hpp"
 #include "sys/lifetime.hpp"
@@ -33,6 +34,9 @@ struct ModemOptions {
     // The firmware was built with native TLS (overlay-native_tls.conf): credentials go through AT#XCMNG and
     // the radio stays on. Configuration key native-tls.
     bool native_tls = false;
+    // The modem's servers that run TLS / DTLS (tls-server, dtls-server): port → sec_tag.
+    std::map<std::uint16_t, int> tls_servers;
+    std::map<std::uint16_t, int> dtls_servers;
 };
 
 struct LifecycleStats {
@@ -46,16 +50,7 @@ struct LifecycleStats {
     std::uint64_t credential_operations = 0;  // slmctl cred operations that reached the modem
 };
 
-// The outcome of an administrator's AT command. error: 0 when the modem answered (see response), else EINVAL
-// (not a valid command line), EPERM (would break slmd's state; see force), ENETDOWN (modem not up or lost),
-// ETIMEDOUT (no final result in time), ECONNRESET (the modem reset meanwhile).
-struct AdminCommandResult {
-    int error = 0;
-    std::string message;  // why, when error != 0
-    at::CommandResponse response;
-};
-
-class Modem final : public at::LinkWriter {
+class Modem final : public at::LinkWriter, public ModemControl {
 public:
     using FirstResultHandler = std::function<void(const BringupResult&)>;
 
@@ -87,18 +82,19 @@ public:
     // as slmd's own commands: it waits for the command in flight and for a data-mode session to end. `uid`
     // names the administrator in the log. `done` runs once.
     void admin_command(std::string line, bool force, unsigned uid, std::chrono::milliseconds timeout,
-                       std::function<void(AdminCommandResult)> done);
+                       std::function<void(AdminCommandResult)> done) override;
     // Graceful reset (slmctl reset): open flows fail (ECONNRESET), AT+CFUN=0, AT#XRESET, then the normal
     // bring-up, which counts against the recovery budget like any other. Returns at once: 0 when the reset
     // started, EAGAIN when the budget has no room for another recovery (the nRF91's reset-loop lock-out is
     // what the budget avoids), ENETDOWN when the modem is not up, EBUSY during a reset or stop.
-    int admin_reset(unsigned uid);
+    int admin_reset(unsigned uid) override;
     // An administrator's credential operation (slmctl cred; modem/credentials.hpp). Validated first; one at a
     // time (EBUSY). List: any time the modem is in sync. Write/remove on the default build: EBUSY while a TCP
     // connection, TCP server or UDP proxy is open unless `force` (they are then reset, ECONNRESET), then the
     // maintenance state around AT+CFUN=4 → %CMNG → AT+CFUN=1, and `done` only once the modem serves again
     // (or register_timeout passed). With native TLS, #XCMNG alone. `done` runs once.
-    void credential(CredentialCommand command, unsigned uid, std::function<void(CredentialResult)> done);
+    void credential(CredentialCommand command, unsigned uid, std::function<void(CredentialResult)> done) override;
+    ModemCounters counters() const override;
     bool native_tls() const { return options_.native_tls; }
 
 private:

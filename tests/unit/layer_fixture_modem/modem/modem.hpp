@@ -1,0 +1,2 @@
+// The modem class for the fixture.
+#pragma once

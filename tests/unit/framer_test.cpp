@@ -1,5 +1,5 @@
 // Owns: the table-driven tests of at::Framer. Every input is a byte string the SLM firmware really writes
-// (docs: /work/shared/reference/slm-firmware-behaviour.md), every expectation is the exact event list. Each table
+// (docs/reference/slm-firmware-behaviour.md), every expectation is the exact event list. Each table
 // case is also replayed split at every byte position and in random chunks: the events must not depend on how
 // the UART read() calls cut the stream.
 #include <gtest/gtest.h>

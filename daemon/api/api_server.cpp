@@ -438,105 +438,137 @@ std::optional<wire::Address> to_wire_address(const std::string& text) {
 void ApiServer::handle(const std::shared_ptr<Session>& session, wire::Envelope request) {
     const auto id = request.request_id;
     auto in_flight = std::make_shared<InFlight>(*this, session->requester().uid);
-    auto reply = [session, id, in_flight](wire::Message message) {
+    Reply reply = [session, id, in_flight](wire::Message message) {
         in_flight->finish();
         session->send(wire::encode({id, std::move(message)}));
         session->request_finished();
     };
-    std::visit(
-        [&](auto& message) {
-            using T = std::decay_t<decltype(message)>;
-            if constexpr (std::is_same_v<T, wire::ConnectRequest>) {
-                // TLS asked for explicitly is the modem's to run: never a plaintext local route.
-                if (!message.tls && routes_.bypass(message.destination)) {
-                    wire::ConnectReply answer;
-                    answer.route = wire::Route::bypass;
-                    reply(answer);
-                    return;
-                }
-                if (!message.tls && tls_ && message.transport == wire::Transport::tcp)
-                    message.tls = tls_->lookup(false, message.destination, message.port);
-                const auto waits_for = flows_.connect(
-                    message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); }, session->requester());
-                if (waits_for != 0) session->waits_for_flow(waits_for);
-            } else if constexpr (std::is_same_v<T, wire::FlowStatusRequest>) {
-                reply(flows_.status(message, session->requester()));
-            } else if constexpr (std::is_same_v<T, wire::ShutdownRequest>) {
-                reply(flows_.shutdown(message, session->requester()));
-            } else if constexpr (std::is_same_v<T, wire::ResolveRequest>) {
-                const int family = message.family == wire::Family::ipv4   ? AF_INET
-                                   : message.family == wire::Family::ipv6 ? AF_INET6
-                                                                          : AF_UNSPEC;
-                driver_.resolve(message.name, family,
-                                [reply, tls = tls_, name = message.name](int status,
-                                                                         std::vector<std::string> addresses) {
-                                    wire::ResolveReply answer;
-                                    answer.status = status;
-                                    for (const auto& text : addresses) {
-                                        if (auto address = to_wire_address(text)) answer.addresses.push_back(*address);
-                                        if (answer.addresses.size() == wire::max_addresses) break;
-                                    }
-                                    if (status == 0 && answer.addresses.empty()) answer.status = EAI_NONAME;
-                                    if (tls && answer.status == 0) tls->remember(name, answer.addresses);
-                                    SLMD_DEBUG("api: resolve -> {} ({} addresses)", answer.status,
-                                               answer.addresses.size());
-                                    reply(answer);
-                                });
-            } else if constexpr (std::is_same_v<T, wire::StatusRequest>) {
-                auto answer = status_();
-                answer.active_flows = flows_.active_flows();
-                answer.queued_flows = flows_.waiting_flows();
-                answer.data_port = data_port_;
-                reply(answer);
-            } else if constexpr (std::is_same_v<T, wire::BindRequest>) {
-                if (message.transport == wire::Transport::udp) {
-                    udp_.bind(message, session->requester(), [reply](wire::BindReply answer) { reply(answer); });
-                } else {
-                    reply(flows_.bind(message, session->requester()));
-                }
-            } else if constexpr (std::is_same_v<T, wire::ListenRequest>) {
-                flows_.listen(message, session->requester(), [reply](wire::ListenReply answer) { reply(answer); });
-            } else if constexpr (std::is_same_v<T, wire::UdpAssociateRequest>) {
-                if (!message.tls && tls_ && !routes_.bypass(message.peer))
-                    message.tls = tls_->lookup(true, message.peer, message.peer_port);
-                udp_.associate(message, session->requester(),
-                               [reply](wire::UdpAssociateReply answer) { reply(answer); });
-            } else if constexpr (std::is_same_v<T, wire::LookupRequest>) {
-                reply(message.transport == wire::Transport::udp ? udp_.lookup(message) : flows_.lookup(message));
-            } else if constexpr (std::is_same_v<T, wire::ProxiesRequest>) {
-                describe_proxies(reply);
-            } else if constexpr (std::is_same_v<T, wire::StatsRequest>) {
-                if (!admin_) return reply(wire::ErrorReply{-EOPNOTSUPP, "no statistics in this slmd"});
-                reply(admin_->stats());
-            } else if constexpr (std::is_same_v<T, wire::AtRequest> || std::is_same_v<T, wire::ResetRequest> ||
-                                 std::is_same_v<T, wire::CredentialRequest>) {
-                if (!admin_) return reply(wire::ErrorReply{-EOPNOTSUPP, "no administration in this slmd"});
-                const auto uid = session->requester().uid;
-                if (!session->admin()) {
-                    ++counters_.admin_refused;
-                    SLMD_NOTICE("api: refused {} from uid {} pid {}: not root, slmd's user or in group {}",
-                                std::is_same_v<T, wire::AtRequest>      ? "AT"
-                                : std::is_same_v<T, wire::ResetRequest> ? "RESET"
-                                                                        : "CREDENTIAL",
-                                uid, session->requester().pid, options_.admin_group);
-                    return reply(wire::ErrorReply{
-                        -EACCES, "administrators only: run as root or as a member of slmd's admin-group (" +
-                                     options_.admin_group + ")"});
-                }
-                if constexpr (std::is_same_v<T, wire::AtRequest>) {
-                    admin_->at(message, uid, [reply](wire::AtReply answer) { reply(answer); });
-                } else if constexpr (std::is_same_v<T, wire::CredentialRequest>) {
-                    admin_->credential(message, uid, [reply](wire::CredentialReply answer) { reply(answer); });
-                } else {
-                    reply(admin_->reset(uid));
-                }
-            } else {
-                // A reply type sent as a request.
-                ++counters_.malformed;
-                reply(wire::ErrorReply{-EBADMSG, "not a request"});
-            }
-        },
-        request.message);
+    std::visit([&](auto& message) { on_request(session, message, reply); }, request.message);
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::ConnectRequest& message,
+                           const Reply& reply) {
+    // TLS asked for explicitly is the modem's to run: never a plaintext local route.
+    if (!message.tls && routes_.bypass(message.destination)) {
+        wire::ConnectReply answer;
+        answer.route = wire::Route::bypass;
+        reply(answer);
+        return;
+    }
+    if (!message.tls && tls_ && message.transport == wire::Transport::tcp)
+        message.tls = tls_->lookup(false, message.destination, message.port);
+    const auto waits_for = flows_.connect(
+        message, data_port_, [reply](wire::ConnectReply answer) { reply(answer); }, session->requester());
+    if (waits_for != 0) session->waits_for_flow(waits_for);
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::FlowStatusRequest& message,
+                           const Reply& reply) {
+    reply(flows_.status(message, session->requester()));
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::ShutdownRequest& message,
+                           const Reply& reply) {
+    reply(flows_.shutdown(message, session->requester()));
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>&, wire::ResolveRequest& message, const Reply& reply) {
+    const int family = message.family == wire::Family::ipv4   ? AF_INET
+                       : message.family == wire::Family::ipv6 ? AF_INET6
+                                                              : AF_UNSPEC;
+    driver_.resolve(message.name, family,
+                    [reply, tls = tls_, name = message.name](int status, std::vector<std::string> addresses) {
+                        wire::ResolveReply answer;
+                        answer.status = status;
+                        for (const auto& text : addresses) {
+                            if (auto address = to_wire_address(text)) answer.addresses.push_back(*address);
+                            if (answer.addresses.size() == wire::max_addresses) break;
+                        }
+                        if (status == 0 && answer.addresses.empty()) answer.status = EAI_NONAME;
+                        if (tls && answer.status == 0) tls->remember(name, answer.addresses);
+                        SLMD_DEBUG("api: resolve -> {} ({} addresses)", answer.status, answer.addresses.size());
+                        reply(answer);
+                    });
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>&, wire::StatusRequest&, const Reply& reply) {
+    auto answer = status_();
+    answer.active_flows = flows_.active_flows();
+    answer.queued_flows = flows_.waiting_flows();
+    answer.data_port = data_port_;
+    reply(answer);
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::BindRequest& message,
+                           const Reply& reply) {
+    if (message.transport == wire::Transport::udp) {
+        udp_.bind(message, session->requester(), [reply](wire::BindReply answer) { reply(answer); });
+    } else {
+        reply(flows_.bind(message, session->requester()));
+    }
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::ListenRequest& message,
+                           const Reply& reply) {
+    flows_.listen(message, session->requester(), [reply](wire::ListenReply answer) { reply(answer); });
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::UdpAssociateRequest& message,
+                           const Reply& reply) {
+    if (!message.tls && tls_ && !routes_.bypass(message.peer))
+        message.tls = tls_->lookup(true, message.peer, message.peer_port);
+    udp_.associate(message, session->requester(), [reply](wire::UdpAssociateReply answer) { reply(answer); });
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>&, wire::LookupRequest& message, const Reply& reply) {
+    reply(message.transport == wire::Transport::udp ? udp_.lookup(message) : flows_.lookup(message));
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>&, wire::ProxiesRequest&, const Reply& reply) {
+    describe_proxies(reply);
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>&, wire::StatsRequest&, const Reply& reply) {
+    if (!admin_) return reply(wire::ErrorReply{-EOPNOTSUPP, "no statistics in this slmd"});
+    reply(admin_->stats());
+}
+
+bool ApiServer::admin_allowed(const std::shared_ptr<Session>& session, const char* request, const Reply& reply) {
+    if (!admin_) {
+        reply(wire::ErrorReply{-EOPNOTSUPP, "no administration in this slmd"});
+        return false;
+    }
+    if (session->admin()) return true;
+    ++counters_.admin_refused;
+    SLMD_NOTICE("api: refused {} from uid {} pid {}: not root, slmd's user or in group {}", request,
+                session->requester().uid, session->requester().pid, options_.admin_group);
+    reply(wire::ErrorReply{-EACCES, "administrators only: run as root or as a member of slmd's admin-group (" +
+                                        options_.admin_group + ")"});
+    return false;
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::AtRequest& message, const Reply& reply) {
+    if (!admin_allowed(session, "AT", reply)) return;
+    admin_->at(message, session->requester().uid, [reply](wire::AtReply answer) { reply(answer); });
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::ResetRequest&, const Reply& reply) {
+    if (!admin_allowed(session, "RESET", reply)) return;
+    reply(admin_->reset(session->requester().uid));
+}
+
+void ApiServer::on_request(const std::shared_ptr<Session>& session, wire::CredentialRequest& message,
+                           const Reply& reply) {
+    if (!admin_allowed(session, "CREDENTIAL", reply)) return;
+    admin_->credential(message, session->requester().uid,
+                       [reply](wire::CredentialReply answer) { reply(answer); });
+}
+
+template <typename Message>
+void ApiServer::on_request(const std::shared_ptr<Session>&, Message&, const Reply& reply) {
+    // A reply type sent as a request.
+    ++counters_.malformed;
+    reply(wire::ErrorReply{-EBADMSG, "not a request"});
 }
 
 // The proxies as slmd sees them, and the firmware's own view once the modem answered (at most 5 s later: an

@@ -99,8 +99,36 @@ private:
     void resolve_group();
     bool authorised(int fd, core::Requester& requester);
     bool administrator(int fd, unsigned uid) const;
-    void describe_proxies(std::function<void(slmsock::wire::Message)> reply);
+    using Reply = std::function<void(slmsock::wire::Message)>;
+    void describe_proxies(Reply reply);
     void handle(const std::shared_ptr<Session>& session, slmsock::wire::Envelope request);
+    // One per request type; `reply` answers it (once).
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::ConnectRequest& request,
+                    const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::FlowStatusRequest& request,
+                    const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::ShutdownRequest& request,
+                    const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::ResolveRequest& request,
+                    const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::StatusRequest& request, const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::BindRequest& request, const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::ListenRequest& request, const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::UdpAssociateRequest& request,
+                    const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::LookupRequest& request, const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::ProxiesRequest& request,
+                    const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::StatsRequest& request, const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::AtRequest& request, const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::ResetRequest& request, const Reply& reply);
+    void on_request(const std::shared_ptr<Session>& session, slmsock::wire::CredentialRequest& request,
+                    const Reply& reply);
+    // Any other message type is a reply sent as a request.
+    template <typename Message>
+    void on_request(const std::shared_ptr<Session>& session, Message& message, const Reply& reply);
+    // AT, RESET and CREDENTIAL: only for administrators (answered with the refusal otherwise).
+    bool admin_allowed(const std::shared_ptr<Session>& session, const char* request, const Reply& reply);
 
     boost::asio::any_io_executor executor_;
     ApiOptions options_;

@@ -15,7 +15,7 @@
 #include "at/channel.hpp"
 #include "at/firmware_profile.hpp"
 #include "modem/lifecycle.hpp"
-#include "modem/responses.hpp"
+#include "modem/answer_parsers.hpp"
 
 namespace slmd::modem {
 

@@ -13,7 +13,7 @@
 
 #include "modem/firmware_errno.hpp"
 #include "modem/at_string.hpp"
-#include "modem/responses.hpp"
+#include "modem/answer_parsers.hpp"
 #include "modem/slm_commands.hpp"
 #include "modem/tls_command.hpp"
 #include "sys/log.hpp"

@@ -6,7 +6,7 @@
 // this runs wait (when_reconciled), so an orphan close never hits a proxy we just opened.
 #include <algorithm>
 
-#include "modem/responses.hpp"
+#include "modem/answer_parsers.hpp"
 #include "modem/slm_commands.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "sys/log.hpp"

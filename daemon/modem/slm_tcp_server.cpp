@@ -16,7 +16,7 @@
 #include <cstring>
 
 #include "modem/firmware_errno.hpp"
-#include "modem/responses.hpp"
+#include "modem/answer_parsers.hpp"
 #include "modem/slm_commands.hpp"
 #include "modem/slm_proxy_driver.hpp"
 #include "sys/log.hpp"

@@ -22,7 +22,7 @@
 
 #include "modem/at_string.hpp"
 #include "modem/firmware_errno.hpp"
-#include "modem/responses.hpp"
+#include "modem/answer_parsers.hpp"
 #include "modem/slm_commands.hpp"
 #include "modem/tls_command.hpp"
 #include "modem/slm_proxy_driver.hpp"

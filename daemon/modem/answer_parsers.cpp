@@ -1,5 +1,5 @@
-// Owns: pure parsers for bring-up and lifecycle answers (see responses.hpp).
-#include "modem/responses.hpp"
+// Owns: pure parsers for bring-up and lifecycle answers (see answer_parsers.hpp).
+#include "modem/answer_parsers.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -1,5 +1,6 @@
-// Owns: pure parsers for the modem's answers that bring-up and the lifecycle read (#XSLMVER, +CEREG, +CGPADDR,
-// +CFUN). Each takes one line without CRLF and returns nullopt for anything malformed.
+// Owns: pure parsers of the modem's information lines, 3GPP (+CEREG, +CGPADDR, +CFUN) and SLM (#XSLMVER, the
+// proxies' status, read and test forms, send counts, #XGETADDRINFO). Each takes one line without CRLF and returns
+// nullopt for anything malformed; table-tested with real lines in tests/unit/answer_parsers_test.cpp.
 #pragma once
 
 #include <optional>

@@ -1,5 +1,5 @@
 // Table tests of the bring-up answer parsers with real lines from the nRF91/SLM reference.
-#include "modem/responses.hpp"
+#include "modem/answer_parsers.hpp"
 
 #include <gtest/gtest.h>
 

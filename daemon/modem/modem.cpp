@@ -44,9 +44,9 @@ long long seconds(std::chrono::milliseconds duration) { return static_cast<long 
 
 }  // namespace
 
-Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOptions options)
+Modem::Modem(asio::any_io_executor executor, serial::Link& link, ModemOptions options)
     : executor_(executor),
-      port_(port),
+      link_(link),
       options_(options),
       // Until #XSLMVER says otherwise, assume the newest behaviour; bring-up switches the profile.
       channel_(executor, *this, at::FirmwareProfile::for_version({2, 9, 0}), options.baud),
@@ -54,11 +54,11 @@ Modem::Modem(asio::any_io_executor executor, serial::SerialPort& port, ModemOpti
       driver_(executor, channel_,
               SlmProxyDriverHooks{
                   .serving = [this] { return state_ == ModemState::serving && !resetting_; },
-                  .link_backlog = [this] { return port_.queued_bytes(); },
-                  .link_written = [this] { return port_.bytes_written(); },
+                  .link_backlog = [this] { return link_.queued_bytes(); },
+                  .link_written = [this] { return link_.bytes_written(); },
                   .pause_receive =
                       [this](bool paused) {
-                          port_.pause_reading(paused);
+                          link_.pause_reading(paused);
                           channel_.set_receive_paused(paused);
                       },
               }),
@@ -136,8 +136,8 @@ void Modem::start(FirstResultHandler on_first_result) {
         driver_.on_modem_lost();
         wake();
     });
-    port_.set_write_listener([this] { driver_.on_link_drained(); });
-    port_.start([this](std::string_view bytes) { channel_.feed(bytes); },
+    link_.set_write_listener([this] { driver_.on_link_drained(); });
+    link_.start([this](std::string_view bytes) { channel_.feed(bytes); },
                 [this](std::error_code) {
                     link_down_ = true;
                     channel_.link_lost();

@@ -1,7 +1,7 @@
-// Owns: one modem on one serial port: the channel over the port, routing of modem-level URCs (+CEREG,
-// "Ready"), and the lifecycle loop that drives the state machine of modem/lifecycle.hpp: bring up, serve,
-// follow registration loss and return, bring up again after a modem reset or serial loss (within the recovery
-// budget), and the graceful stop (AT+CFUN=0). docs/design.md "Modem lifecycle" draws it.
+// Owns: one modem on one serial link (serial/link.hpp): the channel over the link, routing of modem-level
+// URCs (+CEREG, "Ready"), and the lifecycle loop that drives the state machine of modem/lifecycle.hpp: bring
+// up, serve, follow registration loss and return, bring up again after a modem reset or serial loss (within
+// the recovery budget), and the graceful stop (AT+CFUN=0). docs/design.md "Modem lifecycle" draws it.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,7 +18,7 @@
 #include "modem/lifecycle.hpp"
 #include "modem/modem_control.hpp"
 #include "modem/slm_proxy_driver.hpp"
-#include "serial/serial_port.hpp"
+#include "serial/link.hpp"
 #include "sys/lifetime.hpp"
 
 namespace slmd::modem {
@@ -54,7 +54,7 @@ class Modem final : public at::LinkWriter, public ModemControl {
 public:
     using FirstResultHandler = std::function<void(const BringupResult&)>;
 
-    Modem(boost::asio::any_io_executor executor, serial::SerialPort& port, ModemOptions options);
+    Modem(boost::asio::any_io_executor executor, serial::Link& link, ModemOptions options);
     ~Modem() override;
 
     // Starts the lifecycle. `on_first_result` runs once, when the first bring-up succeeded or failed for good.
@@ -67,7 +67,7 @@ public:
     const SlmProxyDriver& slm_driver() const { return driver_; }
     SlmProxyDriver& slm_driver() { return driver_; }
 
-    void write_to_modem(std::string bytes) override { port_.write(std::move(bytes)); }
+    void write_to_modem(std::string bytes) override { link_.write(std::move(bytes)); }
     // Graceful stop: ends the lifecycle loop, fails the flows the driver holds, and switches the radio off
     // with AT+CFUN=0 (the firmware saves its state; repeated resets without it trip the nRF91's reset-loop
     // lock-out). `done` runs once, when CFUN=0 was answered, or after options.stop_timeout, or at once when
@@ -76,7 +76,7 @@ public:
     // Ends the lifecycle loop and fails whatever is pending; the io_context then runs out of work.
     void stop();
     const LifecycleStats& lifecycle_stats() const { return stats_; }
-    const serial::SerialPort& port() const { return port_; }
+    const serial::Link& link() const { return link_; }
 
     // An administrator's AT command (slmctl at), checked by modem/admin_command.hpp, through the same channel
     // as slmd's own commands: it waits for the command in flight and for a data-mode session to end. `uid`
@@ -117,7 +117,7 @@ private:
     void wake();
 
     boost::asio::any_io_executor executor_;
-    serial::SerialPort& port_;
+    serial::Link& link_;
     ModemOptions options_;
     at::Channel channel_;
     RegistrationWatch registration_;

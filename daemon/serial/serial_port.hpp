@@ -17,6 +17,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "serial/link.hpp"
 #include "sys/lifetime.hpp"
 
 namespace slmd::serial {
@@ -42,36 +43,34 @@ struct SerialOptions {
 // Maps a numeric baud rate to the termios constant; returns false for rates termios cannot express.
 bool baud_to_speed(unsigned baud, unsigned& speed_out);
 
-class SerialPort {
+class SerialPort final : public Link {
 public:
-    using BytesHandler = std::function<void(std::string_view)>;
-    using LinkHandler = std::function<void(std::error_code)>;
 
     SerialPort(boost::asio::any_io_executor executor, SerialOptions options);
     SerialPort(const SerialPort&) = delete;
     SerialPort& operator=(const SerialPort&) = delete;
-    ~SerialPort();
+    ~SerialPort() override;
 
     // Opens and configures the device once; the error says why it failed (ENOENT, EBUSY for another owner,
     // ENOTTY for a non-tty, EINVAL for an unsupported baud rate).
     std::error_code open();
     // Starts the read loop. `on_lost` runs when the device goes away (the port then retries opening with
     // backoff); `on_restored` runs after a successful reopen.
-    void start(BytesHandler on_bytes, LinkHandler on_lost, std::function<void()> on_restored);
+    void start(BytesHandler on_bytes, LinkHandler on_lost, std::function<void()> on_restored) override;
     // Queues bytes; they are written in order. Bytes queued while the device is lost are discarded and counted,
     // because whatever they belonged to is void once the link dropped.
-    void write(std::string bytes);
+    void write(std::string bytes) override;
     void close();
     // Stops (true) or resumes (false) reading: with RTS/CTS the modem then holds its output.
-    void pause_reading(bool paused);
+    void pause_reading(bool paused) override;
     // Runs after each chunk has been written, so writers waiting for room can go on.
-    void set_write_listener(std::function<void()> listener) { on_written_ = std::move(listener); }
+    void set_write_listener(std::function<void()> listener) override { on_written_ = std::move(listener); }
     bool is_open() const { return descriptor_.is_open(); }
-    std::size_t queued_bytes() const { return queued_bytes_; }
+    std::size_t queued_bytes() const override { return queued_bytes_; }
     std::uint64_t bytes_read() const { return bytes_read_; }
     std::uint64_t reads() const { return reads_; }
     std::uint64_t batched_reads() const { return batched_reads_; }
-    std::uint64_t bytes_written() const { return bytes_written_; }
+    std::uint64_t bytes_written() const override { return bytes_written_; }
     std::uint64_t bytes_discarded_while_lost() const { return discarded_; }
     const SerialOptions& options() const { return options_; }
 

@@ -3,12 +3,16 @@
 // modem's side: datagrams and peers arriving, peers closing, the modem getting lost.
 #pragma once
 
+#include <netdb.h>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 
+#include <cerrno>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "modem/modem_driver.hpp"
@@ -24,6 +28,8 @@ public:
     int udp_open_error = 0;   // udp_connect / udp_serve fail with this
     int udp_send_error = 0;
     int tcp_listen_error = 0;
+    int tcp_connect_error = 0;  // tcp_connect fails with this
+    std::map<std::string, std::vector<std::string>> dns;  // resolve(): name → addresses; others EAI_NONAME
     std::size_t max_send = 1024;
     std::string proxies_text = "#XTCPCLI: 0\n#XUDPCLI: 0";
 
@@ -61,6 +67,18 @@ public:
         tcp_events_.erase(id);
         if (id == client_) client_.reset();
         events.closed(modem::CloseReason::peer_closed, 0);
+        post([this] {
+            if (capacity_listener_) capacity_listener_();
+        });
+    }
+    // The modem rebooted: every TCP connection ends with modem_lost.
+    void modem_lost() {
+        auto connections = std::exchange(tcp_events_, {});
+        client_.reset();
+        for (auto& [id, events] : connections) events.closed(modem::CloseReason::modem_lost, ECONNRESET);
+        post([this] {
+            if (capacity_listener_) capacity_listener_();
+        });
     }
 
     // --- ModemDriver ---
@@ -72,14 +90,19 @@ public:
     void tcp_connect(const modem::TcpEndpoint& destination, std::chrono::milliseconds, modem::TcpConnectionEvents events,
                      std::function<void(int, modem::ConnectionId)> done) override {
         calls.push_back("tcp_connect " + destination.host + ":" + std::to_string(destination.port));
+        if (const int error = tcp_connect_error ? tcp_connect_error : (tcp_available() ? 0 : EBUSY)) {
+            post([done, error] { done(error, 0); });
+            return;
+        }
         const auto id = next_id_++;
         client_ = id;
         tcp_events_[id] = std::move(events);
         post([done, id] { done(0, id); });
     }
     void tcp_send(modem::ConnectionId id, std::string bytes, std::function<void(int)> done) override {
-        tcp_sent[id] += bytes;
-        post([done] { done(0); });
+        const int error = tcp_events_.count(id) ? 0 : ENOTCONN;
+        if (!error) tcp_sent[id] += bytes;
+        post([done, error] { done(error); });
     }
     void tcp_close(modem::ConnectionId id) override {
         calls.push_back("tcp_close " + std::to_string(id));
@@ -150,8 +173,13 @@ public:
         calls.push_back("describe_proxies");
         post([done, text = proxies_text] { done(text); });
     }
-    void resolve(const std::string&, int, std::function<void(int, std::vector<std::string>)> done) override {
-        post([done] { done(-2, {}); });
+    void resolve(const std::string& name, int, std::function<void(int, std::vector<std::string>)> done) override {
+        auto found = dns.find(name);
+        if (found == dns.end()) {
+            post([done] { done(EAI_NONAME, {}); });
+            return;
+        }
+        post([done, addresses = found->second] { done(0, addresses); });
     }
 
 private:

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,8 @@ public:
     void answer_once(const std::string& line, std::string bytes, bool enters_data_mode = false) {
         once_[line].push_back(Answer{std::move(bytes), enters_data_mode});
     }
+    // Tried before the tables, for a family of lines (quoted sends, DNS names); nullopt passes the line on.
+    std::function<std::optional<Answer>(const std::string& line)> responder;
     // A line no rule answers gets "\r\nERROR\r\n" (and is recorded all the same); silent() makes it go
     // unanswered instead, like a firmware that hangs.
     void silent(const std::string& line) { silent_.push_back(line); }
@@ -141,7 +144,9 @@ private:
             if (hanging == line) return;
         }
         Answer answer{"\r\nERROR\r\n", false};
-        if (auto once = once_.find(line); once != once_.end() && !once->second.empty()) {
+        if (auto custom = responder ? responder(line) : std::nullopt) {
+            answer = std::move(*custom);
+        } else if (auto once = once_.find(line); once != once_.end() && !once->second.empty()) {
             answer = std::move(once->second.front());
             once->second.pop_front();
         } else if (auto always = answers_.find(line); always != answers_.end()) {

@@ -36,48 +36,18 @@ SlmProxyDriver::SlmProxyDriver(asio::any_io_executor executor, at::Channel& chan
                                SlmProxyDriverOptions options)
     : executor_(executor),
       channel_(channel),
+      gate_(channel),
       hooks_(std::move(hooks)),
       options_(options),
       tail_timer_(executor),
-      idle_timer_(executor) {}
+      idle_timer_(executor) {
+    // A TCP session that ended with an error lost its connection: said before the steps waiting for the exit
+    // run, so none of them enters data mode again (or sends) for it. on_data_mode_exited() then finds it gone.
+    gate_.set_broken_session_handler(
+        [this](const DataModeGate::Session& session, int status) { tcp_session_broke(session, status); });
+}
 
 SlmProxyDriver::~SlmProxyDriver() { lifetime_.end(); }
-
-void SlmProxyDriver::submit(at::CommandRequest request, at::Channel::ResponseHandler handler) {
-    with_command_mode([this, request = std::move(request), handler = std::move(handler)]() mutable {
-        channel_.submit(std::move(request), std::move(handler));
-    });
-}
-
-void SlmProxyDriver::with_command_mode(Step step, at::Channel::ExitTiming timing) {
-    // Leaving data mode counts as data mode: the channel may be answering the firmware's "+++" (v2.7+ peer loss)
-    // on its own, and a step run now would queue its command (or a data-mode entry) for a connection that the
-    // exit's status is about to report gone.
-    const auto mode = channel_.mode();
-    if (mode != at::LinkMode::data && mode != at::LinkMode::leaving_data_mode && !exiting_data_mode_) {
-        step();
-        return;
-    }
-    after_exit_.push_back(std::move(step));
-    if (exiting_data_mode_) return;
-    exiting_data_mode_ = true;
-    channel_.exit_data_mode([this, alive = lifetime_.guard()](std::error_code error, int status) {
-        if (!*alive) return;
-        exiting_data_mode_ = false;
-        // Leaving already on another's request (the modem layer's): the steps' commands queue behind that exit.
-        if (error == at::ChannelError::not_in_data_mode) error = {};
-        // Steps run before on_data_mode_exited(); a UDP send waiting here reads its datagram's fate from these.
-        last_exit_error_ = error;
-        last_exit_status_ = status;
-        if (error) SLMD_WARN("slm: leaving data mode: {}", error.message());
-        // A TCP session that ended with an error lost its connection: say so before the steps run, so none of
-        // them enters data mode again (or sends) for it. on_data_mode_exited() then finds it gone.
-        if (!error && status != 0) tcp_session_broke(data_mode_owner_, status);
-        auto steps = std::move(after_exit_);
-        after_exit_.clear();
-        for (auto& step : steps) step();
-    }, timing);
-}
 
 // Connect ------------------------------------------------------------------------------------------------------
 
@@ -231,7 +201,7 @@ void SlmProxyDriver::run_pieces(std::shared_ptr<std::deque<UplinkPiece>> pieces,
     const bool short_and_quotable = piece.bytes.size() <= options_.quoted_send_limit &&
                                     at_string_allowed(AtStringKind::tcp_send, piece.bytes);
     if (piece.kind == UplinkPiece::Kind::quoted ||
-        (channel_.mode() == at::LinkMode::command && !exiting_data_mode_ && short_and_quotable)) {
+        (gate_.in_command_mode() && short_and_quotable)) {
         send_quoted(std::move(piece.bytes), std::move(next));
     } else {
         send_in_data_mode(std::move(piece.bytes), std::move(next));
@@ -258,13 +228,13 @@ void SlmProxyDriver::send_quoted(std::string bytes, std::function<void(int)> fin
 }
 
 void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int)> finished) {
-    if (channel_.data_mode_writable() && !exiting_data_mode_) {
+    if (gate_.writable()) {
         auto error = channel_.write_data(bytes);
         finished(error ? ECONNRESET : 0);
         return;
     }
     const ConnectionId id = connection_ ? connection_->id : 0;
-    with_command_mode([this, alive = lifetime_.guard(), id, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
+    gate_.with_command_mode([this, alive = lifetime_.guard(), id, bytes = std::move(bytes), finished = std::move(finished)]() mutable {
         if (!*alive) return;
         // The connection can be gone by the time the link is back in command mode (the session that just ended
         // reported its loss). Entering data mode for it would carry its bytes nowhere (v2.9 enters data mode
@@ -285,12 +255,11 @@ void SlmProxyDriver::send_in_data_mode(std::string bytes, std::function<void(int
                                          finished(ECONNRESET);
                                          return;
                                      }
-                                     data_mode_owner_ = DataModeOwner::tcp;
-                                     data_mode_connection_ = id;
+                                     gate_.begin_session({DataModeGate::Owner::tcp, id});
                                      if (!alive_connection(id)) {
                                          // Lost while the entry was in flight: leave at once, write nothing.
                                          finished(ECONNRESET);
-                                         with_command_mode([] {});
+                                         gate_.with_command_mode([] {});
                                          return;
                                      }
                                      auto error = channel_.write_data(bytes);
@@ -350,7 +319,7 @@ void SlmProxyDriver::after_uplink_idle() {
         idle_timer_.expires_after(options_.data_mode_idle_exit);
         idle_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
             if (!*alive || error || pumping_ || !sends_.empty()) return;
-            if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
+            gate_.leave_data_mode();
         });
     }
 }
@@ -430,7 +399,7 @@ bool SlmProxyDriver::on_urc(const std::string& text) {
     if (parsed->word == "disconnected" && connection_ && !connection_->server_peer) {
         SLMD_INFO("slm: connection closed by the network ({})", parsed->value);
         // v2.5/v2.6 print this inside the data-mode stream and then drop input until our "+++".
-        if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
+        gate_.leave_data_mode();
         connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(parsed->value));
     }
     return true;
@@ -485,9 +454,9 @@ void SlmProxyDriver::on_payload_lost(const at::PayloadLost& lost) {
 void SlmProxyDriver::on_raw_data(std::string_view bytes) {
     // Raw bytes carry no header: they belong to whoever owns this data-mode session. A UDP send's session is
     // a single datagram long, so what arrives meanwhile is an early reply, kept whole until the session ends.
-    auto owner = data_mode_owner_;
-    if (owner == DataModeOwner::none) owner = connection_ ? DataModeOwner::tcp : DataModeOwner::udp;
-    if (owner == DataModeOwner::udp) {
+    auto owner = gate_.session().owner;
+    if (owner == DataModeGate::Owner::none) owner = connection_ ? DataModeGate::Owner::tcp : DataModeGate::Owner::udp;
+    if (owner == DataModeGate::Owner::udp) {
         udp_early_echo_.append(bytes);
         return;
     }
@@ -495,16 +464,16 @@ void SlmProxyDriver::on_raw_data(std::string_view bytes) {
     if (connection_ && connection_->events.data) connection_->events.data(bytes);
 }
 
-void SlmProxyDriver::tcp_session_broke(DataModeOwner owner, int status) {
-    if (owner != DataModeOwner::tcp || !connection_ || connection_->id != data_mode_connection_) return;
+void SlmProxyDriver::tcp_session_broke(const DataModeGate::Session& session, int status) {
+    if (session.owner != DataModeGate::Owner::tcp || !connection_ || connection_->id != session.connection) return;
     SLMD_INFO("slm: data mode ended with {}; connection closed", status);
     connection_lost(CloseReason::peer_closed, linux_errno_from_firmware(status));
 }
 
 void SlmProxyDriver::on_data_mode_exited(int status) {
-    last_exit_status_ = status;
-    const auto owner = std::exchange(data_mode_owner_, DataModeOwner::none);
-    if (owner == DataModeOwner::udp) {
+    gate_.note_exit_status(status);
+    const auto session = gate_.end_session();
+    if (session.owner == DataModeGate::Owner::udp) {
         if (!udp_early_echo_.empty()) {
             auto datagram = std::exchange(udp_early_echo_, {});
             udp_deliver(datagram, std::nullopt);
@@ -519,20 +488,18 @@ void SlmProxyDriver::on_data_mode_exited(int status) {
     // A non-zero status means the proxy broke while the link was in data mode (peer gone, send failure) — the
     // connection of that session. A server's next peer can connect before our "+++" (v2.5+ null mode) and
     // must not inherit its predecessor's loss.
-    if (status != 0) tcp_session_broke(owner, status);
+    if (status != 0) tcp_session_broke(session, status);
     data_mode_ended();
 }
 
 void SlmProxyDriver::on_modem_lost() {
     tail_timer_.cancel();
     idle_timer_.cancel();
-    exiting_data_mode_ = false;
-    after_exit_.clear();
+    gate_.reset();
     pumping_ = false;
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
     written_waiters_.clear();  // those bytes never reached the modem: no latency sample
-    data_mode_owner_ = DataModeOwner::none;
     udp_early_echo_.clear();
     hangup_urcs_expected_ = 0;
     hangup_in_flight_ = false;

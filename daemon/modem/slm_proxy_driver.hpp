@@ -6,6 +6,7 @@
 //   slm_udp_proxy.cpp      UDP client/server, one-datagram sends, the raw-downlink attribution rule
 //   slm_proxy_reconcile.cpp read/test forms: describe_proxies, orphans after bring-up, capabilities
 //   slm_receive_pause.cpp  whether a slow app's pause request may stop reading the serial line
+// The link's data mode, and which proxy's session it carries, is a unit of its own (data_mode_gate.hpp).
 // Every way the firmware reports a lost connection becomes one `closed` event.
 #pragma once
 
@@ -19,6 +20,7 @@
 #include <optional>
 
 #include "at/channel.hpp"
+#include "modem/data_mode_gate.hpp"
 #include "modem/modem_driver.hpp"
 #include "modem/uplink_plan.hpp"
 #include "sys/lifetime.hpp"
@@ -164,15 +166,15 @@ private:
         std::string datagram;
         std::function<void(int)> done;
     };
-    enum class DataModeOwner { none, tcp, udp };
     struct SendJob {
         std::string bytes;
         std::function<void(int)> done;
     };
-    using Step = std::function<void()>;
+    using Step = DataModeGate::Step;
 
-    void with_command_mode(Step step, at::Channel::ExitTiming timing = at::Channel::ExitTiming::immediate);
-    void submit(at::CommandRequest request, at::Channel::ResponseHandler handler);
+    void submit(at::CommandRequest request, at::Channel::ResponseHandler handler) {
+        gate_.submit(std::move(request), std::move(handler));
+    }
     void connect_attempt(TcpEndpoint destination, std::chrono::milliseconds timeout, bool retried,
                          std::function<void(int, ConnectionId)> done, TcpConnectionEvents events);
     void pump();
@@ -183,7 +185,7 @@ private:
     void after_uplink_idle();
     void connection_lost(CloseReason reason, int error);
     // A data-mode session of a TCP connection ended with a nonzero #XDATAMODE status: that connection is gone.
-    void tcp_session_broke(DataModeOwner owner, int status);
+    void tcp_session_broke(const DataModeGate::Session& session, int status);
     void release_slot_then(std::function<void()> then);
     void finish_close();
     void free_slot();
@@ -221,10 +223,11 @@ private:
     bool pause_requested_ = false;
     bool receive_paused_ = false;
 
-    // Data-mode bookkeeping shared by TCP and UDP.
+    // The UDP proxy comes back after a TCP data-mode session (slm_udp_proxy.cpp).
     void data_mode_ended();
     boost::asio::any_io_executor executor_;
     at::Channel& channel_;
+    DataModeGate gate_;
     SlmProxyDriverHooks hooks_;
     SlmProxyDriverOptions options_;
     std::map<std::uint16_t, int> tls_servers_;
@@ -239,8 +242,6 @@ private:
     std::deque<SendJob> sends_;
     bool pumping_ = false;
     std::string held_tail_;
-    bool exiting_data_mode_ = false;
-    std::vector<Step> after_exit_;
     std::vector<std::function<void()>> drain_waiters_;
     struct WrittenWaiter {
         std::uint64_t target = 0;  // link_written() value at which everything queued before has gone out
@@ -258,10 +259,6 @@ private:
     std::optional<UdpProxy> udp_;
     std::deque<UdpSendJob> udp_sends_;
     bool udp_sending_ = false;
-    DataModeOwner data_mode_owner_ = DataModeOwner::none;
-    ConnectionId data_mode_connection_ = 0;  // the TCP connection whose bytes the data-mode session carried
-    std::error_code last_exit_error_;
-    int last_exit_status_ = 0;
     std::string udp_early_echo_;  // raw downlink during a UDP data-mode send: one datagram
     bool reconciling_ = false;
     std::vector<Step> after_reconcile_;

@@ -209,7 +209,7 @@ bool SlmProxyDriver::on_tcpsvr_line(const std::string& text) {
         if (connection_ && connection_->server_peer) {
             SLMD_INFO("slm: TCP server peer left ({})", status->value);
             // v2.5/v2.6 print this inside the data-mode stream and then drop input until our "+++".
-            if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
+            gate_.leave_data_mode();
             connection_lost(CloseReason::peer_closed, server_errno(status->value));
         }
         return true;

@@ -351,7 +351,7 @@ void SlmProxyDriver::udp_send_in_data_mode(UdpSendJob job) {
         done(error);
         udp_pump();
     };
-    with_command_mode([this, alive = lifetime_.guard(), shared, finish] {
+    gate_.with_command_mode([this, alive = lifetime_.guard(), shared, finish] {
         if (!*alive) return;
         channel_.enter_data_mode(command::udp_send_data_mode(), [this, alive, shared, finish](at::CommandResponse response) {
             if (!*alive) return;
@@ -359,10 +359,9 @@ void SlmProxyDriver::udp_send_in_data_mode(UdpSendJob job) {
                 finish(response.error ? ECONNRESET : ENOTCONN);
                 return;
             }
-            data_mode_owner_ = DataModeOwner::udp;
+            gate_.begin_session({DataModeGate::Owner::udp, 0});
             udp_early_echo_.clear();
-            last_exit_error_ = {};
-            last_exit_status_ = 0;
+            gate_.clear_last_exit();
             if (channel_.write_data(shared->datagram)) {
                 finish(ECONNRESET);
                 return;
@@ -371,12 +370,13 @@ void SlmProxyDriver::udp_send_in_data_mode(UdpSendJob job) {
             // unless it ends in '+' where "+++" is found anywhere: then let the inactivity timer send it first.
             const bool trailing_plus = shared->datagram.ends_with('+') &&
                                        channel_.profile().data_mode_exit == at::DataModeExitRule::anywhere;
-            with_command_mode(
+            gate_.with_command_mode(
                 [this, alive, finish] {
                     if (!*alive) return;
-                    if (last_exit_error_) return finish(ETIMEDOUT);
-                    if (last_exit_status_ == -139) return finish(EMSGSIZE);  // did not fit the buffer in one piece
-                    finish(last_exit_status_ == 0 ? 0 : ECONNRESET);
+                    if (gate_.last_exit_error()) return finish(ETIMEDOUT);
+                    // -139: the datagram did not fit the firmware's buffer in one piece.
+                    if (gate_.last_exit_status() == -139) return finish(EMSGSIZE);
+                    finish(gate_.last_exit_status() == 0 ? 0 : ECONNRESET);
                 },
                 trailing_plus ? at::Channel::ExitTiming::after_inactivity_flush : at::Channel::ExitTiming::immediate);
         });
@@ -402,7 +402,7 @@ bool SlmProxyDriver::on_udp_line(const std::string& text) {
         if (lost && udp_ && udp_->role == role && udp_->state == UdpState::open && !udp_->open_done) {
             SLMD_INFO("slm: UDP proxy closed by the firmware ({})", status->value);
             // v2.5/v2.6 print this inside the data-mode stream and then drop input until our "+++".
-            if (channel_.mode() == at::LinkMode::data) with_command_mode([] {});
+            gate_.leave_data_mode();
             udp_lost(CloseReason::peer_closed, status_errno(status->value));
         }
         return true;

@@ -17,7 +17,7 @@
 #include "api/admin_service.hpp"
 #include "api/api_server.hpp"
 #include "api/data_endpoint.hpp"
-#include "core/flow_manager.hpp"
+#include "core/tcp_flow_manager.hpp"
 #include "core/udp_relay.hpp"
 #include "modem/modem.hpp"
 #include "net/route_policy.hpp"
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
     flow_options.slow_reader_limit = settings.slow_reader_limit;
     flow_options.half_close_idle = settings.half_close_idle;
     flow_options.socket_poll = settings.socket_poll;
-    slmd::core::FlowManager flows(io.get_executor(), modem.driver(), flow_options);
+    slmd::core::TcpFlowManager flows(io.get_executor(), modem.driver(), flow_options);
     slmd::core::UdpOptions udp_options;
     udp_options.max_stand_ins = settings.udp_max_stand_ins;
     udp_options.socket_poll = settings.socket_poll;

@@ -36,7 +36,7 @@ wire::AtOutcome outcome_of(modem::AdminOutcome outcome) {
 
 }  // namespace
 
-AdminService::AdminService(modem::ModemControl& modem, const core::FlowManager& flows, const core::UdpRelay& udp)
+AdminService::AdminService(modem::ModemControl& modem, const core::TcpFlowManager& flows, const core::UdpRelay& udp)
     : modem_(modem), flows_(flows), udp_(udp) {}
 
 wire::StatsReply AdminService::stats() const {

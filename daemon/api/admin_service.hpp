@@ -8,7 +8,7 @@
 #include <chrono>
 #include <functional>
 
-#include "core/flow_manager.hpp"
+#include "core/tcp_flow_manager.hpp"
 #include "core/udp_relay.hpp"
 #include "modem/modem_control.hpp"
 #include "wire.hpp"
@@ -17,7 +17,7 @@ namespace slmd::api {
 
 class AdminService {
   public:
-    AdminService(modem::ModemControl& modem, const core::FlowManager& flows, const core::UdpRelay& udp);
+    AdminService(modem::ModemControl& modem, const core::TcpFlowManager& flows, const core::UdpRelay& udp);
 
     slmsock::wire::StatsReply stats() const;
     void at(const slmsock::wire::AtRequest& request, unsigned uid,
@@ -29,7 +29,7 @@ class AdminService {
 
   private:
     modem::ModemControl& modem_;
-    const core::FlowManager& flows_;
+    const core::TcpFlowManager& flows_;
     const core::UdpRelay& udp_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

@@ -187,7 +187,7 @@ struct ApiServer::InFlight {
     bool done = false;
 };
 
-ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
+ApiServer::ApiServer(asio::any_io_executor executor, ApiOptions options, core::TcpFlowManager& flows,
                      core::UdpRelay& udp, modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
                      std::uint16_t data_port)
     : executor_(executor),

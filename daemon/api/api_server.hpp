@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/flow_manager.hpp"
+#include "core/tcp_flow_manager.hpp"
 #include "core/udp_relay.hpp"
 #include "modem/modem_driver.hpp"
 #include "net/route_policy.hpp"
@@ -58,7 +58,7 @@ class ApiServer {
 public:
     using StatusSource = std::function<slmsock::wire::StatusReply()>;
 
-    ApiServer(boost::asio::any_io_executor executor, ApiOptions options, core::FlowManager& flows,
+    ApiServer(boost::asio::any_io_executor executor, ApiOptions options, core::TcpFlowManager& flows,
               core::UdpRelay& udp, modem::ModemDriver& driver, const net::RoutePolicy& routes, StatusSource status,
               std::uint16_t data_port);
     ~ApiServer();
@@ -132,7 +132,7 @@ private:
 
     boost::asio::any_io_executor executor_;
     ApiOptions options_;
-    core::FlowManager& flows_;
+    core::TcpFlowManager& flows_;
     core::UdpRelay& udp_;
     modem::ModemDriver& driver_;
     const net::RoutePolicy& routes_;

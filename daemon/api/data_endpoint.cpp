@@ -46,7 +46,7 @@ struct DataEndpoint::Pending {
     std::array<std::uint8_t, wire::credential_size> credential{};
 };
 
-DataEndpoint::DataEndpoint(asio::any_io_executor executor, core::FlowManager& flows, DataEndpointOptions options)
+DataEndpoint::DataEndpoint(asio::any_io_executor executor, core::TcpFlowManager& flows, DataEndpointOptions options)
     : executor_(executor), flows_(flows), options_(options), v4_(executor) {
     reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }

@@ -17,7 +17,7 @@
 #include <system_error>
 #include <vector>
 
-#include "core/flow_manager.hpp"
+#include "core/tcp_flow_manager.hpp"
 #include "sys/lifetime.hpp"
 
 namespace slmd::api {
@@ -31,7 +31,7 @@ struct DataEndpointOptions {
 
 class DataEndpoint {
 public:
-    DataEndpoint(boost::asio::any_io_executor executor, core::FlowManager& flows, DataEndpointOptions options = {});
+    DataEndpoint(boost::asio::any_io_executor executor, core::TcpFlowManager& flows, DataEndpointOptions options = {});
     ~DataEndpoint();
     // Listens on 127.0.0.1:port and [::1]:port. Port 0 picks one, and picks again when [::1] at the picked
     // port is already taken (by someone who would then be handed IPv6 apps' credentials); a configured port
@@ -57,7 +57,7 @@ private:
     void finished(const Pending& pending);
 
     boost::asio::any_io_executor executor_;
-    core::FlowManager& flows_;
+    core::TcpFlowManager& flows_;
     DataEndpointOptions options_;
     boost::asio::ip::tcp::acceptor v4_;
     std::optional<boost::asio::ip::tcp::acceptor> v6_;

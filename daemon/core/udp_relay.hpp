@@ -90,7 +90,7 @@ public:
     // slmd is stopping: stand-ins close, pending replies get -ENETDOWN (the modem side goes with the modem).
     void stop();
     const UdpCounters& counters() const { return counters_; }
-    // UDP latency through slmd, measured like FlowManager's: downlink from a datagram parsed off the UART to
+    // UDP latency through slmd, measured like TcpFlowManager's: downlink from a datagram parsed off the UART to
     // its send to the app's stand-in; uplink from its read from the app to its last byte written to the UART.
     const LatencyHistogram& downlink_latency() const { return downlink_latency_; }
     const LatencyHistogram& uplink_latency() const { return uplink_latency_; }

@@ -1,7 +1,7 @@
-// The modem's TCP server through FlowManager, against an in-memory modem and a real listening socket of the
+// The modem's TCP server through TcpFlowManager, against an in-memory modem and a real listening socket of the
 // app's: reservation and listen, each peer as a loopback connection to the app relayed like a client flow,
 // closing from either side, LOOKUP, and the one TCP proxy shared with client flows.
-#include "core/flow_manager.hpp"
+#include "core/tcp_flow_manager.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include "io_test_support.hpp"
 
 namespace wire = slmsock::wire;
-using slmd::core::FlowManager;
+using slmd::core::TcpFlowManager;
 using slmd::core::Requester;
 using namespace slmd::test;
 using namespace std::chrono_literals;
@@ -80,7 +80,7 @@ protected:
 
     boost::asio::io_context io{1};
     FakeModemDriver driver{io.get_executor()};
-    FlowManager flows{io.get_executor(), driver, options()};
+    TcpFlowManager flows{io.get_executor(), driver, options()};
     int listener = -1;
     int accepted = -1;
     std::uint16_t app_port = 0;

@@ -1,9 +1,8 @@
-// Owns: flow lifecycle and relaying (see flow_manager.hpp).
-#include "core/flow_manager.hpp"
+// Owns: client flows: their lifecycle and the relaying every flow uses (see tcp_flow_manager.hpp).
+#include "core/tcp_flow_manager.hpp"
 #include "core/tls_parameters.hpp"
 
 #include <arpa/inet.h>
-#include <sys/random.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -12,127 +11,25 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/tcp_flow_records.hpp"
 #include "net/socket_table.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::core {
 
-namespace asio = boost::asio;
-namespace wire = slmsock::wire;
-using tcp = asio::ip::tcp;
-
-enum class Phase { waiting, connecting, connected, finished };
-
-// A port reserved for an app's TCP socket (BindRequest), and the modem server started for it (ListenRequest).
-struct FlowManager::Reservation {
-    enum class State { reserved, starting, listening };
-    wire::Family family = wire::Family::ipv4;
-    std::uint16_t app_port = 0;    // L: the app's socket on loopback
-    std::uint16_t modem_port = 0;  // P: served by the modem
-    Requester requester;
-    // The listening socket served (uid, inode), from ListenRequest on. Another socket listening at app_port
-    // later — someone else's, bound after the app closed its own — is not given the modem's peers.
-    std::optional<net::SocketIdentity> listening_socket;
-    State state = State::reserved;
-    modem::ListenerId listener = 0;
-    bool gone = false;
-    std::uint64_t bytes_up = 0;
-    std::uint64_t bytes_down = 0;
-};
-
-struct FlowManager::Flow {
-    explicit Flow(asio::any_io_executor executor)
-        : deadline(executor), attach_deadline(executor), linger(executor), half_close_check(executor) {}
-
-    std::uint64_t id = 0;
-    wire::Token token{};
-    wire::Address destination;
-    std::uint16_t port = 0;
-    std::string host;  // numeric text
-    std::optional<wire::TlsParameters> tls;  // TLS run by the modem
-    Phase phase = Phase::waiting;
-    int error = 0;  // errno of a failed or reset flow
-    std::chrono::steady_clock::time_point connect_by;
-    ConnectReplyHandler pending_reply;
-    std::uint16_t data_port = 0;  // client: slmd's data endpoint; server peer: slmd's end of the loopback connection
-    Requester requester;
-    std::uint64_t socket_inode = 0;  // the app socket named in the request (0: any socket of the requester's uid)
-    std::uint64_t bytes_up = 0;
-    std::uint64_t bytes_down = 0;
-
-    std::optional<tcp::socket> app;
-    std::uint16_t app_port = 0;  // client: the app socket's port; server peer: the app's listening port
-    bool attached = false;
-    // A modem server's peer: slmd connects to the app's listening socket instead of the app attaching.
-    bool server_peer = false;
-    std::weak_ptr<Reservation> server;
-    std::optional<tcp::socket> connecting_app;
-
-    modem::ConnectionId connection = 0;
-    bool modem_open = false;
-    bool peer_closed = false;
-
-    // Bytes toward the app, each chunk with the moment the driver handed it over (parsed off the UART): the
-    // start of its downlink latency sample.
-    struct DownlinkChunk {
-        std::string bytes;
-        std::chrono::steady_clock::time_point received;
-    };
-    std::deque<DownlinkChunk> downlink;
-    std::size_t downlink_bytes = 0;
-    bool writing = false;
-    bool receive_paused = false;  // holds more than pause_threshold(): asks for the modem to pause
-    bool slow_reset = false;      // left slow_reader_limit unread: being reset
-
-    std::array<char, 4096> read_buffer{};
-    bool reading = false;
-    bool app_eof = false;
-    bool app_shut_write = false;
-    std::chrono::steady_clock::time_point last_peer_bytes_or_shutdown;  // for FlowOptions::half_close_idle
-
-    asio::steady_timer deadline;
-    asio::steady_timer attach_deadline;
-    asio::steady_timer linger;
-    asio::steady_timer half_close_check;
-};
-
-namespace {
-
-// root may act for anyone; everyone else for their own uid's flows.
-bool may_act_for(const Requester& requester, unsigned owner_uid) {
-    return requester.uid == 0 || requester.uid == owner_uid;
-}
-
-wire::Token random_token() {
-    wire::Token token{};
-    std::size_t filled = 0;
-    while (filled < token.size()) {
-        ssize_t n = getrandom(token.data() + filled, token.size() - filled, 0);
-        if (n > 0) filled += static_cast<std::size_t>(n);
-    }
-    return token;
-}
-
-tcp::endpoint loopback(wire::Family family, std::uint16_t port) {
-    if (family == wire::Family::ipv6) return {asio::ip::address_v6::loopback(), port};
-    return {asio::ip::address_v4::loopback(), port};
-}
-
-}  // namespace
-
-FlowManager::FlowManager(asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options)
+TcpFlowManager::TcpFlowManager(asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options)
     : executor_(executor), driver_(driver), options_(options), socket_poll_(executor), graveyard_(executor) {
     driver_.set_capacity_listener([this, alive = lifetime_.guard()] {
         if (*alive) schedule();
     });
 }
 
-FlowManager::~FlowManager() {
+TcpFlowManager::~TcpFlowManager() {
     lifetime_.end();
     driver_.set_capacity_listener({});
 }
 
-std::uint64_t FlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
+std::uint64_t TcpFlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
                           const Requester& requester) {
     wire::ConnectReply answer;
     answer.route = wire::Route::modem;
@@ -212,7 +109,7 @@ std::uint64_t FlowManager::connect(const wire::ConnectRequest& request, std::uin
     return flow->pending_reply ? flow->id : 0;
 }
 
-void FlowManager::abandon_unanswered(std::uint64_t flow_id) {
+void TcpFlowManager::abandon_unanswered(std::uint64_t flow_id) {
     auto it = flows_.find(flow_id);
     if (it == flows_.end() || !it->second->pending_reply) return;
     abandon(it->second, "its API connection closed");
@@ -220,7 +117,7 @@ void FlowManager::abandon_unanswered(std::uint64_t flow_id) {
 
 // The app will never use this flow: it must not wait for (or keep) the modem's connection. A flow still
 // queued leaves the queue; one the modem is connecting is closed as soon as the modem answers (on_connected).
-void FlowManager::abandon(const FlowPtr& flow, const char* why) {
+void TcpFlowManager::abandon(const FlowPtr& flow, const char* why) {
     if (flow->phase != Phase::waiting && flow->phase != Phase::connecting) return;
     SLMD_INFO("flow {}: the app gave up ({}) while {}; dropped", flow->id, why,
               flow->phase == Phase::waiting ? "queued for a modem connection" : "the modem was connecting");
@@ -238,7 +135,7 @@ void FlowManager::abandon(const FlowPtr& flow, const char* why) {
 // A non-blocking app holds its data connection while the modem connects. If it closes that socket (the
 // program was stopped, timed out), the flow is abandoned. Readable data means the app wrote early: it is
 // read once connected, and the close check ends here.
-void FlowManager::watch_for_abandonment(const FlowPtr& flow) {
+void TcpFlowManager::watch_for_abandonment(const FlowPtr& flow) {
     if (!flow->app || (flow->phase != Phase::waiting && flow->phase != Phase::connecting)) return;
     std::weak_ptr<Flow> weak = flow;
     flow->app->async_wait(tcp::socket::wait_read, [this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
@@ -257,7 +154,7 @@ void FlowManager::watch_for_abandonment(const FlowPtr& flow) {
 
 
 
-void FlowManager::schedule() {
+void TcpFlowManager::schedule() {
     if (deferred_listen_ && driver_.tcp_available() > 0) {
         auto deferred = std::move(*deferred_listen_);
         deferred_listen_.reset();
@@ -277,14 +174,14 @@ void FlowManager::schedule() {
 }
 
 // The modem link is paused for the flows holding more than this; they stop asking below half of it.
-std::size_t FlowManager::pause_threshold() const {
+std::size_t TcpFlowManager::pause_threshold() const {
     return std::min(options_.downlink_limit, options_.slow_reader_limit / 2);
 }
 
 // Asks the driver to pause while a flow holds too much for its app, unless connects are waiting (they need
 // the link read: the slow app's connection may be ending, or must be reset to free the slot). The driver
 // itself keeps reading while anything else needs the link; a slow app is then bounded by slow_reader_limit.
-void FlowManager::update_receive_pause() {
+void TcpFlowManager::update_receive_pause() {
     bool want = false;
     const bool connects_waiting = std::any_of(waiting_.begin(), waiting_.end(),
                                               [](const FlowPtr& flow) { return flow->phase == Phase::waiting; });
@@ -302,7 +199,7 @@ void FlowManager::update_receive_pause() {
 // The app left slow_reader_limit bytes unread while the link could not be paused for it. Holding more would
 // make its memory unbounded; stopping the link would stall everyone else. Its connection is reset: the app
 // reads what reached its socket, then ECONNRESET (never a clean end of file), and the modem connection closes.
-void FlowManager::reset_slow_reader(const FlowPtr& flow) {
+void TcpFlowManager::reset_slow_reader(const FlowPtr& flow) {
     flow->slow_reset = true;
     ++counters_.reset_slow_reader;
     SLMD_WARN("flow {}: the app left {} bytes unread while the modem link is needed by others "
@@ -325,7 +222,7 @@ void FlowManager::reset_slow_reader(const FlowPtr& flow) {
     });
 }
 
-void FlowManager::start_connect(const FlowPtr& flow) {
+void TcpFlowManager::start_connect(const FlowPtr& flow) {
     flow->phase = Phase::connecting;
     flow->deadline.cancel();
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(flow->connect_by -
@@ -349,7 +246,7 @@ void FlowManager::start_connect(const FlowPtr& flow) {
 
 // What the driver reports for one modem connection, client or server peer: bytes toward the app (buffered
 // up to downlink_limit, then the modem is paused) and the connection's end.
-modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
+modem::TcpConnectionEvents TcpFlowManager::connection_events(const FlowPtr& flow) {
     std::weak_ptr<Flow> weak = flow;
     return modem::TcpConnectionEvents{
         .data =
@@ -391,7 +288,7 @@ modem::TcpConnectionEvents FlowManager::connection_events(const FlowPtr& flow) {
     };
 }
 
-void FlowManager::on_connected(const FlowPtr& flow) {
+void TcpFlowManager::on_connected(const FlowPtr& flow) {
     if (flow->phase == Phase::finished) {
         // Abandoned while connecting (the app went away): release the modem connection.
         driver_.tcp_close(flow->connection);
@@ -417,7 +314,7 @@ void FlowManager::on_connected(const FlowPtr& flow) {
 
 // The app attaches right after the reply that carries the credential; a program that died in between (or
 // never meant to) must not keep its place in the queue or the modem's connection.
-void FlowManager::expect_attach(const FlowPtr& flow) {
+void TcpFlowManager::expect_attach(const FlowPtr& flow) {
     if (flow->attached) return;
     std::weak_ptr<Flow> weak = flow;
     flow->attach_deadline.expires_after(options_.attach_timeout);
@@ -431,7 +328,7 @@ void FlowManager::expect_attach(const FlowPtr& flow) {
     });
 }
 
-void FlowManager::fail(const FlowPtr& flow, int error) {
+void TcpFlowManager::fail(const FlowPtr& flow, int error) {
     if (flow->phase == Phase::finished) return;
     ++counters_.failed;
     flow->error = error;
@@ -453,7 +350,7 @@ void FlowManager::fail(const FlowPtr& flow, int error) {
     }
 }
 
-bool FlowManager::attach(tcp::socket socket, std::uint64_t flow_id, const wire::Token& token,
+bool TcpFlowManager::attach(tcp::socket socket, std::uint64_t flow_id, const wire::Token& token,
                          const net::SocketIdentity& owner) {
     auto refuse = [&socket] {
         boost::system::error_code ignored;
@@ -499,7 +396,7 @@ bool FlowManager::attach(tcp::socket socket, std::uint64_t flow_id, const wire::
     return true;
 }
 
-void FlowManager::read_uplink(const FlowPtr& flow) {
+void TcpFlowManager::read_uplink(const FlowPtr& flow) {
     if (flow->reading || flow->app_eof || !flow->app || flow->phase != Phase::connected) return;
     flow->reading = true;
     std::weak_ptr<Flow> weak = flow;
@@ -547,7 +444,7 @@ void FlowManager::read_uplink(const FlowPtr& flow) {
         });
 }
 
-void FlowManager::app_finished_sending(const FlowPtr& flow) {
+void TcpFlowManager::app_finished_sending(const FlowPtr& flow) {
     flow->app_eof = true;
     if (flow->app_shut_write && !flow->peer_closed) {
         // shutdown(SHUT_WR): SLM cannot send a FIN on its own, so the peer is not told; the app keeps reading.
@@ -563,7 +460,7 @@ void FlowManager::app_finished_sending(const FlowPtr& flow) {
     finish(flow);
 }
 
-void FlowManager::watch_half_closed_app(const FlowPtr& flow) {
+void TcpFlowManager::watch_half_closed_app(const FlowPtr& flow) {
     std::weak_ptr<Flow> weak = flow;
     flow->half_close_check.expires_after(options_.half_close_poll);
     flow->half_close_check.async_wait([this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
@@ -592,7 +489,7 @@ void FlowManager::watch_half_closed_app(const FlowPtr& flow) {
     });
 }
 
-void FlowManager::write_downlink(const FlowPtr& flow) {
+void TcpFlowManager::write_downlink(const FlowPtr& flow) {
     if (flow->writing || !flow->app) return;
     if (flow->downlink.empty()) {
         if (flow->peer_closed && flow->phase != Phase::finished) {
@@ -630,7 +527,7 @@ void FlowManager::write_downlink(const FlowPtr& flow) {
                       });
 }
 
-void FlowManager::on_modem_closed(const FlowPtr& flow, modem::CloseReason reason, int error) {
+void TcpFlowManager::on_modem_closed(const FlowPtr& flow, modem::CloseReason reason, int error) {
     flow->modem_open = false;
     // A connection the modem closed gets no more bytes, so its pause request goes now, not when its app has
     // drained: a request left standing would stop the line for everyone once nothing else needed it.
@@ -668,7 +565,7 @@ void FlowManager::on_modem_closed(const FlowPtr& flow, modem::CloseReason reason
     schedule();
 }
 
-void FlowManager::reset_app(const FlowPtr& flow) {
+void TcpFlowManager::reset_app(const FlowPtr& flow) {
     if (flow->app) {
         graveyard_.bury(*flow->app, /*reset=*/true);
         flow->app.reset();
@@ -677,7 +574,7 @@ void FlowManager::reset_app(const FlowPtr& flow) {
     finish(flow);
 }
 
-void FlowManager::finish(const FlowPtr& flow) {
+void TcpFlowManager::finish(const FlowPtr& flow) {
     const bool was_finished = flow->phase == Phase::finished;
     flow->phase = Phase::finished;
     flow->deadline.cancel();
@@ -703,7 +600,7 @@ void FlowManager::finish(const FlowPtr& flow) {
     });
 }
 
-FlowManager::FlowPtr FlowManager::find(std::uint64_t id, std::uint16_t data_local_port) const {
+TcpFlowManager::FlowPtr TcpFlowManager::find(std::uint64_t id, std::uint16_t data_local_port) const {
     if (id != 0) {
         auto it = flows_.find(id);
         return it == flows_.end() ? nullptr : it->second;
@@ -717,7 +614,7 @@ FlowManager::FlowPtr FlowManager::find(std::uint64_t id, std::uint16_t data_loca
     return best;
 }
 
-wire::FlowStatusReply FlowManager::status(const wire::FlowStatusRequest& request,
+wire::FlowStatusReply TcpFlowManager::status(const wire::FlowStatusRequest& request,
                                           const Requester& requester) const {
     wire::FlowStatusReply reply;
     auto flow = find(request.flow_id, request.data_local_port);
@@ -746,7 +643,7 @@ wire::FlowStatusReply FlowManager::status(const wire::FlowStatusRequest& request
     return reply;
 }
 
-wire::ShutdownReply FlowManager::shutdown(const wire::ShutdownRequest& request, const Requester& requester) {
+wire::ShutdownReply TcpFlowManager::shutdown(const wire::ShutdownRequest& request, const Requester& requester) {
     wire::ShutdownReply reply;
     auto flow = find(request.flow_id, request.data_local_port);
     if (flow && !may_act_for(requester, flow->requester.uid)) {
@@ -769,7 +666,7 @@ wire::ShutdownReply FlowManager::shutdown(const wire::ShutdownRequest& request, 
     return reply;
 }
 
-void FlowManager::stop() {
+void TcpFlowManager::stop() {
     socket_poll_.cancel();
     if (deferred_listen_) {
         auto deferred = std::move(*deferred_listen_);
@@ -806,345 +703,12 @@ void FlowManager::stop() {
     graveyard_.close_all();
 }
 
-std::uint32_t FlowManager::active_flows() const {
+std::uint32_t TcpFlowManager::active_flows() const {
     std::uint32_t count = 0;
     for (const auto& [id, flow] : flows_) {
         if (flow->phase == Phase::connecting || flow->phase == Phase::connected) ++count;
     }
     return count;
-}
-
-// The modem's TCP server --------------------------------------------------------------------------------------
-
-wire::BindReply FlowManager::bind(const wire::BindRequest& request, const Requester& requester) {
-    wire::BindReply reply;
-    if (request.transport != wire::Transport::tcp) {
-        reply.status = -EPROTONOSUPPORT;
-        return reply;
-    }
-    if (request.family != wire::Family::ipv4 && request.family != wire::Family::ipv6) {
-        reply.status = -EAFNOSUPPORT;
-        return reply;
-    }
-    if (request.app_port == 0 || request.modem_port == 0) {
-        reply.status = -EINVAL;
-        return reply;
-    }
-    // A bound TCP socket that does not listen yet is in no /proc table: the owner is checked when it is there
-    // (an earlier listen()), and otherwise against the reservation's requester.
-    if (auto owner = net::socket_owner(net::SocketKind::tcp_listener, request.family, request.app_port)) {
-        if (int error = check_owner(requester, owner)) {
-            reply.status = error;
-            return reply;
-        }
-    }
-    const std::pair key{request.family, request.app_port};
-    if (auto it = reservations_.find(key); it != reservations_.end()) {
-        auto& existing = it->second;
-        if (requester.uid != 0 && existing->requester.uid != requester.uid && reservation_live(*existing)) {
-            reply.status = -EPERM;
-            return reply;
-        }
-        if (existing->state != Reservation::State::reserved && existing->modem_port != request.modem_port) {
-            reply.status = -EINVAL;  // already serving another port
-            return reply;
-        }
-    }
-    for (auto it = reservations_.begin(); it != reservations_.end();) {
-        auto other = it++->second;
-        if (other->modem_port != request.modem_port || (other->family == request.family &&
-                                                        other->app_port == request.app_port)) {
-            continue;
-        }
-        if (reservation_live(*other)) {
-            reply.status = -EADDRINUSE;
-            return reply;
-        }
-        drop_reservation(other);
-    }
-    auto& reservation = reservations_[key];
-    if (!reservation) {
-        reservation = std::make_shared<Reservation>();
-        reservation->family = request.family;
-        reservation->app_port = request.app_port;
-    }
-    reservation->modem_port = request.modem_port;
-    reservation->requester = requester;
-    SLMD_INFO("tcp server: modem port {} reserved for loopback port {}", request.modem_port, request.app_port);
-    watch_sockets();
-    return reply;
-}
-
-void FlowManager::listen(const wire::ListenRequest& request, const Requester& requester, ListenReplyHandler reply) {
-    auto it = reservations_.find({request.family, request.app_port});
-    if (it == reservations_.end()) {
-        reply(wire::ListenReply{-ENOENT});
-        return;
-    }
-    auto reservation = it->second;
-    const auto listening = net::socket_identity(net::SocketKind::tcp_listener, request.family, request.app_port);
-    const auto owner = listening ? std::optional<unsigned>(listening->uid) : std::nullopt;
-    if ((requester.uid != 0 && reservation->requester.uid != requester.uid) ||
-        (owner && check_owner(requester, owner) != 0)) {
-        reply(wire::ListenReply{-EPERM});
-        return;
-    }
-    if (listening) reservation->listening_socket = listening;
-    if (server_ == reservation) {
-        reply(wire::ListenReply{0});  // listen() again on a listening socket changes the backlog only
-        return;
-    }
-    if (server_ && !reservation_live(*server_)) {
-        // The previous server's socket closed since the last poll (a program that restarts its server):
-        // release the modem's server now rather than answer EBUSY until the poll notices. (A copy: dropping it
-        // resets server_.)
-        const auto previous = server_;
-        drop_reservation(previous);
-    }
-    if (server_ || active_flows() > 0 || !waiting_.empty() || deferred_listen_) {
-        // The firmware's one TCP proxy runs a client or a server, not both at once.
-        ++counters_.refused_busy;
-        reply(wire::ListenReply{-EBUSY});
-        return;
-    }
-    if (!driver_.serving()) {
-        reply(wire::ListenReply{-ENETDOWN});
-        return;
-    }
-    if (driver_.tcp_available() == 0) {
-        // Nothing of slmd's holds the proxy any more: a server or connection is being closed on the modem. The
-        // listen starts as soon as that answers (schedule()).
-        SLMD_INFO("tcp server: modem port {} starts once the modem's TCP proxy is free", reservation->modem_port);
-        deferred_listen_ = DeferredListen{reservation, std::move(reply)};
-        return;
-    }
-    start_listen(reservation, std::move(reply));
-}
-
-void FlowManager::start_listen(const ReservationPtr& reservation, ListenReplyHandler reply) {
-    if (reservation->gone) {
-        reply(wire::ListenReply{-ECONNABORTED});  // its socket closed while the listen waited
-        return;
-    }
-    server_ = reservation;
-    reservation->state = Reservation::State::starting;
-    reservation->bytes_up = reservation->bytes_down = 0;
-    std::weak_ptr<Reservation> weak = reservation;
-    modem::TcpListenerEvents events{
-        .incoming =
-            [this, alive = lifetime_.guard(), weak](modem::ConnectionId id, const std::string& peer) {
-                auto server = weak.lock();
-                if (!*alive || !server) return modem::TcpConnectionEvents{};
-                return on_incoming(server, id, peer);
-            },
-        .stopped =
-            [this, alive = lifetime_.guard(), weak](int error) {
-                auto server = weak.lock();
-                if (!*alive || !server) return;
-                SLMD_WARN("tcp server: modem port {} stopped: {}", server->modem_port,
-                          error ? std::strerror(error) : "no reason given");
-                server->state = Reservation::State::reserved;
-                if (server_ == server) server_.reset();
-                schedule();
-            },
-    };
-    driver_.tcp_listen(reservation->modem_port, reservation->family == wire::Family::ipv6, std::move(events),
-                       [this, alive = lifetime_.guard(), reservation, reply](int error, modem::ListenerId id) {
-                           if (!*alive) return;
-                           if (error) {
-                               SLMD_INFO("tcp server: listening on modem port {} failed: {}",
-                                         reservation->modem_port, std::strerror(error));
-                               reservation->state = Reservation::State::reserved;
-                               if (server_ == reservation) server_.reset();
-                               reply(wire::ListenReply{-error});
-                               schedule();
-                               return;
-                           }
-                           reservation->listener = id;
-                           reservation->state = Reservation::State::listening;
-                           if (reservation->gone || server_ != reservation) {
-                               // The app's socket went away while the modem was starting.
-                               driver_.tcp_stop_listen(id);
-                               reply(wire::ListenReply{-ECONNABORTED});
-                               return;
-                           }
-                           SLMD_INFO("tcp server: modem port {} listening for loopback port {}",
-                                     reservation->modem_port, reservation->app_port);
-                           reply(wire::ListenReply{0});
-                       });
-}
-
-modem::TcpConnectionEvents FlowManager::on_incoming(const ReservationPtr& server, modem::ConnectionId id,
-                                                    const std::string& peer) {
-    auto flow = std::make_shared<Flow>(executor_);
-    flow->id = next_id_++;
-    flow->server_peer = true;
-    flow->server = server;
-    flow->requester = server->requester;
-    flow->destination = parse_address(peer).value_or(unspecified(server->family));
-    flow->port = 0;  // the firmware never reports the peer's port
-    flow->host = peer;
-    flow->phase = Phase::connected;
-    flow->connection = id;
-    flow->modem_open = true;
-    flow->app_port = server->app_port;
-    flows_[flow->id] = flow;
-    ++counters_.opened;
-    auto events = connection_events(flow);
-    if (!reservation_live(*server)) {
-        // The app's listening socket is gone or is another socket now: the peer is hung up, never handed to
-        // whoever listens there (not from inside the driver's event: closing is a driver call).
-        SLMD_INFO("flow {}: peer {} on modem port {}, but the app's socket at loopback port {} is gone; hung up",
-                  flow->id, peer, server->modem_port, server->app_port);
-        ++counters_.server_peers_refused;
-        std::weak_ptr<Flow> weak = flow;
-        asio::post(executor_, [this, alive = lifetime_.guard(), weak, server] {
-            auto flow = weak.lock();
-            if (!*alive) return;
-            if (flow) {
-                flow->error = ECONNREFUSED;
-                finish(flow);
-            }
-            drop_reservation(server);
-            schedule();
-        });
-        return events;
-    }
-    ++counters_.server_peers_accepted;
-    SLMD_INFO("flow {}: peer {} on modem port {}; connecting to loopback port {}", flow->id, peer,
-              server->modem_port, server->app_port);
-    flow->connecting_app.emplace(executor_);
-    std::weak_ptr<Flow> weak = flow;
-    flow->connecting_app->async_connect(loopback(server->family, server->app_port),
-                                        [this, alive = lifetime_.guard(), weak](boost::system::error_code error) {
-                                            auto flow = weak.lock();
-                                            if (!*alive || !flow) return;
-                                            on_app_connected(flow, error);
-                                        });
-    return events;
-}
-
-void FlowManager::on_app_connected(const FlowPtr& flow, boost::system::error_code error) {
-    auto socket = std::move(flow->connecting_app);
-    flow->connecting_app.reset();
-    if (!socket) return;
-    if (!error && flow->phase == Phase::finished) {
-        // The modem lost the peer meanwhile: the app must not take a half-dead connection for a live one.
-        graveyard_.bury(*socket, /*reset=*/true);
-        return;
-    }
-    if (error) {
-        // The app's listening socket refused (closed, backlog full): hang the modem's peer up.
-        ++counters_.server_peers_refused;
-        SLMD_INFO("flow {}: the app's listening socket refused the peer: {}", flow->id, error.message());
-        flow->error = error.value();
-        finish(flow);
-        return;
-    }
-    boost::system::error_code ignored;
-    flow->data_port = socket->local_endpoint(ignored).port();  // S: the app sees the peer at this port
-    flow->attached = true;
-    flow->app.emplace(std::move(*socket));
-    read_uplink(flow);
-    write_downlink(flow);
-}
-
-bool FlowManager::reservation_live(const Reservation& reservation) const {
-    if (reservation.gone) return false;
-    if (reservation.state == Reservation::State::reserved) return net::tcp_port_held(reservation.family, reservation.app_port);
-    const auto now = net::socket_identity(net::SocketKind::tcp_listener, reservation.family, reservation.app_port);
-    if (reservation.listening_socket) return now == reservation.listening_socket;
-    return now.has_value();
-}
-
-void FlowManager::drop_reservation(const ReservationPtr& reservation) {
-    if (reservation->gone) return;
-    reservation->gone = true;
-    reservations_.erase({reservation->family, reservation->app_port});
-    SLMD_INFO("tcp server: the app's socket at loopback port {} is gone; modem port {} released",
-              reservation->app_port, reservation->modem_port);
-    if (server_ == reservation) {
-        server_.reset();
-        // Hangs up the current peer too (its closed(local_close) follows); when still starting, the start's
-        // completion stops it.
-        if (reservation->state == Reservation::State::listening) driver_.tcp_stop_listen(reservation->listener);
-        reservation->state = Reservation::State::reserved;
-    }
-}
-
-void FlowManager::watch_sockets() {
-    if (polling_ || reservations_.empty()) return;
-    polling_ = true;
-    socket_poll_.expires_after(options_.socket_poll);
-    socket_poll_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
-        if (!*alive) return;
-        polling_ = false;
-        if (error) return;
-        std::vector<ReservationPtr> gone;
-        for (const auto& [key, reservation] : reservations_) {
-            if (!reservation_live(*reservation)) gone.push_back(reservation);
-        }
-        for (const auto& reservation : gone) drop_reservation(reservation);
-        if (!gone.empty()) schedule();
-        watch_sockets();
-    });
-}
-
-wire::LookupReply FlowManager::lookup(const wire::LookupRequest& request) const {
-    wire::LookupReply reply;
-    reply.local = unspecified(request.family);
-    reply.peer = unspecified(request.family);
-    auto it = reservations_.find({request.family, request.app_port});
-    if (it == reservations_.end()) {
-        reply.status = -ENOENT;
-        return reply;
-    }
-    const auto& reservation = it->second;
-    if (modem_address_) {
-        if (auto address = parse_address(modem_address_(reservation->family))) reply.local = *address;
-    }
-    reply.local_port = reservation->modem_port;
-    if (request.loopback_peer_port != 0) {
-        FlowPtr found;
-        for (const auto& [id, flow] : flows_) {
-            auto server = flow->server.lock();
-            if (server == reservation && flow->data_port == request.loopback_peer_port) found = flow;
-        }
-        if (!found) {
-            reply.status = -ENXIO;  // the socket is known, the peer is not: the shim must not take it for a stranger
-            return reply;
-        }
-        reply.peer = found->destination;
-        reply.peer_port = 0;  // the firmware never reports it
-    }
-    return reply;
-}
-
-wire::ProxyInfo FlowManager::proxy_info() const {
-    wire::ProxyInfo info;
-    info.transport = wire::Transport::tcp;
-    if (server_) {
-        info.role = wire::ProxyRole::server;
-        info.port = server_->modem_port;
-        info.owner_pid = server_->requester.pid;
-        info.bytes_up = server_->bytes_up;
-        info.bytes_down = server_->bytes_down;
-        for (const auto& [id, flow] : flows_) {
-            if (flow->server.lock() == server_ && flow->phase == Phase::connected) info.peer = flow->host;
-        }
-        return info;
-    }
-    for (const auto& [id, flow] : flows_) {
-        if (!flow->server_peer && (flow->phase == Phase::connecting || flow->phase == Phase::connected)) {
-            info.role = wire::ProxyRole::client;
-            info.port = flow->port;
-            info.peer = flow->host;
-            info.owner_pid = flow->requester.pid;
-            info.bytes_up = flow->bytes_up;
-            info.bytes_down = flow->bytes_down;
-        }
-    }
-    return info;
 }
 
 }  // namespace slmd::core

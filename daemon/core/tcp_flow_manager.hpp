@@ -1,11 +1,13 @@
-// Owns: the flows — one per TCP connection that goes through the modem — and their lifecycle: waiting for a
+// Owns: the TCP flows — one per TCP connection that goes through the modem — and their lifecycle: waiting for a
 // modem connection slot (bounded queue), connecting, relaying bytes between the app's real kernel socket
 // (attached through the data endpoint) and the ModemDriver with back-pressure both ways, half-close, and
 // tearing down with the right signal for the app (EOF for a peer close, RST for a modem loss or a failed
 // connect). Also the modem's TCP server: port reservations (BindRequest), the server itself (ListenRequest;
 // it holds the one TCP proxy), and its peers, each relayed by the same machinery as a client flow over a
 // loopback connection slmd opens to the app's listening socket; the kernel's table is polled to notice the
-// listening socket's close. Knows socket semantics and errno values, never AT.
+// listening socket's close. Knows socket semantics and errno values, never AT. (UDP is core/udp_relay.hpp's.)
+// Implemented in two files: tcp_flow_manager.cpp (client flows, relaying) and tcp_modem_server.cpp (the
+// server half), over the records of tcp_flow_records.hpp.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -66,13 +68,13 @@ struct FlowCounters {
     std::uint64_t dropped_down_slow_reader = 0; // bytes held for those apps, dropped with the reset
 };
 
-class FlowManager {
+class TcpFlowManager {
 public:
     using ConnectReplyHandler = std::function<void(slmsock::wire::ConnectReply)>;
     using ListenReplyHandler = std::function<void(slmsock::wire::ListenReply)>;
 
-    FlowManager(boost::asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options = {});
-    ~FlowManager();
+    TcpFlowManager(boost::asio::any_io_executor executor, modem::ModemDriver& driver, FlowOptions options = {});
+    ~TcpFlowManager();
 
     // A CONNECT from an app. The reply comes at once for non-blocking requests, else when the modem answered.
     // -EBUSY at once while the modem's TCP server holds the proxy (the firmware runs a client or a server).

@@ -79,8 +79,10 @@ struct FirmwareProfile {
     // (256 * 10 * 1000 / baud + 10 ms, integer arithmetic as in the firmware).
     static std::chrono::milliseconds data_mode_min_time_limit(unsigned baud);
 
-    // The behaviour of a release; versions between known ones take the nearest older behaviour.
+    // The behaviour of a release; versions between known ones take the nearest older behaviour. v3.0 and
+    // v3.1 (the last SLM releases) answer every question as v2.9 does (docs/firmware-support.md).
     static FirmwareProfile for_version(FirmwareVersion version);
+    bool operator==(const FirmwareProfile&) const = default;
 };
 
 }  // namespace slmd::at

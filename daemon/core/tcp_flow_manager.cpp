@@ -29,8 +29,8 @@ TcpFlowManager::~TcpFlowManager() {
     driver_.set_capacity_listener({});
 }
 
-std::uint64_t TcpFlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
-                          const Requester& requester) {
+std::uint64_t TcpFlowManager::connect(const wire::ConnectRequest& request, std::uint16_t data_port,
+                                      ConnectReplyHandler reply, const Requester& requester) {
     wire::ConnectReply answer;
     answer.route = wire::Route::modem;
     if (request.transport != wire::Transport::tcp) {

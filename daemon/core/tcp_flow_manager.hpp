@@ -79,8 +79,8 @@ public:
     // A CONNECT from an app. The reply comes at once for non-blocking requests, else when the modem answered.
     // -EBUSY at once while the modem's TCP server holds the proxy (the firmware runs a client or a server).
     // Returns the flow's id while its reply is still to come (a blocking connect waiting or connecting), else 0.
-    std::uint64_t connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port, ConnectReplyHandler reply,
-                 const Requester& requester = {});
+    std::uint64_t connect(const slmsock::wire::ConnectRequest& request, std::uint16_t data_port,
+                          ConnectReplyHandler reply, const Requester& requester = {});
     // The app behind a blocking connect that has not been answered yet is gone (its API connection closed):
     // the flow is dropped, from the queue or, while the modem connects, when the modem has answered.
     void abandon_unanswered(std::uint64_t flow_id);

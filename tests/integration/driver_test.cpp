@@ -24,6 +24,7 @@
 
 #include "modem/modem.hpp"
 #include "process.hpp"
+#include "release.hpp"
 #include "serial/serial_port.hpp"
 #include "sys/log.hpp"
 
@@ -44,7 +45,6 @@ bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
     return true;
 }
 
-int minor_of(const std::string& profile) { return profile.back() - '0'; }
 
 sockaddr_in loopback(std::uint16_t port) {
     sockaddr_in address{};
@@ -329,7 +329,7 @@ public:
     }
 
     bool ready() const { return ready_; }
-    int minor() const { return minor_of(profile_); }
+    int minor() const { return release_rank(profile_); }  // v3.<n>: 10 + n (release.hpp)
     std::string output() { return sim_ ? sim_->output() : ""; }
 
     Recorded record;
@@ -620,7 +620,7 @@ TEST_P(DriverPerRelease, DescribeProxiesAndModemResetEndsUdp) {
 
 INSTANTIATE_TEST_SUITE_P(Releases, DriverPerRelease,
                          ::testing::Values("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8",
-                                           "v2.9"),
+                                           "v2.9", "v3.0", "v3.1"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name) {

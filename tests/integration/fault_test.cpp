@@ -724,7 +724,8 @@ TEST_P(PayloadFaults, AnExactPrefixThenAnErrorAndTheNextConnectIsServed) {
 // Every release: header-first (v2.3+) and data-first (v2.0-v2.2, the payload before its header).
 std::vector<PayloadFaultCase> payload_fault_cases() {
     std::vector<PayloadFaultCase> cases;
-    for (const char* profile : {"v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8", "v2.9"}) {
+    for (const char* profile :
+         {"v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8", "v2.9", "v3.0", "v3.1"}) {
         cases.push_back({profile, "reset"});
         cases.push_back({profile, "drop", "921600"});
     }
@@ -739,7 +740,7 @@ std::vector<PayloadFaultCase> payload_fault_cases() {
     for (const char* profile : {"v2.0", "v2.2", "v2.5", "v2.9"}) cases.push_back({profile, "header", "921600"});
     // The modem reboots while the link is in data mode (issue 15): its "Ready" came as raw downlink and was
     // once handed to the program as data.
-    for (const char* profile : {"v2.0", "v2.2", "v2.5", "v2.9"}) cases.push_back({profile, "reset", "0", true});
+    for (const char* profile : {"v2.0", "v2.2", "v2.5", "v2.9", "v3.1"}) cases.push_back({profile, "reset", "0", true});
     cases.push_back({"v2.0", "reset", "115200", true});
     return cases;
 }

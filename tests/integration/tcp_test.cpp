@@ -93,7 +93,7 @@ TEST_P(TcpPerProfile, BinaryEchoIsByteExact) {
     EXPECT_EQ(server.accepted(), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile, ::testing::Values("v2.5", "v2.7", "v2.9"),
+INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name) {

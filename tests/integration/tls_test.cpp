@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "gateway.hpp"
+#include "release.hpp"
 #include "slmsock.h"
 
 using namespace slmd::test;
@@ -254,7 +255,7 @@ class TlsRelease : public Tls, public ::testing::WithParamInterface<std::string>
 
 TEST_P(TlsRelease, TlsAndDtlsClientsEcho) {
     const std::string release = GetParam();
-    const int minor = release.back() - '0';
+    const int minor = release_rank(release);  // v3.<n>: 10 + n
     TlsEchoServer tls_server;
     TlsEchoServer dtls_server({}, true);
     ASSERT_NE(tls_server.port, 0);
@@ -303,7 +304,7 @@ TEST_P(TlsRelease, TlsAndDtlsClientsEcho) {
 
 INSTANTIATE_TEST_SUITE_P(Releases, TlsRelease,
                          ::testing::Values("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8",
-                                           "v2.9"),
+                                           "v2.9", "v3.0", "v3.1"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name)

@@ -505,7 +505,7 @@ TEST_P(PerProfile, Ipv6UdpAndTcpServersOnLoopback) {
 
 INSTANTIATE_TEST_SUITE_P(EveryRelease, PerProfile,
                          ::testing::Values("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8",
-                                           "v2.9"),
+                                           "v2.9", "v3.0", "v3.1"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name)

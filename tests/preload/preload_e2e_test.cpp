@@ -274,7 +274,7 @@ TEST(HalfClose, NcMinusNEndsOnceThePeerIsQuiet) {
     EXPECT_TRUE(echo.wait_idle(10s)) << "the echo server read its end of file\n" << modem.diagnostics();
 }
 
-INSTANTIATE_TEST_SUITE_P(Profiles, Programs, ::testing::Values("v2.5", "v2.7", "v2.9"),
+INSTANTIATE_TEST_SUITE_P(Profiles, Programs, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1"),
                          [](const auto& info) { return profile_name(info.param); });
 INSTANTIATE_TEST_SUITE_P(Profiles, ProgramsV29, ::testing::Values("v2.9"),
                          [](const auto& info) { return profile_name(info.param); });

@@ -42,4 +42,9 @@ std::optional<std::vector<Param>> parse_params(std::string_view a, bool strict, 
   return out;
 }
 
+bool send_flags_enter_data_mode(const std::vector<Param>& params) {
+  if (params.empty() || params[0].type != Param::Type::Empty) return false;
+  return params.size() == 1 || (params.size() == 2 && params[1].type == Param::Type::Int);
+}
+
 }  // namespace slmsim

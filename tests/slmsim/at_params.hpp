@@ -21,4 +21,8 @@ struct Param {
 std::optional<std::vector<Param>> parse_params(std::string_view args, bool strict_integers,
                                                bool allow_space);
 
+// v3.1 #XTCPSEND/#XUDPSEND=[<data>][,<flags>]: no data means data mode — "=" alone or "=,<flags>"
+// ("=," and "=\"x\"," are errors).
+bool send_flags_enter_data_mode(const std::vector<Param>& params);
+
 }  // namespace slmsim

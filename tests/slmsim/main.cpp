@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     ("help,h", "show this help")
     ("link", po::value(&link), "symlink to create for the pty slave (required)")
     ("baud", po::value(&cfg.baud)->default_value(115200), "line rate in both directions (8N1: baud/10 bytes/s); 0 = unpaced")
-    ("profile", po::value(&profile_name)->default_value("v2.9"), "firmware release: v2.0 … v2.9")
+    ("profile", po::value(&profile_name)->default_value("v2.9"), "firmware release: v2.0 … v2.9, v3.0, v3.1")
     ("list-profiles", "print the known profiles and exit")
     ("boot-delay-ms", po::value(&cfg.boot_delay_ms)->default_value(0), "delay before \"Ready\" at start and after each reboot")
     ("attach-delay-ms", po::value(&cfg.attach_delay_ms)->default_value(200), "AT+CFUN=1 → +CEREG: 1 delay")

@@ -5,14 +5,17 @@ namespace slmsim {
 
 namespace {
 
-Profile make(int minor) {
+// v3.0 and v3.1 are v2.9 plus the differences listed at the end (docs/reference/slm-firmware-behaviour.md §2.2,
+// and the v3.0/3.1 trees: main 578095f452 and ncs-serial-modem 0b6369c, a copy of sdk-nrf 437f372b).
+Profile make(int major, int minor) {
   Profile p;
-  p.major = 2;
+  p.major = major;
   p.minor = minor;
-  p.name = "v2." + std::to_string(minor);
-  p.ncs_version = "2." + std::to_string(minor) + ".0";
-  p.libmodem_version = "2." + std::to_string(minor) + ".0";
-  auto ge = [&](int m) { return minor >= m; };
+  const std::string release = std::to_string(major) + "." + std::to_string(minor);
+  p.name = "v" + release;
+  p.ncs_version = release + ".0";
+  p.libmodem_version = release + ".0";
+  auto ge = [&](int m) { return major > 2 || minor >= m; };
 
   p.case_rule = ge(7) ? CaseRule::Sensitive : (ge(6) ? CaseRule::UpperCase : CaseRule::Insensitive);
   p.skip_junk_before_at = ge(5);
@@ -42,6 +45,9 @@ Profile make(int minor) {
   p.modemreset = ge(5);
   p.udp_notconn_enotconn = ge(5);
   p.datactrl_rejects_zero = ge(9);
+  p.udpdata_client_peer = major >= 3;
+  p.proxy_client_cid = p.at_least(3, 1);
+  p.send_flags = p.at_least(3, 1);
   return p;
 }
 
@@ -51,16 +57,19 @@ std::optional<Profile> find_profile(const std::string& name) {
   std::string n = name;
   if (!n.empty() && (n[0] == 'v' || n[0] == 'V')) n = n.substr(1);
   if (n.size() > 4 && n.substr(n.size() - 2) == ".0") n = n.substr(0, n.size() - 2);
-  if (n.size() == 3 && n[0] == '2' && n[1] == '.' && n[2] >= '0' && n[2] <= '9') return make(n[2] - '0');
+  if (n.size() == 3 && n[0] == '2' && n[1] == '.' && n[2] >= '0' && n[2] <= '9') return make(2, n[2] - '0');
+  if (n == "3.0" || n == "3.1") return make(3, n[2] - '0');
   return std::nullopt;
 }
 
 std::vector<std::string> profile_names() {
   std::vector<std::string> v;
   for (int m = 0; m <= 9; ++m) v.push_back("v2." + std::to_string(m));
+  v.push_back("v3.0");
+  v.push_back("v3.1");
   return v;
 }
 
-Profile default_profile() { return make(9); }
+Profile default_profile() { return make(2, 9); }
 
 }  // namespace slmsim

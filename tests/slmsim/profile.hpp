@@ -1,4 +1,4 @@
-// slmsim: per-release quirk table of the Serial LTE Modem firmware (one entry per NCS release v2.0 … v2.9).
+// slmsim: per-release quirk table of the Serial LTE Modem firmware (one entry per NCS release v2.0 … v2.9, v3.0, v3.1).
 // Every host-observable difference between releases that the simulator reproduces is a field here.
 #pragma once
 
@@ -58,11 +58,14 @@ struct Profile {
   bool modemreset = true;              // v2.5+: AT#XMODEMRESET
   bool udp_notconn_enotconn = true;    // v2.5+: #XUDPSEND/#XUDPSEND data mode unconnected → ERROR
   bool datactrl_rejects_zero = true;   // v2.9
+  bool udpdata_client_peer = false;    // v3.0+: a UDP client's #XUDPDATA names the real peer, not "::",0
+  bool proxy_client_cid = false;       // v3.1: #XTCPCLI/#XUDPCLI take a trailing <cid> (PDN context)
+  bool send_flags = false;             // v3.1: #XTCPSEND/#XUDPSEND=[<data>][,<flags>]; =,<flags> → data mode
 
   bool at_least(int maj, int min) const { return major > maj || (major == maj && minor >= min); }
 };
 
-// Known profile names: "v2.0" … "v2.9" (also accepted without the "v" and with a ".0" patch).
+// Known profile names: "v2.0" … "v2.9", "v3.0", "v3.1" (also accepted without the "v" and with a ".0" patch).
 std::optional<Profile> find_profile(const std::string& name);
 std::vector<std::string> profile_names();
 Profile default_profile();  // v2.9

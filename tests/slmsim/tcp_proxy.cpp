@@ -28,8 +28,10 @@ void Simulator::cmd_tcpcli(const Cmd& c) {
     return finish(true);
   }
   if (c.kind == K::Test) {
-    info(p_.tcpcli_verify_params ? "#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>,<peer_verify>,<hostname_verify>"
-                                 : "#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>");
+    info(p_.proxy_client_cid
+             ? "#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>,<peer_verify>,<hostname_verify>,<cid>"
+         : p_.tcpcli_verify_params ? "#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>,<peer_verify>,<hostname_verify>"
+                                   : "#XTCPCLI: (0,1,2),<url>,<port>,<sec_tag>");
     return finish(true);
   }
   if (c.kind != K::Set) return finish(false);
@@ -45,7 +47,7 @@ void Simulator::cmd_tcpcli(const Cmd& c) {
     return finish(true);
   }
   if (op != 1 && op != 2) return finish(false);
-  std::size_t max = p_.tcpcli_verify_params ? 6 : 4;
+  std::size_t max = p_.proxy_client_cid ? 7 : p_.tcpcli_verify_params ? 6 : 4;
   if (ps->size() < 3 || ps->size() > max) return finish(false);
   if ((*ps)[1].type != Param::Type::Str || (*ps)[2].type != Param::Type::Int) return finish(false);
   for (std::size_t i = 3; i < ps->size(); ++i)
@@ -62,6 +64,8 @@ void Simulator::cmd_tcpcli(const Cmd& c) {
   if (ps->size() >= 6) hostname_verify = static_cast<int>((*ps)[5].i);
   if (topt.peer_verify < 0 || topt.peer_verify > 2 || hostname_verify < 0 || hostname_verify > 1)
     return finish(false);
+  // v3.1 <cid>: binds to that PDN first. The simulator has the default PDN (0) only; binding to another fails.
+  if (ps->size() >= 7 && (*ps)[6].i != 0) return finish(false);
   if (p_.tcpcli_verify_params && hostname_verify == 1) topt.hostname = url;
   if (tcp_busy()) return finish(false);  // "Proxy is running": no intermediate line
 
@@ -475,6 +479,11 @@ void Simulator::cmd_tcpsend(const Cmd& c) {
   }
   if (c.kind != K::Set) return finish(false);
   auto ps = params(c);
+  if (ps && p_.send_flags && send_flags_enter_data_mode(*ps)) {
+    if (!tcp_.sock && !p_.tcpsend_datamode_unconnected) return finish(false);
+    return enter_data_mode(DmTarget::Tcp);
+  }
+  if (ps && p_.send_flags && ps->size() == 2 && (*ps)[1].type == Param::Type::Int) ps->pop_back();  // the flags
   if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Str) return finish(false);
   if ((*ps)[0].s.size() > p_.max_payload) return finish(false);
   if (!tcp_.sock || tcp_.connecting) return finish(false);  // EBADF on fd -1: plain ERROR

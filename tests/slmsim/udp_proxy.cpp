@@ -42,8 +42,10 @@ void Simulator::cmd_udpcli(const Cmd& c) {
     return finish(true);
   }
   if (op != 1 && op != 2) return finish(false);
-  std::size_t max = p_.tcpcli_verify_params ? 7 : (p_.udpcli_dtls_cid ? 5 : 4);
+  std::size_t max = p_.proxy_client_cid ? 8 : p_.tcpcli_verify_params ? 7 : (p_.udpcli_dtls_cid ? 5 : 4);
   if (ps->size() < 3 || ps->size() > max) return finish(false);
+  // v3.1 <cid>: binds to that PDN first. The simulator has the default PDN (0) only; binding to another fails.
+  if (ps->size() >= 8 && (*ps)[7].type == Param::Type::Int && (*ps)[7].i != 0) return finish(false);
   if ((*ps)[1].type != Param::Type::Str || (*ps)[2].type != Param::Type::Int) return finish(false);
   for (std::size_t i = 3; i < ps->size(); ++i)
     if ((*ps)[i].type != Param::Type::Int) return finish(false);
@@ -288,6 +290,8 @@ void Simulator::udp_deliver(const std::string& data, const udp::endpoint& from) 
     // The client never fills in proxy.remote: a zeroed sockaddr prints as "::",0 — or a stale
     // server peer if a server ran earlier in this boot.
     peer = udp_stale_peer_.empty() ? "\"::\",0" : udp_stale_peer_;
+    // v3.0 fills in the peer for clients too.
+    if (p_.udpdata_client_peer) peer = "\"" + from.address().to_string() + "\"," + std::to_string(from.port());
   }
   if (mode_ == Mode::Data) return emit(data);
   if (mode_ == Mode::Null) return;
@@ -327,6 +331,11 @@ void Simulator::cmd_udpsend(const Cmd& c) {
   }
   if (c.kind != K::Set) return finish(false);
   auto ps = params(c);
+  if (ps && p_.send_flags && send_flags_enter_data_mode(*ps)) {
+    if (udp_.role == UdpRole::None) return finish(false);  // -ENOTCONN
+    return enter_data_mode(DmTarget::Udp);
+  }
+  if (ps && p_.send_flags && ps->size() == 2 && (*ps)[1].type == Param::Type::Int) ps->pop_back();  // the flags
   if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Str) return finish(false);
   if ((*ps)[0].s.size() > p_.max_payload) return finish(false);
   if (udp_.role == UdpRole::None) return finish(false);

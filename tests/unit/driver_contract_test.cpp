@@ -111,7 +111,9 @@ private:
     // Answers for lines that carry the test's own values: connects, quoted sends, DNS, UDP opens.
     std::optional<test::ScriptedFirmware::Answer> respond(const std::string& line) {
         if (line.rfind("AT#XTCPCLI=1,", 0) == 0) {
-            if (refused_) return test::ScriptedFirmware::Answer{"\r\n#XTCPCLI: -111,\"not connected\"\r\n\r\nERROR\r\n"};
+            if (refused_) {
+                return test::ScriptedFirmware::Answer{"\r\n#XTCPCLI: -111,\"not connected\"\r\n\r\nERROR\r\n"};
+            }
             return test::ScriptedFirmware::Answer{"\r\n#XTCPCLI: 0,\"connected\"\r\n\r\nOK\r\n"};
         }
         if (line.rfind("AT#XUDPCLI=1,", 0) == 0) {
@@ -132,7 +134,9 @@ private:
         if (line.rfind("AT#XGETADDRINFO=\"", 0) == 0) {
             const auto name = line.substr(17, line.find('"', 17) - 17);
             auto found = dns_.find(name);
-            if (found == dns_.end()) return test::ScriptedFirmware::Answer{"\r\n#XGETADDRINFO: \"not found\"\r\n\r\nERROR\r\n"};
+            if (found == dns_.end()) {
+                return test::ScriptedFirmware::Answer{"\r\n#XGETADDRINFO: \"not found\"\r\n\r\nERROR\r\n"};
+            }
             return test::ScriptedFirmware::Answer{"\r\n#XGETADDRINFO: \"" + found->second + "\"\r\n\r\nOK\r\n"};
         }
         return std::nullopt;

@@ -55,6 +55,21 @@ TEST(FirmwareProfile, PerReleaseTable) {
     EXPECT_FALSE(FirmwareProfile::for_version({2, 7, 0}).tcp_send_enters_data_mode_unconnected);
 }
 
+// v3.0 and v3.1 change no proxy behaviour slmd relies on (their additions, a trailing <cid> and send <flags>,
+// are optional parameters slmd does not send): they get v2.9's answer to every question.
+TEST(FirmwareProfile, Release3xBehavesAs29) {
+    const auto p29 = FirmwareProfile::for_version({2, 9, 0});
+    const FirmwareVersion releases[] = {{3, 0, 0}, {3, 1, 0}, {3, 1, 99}};
+    for (const auto& version : releases) {
+        SCOPED_TRACE(version.to_string());
+        auto p = FirmwareProfile::for_version(version);
+        EXPECT_EQ(p.version, version);
+        p.version = p29.version;
+        EXPECT_EQ(p, p29);
+    }
+    EXPECT_EQ(parse_firmware_version("3.1.99"), (FirmwareVersion{3, 1, 99}));
+}
+
 TEST(FirmwareProfile, DataModeTimeLimitMatchesFirmwareArithmetic) {
     EXPECT_EQ(FirmwareProfile::data_mode_min_time_limit(115200).count(), 32);
     EXPECT_EQ(FirmwareProfile::data_mode_min_time_limit(1000000).count(), 12);

@@ -125,7 +125,8 @@ TEST_P(ModemInProcess, CarriesATcpConnectionBothWaysThroughTheProxy) {
 
     firmware.say("\r\n#XTCPCLI: -104,\"disconnected\"\r\n");
     ASSERT_TRUE(run_until(io, [&] { return !connection.closes.empty() && modem.driver().tcp_available() == 1; }));
-    EXPECT_EQ(connection.closes, (std::vector<std::pair<modem::CloseReason, int>>{{modem::CloseReason::peer_closed, ECONNRESET}}));
+    EXPECT_EQ(connection.closes,
+              (std::vector<std::pair<modem::CloseReason, int>>{{modem::CloseReason::peer_closed, ECONNRESET}}));
 }
 
 TEST_P(ModemInProcess, AFirmwareRebootEndsTheConnectionAndBringsTheModemUpAgain) {

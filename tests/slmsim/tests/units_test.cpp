@@ -138,10 +138,21 @@ TEST(Pacer, ABurstCountsFromItsFirstByteAndEndsWithItsLast) {
 }
 
 TEST(Profiles, QuirkTable) {
-  EXPECT_EQ(profile_names().size(), 10u);
+  EXPECT_EQ(profile_names().size(), 12u);
   auto p25 = *find_profile("v2.5"), p26 = *find_profile("2.6"), p27 = *find_profile("v2.7.0"),
        p29 = *find_profile("v2.9"), p22 = *find_profile("v2.2");
-  EXPECT_FALSE(find_profile("v3.0"));
+  EXPECT_FALSE(find_profile("v3.2")) << "SLM ended with 3.1; 3.2 is the Serial Modem";
+  EXPECT_FALSE(find_profile("v1.9"));
+  auto p30 = *find_profile("v3.0"), p31 = *find_profile("3.1.0");
+  EXPECT_EQ(p30.ncs_version, "3.0.0");
+  EXPECT_TRUE(p30.udpdata_client_peer);
+  EXPECT_FALSE(p29.udpdata_client_peer);
+  EXPECT_FALSE(p30.proxy_client_cid);
+  EXPECT_TRUE(p31.proxy_client_cid);
+  EXPECT_TRUE(p31.send_flags);
+  EXPECT_FALSE(p30.send_flags);
+  EXPECT_TRUE(p31.tcpsend_datamode_unconnected) << "v3.x keeps every v2.9 behaviour";
+  EXPECT_TRUE(p31.at_least(2, 9));
   EXPECT_EQ(p25.case_rule, CaseRule::Insensitive);
   EXPECT_EQ(p26.case_rule, CaseRule::UpperCase);
   EXPECT_EQ(p27.case_rule, CaseRule::Sensitive);

@@ -20,6 +20,7 @@ bool ends_with(const std::string& s, const std::string& t) {
 void Simulator::enter_data_mode(DmTarget target) {
   mode_ = Mode::Data;
   dm_target_ = target;
+  dm_socket_ = target == DmTarget::Socket ? active_sock_ : -1;
   dm_buf_.clear();
   dm_hold_.clear();
   dm_error_ = 0;
@@ -90,6 +91,8 @@ void Simulator::dm_flush() {
   if (dm_target_ == DmTarget::Tcp) {
     if (tcp_.sock) tcp_send(std::move(data), nullptr);
     // else: v2.9 unconnected data mode — "Raw send failed", the data is dropped
+  } else if (dm_target_ == DmTarget::Socket) {
+    socket_send(dm_socket_, std::move(data), nullptr);
   } else {
     udp_send(std::move(data), nullptr);
   }

@@ -156,6 +156,12 @@ void Simulator::dispatch(const Cmd& c) {
       {"#XUDPSVR", &Simulator::cmd_udpsvr, true},
       {"#XUDPSEND", &Simulator::cmd_udpsend, true},
       {"#XCMNG", &Simulator::cmd_xcmng, cfg_.native_tls},
+      {"#XSOCKET", &Simulator::cmd_socket, true},
+      {"#XSOCKETSELECT", &Simulator::cmd_socketselect, true},
+      {"#XCONNECT", &Simulator::cmd_connect, true},
+      {"#XSEND", &Simulator::cmd_send, true},
+      {"#XRECV", &Simulator::cmd_recv, true},
+      {"#XPOLL", &Simulator::cmd_poll, true},
   };
   for (const auto& e : table) {
     if (e.available && match_slm(c, e.name)) return (this->*e.fn)(c);
@@ -294,6 +300,7 @@ void Simulator::tx_drained() {
 // Boot and reboot
 
 void Simulator::close_all_silently() {
+  close_sockets_silently();
   if (tcp_.tls) tcp_.tls->abort();
   if (udp_.dtls) udp_.dtls->close();
   if (udp_.dtls_server) udp_.dtls_server->close();

@@ -1,6 +1,7 @@
 // slmsim: the simulated SLM firmware. Owns the command-mode state machine, response framing, the
 // modem (CFUN/CEREG/CGPADDR) model and URC routing; the TCP and UDP proxies (tcp_proxy.cpp,
-// udp_proxy.cpp), data mode (data_mode.cpp) and the fault-injection commands (control.cpp) are
+// udp_proxy.cpp), the generic sockets (socket.cpp), data mode (data_mode.cpp) and the fault-injection
+// commands (control.cpp) are
 // members implemented in their own files. It talks to the host through a byte interface:
 // host_bytes() in, HostLine::write() out, so tests can drive it in-process without a pty.
 #pragma once
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -129,7 +131,7 @@ class Simulator {
   enum class Mode { Command, Data, Null };
   enum class TcpRole { None, Client, Server };
   enum class UdpRole { None, Client, Server };
-  enum class DmTarget { Tcp, Udp };
+  enum class DmTarget { Tcp, Udp, Socket };
 
   // --- core (simulator.cpp)
   void pump();
@@ -209,6 +211,36 @@ class Simulator {
   void udp_close(bool urc, int cause);
   void udp_dtls_done(int err, std::shared_ptr<udp::socket> plain, int fd, int family);
   void udp_send(std::string data, std::function<void(const boost::system::error_code&, std::size_t)> done);
+
+  // --- generic sockets (socket.cpp)
+  struct GenericSocket {
+    int fd = -1;
+    int family = 1;   // 1 IPv4, 2 IPv6
+    int ranking = 0;  // order of opening: the newest remaining one becomes active after a close
+    std::shared_ptr<tcp::socket> sock;  // set once connected
+    bool connecting = false;
+    std::string rx;  // received, not yet read with #XRECV
+    bool reading = false;
+    bool eof = false;
+    bool recv_waiting = false;  // a blocking #XRECV waits for bytes
+    bool recv_peek = false;
+    std::uint64_t gen = 0;
+  };
+  void cmd_socket(const Cmd& c);
+  void cmd_socketselect(const Cmd& c);
+  void cmd_connect(const Cmd& c);
+  void cmd_send(const Cmd& c);
+  void cmd_recv(const Cmd& c);
+  void cmd_poll(const Cmd& c);
+  GenericSocket* active_socket();
+  std::size_t socket_limit() const;
+  std::size_t socket_recv_max(const GenericSocket& s) const;
+  bool socket_answer_recv(GenericSocket& s, bool peek);
+  bool socket_answer_poll();
+  void socket_start_read(int fd);
+  void socket_send(int fd, std::string data, std::function<void(const boost::system::error_code&)> done);
+  void socket_close(int fd);
+  void close_sockets_silently();
 
   // --- data mode (data_mode.cpp)
   void enter_data_mode(DmTarget target);
@@ -302,7 +334,14 @@ class Simulator {
   bool tcp_abortive_ = false;
   std::string udp_stale_peer_;  // "ip",port of the last server peer in this boot (v2.8+ client quirk)
 
+  std::map<int, GenericSocket> socks_;
+  int active_sock_ = -1;
+  int socket_ranking_ = 0;
+  std::vector<int> poll_handles_;  // the sockets a waiting #XPOLL watches
+  bool poll_waiting_ = false;
+
   DmTarget dm_target_ = DmTarget::Tcp;
+  int dm_socket_ = -1;  // DmTarget::Socket: the socket that was active on entry
   std::string dm_buf_, dm_hold_;
   int dm_error_ = 0;
   int datactrl_ = 0;

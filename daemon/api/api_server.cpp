@@ -44,7 +44,6 @@ std::vector<gid_t> peer_groups(int fd) {
 }
 
 // Many hostile connections must not flood the journal: the first event and every hundredth after it.
-bool worth_logging(std::uint64_t count) { return count == 1 || count % 100 == 0; }
 
 }  // namespace
 
@@ -305,7 +304,7 @@ void ApiServer::accept_loop() {
         // Out of descriptors (EMFILE/ENFILE) or memory: accepting again at once would spin on the same error
         // while the backlog stays full. Pause; connections already served go on, and closing ones free room.
         ++counters_.accept_errors;
-        if (worth_logging(counters_.accept_errors)) {
+        if (sys::worth_logging(counters_.accept_errors)) {
             SLMD_WARN("api: accept failed ({}, {} times so far); pausing 100 ms", error.message(),
                       counters_.accept_errors);
         }
@@ -330,7 +329,7 @@ void ApiServer::accepted(Protocol::socket socket) {
     }
     if (sessions_.size() >= options_.max_clients) {
         ++counters_.overloaded;
-        if (worth_logging(counters_.overloaded)) {
+        if (sys::worth_logging(counters_.overloaded)) {
             SLMD_WARN("api: {} connections already; refusing pid {} uid {} with EAGAIN ({} refused so far)",
                       sessions_.size(), requester.pid, requester.uid, counters_.overloaded);
         }
@@ -341,7 +340,7 @@ void ApiServer::accepted(Protocol::socket socket) {
     session->close_when_idle(options_.idle_timeout, [this, alive = lifetime_.guard(), pid = requester.pid] {
         if (!*alive) return;
         ++counters_.idle_closed;
-        if (worth_logging(counters_.idle_closed)) {
+        if (sys::worth_logging(counters_.idle_closed)) {
             SLMD_NOTICE("api: closed an idle connection from pid {} ({} so far)", pid, counters_.idle_closed);
         }
     });
@@ -375,7 +374,7 @@ void ApiServer::accepted(Protocol::socket socket) {
         const bool bounded = uid != 0 && uid != ::geteuid();
         if (bounded && in_flight >= options_.max_requests_per_uid) {
             ++counters_.uid_overloaded;
-            if (worth_logging(counters_.uid_overloaded)) {
+            if (sys::worth_logging(counters_.uid_overloaded)) {
                 SLMD_WARN("api: uid {} has {} requests in progress; answering EAGAIN ({} so far)", uid, in_flight,
                           counters_.uid_overloaded);
             }

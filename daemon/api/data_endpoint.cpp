@@ -26,7 +26,6 @@ namespace {
 constexpr int port_attempts = 8;
 
 // Many hostile connections must not flood the journal: the first event and every hundredth after it.
-bool worth_logging(std::uint64_t count) { return count == 1 || count % 100 == 0; }
 
 void reset(tcp::socket& socket) {
     boost::system::error_code ignored;
@@ -136,7 +135,7 @@ void DataEndpoint::accept_loop(tcp::acceptor& acceptor) {
 // instead of waiting in the backlog for a credential check that cannot happen.
 void DataEndpoint::refuse_with_reserve(tcp::acceptor& acceptor) {
     ++counters_.descriptors_exhausted;
-    if (worth_logging(counters_.descriptors_exhausted)) {
+    if (sys::worth_logging(counters_.descriptors_exhausted)) {
         SLMD_WARN("data endpoint: out of descriptors; refusing data connections ({} so far)",
                   counters_.descriptors_exhausted);
     }
@@ -166,7 +165,7 @@ void DataEndpoint::read_credential(tcp::socket socket) {
     auto& from_uid = waiting_per_uid_[owner->uid];
     if (waiting_ >= options_.max_unauthenticated || from_uid >= options_.max_unauthenticated_per_uid) {
         ++counters_.refused_over_limit;
-        if (worth_logging(counters_.refused_over_limit)) {
+        if (sys::worth_logging(counters_.refused_over_limit)) {
             SLMD_WARN("data endpoint: {} connections ({} from uid {}) await their credential; refusing more ({} so "
                       "far)",
                       waiting_, from_uid, owner->uid, counters_.refused_over_limit);

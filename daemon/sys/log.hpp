@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <functional>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,10 @@ enum class LogLevel { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
 void set_log_threshold(LogLevel level);
 LogLevel log_threshold();
 void log_line(LogLevel level, std::string_view message);
+
+// Whether the `count`-th occurrence of a repeated event is logged: the first, then every hundredth, so a
+// hostile or broken client cannot flood the journal with one line per refusal. Pure.
+inline bool worth_logging(std::uint64_t count) { return count == 1 || count % 100 == 0; }
 
 // `bytes` with everything but printable ASCII escaped: \r \n \t \\ and \xNN (control bytes, DEL, bytes
 // >= 0x80). Pure.

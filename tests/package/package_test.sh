@@ -47,8 +47,9 @@ if [ ! -e "$marker" ]; then
   done
 fi
 
-work=$(mktemp -d /tmp/slmd-package.XXXXXX)
-pids=()
+script_name=package
+# shellcheck source=../../scripts/common.sh
+. "$src/scripts/common.sh"  # $work, $pids, cleanup on exit (on_exit below), wait_for
 purge_all() {
   local present=()
   for package in "${packages[@]}"; do
@@ -61,26 +62,12 @@ purge_all() {
   fi
   rm -f "$marker"
 }
-cleanup() {
-  local rc=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ $rc -ne 0 ] && [ -e "$marker" ]; then
+on_exit() {
+  if [ "$1" -ne 0 ] && [ -e "$marker" ]; then
     echo "package test failed: purging the test's packages" >&2
     purge_all || echo "package test: purge failed, see $work/purge.log" >&2
     for log in "$work"/*.log; do echo "---- $log (last 40 lines)" >&2; tail -n 40 "$log" >&2; done
   fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {  # wait_for FILE PATTERN SECONDS
-  for _ in $(seq $(($3 * 20))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  cat "$1" >&2
-  fail "timed out waiting for '$2' in $1"
 }
 
 # ---- 1. build ------------------------------------------------------------------------------------------------

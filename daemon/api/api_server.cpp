@@ -43,8 +43,6 @@ std::vector<gid_t> peer_groups(int fd) {
     return {};
 }
 
-// Many hostile connections must not flood the journal: the first event and every hundredth after it.
-
 }  // namespace
 
 class ApiServer::Session : public std::enable_shared_from_this<Session> {

@@ -347,7 +347,12 @@ void Channel::dispatch(Event& event) {
                 note_activity();
             } else if constexpr (std::is_same_v<T, ProxyData>) {
                 stats_.payload_bytes += e.bytes.size();
-                if (handlers_.proxy_data) handlers_.proxy_data(std::move(e));
+                if (e.proxy == Proxy::socket) {
+                    // The framer reads these bytes only while the #XRECV that asked for them is in flight.
+                    if (in_flight_) in_flight_->response.payload += e.bytes;
+                } else if (handlers_.proxy_data) {
+                    handlers_.proxy_data(std::move(e));
+                }
             } else if constexpr (std::is_same_v<T, RawData>) {
                 stats_.raw_bytes += e.bytes.size();
                 if (handlers_.raw_data) handlers_.raw_data(e.bytes);
@@ -396,9 +401,17 @@ void Channel::dispatch(Event& event) {
                     SLMD_WARN(
                         "at: the line fell silent {} bytes into a {}-byte {} payload; giving it up (modem reset "
                         "or bytes lost on the UART)",
-                        e.received, e.expected, e.proxy == Proxy::tcp ? "#XTCPDATA" : "#XUDPDATA");
+                        e.received, e.expected,
+                        e.proxy == Proxy::tcp ? "#XTCPDATA" : e.proxy == Proxy::udp ? "#XUDPDATA" : "#XRECV");
                 }
-                if (handlers_.payload_lost) handlers_.payload_lost(e);
+                if (e.proxy == Proxy::socket) {
+                    if (in_flight_) {
+                        in_flight_->response.payload.clear();
+                        in_flight_->response.payload_lost = true;
+                    }
+                } else if (handlers_.payload_lost) {
+                    handlers_.payload_lost(e);
+                }
             }
         },
         event);

@@ -62,6 +62,12 @@ struct CommandResponse {
     std::error_code error;  // set when no final result arrived
     FinalResult final;
     std::vector<std::string> info;
+    // A generic socket's #XRECV/#XRECVFROM answer: the counted bytes after its info line (the peer, for
+    // #XRECVFROM, is in the info line). Empty for every other command.
+    std::string payload{};
+    // Those bytes stopped arriving part-way (at::PayloadLost): `payload` is empty, and the socket's stream can
+    // no longer be delivered exactly.
+    bool payload_lost = false;
     bool ok() const { return !error && final.kind == FinalKind::ok; }
     // A one-line description for logs: "OK", "ERROR", "+CME ERROR: 30", "timeout", ...
     std::string describe() const;

@@ -100,6 +100,33 @@ std::optional<DataHeader> parse_data_header(std::string_view text) {
     return header;
 }
 
+// The header of a generic socket's answer: "#XRECV: <n>", or "#XRECVFROM: <n>,\"<ip>\"" (v2.0-v2.4) and
+// "#XRECVFROM: <n>,\"<ip>\",<port>" (v2.5+). `prefix` is the pending command's ("#XRECV" or "#XRECVFROM").
+std::optional<DataHeader> parse_recv_header(std::string_view text, std::string_view prefix) {
+    if (!text.starts_with(prefix) || text.substr(prefix.size()).substr(0, 2) != ": ") return std::nullopt;
+    std::string_view rest = text.substr(prefix.size() + 2);
+    const std::size_t comma = rest.find(',');
+    auto size = parse_unsigned(rest.substr(0, comma), 1u << 20);
+    if (!size) return std::nullopt;
+    DataHeader header;
+    header.proxy = Proxy::socket;
+    header.size = static_cast<std::size_t>(*size);
+    if (prefix == "#XRECV") return comma == std::string_view::npos ? std::optional(header) : std::nullopt;
+    if (comma == std::string_view::npos) return std::nullopt;
+    std::string_view peer = rest.substr(comma + 1);
+    if (!peer.starts_with('"')) return std::nullopt;
+    const std::size_t close = peer.find('"', 1);
+    if (close == std::string_view::npos) return std::nullopt;
+    header.address = std::string(peer.substr(1, close - 1));
+    std::string_view tail = peer.substr(close + 1);
+    if (tail.empty()) return header;
+    if (!tail.starts_with(',')) return std::nullopt;
+    auto port = parse_unsigned(tail.substr(1), 65535);
+    if (!port) return std::nullopt;
+    header.port = static_cast<std::uint16_t>(*port);
+    return header;
+}
+
 #define SLMD_MATCH_QUOTE_STEP(expr)                         \
     do {                                                    \
         const Match step_result = (expr);                   \
@@ -585,6 +612,7 @@ bool Framer::lookback_active() const {
 void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
     const bool fragment = prev_ == Prev::stream_start || prev_ == Prev::payload_end || prev_ == Prev::skipped;
     prev_ = text.empty() ? Prev::empty_line : Prev::text_line;
+    if (recv_answer_header(text, fragment, out)) return;
     if (!lookback_active()) {
         // Header-first, every line is final when read: one that no header claimed is checked as one.
         const std::size_t before = out.size();
@@ -604,6 +632,33 @@ void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
     lookback_.append(crlf);
     held_lines_.push_back(HeldLine{text.size() + 2, fragment});
     release_lookback(out, false);
+}
+
+bool Framer::recv_answer_header(std::string_view text, bool fragment, std::vector<Event>& out) {
+    if (!command_pending_ || fragment || (response_prefix_ != "#XRECV" && response_prefix_ != "#XRECVFROM")) {
+        return false;
+    }
+    auto header = parse_recv_header(text, response_prefix_);
+    if (!header || header->size > profile_.receive_chunk_max) return false;
+    // Lines before it are final: no data-first header can claim bytes across a command's answer.
+    flush_lookback(out);
+    out.emplace_back(InfoLine{std::string(text)});
+    start_payload(ProxyData{Proxy::socket, {}, std::move(header->address), header->port}, header->size, out);
+    return true;
+}
+
+void Framer::start_payload(ProxyData header, std::size_t size, std::vector<Event>& out) {
+    payload_ = std::move(header);
+    if (size == 0) {
+        out.emplace_back(std::move(payload_));
+        payload_ = {};
+        prev_ = Prev::payload_end;
+        return;
+    }
+    in_payload_ = true;
+    silence_at_.reset();
+    payload_start_ = true;
+    payload_remaining_ = size;
 }
 
 void Framer::release_lookback(std::vector<Event>& out, bool all) {
@@ -739,17 +794,8 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
     }
     if (profile_.receive_order == ReceiveOrder::header_first) {
         if (auto header = parse_data_header(text); header && header->size <= profile_.receive_chunk_max) {
-            payload_ = ProxyData{header->proxy, {}, std::move(header->address), header->port};
-            if (header->size == 0) {
-                out.emplace_back(std::move(payload_));
-                payload_ = {};
-                prev_ = Prev::payload_end;
-            } else {
-                in_payload_ = true;
-                silence_at_.reset();
-                payload_start_ = true;
-                payload_remaining_ = header->size;
-            }
+            start_payload(ProxyData{header->proxy, {}, std::move(header->address), header->port}, header->size,
+                          out);
             return;
         }
     }

@@ -2,7 +2,8 @@
 // The caller (at::Channel) tells the framer what it sent (a command, a data-mode request, "+++"), and the
 // framer classifies everything that comes back: final results, info lines of the pending command, URCs
 // (anything else, anywhere), the "Ready" banner, counted #XTCPDATA/#XUDPDATA payloads in the form the
-// firmware profile says, raw data-mode bytes, and bytes it had to discard to get back in step.
+// firmware profile says, the counted bytes of a generic socket's #XRECV/#XRECVFROM answer, raw data-mode
+// bytes, and bytes it had to discard to get back in step.
 #pragma once
 
 #include <cstddef>
@@ -44,9 +45,12 @@ struct ReadyBanner {
     bool operator==(const ReadyBanner&) const = default;
 };
 
-enum class Proxy { tcp, udp };
+// tcp, udp: the proxies' notifications. socket: the bytes that follow the info line of a generic socket's
+// #XRECV / #XRECVFROM answer, before its OK; they answer the pending command (header first on every release).
+enum class Proxy { tcp, udp, socket };
 
-// One counted payload (#XTCPDATA / #XUDPDATA). For v2.8+ UDP the header carries the peer.
+// One counted payload (#XTCPDATA / #XUDPDATA / #XRECV / #XRECVFROM). For v2.8+ UDP and #XRECVFROM the header
+// carries the peer (#XRECVFROM: the port from v2.5).
 struct ProxyData {
     Proxy proxy = Proxy::tcp;
     std::string bytes;
@@ -201,6 +205,9 @@ class Framer {
     bool step_line(std::size_t& cur, std::vector<Event>& out, bool idle);
     bool step_data(std::size_t& cur, std::vector<Event>& out, bool idle);
     void handle_line(std::string_view text, std::vector<Event>& out);
+    // A pending #XRECV/#XRECVFROM's header line: emits it as its InfoLine and reads its counted bytes next.
+    bool recv_answer_header(std::string_view text, bool fragment, std::vector<Event>& out);
+    void start_payload(ProxyData header, std::size_t size, std::vector<Event>& out);
     // unclaimed: a line no header claimed (header-first: any line; data-first: one released from the look-back).
     void classify(std::string_view text, bool fragment, std::vector<Event>& out, bool before_command = false,
                   bool unclaimed = false);

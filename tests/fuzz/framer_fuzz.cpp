@@ -36,8 +36,8 @@ namespace {
 
 constexpr const char* versions[] = {"1.7.0", "1.8.0", "1.9.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0",
                                     "2.4.0", "2.5.0", "2.6.0", "2.7.0", "2.8.0", "2.9.0", "3.1.0"};
-constexpr const char* prefixes[] = {"#XTCPCLI", "+CGPADDR", "#XUDPSVR", "#XTCPSEND", "#XTCPDATA",
-                                    "+CEREG",   "#XSLMVER", "",         "#XTCPSVR:", "Ready"};
+constexpr const char* prefixes[] = {"#XTCPCLI", "+CGPADDR", "#XUDPSVR",  "#XTCPSEND", "#XTCPDATA", "+CEREG",
+                                    "#XSLMVER", "",         "#XTCPSVR:", "Ready",     "#XRECV",    "#XRECVFROM"};
 
 struct Action {
     enum Kind { feed, command, data_mode, exit_data_mode, idle, reset } kind;

@@ -494,3 +494,34 @@ TEST_F(ChannelTest, APausedLineNeverGivesAPayloadUp) {
     EXPECT_EQ(payloads[0].bytes, "abcdefghij");
     EXPECT_TRUE(losses.empty());
 }
+
+// A generic socket's #XRECV answer: its counted bytes belong to the command, not to a proxy.
+TEST_F(ChannelTest, ARecvAnswerCarriesItsCountedBytes) {
+    channel.submit({"AT#XRECV=0,64", "#XRECV", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT#XRECV=0,64\r\n");
+    channel.feed(std::string("\r\n#XRECV: 5\r\nOK\r\n\0\r\nOK\r\n", 24));
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_TRUE(responses[0].ok());
+    EXPECT_EQ(responses[0].info, std::vector<std::string>{"#XRECV: 5"});
+    EXPECT_EQ(responses[0].payload, std::string("OK\r\n\0", 5));
+    EXPECT_FALSE(responses[0].payload_lost);
+    EXPECT_TRUE(payloads.empty()) << "no proxy hears a socket's bytes";
+}
+
+TEST_F(Channel18Test, ARecvAnswerIsCountedOnADataFirstRelease) {
+    channel.submit({"AT#XRECV=1", "#XRECV", 1000ms}, record());
+    channel.feed("\r\n#XRECV: 6\r\nline\r\n\r\nOK\r\n");
+    run_until([&] { return responses.size() == 1; });  // data-first: the OK waits out the look-back
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_EQ(responses[0].payload, "line\r\n");
+    EXPECT_TRUE(urcs.empty());
+}
+
+TEST_F(ChannelTest, ARecvAnswerThatDoesNotMatchItsCountIsReportedLost) {
+    channel.submit({"AT#XRECV=0,64", "#XRECV", 1000ms}, record());
+    channel.feed("\r\n#XRECV: 2\r\nhix\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_TRUE(responses[0].payload_lost);
+    EXPECT_EQ(responses[0].payload, "");
+    EXPECT_TRUE(losses.empty()) << "a socket's loss is its command's, not a proxy's";
+}

@@ -35,7 +35,7 @@ void print_event(const Event& event, std::ostream* os) {
             else if constexpr (std::is_same_v<T, Urc>) *os << "Urc{", quoted(e.text), *os << "}";
             else if constexpr (std::is_same_v<T, ReadyBanner>) *os << "Ready";
             else if constexpr (std::is_same_v<T, ProxyData>) {
-                *os << (e.proxy == Proxy::tcp ? "Tcp{" : "Udp{");
+                *os << (e.proxy == Proxy::tcp ? "Tcp{" : e.proxy == Proxy::udp ? "Udp{" : "Socket{");
                 quoted(e.bytes);
                 if (e.peer_address) *os << "," << *e.peer_address << ":" << e.peer_port.value_or(0);
                 *os << "}";
@@ -44,7 +44,8 @@ void print_event(const Event& event, std::ostream* os) {
             else if constexpr (std::is_same_v<T, PeerTerminator>) *os << "PeerTerminator";
             else if constexpr (std::is_same_v<T, PossibleReboot>) *os << "PossibleReboot";
             else if constexpr (std::is_same_v<T, PayloadLost>)
-                *os << "PayloadLost{" << (e.proxy == Proxy::tcp ? "tcp," : "udp,") << e.expected << "," << e.received
+                *os << "PayloadLost{" << (e.proxy == Proxy::tcp ? "tcp," : e.proxy == Proxy::udp ? "udp," : "socket,")
+                    << e.expected << "," << e.received
                     << "}";
             else *os << "Discarded{", quoted(e.bytes), *os << "}";
         },
@@ -91,6 +92,10 @@ Event tcp(std::string s) { return ProxyData{Proxy::tcp, std::move(s), std::nullo
 Event udp(std::string s) { return ProxyData{Proxy::udp, std::move(s), std::nullopt, std::nullopt}; }
 Event udp_from(std::string s, std::string ip, std::uint16_t port) {
     return ProxyData{Proxy::udp, std::move(s), std::move(ip), port};
+}
+Event recv(std::string s) { return ProxyData{Proxy::socket, std::move(s), std::nullopt, std::nullopt}; }
+Event recv_from(std::string s, std::string ip, std::optional<std::uint16_t> port) {
+    return ProxyData{Proxy::socket, std::move(s), std::move(ip), port};
 }
 const Event ready = ReadyBanner{};
 const Event peer_terminator = PeerTerminator{};
@@ -312,6 +317,31 @@ const std::vector<Case>& cases() {
         {"data_first_payload_survives_a_command_sent_mid_line", "2.0.0",
          {F("\r\n+CEREG: 1\r\nab\r\ncd"), C("+CFUN"), F("ef\r\n#XTCPDATA: 8\r\n\r\n+CFUN: 1\r\nOK\r\n")},
          {urc("+CEREG: 1"), tcp("ab\r\ncdef"), info("+CFUN: 1"), ok()}},
+
+        // --- a generic socket's #XRECV / #XRECVFROM answer (serial-modem-and-generic-sockets.md 3.2): header
+        // first on every release, exactly n bytes, then the final result ---
+        {"recv_answer_is_counted", "2.9.0", {C("#XRECV"), F(std::string("\r\n#XRECV: 9\r\nab\r\nOK\r\n\0\r\nOK\r\n", 28))},
+         {info("#XRECV: 9"), recv(std::string("ab\r\nOK\r\n\0", 9)), ok()}},
+        {"recv_answer_is_counted_on_data_first_releases", "2.0.0",
+         {C("#XRECV"), F("\r\n#XRECV: 5\r\nOK\r\n+\r\nOK\r\n")}, {info("#XRECV: 5"), recv("OK\r\n+"), ok()}},
+        {"recv_answer_data_first_release_after_a_urc", "2.2.0",
+         {C("#XRECV"), F("\r\n+CEREG: 1\r\n\r\n#XRECV: 2\r\nhi\r\nOK\r\n")},
+         {urc("+CEREG: 1"), info("#XRECV: 2"), recv("hi"), ok()}},
+        {"recv_end_of_stream_is_ok_alone", "2.9.0", {C("#XRECV"), F("\r\nOK\r\n")}, {ok()}},
+        {"recv_nothing_waiting_is_error", "2.9.0", {C("#XRECV"), F("\r\nERROR\r\n")}, {error()}},
+        {"recvfrom_answer_names_the_peer", "2.9.0",
+         {C("#XRECVFROM"), F("\r\n#XRECVFROM: 4,\"192.0.2.1\",5683\r\nping\r\nOK\r\n")},
+         {info("#XRECVFROM: 4,\"192.0.2.1\",5683"), recv_from("ping", "192.0.2.1", 5683), ok()}},
+        {"recvfrom_answer_before_v2_5_has_no_port", "2.4.0",
+         {C("#XRECVFROM"), F("\r\n#XRECVFROM: 2,\"192.0.2.1\"\r\nhi\r\nOK\r\n")},
+         {info("#XRECVFROM: 2,\"192.0.2.1\""), recv_from("hi", "192.0.2.1", std::nullopt), ok()}},
+        {"recv_header_without_its_command_is_a_urc", "2.9.0", {C("+CEREG"), F("\r\n#XRECV: 2\r\n\r\nOK\r\n")},
+         {urc("#XRECV: 2"), ok()}},
+        {"recv_answer_with_another_proxys_data_between", "2.9.0",
+         {C("#XRECV"), F("\r\n#XRECV: 2\r\n\r\n#XTCPDATA: 3\r\nabchi\r\nOK\r\n")},
+         {info("#XRECV: 2"), tcp("abc"), recv("hi"), ok()}},
+        {"recv_answer_longer_than_its_count_is_lost", "2.9.0", {C("#XRECV"), F("\r\n#XRECV: 2\r\nhix\r\nOK\r\n")},
+         {info("#XRECV: 2"), lost(Proxy::socket, 2, 2), junk("hix\r\n"), ok()}},
 
         // --- data mode entry (reference 4) ---
         {"data_mode_entry_ok", "2.9.0", {D(), F("\r\nOK\r\nhello\r\nOK\r\n")}, {ok(), raw("hello\r\nOK\r\n")}, LinkMode::data},

@@ -9,17 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "recording_link.hpp"
+
 using namespace slmd;
 using namespace std::chrono_literals;
 
 namespace {
 
-class RecordingLink : public at::LinkWriter {
-public:
-    void write_to_modem(std::string bytes) override { written += bytes; }
-    std::string take() { return std::exchange(written, {}); }
-    std::string written;
-};
+using slmd::test::RecordingLink;
 
 class DataModeGateTest : public ::testing::Test {
 protected:

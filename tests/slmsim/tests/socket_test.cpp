@@ -12,6 +12,13 @@ std::string connect_to(unsigned short port) { return "AT#XCONNECT=\"127.0.0.1\",
 const std::string ok = "\r\nOK\r\n";
 const std::string error = "\r\nERROR\r\n";
 
+// Opens socket 0 and connects it to `srv`; returns once the server has the connection.
+void open_connected(Harness& h, TcpServer& srv) {
+  ASSERT_TRUE(h.at("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 0,1,6\r\n" + ok));
+  ASSERT_TRUE(h.at(connect_to(srv.port()), "\r\n#XCONNECT: 1\r\n" + ok));
+  ASSERT_TRUE(h.run_until([&] { return srv.conns.size() == 1; }));
+}
+
 // Polls with AT#XPOLL=0 (each answer read whole) until one answer is `expected`; bounded.
 ::testing::AssertionResult poll_until(Harness& h, const std::string& expected) {
   std::string last;
@@ -56,9 +63,7 @@ TEST(Socket, BinaryBytesComeBackExactlyAndTheEndOfTheStreamIsOkAlone) {
   TcpServer srv(h.io);
   h.boot();
   h.attach();
-  EXPECT_TRUE(h.at("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 0,1,6\r\n" + ok));
-  EXPECT_TRUE(h.at(connect_to(srv.port()), "\r\n#XCONNECT: 1\r\n" + ok));
-  ASSERT_TRUE(h.run_until([&] { return srv.conns.size() == 1; }));
+  open_connected(h, srv);
   const std::string binary("\r\nOK\r\n\0+++\"", 11);
   srv.send(0, binary);
   EXPECT_TRUE(poll_until(h, "\r\n#XPOLL: 0,\"0x0001\"\r\n" + ok));
@@ -117,9 +122,7 @@ TEST(Socket, APollWithATimeoutAnswersWhenDataArrives) {
   TcpServer srv(h.io);
   h.boot();
   h.attach();
-  EXPECT_TRUE(h.at("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 0,1,6\r\n" + ok));
-  EXPECT_TRUE(h.at(connect_to(srv.port()), "\r\n#XCONNECT: 1\r\n" + ok));
-  ASSERT_TRUE(h.run_until([&] { return srv.conns.size() == 1; }));
+  open_connected(h, srv);
   h.send("AT#XPOLL=10000\r\n");
   EXPECT_TRUE(h.nothing_more(std::chrono::milliseconds(50))) << "blocks while nothing happens";
   srv.send(0, "late");
@@ -131,9 +134,7 @@ TEST(Socket, ABlockingReceiveAnswersWhenBytesComeAndATimeoutIsAnError) {
   TcpServer srv(h.io);
   h.boot();
   h.attach();
-  EXPECT_TRUE(h.at("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 0,1,6\r\n" + ok));
-  EXPECT_TRUE(h.at(connect_to(srv.port()), "\r\n#XCONNECT: 1\r\n" + ok));
-  ASSERT_TRUE(h.run_until([&] { return srv.conns.size() == 1; }));
+  open_connected(h, srv);
   h.send("AT#XRECV=0\r\n");  // timeout 0 without DONTWAIT: waits without limit
   EXPECT_TRUE(h.nothing_more(std::chrono::milliseconds(50)));
   srv.send(0, "abc");
@@ -146,9 +147,7 @@ TEST(Socket, DataModeSendsToTheActiveSocketAndLeavesItsDownlinkForXrecv) {
   TcpServer srv(h.io);
   h.boot();
   h.attach();
-  EXPECT_TRUE(h.at("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 0,1,6\r\n" + ok));
-  EXPECT_TRUE(h.at(connect_to(srv.port()), "\r\n#XCONNECT: 1\r\n" + ok));
-  ASSERT_TRUE(h.run_until([&] { return srv.conns.size() == 1; }));
+  open_connected(h, srv);
   EXPECT_TRUE(h.at("AT#XSEND", ok));
   EXPECT_TRUE(h.sim->in_data_mode());
   srv.send(0, "reply");

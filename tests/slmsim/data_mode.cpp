@@ -21,6 +21,7 @@ void Simulator::enter_data_mode(DmTarget target) {
   mode_ = Mode::Data;
   dm_target_ = target;
   dm_socket_ = target == DmTarget::Socket ? active_sock_ : -1;
+  if (target != DmTarget::Socket) dm_sendto_.reset();
   dm_buf_.clear();
   dm_hold_.clear();
   dm_error_ = 0;
@@ -92,7 +93,12 @@ void Simulator::dm_flush() {
     if (tcp_.sock) tcp_send(std::move(data), nullptr);
     // else: v2.9 unconnected data mode — "Raw send failed", the data is dropped
   } else if (dm_target_ == DmTarget::Socket) {
-    socket_send(dm_socket_, std::move(data), nullptr);
+    auto it = socks_.find(dm_socket_);
+    if (it != socks_.end() && it->second.type == 2) {
+      socket_send_datagram(dm_socket_, dm_sendto_, std::move(data), nullptr);  // one datagram per flush
+    } else {
+      socket_send(dm_socket_, std::move(data), nullptr);
+    }
   } else {
     udp_send(std::move(data), nullptr);
   }

@@ -162,6 +162,8 @@ void Simulator::dispatch(const Cmd& c) {
       {"#XSEND", &Simulator::cmd_send, true},
       {"#XRECV", &Simulator::cmd_recv, true},
       {"#XPOLL", &Simulator::cmd_poll, true},
+      {"#XSENDTO", &Simulator::cmd_sendto, true},
+      {"#XRECVFROM", &Simulator::cmd_recvfrom, true},
   };
   for (const auto& e : table) {
     if (e.available && match_slm(c, e.name)) return (this->*e.fn)(c);

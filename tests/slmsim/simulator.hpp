@@ -216,14 +216,20 @@ class Simulator {
   struct GenericSocket {
     int fd = -1;
     int family = 1;   // 1 IPv4, 2 IPv6
+    int type = 1;     // 1 TCP, 2 UDP
     int ranking = 0;  // order of opening: the newest remaining one becomes active after a close
-    std::shared_ptr<tcp::socket> sock;  // set once connected
+    std::shared_ptr<tcp::socket> sock;  // TCP: set once connected
     bool connecting = false;
-    std::string rx;  // received, not yet read with #XRECV
+    std::string rx;  // TCP: received, not yet read with #XRECV
+    std::shared_ptr<udp::socket> usock;  // UDP: open from #XSOCKET on
+    std::optional<udp::endpoint> peer;   // UDP: set by #XCONNECT
+    bool blackhole = false;              // UDP: connected to an unmapped address; datagrams vanish
+    std::deque<std::pair<udp::endpoint, std::string>> datagrams;  // UDP: received, not yet read
     bool reading = false;
     bool eof = false;
     bool recv_waiting = false;  // a blocking #XRECV waits for bytes
     bool recv_peek = false;
+    bool recv_from = false;     // ... and it is a #XRECVFROM
     std::uint64_t gen = 0;
   };
   void cmd_socket(const Cmd& c);
@@ -232,6 +238,15 @@ class Simulator {
   void cmd_send(const Cmd& c);
   void cmd_recv(const Cmd& c);
   void cmd_poll(const Cmd& c);
+  void cmd_sendto(const Cmd& c);
+  void cmd_recvfrom(const Cmd& c);
+  void socket_start_receive(int fd);  // UDP
+  void socket_wait_timeout(GenericSocket& s, std::int64_t timeout);
+  std::optional<udp::endpoint> socket_destination(const GenericSocket& s, const std::string& host, std::int64_t port,
+                                                  bool& blackhole);
+  bool socket_answer_datagram(GenericSocket& s, bool peek, bool from);
+  void socket_send_datagram(int fd, std::optional<udp::endpoint> to, std::string data,
+                            std::function<void(const boost::system::error_code&, std::size_t)> done);
   GenericSocket* active_socket();
   std::size_t socket_limit() const;
   std::size_t socket_recv_max(const GenericSocket& s) const;
@@ -342,6 +357,7 @@ class Simulator {
 
   DmTarget dm_target_ = DmTarget::Tcp;
   int dm_socket_ = -1;  // DmTarget::Socket: the socket that was active on entry
+  std::optional<udp::endpoint> dm_sendto_;  // ... and for #XSENDTO's data mode, where each flush goes
   std::string dm_buf_, dm_hold_;
   int dm_error_ = 0;
   int datactrl_ = 0;

@@ -1,6 +1,6 @@
-// slmsim: SLM's generic socket commands (docs/reference/serial-modem-and-generic-sockets.md §3), TCP clients:
-// #XSOCKET (open, close), #XSOCKETSELECT, #XCONNECT, #XSEND (quoted, data mode), #XRECV and #XPOLL, backed
-// by real host sockets. One socket is "active" and every command but #XSOCKETSELECT and #XPOLL acts on it: a
+// slmsim: SLM's generic socket commands (docs/reference/serial-modem-and-generic-sockets.md §3), TCP and UDP
+// clients: #XSOCKET (open, close), #XSOCKETSELECT, #XCONNECT, #XSEND/#XSENDTO (quoted, data mode),
+// #XRECV/#XRECVFROM and #XPOLL, backed by real host sockets. One socket is "active" and every command but #XSOCKETSELECT and #XPOLL acts on it: a
 // new socket becomes active, and closing it makes the most recently opened remaining one active. No URC says
 // that data arrived (before v3.1's #XAPOLL): the host polls. The descriptors come from the pool the proxies
 // use (8; v3.1 keeps one for its #XAPOLL eventfd, so 7 sockets).
@@ -20,6 +20,8 @@ namespace {
 
 // What the firmware holds for a socket before slmsim stops reading the host socket (TCP then pushes back).
 constexpr std::size_t kSocketRxHold = 16 * 1024;
+// Datagrams a UDP socket holds before it drops new ones (a full receive buffer).
+constexpr std::size_t kSocketDatagramHold = 64;
 
 std::string poll_events(const Profile& p, unsigned events) {
   char text[16];
@@ -62,8 +64,8 @@ void Simulator::cmd_socket(const Cmd& c) {
   for (std::size_t i = 1; i < ps->size(); ++i)
     if ((*ps)[i].type != Param::Type::Int) return finish(false);
   const auto type = (*ps)[1].i, role = (*ps)[2].i;
-  // This simulator carries TCP clients; UDP, raw and server sockets are refused as a socket() failure would be.
-  if (type != 1 || role != 0) return finish(false);
+  // This simulator carries TCP and UDP clients; raw and server sockets are refused as a socket() failure would be.
+  if ((type != 1 && type != 2) || role != 0) return finish(false);
   if (ps->size() == 4 && (*ps)[3].i != 0) return finish(false);  // PDN 0 only
   if (socks_.size() >= socket_limit()) return finish(false);
   int fd = alloc_fd();
@@ -71,10 +73,23 @@ void Simulator::cmd_socket(const Cmd& c) {
   GenericSocket s;
   s.fd = fd;
   s.family = static_cast<int>(op);
+  s.type = static_cast<int>(type);
   s.ranking = ++socket_ranking_;
+  if (s.type == 2) {
+    // A UDP socket can send and receive at once (an ephemeral port, as the modem's first sendto picks).
+    s.usock = std::make_shared<udp::socket>(io_);
+    error_code ec;
+    s.usock->open(op == 1 ? udp::v4() : udp::v6(), ec);
+    if (!ec) s.usock->bind(udp::endpoint(op == 1 ? udp::v4() : udp::v6(), 0), ec);
+    if (ec) {
+      free_fd(fd);
+      return finish(false);
+    }
+  }
   socks_.emplace(fd, std::move(s));
   active_sock_ = fd;
-  info("#XSOCKET: " + std::to_string(fd) + ",1,6");
+  if (type == 2) socket_start_receive(fd);
+  info("#XSOCKET: " + std::to_string(fd) + (type == 2 ? ",2,17" : ",1,6"));
   finish(true);
 }
 
@@ -104,6 +119,19 @@ void Simulator::cmd_connect(const Cmd& c) {
   const auto port = (*ps)[1].i;
   if (host.size() > 127 || port < 1 || port > 65535) return finish(false);
   if (!attached()) return finish(false);
+  if (s->type == 2) {
+    // UDP: no handshake; the peer becomes the default destination and the only source let through.
+    bool blackhole = false;
+    auto to = socket_destination(*s, host, port, blackhole);
+    if (!to) return finish(false);
+    error_code ec;
+    if (!blackhole) s->usock->connect(*to, ec);
+    if (ec) return finish(false);
+    s->peer = to;
+    s->blackhole = blackhole;
+    info("#XCONNECT: 1");
+    return finish(true);
+  }
   auto addrs = cfg_.net.resolve(host, s->family == 1 ? 1 : 2);
   if (addrs.empty()) return finish(false);
   auto target = cfg_.net.route(addrs.front());
@@ -143,17 +171,28 @@ void Simulator::cmd_send(const Cmd& c) {
   auto* s = active_socket();
   if (c.kind == K::Action) {
     if (!s) return finish(false);
+    dm_sendto_.reset();
     return enter_data_mode(DmTarget::Socket);
   }
   if (c.kind != K::Set) return finish(false);
   auto ps = params(c);
   if (ps && p_.send_flags && send_flags_enter_data_mode(*ps)) {
     if (!s) return finish(false);
+    dm_sendto_.reset();
     return enter_data_mode(DmTarget::Socket);
   }
   if (ps && p_.send_flags && ps->size() == 2 && (*ps)[1].type == Param::Type::Int) ps->pop_back();  // the flags
   if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Str) return finish(false);
   if ((*ps)[0].s.size() > p_.max_payload) return finish(false);
+  if (s && s->type == 2) {
+    if (!s->peer) return finish(false);  // a send() on an unconnected UDP socket: EDESTADDRREQ
+    return socket_send_datagram(s->fd, std::nullopt, (*ps)[0].s,
+                                [this, e = epoch_](const error_code& ec, std::size_t n) {
+                                  if (e != epoch_) return;
+                                  info("#XSEND: " + std::to_string(ec ? 0 : n));
+                                  finish(!ec);
+                                });
+  }
   if (!s || !s->sock) {
     info("#XSEND: 0");  // printed even when the send failed
     return finish(false);
@@ -177,22 +216,165 @@ void Simulator::cmd_recv(const Cmd& c) {
   const auto flags = ps->size() == 2 ? (*ps)[1].i : 0;
   if (timeout < 0) return finish(false);
   auto* s = active_socket();
+  if (s && s->type == 2) {
+    if (socket_answer_datagram(*s, (flags & 2) != 0, false)) return;
+    if (flags & 64) return finish(false);
+    s->recv_waiting = true;
+    s->recv_peek = (flags & 2) != 0;
+    s->recv_from = false;
+    return socket_wait_timeout(*s, timeout);
+  }
   if (!s || !s->sock) return finish(false);
   if (socket_answer_recv(*s, (flags & 2) != 0)) return;
   if (flags & 64) return finish(false);  // MSG_DONTWAIT: EAGAIN
   // Wait for bytes or the end of the stream: without limit for timeout 0, else for `timeout` seconds.
   s->recv_waiting = true;
   s->recv_peek = (flags & 2) != 0;
-  if (timeout > 0) {
-    connect_timer_.expires_after(std::chrono::seconds(timeout));
-    connect_timer_.async_wait([this, e = epoch_, fd = s->fd](const error_code& ec) {
-      if (ec || e != epoch_) return;
-      auto it = socks_.find(fd);
-      if (it == socks_.end() || !it->second.recv_waiting) return;
-      it->second.recv_waiting = false;
-      finish(false);  // EAGAIN after SO_RCVTIMEO
-    });
+  s->recv_from = false;
+  socket_wait_timeout(*s, timeout);
+}
+
+void Simulator::socket_wait_timeout(GenericSocket& s, std::int64_t timeout) {
+  if (timeout <= 0) return;
+  connect_timer_.expires_after(std::chrono::seconds(timeout));
+  connect_timer_.async_wait([this, e = epoch_, fd = s.fd](const error_code& ec) {
+    if (ec || e != epoch_) return;
+    auto it = socks_.find(fd);
+    if (it == socks_.end() || !it->second.recv_waiting) return;
+    it->second.recv_waiting = false;
+    finish(false);  // EAGAIN after SO_RCVTIMEO
+  });
+}
+
+void Simulator::cmd_sendto(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || ps->size() < 2 || (*ps)[0].type != Param::Type::Str || (*ps)[1].type != Param::Type::Int)
+    return finish(false);
+  if (p_.send_flags && ps->size() == 4 && (*ps)[3].type == Param::Type::Int) ps->pop_back();  // the flags
+  auto* s = active_socket();
+  if (!s || s->type != 2 || ps->size() > 3) return finish(false);
+  bool blackhole = false;
+  if (!attached()) return finish(false);
+  auto to = socket_destination(*s, (*ps)[0].s, (*ps)[1].i, blackhole);
+  if (!to) return finish(false);
+  if (ps->size() == 2 || (*ps)[2].type == Param::Type::Empty) {
+    // No data: data mode, each flush one datagram to this destination.
+    dm_sendto_ = blackhole ? std::nullopt : to;
+    return enter_data_mode(DmTarget::Socket);
   }
+  if ((*ps)[2].type != Param::Type::Str || (*ps)[2].s.size() > p_.max_payload) return finish(false);
+  if (blackhole) {
+    info("#XSENDTO: " + std::to_string((*ps)[2].s.size()));  // gone into the network, never answered
+    return finish(true);
+  }
+  socket_send_datagram(s->fd, to, (*ps)[2].s, [this, e = epoch_](const error_code& ec, std::size_t n) {
+    if (e != epoch_) return;
+    info("#XSENDTO: " + std::to_string(ec ? 0 : n));
+    finish(!ec);
+  });
+}
+
+void Simulator::cmd_recvfrom(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Set) return finish(false);
+  auto ps = params(c);
+  const std::size_t max = p_.at_least(2, 1) ? 2 : 1;
+  if (!ps || ps->empty() || ps->size() > max) return finish(false);
+  for (const auto& p : *ps)
+    if (p.type != Param::Type::Int) return finish(false);
+  const auto timeout = (*ps)[0].i;
+  const auto flags = ps->size() == 2 ? (*ps)[1].i : 0;
+  auto* s = active_socket();
+  if (timeout < 0 || !s || s->type != 2) return finish(false);
+  if (socket_answer_datagram(*s, (flags & 2) != 0, true)) return;
+  if (flags & 64) return finish(false);
+  s->recv_waiting = true;
+  s->recv_peek = (flags & 2) != 0;
+  s->recv_from = true;
+  socket_wait_timeout(*s, timeout);
+}
+
+std::optional<boost::asio::ip::udp::endpoint> Simulator::socket_destination(const GenericSocket& s,
+                                                                           const std::string& host,
+                                                                           std::int64_t port, bool& blackhole) {
+  if (host.size() > 127 || port < 1 || port > 65535) return std::nullopt;
+  auto addrs = cfg_.net.resolve(host, s.family == 1 ? 1 : 2);
+  if (addrs.empty()) return std::nullopt;
+  auto target = cfg_.net.route(addrs.front());
+  if (target.route == NetMap::Route::Blackhole) {
+    if (cfg_.unmapped_unreachable) return std::nullopt;
+    blackhole = true;
+    return udp::endpoint(addrs.front(), static_cast<unsigned short>(port));
+  }
+  return udp::endpoint(target.address, static_cast<unsigned short>(port));
+}
+
+bool Simulator::socket_answer_datagram(GenericSocket& s, bool peek, bool from) {
+  if (s.datagrams.empty()) return false;
+  auto [sender, data] = s.datagrams.front();
+  if (!peek) s.datagrams.pop_front();
+  if (data.size() > socket_recv_max(s)) data.resize(socket_recv_max(s));  // the rest of the datagram is lost
+  std::string header = (from ? "#XRECVFROM: " : "#XRECV: ") + std::to_string(data.size());
+  if (from) {
+    header += ",\"" + sender.address().to_string() + "\"";
+    if (p_.at_least(2, 5)) header += "," + std::to_string(sender.port());
+  }
+  info(header);
+  emit(std::move(data));
+  finish(true);
+  return true;
+}
+
+void Simulator::socket_send_datagram(int fd, std::optional<udp::endpoint> to, std::string data,
+                                     std::function<void(const error_code&, std::size_t)> done) {
+  auto it = socks_.find(fd);
+  if (it == socks_.end() || !it->second.usock) {
+    if (done) asio::post(io_, [done] { done(asio::error::not_connected, 0); });
+    return;
+  }
+  auto& s = it->second;
+  if (!to && s.blackhole) {
+    const auto n = data.size();
+    if (done) asio::post(io_, [done, n] { done({}, n); });
+    return;
+  }
+  auto sock = s.usock;
+  auto shared = std::make_shared<std::string>(std::move(data));
+  ++stats_.udp_up_datagrams;
+  auto handler = [shared, sock, done](const error_code& ec, std::size_t n) {
+    if (done) done(ec, n);
+  };
+  if (to) {
+    sock->async_send_to(asio::buffer(*shared), *to, handler);
+  } else {
+    sock->async_send(asio::buffer(*shared), handler);
+  }
+}
+
+void Simulator::socket_start_receive(int fd) {
+  auto it = socks_.find(fd);
+  if (it == socks_.end() || !it->second.usock) return;
+  auto sock = it->second.usock;
+  auto buf = std::make_shared<std::array<char, 65536>>();
+  auto from = std::make_shared<udp::endpoint>();
+  sock->async_receive_from(asio::buffer(*buf), *from, [this, e = epoch_, fd, gen = it->second.gen, sock, buf,
+                                                        from](const error_code& ec, std::size_t n) {
+    if (e != epoch_ || ec == asio::error::operation_aborted) return;
+    auto it = socks_.find(fd);
+    if (it == socks_.end() || it->second.gen != gen || it->second.usock != sock) return;
+    auto& s = it->second;
+    if (!ec) {
+      ++stats_.udp_down_datagrams;
+      if (s.datagrams.size() < kSocketDatagramHold) s.datagrams.emplace_back(*from, std::string(buf->data(), n));
+      if (s.recv_waiting && fd == active_sock_ && busy_) {
+        s.recv_waiting = false;
+        connect_timer_.cancel();
+        socket_answer_datagram(s, s.recv_peek, s.recv_from);
+      }
+      if (poll_waiting_) socket_answer_poll();
+    }
+    socket_start_receive(fd);
+  });
 }
 
 bool Simulator::socket_answer_recv(GenericSocket& s, bool peek) {
@@ -250,7 +432,7 @@ bool Simulator::socket_answer_poll() {
     auto it = socks_.find(h);
     if (it == socks_.end()) continue;
     unsigned events = 0;
-    if (!it->second.rx.empty()) events |= 0x0001;  // POLLIN
+    if (!it->second.rx.empty() || !it->second.datagrams.empty()) events |= 0x0001;  // POLLIN
     if (it->second.eof) events |= 0x0010;           // POLLHUP
     if (!events) continue;
     info("#XPOLL: " + std::to_string(h) + ",\"" + poll_events(p_, events) + "\"");
@@ -314,6 +496,7 @@ void Simulator::socket_close(int fd) {
   auto it = socks_.find(fd);
   if (it == socks_.end()) return;
   retire(it->second.sock, true);
+  retire(it->second.usock);
   int handle = fd;
   free_fd(handle);
   socks_.erase(it);
@@ -330,7 +513,10 @@ void Simulator::socket_close(int fd) {
 }
 
 void Simulator::close_sockets_silently() {
-  for (auto& [fd, s] : socks_) retire(s.sock, true);
+  for (auto& [fd, s] : socks_) {
+    retire(s.sock, true);
+    retire(s.usock);
+  }
   socks_.clear();
   active_sock_ = -1;
   poll_waiting_ = false;

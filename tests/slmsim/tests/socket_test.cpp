@@ -209,5 +209,57 @@ TEST(Socket, ConnectFailuresArePlainErrors) {
   h.attach();
   EXPECT_TRUE(h.at(connect_to(port), error)) << "refused";
   EXPECT_TRUE(h.at("AT#XSEND=\"x\"", "\r\n#XSEND: 0\r\n" + error)) << "#XSEND is printed even when it failed";
-  EXPECT_TRUE(h.at("AT#XSOCKET=1,2,0", error)) << "UDP sockets are not simulated yet";
+  EXPECT_TRUE(h.at("AT#XSOCKET=1,1,1", error)) << "server sockets are not simulated yet";
+}
+
+TEST(Socket, UdpSendToAndReceiveFromNameThePeer) {
+  Harness h;
+  UdpServer srv(h.io, /*echo=*/true);
+  h.boot();
+  h.attach();
+  EXPECT_TRUE(h.at("AT#XSOCKET=1,2,0", "\r\n#XSOCKET: 0,2,17\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XSEND=\"x\"", error)) << "unconnected: no destination";
+  const std::string to = "\"127.0.0.1\"," + std::to_string(srv.port());
+  EXPECT_TRUE(h.at("AT#XSENDTO=" + to + ",\"ping\"", "\r\n#XSENDTO: 4\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XSENDTO=" + to + ",\"pong!\"", "\r\n#XSENDTO: 5\r\n" + ok));
+  EXPECT_TRUE(poll_until(h, "\r\n#XPOLL: 0,\"0x0001\"\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XRECVFROM=0,64", "\r\n#XRECVFROM: 4," + to + "\r\nping" + ok)) << "one datagram a read";
+  EXPECT_TRUE(poll_until(h, "\r\n#XPOLL: 0,\"0x0001\"\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XRECV=0,64", "\r\n#XRECV: 5\r\npong!" + ok));
+  EXPECT_TRUE(h.at("AT#XRECVFROM=0,64", error));
+  EXPECT_EQ(srv.datagrams, (std::vector<std::string>{"ping", "pong!"}));
+}
+
+TEST(Socket, AConnectedUdpSocketSendsAndDataModeFlushesOneDatagram) {
+  Harness h;
+  UdpServer srv(h.io, /*echo=*/true);
+  h.boot();
+  h.attach();
+  EXPECT_TRUE(h.at("AT#XSOCKET=1,2,0", "\r\n#XSOCKET: 0,2,17\r\n" + ok));
+  EXPECT_TRUE(h.at(connect_to(srv.port()), "\r\n#XCONNECT: 1\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XSEND=\"one\"", "\r\n#XSEND: 3\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XSEND", ok));
+  h.send(std::string("t\0o,\"", 5));
+  ASSERT_TRUE(h.run_until([&] { return srv.datagrams.size() == 2; }));
+  h.send("+++");
+  EXPECT_TRUE(h.expect("\r\n#XDATAMODE: 0\r\n"));
+  EXPECT_EQ(srv.datagrams, (std::vector<std::string>{"one", std::string("t\0o,\"", 5)}));
+  EXPECT_TRUE(poll_until(h, "\r\n#XPOLL: 0,\"0x0001\"\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XRECV=0,64", "\r\n#XRECV: 3\r\none" + ok));
+}
+
+TEST(Socket, SendToDataModeAndTheV24ReceiveFromWithoutPort) {
+  Harness h("v2.4");
+  UdpServer srv(h.io, /*echo=*/true);
+  h.boot();
+  h.attach();
+  EXPECT_TRUE(h.at("AT#XSOCKET=1,2,0", "\r\n#XSOCKET: 0,2,17\r\n" + ok));
+  const std::string to = "\"127.0.0.1\"," + std::to_string(srv.port());
+  EXPECT_TRUE(h.at("AT#XSENDTO=" + to, ok)) << "no data: data mode";
+  h.send("dgram");
+  ASSERT_TRUE(h.run_until([&] { return srv.datagrams.size() == 1; }));
+  h.send("+++");
+  EXPECT_TRUE(h.expect("\r\n#XDATAMODE: 0\r\n"));
+  EXPECT_TRUE(poll_until(h, "\r\n#XPOLL: 0,\"0x0001\"\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XRECVFROM=1", "\r\n#XRECVFROM: 5,\"127.0.0.1\"\r\ndgram" + ok)) << "v2.4: no port";
 }

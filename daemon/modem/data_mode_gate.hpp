@@ -17,7 +17,7 @@ namespace slmd::modem {
 
 class DataModeGate {
 public:
-    enum class Owner { none, tcp, udp };
+    enum class Owner { none, tcp, udp, socket };  // socket: a generic socket (SlmSocketDriver)
     struct Session {
         Owner owner = Owner::none;
         ConnectionId connection = 0;  // the connection whose bytes the session carries (TCP)

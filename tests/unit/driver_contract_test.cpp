@@ -9,7 +9,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <deque>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +22,7 @@
 #include "fake_modem_driver.hpp"
 #include "io_test_support.hpp"
 #include "modem/slm_proxy_driver.hpp"
+#include "modem/slm_socket_driver.hpp"
 #include "scripted_firmware.hpp"
 
 using namespace slmd;
@@ -55,6 +60,7 @@ template <int Minor>
 class SlmProxyHarness {
 public:
     static constexpr int minor = Minor;
+    static constexpr const char* driver_name = "slm_proxy";
     explicit SlmProxyHarness(boost::asio::io_context& io)
         : firmware_(io.get_executor()),
           channel_(io.get_executor(), firmware_, at::FirmwareProfile::for_version({2, Minor, 0}), 115200),
@@ -150,6 +156,159 @@ private:
     std::vector<std::string> datagrams_;
 };
 
+// SlmSocketDriver over an at::Channel whose link is a scripted SLM 2.<Minor> firmware with generic sockets: the
+// responder keeps the firmware's socket table (handles, the active socket, what each holds for #XRECV).
+template <int Minor>
+class SlmSocketHarness {
+public:
+    static constexpr int minor = Minor;
+    static constexpr const char* driver_name = "slm_socket";
+    explicit SlmSocketHarness(boost::asio::io_context& io)
+        : firmware_(io.get_executor()),
+          channel_(io.get_executor(), firmware_, at::FirmwareProfile::for_version({2, Minor, 0}), 115200),
+          gate_(channel_),
+          driver_(io.get_executor(), channel_, gate_, [] { return true; }) {
+        test::script_slm_bringup(firmware_, Minor);
+        firmware_.responder = [this](const std::string& line) { return respond(line); };
+        firmware_.attach(channel_);
+        channel_.set_handlers(at::ChannelHandlers{
+            .urc = [](const std::string&) {},
+            .ready = [this] { driver_.on_modem_lost(); },
+            .proxy_data = [](at::ProxyData&&) {},
+            .raw_data = [](std::string_view) {},
+            .data_mode_exited = [](int) {},
+            .payload_lost = [](const at::PayloadLost&) {},
+        });
+    }
+    ~SlmSocketHarness() { channel_.shutdown(); }
+
+    modem::ModemDriver& driver() { return driver_; }
+    void peer_sends(modem::ConnectionId, const std::string& bytes) { sockets_.at(last_tcp_).pending += bytes; }
+    void peer_closes(modem::ConnectionId) { sockets_.at(last_tcp_).eof = true; }
+    void modem_lost() {
+        sockets_.clear();
+        active_ = -1;
+        firmware_.say("\r\nReady\r\n");
+    }
+    void refuse_connects(int) { refused_ = true; }
+    void name_resolves(const std::string& host, const std::string& address) { dns_[host] = address; }
+    std::string uplink(modem::ConnectionId) { return firmware_.uplink; }
+    void datagram_arrives(const std::string& datagram) { sockets_.at(last_udp_).datagrams.push_back(datagram); }
+    std::vector<std::string> datagrams_sent() { return datagrams_; }
+    bool settled() const { return !firmware_.in_data_mode() && channel_.idle(); }
+
+    // The n-th TCP connection made (0 = first): its peer sends, closes; what it got in quoted sends.
+    void peer_sends_on(std::size_t n, const std::string& bytes) { sockets_.at(connected_.at(n)).pending += bytes; }
+    void peer_closes_on(std::size_t n) { sockets_.at(connected_.at(n)).eof = true; }
+    std::string sent_on(std::size_t n) { return sockets_.count(connected_.at(n)) ? sockets_.at(connected_.at(n)).sent : ""; }
+    const modem::SlmSocketDriver& socket_driver() const { return driver_; }
+
+private:
+    using Answer = test::ScriptedFirmware::Answer;
+    struct Socket {
+        bool udp = false;
+        int rank = 0;
+        std::string pending;
+        std::deque<std::string> datagrams;
+        bool eof = false;
+        std::string sent;  // quoted sends on this socket
+    };
+    static Answer answer(const std::string& info, bool ok = true) {
+        return Answer{(info.empty() ? "" : "\r\n" + info + "\r\n") + (ok ? "\r\nOK\r\n" : "\r\nERROR\r\n")};
+    }
+    std::optional<Answer> respond(const std::string& line) {
+        if (line == "AT#XSOCKET=1,1,0" || line == "AT#XSOCKET=1,2,0") {
+            int handle = 0;
+            while (sockets_.count(handle)) ++handle;
+            const bool udp = line.back() == '0' && line[line.size() - 3] == '2';
+            sockets_[handle] = Socket{udp, ++rank_, {}, {}, false, {}};
+            active_ = handle;
+            return answer("#XSOCKET: " + std::to_string(handle) + (udp ? ",2,17" : ",1,6"));
+        }
+        if (line == "AT#XSOCKET=0") {
+            if (!sockets_.erase(active_)) return answer("", false);
+            active_ = -1;  // the newest one left becomes active
+            int best = 0;
+            for (const auto& [handle, socket] : sockets_) {
+                if (socket.rank > best) best = socket.rank, active_ = handle;
+            }
+            return answer("#XSOCKET: 0,\"closed\"");
+        }
+        if (line.rfind("AT#XSOCKETSELECT=", 0) == 0) {
+            const int handle = std::stoi(line.substr(17));
+            if (!sockets_.count(handle)) return answer("", false);
+            active_ = handle;
+            return answer("#XSOCKETSELECT: " + std::to_string(handle));
+        }
+        auto* active = sockets_.count(active_) ? &sockets_.at(active_) : nullptr;
+        if (line.rfind("AT#XCONNECT=", 0) == 0) {
+            if (!active || (refused_ && !active->udp)) return answer("", false);
+            (active->udp ? last_udp_ : last_tcp_) = active_;
+            if (!active->udp) connected_.push_back(active_);
+            return answer("#XCONNECT: 1");
+        }
+        if (line.rfind("AT#XSEND=\"", 0) == 0 && line.back() == '"') {
+            if (!active) return answer("", false);
+            const auto content = line.substr(10, line.size() - 11);
+            if (active->udp) {
+                datagrams_.push_back(content);
+            } else {
+                firmware_.uplink += content;
+                active->sent += content;
+            }
+            return answer("#XSEND: " + std::to_string(content.size()));
+        }
+        if (line == "AT#XSEND") return Answer{Minor >= 1 ? "\r\nOK\r\n" : "", true};
+        if (line == "AT#XPOLL=0") {
+            std::string lines;
+            for (const auto& [handle, socket] : sockets_) {
+                const unsigned events = (!socket.pending.empty() || !socket.datagrams.empty() ? 1u : 0u) |
+                                        (socket.eof ? 0x10u : 0u);
+                if (!events) continue;
+                char text[16];
+                std::snprintf(text, sizeof text, Minor >= 1 ? "0x%04x" : "0x%08x", events);
+                lines += "\r\n#XPOLL: " + std::to_string(handle) + ",\"" + text + "\"\r\n";
+            }
+            return Answer{lines + "\r\nOK\r\n"};
+        }
+        if (line == "AT#XRECV=0,64" || line == "AT#XRECV=1") {
+            if (!active) return answer("", false);
+            std::string data;
+            if (active->udp && !active->datagrams.empty()) {
+                data = active->datagrams.front();
+                active->datagrams.pop_front();
+            } else if (!active->udp && !active->pending.empty()) {
+                data = active->pending.substr(0, 2048);
+                active->pending.erase(0, data.size());
+            } else {
+                return answer("", active->eof);  // end of stream: OK alone; nothing waiting: ERROR
+            }
+            return Answer{"\r\n#XRECV: " + std::to_string(data.size()) + "\r\n" + data + "\r\nOK\r\n"};
+        }
+        if (line.rfind("AT#XGETADDRINFO=\"", 0) == 0) {
+            const auto name = line.substr(17, line.find('"', 17) - 17);
+            auto found = dns_.find(name);
+            if (found == dns_.end()) return answer("#XGETADDRINFO: \"not found\"", false);
+            return answer("#XGETADDRINFO: \"" + found->second + "\"");
+        }
+        return std::nullopt;
+    }
+
+    test::ScriptedFirmware firmware_;
+    at::Channel channel_;
+    modem::DataModeGate gate_;
+    modem::SlmSocketDriver driver_;
+    std::map<int, Socket> sockets_;
+    int active_ = -1;
+    int rank_ = 0;
+    int last_tcp_ = -1;
+    int last_udp_ = -1;
+    std::vector<int> connected_;
+    bool refused_ = false;
+    std::map<std::string, std::string> dns_;
+    std::vector<std::string> datagrams_;
+};
+
 // --- the contract ---
 
 template <typename Harness>
@@ -193,7 +352,8 @@ protected:
     int capacity_calls = 0;
 };
 
-using Drivers = ::testing::Types<FakeHarness, SlmProxyHarness<0>, SlmProxyHarness<5>, SlmProxyHarness<9>>;
+using Drivers = ::testing::Types<FakeHarness, SlmProxyHarness<0>, SlmProxyHarness<5>, SlmProxyHarness<9>,
+                                 SlmSocketHarness<0>, SlmSocketHarness<5>, SlmSocketHarness<9>>;
 class DriverNames {
 public:
     template <typename T>
@@ -201,7 +361,7 @@ public:
         if constexpr (std::is_same_v<T, FakeHarness>) {
             return "fake";
         } else {
-            return "slm_proxy_v2_" + std::to_string(T::minor);
+            return std::string(T::driver_name) + "_v2_" + std::to_string(T::minor);
         }
     }
 };
@@ -354,4 +514,67 @@ TYPED_TEST(DriverContract, UdpDatagramsGoBothWaysWholeAndACloseIsReportedOnce) {
     ASSERT_TRUE(run_until(this->io, [&] { return !closes.empty() && this->driver().udp_available() == available; }));
     ASSERT_TRUE(this->settle());
     EXPECT_EQ(closes, std::vector<modem::CloseReason>{modem::CloseReason::local_close});
+}
+
+// What the generic-socket driver is for: several connections at once, each with its own bytes, however the
+// firmware's active socket moves; the firmware's limit, then EBUSY; a slot freed by one peer's close.
+TEST(SlmSocketDriver, EightConnectionsAtOnceEachWithItsOwnBytes) {
+    boost::asio::io_context io;
+    SlmSocketHarness<9> harness(io);
+    auto& driver = harness.driver();
+    struct Connection {
+        std::optional<int> error;
+        modem::ConnectionId id = 0;
+        std::string received;
+        std::vector<modem::CloseReason> closes;
+    };
+    std::vector<Connection> connections(9);
+    auto connect = [&](Connection& c) {
+        driver.tcp_connect(server, 5s,
+                           {.data = [&c](std::string_view bytes) { c.received += bytes; },
+                            .closed = [&c](modem::CloseReason reason, int) { c.closes.push_back(reason); }},
+                           [&c](int error, modem::ConnectionId id) {
+                               c.error = error;
+                               c.id = id;
+                           });
+    };
+    for (auto& c : connections) connect(c);  // all nine asked at once
+    ASSERT_TRUE(run_until(io, [&] {
+        return std::all_of(connections.begin(), connections.end(), [](auto& c) { return c.error.has_value(); });
+    }));
+    for (std::size_t i = 0; i < 8; ++i) EXPECT_EQ(connections[i].error, 0) << i;
+    EXPECT_EQ(connections[8].error, EBUSY) << "the firmware holds eight";
+    EXPECT_EQ(driver.tcp_available(), 0u);
+
+    // Bytes both ways on every connection, in reverse order of opening: the active socket has to move.
+    for (std::size_t i = 8; i-- > 0;) {
+        std::optional<int> sent;
+        driver.tcp_send(connections[i].id, "to " + std::to_string(i), [&](int error) { sent = error; });
+        ASSERT_TRUE(run_until(io, [&] { return sent.has_value(); }));
+        EXPECT_EQ(*sent, 0);
+        harness.peer_sends_on(i, "from " + std::to_string(i));
+    }
+    ASSERT_TRUE(run_until(io, [&] {
+        return std::all_of(connections.begin(), connections.begin() + 8,
+                           [](auto& c) { return c.received.size() == 6; });
+    }));
+    for (std::size_t i = 0; i < 8; ++i) {
+        EXPECT_EQ(connections[i].received, "from " + std::to_string(i));
+        EXPECT_EQ(harness.sent_on(i), "to " + std::to_string(i));
+    }
+    EXPECT_GT(harness.socket_driver().stats().selects, 0u);
+
+    // One peer closes: its connection alone ends, and the slot serves a new connection.
+    harness.peer_closes_on(3);
+    ASSERT_TRUE(run_until(io, [&] { return !connections[3].closes.empty() && driver.tcp_available() == 1; }));
+    EXPECT_EQ(connections[3].closes, std::vector<modem::CloseReason>{modem::CloseReason::peer_closed});
+    for (std::size_t i = 0; i < 8; ++i) {
+        if (i != 3) {
+            EXPECT_TRUE(connections[i].closes.empty()) << i;
+        }
+    }
+    Connection late;
+    connect(late);
+    ASSERT_TRUE(run_until(io, [&] { return late.error.has_value(); }));
+    EXPECT_EQ(late.error, 0);
 }

@@ -1,0 +1,495 @@
+// Owns: SLM's generic sockets as a ModemDriver (see slm_socket_driver.hpp).
+#include "modem/slm_socket_driver.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <netdb.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <memory>
+
+#include "modem/at_string.hpp"
+#include "modem/dns_query.hpp"
+#include "modem/uplink_plan.hpp"
+#include "sys/log.hpp"
+
+namespace slmd::modem {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::optional<int> leading_int(std::string_view text) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end == text.data()) return std::nullopt;
+    return value;
+}
+
+// "#XSOCKET: <h>,<type>,<proto>" → h.
+std::optional<int> opened_handle(const at::CommandResponse& response) {
+    for (const auto& line : response.info) {
+        if (line.starts_with("#XSOCKET: ")) return leading_int(std::string_view(line).substr(10));
+    }
+    return std::nullopt;
+}
+
+// "#XPOLL: <h>,\"0x0001\"" → h, when it reports anything (POLLIN, POLLERR, POLLHUP, POLLNVAL).
+std::optional<int> polled_handle(std::string_view line) {
+    if (!line.starts_with("#XPOLL: ")) return std::nullopt;
+    line.remove_prefix(8);
+    const auto handle = leading_int(line);
+    const auto quote = line.find("\"0x");
+    if (!handle || quote == std::string_view::npos) return std::nullopt;
+    unsigned events = 0;
+    const auto digits = line.substr(quote + 3);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), events, 16);
+    if (ec != std::errc{} || end == digits.data() || events == 0) return std::nullopt;
+    return handle;
+}
+
+}  // namespace
+
+SlmSocketDriver::SlmSocketDriver(asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
+                                 std::function<bool()> serving, SlmSocketDriverOptions options)
+    : executor_(executor),
+      channel_(channel),
+      gate_(gate),
+      serving_(std::move(serving)),
+      options_(options),
+      poll_timer_(executor),
+      poll_interval_(options.poll_busy) {}
+
+SlmSocketDriver::~SlmSocketDriver() { lifetime_.end(); }
+
+std::size_t SlmSocketDriver::socket_limit() const {
+    return channel_.profile().version >= at::FirmwareVersion{3, 1, 0} ? 7 : 8;
+}
+
+std::size_t SlmSocketDriver::tcp_available() const {
+    const std::size_t used = sockets_.size() + opening_;
+    return used >= socket_limit() ? 0 : socket_limit() - used;
+}
+
+std::size_t SlmSocketDriver::udp_max_send() const { return channel_.profile().data_mode_buffer; }
+std::size_t SlmSocketDriver::udp_max_receive() const { return channel_.profile().receive_chunk_max; }
+
+SlmSocketDriver::Socket* SlmSocketDriver::find(ConnectionId id) {
+    auto it = sockets_.find(id);
+    return it == sockets_.end() || it->second.gone ? nullptr : &it->second;
+}
+
+SlmSocketDriver::Socket* SlmSocketDriver::find_handle(int handle) {
+    for (auto& [id, socket] : sockets_) {
+        if (socket.handle == handle && !socket.gone) return &socket;
+    }
+    return nullptr;
+}
+
+void SlmSocketDriver::submit_on(int handle, at::CommandRequest request, at::Channel::ResponseHandler handler) {
+    // active_ is the socket the firmware acts on once everything queued so far has run: the channel runs
+    // commands in order.
+    if (active_ != handle) {
+        ++stats_.selects;
+        gate_.submit({"AT#XSOCKETSELECT=" + std::to_string(handle), "#XSOCKETSELECT", 5s},
+                     [](at::CommandResponse) {});
+        active_ = handle;
+    }
+    gate_.submit(std::move(request), std::move(handler));
+}
+
+// Opening ------------------------------------------------------------------------------------------------------
+
+void SlmSocketDriver::open(const TcpEndpoint& destination, bool udp, std::chrono::milliseconds timeout,
+                           std::function<void(int, int)> done) {
+    auto fail_soon = [this, &done](int error) { asio::post(executor_, [done = std::move(done), error] { done(error, -1); }); };
+    if (!serving()) return fail_soon(ENETDOWN);
+    if (destination.tls) return fail_soon(EOPNOTSUPP);
+    const auto host = at_quoted(AtStringKind::host, destination.host);
+    if (!host || destination.port == 0) return fail_soon(EINVAL);
+    if (tcp_available() == 0) return fail_soon(EBUSY);
+    ++opening_;
+    // The new socket becomes the firmware's active one, but commands queued meanwhile may select others: from
+    // here on, which one is active is known again only after the next select.
+    const std::string family = destination.ipv6 ? "2" : "1";
+    gate_.submit({"AT#XSOCKET=" + family + (udp ? ",2,0" : ",1,0"), "#XSOCKET", 5s},
+                 [this, alive = lifetime_.guard(), line = "AT#XCONNECT=" + *host + "," + std::to_string(destination.port),
+                  timeout, done = std::move(done)](at::CommandResponse response) mutable {
+                     if (!*alive) return;
+                     const auto handle = opened_handle(response);
+                     if (!response.ok() || !handle) {
+                         --opening_;
+                         slot_freed();
+                         done(response.error ? ENETDOWN : EMFILE, -1);
+                         return;
+                     }
+                     submit_on(*handle, {line, "#XCONNECT", timeout + 5s},
+                               [this, alive, handle = *handle, done = std::move(done)](at::CommandResponse answer) {
+                                   if (!*alive) return;
+                                   const bool connected = answer.ok() && !answer.info.empty() &&
+                                                          answer.info.front() == "#XCONNECT: 1";
+                                   if (connected) {
+                                       --opening_;
+                                       done(0, handle);
+                                       return;
+                                   }
+                                   // The firmware says no more than ERROR: refused, unreachable or no route.
+                                   const int error =
+                                       answer.error == at::ChannelError::timeout ? ETIMEDOUT
+                                       : answer.error                            ? ENETDOWN
+                                                                                 : ECONNREFUSED;
+                                   auto finish = [this, alive, error, done] {
+                                       if (!*alive) return;
+                                       --opening_;
+                                       slot_freed();
+                                       done(error, -1);
+                                   };
+                                   if (answer.error && answer.error != at::ChannelError::timeout) return finish();
+                                   submit_on(handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
+                                             [finish](at::CommandResponse) { finish(); });
+                                   active_.reset();  // the firmware picks the newest socket left
+                               });
+                 });
+}
+
+void SlmSocketDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
+                                  TcpConnectionEvents events, std::function<void(int, ConnectionId)> done) {
+    open(destination, false, timeout,
+         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](int error,
+                                                                                              int handle) mutable {
+             if (!*alive) return;
+             if (error) return done(error, 0);
+             const auto id = next_id_++;
+             Socket socket;
+             socket.id = id;
+             socket.handle = handle;
+             socket.tcp_events = std::move(events);
+             sockets_.emplace(id, std::move(socket));
+             SLMD_INFO("slm socket {}: connected (connection {})", handle, id);
+             schedule_poll(0ms);
+             done(0, id);
+         });
+}
+
+void SlmSocketDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
+                                  std::function<void(int, ConnectionId)> done) {
+    open(destination, true, 30s,
+         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](int error,
+                                                                                              int handle) mutable {
+             if (!*alive) return;
+             if (error) return done(error, 0);
+             const auto id = next_id_++;
+             Socket socket;
+             socket.id = id;
+             socket.handle = handle;
+             socket.udp = true;
+             socket.udp_events = std::move(events);
+             sockets_.emplace(id, std::move(socket));
+             schedule_poll(0ms);
+             done(0, id);
+         });
+}
+
+void SlmSocketDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents, std::function<void(int, ListenerId)> done) {
+    asio::post(executor_, [done = std::move(done)] { done(EOPNOTSUPP, 0); });
+}
+
+void SlmSocketDriver::udp_serve(std::uint16_t, bool, UdpEvents, std::function<void(int, ConnectionId)> done) {
+    asio::post(executor_, [done = std::move(done)] { done(EOPNOTSUPP, 0); });
+}
+
+// Sending ------------------------------------------------------------------------------------------------------
+
+void SlmSocketDriver::tcp_send(ConnectionId id, std::string bytes, std::function<void(int)> done) {
+    auto* socket = find(id);
+    if (!socket || socket->closing || socket->udp) {
+        asio::post(executor_, [done = std::move(done)] { done(ENOTCONN); });
+        return;
+    }
+    socket->sends.push_back({std::move(bytes), std::move(done)});
+    pump(id);
+}
+
+void SlmSocketDriver::udp_send(ConnectionId id, std::string datagram, std::function<void(int)> done) {
+    auto* socket = find(id);
+    int refusal = 0;
+    if (!socket || socket->closing || !socket->udp) {
+        refusal = ENOTCONN;
+    } else if (datagram.size() > udp_max_send()) {
+        refusal = EMSGSIZE;
+    }
+    if (refusal) {
+        asio::post(executor_, [done = std::move(done), refusal] { done(refusal); });
+        return;
+    }
+    socket->sends.push_back({std::move(datagram), std::move(done)});
+    pump(id);
+}
+
+void SlmSocketDriver::pump(ConnectionId id) {
+    auto* socket = find(id);
+    if (!socket || socket->sending) return;
+    if (socket->sends.empty()) {
+        if (socket->closing) finish_close(id);
+        return;
+    }
+    socket->sending = true;
+    auto job = std::make_shared<SendJob>(std::move(socket->sends.front()));
+    socket->sends.pop_front();
+    auto finished = [this, alive = lifetime_.guard(), id, job](int error) {
+        if (!*alive) return;
+        if (!error) stats_.bytes_up += job->bytes.size();
+        if (auto* s = find(id)) s->sending = false;
+        job->done(error);
+        pump(id);
+    };
+    if (socket->udp) {
+        // One datagram, one piece: quoted when it can be, else one data-mode flush.
+        const bool quotable = job->bytes.size() <= channel_.profile().max_send_string &&
+                              at_string_allowed(AtStringKind::udp_send, job->bytes);
+        const bool cut = !quotable && channel_.profile().data_mode_exit == at::DataModeExitRule::anywhere &&
+                         job->bytes.find("+++") != std::string::npos;
+        if (cut) return finished(EINVAL);  // the firmware would end data mode inside it
+        return send_piece(*socket, job->bytes, quotable, std::move(finished));
+    }
+    // TCP: "+++" runs quoted, the rest quoted when short and quotable, else in data mode.
+    auto plan = plan_uplink(job->bytes, channel_.profile().max_send_string);
+    auto pieces = std::make_shared<std::deque<UplinkPiece>>(plan.pieces.begin(), plan.pieces.end());
+    if (!plan.held_tail.empty()) pieces->push_back({UplinkPiece::Kind::quoted, plan.held_tail});
+    run_pieces(id, std::move(pieces), std::move(finished));
+}
+
+void SlmSocketDriver::run_pieces(ConnectionId id, std::shared_ptr<std::deque<UplinkPiece>> pieces,
+                                 std::function<void(int)> finished) {
+    auto* socket = find(id);
+    if (!socket) return finished(ECONNRESET);
+    if (pieces->empty()) return finished(0);
+    auto piece = std::move(pieces->front());
+    pieces->pop_front();
+    const bool quoted = piece.kind == UplinkPiece::Kind::quoted ||
+                        (piece.bytes.size() <= options_.quoted_send_limit &&
+                         at_string_allowed(AtStringKind::tcp_send, piece.bytes));
+    send_piece(*socket, std::move(piece.bytes), quoted,
+               [this, alive = lifetime_.guard(), id, pieces, finished = std::move(finished)](int error) mutable {
+                   if (!*alive) return;
+                   if (error) return finished(error);
+                   run_pieces(id, std::move(pieces), std::move(finished));
+               });
+}
+
+void SlmSocketDriver::send_piece(Socket& socket, std::string bytes, bool quoted, std::function<void(int)> finished) {
+    const int handle = socket.handle;
+    const auto id = socket.id;
+    if (quoted) {
+        const auto text = at_quoted(socket.udp ? AtStringKind::udp_send : AtStringKind::tcp_send, bytes);
+        if (!text) return finished(EINVAL);
+        submit_on(handle, {"AT#XSEND=" + *text, "#XSEND", 10s},
+                  [finished = std::move(finished)](at::CommandResponse response) {
+                      finished(response.ok() ? 0 : response.error == at::ChannelError::timeout ? ETIMEDOUT : ECONNRESET);
+                  });
+        return;
+    }
+    gate_.with_command_mode([this, alive = lifetime_.guard(), handle, id, bytes = std::move(bytes),
+                             finished = std::move(finished)]() mutable {
+        if (!*alive) return;
+        if (!find(id)) return finished(ECONNRESET);
+        if (active_ != handle) {
+            ++stats_.selects;
+            channel_.submit({"AT#XSOCKETSELECT=" + std::to_string(handle), "#XSOCKETSELECT", 5s},
+                            [](at::CommandResponse) {});
+            active_ = handle;
+        }
+        channel_.enter_data_mode({"AT#XSEND", "", 5s}, [this, alive, id, bytes = std::move(bytes),
+                                                       finished = std::move(finished)](at::CommandResponse response) {
+            if (!*alive) return;
+            if (!response.ok()) return finished(ECONNRESET);
+            gate_.begin_session({DataModeGate::Owner::socket, id});
+            gate_.clear_last_exit();
+            if (channel_.write_data(bytes)) return finished(ECONNRESET);
+            // Out again once the firmware's inactivity timer has flushed the bytes: a trailing '+' stays data.
+            gate_.with_command_mode(
+                [this, alive, finished] {
+                    if (!*alive) return;
+                    gate_.end_session();
+                    finished(gate_.last_exit_error() ? ETIMEDOUT : gate_.last_exit_status() == 0 ? 0 : ECONNRESET);
+                },
+                at::Channel::ExitTiming::after_inactivity_flush);
+        });
+    });
+}
+
+// Closing ------------------------------------------------------------------------------------------------------
+
+void SlmSocketDriver::tcp_close(ConnectionId id) {
+    auto* socket = find(id);
+    if (!socket || socket->closing) return;
+    socket->closing = true;
+    if (!socket->sending && socket->sends.empty()) finish_close(id);
+}
+
+void SlmSocketDriver::finish_close(ConnectionId id) {
+    auto* socket = find(id);
+    if (!socket) return;
+    socket->gone = true;
+    submit_on(socket->handle, {"AT#XSOCKET=0", "#XSOCKET", 5s}, [this, alive = lifetime_.guard(), id](at::CommandResponse) {
+        if (!*alive) return;
+        auto it = sockets_.find(id);
+        if (it == sockets_.end()) return;
+        auto socket = std::move(it->second);
+        sockets_.erase(it);
+        slot_freed();
+        if (socket.udp) {
+            if (socket.udp_events.closed) socket.udp_events.closed(CloseReason::local_close, 0);
+        } else if (socket.tcp_events.closed) {
+            socket.tcp_events.closed(CloseReason::local_close, 0);
+        }
+    });
+    active_.reset();  // the firmware makes the newest remaining socket active
+}
+
+void SlmSocketDriver::lose(ConnectionId id, CloseReason reason, int error) {
+    auto it = sockets_.find(id);
+    if (it == sockets_.end() || it->second.gone) return;
+    auto socket = std::move(it->second);
+    sockets_.erase(it);
+    for (auto& job : socket.sends) job.done(ECONNRESET);
+    if (reason != CloseReason::modem_lost) {
+        // The firmware still holds the socket: free it before the slot is offered again.
+        ++opening_;
+        submit_on(socket.handle, {"AT#XSOCKET=0", "#XSOCKET", 5s}, [this, alive = lifetime_.guard()](at::CommandResponse) {
+            if (!*alive) return;
+            --opening_;
+            slot_freed();
+        });
+        active_.reset();
+    } else {
+        slot_freed();
+    }
+    if (socket.udp) {
+        if (socket.udp_events.closed) socket.udp_events.closed(reason, error);
+    } else if (socket.tcp_events.closed) {
+        socket.tcp_events.closed(reason, error);
+    }
+}
+
+void SlmSocketDriver::slot_freed() {
+    if (!capacity_listener_) return;
+    asio::post(executor_, [this, alive = lifetime_.guard()] {
+        if (*alive && capacity_listener_ && tcp_available() > 0) capacity_listener_();
+    });
+}
+
+void SlmSocketDriver::on_modem_lost() {
+    poll_timer_.cancel();
+    poll_scheduled_ = false;
+    polling_ = false;
+    active_.reset();
+    std::vector<ConnectionId> ids;
+    for (const auto& [id, socket] : sockets_) ids.push_back(id);
+    for (const auto id : ids) lose(id, CloseReason::modem_lost, ECONNRESET);
+    sockets_.clear();
+}
+
+// Receiving ----------------------------------------------------------------------------------------------------
+
+void SlmSocketDriver::pause_receive(bool paused) {
+    paused_ = paused;
+    if (!paused) schedule_poll(0ms);
+}
+
+void SlmSocketDriver::schedule_poll(std::chrono::milliseconds delay) {
+    if (polling_ || sockets_.empty() || paused_) return;
+    if (poll_scheduled_ && delay > 0ms) return;
+    poll_scheduled_ = true;
+    poll_timer_.expires_after(delay);
+    poll_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
+        if (!*alive || error) return;
+        poll_scheduled_ = false;
+        poll();
+    });
+}
+
+void SlmSocketDriver::poll() {
+    if (polling_ || sockets_.empty() || paused_ || !serving()) return;
+    polling_ = true;
+    ++stats_.polls;
+    // One round trip covers every socket; 0 answers at once (a longer one would hold the firmware's AT channel).
+    gate_.submit({"AT#XPOLL=0", "#XPOLL", 5s}, [this, alive = lifetime_.guard()](at::CommandResponse response) {
+        if (!*alive) return;
+        std::deque<int> ready;
+        for (const auto& line : response.info) {
+            if (auto handle = polled_handle(line); handle && find_handle(*handle)) ready.push_back(*handle);
+        }
+        if (ready.empty()) {
+            polling_ = false;
+            const bool busy = std::chrono::steady_clock::now() - last_data_ < options_.busy_window;
+            poll_interval_ = busy ? options_.poll_busy : std::min(poll_interval_ * 2, options_.poll_idle);
+            schedule_poll(poll_interval_);
+            return;
+        }
+        read_ready(std::move(ready));
+    });
+}
+
+void SlmSocketDriver::read_ready(std::deque<int> handles) {
+    // One read per ready socket a round, so a bulk transfer cannot starve the others; then poll again at once.
+    if (handles.empty() || paused_) {
+        polling_ = false;
+        poll_interval_ = options_.poll_busy;
+        schedule_poll(0ms);
+        return;
+    }
+    const int handle = handles.front();
+    handles.pop_front();
+    auto* socket = find_handle(handle);
+    if (!socket) return read_ready(std::move(handles));
+    ++stats_.reads;
+    // Never a blocking read: DONTWAIT (v2.1+), or on v2.0 (no flags) a one-second limit, which a socket that
+    // #XPOLL reported ready answers at once.
+    const bool dontwait = channel_.profile().version >= at::FirmwareVersion{2, 1, 0};
+    submit_on(handle, {dontwait ? "AT#XRECV=0,64" : "AT#XRECV=1", "#XRECV", 5s},
+              [this, alive = lifetime_.guard(), id = socket->id, handles = std::move(handles)](
+                  at::CommandResponse response) mutable {
+                  if (!*alive) return;
+                  auto* s = find(id);
+                  if (s && response.payload_lost) {
+                      lose(id, CloseReason::data_lost, ECONNRESET);
+                  } else if (s && response.ok() && !response.payload.empty()) {
+                      stats_.bytes_down += response.payload.size();
+                      last_data_ = std::chrono::steady_clock::now();
+                      if (s->udp) {
+                          if (s->udp_events.datagram) s->udp_events.datagram(response.payload, std::nullopt);
+                      } else if (s->tcp_events.data) {
+                          s->tcp_events.data(response.payload);
+                      }
+                  } else if (s && response.ok() && response.info.empty() && !s->udp) {
+                      lose(id, CloseReason::peer_closed, 0);  // OK without #XRECV: the peer closed
+                  }
+                  read_ready(std::move(handles));
+              });
+}
+
+// Operators and DNS --------------------------------------------------------------------------------------------
+
+void SlmSocketDriver::describe_proxies(std::function<void(std::string)> done) {
+    std::string text;
+    for (const auto& [id, socket] : sockets_) {
+        if (!text.empty()) text += "\n";
+        text += "#XSOCKET: " + std::to_string(socket.handle) + (socket.udp ? ",udp" : ",tcp");
+    }
+    asio::post(executor_, [done = std::move(done), text = std::move(text)] { done(text); });
+}
+
+void SlmSocketDriver::resolve(const std::string& name, int family,
+                              std::function<void(int, std::vector<std::string>)> done) {
+    if (!serving()) {
+        asio::post(executor_, [done = std::move(done)] { done(EAI_AGAIN, {}); });
+        return;
+    }
+    resolve_name(gate_, channel_.profile(), name, family, std::move(done));
+}
+
+}  // namespace slmd::modem

@@ -1,0 +1,139 @@
+// Owns: SLM's generic sockets (#XSOCKET & co., docs/reference/serial-modem-and-generic-sockets.md §3) as a
+// ModemDriver for TCP and UDP clients: up to the firmware's socket count at once (8; 7 on v3.1), on the channel
+// and data-mode gate it shares with the proxy driver. The firmware acts on one "active" socket, which the
+// driver tracks and changes with #XSOCKETSELECT only when needed. No URC says that bytes arrived (before
+// v3.1): the driver polls all sockets with one AT#XPOLL=0, faster while data flows and slower when idle, and
+// reads ready sockets in turn with AT#XRECV=0,64 (never a blocking read: it would hold the firmware's AT
+// channel). Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
+// "+++" reaches the firmware inside data mode. Servers (#XLISTEN/#XACCEPT) and TLS (#XSSOCKET) are not
+// offered yet (EOPNOTSUPP).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "at/channel.hpp"
+#include "modem/data_mode_gate.hpp"
+#include "modem/modem_driver.hpp"
+#include "modem/uplink_plan.hpp"
+#include "sys/lifetime.hpp"
+
+namespace slmd::modem {
+
+struct SlmSocketDriverOptions {
+    std::chrono::milliseconds poll_busy{50};     // poll interval while a socket had data within busy_window
+    std::chrono::milliseconds poll_idle{1000};   // ... and the longest one, reached by doubling when idle
+    std::chrono::milliseconds busy_window{1000};
+    std::size_t quoted_send_limit = 128;         // short quotable sends go as AT#XSEND="…"
+};
+
+class SlmSocketDriver final : public ModemDriver {
+public:
+    SlmSocketDriver(boost::asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
+                    std::function<bool()> serving, SlmSocketDriverOptions options = {});
+    ~SlmSocketDriver() override;
+
+    // The modem rebooted or the link dropped: every socket is gone (closed with modem_lost).
+    void on_modem_lost();
+    // The largest number of generic sockets the firmware holds: 8, and 7 on v3.1 (its #XAPOLL keeps one).
+    std::size_t socket_limit() const;
+
+    std::size_t tcp_capacity() const override { return socket_limit(); }
+    std::size_t tcp_available() const override;
+    void set_capacity_listener(std::function<void()> listener) override { capacity_listener_ = std::move(listener); }
+    bool serving() const override { return serving_(); }
+    void tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout, TcpConnectionEvents events,
+                     std::function<void(int error, ConnectionId id)> done) override;
+    void tcp_send(ConnectionId id, std::string bytes, std::function<void(int error)> done) override;
+    void tcp_close(ConnectionId id) override;
+    void pause_receive(bool paused) override;
+    bool receive_paused() const override { return paused_; }
+    void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,
+                    std::function<void(int error, ListenerId id)> done) override;
+    void tcp_stop_listen(ListenerId) override {}
+    std::size_t udp_available() const override { return tcp_available(); }
+    std::size_t udp_max_send() const override;
+    std::size_t udp_max_receive() const override;
+    void udp_connect(const TcpEndpoint& destination, UdpEvents events,
+                     std::function<void(int error, ConnectionId id)> done) override;
+    void udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
+                   std::function<void(int error, ConnectionId id)> done) override;
+    void udp_send(ConnectionId id, std::string datagram, std::function<void(int error)> done) override;
+    void udp_close(ConnectionId id) override { tcp_close(id); }
+    void describe_proxies(std::function<void(std::string text)> done) override;
+    void resolve(const std::string& name, int family,
+                 std::function<void(int status, std::vector<std::string> addresses)> done) override;
+
+    struct Stats {
+        std::uint64_t polls = 0;
+        std::uint64_t reads = 0;
+        std::uint64_t selects = 0;
+        std::uint64_t bytes_up = 0;
+        std::uint64_t bytes_down = 0;
+    };
+    const Stats& stats() const { return stats_; }
+
+private:
+    struct SendJob {
+        std::string bytes;
+        std::function<void(int)> done;
+    };
+    struct Socket {
+        ConnectionId id = 0;
+        int handle = -1;
+        bool udp = false;
+        TcpConnectionEvents tcp_events;
+        UdpEvents udp_events;
+        std::deque<SendJob> sends;
+        bool sending = false;
+        bool closing = false;
+        bool gone = false;  // closed on the modem, or lost: no more events
+    };
+    using Step = DataModeGate::Step;
+
+    void open(const TcpEndpoint& destination, bool udp, std::chrono::milliseconds timeout,
+              std::function<void(int error, int handle)> done);
+    // Queues `request` for the socket `handle`, with an #XSOCKETSELECT first unless it is the active one.
+    void submit_on(int handle, at::CommandRequest request, at::Channel::ResponseHandler handler);
+    Socket* find(ConnectionId id);
+    Socket* find_handle(int handle);
+    void pump(ConnectionId id);
+    void run_pieces(ConnectionId id, std::shared_ptr<std::deque<UplinkPiece>> pieces,
+                    std::function<void(int)> finished);
+    void send_piece(Socket& socket, std::string bytes, bool quoted, std::function<void(int)> finished);
+    void finish_close(ConnectionId id);
+    void lose(ConnectionId id, CloseReason reason, int error);
+    void slot_freed();
+    void schedule_poll(std::chrono::milliseconds delay);
+    void poll();
+    void read_ready(std::deque<int> handles);
+
+    boost::asio::any_io_executor executor_;
+    at::Channel& channel_;
+    DataModeGate& gate_;
+    std::function<bool()> serving_;
+    SlmSocketDriverOptions options_;
+    std::map<ConnectionId, Socket> sockets_;
+    std::size_t opening_ = 0;  // sockets being opened: they count against the limit
+    std::optional<int> active_;
+    ConnectionId next_id_ = 1;
+    std::function<void()> capacity_listener_;
+    boost::asio::steady_timer poll_timer_;
+    bool poll_scheduled_ = false;
+    bool polling_ = false;
+    std::chrono::milliseconds poll_interval_;
+    std::chrono::steady_clock::time_point last_data_{};
+    bool paused_ = false;
+    Stats stats_;
+    sys::Lifetime lifetime_;
+};
+
+}  // namespace slmd::modem

@@ -40,7 +40,8 @@ void resolve_name(DataModeGate& gate, const at::FirmwareProfile& profile, const 
             const bool v6 = address.find(':') != std::string::npos;
             if (family == AF_UNSPEC || (family == AF_INET6) == v6) addresses.push_back(std::move(address));
         }
-        const int status = addresses.empty() ? EAI_NONAME : 0;  // before the move: argument order is unspecified
+        const int status =
+            addresses.empty() ? EAI_NONAME : 0;  // before the move: argument order is unspecified
         done(status, std::move(addresses));
     });
 }

@@ -1,6 +1,6 @@
-// Owns: DNS through an SLM modem (#XGETADDRINFO), for every SLM driver: the name checked before it goes inside
-// quotes, the command per release (v2.8+ takes the family), the answer's addresses filtered by family, and the
-// EAI code of a failure.
+// Owns: DNS through an SLM modem (#XGETADDRINFO), for every SLM driver: the name checked before it goes
+// inside quotes, the command per release (v2.8+ takes the family), the answer's addresses filtered by family,
+// and the EAI code of a failure.
 #pragma once
 
 #include <functional>

@@ -1,11 +1,10 @@
 // Owns: SLM's generic sockets as a ModemDriver (see slm_socket_driver.hpp).
 #include "modem/slm_socket_driver.hpp"
 
-#include <boost/asio/post.hpp>
-
 #include <netdb.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <charconv>
 #include <memory>
@@ -63,7 +62,9 @@ SlmSocketDriver::SlmSocketDriver(asio::any_io_executor executor, at::Channel& ch
       poll_timer_(executor),
       poll_interval_(options.poll_busy) {}
 
-SlmSocketDriver::~SlmSocketDriver() { lifetime_.end(); }
+SlmSocketDriver::~SlmSocketDriver() {
+    lifetime_.end();
+}
 
 std::size_t SlmSocketDriver::socket_limit() const {
     return channel_.profile().version >= at::FirmwareVersion{3, 1, 0} ? 7 : 8;
@@ -74,8 +75,12 @@ std::size_t SlmSocketDriver::tcp_available() const {
     return used >= socket_limit() ? 0 : socket_limit() - used;
 }
 
-std::size_t SlmSocketDriver::udp_max_send() const { return channel_.profile().data_mode_buffer; }
-std::size_t SlmSocketDriver::udp_max_receive() const { return channel_.profile().receive_chunk_max; }
+std::size_t SlmSocketDriver::udp_max_send() const {
+    return channel_.profile().data_mode_buffer;
+}
+std::size_t SlmSocketDriver::udp_max_receive() const {
+    return channel_.profile().receive_chunk_max;
+}
 
 SlmSocketDriver::Socket* SlmSocketDriver::find(ConnectionId id) {
     auto it = sockets_.find(id);
@@ -89,7 +94,8 @@ SlmSocketDriver::Socket* SlmSocketDriver::find_handle(int handle) {
     return nullptr;
 }
 
-void SlmSocketDriver::submit_on(int handle, at::CommandRequest request, at::Channel::ResponseHandler handler) {
+void SlmSocketDriver::submit_on(int handle, at::CommandRequest request,
+                                at::Channel::ResponseHandler handler) {
     // active_ is the socket the firmware acts on once everything queued so far has run: the channel runs
     // commands in order.
     if (active_ != handle) {
@@ -101,11 +107,14 @@ void SlmSocketDriver::submit_on(int handle, at::CommandRequest request, at::Chan
     gate_.submit(std::move(request), std::move(handler));
 }
 
-// Opening ------------------------------------------------------------------------------------------------------
+// Opening
+// ------------------------------------------------------------------------------------------------------
 
 void SlmSocketDriver::open(const TcpEndpoint& destination, bool udp, std::chrono::milliseconds timeout,
                            std::function<void(int, int)> done) {
-    auto fail_soon = [this, &done](int error) { asio::post(executor_, [done = std::move(done), error] { done(error, -1); }); };
+    auto fail_soon = [this, &done](int error) {
+        asio::post(executor_, [done = std::move(done), error] { done(error, -1); });
+    };
     if (!serving()) return fail_soon(ENETDOWN);
     if (destination.tls) return fail_soon(EOPNOTSUPP);
     const auto host = at_quoted(AtStringKind::host, destination.host);
@@ -115,9 +124,10 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, bool udp, std::chrono
     // The new socket becomes the firmware's active one, but commands queued meanwhile may select others: from
     // here on, which one is active is known again only after the next select.
     const std::string family = destination.ipv6 ? "2" : "1";
+    std::string line = "AT#XCONNECT=" + *host + "," + std::to_string(destination.port);
     gate_.submit({"AT#XSOCKET=" + family + (udp ? ",2,0" : ",1,0"), "#XSOCKET", 5s},
-                 [this, alive = lifetime_.guard(), line = "AT#XCONNECT=" + *host + "," + std::to_string(destination.port),
-                  timeout, done = std::move(done)](at::CommandResponse response) mutable {
+                 [this, alive = lifetime_.guard(), line = std::move(line), timeout,
+                  done = std::move(done)](at::CommandResponse response) mutable {
                      if (!*alive) return;
                      const auto handle = opened_handle(response);
                      if (!response.ok() || !handle) {
@@ -126,40 +136,40 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, bool udp, std::chrono
                          done(response.error ? ENETDOWN : EMFILE, -1);
                          return;
                      }
-                     submit_on(*handle, {line, "#XCONNECT", timeout + 5s},
-                               [this, alive, handle = *handle, done = std::move(done)](at::CommandResponse answer) {
-                                   if (!*alive) return;
-                                   const bool connected = answer.ok() && !answer.info.empty() &&
-                                                          answer.info.front() == "#XCONNECT: 1";
-                                   if (connected) {
-                                       --opening_;
-                                       done(0, handle);
-                                       return;
-                                   }
-                                   // The firmware says no more than ERROR: refused, unreachable or no route.
-                                   const int error =
-                                       answer.error == at::ChannelError::timeout ? ETIMEDOUT
-                                       : answer.error                            ? ENETDOWN
-                                                                                 : ECONNREFUSED;
-                                   auto finish = [this, alive, error, done] {
-                                       if (!*alive) return;
-                                       --opening_;
-                                       slot_freed();
-                                       done(error, -1);
-                                   };
-                                   if (answer.error && answer.error != at::ChannelError::timeout) return finish();
-                                   submit_on(handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
-                                             [finish](at::CommandResponse) { finish(); });
-                                   active_.reset();  // the firmware picks the newest socket left
-                               });
+                     submit_on(
+                         *handle, {line, "#XCONNECT", timeout + 5s},
+                         [this, alive, handle = *handle, done = std::move(done)](at::CommandResponse answer) {
+                             if (!*alive) return;
+                             const bool connected =
+                                 answer.ok() && !answer.info.empty() && answer.info.front() == "#XCONNECT: 1";
+                             if (connected) {
+                                 --opening_;
+                                 done(0, handle);
+                                 return;
+                             }
+                             // The firmware says no more than ERROR: refused, unreachable or no route.
+                             const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
+                                               : answer.error                            ? ENETDOWN
+                                                                                         : ECONNREFUSED;
+                             auto finish = [this, alive, error, done] {
+                                 if (!*alive) return;
+                                 --opening_;
+                                 slot_freed();
+                                 done(error, -1);
+                             };
+                             if (answer.error && answer.error != at::ChannelError::timeout) return finish();
+                             submit_on(handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
+                                       [finish](at::CommandResponse) { finish(); });
+                             active_.reset();  // the firmware picks the newest socket left
+                         });
                  });
 }
 
 void SlmSocketDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
                                   TcpConnectionEvents events, std::function<void(int, ConnectionId)> done) {
     open(destination, false, timeout,
-         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](int error,
-                                                                                              int handle) mutable {
+         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](
+             int error, int handle) mutable {
              if (!*alive) return;
              if (error) return done(error, 0);
              const auto id = next_id_++;
@@ -177,8 +187,8 @@ void SlmSocketDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::m
 void SlmSocketDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
                                   std::function<void(int, ConnectionId)> done) {
     open(destination, true, 30s,
-         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](int error,
-                                                                                              int handle) mutable {
+         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](
+             int error, int handle) mutable {
              if (!*alive) return;
              if (error) return done(error, 0);
              const auto id = next_id_++;
@@ -193,7 +203,8 @@ void SlmSocketDriver::udp_connect(const TcpEndpoint& destination, UdpEvents even
          });
 }
 
-void SlmSocketDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents, std::function<void(int, ListenerId)> done) {
+void SlmSocketDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents,
+                                 std::function<void(int, ListenerId)> done) {
     asio::post(executor_, [done = std::move(done)] { done(EOPNOTSUPP, 0); });
 }
 
@@ -201,7 +212,8 @@ void SlmSocketDriver::udp_serve(std::uint16_t, bool, UdpEvents, std::function<vo
     asio::post(executor_, [done = std::move(done)] { done(EOPNOTSUPP, 0); });
 }
 
-// Sending ------------------------------------------------------------------------------------------------------
+// Sending
+// ------------------------------------------------------------------------------------------------------
 
 void SlmSocketDriver::tcp_send(ConnectionId id, std::string bytes, std::function<void(int)> done) {
     auto* socket = find(id);
@@ -269,18 +281,20 @@ void SlmSocketDriver::run_pieces(ConnectionId id, std::shared_ptr<std::deque<Upl
     if (pieces->empty()) return finished(0);
     auto piece = std::move(pieces->front());
     pieces->pop_front();
-    const bool quoted = piece.kind == UplinkPiece::Kind::quoted ||
-                        (piece.bytes.size() <= options_.quoted_send_limit &&
-                         at_string_allowed(AtStringKind::tcp_send, piece.bytes));
-    send_piece(*socket, std::move(piece.bytes), quoted,
-               [this, alive = lifetime_.guard(), id, pieces, finished = std::move(finished)](int error) mutable {
-                   if (!*alive) return;
-                   if (error) return finished(error);
-                   run_pieces(id, std::move(pieces), std::move(finished));
-               });
+    const bool quoted =
+        piece.kind == UplinkPiece::Kind::quoted || (piece.bytes.size() <= options_.quoted_send_limit &&
+                                                    at_string_allowed(AtStringKind::tcp_send, piece.bytes));
+    send_piece(
+        *socket, std::move(piece.bytes), quoted,
+        [this, alive = lifetime_.guard(), id, pieces, finished = std::move(finished)](int error) mutable {
+            if (!*alive) return;
+            if (error) return finished(error);
+            run_pieces(id, std::move(pieces), std::move(finished));
+        });
 }
 
-void SlmSocketDriver::send_piece(Socket& socket, std::string bytes, bool quoted, std::function<void(int)> finished) {
+void SlmSocketDriver::send_piece(Socket& socket, std::string bytes, bool quoted,
+                                 std::function<void(int)> finished) {
     const int handle = socket.handle;
     const auto id = socket.id;
     if (quoted) {
@@ -288,7 +302,8 @@ void SlmSocketDriver::send_piece(Socket& socket, std::string bytes, bool quoted,
         if (!text) return finished(EINVAL);
         submit_on(handle, {"AT#XSEND=" + *text, "#XSEND", 10s},
                   [finished = std::move(finished)](at::CommandResponse response) {
-                      finished(response.ok() ? 0 : response.error == at::ChannelError::timeout ? ETIMEDOUT : ECONNRESET);
+                      const bool timed_out = response.error == at::ChannelError::timeout;
+                      finished(response.ok() ? 0 : timed_out ? ETIMEDOUT : ECONNRESET);
                   });
         return;
     }
@@ -302,26 +317,31 @@ void SlmSocketDriver::send_piece(Socket& socket, std::string bytes, bool quoted,
                             [](at::CommandResponse) {});
             active_ = handle;
         }
-        channel_.enter_data_mode({"AT#XSEND", "", 5s}, [this, alive, id, bytes = std::move(bytes),
-                                                       finished = std::move(finished)](at::CommandResponse response) {
-            if (!*alive) return;
-            if (!response.ok()) return finished(ECONNRESET);
-            gate_.begin_session({DataModeGate::Owner::socket, id});
-            gate_.clear_last_exit();
-            if (channel_.write_data(bytes)) return finished(ECONNRESET);
-            // Out again once the firmware's inactivity timer has flushed the bytes: a trailing '+' stays data.
-            gate_.with_command_mode(
-                [this, alive, finished] {
-                    if (!*alive) return;
-                    gate_.end_session();
-                    finished(gate_.last_exit_error() ? ETIMEDOUT : gate_.last_exit_status() == 0 ? 0 : ECONNRESET);
-                },
-                at::Channel::ExitTiming::after_inactivity_flush);
-        });
+        channel_.enter_data_mode({"AT#XSEND", "", 5s},
+                                 [this, alive, id, bytes = std::move(bytes),
+                                  finished = std::move(finished)](at::CommandResponse response) {
+                                     if (!*alive) return;
+                                     if (!response.ok()) return finished(ECONNRESET);
+                                     gate_.begin_session({DataModeGate::Owner::socket, id});
+                                     gate_.clear_last_exit();
+                                     if (channel_.write_data(bytes)) return finished(ECONNRESET);
+                                     // Out again once the firmware's inactivity timer has flushed the bytes:
+                                     // a trailing '+' stays data.
+                                     gate_.with_command_mode(
+                                         [this, alive, finished] {
+                                             if (!*alive) return;
+                                             gate_.end_session();
+                                             finished(gate_.last_exit_error()         ? ETIMEDOUT
+                                                      : gate_.last_exit_status() == 0 ? 0
+                                                                                      : ECONNRESET);
+                                         },
+                                         at::Channel::ExitTiming::after_inactivity_flush);
+                                 });
     });
 }
 
-// Closing ------------------------------------------------------------------------------------------------------
+// Closing
+// ------------------------------------------------------------------------------------------------------
 
 void SlmSocketDriver::tcp_close(ConnectionId id) {
     auto* socket = find(id);
@@ -334,19 +354,20 @@ void SlmSocketDriver::finish_close(ConnectionId id) {
     auto* socket = find(id);
     if (!socket) return;
     socket->gone = true;
-    submit_on(socket->handle, {"AT#XSOCKET=0", "#XSOCKET", 5s}, [this, alive = lifetime_.guard(), id](at::CommandResponse) {
-        if (!*alive) return;
-        auto it = sockets_.find(id);
-        if (it == sockets_.end()) return;
-        auto socket = std::move(it->second);
-        sockets_.erase(it);
-        slot_freed();
-        if (socket.udp) {
-            if (socket.udp_events.closed) socket.udp_events.closed(CloseReason::local_close, 0);
-        } else if (socket.tcp_events.closed) {
-            socket.tcp_events.closed(CloseReason::local_close, 0);
-        }
-    });
+    submit_on(socket->handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
+              [this, alive = lifetime_.guard(), id](at::CommandResponse) {
+                  if (!*alive) return;
+                  auto it = sockets_.find(id);
+                  if (it == sockets_.end()) return;
+                  auto socket = std::move(it->second);
+                  sockets_.erase(it);
+                  slot_freed();
+                  if (socket.udp) {
+                      if (socket.udp_events.closed) socket.udp_events.closed(CloseReason::local_close, 0);
+                  } else if (socket.tcp_events.closed) {
+                      socket.tcp_events.closed(CloseReason::local_close, 0);
+                  }
+              });
     active_.reset();  // the firmware makes the newest remaining socket active
 }
 
@@ -359,11 +380,12 @@ void SlmSocketDriver::lose(ConnectionId id, CloseReason reason, int error) {
     if (reason != CloseReason::modem_lost) {
         // The firmware still holds the socket: free it before the slot is offered again.
         ++opening_;
-        submit_on(socket.handle, {"AT#XSOCKET=0", "#XSOCKET", 5s}, [this, alive = lifetime_.guard()](at::CommandResponse) {
-            if (!*alive) return;
-            --opening_;
-            slot_freed();
-        });
+        submit_on(socket.handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
+                  [this, alive = lifetime_.guard()](at::CommandResponse) {
+                      if (!*alive) return;
+                      --opening_;
+                      slot_freed();
+                  });
         active_.reset();
     } else {
         slot_freed();
@@ -393,7 +415,8 @@ void SlmSocketDriver::on_modem_lost() {
     sockets_.clear();
 }
 
-// Receiving ----------------------------------------------------------------------------------------------------
+// Receiving
+// ----------------------------------------------------------------------------------------------------
 
 void SlmSocketDriver::pause_receive(bool paused) {
     paused_ = paused;
@@ -416,26 +439,30 @@ void SlmSocketDriver::poll() {
     if (polling_ || sockets_.empty() || paused_ || !serving()) return;
     polling_ = true;
     ++stats_.polls;
-    // One round trip covers every socket; 0 answers at once (a longer one would hold the firmware's AT channel).
-    gate_.submit({"AT#XPOLL=0", "#XPOLL", 5s}, [this, alive = lifetime_.guard()](at::CommandResponse response) {
-        if (!*alive) return;
-        std::deque<int> ready;
-        for (const auto& line : response.info) {
-            if (auto handle = polled_handle(line); handle && find_handle(*handle)) ready.push_back(*handle);
-        }
-        if (ready.empty()) {
-            polling_ = false;
-            const bool busy = std::chrono::steady_clock::now() - last_data_ < options_.busy_window;
-            poll_interval_ = busy ? options_.poll_busy : std::min(poll_interval_ * 2, options_.poll_idle);
-            schedule_poll(poll_interval_);
-            return;
-        }
-        read_ready(std::move(ready));
-    });
+    // One round trip covers every socket; 0 answers at once (a longer one would hold the firmware's AT
+    // channel).
+    gate_.submit(
+        {"AT#XPOLL=0", "#XPOLL", 5s}, [this, alive = lifetime_.guard()](at::CommandResponse response) {
+            if (!*alive) return;
+            std::deque<int> ready;
+            for (const auto& line : response.info) {
+                if (auto handle = polled_handle(line); handle && find_handle(*handle))
+                    ready.push_back(*handle);
+            }
+            if (ready.empty()) {
+                polling_ = false;
+                const bool busy = std::chrono::steady_clock::now() - last_data_ < options_.busy_window;
+                poll_interval_ = busy ? options_.poll_busy : std::min(poll_interval_ * 2, options_.poll_idle);
+                schedule_poll(poll_interval_);
+                return;
+            }
+            read_ready(std::move(ready));
+        });
 }
 
 void SlmSocketDriver::read_ready(std::deque<int> handles) {
-    // One read per ready socket a round, so a bulk transfer cannot starve the others; then poll again at once.
+    // One read per ready socket a round, so a bulk transfer cannot starve the others; then poll again at
+    // once.
     if (handles.empty() || paused_) {
         polling_ = false;
         poll_interval_ = options_.poll_busy;
@@ -451,8 +478,8 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
     // #XPOLL reported ready answers at once.
     const bool dontwait = channel_.profile().version >= at::FirmwareVersion{2, 1, 0};
     submit_on(handle, {dontwait ? "AT#XRECV=0,64" : "AT#XRECV=1", "#XRECV", 5s},
-              [this, alive = lifetime_.guard(), id = socket->id, handles = std::move(handles)](
-                  at::CommandResponse response) mutable {
+              [this, alive = lifetime_.guard(), id = socket->id,
+               handles = std::move(handles)](at::CommandResponse response) mutable {
                   if (!*alive) return;
                   auto* s = find(id);
                   if (s && response.payload_lost) {
@@ -472,7 +499,8 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
               });
 }
 
-// Operators and DNS --------------------------------------------------------------------------------------------
+// Operators and DNS
+// --------------------------------------------------------------------------------------------
 
 void SlmSocketDriver::describe_proxies(std::function<void(std::string)> done) {
     std::string text;

@@ -1,7 +1,7 @@
 // Owns: SLM's generic sockets (#XSOCKET & co., docs/reference/serial-modem-and-generic-sockets.md §3) as a
-// ModemDriver for TCP and UDP clients: up to the firmware's socket count at once (8; 7 on v3.1), on the channel
-// and data-mode gate it shares with the proxy driver. The firmware acts on one "active" socket, which the
-// driver tracks and changes with #XSOCKETSELECT only when needed. No URC says that bytes arrived (before
+// ModemDriver for TCP and UDP clients: up to the firmware's socket count at once (8; 7 on v3.1), on the
+// channel and data-mode gate it shares with the proxy driver. The firmware acts on one "active" socket, which
+// the driver tracks and changes with #XSOCKETSELECT only when needed. No URC says that bytes arrived (before
 // v3.1): the driver polls all sockets with one AT#XPOLL=0, faster while data flows and slower when idle, and
 // reads ready sockets in turn with AT#XRECV=0,64 (never a blocking read: it would hold the firmware's AT
 // channel). Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
@@ -11,7 +11,6 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -29,14 +28,14 @@
 namespace slmd::modem {
 
 struct SlmSocketDriverOptions {
-    std::chrono::milliseconds poll_busy{50};     // poll interval while a socket had data within busy_window
-    std::chrono::milliseconds poll_idle{1000};   // ... and the longest one, reached by doubling when idle
+    std::chrono::milliseconds poll_busy{50};    // poll interval while a socket had data within busy_window
+    std::chrono::milliseconds poll_idle{1000};  // ... and the longest one, reached by doubling when idle
     std::chrono::milliseconds busy_window{1000};
-    std::size_t quoted_send_limit = 128;         // short quotable sends go as AT#XSEND="…"
+    std::size_t quoted_send_limit = 128;  // short quotable sends go as AT#XSEND="…"
 };
 
 class SlmSocketDriver final : public ModemDriver {
-public:
+  public:
     SlmSocketDriver(boost::asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
                     std::function<bool()> serving, SlmSocketDriverOptions options = {});
     ~SlmSocketDriver() override;
@@ -48,9 +47,12 @@ public:
 
     std::size_t tcp_capacity() const override { return socket_limit(); }
     std::size_t tcp_available() const override;
-    void set_capacity_listener(std::function<void()> listener) override { capacity_listener_ = std::move(listener); }
+    void set_capacity_listener(std::function<void()> listener) override {
+        capacity_listener_ = std::move(listener);
+    }
     bool serving() const override { return serving_(); }
-    void tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout, TcpConnectionEvents events,
+    void tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
+                     TcpConnectionEvents events,
                      std::function<void(int error, ConnectionId id)> done) override;
     void tcp_send(ConnectionId id, std::string bytes, std::function<void(int error)> done) override;
     void tcp_close(ConnectionId id) override;
@@ -81,7 +83,7 @@ public:
     };
     const Stats& stats() const { return stats_; }
 
-private:
+  private:
     struct SendJob {
         std::string bytes;
         std::function<void(int)> done;

@@ -200,7 +200,9 @@ public:
     // The n-th TCP connection made (0 = first): its peer sends, closes; what it got in quoted sends.
     void peer_sends_on(std::size_t n, const std::string& bytes) { sockets_.at(connected_.at(n)).pending += bytes; }
     void peer_closes_on(std::size_t n) { sockets_.at(connected_.at(n)).eof = true; }
-    std::string sent_on(std::size_t n) { return sockets_.count(connected_.at(n)) ? sockets_.at(connected_.at(n)).sent : ""; }
+    std::string sent_on(std::size_t n) {
+        return sockets_.count(connected_.at(n)) ? sockets_.at(connected_.at(n)).sent : "";
+    }
     const modem::SlmSocketDriver& socket_driver() const { return driver_; }
 
 private:

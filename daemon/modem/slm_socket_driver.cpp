@@ -121,8 +121,9 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, bool udp, std::chrono
     if (!host || destination.port == 0) return fail_soon(EINVAL);
     if (tcp_available() == 0) return fail_soon(EBUSY);
     ++opening_;
-    // The new socket becomes the firmware's active one, but commands queued meanwhile may select others: from
-    // here on, which one is active is known again only after the next select.
+    // The new socket becomes the firmware's active one, and its handle is known only from the answer: until the
+    // next select, which socket is active is unknown (a command for another socket queued meanwhile must select).
+    active_.reset();
     const std::string family = destination.ipv6 ? "2" : "1";
     std::string line = "AT#XCONNECT=" + *host + "," + std::to_string(destination.port);
     gate_.submit({"AT#XSOCKET=" + family + (udp ? ",2,0" : ",1,0"), "#XSOCKET", 5s},

@@ -110,98 +110,85 @@ void SlmSocketDriver::submit_on(int handle, at::CommandRequest request,
 // Opening
 // ------------------------------------------------------------------------------------------------------
 
-void SlmSocketDriver::open(const TcpEndpoint& destination, bool udp, std::chrono::milliseconds timeout,
-                           std::function<void(int, int)> done) {
+void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::milliseconds timeout, Socket socket,
+                           std::function<void(int, ConnectionId)> done) {
     auto fail_soon = [this, &done](int error) {
-        asio::post(executor_, [done = std::move(done), error] { done(error, -1); });
+        asio::post(executor_, [done = std::move(done), error] { done(error, 0); });
     };
+    const bool udp = socket.udp;
     if (!serving()) return fail_soon(ENETDOWN);
     if (destination.tls) return fail_soon(EOPNOTSUPP);
     const auto host = at_quoted(AtStringKind::host, destination.host);
     if (!host || destination.port == 0) return fail_soon(EINVAL);
     if (tcp_available() == 0) return fail_soon(EBUSY);
     ++opening_;
-    // The new socket becomes the firmware's active one, and its handle is known only from the answer: until the
-    // next select, which socket is active is unknown (a command for another socket queued meanwhile must select).
+    // The new socket becomes the firmware's active one, and its handle is known only from the answer: until
+    // the next select, which socket is active is unknown (a command for another socket queued meanwhile must
+    // select).
     active_.reset();
     const std::string family = destination.ipv6 ? "2" : "1";
     std::string line = "AT#XCONNECT=" + *host + "," + std::to_string(destination.port);
+    auto pending = std::make_shared<Socket>(std::move(socket));
     gate_.submit({"AT#XSOCKET=" + family + (udp ? ",2,0" : ",1,0"), "#XSOCKET", 5s},
-                 [this, alive = lifetime_.guard(), line = std::move(line), timeout,
+                 [this, alive = lifetime_.guard(), line = std::move(line), timeout, pending,
                   done = std::move(done)](at::CommandResponse response) mutable {
                      if (!*alive) return;
                      const auto handle = opened_handle(response);
                      if (!response.ok() || !handle) {
                          --opening_;
                          slot_freed();
-                         done(response.error ? ENETDOWN : EMFILE, -1);
+                         done(response.error ? ENETDOWN : EMFILE, 0);
                          return;
                      }
-                     submit_on(
-                         *handle, {line, "#XCONNECT", timeout + 5s},
-                         [this, alive, handle = *handle, done = std::move(done)](at::CommandResponse answer) {
-                             if (!*alive) return;
-                             const bool connected =
-                                 answer.ok() && !answer.info.empty() && answer.info.front() == "#XCONNECT: 1";
-                             if (connected) {
-                                 --opening_;
-                                 done(0, handle);
-                                 return;
-                             }
-                             // The firmware says no more than ERROR: refused, unreachable or no route.
-                             const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
-                                               : answer.error                            ? ENETDOWN
-                                                                                         : ECONNREFUSED;
-                             auto finish = [this, alive, error, done] {
-                                 if (!*alive) return;
-                                 --opening_;
-                                 slot_freed();
-                                 done(error, -1);
-                             };
-                             if (answer.error && answer.error != at::ChannelError::timeout) return finish();
-                             submit_on(handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
-                                       [finish](at::CommandResponse) { finish(); });
-                             active_.reset();  // the firmware picks the newest socket left
-                         });
+                     submit_on(*handle, {line, "#XCONNECT", timeout + 5s},
+                               [this, alive, handle = *handle, pending,
+                                done = std::move(done)](at::CommandResponse answer) {
+                                   if (!*alive) return;
+                                   const bool connected = answer.ok() && !answer.info.empty() &&
+                                                          answer.info.front() == "#XCONNECT: 1";
+                                   if (connected) {
+                                       --opening_;
+                                       const auto id = next_id_++;
+                                       pending->id = id;
+                                       pending->handle = handle;
+                                       sockets_.emplace(id, std::move(*pending));
+                                       SLMD_INFO("slm socket {}: connected (connection {})", handle, id);
+                                       schedule_poll(0ms);
+                                       done(0, id);
+                                       return;
+                                   }
+                                   // The firmware says no more than ERROR: refused, unreachable or no route.
+                                   const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
+                                                     : answer.error                            ? ENETDOWN
+                                                                                               : ECONNREFUSED;
+                                   auto finish = [this, alive, error, done] {
+                                       if (!*alive) return;
+                                       --opening_;
+                                       slot_freed();
+                                       done(error, 0);
+                                   };
+                                   if (answer.error && answer.error != at::ChannelError::timeout)
+                                       return finish();
+                                   submit_on(handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
+                                             [finish](at::CommandResponse) { finish(); });
+                                   active_.reset();  // the firmware picks the newest socket left
+                               });
                  });
 }
 
 void SlmSocketDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
                                   TcpConnectionEvents events, std::function<void(int, ConnectionId)> done) {
-    open(destination, false, timeout,
-         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](
-             int error, int handle) mutable {
-             if (!*alive) return;
-             if (error) return done(error, 0);
-             const auto id = next_id_++;
-             Socket socket;
-             socket.id = id;
-             socket.handle = handle;
-             socket.tcp_events = std::move(events);
-             sockets_.emplace(id, std::move(socket));
-             SLMD_INFO("slm socket {}: connected (connection {})", handle, id);
-             schedule_poll(0ms);
-             done(0, id);
-         });
+    Socket socket;
+    socket.tcp_events = std::move(events);
+    open(destination, timeout, std::move(socket), std::move(done));
 }
 
 void SlmSocketDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
                                   std::function<void(int, ConnectionId)> done) {
-    open(destination, true, 30s,
-         [this, alive = lifetime_.guard(), events = std::move(events), done = std::move(done)](
-             int error, int handle) mutable {
-             if (!*alive) return;
-             if (error) return done(error, 0);
-             const auto id = next_id_++;
-             Socket socket;
-             socket.id = id;
-             socket.handle = handle;
-             socket.udp = true;
-             socket.udp_events = std::move(events);
-             sockets_.emplace(id, std::move(socket));
-             schedule_poll(0ms);
-             done(0, id);
-         });
+    Socket socket;
+    socket.udp = true;
+    socket.udp_events = std::move(events);
+    open(destination, 30s, std::move(socket), std::move(done));
 }
 
 void SlmSocketDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents,

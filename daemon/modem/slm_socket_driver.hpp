@@ -101,8 +101,9 @@ class SlmSocketDriver final : public ModemDriver {
     };
     using Step = DataModeGate::Step;
 
-    void open(const TcpEndpoint& destination, bool udp, std::chrono::milliseconds timeout,
-              std::function<void(int error, int handle)> done);
+    // Opens a socket for `socket` (its kind and events) and connects it; `done(error, id)`.
+    void open(const TcpEndpoint& destination, std::chrono::milliseconds timeout, Socket socket,
+              std::function<void(int error, ConnectionId id)> done);
     // Queues `request` for the socket `handle`, with an #XSOCKETSELECT first unless it is the active one.
     void submit_on(int handle, at::CommandRequest request, at::Channel::ResponseHandler handler);
     Socket* find(ConnectionId id);

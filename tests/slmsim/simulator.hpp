@@ -242,6 +242,7 @@ class Simulator {
   void cmd_recvfrom(const Cmd& c);
   void socket_start_receive(int fd);  // UDP
   void socket_wait_timeout(GenericSocket& s, std::int64_t timeout);
+  void socket_receive(const Cmd& c, bool from);  // #XRECV (from = false) and #XRECVFROM
   std::optional<udp::endpoint> socket_destination(const GenericSocket& s, const std::string& host, std::int64_t port,
                                                   bool& blackhole);
   bool socket_answer_datagram(GenericSocket& s, bool peek, bool from);

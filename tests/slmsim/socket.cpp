@@ -1,9 +1,9 @@
 // slmsim: SLM's generic socket commands (docs/reference/serial-modem-and-generic-sockets.md §3), TCP and UDP
 // clients: #XSOCKET (open, close), #XSOCKETSELECT, #XCONNECT, #XSEND/#XSENDTO (quoted, data mode),
-// #XRECV/#XRECVFROM and #XPOLL, backed by real host sockets. One socket is "active" and every command but #XSOCKETSELECT and #XPOLL acts on it: a
-// new socket becomes active, and closing it makes the most recently opened remaining one active. No URC says
-// that data arrived (before v3.1's #XAPOLL): the host polls. The descriptors come from the pool the proxies
-// use (8; v3.1 keeps one for its #XAPOLL eventfd, so 7 sockets).
+// #XRECV/#XRECVFROM and #XPOLL, backed by real host sockets. One socket is "active" and every command but
+// #XSOCKETSELECT and #XPOLL acts on it: a new socket becomes active, and closing it makes the most recently
+// opened remaining one active. No URC says that data arrived (before v3.1's #XAPOLL): the host polls. The
+// descriptors come from the pool the proxies use (8; v3.1 keeps one for its #XAPOLL eventfd, so 7 sockets).
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
@@ -205,32 +205,32 @@ void Simulator::cmd_send(const Cmd& c) {
   });
 }
 
-void Simulator::cmd_recv(const Cmd& c) {
+void Simulator::cmd_recv(const Cmd& c) { socket_receive(c, false); }
+void Simulator::cmd_recvfrom(const Cmd& c) { socket_receive(c, true); }
+
+void Simulator::socket_receive(const Cmd& c, bool from) {
   if (c.kind != Cmd::Kind::Set) return finish(false);
   auto ps = params(c);
-  const std::size_t max = p_.at_least(2, 1) ? 2 : 1;
+  const std::size_t max = p_.at_least(2, 1) ? 2 : 1;  // <flags> from v2.1
   if (!ps || ps->empty() || ps->size() > max) return finish(false);
   for (const auto& p : *ps)
     if (p.type != Param::Type::Int) return finish(false);
   const auto timeout = (*ps)[0].i;
   const auto flags = ps->size() == 2 ? (*ps)[1].i : 0;
-  if (timeout < 0) return finish(false);
+  const bool peek = (flags & 2) != 0;
   auto* s = active_socket();
-  if (s && s->type == 2) {
-    if (socket_answer_datagram(*s, (flags & 2) != 0, false)) return;
-    if (flags & 64) return finish(false);
-    s->recv_waiting = true;
-    s->recv_peek = (flags & 2) != 0;
-    s->recv_from = false;
-    return socket_wait_timeout(*s, timeout);
+  if (timeout < 0 || !s) return finish(false);
+  if (s->type == 2) {
+    if (socket_answer_datagram(*s, peek, from)) return;
+  } else {
+    if (from || !s->sock) return finish(false);  // #XRECVFROM is simulated for UDP sockets only
+    if (socket_answer_recv(*s, peek)) return;
   }
-  if (!s || !s->sock) return finish(false);
-  if (socket_answer_recv(*s, (flags & 2) != 0)) return;
   if (flags & 64) return finish(false);  // MSG_DONTWAIT: EAGAIN
   // Wait for bytes or the end of the stream: without limit for timeout 0, else for `timeout` seconds.
   s->recv_waiting = true;
-  s->recv_peek = (flags & 2) != 0;
-  s->recv_from = false;
+  s->recv_peek = peek;
+  s->recv_from = from;
   socket_wait_timeout(*s, timeout);
 }
 
@@ -273,25 +273,6 @@ void Simulator::cmd_sendto(const Cmd& c) {
     info("#XSENDTO: " + std::to_string(ec ? 0 : n));
     finish(!ec);
   });
-}
-
-void Simulator::cmd_recvfrom(const Cmd& c) {
-  if (c.kind != Cmd::Kind::Set) return finish(false);
-  auto ps = params(c);
-  const std::size_t max = p_.at_least(2, 1) ? 2 : 1;
-  if (!ps || ps->empty() || ps->size() > max) return finish(false);
-  for (const auto& p : *ps)
-    if (p.type != Param::Type::Int) return finish(false);
-  const auto timeout = (*ps)[0].i;
-  const auto flags = ps->size() == 2 ? (*ps)[1].i : 0;
-  auto* s = active_socket();
-  if (timeout < 0 || !s || s->type != 2) return finish(false);
-  if (socket_answer_datagram(*s, (flags & 2) != 0, true)) return;
-  if (flags & 64) return finish(false);
-  s->recv_waiting = true;
-  s->recv_peek = (flags & 2) != 0;
-  s->recv_from = true;
-  socket_wait_timeout(*s, timeout);
 }
 
 std::optional<boost::asio::ip::udp::endpoint> Simulator::socket_destination(const GenericSocket& s,

@@ -144,6 +144,9 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         return milliseconds(100, 3600000, settings.sync_timeout);
     } else if (key == "register-timeout-ms") {
         return milliseconds(1000, 86400000, settings.register_timeout);
+    } else if (key == "modem-connections") {
+        if (auto problem = parse_number(value, 0, 8, number)) return problem;
+        settings.modem_connections = static_cast<std::size_t>(number);
     } else if (key == "max-queued") {
         if (auto problem = parse_number(value, 0, 4096, number)) return problem;
         settings.max_queued = static_cast<std::size_t>(number);
@@ -191,7 +194,7 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
 
 constexpr std::string_view known_keys[] = {
     "device",    "baud",        "rtscts",          "api-socket",          "api-group",  "data-port",
-    "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
+    "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "modem-connections", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
     "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server", "dtls-server",
@@ -329,6 +332,9 @@ po::options_description option_description() {
         ("dtls-server", po::value<std::string>(),
          "PORT sec-tag=N: the modem's UDP server on PORT runs DTLS; needs native-tls = yes, SLM v2.8+ (repeatable)")
         ("max-queued", po::value<std::string>(), "connections waiting for the modem; more get EBUSY (default 32)")
+        ("modem-connections", po::value<std::string>(),
+         "TCP connections open on the modem at once, 1-8: the first uses the TCP proxy, the others generic "
+         "sockets; 1 = the proxy only; 0 = as many as the firmware holds (default 0: 8, 7 on SLM v3.1)")
         ("half-close-idle-ms", po::value<std::string>(),
          "after an app's shutdown(SHUT_WR), close the connection once the peer has sent nothing for this long "
          "(the modem cannot send the FIN the peer may wait for); 0 = never, else 1000-3600000 (default 10000)")

@@ -155,7 +155,7 @@ void TcpFlowManager::watch_for_abandonment(const FlowPtr& flow) {
 
 
 void TcpFlowManager::schedule() {
-    if (deferred_listen_ && driver_.tcp_available() > 0) {
+    if (deferred_listen_ && driver_.tcp_listen_available()) {
         auto deferred = std::move(*deferred_listen_);
         deferred_listen_.reset();
         if (driver_.serving()) {

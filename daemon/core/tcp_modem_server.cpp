@@ -106,7 +106,7 @@ void TcpFlowManager::listen(const wire::ListenRequest& request, const Requester&
         reply(wire::ListenReply{-ENETDOWN});
         return;
     }
-    if (driver_.tcp_available() == 0) {
+    if (!driver_.tcp_listen_available()) {
         // Nothing of slmd's holds the proxy any more: a server or connection is being closed on the modem. The
         // listen starts as soon as that answers (schedule()).
         SLMD_INFO("tcp server: modem port {} starts once the modem's TCP proxy is free", reservation->modem_port);

@@ -61,16 +61,17 @@ Modem::Modem(asio::any_io_executor executor, serial::Link& link, ModemOptions op
                           link_.pause_reading(paused);
                           channel_.set_receive_paused(paused);
                       },
-              }),
+              },
+              SlmDriverOptions{.max_connections = options.max_connections}),
       wakeup_(executor),
       state_changed_(executor),
       budget_(options.recovery) {
     options_.bringup.on_step = [this](ModemEvent event) { transition(event); };
-    driver_.set_tls_servers(options_.tls_servers, options_.dtls_servers, options_.native_tls);
+    driver_.proxy().set_tls_servers(options_.tls_servers, options_.dtls_servers, options_.native_tls);
 }
 
 ModemCounters Modem::counters() const {
-    const auto& driver = driver_.stats();
+    const auto& driver = driver_.proxy().stats();
     const auto& channel = channel_.stats();
     ModemCounters out;
     out.at_commands = channel.commands;
@@ -377,7 +378,7 @@ void Modem::credential(CredentialCommand command, unsigned uid, std::function<vo
             done({ENETDOWN, std::string("the modem is not up (") + to_string(state_) + ")", {}});
             return;
         }
-        const auto open = (driver_.tcp_available() == 0 ? 1 : 0) + (driver_.udp_available() == 0 ? 1 : 0);
+        const auto open = driver_.proxy().descriptors_in_use() + driver_.sockets().open_count();
         if (open > 0 && !command.force) {
             SLMD_NOTICE("modem: refused uid {}'s credential {}: {} connection(s) open", uid,
                         operation_name(command.operation), open);

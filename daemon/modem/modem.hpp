@@ -17,7 +17,7 @@
 #include "modem/credentials.hpp"
 #include "modem/lifecycle.hpp"
 #include "modem/modem_control.hpp"
-#include "modem/slm_proxy_driver.hpp"
+#include "modem/slm_driver.hpp"
 #include "serial/link.hpp"
 #include "sys/lifetime.hpp"
 
@@ -37,6 +37,8 @@ struct ModemOptions {
     // The modem's servers that run TLS / DTLS (tls-server, dtls-server): port → sec_tag.
     std::map<std::uint16_t, int> tls_servers;
     std::map<std::uint16_t, int> dtls_servers;
+    // TCP connections at once (modem-connections): 0 = as many as the firmware holds, 1 = the TCP proxy only.
+    std::size_t max_connections = 0;
 };
 
 struct LifecycleStats {
@@ -64,8 +66,9 @@ public:
     const std::optional<ModemInfo>& info() const { return info_; }
     at::Channel& channel() { return channel_; }
     ModemDriver& driver() { return driver_; }
-    const SlmProxyDriver& slm_driver() const { return driver_; }
-    SlmProxyDriver& slm_driver() { return driver_; }
+    const SlmProxyDriver& slm_driver() const { return driver_.proxy(); }
+    SlmProxyDriver& slm_driver() { return driver_.proxy(); }
+    const SlmDriver& slm() const { return driver_; }
 
     void write_to_modem(std::string bytes) override { link_.write(std::move(bytes)); }
     // Graceful stop: ends the lifecycle loop, fails the flows the driver holds, and switches the radio off
@@ -121,7 +124,7 @@ private:
     ModemOptions options_;
     at::Channel channel_;
     RegistrationWatch registration_;
-    SlmProxyDriver driver_;
+    SlmDriver driver_;
     boost::asio::steady_timer wakeup_;
     ModemState state_ = ModemState::starting;
     std::optional<ModemInfo> info_;

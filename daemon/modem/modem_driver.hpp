@@ -107,6 +107,9 @@ public:
     // link is lost first. Drivers without a way to tell run it at once.
     virtual void when_written(std::function<void()> then) { then(); }
 
+    // Whether tcp_listen() can start a server now: on SLM only the TCP proxy serves, so this can be false while
+    // generic sockets are left for clients.
+    virtual bool tcp_listen_available() const { return tcp_available() > 0; }
     // TCP server on the modem. Takes the TCP proxy slot like a client (tcp_available() drops to 0).
     // `done(error, id)`: error 0, EBUSY (proxy in use), ENETDOWN (not attached), EOPNOTSUPP, ...
     virtual void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,

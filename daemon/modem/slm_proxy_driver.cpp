@@ -33,11 +33,11 @@ bool is_numeric_address(const std::string& host) {
 
 }  // namespace
 
-SlmProxyDriver::SlmProxyDriver(asio::any_io_executor executor, at::Channel& channel, SlmProxyDriverHooks hooks,
-                               SlmProxyDriverOptions options)
+SlmProxyDriver::SlmProxyDriver(asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
+                               SlmProxyDriverHooks hooks, SlmProxyDriverOptions options)
     : executor_(executor),
       channel_(channel),
-      gate_(channel),
+      gate_(gate),
       hooks_(std::move(hooks)),
       options_(options),
       tail_timer_(executor),
@@ -455,8 +455,11 @@ void SlmProxyDriver::on_payload_lost(const at::PayloadLost& lost) {
 void SlmProxyDriver::on_raw_data(std::string_view bytes) {
     // Raw bytes carry no header: they belong to whoever owns this data-mode session. A UDP send's session is
     // a single datagram long, so what arrives meanwhile is an early reply, kept whole until the session ends.
+    // In a generic socket's session (or one whose owner is unknown) they are a proxy's: the TCP connection's
+    // while there is one (the UDP proxy is suspended around a socket's session), else the UDP proxy's.
     auto owner = gate_.session().owner;
-    if (owner == DataModeGate::Owner::none) owner = connection_ ? DataModeGate::Owner::tcp : DataModeGate::Owner::udp;
+    if (owner == DataModeGate::Owner::none || owner == DataModeGate::Owner::socket)
+        owner = connection_ ? DataModeGate::Owner::tcp : DataModeGate::Owner::udp;
     if (owner == DataModeGate::Owner::udp) {
         udp_early_echo_.append(bytes);
         return;
@@ -474,11 +477,11 @@ void SlmProxyDriver::tcp_session_broke(const DataModeGate::Session& session, int
 void SlmProxyDriver::on_data_mode_exited(int status) {
     gate_.note_exit_status(status);
     const auto session = gate_.end_session();
+    if (!udp_early_echo_.empty()) {
+        auto datagram = std::exchange(udp_early_echo_, {});
+        udp_deliver(datagram, std::nullopt);
+    }
     if (session.owner == DataModeGate::Owner::udp) {
-        if (!udp_early_echo_.empty()) {
-            auto datagram = std::exchange(udp_early_echo_, {});
-            udp_deliver(datagram, std::nullopt);
-        }
         // -139 (EOVERFLOW): the datagram did not fit; the proxy itself is fine. Anything else: the proxy broke.
         if (status != 0 && status != -139 && udp_) {
             SLMD_INFO("slm: data mode ended with {}; UDP proxy closed", status);

@@ -44,8 +44,9 @@ struct SlmProxyDriverHooks {
 
 class SlmProxyDriver final : public ModemDriver {
 public:
-    SlmProxyDriver(boost::asio::any_io_executor executor, at::Channel& channel, SlmProxyDriverHooks hooks,
-                   SlmProxyDriverOptions options = {});
+    // `gate`: the link's data mode, shared with the generic-socket driver (slm_driver.hpp).
+    SlmProxyDriver(boost::asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
+                   SlmProxyDriverHooks hooks, SlmProxyDriverOptions options = {});
     ~SlmProxyDriver() override;
 
     // Events routed by modem::Modem. on_urc returns true when the line was the driver's.
@@ -64,6 +65,15 @@ public:
     void on_serving();
     // The AT channel started or stopped awaiting an answer (at::Channel::awaiting_modem changed).
     void on_link_activity() { apply_receive_pause(); }
+    // A generic socket is about to enter data mode. The firmware pushes every proxy's downlink raw into
+    // whichever session runs, so raw bytes could then be the TCP connection's or a datagram: the UDP proxy is
+    // suspended as for a TCP session (resumed when the session ends), and raw bytes are the TCP connection's.
+    void before_foreign_data_mode() { suspend_udp_then([] {}); }
+    // The firmware descriptors the proxies hold now (TCP client or server, its peer, UDP): generic sockets
+    // share the same pool.
+    std::size_t descriptors_in_use() const {
+        return (slot_busy_ ? 1 : 0) + (listener_ && connection_ ? 1 : 0) + (udp_ ? 1 : 0);
+    }
 
     // TLS servers (slmd.conf tls-server) and DTLS servers (dtls-server): a listen or UDP serve on one of these
     // modem ports asks the firmware for a (D)TLS server with that sec_tag. Only firmware built with native TLS
@@ -227,7 +237,7 @@ private:
     void data_mode_ended();
     boost::asio::any_io_executor executor_;
     at::Channel& channel_;
-    DataModeGate gate_;
+    DataModeGate& gate_;
     SlmProxyDriverHooks hooks_;
     SlmProxyDriverOptions options_;
     std::map<std::uint16_t, int> tls_servers_;

@@ -71,7 +71,7 @@ std::size_t SlmSocketDriver::socket_limit() const {
 }
 
 std::size_t SlmSocketDriver::tcp_available() const {
-    const std::size_t used = sockets_.size() + opening_;
+    const std::size_t used = open_count() + (descriptors_elsewhere_ ? descriptors_elsewhere_() : 0);
     return used >= socket_limit() ? 0 : socket_limit() - used;
 }
 
@@ -299,6 +299,7 @@ void SlmSocketDriver::send_piece(Socket& socket, std::string bytes, bool quoted,
                              finished = std::move(finished)]() mutable {
         if (!*alive) return;
         if (!find(id)) return finished(ECONNRESET);
+        if (before_data_mode_) before_data_mode_();
         if (active_ != handle) {
             ++stats_.selects;
             channel_.submit({"AT#XSOCKETSELECT=" + std::to_string(handle), "#XSOCKETSELECT", 5s},
@@ -425,6 +426,14 @@ void SlmSocketDriver::schedule_poll(std::chrono::milliseconds delay) {
 
 void SlmSocketDriver::poll() {
     if (polling_ || sockets_.empty() || paused_ || !serving()) return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto holder = gate_.session().owner;
+    if (!gate_.in_command_mode() && holder != DataModeGate::Owner::socket && holder != DataModeGate::Owner::none &&
+        now - last_poll_ < options_.poll_defer_limit) {
+        schedule_poll(options_.poll_busy);  // a proxy's session: look again soon, it usually ends within 500 ms
+        return;
+    }
+    last_poll_ = now;
     polling_ = true;
     ++stats_.polls;
     // One round trip covers every socket; 0 answers at once (a longer one would hold the firmware's AT

@@ -32,6 +32,9 @@ struct SlmSocketDriverOptions {
     std::chrono::milliseconds poll_idle{1000};  // ... and the longest one, reached by doubling when idle
     std::chrono::milliseconds busy_window{1000};
     std::size_t quoted_send_limit = 128;  // short quotable sends go as AT#XSEND="…"
+    // While another user of the link (the TCP proxy) holds data mode, a due poll waits for the session to end,
+    // so it does not cut a bulk upload into short sessions, but no longer than this after the last poll.
+    std::chrono::milliseconds poll_defer_limit{1000};
 };
 
 class SlmSocketDriver final : public ModemDriver {
@@ -44,6 +47,13 @@ class SlmSocketDriver final : public ModemDriver {
     void on_modem_lost();
     // The largest number of generic sockets the firmware holds: 8, and 7 on v3.1 (its #XAPOLL keeps one).
     std::size_t socket_limit() const;
+    // The firmware's descriptors held by others on the same link (the proxies): they count against the limit.
+    void set_descriptors_elsewhere(std::function<std::size_t()> count) { descriptors_elsewhere_ = std::move(count); }
+    // Runs in command mode just before a socket's send enters data mode (the proxy driver suspends its UDP
+    // proxy, whose raw downlink would be mistaken for the TCP proxy's).
+    void set_before_data_mode(std::function<void()> step) { before_data_mode_ = std::move(step); }
+    // Sockets open or being opened.
+    std::size_t open_count() const { return sockets_.size() + opening_; }
 
     std::size_t tcp_capacity() const override { return socket_limit(); }
     std::size_t tcp_available() const override;
@@ -123,6 +133,8 @@ class SlmSocketDriver final : public ModemDriver {
     at::Channel& channel_;
     DataModeGate& gate_;
     std::function<bool()> serving_;
+    std::function<std::size_t()> descriptors_elsewhere_;
+    std::function<void()> before_data_mode_;
     SlmSocketDriverOptions options_;
     std::map<ConnectionId, Socket> sockets_;
     std::size_t opening_ = 0;  // sockets being opened: they count against the limit
@@ -134,6 +146,7 @@ class SlmSocketDriver final : public ModemDriver {
     bool polling_ = false;
     std::chrono::milliseconds poll_interval_;
     std::chrono::steady_clock::time_point last_data_{};
+    std::chrono::steady_clock::time_point last_poll_{};
     bool paused_ = false;
     Stats stats_;
     sys::Lifetime lifetime_;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -165,9 +166,15 @@ LocalServer::~LocalServer() {
     stop_ = true;
     shutdown(fd_, SHUT_RDWR);
     thread_.join();
+    {
+        std::lock_guard lock(clients_mutex_);
+        for (const int client : clients_) shutdown(client, SHUT_RDWR);  // ends their reads
+    }
+    for (auto& echo : echoes_) echo.join();
     close(fd_);
 }
 
+// Each client is echoed on its own thread: connections run at once, as through a modem with many sockets.
 void LocalServer::serve() {
     while (!stop_) {
         int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -178,18 +185,26 @@ void LocalServer::serve() {
             close(client);
             continue;
         }
-        char buffer[8192];
-        for (;;) {
-            ssize_t n = read(client, buffer, sizeof buffer);
-            if (n <= 0) break;
-            ssize_t off = 0;
-            while (off < n) {
-                ssize_t w = write(client, buffer + off, static_cast<std::size_t>(n - off));
-                if (w <= 0) break;
-                off += w;
-            }
+        {
+            std::lock_guard lock(clients_mutex_);
+            clients_.push_back(client);
         }
-        close(client);
+        echoes_.emplace_back([this, client] {
+            char buffer[8192];
+            for (;;) {
+                ssize_t n = read(client, buffer, sizeof buffer);
+                if (n <= 0) break;
+                ssize_t off = 0;
+                while (off < n) {
+                    ssize_t w = write(client, buffer + off, static_cast<std::size_t>(n - off));
+                    if (w <= 0) break;
+                    off += w;
+                }
+            }
+            std::lock_guard lock(clients_mutex_);
+            clients_.erase(std::find(clients_.begin(), clients_.end(), client));
+            close(client);
+        });
     }
 }
 

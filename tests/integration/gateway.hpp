@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -103,6 +104,9 @@ class LocalServer {
     std::atomic<bool> stop_{false};
     std::atomic<int> accepted_{0};
     std::thread thread_;
+    std::mutex clients_mutex_;
+    std::vector<int> clients_;  // open echo connections, shut down on destruction
+    std::vector<std::thread> echoes_;
 };
 
 // Re-evaluates `done` until it holds or the limit passes (a bounded wait on a condition, not a sleep).

@@ -59,6 +59,7 @@ std::string nasty_payload(std::size_t size) {
 }
 
 class TcpPerProfile : public ::testing::TestWithParam<std::string> {};
+class ManyConnections : public ::testing::TestWithParam<std::string> {};
 
 }  // namespace
 
@@ -94,6 +95,65 @@ TEST_P(TcpPerProfile, BinaryEchoIsByteExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1"),
+                         [](const auto& info) {
+                             std::string name = info.param;
+                             for (auto& c : name) {
+                                 if (c == '.') c = '_';
+                             }
+                             return name;
+                         });
+
+// Issue 16, the MQTT + HTTP case: a first connection holds the TCP proxy and more run beside it on the
+// firmware's generic sockets, each with its own bytes both ways (the framing bytes too). One more than the
+// firmware's descriptors allow waits in slmd's queue, and runs as soon as one closes.
+TEST_P(ManyConnections, AsManyAsTheFirmwareHoldsRunAtOnceAndOneMoreWaits) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_profile(GetParam()).with_baud("0"));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    const std::size_t limit = GetParam() == "v3.1" ? 7 : 8;  // v3.1 keeps one descriptor for #XAPOLL
+    std::vector<int> fds;
+    for (std::size_t i = 0; i < limit; ++i) {
+        const int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+        ASSERT_GE(fd, 0) << i << ": " << slmsock_strerror(fd) << "\n" << gateway.slmd->output();
+        fds.push_back(fd);
+    }
+    EXPECT_TRUE(gateway.sent("AT#XTCPCLI=1,"));
+    EXPECT_TRUE(gateway.sent("AT#XSOCKET=1,1,0\r\n"));
+    // All write before any reads: each echo must come back on its own connection, whole.
+    std::vector<std::string> payloads;
+    for (std::size_t i = 0; i < limit; ++i) {
+        payloads.push_back("connection " + std::to_string(i) + ":" + nasty_payload(300 + 131 * i));
+        ASSERT_TRUE(write_all(fds[i], payloads[i]));
+    }
+    std::string short_echoes;
+    for (std::size_t i = 0; i < limit; ++i) {
+        const auto echoed = read_n(fds[i], payloads[i].size());
+        if (echoed != payloads[i])
+            short_echoes += "connection " + std::to_string(i) + ": " + std::to_string(echoed.size()) + " of " +
+                            std::to_string(payloads[i].size()) + " bytes\n";
+    }
+    EXPECT_EQ(short_echoes, "") << gateway.trace();
+
+    std::atomic<int> extra{-1000};
+    std::thread waiter([&] { extra = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET); });
+    struct slmsock_status status{};
+    EXPECT_TRUE(eventually([&] { return slmsock_status(&status) == 0 && status.queued_flows == 1; }));
+    EXPECT_EQ(extra.load(), -1000) << "one more than the firmware holds waits";
+    close(fds[limit / 2]);  // a generic socket frees its descriptor
+    waiter.join();
+    ASSERT_GE(extra.load(), 0) << slmsock_strerror(extra.load()) << "\n" << gateway.slmd->output();
+    ASSERT_TRUE(write_all(extra, "after"));
+    EXPECT_EQ(read_n(extra, 5), "after");
+    // The proxy's connection still carries its own bytes after all that.
+    ASSERT_TRUE(write_all(fds[0], "first"));
+    EXPECT_EQ(read_n(fds[0], 5), "first");
+    close(extra);
+    for (std::size_t i = 0; i < limit; ++i)
+        if (i != limit / 2) close(fds[i]);
+    EXPECT_EQ(server.accepted(), static_cast<int>(limit + 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Releases, ManyConnections, ::testing::Values("v2.3", "v2.5", "v2.9", "v3.0", "v3.1"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name) {
@@ -170,9 +230,14 @@ TEST(Tcp, PeerCloseIsEndOfFileAfterTheData) {
     close(fd);
 }
 
-TEST(Tcp, SecondConnectionWaitsForTheSingleProxy) {
+// modem-connections 1, and data-first releases (v2.0-v2.2): the TCP proxy only, one connection at a time.
+class OneModemConnection : public ::testing::TestWithParam<bool> {};
+
+TEST_P(OneModemConnection, TheSecondConnectionWaitsForTheProxy) {
+    const bool configured = GetParam();
     LocalServer server(LocalServer::Mode::echo);
-    Gateway gateway(GatewayOptions().with_baud("0"));
+    Gateway gateway(configured ? GatewayOptions().with_baud("0").daemon({"--modem-connections", "1"})
+                               : GatewayOptions().with_baud("0").with_profile("v2.0"));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     int first = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
     ASSERT_GE(first, 0) << slmsock_strerror(first);
@@ -188,7 +253,11 @@ TEST(Tcp, SecondConnectionWaitsForTheSingleProxy) {
     ASSERT_TRUE(write_all(second, "after"));
     EXPECT_EQ(read_n(second, 5), "after");
     close(second);
+    EXPECT_FALSE(gateway.sent("AT#XSOCKET=")) << "no generic socket";
 }
+
+INSTANTIATE_TEST_SUITE_P(Tcp, OneModemConnection, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "configured" : "data_first_release"; });
 
 TEST(Tcp, ResolveGoesThroughTheModem) {
     TempDir hosts_dir;

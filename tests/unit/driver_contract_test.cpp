@@ -64,7 +64,8 @@ public:
     explicit SlmProxyHarness(boost::asio::io_context& io)
         : firmware_(io.get_executor()),
           channel_(io.get_executor(), firmware_, at::FirmwareProfile::for_version({2, Minor, 0}), 115200),
-          driver_(io.get_executor(), channel_,
+          gate_(channel_),
+          driver_(io.get_executor(), channel_, gate_,
                   modem::SlmProxyDriverHooks{
                       .serving = [] { return true; },
                       .link_backlog = [] { return std::size_t{0}; },
@@ -150,6 +151,7 @@ private:
 
     test::ScriptedFirmware firmware_;
     at::Channel channel_;
+    modem::DataModeGate gate_;
     modem::SlmProxyDriver driver_;
     bool refused_ = false;
     std::map<std::string, std::string> dns_;

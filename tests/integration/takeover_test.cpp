@@ -284,9 +284,9 @@ TEST(DataEndpoint, AConfiguredPortTakenOnIpv6LoopbackStopsSlmdWithAClearError) {
     close(squatter);
 }
 
-// The modem's one TCP connection is held by a first flow; a second program's connect waits for it and the
-// program is killed (Ctrl-C, timeout(1)) while it waits. slmd drops that connect at once: when the first flow
-// ends the modem connects nobody for the dead program, and the next program is served at once.
+// The modem's one TCP connection (modem-connections 1) is held by a first flow; a second program's connect waits
+// for it and the program is killed (Ctrl-C, timeout(1)) while it waits. slmd drops that connect at once: when
+// the first flow ends the modem connects nobody for the dead program, and the next program is served at once.
 class Abandon : public ::testing::TestWithParam<bool> {};
 
 // Once the held flow ends, the next program gets the modem's connection at once: the dead program's connect
@@ -312,7 +312,7 @@ TEST_P(Abandon, AConnectWhoseProgramDiedWhileQueuedNeverReachesTheModem) {
     const bool nonblocking = GetParam();
     LocalServer held_server(LocalServer::Mode::echo);
     LocalServer queued_server(LocalServer::Mode::echo);
-    Gateway gateway(GatewayOptions().with_profile("v2.9"));
+    Gateway gateway(GatewayOptions().with_profile("v2.9").daemon({"--modem-connections", "1"}));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     auto destination = [](std::uint16_t port) {
         sockaddr_in to{};
@@ -362,7 +362,7 @@ TEST_P(Abandon, AConnectWhoseProgramDiedWhileQueuedNeverReachesTheModem) {
 TEST(Abandon, AProgramKilledBeforeSlmdAcceptedItsCredentialIsDroppedAtOnce) {
     LocalServer held_server(LocalServer::Mode::echo);
     LocalServer queued_server(LocalServer::Mode::echo);
-    Gateway gateway(GatewayOptions().with_profile("v2.9"));
+    Gateway gateway(GatewayOptions().with_profile("v2.9").daemon({"--modem-connections", "1"}));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     const int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in held_to{};
@@ -533,7 +533,8 @@ TEST(Bounds, OneUserHasAtMost128RequestsInProgress) {
     const group* nogroup = getgrgid(nobody);
     if (!nogroup) GTEST_SKIP() << "no group 65534 on this machine";
     LocalServer server(LocalServer::Mode::echo);
-    Gateway gateway(GatewayOptions().daemon({"--max-queued", "256", "--api-group", nogroup->gr_name}));
+    Gateway gateway(GatewayOptions().daemon(
+        {"--max-queued", "256", "--api-group", nogroup->gr_name, "--modem-connections", "1"}));
     ASSERT_TRUE(gateway.ready) << gateway.log();
     ASSERT_EQ(chmod(gateway.dir.path().c_str(), 0755), 0);
     sockaddr_in to{};

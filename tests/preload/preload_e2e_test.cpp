@@ -7,7 +7,15 @@
 //   Programs.*   curl, wget, python3 (urllib, asyncio), nc, socat at 115200 baud. On every profile (v2.5, v2.7,
 //                v2.9): curl 256 KiB download, nc echo, python3 asyncio echo. On v2.9 only: wget 256 KiB,
 //                python3 urllib 64 KiB upload + download, socat echo (half-close).
+//   ManyAtOnce.* programs that hold several connections at once (issue 16), on v2.5, v2.9, v3.1: mosquitto_sub
+//                holding its connection while mosquitto_pub connects and publishes (broker on loopback); iperf3
+//                TCP both ways (control and data connections).
 #include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -256,6 +264,70 @@ TEST_P(ProgramsV29, SocatEchoWithHalfClose) { check_echo_program("\"$SLMRUN\" so
 // nc -N shuts its socket down for writing at the end of its input and waits for the peer's end of file. SLM
 // cannot send the FIN the echo server waits for before it closes (issue 18); once the server has echoed
 // everything and been quiet for half-close-idle-ms, slmd closes the connection and nc exits with every line back.
+// ---- Several connections at once (issue 16) ------------------------------------------------------------------
+
+// A TCP port on loopback that was free a moment ago (for servers the test starts as programs).
+std::uint16_t free_tcp_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    std::uint16_t port = 0;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0)
+        port = ntohs(address.sin_port);
+    if (fd >= 0) ::close(fd);
+    return port;
+}
+
+class ManyAtOnce : public Programs {};
+
+// The gateway workload that deadlocked with one TCP proxy: a subscriber holds its MQTT connection while a
+// publisher connects, publishes and disconnects, all through the modem. The broker runs on loopback without
+// the shim. The publisher repeats once a second until the subscriber has its message (it may subscribe late).
+TEST_P(ManyAtOnce, MosquittoSubscriberAndPublisher) {
+    const auto port = std::to_string(free_tcp_port());
+    const std::string out = modem_->dir() + "/sub.out";
+    const std::string script =
+        "mosquitto -p " + port + " > " + modem_->dir() + "/broker.log 2>&1 & broker=$!\n"
+        "trap 'kill $broker' EXIT\n"
+        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "\"$SLMRUN\" mosquitto_sub -h " + program_host() + " -p " + port +
+        " -t slmd/test -C 1 -W 120 > " + out + " & sub=$!\n"
+        "i=0\n"
+        "while kill -0 $sub 2>/dev/null && [ $i -lt 60 ]; do\n"
+        "  \"$SLMRUN\" mosquitto_pub -h " + program_host() + " -p " + port +
+        " -t slmd/test -m 'reading 42 +++ \"quoted\"' || exit 3\n"
+        "  i=$((i+1)); sleep 1\n"
+        "done\n"
+        "wait $sub\n";
+    auto r = under_slm_run(script);
+    EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+    EXPECT_EQ(read_file(out), "reading 42 +++ \"quoted\"\n") << r.output;
+    std::printf("[preload] mosquitto sub + pub on %s: %.1f s\n", GetParam().c_str(), r.seconds);
+}
+
+// iperf3 needs two connections at once (control and data): 32 KiB each way, checked by iperf3's own byte count.
+TEST_P(ManyAtOnce, Iperf3TcpBothWays) {
+    const auto port = std::to_string(free_tcp_port());
+    const std::string script =
+        "iperf3 -s -p " + port + " > " + modem_->dir() + "/iperf3-server.log 2>&1 & server=$!\n"
+        "trap 'kill $server' EXIT\n"
+        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "\"$SLMRUN\" iperf3 -c " + program_host() + " -p " + port + " -n 32K -J > " + modem_->dir() +
+        "/up.json || exit 3\n"
+        "\"$SLMRUN\" iperf3 -c " + program_host() + " -p " + port + " -n 32K -R -J > " + modem_->dir() +
+        "/down.json || exit 4\n";
+    auto r = under_slm_run(script);
+    EXPECT_EQ(r.exit_code, 0) << r.output << read_file(modem_->dir() + "/up.json")
+                              << read_file(modem_->dir() + "/down.json") << modem_->diagnostics();
+    for (const char* direction : {"up", "down"}) {
+        const auto json = read_file(modem_->dir() + "/" + direction + ".json");
+        EXPECT_NE(json.find("\"bytes\":\t32768"), std::string::npos) << direction << ": " << json;
+    }
+}
+
 TEST(HalfClose, NcMinusNEndsOnceThePeerIsQuiet) {
     Modem modem(ModemOptions{"v2.9", 115200, {}, {"--half-close-idle-ms", "1000"}, {}});
     ASSERT_TRUE(modem.ready()) << modem.diagnostics();
@@ -275,6 +347,8 @@ TEST(HalfClose, NcMinusNEndsOnceThePeerIsQuiet) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Profiles, Programs, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1"),
+                         [](const auto& info) { return profile_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Profiles, ManyAtOnce, ::testing::Values("v2.5", "v2.9", "v3.1"),
                          [](const auto& info) { return profile_name(info.param); });
 INSTANTIATE_TEST_SUITE_P(Profiles, ProgramsV29, ::testing::Values("v2.9"),
                          [](const auto& info) { return profile_name(info.param); });

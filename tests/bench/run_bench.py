@@ -351,6 +351,114 @@ def echo(bins, baud, count):
             "sim_batch_gap_ms": SIM_BATCH_GAP_S * 1e3}
 
 
+# ----------------------------------------------------------------------------- several connections (issue 16)
+
+def jain(values):
+    """Jain's fairness index: 1.0 when every flow got the same rate, 1/n when one got everything."""
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if values and any(values) else 0.0
+
+
+def client_command(bins, mode, port, extra=()):
+    return [bins["slm-run"], sys.executable, PEER, "client", mode, "--host", REMOTE, "--port", str(port), *extra]
+
+
+def concurrent_downloads(bins, profile, baud, size, flows=4):
+    """`flows` downloads at once through one slmd (the first on the TCP proxy, the others on generic sockets):
+    aggregate goodput from the first connect to the last byte, and Jain's index of the per-flow rates."""
+    pair = Pair(bins, profile, baud)
+    servers = []
+    try:
+        servers = [start_server("download", size) for _ in range(flows)]
+        procs = [subprocess.Popen(client_command(bins, "download", port, ["--bytes", str(size)]), env=pair.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _, port in servers]
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=1800)
+            lines = out.strip().splitlines()
+            results.append(json.loads(lines[-1]) if proc.returncode == 0 and lines else {"ok": False,
+                                                                                          "error": err[-400:]})
+    finally:
+        for server, _ in servers:
+            server.kill()
+            server.wait()
+        pair.close()
+    ok = all(r.get("ok") for r in results)
+    if not ok:
+        return {"ok": False, "profile": profile, "baud": baud, "flows": flows, "results": results}
+    rates = [size / (r["end"] - r["start"]) for r in results]
+    span = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return {"ok": True, "profile": profile, "baud": baud, "flows": flows, "bytes_each": size,
+            "aggregate_fraction": flows * size / span / (baud / 10), "jain": jain(rates),
+            "per_flow_fraction": [r / (baud / 10) for r in rates]}
+
+
+def echo_beside_bulk(bins, profile, baud, count, size):
+    """64-byte echo p50 on one connection, idle and then while another connection downloads in bulk."""
+    pair = Pair(bins, profile, baud)
+    server = None
+    try:
+        idle = echo_round_trips(pair, count)
+        server, port = start_server("download", size)
+        bulk = subprocess.Popen(client_command(bins, "download", port, ["--bytes", str(size)]), env=pair.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        busy = echo_round_trips(pair, count)
+        still_running = bulk.poll() is None
+        bulk.communicate(timeout=1800)
+    finally:
+        if server:
+            server.kill()
+            server.wait()
+        pair.close()
+    idle_rtts, busy_rtts = idle["rtts"][3:] or idle["rtts"], busy["rtts"][3:] or busy["rtts"]
+    p50_idle, p50_busy = statistics.median(idle_rtts), statistics.median(busy_rtts)
+    return {"ok": bool(idle.get("ok") and busy.get("ok")), "profile": profile, "baud": baud,
+            "idle_p50_ms": p50_idle * 1e3, "busy_p50_ms": p50_busy * 1e3, "ratio": p50_busy / p50_idle,
+            "bulk_outlasted_echo": still_running}
+
+
+HOLD_SCRIPT = """
+import socket, sys, time
+held = [socket.create_connection((sys.argv[1], int(sys.argv[2]))) for _ in range(int(sys.argv[3]))]
+print("held", len(held), flush=True)
+time.sleep(float(sys.argv[4]))
+"""
+
+
+def idle_poll_cost(bins, profile, baud, connections, seconds):
+    """Wire bytes per second with `connections` open and idle (polling, nothing else), from slmsim's trace: a
+    window that starts 3 s after the last connect (the poll interval has grown to its idle value)."""
+    pair = Pair(bins, profile, baud, sim_args=["--trace", "TRACE"])
+    server, port = start_server("echo", 0)
+    try:
+        out = subprocess.run([bins["slm-run"], sys.executable, "-c", HOLD_SCRIPT, REMOTE, str(port),
+                              str(connections), str(seconds + 4)], env=pair.env, capture_output=True, text=True,
+                             timeout=seconds + 120)
+        time.sleep(0.2)
+        records = trace_records(pair.dir / "trace.txt")
+    finally:
+        server.kill()
+        server.wait()
+        pair.close()
+    connects = [r[0] for r in records if r[1] == "M>H" and ("#XCONNECT: 1" in r[3] or '\\"connected\\"' in r[3])]
+    if out.returncode != 0 or not connects:
+        return {"ok": False, "error": out.stderr[-400:]}
+    start = max(connects) + 3
+    window = [r for r in records if start <= r[0] < start + seconds]
+    up = sum(r[2] for r in window if r[1] == "H>M")
+    down = sum(r[2] for r in window if r[1] == "M>H")
+    polls = sum(1 for r in window if r[1] == "H>M" and "XPOLL" in r[3])
+    return {"ok": True, "profile": profile, "baud": baud, "connections": connections, "seconds": seconds,
+            "polls_per_s": polls / seconds, "up_bytes_per_s": up / seconds, "down_bytes_per_s": down / seconds,
+            "up_fraction": up / seconds / (baud / 10), "down_fraction": down / seconds / (baud / 10)}
+
+
+def many_connections(bins, size, count, smoke):
+    baud = 115200
+    return {"downloads": concurrent_downloads(bins, "v2.9", baud, size // 4 if smoke else size),
+            "echo_beside_bulk": echo_beside_bulk(bins, "v2.9", baud, count, size),
+            "idle_poll": idle_poll_cost(bins, "v2.9", baud, 8, 3 if smoke else 10)}
+
+
 def daemon_stats(pair):
     out = pair.slmctl("stats", "--json")
     if out.returncode != 0:
@@ -516,6 +624,26 @@ def write_reports(out_dir, data):
                      + (f"; {e['ratio_with_path']:.2f} × the bound plus the unpaced round trip "
                         f"{data['echo_path']['rtt_p50_ms']:.2f} ms" if 'ratio_with_path' in e else "") + ")",
                      "≤ 1.2 × bound", e["ratio"] <= 1.2))
+    many = data.get("many", {})
+    d = many.get("downloads")
+    if d:
+        rows.append((f"{d.get('flows')} downloads at once @ {d.get('baud')} ({d.get('profile')}: proxy + generic "
+                     "sockets), aggregate goodput / Jain index",
+                     f"{d['aggregate_fraction']:.3f} of baud/10, Jain {d['jain']:.3f}" if d.get("ok") else "failed",
+                     "≥ 0.80, Jain ≥ 0.95", d.get("ok") and d["aggregate_fraction"] >= 0.80 and d["jain"] >= 0.95))
+    e = many.get("echo_beside_bulk")
+    if e:
+        rows.append((f"64-byte echo p50 beside a bulk download @ {e.get('baud')} ({e.get('profile')})",
+                     f"{e['busy_p50_ms']:.1f} ms vs {e['idle_p50_ms']:.1f} ms idle = {e['ratio']:.2f} ×"
+                     + ("" if e.get("bulk_outlasted_echo") else " (the download ended before the echoes)")
+                     if e.get("ok") else "failed", "≤ 2 ×", e.get("ok") and e["ratio"] <= 2.0))
+    i = many.get("idle_poll")
+    if i:
+        rows.append((f"idle line, {i.get('connections')} connections open @ {i.get('baud')}: wire spent polling",
+                     f"{i['polls_per_s']:.1f} polls/s, {i['up_bytes_per_s']:.1f} B/s up "
+                     f"({i['up_fraction'] * 100:.2f} %), {i['down_bytes_per_s']:.1f} B/s down "
+                     f"({i['down_fraction'] * 100:.2f} %)" if i.get("ok") else "failed",
+                     "≤ 2 %", i.get("ok") and max(i["up_fraction"], i["down_fraction"]) <= 0.02))
     cost = data.get("backend", {})
     uring, epoll = cost.get("io_uring"), cost.get("epoll")
     if uring:
@@ -736,6 +864,9 @@ def main():
     if (bench_dir / "framer_bench").exists():
         log("framer parse rate")
         data["framer"] = framer_rate(bench_dir, min_time)
+
+    log("several connections at once (SLM v2.9: the TCP proxy and generic sockets) @ 115200")
+    data["many"] = many_connections(bins, size if args.smoke else 256 * 1024, count, args.smoke)
 
     if not args.smoke:  # the same transfer code as the bulk step, which the smoke run already exercised
         log("unpaced throughput")

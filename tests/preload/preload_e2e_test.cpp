@@ -9,7 +9,7 @@
 //                python3 urllib 64 KiB upload + download, socat echo (half-close).
 //   ManyAtOnce.* programs that hold several connections at once (issue 16), on v2.5, v2.9, v3.1: mosquitto_sub
 //                holding its connection while mosquitto_pub connects and publishes (broker on loopback); iperf3
-//                TCP both ways (control and data connections).
+//                TCP both ways (control and data connections); curl -L redirected to another host.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -326,6 +326,36 @@ TEST_P(ManyAtOnce, Iperf3TcpBothWays) {
         const auto json = read_file(modem_->dir() + "/" + direction + ".json");
         EXPECT_NE(json.find("\"bytes\":\t32768"), std::string::npos) << direction << ": " << json;
     }
+}
+
+// curl -L to another host: curl keeps the first (keep-alive) connection while it opens the second.
+TEST_P(ManyAtOnce, CurlFollowsARedirectToAnotherHost) {
+    const std::string blob = random_payload(16 * 1024, 3);
+    HttpServer target(blob);
+    const auto port = std::to_string(free_tcp_port());
+    const std::string out = modem_->dir() + "/redirected.out";
+    const std::string script =
+        python() + " - " + port + " http://" + std::string(Modem::host_address) + ":" +
+        std::to_string(target.port()) + "/blob <<'PY' & server=$!\n"
+        "import http.server, sys\n"
+        "class Redirect(http.server.BaseHTTPRequestHandler):\n"
+        "    protocol_version = 'HTTP/1.1'\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(302)\n"
+        "        self.send_header('Location', sys.argv[2])\n"
+        "        self.send_header('Content-Length', '0')\n"
+        "        self.end_headers()\n"
+        "    def log_message(self, *args): pass\n"
+        "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), Redirect).serve_forever()\n"
+        "PY\n"
+        "trap 'kill $server' EXIT\n"
+        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "\"$SLMRUN\" curl -sS --fail -L --max-time 100 -o " + out + " http://" + program_host() + ":" + port +
+        "/start\n";
+    auto r = under_slm_run(script);
+    EXPECT_EQ(r.exit_code, 0) << r.output << modem_->diagnostics();
+    EXPECT_EQ(hex_sha256(read_file(out)), hex_sha256(blob));
+    EXPECT_EQ(target.connections(), 1);
 }
 
 TEST(HalfClose, NcMinusNEndsOnceThePeerIsQuiet) {

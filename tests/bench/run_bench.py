@@ -418,9 +418,9 @@ def echo_beside_bulk(bins, profile, baud, count, size):
 
 HOLD_SCRIPT = """
 import socket, sys, time
-held = [socket.create_connection((sys.argv[1], int(sys.argv[2]))) for _ in range(int(sys.argv[3]))]
+held = [socket.create_connection((sys.argv[1], int(port))) for port in sys.argv[3].split(",")]
 print("held", len(held), flush=True)
-time.sleep(float(sys.argv[4]))
+time.sleep(float(sys.argv[2]))
 """
 
 
@@ -428,16 +428,18 @@ def idle_poll_cost(bins, profile, baud, connections, seconds):
     """Wire bytes per second with `connections` open and idle (polling, nothing else), from slmsim's trace: a
     window that starts 3 s after the last connect (the poll interval has grown to its idle value)."""
     pair = Pair(bins, profile, baud, sim_args=["--trace", "TRACE"])
-    server, port = start_server("echo", 0)
+    servers = []  # one echo server per connection (peer.py serves one)
     try:
-        out = subprocess.run([bins["slm-run"], sys.executable, "-c", HOLD_SCRIPT, REMOTE, str(port),
-                              str(connections), str(seconds + 4)], env=pair.env, capture_output=True, text=True,
-                             timeout=seconds + 120)
+        servers = [start_server("echo", 0) for _ in range(connections)]
+        ports = ",".join(str(port) for _, port in servers)
+        out = subprocess.run([bins["slm-run"], sys.executable, "-c", HOLD_SCRIPT, REMOTE, str(seconds + 4), ports],
+                             env=pair.env, capture_output=True, text=True, timeout=seconds + 120)
         time.sleep(0.2)
         records = trace_records(pair.dir / "trace.txt")
     finally:
-        server.kill()
-        server.wait()
+        for server, _ in servers:
+            server.kill()
+            server.wait()
         pair.close()
     connects = [r[0] for r in records if r[1] == "M>H" and ("#XCONNECT: 1" in r[3] or '\\"connected\\"' in r[3])]
     if out.returncode != 0 or not connects:
@@ -455,7 +457,7 @@ def idle_poll_cost(bins, profile, baud, connections, seconds):
 def many_connections(bins, size, count, smoke):
     baud = 115200
     return {"downloads": concurrent_downloads(bins, "v2.9", baud, size // 4 if smoke else size),
-            "echo_beside_bulk": echo_beside_bulk(bins, "v2.9", baud, count, size),
+            "echo_beside_bulk": echo_beside_bulk(bins, "v2.9", baud, count, 4 * size),
             "idle_poll": idle_poll_cost(bins, "v2.9", baud, 8, 3 if smoke else 10)}
 
 

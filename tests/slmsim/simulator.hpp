@@ -122,7 +122,10 @@ class Simulator {
   bool busy() const { return busy_; }
   const CredStore& credentials() const { return creds_; }
 
-  static constexpr std::size_t kTxHigh = 8192;  // proxy reads pause above this line backlog
+  // Proxy reads pause above this line backlog. The firmware's proxy thread writes one received chunk (at most
+  // 2048 bytes) into a 256-byte UART TX ring and blocks while it is full (reference section 4, "Flow control"),
+  // so an AT answer waits behind at most about one chunk plus the ring, not more.
+  static constexpr std::size_t kTxHigh = 2048 + 256;
 
  private:
   using tcp = boost::asio::ip::tcp;

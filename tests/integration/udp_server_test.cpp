@@ -16,6 +16,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "gateway.hpp"
 #include "slmsock.h"
@@ -512,3 +513,56 @@ INSTANTIATE_TEST_SUITE_P(EveryRelease, PerProfile,
                                  if (c == '.') c = '_';
                              return name;
                          });
+
+// The firmware's 8 descriptors hold the proxies and the generic sockets together: with the UDP proxy open, 7 TCP
+// connections run at once (the first on the TCP proxy) and an eighth waits in slmd's queue until one closes;
+// datagrams keep flowing beside them.
+TEST(UdpBesideTcp, AnOpenUdpProxyTakesOneOfTheFirmwaresDescriptors) {
+    UdpEcho echo;
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_profile("v2.9"));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
+    const auto remote = endpoint("203.0.113.10", echo.port());
+    std::uint16_t stand_in = 0;
+    ASSERT_EQ(slmsock_udp_associate(AF_INET, app_port, reinterpret_cast<const sockaddr*>(&remote),
+                                    length_of(remote), &stand_in),
+              0);
+    const auto stand_in_address = endpoint("127.0.0.1", stand_in);
+    auto echo_datagram = [&](const std::string& payload) -> std::string {
+        if (sendto(app, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&stand_in_address),
+                   length_of(stand_in_address)) != static_cast<ssize_t>(payload.size()))
+            return "(not sent)";
+        auto reply = receive(app, 20s);
+        return reply ? reply->first : "(no echo)";
+    };
+    ASSERT_EQ(echo_datagram("before"), "before") << gateway.slmd->output();
+
+    std::vector<int> connections;
+    for (int i = 0; i < 7; ++i) {
+        const int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+        ASSERT_GE(fd, 0) << i << ": " << slmsock_strerror(fd) << "\n" << gateway.slmd->output();
+        connections.push_back(fd);
+    }
+    std::atomic<int> eighth{-1000};
+    std::thread waiter([&] { eighth = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET); });
+    struct slmsock_status status{};
+    EXPECT_TRUE(eventually([&] { return slmsock_status(&status) == 0 && status.queued_flows == 1; }));
+    EXPECT_EQ(eighth.load(), -1000) << "the UDP proxy holds the eighth descriptor";
+    EXPECT_EQ(echo_datagram("beside seven"), "beside seven");
+    for (std::size_t i = 0; i < connections.size(); ++i) {
+        const std::string bytes = "tcp " + std::to_string(i);
+        ASSERT_TRUE(write_all(connections[i], bytes));
+        EXPECT_EQ(read_n(connections[i], bytes.size()), bytes);
+    }
+    close(connections.back());
+    connections.pop_back();
+    waiter.join();
+    ASSERT_GE(eighth.load(), 0) << slmsock_strerror(eighth.load()) << "\n" << gateway.slmd->output();
+    ASSERT_TRUE(write_all(eighth, "eighth"));
+    EXPECT_EQ(read_n(eighth, 6), "eighth");
+    close(eighth);
+    for (const int fd : connections) close(fd);
+    EXPECT_EQ(server.accepted(), 8);
+}

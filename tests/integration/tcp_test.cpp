@@ -153,6 +153,40 @@ TEST_P(ManyConnections, AsManyAsTheFirmwareHoldsRunAtOnceAndOneMoreWaits) {
     EXPECT_EQ(server.accepted(), static_cast<int>(limit + 1));
 }
 
+// A modem reset with a connection on the proxy and two on generic sockets, one of them mid-echo: every app hears
+// ECONNRESET (no connection lingers half-alive, none survives on a stale handle), and once the modem is back
+// all three open again from a fresh descriptor pool.
+TEST_P(ManyConnections, AModemResetEndsEveryConnectionAndTheyOpenAgain) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    auto open_three = [&](std::vector<int>& fds) {
+        for (int i = 0; i < 3; ++i) {
+            int fd = -1;
+            // ENETDOWN at once while the modem comes back: try again until it serves.
+            ASSERT_TRUE(eventually([&] { return (fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET)) >= 0; },
+                                   60s))
+                << slmsock_strerror(fd) << "\n" << gateway.slmd->output();
+            const std::string hello = "hello " + std::to_string(i);
+            ASSERT_TRUE(write_all(fd, hello));
+            ASSERT_EQ(read_n(fd, hello.size()), hello);
+            fds.push_back(fd);
+        }
+    };
+    std::vector<int> before;
+    open_three(before);
+    ASSERT_TRUE(write_all(before[2], nasty_payload(4000)));  // in flight on a generic socket when the modem resets
+    ASSERT_EQ(gateway.control("reset"), "ok");
+    for (const int fd : before) {
+        expect_reset(fd);
+        close(fd);
+    }
+    std::vector<int> after;
+    open_three(after);
+    for (const int fd : after) close(fd);
+    EXPECT_EQ(server.accepted(), 6);
+}
+
 INSTANTIATE_TEST_SUITE_P(Releases, ManyConnections, ::testing::Values("v2.3", "v2.5", "v2.9", "v3.0", "v3.1"),
                          [](const auto& info) {
                              std::string name = info.param;

@@ -241,7 +241,13 @@ void SlmSocketDriver::pump(ConnectionId id) {
     socket->sends.pop_front();
     auto finished = [this, alive = lifetime_.guard(), id, job](int error) {
         if (!*alive) return;
-        if (!error) stats_.bytes_up += job->bytes.size();
+        if (!error) {
+            stats_.bytes_up += job->bytes.size();
+            // A request usually gets an answer: poll at the busy pace, not at the idle one it may have reached.
+            last_data_ = std::chrono::steady_clock::now();
+            poll_interval_ = options_.poll_busy;
+            schedule_poll(options_.poll_busy);
+        }
         if (auto* s = find(id)) s->sending = false;
         job->done(error);
         pump(id);
@@ -414,7 +420,8 @@ void SlmSocketDriver::pause_receive(bool paused) {
 
 void SlmSocketDriver::schedule_poll(std::chrono::milliseconds delay) {
     if (polling_ || sockets_.empty() || paused_) return;
-    if (poll_scheduled_ && delay > 0ms) return;
+    // A poll already due no later stays; an earlier one moves it (the old wait ends with operation_aborted).
+    if (poll_scheduled_ && poll_timer_.expiry() <= std::chrono::steady_clock::now() + delay) return;
     poll_scheduled_ = true;
     poll_timer_.expires_after(delay);
     poll_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {

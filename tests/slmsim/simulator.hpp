@@ -123,9 +123,10 @@ class Simulator {
   const CredStore& credentials() const { return creds_; }
 
   // Proxy reads pause above this line backlog. The firmware's proxy thread writes one received chunk (at most
-  // 2048 bytes) into a 256-byte UART TX ring and blocks while it is full (reference section 4, "Flow control"),
-  // so an AT answer waits behind at most about one chunk plus the ring, not more.
-  static constexpr std::size_t kTxHigh = 2048 + 256;
+  // 2048 bytes) into a 256-byte UART TX ring and blocks while it is full (reference section 4, "Flow control"):
+  // it receives its next chunk only once the last one is nearly out, so an AT answer waits behind at most
+  // about one chunk plus the ring.
+  static constexpr std::size_t kTxHigh = 256;
 
  private:
   using tcp = boost::asio::ip::tcp;

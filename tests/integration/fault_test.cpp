@@ -684,7 +684,15 @@ TEST_P(PayloadFaults, AnExactPrefixThenAnErrorAndTheNextConnectIsServed) {
     // end of file.
     const std::size_t before_fault = std::min(got.size(), offset);
     EXPECT_EQ(got.substr(0, before_fault), payload.substr(0, before_fault)) << whole_log(gateway);
-    EXPECT_EQ(error, ECONNRESET) << whole_log(gateway);
+    // Except when nothing was lost: a header whose lost bytes were its framing only (the CRLF before it, and it
+    // still parsed) leaves every byte exact, and the stream then ends as the far end ended it. Where the loss
+    // strikes depends on how slmsim's reads cut the stream into chunks.
+    const bool nothing_lost = kind == "header" && got == payload;
+    if (nothing_lost) {
+        EXPECT_EQ(error, 0) << whole_log(gateway);
+    } else {
+        EXPECT_EQ(error, ECONNRESET) << whole_log(gateway);
+    }
     if (kind == "reset") {
         // A reboot cuts the stream: nothing from the cut chunk on is delivered.
         EXPECT_LE(got.size(), offset) << "bytes past the fault were delivered";

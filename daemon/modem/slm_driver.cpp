@@ -2,9 +2,8 @@
 // slm_driver.hpp).
 #include "modem/slm_driver.hpp"
 
-#include <boost/asio/post.hpp>
-
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <limits>
 #include <memory>
@@ -31,26 +30,32 @@ SlmDriver::SlmDriver(asio::any_io_executor executor, at::Channel& channel, SlmPr
     sockets_.set_capacity_listener(forward);
 }
 
-SlmDriver::~SlmDriver() { lifetime_.end(); }
+SlmDriver::~SlmDriver() {
+    lifetime_.end();
+}
 
 void SlmDriver::on_modem_lost() {
     proxy_.on_modem_lost();
     sockets_.on_modem_lost();
 }
 
-// Data-first releases (v2.0-v2.2) write a proxy payload before its header: the framer can tell it from lines only
-// by holding lines back, and the commands and data-mode switches of generic sockets in between cut such payloads
-// off (docs/at-framer.md); they also answer nothing on entering data mode. There slmd keeps to the TCP proxy, one
-// connection at a time, as with modem-connections = 1.
+// Data-first releases (v2.0-v2.2) write a proxy payload before its header: the framer can tell it from lines
+// only by holding lines back, and the commands and data-mode switches of generic sockets in between cut such
+// payloads off (docs/at-framer.md); they also answer nothing on entering data mode. There slmd keeps to the
+// TCP proxy, one connection at a time, as with modem-connections = 1.
 bool SlmDriver::sockets_enabled() const {
-    return options_.max_connections != 1 && channel_.profile().receive_order == at::ReceiveOrder::header_first;
+    return options_.max_connections != 1 &&
+           channel_.profile().receive_order == at::ReceiveOrder::header_first;
 }
 
-std::size_t SlmDriver::descriptor_limit() const { return sockets_.socket_limit(); }
+std::size_t SlmDriver::descriptor_limit() const {
+    return sockets_.socket_limit();
+}
 
 std::size_t SlmDriver::tcp_capacity() const {
     if (!sockets_enabled()) return 1;
-    const auto limit = options_.max_connections ? options_.max_connections : std::numeric_limits<std::size_t>::max();
+    const auto limit =
+        options_.max_connections ? options_.max_connections : std::numeric_limits<std::size_t>::max();
     return std::min(limit, descriptor_limit());
 }
 
@@ -83,7 +88,8 @@ ConnectionId SlmDriver::add_route(Carrier carrier, ConnectionId inner) {
 std::function<void(int, ConnectionId)> SlmDriver::routed_done(Carrier carrier,
                                                               std::function<void(int, ConnectionId)> done,
                                                               std::shared_ptr<ConnectionId> outer) {
-    return [this, alive = lifetime_.guard(), carrier, done = std::move(done), outer](int error, ConnectionId inner) {
+    return [this, alive = lifetime_.guard(), carrier, done = std::move(done), outer](int error,
+                                                                                     ConnectionId inner) {
         if (!*alive) return;
         if (error) return done(error, 0);
         *outer = add_route(carrier, inner);
@@ -194,12 +200,13 @@ void SlmDriver::udp_close(ConnectionId id) {
 }
 
 void SlmDriver::describe_proxies(std::function<void(std::string)> done) {
-    proxy_.describe_proxies([this, alive = lifetime_.guard(), done = std::move(done)](std::string text) mutable {
-        if (!*alive) return done(text);
-        sockets_.describe_proxies([text = std::move(text), done = std::move(done)](std::string sockets) {
-            done(sockets.empty() ? text : text.empty() ? sockets : text + "\n" + sockets);
+    proxy_.describe_proxies(
+        [this, alive = lifetime_.guard(), done = std::move(done)](std::string text) mutable {
+            if (!*alive) return done(text);
+            sockets_.describe_proxies([text = std::move(text), done = std::move(done)](std::string sockets) {
+                done(sockets.empty() ? text : text.empty() ? sockets : text + "\n" + sockets);
+            });
         });
-    });
 }
 
 }  // namespace slmd::modem

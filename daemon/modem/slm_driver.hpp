@@ -1,14 +1,13 @@
 // Owns: the ModemDriver slmd runs on SLM firmware: the proxies (slm_proxy_driver.hpp) and the generic sockets
-// (slm_socket_driver.hpp) on one channel and one data-mode gate, and which of them carries each flow. The first
-// TCP connection takes the TCP proxy, whose downlink the firmware streams without polling (the line rate for one
-// bulk flow); every further one takes a generic socket, so a second connection never waits for the first. TLS by
-// the modem, servers and UDP stay on the proxies. Both share the firmware's descriptor pool (8; 7 on v3.1):
-// tcp_available() counts what is left of it, within the configured connection limit. Data-first releases
-// (v2.0-v2.2) keep to the proxy alone (sockets_enabled()).
+// (slm_socket_driver.hpp) on one channel and one data-mode gate, and which of them carries each flow. The
+// first TCP connection takes the TCP proxy, whose downlink the firmware streams without polling (the line
+// rate for one bulk flow); every further one takes a generic socket, so a second connection never waits for
+// the first. TLS by the modem, servers and UDP stay on the proxies. Both share the firmware's descriptor pool
+// (8; 7 on v3.1): tcp_available() counts what is left of it, within the configured connection limit.
+// Data-first releases (v2.0-v2.2) keep to the proxy alone (sockets_enabled()).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
-
 #include <functional>
 #include <map>
 
@@ -39,8 +38,8 @@ class SlmDriver final : public ModemDriver {
     const SlmProxyDriver& proxy() const { return proxy_; }
     const SlmSocketDriver& sockets() const { return sockets_; }
 
-    // Events routed by modem::Modem. Only the proxies have URCs, headed payloads and raw downlink (the firmware
-    // sends a generic socket's bytes only as the answer to its #XRECV).
+    // Events routed by modem::Modem. Only the proxies have URCs, headed payloads and raw downlink (the
+    // firmware sends a generic socket's bytes only as the answer to its #XRECV).
     bool on_urc(const std::string& text) { return proxy_.on_urc(text); }
     void on_proxy_data(at::ProxyData&& data) { proxy_.on_proxy_data(std::move(data)); }
     void on_payload_lost(const at::PayloadLost& lost) { proxy_.on_payload_lost(lost); }
@@ -54,9 +53,12 @@ class SlmDriver final : public ModemDriver {
     // TCP connections the firmware's pool and the configured limit allow at once.
     std::size_t tcp_capacity() const override;
     std::size_t tcp_available() const override;
-    void set_capacity_listener(std::function<void()> listener) override { capacity_listener_ = std::move(listener); }
+    void set_capacity_listener(std::function<void()> listener) override {
+        capacity_listener_ = std::move(listener);
+    }
     bool serving() const override { return proxy_.serving(); }
-    void tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout, TcpConnectionEvents events,
+    void tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
+                     TcpConnectionEvents events,
                      std::function<void(int error, ConnectionId id)> done) override;
     void tcp_send(ConnectionId id, std::string bytes, std::function<void(int error)> done) override;
     void tcp_close(ConnectionId id) override;
@@ -94,7 +96,8 @@ class SlmDriver final : public ModemDriver {
     // Gives `inner` (on `carrier`) an id of this driver's and wraps its `closed` event to forget the route.
     ConnectionId add_route(Carrier carrier, ConnectionId inner);
     const Route* route(ConnectionId id) const;
-    std::function<void(int, ConnectionId)> routed_done(Carrier carrier, std::function<void(int, ConnectionId)> done,
+    std::function<void(int, ConnectionId)> routed_done(Carrier carrier,
+                                                       std::function<void(int, ConnectionId)> done,
                                                        std::shared_ptr<ConnectionId> outer);
     std::size_t descriptor_limit() const;
     bool sockets_enabled() const;

@@ -152,7 +152,7 @@ void Channel::send(std::unique_ptr<Pending> pending) {
         framer_.command_sent(in_flight_->request.response_prefix, in_flight_->request.take_unprefixed_lines);
     }
     SLMD_DEBUG("at: > {}", in_flight_->request.loggable());
-    writer_.write_to_modem(in_flight_->request.line + "\r\n");
+    writer_.write_to_modem(in_flight_->request.line + std::string(framer_.profile().command_terminator()));
     const auto generation = ++generation_;
     command_timer_.expires_after(in_flight_->request.timeout);
     command_timer_.async_wait([this, generation, alive = lifetime_.guard()](boost::system::error_code error) {
@@ -336,6 +336,7 @@ void Channel::dispatch(Event& event) {
                 SLMD_NOTICE("at: modem sent Ready (reboot)");
                 terminator_sent_ = false;
                 exit_armed_ = false;
+                counted_exit_ = false;
                 // Bytes we wrote just before the reboot can still reach the fresh firmware (they were in the
                 // tty's buffers) and be answered: probe before the next command so those answers are not
                 // taken for its.
@@ -347,7 +348,7 @@ void Channel::dispatch(Event& event) {
                 note_activity();
             } else if constexpr (std::is_same_v<T, ProxyData>) {
                 stats_.payload_bytes += e.bytes.size();
-                if (e.proxy == Proxy::socket) {
+                if (e.proxy == Proxy::socket && !e.handle) {
                     // The framer reads these bytes only while the #XRECV that asked for them is in flight.
                     if (in_flight_) in_flight_->response.payload += e.bytes;
                 } else if (handlers_.proxy_data) {
@@ -360,13 +361,14 @@ void Channel::dispatch(Event& event) {
                 last_exit_requested_ = exit_handler_ || terminator_sent_;
                 terminator_sent_ = false;
                 exit_armed_ = false;
+                counted_exit_ = false;
                 guard_timer_.cancel();
                 if (!last_exit_requested_) {
                     // The firmware left data mode on its own (v2.0-v2.4, the proxy broke): uplink bytes still
                     // on their way are AT input to it now, an unterminated line that would swallow our next
                     // command. End that line, and probe before the next command so the finals it causes are
                     // not taken for that command's.
-                    writer_.write_to_modem("\r\n");
+                    writer_.write_to_modem(std::string(framer_.profile().command_terminator()));
                     resync_needed_ = true;
                 }
                 if (exit_handler_) {
@@ -404,7 +406,7 @@ void Channel::dispatch(Event& event) {
                         e.received, e.expected,
                         e.proxy == Proxy::tcp ? "#XTCPDATA" : e.proxy == Proxy::udp ? "#XUDPDATA" : "#XRECV");
                 }
-                if (e.proxy == Proxy::socket) {
+                if (e.proxy == Proxy::socket && !e.handle) {
                     if (in_flight_) {
                         in_flight_->response.payload.clear();
                         in_flight_->response.payload_lost = true;
@@ -444,6 +446,28 @@ std::error_code Channel::write_data(std::string_view bytes) {
     return {};
 }
 
+std::error_code Channel::write_counted_data(std::string_view bytes, ExitHandler handler) {
+    if (!data_mode_writable() || bytes.empty()) return make_error_code(ChannelError::not_in_data_mode);
+    const auto error = write_data(bytes);
+    if (error) return error;
+    exit_handler_ = std::move(handler);
+    exit_armed_ = true;  // the count is spent: nothing more goes into this session
+    counted_exit_ = true;
+    note_activity();
+    // The firmware confirms once the bytes crossed the line; if it never does (a reboot swallowed the session,
+    // or bytes went missing on the line and it still waits for them), give up as for an unanswered "+++".
+    const auto on_the_wire = std::chrono::microseconds(bytes.size() * 15'000'000ULL / std::max(baud_, 1u));
+    guard_timer_.expires_after(on_the_wire + std::max(time_limit_ * 4, std::chrono::milliseconds(2000)));
+    guard_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
+        if (!*alive || error || !counted_exit_ || terminator_sent_ || framer_.mode() != LinkMode::data) return;
+        SLMD_WARN("at: firmware did not confirm the end of a counted data-mode send");
+        // Still in data mode, perhaps waiting for bytes the line lost: the terminator ends it either way (a
+        // rebooted firmware never answers, and send_terminator's own limit then gives the link up).
+        send_terminator();
+    });
+    return {};
+}
+
 void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
     // Leaving data mode already, because the channel answered the firmware's own "+++" (v2.7+ peer loss): the
     // caller waits for that exit's confirmation like for one it asked for.
@@ -451,6 +475,15 @@ void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
         framer_.mode() == LinkMode::leaving_data_mode && terminator_sent_ && !exit_handler_;
     if (framer_.mode() != LinkMode::data && !answering_peer) {
         handler(make_error_code(ChannelError::not_in_data_mode), 0);
+        return;
+    }
+    if (counted_exit_) {
+        // A counted send ends by itself; a "+++" now would be taken as its payload. Wait for that end.
+        auto first = std::move(exit_handler_);
+        exit_handler_ = [first = std::move(first), handler = std::move(handler)](std::error_code error, int status) {
+            if (first) first(error, status);
+            if (handler) handler(error, status);
+        };
         return;
     }
     exit_handler_ = std::move(handler);
@@ -479,6 +512,7 @@ void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
 void Channel::send_terminator() {
     terminator_sent_ = true;
     exit_armed_ = false;
+    counted_exit_ = false;
     framer_.data_mode_exit_requested();
     writer_.write_to_modem("+++");
     note_activity();
@@ -491,6 +525,7 @@ void Channel::send_terminator() {
         SLMD_WARN("at: firmware did not confirm leaving data mode");
         terminator_sent_ = false;
         exit_armed_ = false;
+        counted_exit_ = false;
         ++stats_.timeouts;
         framer_.reset();
         resync_needed_ = true;
@@ -513,6 +548,7 @@ void Channel::send_blind_terminator() {
 void Channel::shutdown() {
     terminator_sent_ = false;
     exit_armed_ = false;
+    counted_exit_ = false;
     resync_needed_ = false;
     guard_timer_.cancel();
     idle_timer_.cancel();
@@ -524,6 +560,7 @@ void Channel::shutdown() {
 void Channel::link_lost() {
     terminator_sent_ = false;
     exit_armed_ = false;
+    counted_exit_ = false;
     resync_needed_ = false;
     guard_timer_.cancel();
     framer_.reset();

@@ -152,6 +152,11 @@ class Channel {
     bool data_mode_writable() const {
         return framer_.mode() == LinkMode::data && !terminator_sent_ && !exit_armed_;
     }
+    // Serial Modem: the bytes of a data-mode send that announced their count (AT#XSEND=<h>,2,<flags>,<n>). The
+    // firmware leaves data mode by itself after the n-th byte ("#XDATAMODE: <status>"), so no "+++" is sent
+    // and none is searched for in them: any byte value is safe. `handler` runs with that status, as for
+    // exit_data_mode(). Returns not_in_data_mode (handler not called) unless data_mode_writable().
+    std::error_code write_counted_data(std::string_view bytes, ExitHandler handler);
     // When "+++" may follow the data: at once (the profile's own guards still apply), or only once the
     // firmware's inactivity timer has flushed what was written (the data's time on the wire plus the time
     // limit). The latter keeps a payload ending in '+' whole on releases that find "+++" anywhere: the
@@ -240,6 +245,7 @@ class Channel {
     ExitHandler exit_handler_;
     bool terminator_sent_ = false;
     bool exit_armed_ = false;  // exit_data_mode() waits out a guard time before its "+++"
+    bool counted_exit_ = false;  // write_counted_data(): the firmware leaves data mode by itself
     bool last_exit_requested_ = false;
     std::vector<Event> events_;
     ChannelStats stats_;

@@ -72,4 +72,18 @@ FirmwareProfile FirmwareProfile::for_version(FirmwareVersion v) {
     return p;
 }
 
+FirmwareProfile FirmwareProfile::for_serial_modem(FirmwareVersion v) {
+    // Serial Modem v0.1 is a copy of SLM from NCS 3.1 (sm_at_host.c keeps its data-mode and line rules): take
+    // v3.1's answers, then what the add-on changed.
+    FirmwareProfile p = for_version(FirmwareVersion{3, 1, 0});
+    p.version = v;
+    p.family = FirmwareFamily::serial_modem;
+    // AT#XSEND="..." string mode is bounded by the AT buffer (CONFIG_SM_AT_BUF_SIZE, 4096 in v1.0.x).
+    p.max_send_string = 1024;
+    p.receive_chunk_max = 2048;  // SM_MAX_MESSAGE_SIZE per #XRECV
+    p.udp_receive_buffer = 2048;
+    p.data_mode_buffer = 4096;  // CONFIG_SM_DATAMODE_BUF_SIZE: one UDP datagram per data-mode send
+    return p;
+}
+
 }  // namespace slmd::at

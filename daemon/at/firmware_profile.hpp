@@ -49,8 +49,14 @@ enum class DataModePeerLoss {
     null_mode_with_terminator, // v2.7+: writes raw "+++" to the host, drops input until the host's "+++"
 };
 
+// Which firmware line: Nordic's Serial LTE Modem (sdk-nrf, "#XSLMVER", up to v3.1) or its successor, the
+// Serial Modem add-on (ncs-serial-modem, "#XSMVER", v0.1 on): handle-based sockets, no proxies, CR-terminated
+// commands (docs/reference/serial-modem-and-generic-sockets.md).
+enum class FirmwareFamily { slm, serial_modem };
+
 struct FirmwareProfile {
     FirmwareVersion version;
+    FirmwareFamily family = FirmwareFamily::slm;
     ReceiveOrder receive_order = ReceiveOrder::header_first;
     UdpDataHeader udp_data_header = UdpDataHeader::size_only;
     DataModeExitRule data_mode_exit = DataModeExitRule::anywhere;
@@ -75,6 +81,14 @@ struct FirmwareProfile {
     bool tls_verify_params = true;            // v2.6+: #XTCPCLI/#XUDPCLI take peer_verify, hostname_verify
     bool udp_client_dtls_cid = true;          // v2.5+: #XUDPCLI takes use_dtls_cid
 
+    // Serial Modem: a send in data mode with a length ends by itself after that many bytes ("#XDATAMODE: 0",
+    // no "+++"), and "#XRECV: <h>,<mode>,<n>" / "#XRECVFROM: <h>,<mode>,<n>,\"<ip>\",<port>" carry a handle
+    // and arrive unsolicited (automatic reception, #XRECVCFG) as well as in answer to AT#XRECV.
+    bool serial_modem() const { return family == FirmwareFamily::serial_modem; }
+    // What ends a command line: CR+LF on SLM; CR on Serial Modem (its default CONFIG_SM_CR_TERMINATION): an LF
+    // behind the CR would be read there as the first byte of whatever follows, in data mode as payload.
+    std::string_view command_terminator() const { return serial_modem() ? "\r" : "\r\n"; }
+
     // The firmware's minimum data-mode inactivity time limit at this baud rate
     // (256 * 10 * 1000 / baud + 10 ms, integer arithmetic as in the firmware).
     static std::chrono::milliseconds data_mode_min_time_limit(unsigned baud);
@@ -82,6 +96,9 @@ struct FirmwareProfile {
     // The behaviour of a release; versions between known ones take the nearest older behaviour. v3.0 and
     // v3.1 (the last SLM releases) answer every question as v2.9 does (docs/firmware-support.md).
     static FirmwareProfile for_version(FirmwareVersion version);
+    // The Serial Modem add-on's behaviour (v1.0.x and the v2.0 previews answer the same to every question the
+    // daemon asks; the v0.x previews before the handle-based socket commands are not supported).
+    static FirmwareProfile for_serial_modem(FirmwareVersion version);
     bool operator==(const FirmwareProfile&) const = default;
 };
 

@@ -65,7 +65,42 @@ struct DataHeader {
     std::size_t size = 0;
     std::optional<std::string> address;
     std::optional<std::uint16_t> port;
+    std::optional<int> handle{};
 };
+
+// Serial Modem: "#XRECV: <h>,<mode>,<n>" or "#XRECVFROM: <h>,<mode>,<n>,\"<ip>\",<port>", the header of an
+// AT#XRECV answer and of automatic reception alike. Only binary mode (0) is counted in bytes; slmd never asks
+// for hex (mode 1, twice the characters).
+std::optional<DataHeader> parse_sm_recv_header(std::string_view text) {
+    const bool from = text.starts_with("#XRECVFROM: ");
+    if (!from && !text.starts_with("#XRECV: ")) return std::nullopt;
+    std::string_view rest = text.substr(from ? 12 : 8);
+    std::optional<std::uint64_t> fields[3];
+    for (int i = 0; i < 3; ++i) {
+        const std::size_t comma = rest.find(',');
+        const bool last = i == 2 && !from;
+        if (last != (comma == std::string_view::npos)) return std::nullopt;
+        fields[i] = parse_unsigned(rest.substr(0, comma), i == 2 ? (1u << 20) : 0x7fffffffu);
+        if (!fields[i]) return std::nullopt;
+        rest = last ? std::string_view{} : rest.substr(comma + 1);
+    }
+    if (*fields[1] != 0) return std::nullopt;
+    DataHeader header;
+    header.proxy = Proxy::socket;
+    header.handle = static_cast<int>(*fields[0]);
+    header.size = static_cast<std::size_t>(*fields[2]);
+    if (!from) return header;
+    if (!rest.starts_with('"')) return std::nullopt;
+    const std::size_t close = rest.find('"', 1);
+    if (close == std::string_view::npos) return std::nullopt;
+    std::string_view tail = rest.substr(close + 1);
+    if (!tail.starts_with(',')) return std::nullopt;
+    auto port = parse_unsigned(tail.substr(1), 65535);
+    if (!port) return std::nullopt;
+    header.address = std::string(rest.substr(1, close - 1));
+    header.port = static_cast<std::uint16_t>(*port);
+    return header;
+}
 
 // "#XTCPDATA: <n>", "#XUDPDATA: <n>" or "#XUDPDATA: <n>,\"<ip>\",<port>". Both UDP shapes are accepted on
 // every profile: the shapes cannot be confused, and development builds (2.7.99-cs1) sit between the releases.
@@ -353,7 +388,7 @@ void Framer::process(std::vector<Event>& out, bool idle) {
             // The payload delivered on a quiet line was followed by something that is no message: bytes went
             // missing inside it after all. It cannot be taken back; its connection must end in an error.
             if (buffer_[cur] != '\r' || (cur + 1 < buffer_.size() && buffer_[cur + 1] != '\n')) {
-                out.emplace_back(PayloadLost{*unchecked_payload_, 0, 0});
+                out.emplace_back(PayloadLost{*unchecked_payload_, 0, 0, unchecked_handle_});
                 unchecked_payload_.reset();
             } else if (cur + 1 < buffer_.size()) {
                 unchecked_payload_.reset();
@@ -407,7 +442,8 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
         } else if (text.size() >= ready_line.size() || payload_remaining_ == 0) {
             std::string rebooted(resumed);
             const std::size_t before = *silence_at_;
-            out.emplace_back(PayloadLost{payload_.proxy, payload_.bytes.size() + payload_remaining_, before});
+            out.emplace_back(
+                PayloadLost{payload_.proxy, payload_.bytes.size() + payload_remaining_, before, payload_.handle});
             discard(std::string_view(payload_.bytes).substr(0, before), out);
             payload_ = {};
             payload_remaining_ = 0;
@@ -429,7 +465,8 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
         const bool crlf_so_far =
             after == 0 || (buffer_[cur] == '\r' && (after == 1 || buffer_[cur + 1] == '\n'));
         if (!crlf_so_far) {
-            out.emplace_back(PayloadLost{payload_.proxy, payload_.bytes.size(), payload_.bytes.size()});
+            out.emplace_back(
+                PayloadLost{payload_.proxy, payload_.bytes.size(), payload_.bytes.size(), payload_.handle});
             discard(payload_.bytes, out);
             payload_ = {};
             in_payload_ = false;
@@ -444,6 +481,7 @@ bool Framer::step_payload(std::size_t& cur, std::vector<Event>& out, bool idle) 
     const bool crlf_seen = buffer_.size() - cur >= 2;
     unchecked_payload_ =
         !crlf_seen && mode_ == LinkMode::command ? std::optional(payload_.proxy) : std::nullopt;
+    unchecked_handle_ = payload_.handle;
     out.emplace_back(std::move(payload_));
     payload_ = {};
     in_payload_ = false;
@@ -635,7 +673,9 @@ void Framer::handle_line(std::string_view text, std::vector<Event>& out) {
 }
 
 bool Framer::recv_answer_header(std::string_view text, bool fragment, std::vector<Event>& out) {
-    if (!command_pending_ || fragment || (response_prefix_ != "#XRECV" && response_prefix_ != "#XRECVFROM")) {
+    // Serial Modem's headers name their socket and are read as notifications (classify), answer or not.
+    if (!command_pending_ || fragment || profile_.serial_modem() ||
+        (response_prefix_ != "#XRECV" && response_prefix_ != "#XRECVFROM")) {
         return false;
     }
     auto header = parse_recv_header(text, response_prefix_);
@@ -793,9 +833,10 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
         }
     }
     if (profile_.receive_order == ReceiveOrder::header_first) {
-        if (auto header = parse_data_header(text); header && header->size <= profile_.receive_chunk_max) {
-            start_payload(ProxyData{header->proxy, {}, std::move(header->address), header->port}, header->size,
-                          out);
+        auto header = profile_.serial_modem() ? parse_sm_recv_header(text) : parse_data_header(text);
+        if (header && header->size <= profile_.receive_chunk_max) {
+            start_payload(ProxyData{header->proxy, {}, std::move(header->address), header->port, header->handle},
+                          header->size, out);
             return;
         }
     }
@@ -851,7 +892,8 @@ void Framer::confirm_payload(std::vector<Event>& out) {
 void Framer::payload_stalled(std::vector<Event>& out) {
     if (!in_payload_) return;
     std::string partial = std::move(payload_.bytes);
-    out.emplace_back(PayloadLost{payload_.proxy, partial.size() + payload_remaining_, partial.size()});
+    out.emplace_back(
+        PayloadLost{payload_.proxy, partial.size() + payload_remaining_, partial.size(), payload_.handle});
     payload_ = {};
     payload_remaining_ = 0;
     in_payload_ = false;
@@ -904,7 +946,8 @@ std::size_t Framer::match_data_pattern(std::string_view s, PatternKind& kind, in
         const Match r = m.literal("\r\nOK\r\n");
         if (full(r, PatternKind::entry_ok)) return m.i;
     }
-    if (leaving || profile_.data_mode_peer_loss == DataModePeerLoss::immediate_exit) {
+    // Serial Modem ends a counted send's data mode by itself, without a "+++" from the host.
+    if (leaving || profile_.data_mode_peer_loss == DataModePeerLoss::immediate_exit || profile_.serial_modem()) {
         Matcher m{s};
         const Match r = match_status_line(m, "#XDATAMODE: ", status);
         if (full(r, PatternKind::exit_status)) return m.i;

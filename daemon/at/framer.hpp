@@ -56,6 +56,9 @@ struct ProxyData {
     std::string bytes;
     std::optional<std::string> peer_address;
     std::optional<std::uint16_t> peer_port;
+    // Serial Modem: the socket handle of "#XRECV: <h>,…" (answer or automatic reception); such bytes go to
+    // the driver, never to a pending command. Unset on SLM.
+    std::optional<int> handle{};
     bool operator==(const ProxyData&) const = default;
 };
 
@@ -100,6 +103,7 @@ struct PayloadLost {
     Proxy proxy = Proxy::tcp;
     std::size_t expected = 0;  // the header's count
     std::size_t received = 0;  // what had come when the line fell silent
+    std::optional<int> handle{};  // Serial Modem: the socket the payload was for
     bool operator==(const PayloadLost&) const = default;
 };
 
@@ -240,6 +244,7 @@ class Framer {
     std::optional<std::size_t> silence_at_;   // payload offset where bytes resumed after a silence
     std::size_t stale_line_bytes_ = 0;        // bytes of the partial line that came before a silence
     std::optional<Proxy> unchecked_payload_;  // a payload delivered before the CRLF behind it was seen
+    std::optional<int> unchecked_handle_;     // ... and its Serial Modem socket
     Prev prev_ = Prev::stream_start;
     bool skipping_ = false;              // inside the rest of an over-long line
     std::size_t scan_hint_ = 0;          // bytes at the front of buffer_ already searched for CRLF

@@ -60,6 +60,12 @@ std::optional<SlmVersion> parse_slmver(std::string_view line) {
     return version;
 }
 
+std::optional<SlmVersion> parse_smver(std::string_view line) {
+    auto items = split_parameters(line, "#XSMVER");
+    if (!items || items->size() < 2 || items->size() > 3 || (*items)[0].empty()) return std::nullopt;
+    return SlmVersion{(*items)[0], (*items)[1], items->size() == 3 ? (*items)[2] : std::string()};
+}
+
 bool is_registered(Registration status) {
     return status == Registration::home || status == Registration::roaming;
 }

@@ -17,6 +17,9 @@ struct SlmVersion {
 };
 // "#XSLMVER: \"2.9.0\",\"2.9.0\"[,\"custom\"]"
 std::optional<SlmVersion> parse_slmver(std::string_view line);
+// "#XSMVER: \"v1.0.1\",\"3.2.4\"[,\"custom\"]": the Serial Modem release goes in ncs_version (it is what
+// decides the behaviour), the NCS it was built on in modem_library.
+std::optional<SlmVersion> parse_smver(std::string_view line);
 
 // 3GPP TS 27.007 registration status.
 enum class Registration {

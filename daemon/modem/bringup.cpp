@@ -22,7 +22,8 @@ public:
     std::string message(int value) const override {
         switch (static_cast<BringupError>(value)) {
             case BringupError::not_responding: return "modem does not respond to AT";
-            case BringupError::not_slm: return "device answers AT but is not running SLM firmware";
+            case BringupError::not_slm:
+                return "device answers AT but runs neither SLM nor Serial Modem firmware";
             case BringupError::unknown_release: return "unrecognised SLM release";
             case BringupError::command_failed: return "bring-up command failed";
             case BringupError::not_registered: return "no network registration";
@@ -142,24 +143,49 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
     // Resets seen while syncing are part of getting in step; from here on one means starting over.
     registration.clear();
 
-    // 2. Release detection.
+    // 2. Release detection: SLM answers #XSLMVER; the Serial Modem add-on answers it with ERROR and #XSMVER
+    // instead.
     const at::CommandRequest read_version = command::read_slm_version();
-    auto version_response = co_await run_with_retries(channel, read_version, options.command_attempts, true);
-    if (auto fatal = fatal_channel_error(version_response)) co_return failure(*fatal, "while reading #XSLMVER");
-    if (!version_response.ok() || version_response.info.empty()) {
-        co_return failure(BringupError::not_slm, "AT#XSLMVER answered " + version_response.describe());
+    const at::CommandRequest read_sm_version = command::read_serial_modem_version();
+    at::CommandResponse version_response;
+    at::CommandResponse sm_response;
+    bool serial_modem = false;
+    for (int attempt = 1; attempt <= options.command_attempts; ++attempt) {
+        version_response = co_await channel.async_command(read_version, asio::use_awaitable);
+        if (auto fatal = fatal_channel_error(version_response)) co_return failure(*fatal, "while reading #XSLMVER");
+        if (version_response.ok() && !version_response.info.empty()) break;
+        sm_response = co_await channel.async_command(read_sm_version, asio::use_awaitable);
+        if (auto fatal = fatal_channel_error(sm_response)) co_return failure(*fatal, "while reading #XSMVER");
+        if (sm_response.ok() && !sm_response.info.empty()) {
+            serial_modem = true;
+            version_response = std::move(sm_response);
+            break;
+        }
+        SLMD_WARN("modem: AT#XSLMVER -> {}, AT#XSMVER -> {} (attempt {}/{})", version_response.describe(),
+                  sm_response.describe(), attempt, options.command_attempts);
     }
-    auto version = parse_slmver(version_response.info.front());
+    if (!version_response.ok() || version_response.info.empty()) {
+        co_return failure(BringupError::not_slm, "AT#XSLMVER answered " + version_response.describe() +
+                                                     ", AT#XSMVER " + sm_response.describe());
+    }
+    const std::optional<SlmVersion> version = serial_modem ? parse_smver(version_response.info.front())
+                                                           : parse_slmver(version_response.info.front());
     auto release = version ? at::parse_firmware_version(version->ncs_version) : std::nullopt;
     if (!release) {
         co_return failure(BringupError::unknown_release, "cannot read " + version_response.info.front());
     }
     ModemInfo info;
     info.version = *version;
-    info.profile = at::FirmwareProfile::for_version(*release);
+    info.profile = serial_modem ? at::FirmwareProfile::for_serial_modem(*release)
+                                : at::FirmwareProfile::for_version(*release);
     channel.set_profile(info.profile);
-    SLMD_NOTICE("modem: SLM release {} (modem library {}), using profile {}", version->ncs_version,
-                version->modem_library, info.profile.version.to_string());
+    if (serial_modem) {
+        SLMD_NOTICE("modem: Serial Modem {} (NCS {}), using its socket driver", version->ncs_version,
+                    version->modem_library);
+    } else {
+        SLMD_NOTICE("modem: SLM release {} (modem library {}), using profile {}", version->ncs_version,
+                    version->modem_library, info.profile.version.to_string());
+    }
     step_done(ModemEvent::release_detected);
 
     // 3. Registration URCs, then the radio.

@@ -63,6 +63,10 @@ Modem::Modem(asio::any_io_executor executor, serial::Link& link, ModemOptions op
                       },
               },
               SlmDriverOptions{.max_connections = options.max_connections}),
+      sm_gate_(channel_),
+      sm_driver_(executor, channel_, sm_gate_, [this] { return state_ == ModemState::serving && !resetting_; },
+                 SerialModemDriverOptions{.max_connections = options.max_connections}),
+      switch_(driver_, sm_driver_, [this] { return serial_modem(); }),
       wakeup_(executor),
       state_changed_(executor),
       budget_(options.recovery) {
@@ -77,7 +81,8 @@ ModemCounters Modem::counters() const {
     out.at_commands = channel.commands;
     out.at_errors = channel.errors;
     out.at_timeouts = channel.timeouts;
-    out.data_mode_sessions = driver.data_mode_entries + driver.udp_data_mode_sends;
+    out.data_mode_sessions =
+        driver.data_mode_entries + driver.udp_data_mode_sends + sm_driver_.stats().counted_sends;
     out.udp_suspensions = driver.udp_suspensions;
     out.udp_refused_tcp_busy = driver.udp_refused_tcp_busy;
     out.modem_resets = stats_.readys;
@@ -105,13 +110,23 @@ void Modem::start(FirstResultHandler on_first_result) {
         .urc =
             [this](const std::string& text) {
                 on_urc(text);
-                driver_.on_link_activity();  // a URC may have ended the UDP proxy
+                if (!serial_modem()) driver_.on_link_activity();  // a URC may have ended the UDP proxy
             },
         .ready = [this] { on_ready(); },
-        .proxy_data = [this](at::ProxyData&& data) { driver_.on_proxy_data(std::move(data)); },
+        .proxy_data =
+            [this](at::ProxyData&& data) {
+                if (data.handle) {
+                    sm_driver_.on_proxy_data(std::move(data));
+                } else {
+                    driver_.on_proxy_data(std::move(data));
+                }
+            },
         .raw_data = [this](std::string_view bytes) { driver_.on_raw_data(bytes); },
         .data_mode_exited =
             [this](int status) {
+                // Serial Modem sessions end by count and are followed by the one that began them; its URCs
+                // wait for the end of data mode instead of being dropped.
+                if (serial_modem()) return;
                 driver_.on_data_mode_exited(status);
                 // The firmware drops modem URCs in data mode instead of holding them (reference section 1,
                 // "What a host daemon must do" 12): a +CEREG sent meanwhile is lost. A session that ended with an
@@ -121,7 +136,14 @@ void Modem::start(FirstResultHandler on_first_result) {
                 const bool broke = status != 0 && status != -139;
                 if (broke || !channel_.last_exit_requested()) recheck_registration();
             },
-        .payload_lost = [this](const at::PayloadLost& lost) { driver_.on_payload_lost(lost); },
+        .payload_lost =
+            [this](const at::PayloadLost& lost) {
+                if (lost.handle) {
+                    sm_driver_.on_payload_lost(lost);
+                } else {
+                    driver_.on_payload_lost(lost);
+                }
+            },
     });
     // A slow app's pause of the serial line holds only while nothing else needs the line: every change of
     // what the channel awaits is a reason to look again (modem/slm_receive_pause.cpp).
@@ -134,7 +156,7 @@ void Modem::start(FirstResultHandler on_first_result) {
         SLMD_WARN("modem: the firmware did not confirm leaving data mode; bringing it up again");
         reset_seen_ = true;
         registration_.note_reset();
-        driver_.on_modem_lost();
+        modem_lost();
         wake();
     });
     link_.set_write_listener([this] { driver_.on_link_drained(); });
@@ -142,7 +164,7 @@ void Modem::start(FirstResultHandler on_first_result) {
                 [this](std::error_code) {
                     link_down_ = true;
                     channel_.link_lost();
-                    driver_.on_modem_lost();
+                    modem_lost();
                     wake();
                 },
                 [this] {
@@ -156,7 +178,7 @@ void Modem::start(FirstResultHandler on_first_result) {
 void Modem::on_ready() {
     reset_seen_ = true;
     registration_.note_reset();
-    driver_.on_modem_lost();
+    modem_lost();
     if (resetting_) {
         // The reset an administrator asked for: counted as one, not warned about as a surprise reboot.
         resetting_ = false;
@@ -183,7 +205,7 @@ void Modem::wake() { wakeup_.cancel(); }
 void Modem::stop() {
     stopping_ = true;
     state_ = ModemState::stopped;
-    driver_.on_modem_lost();
+    modem_lost();
     channel_.shutdown();
     registration_.note_reset();
     wake();
@@ -200,7 +222,7 @@ void Modem::shutdown(std::function<void()> done) {
                            state_ != ModemState::waiting_for_port && synced_once_;
     stopping_ = true;
     transition(ModemEvent::stop_requested);
-    driver_.on_modem_lost();      // open flows fail (ECONNRESET) and the driver forgets its proxies
+    modem_lost();      // open flows fail (ECONNRESET) and the driver forgets its proxies
     registration_.note_reset();   // a bring-up in progress stops at its next step, before another AT+CFUN=1
     wake();
     if (!reachable) {
@@ -304,7 +326,7 @@ int Modem::admin_reset(unsigned uid) {
     resetting_ = true;
     ++stats_.admin_resets;
     SLMD_NOTICE("modem: uid {} resets the modem: closing proxies, AT+CFUN=0, AT#XRESET", uid);
-    driver_.on_modem_lost();  // open flows fail with ECONNRESET; the firmware's proxies go with the reset
+    modem_lost();  // open flows fail with ECONNRESET; the firmware's proxies go with the reset
     asio::co_spawn(executor_, reset_sequence(), asio::detached);
     return 0;
 }
@@ -378,7 +400,8 @@ void Modem::credential(CredentialCommand command, unsigned uid, std::function<vo
             done({ENETDOWN, std::string("the modem is not up (") + to_string(state_) + ")", {}});
             return;
         }
-        const auto open = driver_.proxy().descriptors_in_use() + driver_.sockets().open_count();
+        const auto open =
+            driver_.proxy().descriptors_in_use() + driver_.sockets().open_count() + sm_driver_.open_count();
         if (open > 0 && !command.force) {
             SLMD_NOTICE("modem: refused uid {}'s credential {}: {} connection(s) open", uid,
                         operation_name(command.operation), open);
@@ -414,7 +437,7 @@ asio::awaitable<void> Modem::credential_sequence() {
     const auto& job = *credential_job_;
     const bool radio_off = job.command.operation != CredentialOperation::list && !options_.native_tls;
     if (job.reset_connections) {
-        driver_.on_modem_lost();  // open flows fail with ECONNRESET; the proxies are closed as orphans later
+        modem_lost();  // open flows fail with ECONNRESET; the proxies are closed as orphans later
         co_await leave_data_mode();
         if (!*alive) co_return;
     }
@@ -468,7 +491,7 @@ asio::awaitable<void> Modem::credential_sequence() {
         }
         if (state_ == ModemState::serving) {
             SLMD_NOTICE("modem: serving again after the credential {}", operation_name(job.command.operation));
-            if (job.reset_connections) driver_.on_serving();  // close what the firmware kept of the reset proxies
+            if (job.reset_connections) serving_again();  // close what the firmware kept of the reset proxies
         }
     }
     SLMD_NOTICE("modem: uid {}'s credential {} sec_tag {} type {} -> {}", job.uid,
@@ -482,8 +505,22 @@ asio::awaitable<void> Modem::credential_sequence() {
     done(std::move(result));
 }
 
+void Modem::modem_lost() {
+    driver_.on_modem_lost();
+    sm_driver_.on_modem_lost();
+    sm_gate_.reset();
+}
+
+void Modem::serving_again() {
+    if (serial_modem()) {
+        sm_driver_.on_serving();
+    } else {
+        driver_.on_serving();
+    }
+}
+
 void Modem::on_urc(const std::string& text) {
-    if (driver_.on_urc(text)) return;
+    if (serial_modem() ? sm_driver_.on_urc(text) : driver_.on_urc(text)) return;
     if (auto status = parse_cereg_urc(text)) {
         registration_seen(*status);
         return;
@@ -599,8 +636,9 @@ asio::awaitable<void> Modem::run() {
             retry_delay = options_.retry_initial;
             info_ = result.info;
             transition(ModemEvent::address_read);  // -> serving
-            driver_.on_serving();  // orphaned proxies from before (a killed slmd, a reset) are closed first
-            SLMD_NOTICE("modem: ready (SLM {}, {}, {})", info_->version.ncs_version, to_string(info_->registration),
+            serving_again();  // orphaned proxies from before (a killed slmd, a reset) are closed first
+            SLMD_NOTICE("modem: ready ({} {}, {}, {})", serial_modem() ? "Serial Modem" : "SLM",
+                        info_->version.ncs_version, to_string(info_->registration),
                         info_->addresses.ipv4.empty() ? info_->addresses.ipv6 : info_->addresses.ipv4);
             if (first) {
                 first = false;

@@ -17,6 +17,8 @@
 #include "modem/credentials.hpp"
 #include "modem/lifecycle.hpp"
 #include "modem/modem_control.hpp"
+#include "modem/driver_switch.hpp"
+#include "modem/serial_modem_driver.hpp"
 #include "modem/slm_driver.hpp"
 #include "serial/link.hpp"
 #include "sys/lifetime.hpp"
@@ -65,7 +67,10 @@ public:
     ModemState state() const { return state_; }
     const std::optional<ModemInfo>& info() const { return info_; }
     at::Channel& channel() { return channel_; }
-    ModemDriver& driver() { return driver_; }
+    // The driver for the firmware on the line: SLM's (proxies and generic sockets) or the Serial Modem's.
+    ModemDriver& driver() { return switch_; }
+    bool serial_modem() const { return channel_.profile().serial_modem(); }
+    const SerialModemDriver& serial_modem_driver() const { return sm_driver_; }
     const SlmProxyDriver& slm_driver() const { return driver_.proxy(); }
     SlmProxyDriver& slm_driver() { return driver_.proxy(); }
     const SlmDriver& slm() const { return driver_; }
@@ -111,6 +116,10 @@ private:
     bool up() const;
     void transition(ModemEvent event);
     void on_urc(const std::string& text);
+    // Every connection is gone with the modem (reset, serial loss): both drivers forget theirs.
+    void modem_lost();
+    // Bring-up finished: the driver of the family found closes what a previous run left and sets up.
+    void serving_again();
     // A +CEREG status, from a URC or from AT+CEREG?: follows registration loss and return while serving.
     void registration_seen(Registration status);
     // Reads AT+CEREG? once (coalesced) when a +CEREG URC may have been dropped in data mode.
@@ -125,6 +134,9 @@ private:
     at::Channel channel_;
     RegistrationWatch registration_;
     SlmDriver driver_;
+    DataModeGate sm_gate_;
+    SerialModemDriver sm_driver_;
+    DriverSwitch switch_;
     boost::asio::steady_timer wakeup_;
     ModemState state_ = ModemState::starting;
     std::optional<ModemInfo> info_;

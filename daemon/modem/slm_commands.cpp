@@ -15,6 +15,7 @@ constexpr std::chrono::milliseconds read_limit = 5s;
 
 at::CommandRequest probe(std::chrono::milliseconds limit) { return {"AT", "", limit}; }
 at::CommandRequest read_slm_version() { return {"AT#XSLMVER", "#XSLMVER", read_limit}; }
+at::CommandRequest read_serial_modem_version() { return {"AT#XSMVER", "#XSMVER", read_limit}; }
 at::CommandRequest set_registration_reports(int mode) {
     return {"AT+CEREG=" + std::to_string(mode), "", read_limit};
 }

@@ -15,6 +15,8 @@ namespace slmd::modem::command {
 at::CommandRequest probe(std::chrono::milliseconds limit);
 // "AT#XSLMVER": the SLM release and the modem library's.
 at::CommandRequest read_slm_version();
+// "AT#XSMVER": the Serial Modem add-on's release and the NCS it was built on (it answers #XSLMVER with ERROR).
+at::CommandRequest read_serial_modem_version();
 // "AT+CEREG=<mode>": registration URCs (5: with cell and PSM details).
 at::CommandRequest set_registration_reports(int mode);
 // "AT+CEREG?": the registration now.

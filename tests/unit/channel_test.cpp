@@ -59,6 +59,11 @@ protected:
     std::vector<PayloadLost> losses;
 };
 
+class ChannelSerialModemTest : public ChannelTest {
+protected:
+    ChannelSerialModemTest() { channel.set_profile(FirmwareProfile::for_serial_modem({1, 0, 1})); }
+};
+
 class Channel25Test : public ChannelTest {
 protected:
     Channel25Test() : ChannelTest({2, 5, 0}) {}
@@ -521,4 +526,57 @@ TEST_F(ChannelTest, ARecvAnswerThatDoesNotMatchItsCountIsReportedLost) {
     EXPECT_TRUE(responses[0].payload_lost);
     EXPECT_EQ(responses[0].payload, "");
     EXPECT_TRUE(losses.empty()) << "a socket's loss is its command's, not a proxy's";
+}
+
+// Serial Modem (docs/reference/serial-modem-and-generic-sockets.md 2.8): CR ends a command; a counted send
+// leaves data mode by itself, so no "+++" follows its bytes, even when they hold one.
+TEST_F(ChannelSerialModemTest, CommandsEndInCrAlone) {
+    channel.submit({"AT#XSMVER", "#XSMVER", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT#XSMVER\r");
+    channel.feed("\r\n#XSMVER: \"v1.0.1\",\"3.2.4\"\r\n\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_EQ(responses[0].info, std::vector<std::string>{"#XSMVER: \"v1.0.1\",\"3.2.4\""});
+}
+
+TEST_F(ChannelSerialModemTest, ACountedSendEndsWithoutATerminatorAndACommandWaitsForIt) {
+    std::vector<std::pair<std::error_code, int>> counted_exits;
+    bool entered = false;
+    channel.enter_data_mode({"AT#XSEND=3,2,0,7", "", 1000ms}, [&](CommandResponse r) {
+        entered = r.ok();
+        const auto error = channel.write_counted_data(std::string("a+++\0\r\n", 7),
+                                                      [&](std::error_code e, int status) { counted_exits.emplace_back(e, status); });
+        EXPECT_FALSE(error);
+    });
+    EXPECT_EQ(link.take(), "AT#XSEND=3,2,0,7\r");
+    channel.feed("\r\nOK\r\n");
+    ASSERT_TRUE(entered);
+    EXPECT_EQ(link.take(), std::string("a+++\0\r\n", 7));
+    EXPECT_FALSE(channel.data_mode_writable()) << "the count is spent";
+    // Someone else needs command mode meanwhile: no "+++" (it would be payload); it waits for the end.
+    std::vector<std::pair<std::error_code, int>> joined_exits;
+    channel.exit_data_mode([&](std::error_code e, int status) { joined_exits.emplace_back(e, status); });
+    io.run_for(50ms);
+    io.restart();
+    EXPECT_EQ(link.take(), "");
+    channel.feed("\r\n#XDATAMODE: 0\r\n");
+    EXPECT_EQ(counted_exits, (std::vector<std::pair<std::error_code, int>>{{{}, 0}}));
+    EXPECT_EQ(joined_exits, (std::vector<std::pair<std::error_code, int>>{{{}, 0}}));
+    EXPECT_EQ(exits, std::vector<int>{0});
+    EXPECT_TRUE(channel.last_exit_requested());
+    EXPECT_EQ(channel.mode(), LinkMode::command);
+}
+
+TEST_F(ChannelSerialModemTest, AFailedCountedSendIsAnsweredLikeAPeerTerminator) {
+    std::vector<int> statuses;
+    channel.enter_data_mode({"AT#XSEND=3,2,0,4", "", 1000ms}, [&](CommandResponse) {
+        EXPECT_FALSE(channel.write_counted_data("abcd", [&](std::error_code, int status) { statuses.push_back(status); }));
+    });
+    channel.feed("\r\nOK\r\n");
+    link.take();
+    // The socket failed: the firmware writes "+++" and drops input until the host's own "+++".
+    channel.feed("+++");
+    run_until([&] { return link.written.find("+++") != std::string::npos; });
+    channel.feed("\r\n#XDATAMODE: -1\r\n");
+    EXPECT_EQ(statuses, std::vector<int>{-1});
+    EXPECT_EQ(channel.mode(), LinkMode::command);
 }

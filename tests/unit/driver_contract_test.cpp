@@ -22,6 +22,7 @@
 #include "fake_modem_driver.hpp"
 #include "io_test_support.hpp"
 #include "modem/slm_proxy_driver.hpp"
+#include "modem/serial_modem_driver.hpp"
 #include "modem/slm_socket_driver.hpp"
 #include "scripted_firmware.hpp"
 
@@ -313,6 +314,122 @@ private:
     std::vector<std::string> datagrams_;
 };
 
+// SerialModemDriver over an at::Channel whose link is a scripted Serial Modem v1.0 (CR-terminated commands):
+// the responder keeps its socket table (handles are descriptors, not slots: they start at 3), writes received
+// bytes as automatic-reception URCs and a peer's close as a one-shot #XAPOLL report, and takes counted sends.
+class SerialModemHarness {
+public:
+    static constexpr int minor = 0;
+    static constexpr const char* driver_name = "serial_modem";
+    explicit SerialModemHarness(boost::asio::io_context& io)
+        : firmware_(io.get_executor()),
+          channel_(io.get_executor(), firmware_, at::FirmwareProfile::for_serial_modem({1, 0, 1}), 115200),
+          gate_(channel_),
+          driver_(io.get_executor(), channel_, gate_, [] { return true; }) {
+        firmware_.line_end = "\r";
+        firmware_.responder = [this](const std::string& line) { return respond(line); };
+        firmware_.attach(channel_);
+        channel_.set_handlers(at::ChannelHandlers{
+            .urc = [this](const std::string& text) { driver_.on_urc(text); },
+            .ready = [this] { driver_.on_modem_lost(); },
+            .proxy_data = [this](at::ProxyData&& data) { driver_.on_proxy_data(std::move(data)); },
+            .raw_data = [](std::string_view) {},
+            .data_mode_exited = [](int) {},
+            .payload_lost = [this](const at::PayloadLost& lost) { driver_.on_payload_lost(lost); },
+        });
+        driver_.on_serving();
+    }
+    ~SerialModemHarness() { channel_.shutdown(); }
+
+    modem::ModemDriver& driver() { return driver_; }
+    void peer_sends(modem::ConnectionId, const std::string& bytes) { peer_sends_to(last_tcp_, bytes); }
+    void peer_closes(modem::ConnectionId) { firmware_.say("\r\n#XAPOLL: " + std::to_string(last_tcp_) + ",16\r\n"); }
+    void modem_lost() {
+        sockets_.clear();
+        firmware_.say("\r\nReady\r\n");
+    }
+    void refuse_connects(int) { refused_ = true; }
+    void name_resolves(const std::string& host, const std::string& address) { dns_[host] = address; }
+    std::string uplink(modem::ConnectionId) { return firmware_.uplink; }
+    void datagram_arrives(const std::string& datagram) { peer_sends_to(last_udp_, datagram); }
+    std::vector<std::string> datagrams_sent() { return datagrams_; }
+    bool settled() const { return !firmware_.in_data_mode() && channel_.idle(); }
+    const test::ScriptedFirmware& firmware() const { return firmware_; }
+    const modem::SerialModemDriver& sm_driver() const { return driver_; }
+
+private:
+    using Answer = test::ScriptedFirmware::Answer;
+    static Answer answer(const std::string& info, bool ok = true) {
+        return Answer{(info.empty() ? "" : "\r\n" + info + "\r\n") + (ok ? "\r\nOK\r\n" : "\r\nERROR\r\n")};
+    }
+    void peer_sends_to(int handle, const std::string& bytes) {
+        // Automatic reception: header, the bytes, CRLF; at most 2048 a time.
+        for (std::size_t at = 0; at < bytes.size(); at += 2048) {
+            const auto piece = bytes.substr(at, 2048);
+            firmware_.say("\r\n#XRECV: " + std::to_string(handle) + ",0," + std::to_string(piece.size()) + "\r\n" +
+                          piece + "\r\n");
+        }
+    }
+    std::optional<Answer> respond(const std::string& line) {
+        if (line == "AT#XCLOSE" || line == "AT#XRECVCFG=,1" || line == "AT#XAPOLL=,1,0") return answer("");
+        if (line == "AT#XSOCKET=1,1,0" || line == "AT#XSOCKET=1,2,0") {
+            int handle = 3;
+            while (sockets_.count(handle)) ++handle;
+            const bool udp = line == "AT#XSOCKET=1,2,0";
+            sockets_[handle] = udp;
+            return answer("#XSOCKET: " + std::to_string(handle) + (udp ? ",2,17" : ",1,6"));
+        }
+        auto handle_of = [&](std::size_t prefix) { return std::stoi(line.substr(prefix)); };
+        if (line.rfind("AT#XCLOSE=", 0) == 0) {
+            const int handle = handle_of(10);
+            if (!sockets_.erase(handle)) return answer("", false);
+            return answer("#XCLOSE: " + std::to_string(handle) + ",0");
+        }
+        if (line.rfind("AT#XCONNECT=", 0) == 0) {
+            const int handle = handle_of(12);
+            if (!sockets_.count(handle) || (refused_ && !sockets_.at(handle))) return answer("", false);
+            (sockets_.at(handle) ? last_udp_ : last_tcp_) = handle;
+            return answer("#XCONNECT: " + std::to_string(handle) + ",1");
+        }
+        if (line.rfind("AT#XSEND=", 0) == 0) {
+            const int handle = handle_of(9);
+            if (!sockets_.count(handle)) return answer("", false);
+            const auto mode_at = line.find(',') + 1;
+            const auto data_at = line.find(',', mode_at + 2) + 1;  // after "<mode>,<flags>,"
+            if (line[mode_at] == '2') {
+                const auto count = std::stoul(line.substr(data_at));
+                return Answer{"\r\nOK\r\n", true, count};
+            }
+            const auto content = line.substr(data_at + 1, line.size() - data_at - 2);
+            if (sockets_.at(handle)) {
+                datagrams_.push_back(content);
+            } else {
+                firmware_.uplink += content;
+            }
+            return answer("#XSEND: " + std::to_string(handle) + ",0," + std::to_string(content.size()));
+        }
+        if (line.rfind("AT#XRECV=", 0) == 0) return answer("");  // after a close report: the end of the stream
+        if (line.rfind("AT#XGETADDRINFO=\"", 0) == 0) {
+            const auto name = line.substr(17, line.find('"', 17) - 17);
+            auto found = dns_.find(name);
+            if (found == dns_.end()) return answer("#XGETADDRINFO: \"not found\"", false);
+            return answer("#XGETADDRINFO: \"" + found->second + "\"");
+        }
+        return std::nullopt;
+    }
+
+    test::ScriptedFirmware firmware_;
+    at::Channel channel_;
+    modem::DataModeGate gate_;
+    modem::SerialModemDriver driver_;
+    std::map<int, bool> sockets_;  // handle -> UDP
+    int last_tcp_ = -1;
+    int last_udp_ = -1;
+    bool refused_ = false;
+    std::map<std::string, std::string> dns_;
+    std::vector<std::string> datagrams_;
+};
+
 // --- the contract ---
 
 template <typename Harness>
@@ -357,7 +474,7 @@ protected:
 };
 
 using Drivers = ::testing::Types<FakeHarness, SlmProxyHarness<0>, SlmProxyHarness<5>, SlmProxyHarness<9>,
-                                 SlmSocketHarness<0>, SlmSocketHarness<5>, SlmSocketHarness<9>>;
+                                 SlmSocketHarness<0>, SlmSocketHarness<5>, SlmSocketHarness<9>, SerialModemHarness>;
 class DriverNames {
 public:
     template <typename T>
@@ -365,6 +482,7 @@ public:
         if constexpr (std::is_same_v<T, FakeHarness>) {
             return "fake";
         } else {
+            if constexpr (std::is_same_v<T, SerialModemHarness>) return "serial_modem_v1_0";
             return std::string(T::driver_name) + "_v2_" + std::to_string(T::minor);
         }
     }
@@ -394,7 +512,8 @@ TYPED_TEST(DriverContract, BytesGoUpExactlyAndInOrderBinaryOnesToo) {
     EXPECT_EQ(this->send(connection.id, "hello "), 0);
     EXPECT_EQ(this->send(connection.id, binary), 0);
     EXPECT_EQ(this->send(connection.id, " tail"), 0);
-    ASSERT_TRUE(run_until(this->io, [&] { return this->harness.uplink(connection.id).size() >= 27; }));
+    ASSERT_TRUE(run_until(this->io, [&] { return this->harness.uplink(connection.id).size() >= 27; }))
+        << ::testing::PrintToString(this->harness.uplink(connection.id));
     ASSERT_TRUE(this->settle());
     EXPECT_EQ(this->harness.uplink(connection.id), "hello " + binary + " tail");
 }

@@ -97,6 +97,11 @@ Event recv(std::string s) { return ProxyData{Proxy::socket, std::move(s), std::n
 Event recv_from(std::string s, std::string ip, std::optional<std::uint16_t> port) {
     return ProxyData{Proxy::socket, std::move(s), std::move(ip), port};
 }
+// Serial Modem: bytes for socket `handle`, answer or automatic reception alike.
+Event sm_recv(int handle, std::string s) { return ProxyData{Proxy::socket, std::move(s), std::nullopt, std::nullopt, handle}; }
+Event sm_recv_from(int handle, std::string s, std::string ip, std::uint16_t port) {
+    return ProxyData{Proxy::socket, std::move(s), std::move(ip), port, handle};
+}
 const Event ready = ReadyBanner{};
 const Event peer_terminator = PeerTerminator{};
 const Event possible_reboot = PossibleReboot{};
@@ -120,7 +125,12 @@ Events merged(const Events& in) {
     return out;
 }
 
-FirmwareProfile profile(const char* version) { return FirmwareProfile::for_version(*parse_firmware_version(version)); }
+// "2.9.0": that SLM release; "sm1.0.1": that Serial Modem release.
+FirmwareProfile profile(const char* version) {
+    const std::string_view text(version);
+    if (text.starts_with("sm")) return FirmwareProfile::for_serial_modem(*parse_firmware_version(text.substr(2)));
+    return FirmwareProfile::for_version(*parse_firmware_version(text));
+}
 
 using Splitter = std::function<std::vector<std::string>(std::size_t step, const std::string& bytes)>;
 
@@ -459,6 +469,30 @@ const std::vector<Case>& cases() {
          {C(""), F("\r\nOK\r\nhello\r\n#XTCPDATA: 2\r\nhi")},
          {ok(), junk("hello\r\n"), lost(Proxy::tcp, 0, 7), tcp("hi")}},
         {"unknown_line_is_urc", "2.9.0", {F("\r\n#XMODEM: FAULT,0x1,0x2\r\n")}, {urc("#XMODEM: FAULT,0x1,0x2")}},
+
+        // --- Serial Modem (serial-modem-and-generic-sockets.md 2.4-2.8): handle-tagged counted payloads ---
+        // Automatic reception: header, n bytes, CRLF; the bytes may hold anything, a final result included.
+        {"sm_automatic_reception", "sm1.0.1",
+         {F(std::string("\r\n#XRECV: 3,0,9\r\nab\r\nOK\r\n\0\r\n\r\n#XRECV: 12,0,3\r\n+++\r\n", 50))},
+         {sm_recv(3, std::string("ab\r\nOK\r\n\0", 9)), sm_recv(12, "+++")}},
+        {"sm_automatic_reception_beside_a_command", "sm1.0.1",
+         {C("#XSOCKET"), F("\r\n#XRECV: 5,0,3\r\nabc\r\n\r\n#XSOCKET: 6,1,6\r\n\r\nOK\r\n")},
+         {sm_recv(5, "abc"), info("#XSOCKET: 6,1,6"), ok()}},
+        {"sm_recvfrom_names_the_peer", "sm1.0.1", {F("\r\n#XRECVFROM: 4,0,4,\"192.0.2.1\",5683\r\nping\r\n")},
+         {sm_recv_from(4, "ping", "192.0.2.1", 5683)}},
+        {"sm_recv_answer_is_the_sockets_bytes", "sm1.0.1", {C(""), F("\r\n#XRECV: 3,0,2\r\nhi\r\nOK\r\n")},
+         {sm_recv(3, "hi"), ok()}},
+        {"sm_recv_end_of_stream_is_ok_alone", "sm1.0.1", {C(""), F("\r\nOK\r\n")}, {ok()}},
+        {"sm_hex_mode_is_not_counted_in_bytes", "sm1.0.1", {F("\r\n#XRECV: 3,1,2\r\n")}, {urc("#XRECV: 3,1,2")}},
+        {"sm_proxy_headers_are_plain_lines", "sm1.0.1", {F("\r\n#XTCPDATA: 3\r\n")}, {urc("#XTCPDATA: 3")}},
+        {"sm_close_report_is_a_urc", "sm1.0.1", {F("\r\n#XAPOLL: 3,16\r\n")}, {urc("#XAPOLL: 3,16")}},
+        {"slm_handle_shaped_recv_without_a_command_is_a_line", "2.9.0", {F("\r\n#XRECV: 3,0,2\r\nhi\r\n")},
+         {urc("#XRECV: 3,0,2"), junk("hi\r\n"), lost(Proxy::tcp, 0, 4)}},
+        // A counted send: OK enters, the firmware leaves by itself after the count ("+++" never sent).
+        {"sm_counted_send_ends_by_itself", "sm1.0.1", {D(), F("\r\nOK\r\n"), F("\r\n#XDATAMODE: 0\r\n")},
+         {ok(), exited(0)}},
+        {"sm_counted_send_failure", "sm1.0.1", {D(), F("\r\nOK\r\n+++"), I(), X(), F("\r\n#XDATAMODE: -1\r\n")},
+         {ok(), peer_terminator, exited(-1)}},
     };
     return table;
 }

@@ -212,3 +212,58 @@ TEST_P(ModemInProcess, ADeviceThatIsNotSlmIsToldApart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Releases, ModemInProcess, ::testing::Values(0, 5, 9), release_name);
+
+// A Serial Modem on the line (docs/reference/serial-modem-and-generic-sockets.md §2): it answers #XSLMVER with
+// ERROR and #XSMVER with its release; slmd then speaks CR-terminated commands and runs the Serial Modem
+// driver behind the same ModemDriver, and a reboot ends its sockets like any other.
+TEST(ModemInProcessSerialModem, IsDetectedAndServesSocketsThroughItsOwnDriver) {
+    boost::asio::io_context io;
+    ScriptedFirmware firmware{io.get_executor()};
+    firmware.line_end = "\r";
+    slmd::test::script_slm_bringup(firmware, 9);
+    firmware.answer("AT#XSLMVER", "\r\nERROR\r\n");
+    firmware.answer("AT#XSMVER", "\r\n#XSMVER: \"v1.0.1\",\"3.2.4\"\r\n\r\nOK\r\n");
+    for (const char* line : {"AT#XCLOSE", "AT#XRECVCFG=,1", "AT#XAPOLL=,1,0"}) firmware.answer(line, "\r\nOK\r\n");
+    firmware.answer("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 3,1,6\r\n\r\nOK\r\n");
+    firmware.answer("AT#XCONNECT=3,\"192.0.2.1\",80", "\r\n#XCONNECT: 3,1\r\n\r\nOK\r\n");
+    firmware.answer("AT#XSEND=3,0,0,\"hi\"", "\r\n#XSEND: 3,0,2\r\n\r\nOK\r\n");
+    modem::Modem modem{io.get_executor(), firmware, quick_options()};
+    std::optional<modem::BringupResult> first;
+    modem.start([&](const modem::BringupResult& result) { first = result; });
+    ASSERT_TRUE(run_until(io, [&] { return firmware.count("AT#XAPOLL=,1,0") == 1; }));
+    ASSERT_TRUE(first);
+    EXPECT_FALSE(first->error) << first->message;
+    EXPECT_TRUE(modem.serial_modem());
+    EXPECT_EQ(first->info.version.ncs_version, "v1.0.1");
+    EXPECT_EQ(std::vector<std::string>(firmware.commands.begin(), firmware.commands.begin() + 4),
+              (std::vector<std::string>{"AT", "AT#XSLMVER", "AT#XSMVER", "AT+CEREG=5"}));
+    EXPECT_EQ(firmware.count_prefix("AT#XTCPCLI"), 0u) << "no SLM proxy command reaches a Serial Modem";
+    EXPECT_EQ(modem.driver().tcp_capacity(), 8u);
+
+    std::optional<int> error;
+    modem::ConnectionId id = 0;
+    std::string received;
+    std::vector<modem::CloseReason> closes;
+    modem.driver().tcp_connect({"192.0.2.1", 80, false, std::nullopt}, 5s,
+                               {.data = [&](std::string_view bytes) { received += bytes; },
+                                .closed = [&](modem::CloseReason reason, int) { closes.push_back(reason); }},
+                               [&](int e, modem::ConnectionId opened) {
+                                   error = e;
+                                   id = opened;
+                               });
+    ASSERT_TRUE(run_until(io, [&] { return error.has_value(); }));
+    ASSERT_EQ(*error, 0);
+    firmware.say(std::string("\r\n#XRECV: 3,0,7\r\nhe\0\r\nOK\r\n", 26));
+    ASSERT_TRUE(run_until(io, [&] { return received.size() == 7; }));
+    EXPECT_EQ(received, std::string("he\0\r\nOK", 7));
+    std::optional<int> sent;
+    modem.driver().tcp_send(id, "hi", [&](int e) { sent = e; });
+    ASSERT_TRUE(run_until(io, [&] { return sent.has_value(); }));
+    EXPECT_EQ(*sent, 0);
+
+    // A reboot: the socket ends with the modem, bring-up runs again and closes leftovers first.
+    firmware.say("\r\nReady\r\n");
+    ASSERT_TRUE(run_until(io, [&] { return closes.size() == 1 && firmware.count("AT#XAPOLL=,1,0") == 2; }));
+    EXPECT_EQ(closes, std::vector<modem::CloseReason>{modem::CloseReason::modem_lost});
+    EXPECT_EQ(firmware.count("AT#XCLOSE"), 2u);
+}

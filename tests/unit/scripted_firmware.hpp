@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "at/channel.hpp"
@@ -29,6 +30,9 @@ public:
     struct Answer {
         std::string bytes;              // what the firmware writes back, "\r\nOK\r\n" and all
         bool enters_data_mode = false;  // after these bytes, everything up to "+++" is uplink payload
+        // Serial Modem's counted send (AT#XSEND=<h>,2,<flags>,<n>): data mode takes exactly this many bytes,
+        // then ends by itself with data_mode_exit; a "+++" among them is payload.
+        std::optional<std::size_t> counted{};
     };
 
     explicit ScriptedFirmware(boost::asio::any_io_executor executor) : executor_(executor) {}
@@ -49,6 +53,8 @@ public:
     void silent(const std::string& line) { silent_.push_back(line); }
     // What the firmware answers "+++" with when it leaves data mode (v2.1+: "#XDATAMODE: 0").
     std::string data_mode_exit = "\r\n#XDATAMODE: 0\r\n";
+    // What ends a command line: CR+LF on SLM, CR on Serial Modem (whose line editor skips bytes before "AT").
+    std::string line_end = "\r\n";
 
     // --- the firmware's own words ---
     void say(std::string bytes) { deliver(std::move(bytes)); }
@@ -56,6 +62,7 @@ public:
     void lose() {
         lost_ = true;
         in_data_mode_ = false;
+        counted_left_.reset();
         pending_line_.clear();
         boost::asio::post(executor_, [this] {
             if (on_lost_) on_lost_(std::make_error_code(std::errc::io_error));
@@ -114,6 +121,17 @@ public:
 
 private:
     void take(std::string_view bytes) {
+        if (in_data_mode_ && counted_left_) {
+            const std::size_t n = std::min(*counted_left_, bytes.size());
+            uplink += bytes.substr(0, n);
+            *counted_left_ -= n;
+            if (*counted_left_ > 0) return;
+            in_data_mode_ = false;
+            counted_left_.reset();
+            deliver(data_mode_exit);
+            bytes.remove_prefix(n);
+            if (bytes.empty()) return;
+        }
         if (in_data_mode_) {
             // The channel writes its terminator on its own, after a guard time: a write of exactly "+++".
             if (bytes == "+++") {
@@ -127,15 +145,20 @@ private:
         if (bytes == "+++") return;  // a blind terminator in command mode: the firmware takes it as noise
         pending_line_ += bytes;
         std::size_t end;
-        while ((end = pending_line_.find("\r\n")) != std::string::npos) {
+        while ((end = pending_line_.find(line_end)) != std::string::npos) {
             auto line = pending_line_.substr(0, end);
-            pending_line_.erase(0, end + 2);
+            pending_line_.erase(0, end + line_end.size());
+            // Serial Modem skips whatever comes before "AT" (an LF a host sent after its CR).
+            if (line_end == "\r" && line.find("AT") != std::string::npos) line.erase(0, line.find("AT"));
             commands.push_back(line);
             respond(line);
             if (in_data_mode_) {  // the rest of this write is already payload
-                uplink += pending_line_;
-                pending_line_.clear();
-                return;
+                auto rest = std::exchange(pending_line_, {});
+                if (!counted_left_) {
+                    uplink += rest;
+                    return;
+                }
+                return take(rest);
             }
         }
     }
@@ -155,6 +178,7 @@ private:
         deliver(std::move(answer.bytes));
         if (answer.enters_data_mode) {
             in_data_mode_ = true;
+            counted_left_ = answer.counted;
             ++data_mode_entries;
         }
     }
@@ -178,6 +202,7 @@ private:
     std::string pending_line_;
     std::string held_;
     bool in_data_mode_ = false;
+    std::optional<std::size_t> counted_left_;
     bool paused_ = false;
     bool lost_ = false;
     std::uint64_t written_ = 0;

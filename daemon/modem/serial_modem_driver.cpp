@@ -1,0 +1,512 @@
+// Owns: the Serial Modem add-on's sockets as a ModemDriver (see serial_modem_driver.hpp).
+#include "modem/serial_modem_driver.hpp"
+
+#include <netdb.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <charconv>
+#include <memory>
+
+#include "modem/at_string.hpp"
+#include "modem/dns_query.hpp"
+#include "sys/log.hpp"
+
+namespace slmd::modem {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::optional<int> leading_int(std::string_view text) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end == text.data()) return std::nullopt;
+    return value;
+}
+
+// "#XSOCKET: <h>,<type>,<proto>" → h.
+std::optional<int> opened_handle(const at::CommandResponse& response) {
+    for (const auto& line : response.info) {
+        if (line.starts_with("#XSOCKET: ")) return leading_int(std::string_view(line).substr(10));
+    }
+    return std::nullopt;
+}
+
+// "#XAPOLL: <h>,<revents>" → (h, revents).
+std::optional<std::pair<int, int>> poll_report(std::string_view line) {
+    if (!line.starts_with("#XAPOLL: ")) return std::nullopt;
+    line.remove_prefix(9);
+    const auto comma = line.find(',');
+    if (comma == std::string_view::npos) return std::nullopt;
+    const auto handle = leading_int(line.substr(0, comma));
+    const auto events = leading_int(line.substr(comma + 1));
+    if (!handle || !events) return std::nullopt;
+    return std::pair{*handle, *events};
+}
+
+constexpr int poll_error = 8;
+constexpr int poll_hangup = 16;
+constexpr int poll_invalid = 32;
+
+}  // namespace
+
+SerialModemDriver::SerialModemDriver(asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
+                                     std::function<bool()> serving, SerialModemDriverOptions options)
+    : executor_(executor), channel_(channel), gate_(gate), serving_(std::move(serving)), options_(options) {}
+
+SerialModemDriver::~SerialModemDriver() {
+    lifetime_.end();
+}
+
+std::size_t SerialModemDriver::tcp_capacity() const {
+    return options_.max_connections == 0 ? options_.socket_limit
+                                         : std::min(options_.max_connections, options_.socket_limit);
+}
+
+std::size_t SerialModemDriver::tcp_available() const {
+    const auto used = open_count();
+    return used >= tcp_capacity() ? 0 : tcp_capacity() - used;
+}
+
+std::size_t SerialModemDriver::udp_max_send() const {
+    return channel_.profile().data_mode_buffer;
+}
+std::size_t SerialModemDriver::udp_max_receive() const {
+    return channel_.profile().receive_chunk_max;
+}
+
+SerialModemDriver::Socket* SerialModemDriver::find(ConnectionId id) {
+    auto it = sockets_.find(id);
+    return it == sockets_.end() ? nullptr : &it->second;
+}
+
+SerialModemDriver::Socket* SerialModemDriver::find_handle(int handle) {
+    for (auto& [id, socket] : sockets_) {
+        if (socket.handle == handle) return &socket;
+    }
+    return nullptr;
+}
+
+// Bring-up and loss
+// ------------------------------------------------------------------------------------------------------
+
+void SerialModemDriver::on_serving() {
+    // Sockets outlive slmd (a restart, a crash): whatever the firmware still holds is nobody's now.
+    gate_.submit({"AT#XCLOSE", "#XCLOSE", 10s}, [](at::CommandResponse) {});
+    // Without a handle both apply to every socket, including those opened later. Events 0: only the reports
+    // the firmware always gives once started (error, hang-up, invalid); data comes by automatic reception.
+    gate_.submit({"AT#XRECVCFG=," + std::string(paused_ ? "0" : "1"), "", 5s},
+                 [](at::CommandResponse response) {
+                     if (!response.ok())
+                         SLMD_WARN("serial modem: AT#XRECVCFG answered {}", response.describe());
+                 });
+    gate_.submit({"AT#XAPOLL=,1,0", "", 5s}, [](at::CommandResponse response) {
+        if (!response.ok()) SLMD_WARN("serial modem: AT#XAPOLL answered {}", response.describe());
+    });
+}
+
+void SerialModemDriver::on_modem_lost() {
+    std::vector<ConnectionId> ids;
+    for (const auto& [id, socket] : sockets_) ids.push_back(id);
+    for (const auto id : ids) lose(id, CloseReason::modem_lost, ECONNRESET);
+}
+
+// Opening
+// ------------------------------------------------------------------------------------------------------
+
+void SerialModemDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
+                                    TcpConnectionEvents events, std::function<void(int, ConnectionId)> done) {
+    Socket socket;
+    socket.kind = Kind::tcp;
+    socket.tcp_events = std::move(events);
+    open(Kind::tcp, destination, 0, timeout, std::move(socket), std::move(done));
+}
+
+void SerialModemDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
+                                    std::function<void(int, ConnectionId)> done) {
+    Socket socket;
+    socket.kind = Kind::udp_client;
+    socket.udp_events = std::move(events);
+    open(Kind::udp_client, destination, 0, 10s, std::move(socket), std::move(done));
+}
+
+void SerialModemDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
+                                  std::function<void(int, ConnectionId)> done) {
+    Socket socket;
+    socket.kind = Kind::udp_server;
+    socket.udp_events = std::move(events);
+    TcpEndpoint local;
+    local.ipv6 = ipv6;
+    open(Kind::udp_server, local, port, 10s, std::move(socket), std::move(done));
+}
+
+void SerialModemDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents,
+                                   std::function<void(int, ListenerId)> done) {
+    // v1.0 has no #XLISTEN/#XACCEPT (removed in v0.2, back in the v2.0 previews).
+    asio::post(executor_, [done = std::move(done)] { done(EOPNOTSUPP, 0); });
+}
+
+void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uint16_t local_port,
+                             std::chrono::milliseconds timeout, Socket socket,
+                             std::function<void(int, ConnectionId)> done) {
+    auto fail_soon = [this, &done](int error) {
+        asio::post(executor_, [done = std::move(done), error] { done(error, 0); });
+    };
+    if (!serving()) return fail_soon(ENETDOWN);
+    if (destination.tls) return fail_soon(EOPNOTSUPP);
+    // The second command: connect a client to its destination, or bind a server to its port.
+    at::CommandRequest second;
+    if (kind == Kind::udp_server) {
+        if (local_port == 0) return fail_soon(EINVAL);
+    } else {
+        const auto host = at_quoted(AtStringKind::host, destination.host);
+        if (!host || destination.port == 0) return fail_soon(EINVAL);
+        second = {"," + *host + "," + std::to_string(destination.port), "#XCONNECT", timeout + 5s};
+    }
+    if (tcp_available() == 0) return fail_soon(EBUSY);
+    ++opening_;
+    const std::string family = destination.ipv6 ? "2" : "1";
+    const std::string type_role = kind == Kind::tcp ? ",1,0" : kind == Kind::udp_client ? ",2,0" : ",2,1";
+    auto pending = std::make_shared<Socket>(std::move(socket));
+    gate_.submit({"AT#XSOCKET=" + family + type_role, "#XSOCKET", 5s},
+                 [this, alive = lifetime_.guard(), kind, local_port, second = std::move(second), pending,
+                  done = std::move(done)](at::CommandResponse response) mutable {
+                     if (!*alive) return;
+                     const auto handle = opened_handle(response);
+                     if (!response.ok() || !handle) {
+                         --opening_;
+                         slot_freed();
+                         done(response.error ? ENETDOWN : EMFILE, 0);  // plain ERROR: no socket left
+                         return;
+                     }
+                     const std::string h = std::to_string(*handle);
+                     second.line = kind == Kind::udp_server
+                                       ? "AT#XBIND=" + h + "," + std::to_string(local_port)
+                                       : "AT#XCONNECT=" + h + second.line;
+                     if (kind == Kind::udp_server) second.timeout = 5s;
+                     gate_.submit(second, [this, alive, kind, handle = *handle, pending,
+                                           done = std::move(done)](at::CommandResponse answer) {
+                         if (!*alive) return;
+                         const bool ok =
+                             kind == Kind::udp_server
+                                 ? answer.ok()
+                                 : answer.ok() && !answer.info.empty() &&
+                                       answer.info.front() == "#XCONNECT: " + std::to_string(handle) + ",1";
+                         if (ok) {
+                             --opening_;
+                             const auto id = next_id_++;
+                             pending->id = id;
+                             pending->handle = handle;
+                             sockets_.emplace(id, std::move(*pending));
+                             SLMD_INFO("serial modem socket {}: {} (connection {})", handle,
+                                       kind == Kind::udp_server ? "bound" : "connected", id);
+                             done(0, id);
+                             return;
+                         }
+                         // Plain ERROR says no more: refused, unreachable, no route, port in use.
+                         const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
+                                           : answer.error                            ? ENETDOWN
+                                           : kind == Kind::udp_server                ? EADDRINUSE
+                                           : kind == Kind::tcp                       ? ECONNREFUSED
+                                                                                     : EHOSTUNREACH;
+                         gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
+                                      [this, alive, error, done](at::CommandResponse) {
+                                          if (!*alive) return;
+                                          --opening_;
+                                          slot_freed();
+                                          done(error, 0);
+                                      });
+                     });
+                 });
+}
+
+// Sending
+// ------------------------------------------------------------------------------------------------------
+
+void SerialModemDriver::tcp_send(ConnectionId id, std::string bytes, std::function<void(int)> done) {
+    auto* socket = find(id);
+    if (!socket || socket->closing || socket->kind != Kind::tcp) {
+        asio::post(executor_, [done = std::move(done)] { done(ENOTCONN); });
+        return;
+    }
+    socket->sends.push_back({std::move(bytes), std::move(done)});
+    pump(id);
+}
+
+void SerialModemDriver::udp_send(ConnectionId id, std::string datagram, std::function<void(int)> done) {
+    auto* socket = find(id);
+    int refusal = 0;
+    if (!socket || socket->closing || socket->kind == Kind::tcp) {
+        refusal = ENOTCONN;
+    } else if (datagram.size() > udp_max_send()) {
+        refusal = EMSGSIZE;
+    } else if (socket->kind == Kind::udp_server && !socket->last_peer) {
+        refusal = EDESTADDRREQ;
+    }
+    if (refusal) {
+        asio::post(executor_, [done = std::move(done), refusal] { done(refusal); });
+        return;
+    }
+    socket->sends.push_back({std::move(datagram), std::move(done)});
+    pump(id);
+}
+
+void SerialModemDriver::pump(ConnectionId id) {
+    auto* socket = find(id);
+    if (!socket || socket->sending) return;
+    if (socket->sends.empty()) {
+        if (socket->closing) close(id);
+        return;
+    }
+    socket->sending = true;
+    auto job = std::make_shared<SendJob>(std::move(socket->sends.front()));
+    socket->sends.pop_front();
+    // A TCP send goes in pieces of at most one data-mode buffer; a datagram is always one piece.
+    auto offset = std::make_shared<std::size_t>(0);
+    auto next = std::make_shared<std::function<void(int)>>();
+    *next = [this, alive = lifetime_.guard(), id, job, offset, next](int error) {
+        if (!*alive) return;
+        auto* s = find(id);
+        if (!error && s && *offset < job->bytes.size()) {
+            const std::size_t piece =
+                std::min(job->bytes.size() - *offset, channel_.profile().data_mode_buffer);
+            auto bytes = job->bytes.substr(*offset, piece);
+            *offset += piece;
+            send_chunk(id, std::move(bytes), *next);
+            return;
+        }
+        if (!error) stats_.bytes_up += job->bytes.size();
+        if (s) s->sending = false;
+        auto done = std::move(job->done);
+        *next = nullptr;  // breaks the cycle
+        done(s ? error : ECONNRESET);
+        pump(id);
+    };
+    (*next)(0);
+}
+
+void SerialModemDriver::send_chunk(ConnectionId id, std::string bytes, std::function<void(int)> finished) {
+    auto* socket = find(id);
+    if (!socket) return finished(ECONNRESET);
+    const std::string h = std::to_string(socket->handle);
+    const bool to_peer = socket->kind == Kind::udp_server;
+    std::string target;
+    if (to_peer) {
+        const auto address = at_quoted(AtStringKind::host, socket->last_peer->address);
+        if (!address) return finished(EDESTADDRREQ);
+        target = "," + *address + "," + std::to_string(socket->last_peer->port);
+    }
+    const std::string verb = to_peer ? "AT#XSENDTO=" : "AT#XSEND=";
+    const std::string answer = to_peer ? "#XSENDTO" : "#XSEND";
+    const auto text =
+        bytes.size() <= options_.quoted_send_limit ? at_quoted(AtStringKind::tcp_send, bytes) : std::nullopt;
+    // The add-on's documentation sends data holding ',' through data mode only.
+    if (text && text->find(',') == std::string::npos) {
+        ++stats_.quoted_sends;
+        const std::string line = verb + h + ",0,0" + target + "," + *text;
+        gate_.submit({line, answer, 10s}, [finished = std::move(finished), size = bytes.size(),
+                                           expect = answer + ": " + h + ",0,"](at::CommandResponse response) {
+            // "#XSEND: <h>,0,<n>": n short of the size means the socket failed part-way (ERROR follows).
+            const bool whole = response.ok() && !response.info.empty() &&
+                               response.info.front() == expect + std::to_string(size);
+            finished(whole ? 0 : response.error == at::ChannelError::timeout ? ETIMEDOUT : ECONNRESET);
+        });
+        return;
+    }
+    std::string command = verb + h + ",2,0" + target + "," + std::to_string(bytes.size());
+    send_counted(id, std::move(command), std::move(bytes), std::move(finished));
+}
+
+void SerialModemDriver::send_counted(ConnectionId id, std::string command, std::string bytes,
+                                     std::function<void(int)> finished) {
+    ++stats_.counted_sends;
+    gate_.with_command_mode([this, alive = lifetime_.guard(), id, command = std::move(command),
+                             bytes = std::move(bytes), finished = std::move(finished)]() mutable {
+        if (!*alive) return;
+        if (!find(id)) return finished(ECONNRESET);
+        channel_.enter_data_mode(
+            {std::move(command), "", 5s}, [this, alive, id, bytes = std::move(bytes),
+                                           finished = std::move(finished)](at::CommandResponse response) {
+                if (!*alive) return;
+                if (!response.ok()) return finished(ECONNRESET);
+                gate_.begin_session({DataModeGate::Owner::socket, id});
+                auto shared = std::make_shared<std::function<void(int)>>(std::move(finished));
+                const auto error = channel_.write_counted_data(
+                    bytes, [this, alive, shared](std::error_code exit_error, int status) {
+                        if (!*alive) return;
+                        gate_.end_session();
+                        // #XDATAMODE: 0, or -1 when the socket failed (the firmware says no more).
+                        (*shared)(exit_error ? ETIMEDOUT : status == 0 ? 0 : ECONNRESET);
+                    });
+                if (error) {
+                    gate_.end_session();
+                    (*shared)(ECONNRESET);
+                }
+            });
+    });
+}
+
+// Receiving
+// ------------------------------------------------------------------------------------------------------
+
+void SerialModemDriver::on_proxy_data(at::ProxyData&& data) {
+    if (!data.handle) return;
+    auto* socket = find_handle(*data.handle);
+    if (!socket) {
+        // A socket slmd already closed (its last bytes crossed the close) or never knew.
+        stats_.unknown_handle_bytes += data.bytes.size();
+        return;
+    }
+    stats_.bytes_down += data.bytes.size();
+    if (socket->draining) socket->drain_got_bytes = true;
+    if (socket->closing) return;  // the app is gone; nobody reads these
+    if (socket->kind == Kind::tcp) {
+        if (socket->tcp_events.data) socket->tcp_events.data(data.bytes);
+        return;
+    }
+    std::optional<UdpPeer> peer;
+    if (data.peer_address && data.peer_port) peer = UdpPeer{*data.peer_address, *data.peer_port};
+    if (socket->kind == Kind::udp_server && peer) socket->last_peer = peer;
+    if (socket->udp_events.datagram) socket->udp_events.datagram(data.bytes, peer);
+}
+
+void SerialModemDriver::on_payload_lost(const at::PayloadLost& lost) {
+    if (!lost.handle) return;
+    if (auto* socket = find_handle(*lost.handle)) lose(socket->id, CloseReason::data_lost, ECONNRESET);
+}
+
+bool SerialModemDriver::on_urc(const std::string& text) {
+    const auto report = poll_report(text);
+    if (!report) return false;
+    auto* socket = find_handle(report->first);
+    if (!socket || socket->draining || socket->closing) return true;
+    if (!(report->second & (poll_error | poll_hangup | poll_invalid))) return true;
+    // Reported once; automatic reception stops with it. What the socket still holds is read on request.
+    socket->draining = true;
+    socket->drain_error = (report->second & (poll_error | poll_invalid)) != 0;
+    SLMD_INFO("serial modem socket {}: {} (connection {})", socket->handle,
+              socket->drain_error ? "error reported" : "peer closed", socket->id);
+    drain(socket->id);
+    return true;
+}
+
+void SerialModemDriver::drain(ConnectionId id) {
+    auto* socket = find(id);
+    if (!socket || socket->closing) return;
+    socket->drain_got_bytes = false;
+    ++stats_.drains;
+    // DONTWAIT (64): a read that blocks would hold the firmware's AT channel. Bytes come as "#XRECV: …" (to
+    // on_proxy_data); the end of the stream as OK with none.
+    const std::string line = std::string(socket->kind == Kind::udp_server ? "AT#XRECVFROM=" : "AT#XRECV=") +
+                             std::to_string(socket->handle) + ",0,64,0";
+    gate_.submit({line, "", 5s}, [this, alive = lifetime_.guard(), id](at::CommandResponse response) {
+        if (!*alive) return;
+        auto* s = find(id);
+        if (!s || s->closing) return;
+        if (response.ok() && s->drain_got_bytes) return drain(id);
+        if (response.error == at::ChannelError::modem_reset || response.error == at::ChannelError::link_lost)
+            return;
+        // OK without bytes: the stream ended. ERROR: nothing to read and the socket failed.
+        const bool clean = response.ok() && !s->drain_error;
+        lose(id, CloseReason::peer_closed, clean ? 0 : ECONNRESET);
+    });
+}
+
+void SerialModemDriver::pause_receive(bool paused) {
+    if (paused == paused_) return;
+    paused_ = paused;
+    // Automatic reception off for every socket: bytes wait in the modem (TCP's window then slows the peer),
+    // and switching it on again re-arms every socket that holds some.
+    if (!serving()) return;
+    gate_.submit({"AT#XRECVCFG=," + std::string(paused ? "0" : "1"), "", 5s},
+                 [](at::CommandResponse response) {
+                     if (!response.ok())
+                         SLMD_WARN("serial modem: AT#XRECVCFG answered {}", response.describe());
+                 });
+}
+
+// Closing
+// ------------------------------------------------------------------------------------------------------
+
+void SerialModemDriver::close(ConnectionId id) {
+    auto* socket = find(id);
+    if (!socket || (socket->closing && socket->handle < 0)) return;
+    socket->closing = true;
+    if (socket->sending || !socket->sends.empty()) return;  // pump() closes once the queue is sent
+    const int handle = std::exchange(socket->handle, -1);   // bytes still on their way for it are dropped
+    // The descriptor stays taken, and `closed` waits, until the firmware has closed it.
+    gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
+                 [this, alive = lifetime_.guard(), id](at::CommandResponse) {
+                     if (!*alive) return;
+                     auto it = sockets_.find(id);
+                     if (it == sockets_.end()) return;  // the modem was lost meanwhile
+                     Socket closed = std::move(it->second);
+                     sockets_.erase(it);
+                     slot_freed();
+                     deliver_closed(closed, CloseReason::local_close, 0);
+                 });
+}
+
+void SerialModemDriver::lose(ConnectionId id, CloseReason reason, int error) {
+    auto it = sockets_.find(id);
+    if (it == sockets_.end()) return;
+    Socket socket = std::move(it->second);
+    sockets_.erase(it);
+    for (auto& job : socket.sends) job.done(ECONNRESET);
+    socket.sends.clear();
+    if (reason != CloseReason::modem_lost) {
+        ++opening_;
+        gate_.submit({"AT#XCLOSE=" + std::to_string(socket.handle), "#XCLOSE", 5s},
+                     [this, alive = lifetime_.guard()](at::CommandResponse) {
+                         if (!*alive) return;
+                         --opening_;
+                         slot_freed();
+                     });
+    } else {
+        slot_freed();
+    }
+    deliver_closed(socket, reason, error);
+}
+
+void SerialModemDriver::deliver_closed(Socket& socket, CloseReason reason, int error) {
+    if (socket.kind == Kind::tcp) {
+        if (socket.tcp_events.closed) socket.tcp_events.closed(reason, error);
+    } else if (socket.udp_events.closed) {
+        socket.udp_events.closed(reason, error);
+    }
+}
+
+void SerialModemDriver::slot_freed() {
+    if (!capacity_listener_) return;
+    asio::post(executor_, [this, alive = lifetime_.guard()] {
+        if (*alive && capacity_listener_ && tcp_available() > 0) capacity_listener_();
+    });
+}
+
+// Operators and DNS
+// ------------------------------------------------------------------------------------------------------
+
+void SerialModemDriver::describe_proxies(std::function<void(std::string)> done) {
+    std::string text;
+    for (const auto& [id, socket] : sockets_) {
+        if (!text.empty()) text += "\n";
+        text += "#XSOCKET: " + std::to_string(socket.handle) +
+                (socket.kind == Kind::tcp          ? ",tcp"
+                 : socket.kind == Kind::udp_client ? ",udp"
+                                                   : ",udp server");
+    }
+    asio::post(executor_, [done = std::move(done), text = std::move(text)] { done(text); });
+}
+
+void SerialModemDriver::resolve(const std::string& name, int family,
+                                std::function<void(int, std::vector<std::string>)> done) {
+    if (!serving()) {
+        asio::post(executor_, [done = std::move(done)] { done(EAI_AGAIN, {}); });
+        return;
+    }
+    resolve_name(gate_, channel_.profile(), name, family, std::move(done));
+}
+
+}  // namespace slmd::modem

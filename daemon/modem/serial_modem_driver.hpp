@@ -1,0 +1,139 @@
+// Owns: Nordic's Serial Modem add-on (ncs-serial-modem v1.0 on) as a ModemDriver: handle-based sockets
+// (AT#XSOCKET, #XCONNECT, #XBIND, #XSEND, #XSENDTO, #XCLOSE), up to the firmware's 8 at once, TCP and UDP
+// clients and UDP servers. Received bytes arrive unasked: automatic reception (AT#XRECVCFG=,1) writes
+// "#XRECV: <h>,0,<n>" + n bytes for every socket with data, so there is no polling at all; #XAPOLL reports a
+// peer's close or a socket error once, after which the rest is drained with AT#XRECV. Sends go as a quoted
+// string when short and plain, else in data mode with the count announced (AT#XSEND=<h>,2,0,<n>): the
+// firmware takes exactly n bytes and leaves data mode by itself, so every byte value is safe and no "+++" is
+// ever written. docs/reference/serial-modem-and-generic-sockets.md §2 has the firmware facts.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "at/channel.hpp"
+#include "modem/data_mode_gate.hpp"
+#include "modem/modem_driver.hpp"
+#include "sys/lifetime.hpp"
+
+namespace slmd::modem {
+
+struct SerialModemDriverOptions {
+    std::size_t quoted_send_limit = 128;  // sends up to this long, of plain text, go as AT#XSEND=<h>,0,0,"…"
+    std::size_t socket_limit = 8;         // NRF_MODEM_MAX_SOCKET_COUNT
+    std::size_t max_connections = 0;      // modem-connections: 0 = socket_limit
+};
+
+class SerialModemDriver final : public ModemDriver {
+  public:
+    SerialModemDriver(boost::asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
+                      std::function<bool()> serving, SerialModemDriverOptions options = {});
+    ~SerialModemDriver() override;
+
+    // Channel events (modem/modem.cpp routes them here while a Serial Modem is on the line).
+    bool on_urc(const std::string& text);
+    void on_proxy_data(at::ProxyData&& data);
+    void on_payload_lost(const at::PayloadLost& lost);
+    // The modem serves (again): sockets a previous slmd left open are closed, automatic reception and close
+    // reports are switched on for every socket to come.
+    void on_serving();
+    // The modem rebooted or the link dropped: every socket is gone (closed with modem_lost).
+    void on_modem_lost();
+    std::size_t open_count() const { return sockets_.size() + opening_; }
+
+    std::size_t tcp_capacity() const override;
+    std::size_t tcp_available() const override;
+    void set_capacity_listener(std::function<void()> listener) override {
+        capacity_listener_ = std::move(listener);
+    }
+    bool serving() const override { return serving_(); }
+    void tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
+                     TcpConnectionEvents events,
+                     std::function<void(int error, ConnectionId id)> done) override;
+    void tcp_send(ConnectionId id, std::string bytes, std::function<void(int error)> done) override;
+    void tcp_close(ConnectionId id) override { close(id); }
+    void pause_receive(bool paused) override;
+    bool receive_paused() const override { return paused_; }
+    bool tcp_listen_available() const override { return false; }
+    void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,
+                    std::function<void(int error, ListenerId id)> done) override;
+    void tcp_stop_listen(ListenerId) override {}
+    std::size_t udp_available() const override { return tcp_available(); }
+    std::size_t udp_max_send() const override;
+    std::size_t udp_max_receive() const override;
+    void udp_connect(const TcpEndpoint& destination, UdpEvents events,
+                     std::function<void(int error, ConnectionId id)> done) override;
+    void udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
+                   std::function<void(int error, ConnectionId id)> done) override;
+    void udp_send(ConnectionId id, std::string datagram, std::function<void(int error)> done) override;
+    void udp_close(ConnectionId id) override { close(id); }
+    void describe_proxies(std::function<void(std::string text)> done) override;
+    void resolve(const std::string& name, int family,
+                 std::function<void(int status, std::vector<std::string> addresses)> done) override;
+
+    struct Stats {
+        std::uint64_t bytes_up = 0;
+        std::uint64_t bytes_down = 0;
+        std::uint64_t counted_sends = 0;  // data-mode sessions with their count announced
+        std::uint64_t quoted_sends = 0;
+        std::uint64_t drains = 0;                // AT#XRECV reads after a close report
+        std::uint64_t unknown_handle_bytes = 0;  // received for no socket slmd knows (dropped)
+    };
+    const Stats& stats() const { return stats_; }
+
+  private:
+    struct SendJob {
+        std::string bytes;
+        std::function<void(int)> done;
+    };
+    enum class Kind { tcp, udp_client, udp_server };
+    struct Socket {
+        ConnectionId id = 0;
+        int handle = -1;
+        Kind kind = Kind::tcp;
+        TcpConnectionEvents tcp_events;
+        UdpEvents udp_events;
+        std::deque<SendJob> sends;
+        bool sending = false;
+        bool closing = false;
+        bool draining = false;             // a close report came; reading what is left
+        bool drain_got_bytes = false;      // bytes arrived during the current drain read
+        bool drain_error = false;          // the report said POLLERR
+        std::optional<UdpPeer> last_peer;  // a UDP server's: where its replies go
+    };
+
+    void open(Kind kind, const TcpEndpoint& destination, std::uint16_t local_port,
+              std::chrono::milliseconds timeout, Socket socket,
+              std::function<void(int error, ConnectionId id)> done);
+    Socket* find(ConnectionId id);
+    Socket* find_handle(int handle);
+    void pump(ConnectionId id);
+    void send_chunk(ConnectionId id, std::string bytes, std::function<void(int)> finished);
+    void send_counted(ConnectionId id, std::string command, std::string bytes,
+                      std::function<void(int)> finished);
+    void close(ConnectionId id);
+    void drain(ConnectionId id);
+    void lose(ConnectionId id, CloseReason reason, int error);
+    void deliver_closed(Socket& socket, CloseReason reason, int error);
+    void slot_freed();
+
+    boost::asio::any_io_executor executor_;
+    at::Channel& channel_;
+    DataModeGate& gate_;
+    std::function<bool()> serving_;
+    SerialModemDriverOptions options_;
+    std::map<ConnectionId, Socket> sockets_;
+    std::size_t opening_ = 0;  // sockets being opened or closed on the modem: they hold a descriptor
+    ConnectionId next_id_ = 1;
+    std::function<void()> capacity_listener_;
+    bool paused_ = false;
+    Stats stats_;
+    sys::Lifetime lifetime_;
+};
+
+}  // namespace slmd::modem

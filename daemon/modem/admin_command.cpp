@@ -13,7 +13,7 @@ namespace {
 
 // Extended commands whose set and action forms break what slmd relies on. Read (`?`) and test (`=?`) forms of
 // every command are harmless and always allowed.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 36> guarded = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 44> guarded = {{
     // Radio, power, reset: the proxies, the registration and bring-up state go with them (slmctl reset does
     // this gracefully and within the recovery budget).
     {"+CFUN", "switches the radio: slmd's proxies and registration go with it"},
@@ -47,6 +47,14 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 36> guarded 
     {"#XBIND", "the modem's sockets belong to slmd"},
     {"#XLISTEN", "the modem's sockets belong to slmd"},
     {"#XACCEPT", "the modem's sockets belong to slmd"},
+    {"#XCLOSE", "the modem's sockets belong to slmd (Serial Modem)"},
+    {"#XRECVCFG", "slmd's receive path relies on automatic reception (Serial Modem)"},
+    {"#XAPOLL", "slmd relies on the close reports it set up (Serial Modem)"},
+    {"#XCMUX", "multiplexing the UART takes the line from slmd"},
+    {"#XPPP", "PPP takes the line and the PDN's sockets from slmd"},
+    {"+IPR", "changes the line rate slmd talks at"},
+    {"+CMUX", "multiplexing the UART takes the line from slmd"},
+    {"+CGDATA", "enters a data state that takes the line from slmd"},
     {"#XDATACTRL", "changes the data-mode timing slmd relies on"},
     {"#XTCPFILTER", "filters the peers of slmd's TCP server"},
     {"#XUDPFILTER", "filters the peers of slmd's UDP server"},

@@ -92,6 +92,14 @@ TEST(AdminCommand, PolicyTable) {
         {"AT#XDATACTRL=50", force},
         {"AT#XTCPFILTER=1,\"1.2.3.4\"", force},
         {"AT#XUDPFILTER=0", force},
+        // Serial Modem: slmd's receive path and the line itself.
+        {"AT#XCLOSE", force},
+        {"AT#XCLOSE=3", force},
+        {"AT#XRECVCFG=,0", force},
+        {"AT#XAPOLL=,0", force},
+        {"AT+IPR=921600", force},
+        {"AT+CMUX=0", force},
+        {"AT#XPPP=1", force},
         // Anything that enters data mode.
         {"ATD*99#", force},
         {"ATO", force},
@@ -107,6 +115,7 @@ TEST(AdminCommand, PolicyTable) {
         {"AT#XTCPCLI=?", ok},
         {"AT#XUDPSVR?", ok},
         {"AT#XSOCKET?", ok},
+        {"AT#XRECVCFG?", ok},
         {"AT#XDATACTRL?", ok},
         {"AT#XTCPHANGUP=?", ok},
         {"ATS3?", ok},

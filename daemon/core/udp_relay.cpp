@@ -51,6 +51,7 @@ struct UdpRelay::AppSocket {
     std::vector<StandInPtr> stand_ins;
     bool gone = false;
     bool closed = false;  // seen closed after sending: its stand-ins were drained and retired
+    std::shared_ptr<Carrier> carrier;  // the modem UDP socket it holds, if any
 };
 
 UdpRelay::UdpRelay(asio::any_io_executor executor, modem::ModemDriver& driver, UdpOptions options)
@@ -108,10 +109,38 @@ bool UdpRelay::still_there(const AppPtr& app) {
     return false;
 }
 
-bool UdpRelay::held_by_live_other(const AppPtr& app) {
-    if (!owner_ || owner_ == app) return false;
-    // The holder may have closed its socket since the last poll: look now rather than refuse for a second.
-    return still_there(owner_);
+bool UdpRelay::can_carry(const AppPtr& app) {
+    if (app && app->carrier) return true;
+    for (const auto& carrier : carriers_) {
+        // A holder may have closed its socket since the last poll: look now rather than refuse for a second.
+        if (!carrier->owner || !still_there(carrier->owner)) return true;
+    }
+    return driver_.udp_available() > 0;
+}
+
+UdpRelay::CarrierPtr UdpRelay::take_carrier(const AppPtr& app) {
+    if (app->carrier) return app->carrier;
+    CarrierPtr taken;
+    for (const auto& carrier : carriers_) {
+        if (!carrier->owner || !still_there(carrier->owner)) {
+            taken = carrier;
+            break;
+        }
+    }
+    if (!taken) {
+        if (driver_.udp_available() == 0) return nullptr;
+        taken = std::make_shared<Carrier>();
+        carriers_.push_back(taken);
+    }
+    taken->owner = app;
+    app->carrier = taken;
+    return taken;
+}
+
+std::size_t UdpRelay::carriers_in_use() const {
+    return static_cast<std::size_t>(std::count_if(carriers_.begin(), carriers_.end(), [](const auto& carrier) {
+        return carrier->state != ProxyState::idle;
+    }));
 }
 
 void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Requester& requester,
@@ -148,9 +177,10 @@ void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Request
         reply(answer);
         return;
     }
-    if (held_by_live_other(existing)) {
+    if (!can_carry(existing)) {
         ++counters_.dropped_busy;
-        SLMD_INFO("udp: port {} asks for the UDP proxy held by port {}: EBUSY", request.app_port, owner_->port);
+        SLMD_INFO("udp: port {} asks for a modem UDP socket, and every one serves another app socket: EBUSY",
+                  request.app_port);
         answer.status = -EBUSY;
         reply(answer);
         return;
@@ -169,10 +199,16 @@ void UdpRelay::associate(const wire::UdpAssociateRequest& request, const Request
         reply(answer);
         return;
     }
-    owner_ = app;
-    server_ = false;
-    ops_.push_back(ClientOp{peer, std::nullopt, std::move(reply), stand_in->port});
-    pump();
+    auto carrier = take_carrier(app);
+    if (!carrier) {
+        ++counters_.dropped_busy;
+        answer.status = -EBUSY;
+        reply(answer);
+        return;
+    }
+    carrier->server = false;
+    carrier->ops.push_back(ClientOp{peer, std::nullopt, std::move(reply), stand_in->port});
+    pump(carrier);
 }
 
 void UdpRelay::bind(const wire::BindRequest& request, const Requester& requester, BindReplyHandler reply) {
@@ -198,18 +234,22 @@ void UdpRelay::bind(const wire::BindRequest& request, const Requester& requester
         release(existing);
         existing = nullptr;
     }
-    if (existing && existing == owner_) {
+    if (existing && existing->carrier) {
         // Served already (a repeated bind is harmless); bound to another port, or used as a client: not again.
         answer.status = existing->server && existing->modem_port == request.modem_port ? 0 : -EINVAL;
         reply(answer);
         return;
     }
-    if (owner_ && owner_->server && owner_->modem_port == request.modem_port && held_by_live_other(existing)) {
-        answer.status = -EADDRINUSE;
-        reply(answer);
-        return;
+    for (const auto& carrier : carriers_) {
+        const auto& holder = carrier->owner;
+        if (holder && holder != existing && holder->server && holder->modem_port == request.modem_port &&
+            still_there(holder)) {
+            answer.status = -EADDRINUSE;
+            reply(answer);
+            return;
+        }
     }
-    if (held_by_live_other(existing)) {
+    if (!can_carry(existing)) {
         answer.status = -EBUSY;
         reply(answer);
         return;
@@ -221,184 +261,202 @@ void UdpRelay::bind(const wire::BindRequest& request, const Requester& requester
     }
     auto app = app_for(request.family, request.app_port, requester, identity);
     app->requester = requester;
+    auto carrier = take_carrier(app);
+    if (!carrier) {
+        reply(wire::BindReply{-EBUSY});
+        return;
+    }
     app->server = true;
     app->modem_port = request.modem_port;
-    owner_ = app;
-    server_ = true;
-    last_peer_.reset();
-    if (state_ == ProxyState::idle) {
-        start_server(app, std::move(reply));
+    carrier->server = true;
+    carrier->last_peer.reset();
+    if (carrier->state == ProxyState::idle) {
+        start_server(carrier, app, std::move(reply));
     } else {
         // The previous holder's client or server is still closing; serve once it has.
-        after_close_.push_back([this, app, reply = std::move(reply)]() mutable {
-            if (owner_ != app) {
+        carrier->after_close.push_back([this, carrier, app, reply = std::move(reply)]() mutable {
+            if (carrier->owner != app) {
                 reply(wire::BindReply{-EBUSY});
                 return;
             }
-            start_server(app, std::move(reply));
+            start_server(carrier, app, std::move(reply));
         });
     }
 }
 
-void UdpRelay::start_server(const AppPtr& app, BindReplyHandler reply) {
-    state_ = ProxyState::opening;
-    const auto generation = ++generation_;
-    proxy_bytes_up_ = proxy_bytes_down_ = 0;
+void UdpRelay::start_server(const CarrierPtr& carrier, const AppPtr& app, BindReplyHandler reply) {
+    carrier->state = ProxyState::opening;
+    const auto generation = carrier->generation = ++generation_;
+    carrier->bytes_up = carrier->bytes_down = 0;
     SLMD_INFO("udp: serving modem port {} for loopback port {}", app->modem_port, app->port);
-    driver_.udp_serve(app->modem_port, app->family == wire::Family::ipv6, proxy_events(generation),
-                      [this, alive = lifetime_.guard(), generation, app, reply](int error, modem::ConnectionId id) {
-                          if (!*alive || generation != generation_) return;
-                          if (error) {
-                              SLMD_INFO("udp: serving modem port {} failed: {}", app->modem_port,
-                                        std::strerror(error));
-                              state_ = ProxyState::idle;
-                              if (owner_ == app) owner_.reset();
-                              app->server = false;
-                              if (app->stand_ins.empty()) apps_.erase({app->family, app->port});
-                              reply(wire::BindReply{-error});
-                              post_pump();
-                              return;
-                          }
-                          connection_ = id;
-                          state_ = ProxyState::open;
-                          if (owner_ != app || app->gone) {
-                              close_proxy();  // the app went away while the modem was starting
-                              reply(wire::BindReply{-ECONNABORTED});
-                              return;
-                          }
-                          reply(wire::BindReply{0});
-                      });
+    driver_.udp_serve(
+        app->modem_port, app->family == wire::Family::ipv6, proxy_events(carrier, generation),
+        [this, alive = lifetime_.guard(), carrier, generation, app, reply](int error, modem::ConnectionId id) {
+            if (!*alive || generation != carrier->generation) return;
+            if (error) {
+                SLMD_INFO("udp: serving modem port {} failed: {}", app->modem_port, std::strerror(error));
+                carrier->state = ProxyState::idle;
+                if (carrier->owner == app) {
+                    carrier->owner.reset();
+                    app->carrier.reset();
+                }
+                app->server = false;
+                if (app->stand_ins.empty()) apps_.erase({app->family, app->port});
+                reply(wire::BindReply{-error});
+                post_pump(carrier);
+                return;
+            }
+            carrier->connection = id;
+            carrier->state = ProxyState::open;
+            if (carrier->owner != app || app->gone) {
+                close_proxy(carrier);  // the app went away while the modem was starting
+                reply(wire::BindReply{-ECONNABORTED});
+                return;
+            }
+            reply(wire::BindReply{0});
+        });
 }
 
-modem::UdpEvents UdpRelay::proxy_events(std::uint64_t generation) {
+modem::UdpEvents UdpRelay::proxy_events(const CarrierPtr& carrier, std::uint64_t generation) {
     return modem::UdpEvents{
         .datagram =
-            [this, alive = lifetime_.guard(), generation](std::string_view datagram, const std::optional<modem::UdpPeer>& from) {
-                if (!*alive || generation != generation_) return;
-                proxy_bytes_down_ += datagram.size();
-                if (!owner_ || owner_->gone) {
+            [this, alive = lifetime_.guard(), carrier, generation](std::string_view datagram,
+                                                                   const std::optional<modem::UdpPeer>& from) {
+                if (!*alive || generation != carrier->generation) return;
+                carrier->bytes_down += datagram.size();
+                const auto owner = carrier->owner;
+                if (!owner || owner->gone) {
                     ++counters_.dropped_app_gone;
                     return;
                 }
-                if (!server_) {
-                    deliver(owner_, destination_, false, datagram);
+                if (!carrier->server) {
+                    deliver(owner, carrier->destination, false, datagram);
                     return;
                 }
                 if (from) {
                     if (auto address = parse_address(from->address)) {
-                        last_peer_ = Peer{*address, from->port, std::nullopt};
-                        deliver(owner_, *last_peer_, false, datagram);
+                        carrier->last_peer = Peer{*address, from->port, std::nullopt};
+                        deliver(owner, *carrier->last_peer, false, datagram);
                         return;
                     }
                 }
                 // Older firmware names no peer: the datagram comes from the one "anonymous last peer".
-                last_peer_.reset();
-                deliver(owner_, Peer{unspecified(owner_->family), 0, std::nullopt}, true, datagram);
+                carrier->last_peer.reset();
+                deliver(owner, Peer{unspecified(owner->family), 0, std::nullopt}, true, datagram);
             },
-        .closed = [this, alive = lifetime_.guard(), generation](modem::CloseReason reason,
-                                                     int error) {
-            if (!*alive) return;
-            on_proxy_closed(generation, reason, error);
-        },
+        .closed =
+            [this, alive = lifetime_.guard(), carrier, generation](modem::CloseReason reason, int error) {
+                if (!*alive) return;
+                on_proxy_closed(carrier, generation, reason, error);
+            },
     };
 }
 
-void UdpRelay::on_proxy_closed(std::uint64_t generation, modem::CloseReason reason, int error) {
-    if (generation != generation_) return;
-    const bool was_server = server_;
-    state_ = ProxyState::idle;
+void UdpRelay::on_proxy_closed(const CarrierPtr& carrier, std::uint64_t generation, modem::CloseReason reason,
+                               int error) {
+    if (generation != carrier->generation) return;
+    const bool was_server = carrier->server;
+    carrier->state = ProxyState::idle;
     if (reason != modem::CloseReason::local_close) {
         SLMD_WARN("udp: the modem's UDP {} ended: {}", was_server ? "server" : "client",
                   error ? std::strerror(error) : "modem lost");
         // A client comes back by itself on its next datagram; a server does not (its socket must be bound
-        // again), so it lets go of the proxy.
-        if (was_server && owner_) owner_.reset();
+        // again), so it lets go of the carrier.
+        if (was_server && carrier->owner) {
+            carrier->owner->carrier.reset();
+            carrier->owner.reset();
+        }
     }
-    auto waiting = std::move(after_close_);
-    after_close_.clear();
-    asio::post(executor_, [this, alive = lifetime_.guard(), waiting = std::move(waiting)] {
+    auto waiting = std::move(carrier->after_close);
+    carrier->after_close.clear();
+    asio::post(executor_, [this, alive = lifetime_.guard(), carrier, waiting = std::move(waiting)] {
         if (!*alive) return;
         for (const auto& then : waiting) then();
-        pump();
+        pump(carrier);
     });
 }
 
-void UdpRelay::close_proxy() {
-    if (state_ != ProxyState::open) return;
-    state_ = ProxyState::closing;
-    driver_.udp_close(connection_);  // closed(local_close) follows
+void UdpRelay::close_proxy(const CarrierPtr& carrier) {
+    if (carrier->state != ProxyState::open) return;
+    carrier->state = ProxyState::closing;
+    driver_.udp_close(carrier->connection);  // closed(local_close) follows
 }
 
-void UdpRelay::post_pump() {
-    asio::post(executor_, [this, alive = lifetime_.guard()] {
-        if (*alive) pump();
+void UdpRelay::post_pump(const CarrierPtr& carrier) {
+    asio::post(executor_, [this, alive = lifetime_.guard(), carrier] {
+        if (*alive) pump(carrier);
     });
 }
 
-void UdpRelay::pump() {
-    while (!ops_.empty()) {
-        if (!owner_ || owner_->gone || owner_->server) {
-            fail_ops(ECONNABORTED);
+void UdpRelay::pump(const CarrierPtr& carrier) {
+    auto& ops = carrier->ops;
+    while (!ops.empty()) {
+        const auto& owner = carrier->owner;
+        if (!owner || owner->gone || owner->server) {
+            fail_ops(carrier, ECONNABORTED);
             return;
         }
-        if (state_ == ProxyState::opening || state_ == ProxyState::closing) return;
-        if (state_ == ProxyState::open && !server_ && destination_ == ops_.front().peer) {
-            ClientOp op = std::move(ops_.front());
-            ops_.pop_front();
-            if (op.datagram) send_to_modem(std::move(*op.datagram), op.read_at);
+        const auto state = carrier->state;
+        if (state == ProxyState::opening || state == ProxyState::closing) return;
+        if (state == ProxyState::open && !carrier->server && carrier->destination == ops.front().peer) {
+            ClientOp op = std::move(ops.front());
+            ops.pop_front();
+            if (op.datagram) send_to_modem(carrier, std::move(*op.datagram), op.read_at);
             if (op.reply) op.reply(wire::UdpAssociateReply{0, wire::Route::modem, op.stand_in_port});
             continue;
         }
-        if (state_ == ProxyState::open) {
+        if (state == ProxyState::open) {
             ++counters_.retargets;
-            SLMD_DEBUG("udp: re-targeting the modem's client to {}:{}", address_text(ops_.front().peer.address),
-                       ops_.front().peer.port);
-            close_proxy();
+            SLMD_DEBUG("udp: re-targeting the modem's client to {}:{}", address_text(ops.front().peer.address),
+                       ops.front().peer.port);
+            close_proxy(carrier);
             return;
         }
-        open_client(ops_.front().peer);
+        open_client(carrier, ops.front().peer);
         return;
     }
 }
 
-void UdpRelay::open_client(const Peer& peer) {
-    state_ = ProxyState::opening;
-    server_ = false;
-    const auto generation = ++generation_;
-    proxy_bytes_up_ = proxy_bytes_down_ = 0;
-    destination_ = peer;
+void UdpRelay::open_client(const CarrierPtr& carrier, const Peer& peer) {
+    carrier->state = ProxyState::opening;
+    carrier->server = false;
+    const auto generation = carrier->generation = ++generation_;
+    carrier->bytes_up = carrier->bytes_down = 0;
+    carrier->destination = peer;
     const auto endpoint =
         modem_endpoint(address_text(peer.address), peer.port, peer.address.family == wire::Family::ipv6, peer.tls);
-    driver_.udp_connect(endpoint, proxy_events(generation),
-                        [this, alive = lifetime_.guard(), generation, peer](int error, modem::ConnectionId id) {
-                            if (!*alive || generation != generation_) return;
-                            if (error) {
-                                SLMD_INFO("udp: client to {}:{} failed: {}", address_text(peer.address), peer.port,
-                                          std::strerror(error));
-                                state_ = ProxyState::idle;
-                                // Everything waiting for this destination fails; later ones get their turn.
-                                while (!ops_.empty() && ops_.front().peer == peer) {
-                                    ClientOp op = std::move(ops_.front());
-                                    ops_.pop_front();
-                                    if (op.datagram) ++counters_.dropped_no_proxy;
-                                    if (op.reply) op.reply(wire::UdpAssociateReply{-error, wire::Route::modem, 0});
-                                }
-                                post_pump();
-                                return;
-                            }
-                            connection_ = id;
-                            state_ = ProxyState::open;
-                            if (!owner_ || owner_->gone) {
-                                close_proxy();
-                                return;
-                            }
-                            pump();
-                        });
+    driver_.udp_connect(
+        endpoint, proxy_events(carrier, generation),
+        [this, alive = lifetime_.guard(), carrier, generation, peer](int error, modem::ConnectionId id) {
+            if (!*alive || generation != carrier->generation) return;
+            if (error) {
+                SLMD_INFO("udp: client to {}:{} failed: {}", address_text(peer.address), peer.port,
+                          std::strerror(error));
+                carrier->state = ProxyState::idle;
+                // Everything waiting for this destination fails; later ones get their turn.
+                auto& ops = carrier->ops;
+                while (!ops.empty() && ops.front().peer == peer) {
+                    ClientOp op = std::move(ops.front());
+                    ops.pop_front();
+                    if (op.datagram) ++counters_.dropped_no_proxy;
+                    if (op.reply) op.reply(wire::UdpAssociateReply{-error, wire::Route::modem, 0});
+                }
+                post_pump(carrier);
+                return;
+            }
+            carrier->connection = id;
+            carrier->state = ProxyState::open;
+            if (!carrier->owner || carrier->owner->gone) {
+                close_proxy(carrier);
+                return;
+            }
+            pump(carrier);
+        });
 }
 
-void UdpRelay::fail_ops(int error) {
-    auto ops = std::move(ops_);
-    ops_.clear();
+void UdpRelay::fail_ops(const CarrierPtr& carrier, int error) {
+    auto ops = std::move(carrier->ops);
+    carrier->ops.clear();
     for (auto& op : ops) {
         if (op.datagram) ++counters_.dropped_no_proxy;
         if (op.reply) op.reply(wire::UdpAssociateReply{-error, wire::Route::modem, 0});
@@ -412,20 +470,22 @@ void UdpRelay::dropped(std::uint64_t& counter, const char* why, std::size_t size
     SLMD_DEBUG("udp: dropped a {}-byte datagram: {}", size, why);
 }
 
-void UdpRelay::send_to_modem(std::string datagram, std::chrono::steady_clock::time_point read_at) {
+void UdpRelay::send_to_modem(const CarrierPtr& carrier, std::string datagram,
+                             std::chrono::steady_clock::time_point read_at) {
     const auto max = driver_.udp_max_send();
     if (max != 0 && datagram.size() > max) {
         dropped(counters_.dropped_too_big, "larger than the firmware can send", datagram.size());
         return;
     }
     const auto size = datagram.size();
-    driver_.udp_send(connection_, std::move(datagram), [this, alive = lifetime_.guard(), size, read_at](int error) {
+    driver_.udp_send(carrier->connection, std::move(datagram),
+                     [this, alive = lifetime_.guard(), carrier, size, read_at](int error) {
         if (!*alive) return;
         switch (error) {
             case 0:
                 ++counters_.datagrams_up;
                 counters_.bytes_up += size;
-                proxy_bytes_up_ += size;
+                carrier->bytes_up += size;
                 driver_.when_written([this, alive, read_at] {
                     if (*alive) uplink_latency_.record(std::chrono::steady_clock::now() - read_at);
                 });
@@ -569,29 +629,30 @@ void UdpRelay::forward(const AppPtr& app, const StandInPtr& stand_in, std::size_
     const auto read_at = std::chrono::steady_clock::now();
     std::string datagram(stand_in->buffer.data(), size);
     if (app->server) {
-        if (owner_ != app || state_ != ProxyState::open) {
+        const auto& carrier = app->carrier;
+        if (!carrier || carrier->owner != app || carrier->state != ProxyState::open) {
             dropped(counters_.dropped_no_proxy, "the UDP server is not running", size);
             return;
         }
-        if (!stand_in->anonymous && (!last_peer_ || !(*last_peer_ == stand_in->peer))) {
+        if (!stand_in->anonymous && (!carrier->last_peer || !(*carrier->last_peer == stand_in->peer))) {
             dropped(counters_.dropped_not_last_peer, "the firmware replies only to its last peer", size);
             return;
         }
-        send_to_modem(std::move(datagram), read_at);
+        send_to_modem(carrier, std::move(datagram), read_at);
         return;
     }
-    if (held_by_live_other(app)) {
-        dropped(counters_.dropped_busy, "the UDP proxy serves another socket", size);
+    auto carrier = take_carrier(app);
+    if (!carrier) {
+        dropped(counters_.dropped_busy, "every modem UDP socket serves another socket", size);
         return;
     }
-    if (ops_.size() >= options_.max_queued_datagrams) {
+    if (carrier->ops.size() >= options_.max_queued_datagrams) {
         dropped(counters_.dropped_queue_full, "too many datagrams waiting for a re-target", size);
         return;
     }
-    owner_ = app;
-    server_ = false;
-    ops_.push_back(ClientOp{stand_in->peer, std::move(datagram), nullptr, stand_in->port, read_at});
-    pump();
+    carrier->server = false;
+    carrier->ops.push_back(ClientOp{stand_in->peer, std::move(datagram), nullptr, stand_in->port, read_at});
+    pump(carrier);
 }
 
 void UdpRelay::deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram) {
@@ -632,10 +693,10 @@ void UdpRelay::release(const AppPtr& app) {
     for (auto& stand_in : app->stand_ins) retire(stand_in);
     app->stand_ins.clear();
     apps_.erase({app->family, app->port});
-    if (owner_ == app) {
-        owner_.reset();
-        fail_ops(ECONNABORTED);
-        close_proxy();  // when still opening, the open's completion closes it
+    if (auto carrier = std::exchange(app->carrier, nullptr); carrier && carrier->owner == app) {
+        carrier->owner.reset();
+        fail_ops(carrier, ECONNABORTED);
+        close_proxy(carrier);  // when still opening, the open's completion closes it
     }
 }
 
@@ -691,26 +752,33 @@ wire::LookupReply UdpRelay::lookup(const wire::LookupRequest& request) const {
 wire::ProxyInfo UdpRelay::proxy_info() const {
     wire::ProxyInfo info;
     info.transport = wire::Transport::udp;
-    if (!owner_ || state_ == ProxyState::idle || state_ == ProxyState::closing) return info;
-    info.owner_pid = owner_->requester.pid;
-    info.bytes_up = proxy_bytes_up_;
-    info.bytes_down = proxy_bytes_down_;
-    if (server_) {
+    const auto used = std::find_if(carriers_.begin(), carriers_.end(), [](const auto& carrier) {
+        return carrier->owner && carrier->state != ProxyState::idle && carrier->state != ProxyState::closing;
+    });
+    if (used == carriers_.end()) return info;
+    const Carrier& carrier = **used;
+    info.owner_pid = carrier.owner->requester.pid;
+    info.bytes_up = carrier.bytes_up;
+    info.bytes_down = carrier.bytes_down;
+    if (carrier.server) {
         info.role = wire::ProxyRole::server;
-        info.port = owner_->modem_port;
-        if (last_peer_) info.peer = address_text(last_peer_->address) + ":" + std::to_string(last_peer_->port);
+        info.port = carrier.owner->modem_port;
+        if (carrier.last_peer)
+            info.peer = address_text(carrier.last_peer->address) + ":" + std::to_string(carrier.last_peer->port);
     } else {
         info.role = wire::ProxyRole::client;
-        info.port = destination_.port;
-        info.peer = address_text(destination_.address);
+        info.port = carrier.destination.port;
+        info.peer = address_text(carrier.destination.address);
     }
     return info;
 }
 
 void UdpRelay::stop() {
     poll_timer_.cancel();
-    fail_ops(ENETDOWN);
-    after_close_.clear();
+    for (const auto& carrier : carriers_) {
+        fail_ops(carrier, ENETDOWN);
+        carrier->after_close.clear();
+    }
     for (auto& [key, app] : apps_) {
         app->gone = true;
         for (auto& stand_in : app->stand_ins) {
@@ -724,9 +792,12 @@ void UdpRelay::stop() {
         stand_in->socket.close(ignored);
     }
     retired_.clear();
+    for (auto& [key, app] : apps_) app->carrier.reset();
     apps_.clear();
-    owner_.reset();
-    state_ = ProxyState::idle;
+    for (const auto& carrier : carriers_) {
+        carrier->owner.reset();
+        carrier->state = ProxyState::idle;
+    }
 }
 
 }  // namespace slmd::core

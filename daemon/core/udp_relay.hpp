@@ -5,8 +5,10 @@
 //  * per app socket, up to `max_stand_ins` stand-ins: UDP sockets of slmd's on 127.0.0.1:0 (::1:0) connected
 //    to the app's 127.0.0.1:L (::1:L), one per remote peer, least recently used evicted. Datagrams the app
 //    sends to a stand-in go to that peer through the modem; datagrams from that peer come from it;
-//  * the modem's one UDP proxy: who holds it, the ordered queue of datagrams and associations waiting for a
-//    (re-)target, the server's last peer (the firmware can only answer that one), and the counters;
+//  * the modem's UDP sockets ("carriers"): one per app socket served, as many at once as the driver offers
+//    (SLM: its one UDP proxy; the Serial Modem: any of its sockets). Per carrier: who holds it, the ordered
+//    queue of datagrams and associations waiting for a (re-)target, a server's last peer (the firmware can only
+//    answer that one). And the counters;
 //  * the lifetime of it all: a close() of the app's socket sends slmd nothing, so while any app socket is
 //    served the kernel's UDP tables are polled and a socket gone releases the proxy and its stand-ins.
 // Knows sockets and errno values, never AT.
@@ -77,14 +79,15 @@ public:
     void set_modem_address(ModemAddressSource source) { modem_address_ = std::move(source); }
 
     // The stand-in for one peer of the app socket at request.app_port. A client socket gets its port once the
-    // modem's client points at the peer; a server socket at once. -EBUSY: the UDP proxy serves another socket.
+    // modem's client points at the peer; a server socket at once. -EBUSY: every UDP socket the modem can give
+    // serves another app socket.
     void associate(const slmsock::wire::UdpAssociateRequest& request, const Requester& requester,
                    AssociateReplyHandler reply);
     // BindRequest with Transport::udp: the modem's UDP server on modem_port for the app socket at app_port.
     void bind(const slmsock::wire::BindRequest& request, const Requester& requester, BindReplyHandler reply);
     slmsock::wire::LookupReply lookup(const slmsock::wire::LookupRequest& request) const;
-    // The UDP proxy for ProxiesReply: role, port (destination or served), peer (destination, or the server's
-    // last peer as "address:port"), owner pid, bytes each way.
+    // The first UDP carrier in use, for ProxiesReply: role, port (destination or served), peer (destination,
+    // or the server's last peer as "address:port"), owner pid, bytes each way.
     slmsock::wire::ProxyInfo proxy_info() const;
 
     // slmd is stopping: stand-ins close, pending replies get -ENETDOWN (the modem side goes with the modem).
@@ -95,6 +98,8 @@ public:
     const LatencyHistogram& downlink_latency() const { return downlink_latency_; }
     const LatencyHistogram& uplink_latency() const { return uplink_latency_; }
     std::size_t app_sockets() const { return apps_.size(); }
+    // Modem UDP sockets open or being opened now.
+    std::size_t carriers_in_use() const;
 
 private:
     struct Peer {
@@ -120,6 +125,21 @@ private:
         std::chrono::steady_clock::time_point read_at{};  // when slmd read the datagram from the app
     };
     enum class ProxyState { idle, opening, open, closing };
+    // One UDP client or server of the modem's, serving one app socket at a time.
+    struct Carrier {
+        ProxyState state = ProxyState::idle;
+        AppPtr owner;                  // the app socket it serves; null when free
+        bool server = false;
+        modem::ConnectionId connection = 0;
+        std::uint64_t generation = 0;  // tells events of an old client/server from the current one's
+        Peer destination;              // client: where it points (when open)
+        std::optional<Peer> last_peer;  // server: the last peer heard from, when the firmware said
+        std::uint64_t bytes_up = 0;
+        std::uint64_t bytes_down = 0;
+        std::deque<ClientOp> ops;
+        std::vector<std::function<void()>> after_close;
+    };
+    using CarrierPtr = std::shared_ptr<Carrier>;
 
     AppPtr find_app(slmsock::wire::Family family, std::uint16_t port) const;
     AppPtr app_for(slmsock::wire::Family family, std::uint16_t port, const Requester& requester,
@@ -127,24 +147,28 @@ private:
     enum class Holder { the_app, nobody, another_socket };
     static Holder holder(const AppSocket& app);
     bool still_there(const AppPtr& app);
+    // Whether `app` can have a carrier now: its own, a free one, or a new one the driver can open.
+    bool can_carry(const AppPtr& app);
+    // The carrier for `app` (taking a free one or opening a new one), or null when all serve live others.
+    CarrierPtr take_carrier(const AppPtr& app);
     StandInPtr stand_in_for(const AppPtr& app, const Peer& peer, bool anonymous, int& error);
     void receive(const StandInPtr& stand_in);
     void on_app_datagram(const StandInPtr& stand_in, std::size_t size);
     void forward(const AppPtr& app, const StandInPtr& stand_in, std::size_t size);
     void drain_after_close(const AppPtr& app, const StandInPtr& reading);
     void deliver(const AppPtr& app, const Peer& peer, bool anonymous, std::string_view datagram);
-    void send_to_modem(std::string datagram, std::chrono::steady_clock::time_point read_at);
+    void send_to_modem(const CarrierPtr& carrier, std::string datagram,
+                       std::chrono::steady_clock::time_point read_at);
     void dropped(std::uint64_t& counter, const char* why, std::size_t size);
     void retire(const StandInPtr& stand_in);
-    void pump();
-    void post_pump();
-    void open_client(const Peer& peer);
-    void start_server(const AppPtr& app, BindReplyHandler reply);
-    void close_proxy();
-    modem::UdpEvents proxy_events(std::uint64_t generation);
-    void on_proxy_closed(std::uint64_t generation, modem::CloseReason reason, int error);
-    void fail_ops(int error);
-    bool held_by_live_other(const AppPtr& app);
+    void pump(const CarrierPtr& carrier);
+    void post_pump(const CarrierPtr& carrier);
+    void open_client(const CarrierPtr& carrier, const Peer& peer);
+    void start_server(const CarrierPtr& carrier, const AppPtr& app, BindReplyHandler reply);
+    void close_proxy(const CarrierPtr& carrier);
+    modem::UdpEvents proxy_events(const CarrierPtr& carrier, std::uint64_t generation);
+    void on_proxy_closed(const CarrierPtr& carrier, std::uint64_t generation, modem::CloseReason reason, int error);
+    void fail_ops(const CarrierPtr& carrier, int error);
     void close_retired(const StandInPtr& stand_in);
     void release(const AppPtr& app);
     void watch();
@@ -159,18 +183,8 @@ private:
     std::vector<StandInPtr> retired_;  // cancelled stand-ins waiting for their receive to complete
     std::uint64_t tick_ = 0;  // LRU clock of the stand-ins
 
-    // The modem's one UDP proxy.
-    ProxyState state_ = ProxyState::idle;
-    AppPtr owner_;                 // the app socket it serves; null when free
-    bool server_ = false;
-    modem::ConnectionId connection_ = 0;
-    std::uint64_t generation_ = 0; // tells events of an old client/server from the current one's
-    Peer destination_;             // client: where it points (when open)
-    std::optional<Peer> last_peer_;  // server: the last peer heard from, when the firmware said
-    std::uint64_t proxy_bytes_up_ = 0;
-    std::uint64_t proxy_bytes_down_ = 0;
-    std::deque<ClientOp> ops_;
-    std::vector<std::function<void()>> after_close_;
+    std::vector<CarrierPtr> carriers_;
+    std::uint64_t generation_ = 0;  // last generation handed out, across carriers
 
     boost::asio::steady_timer poll_timer_;
     bool polling_ = false;

@@ -26,6 +26,7 @@ public:
     // --- what the test sets ---
     bool is_serving = true;
     int udp_open_error = 0;   // udp_connect / udp_serve fail with this
+    std::size_t udp_sockets = 1;  // UDP clients/servers open at once (SLM: its one proxy; Serial Modem: more)
     int udp_send_error = 0;
     int tcp_listen_error = 0;
     int tcp_connect_error = 0;  // tcp_connect fails with this
@@ -36,6 +37,7 @@ public:
     // --- what the test reads ---
     std::vector<std::string> calls;      // "udp_connect 203.0.113.5:7", "udp_close 1", "tcp_close 2", ...
     std::vector<std::string> udp_sent;   // datagrams, whole
+    std::map<modem::ConnectionId, std::vector<std::string>> udp_sent_on;  // ... per UDP client/server
     std::map<modem::ConnectionId, std::string> tcp_sent;
 
     std::size_t count(const std::string& prefix) const {
@@ -45,15 +47,25 @@ public:
     }
 
     // --- the modem's side ---
-    // A datagram for the open UDP client or server; `peer` as a v2.8+ server reports it.
+    // A datagram for the UDP client or server opened last; `peer` as a v2.8+ server reports it.
     void udp_arrives(std::string datagram, std::optional<modem::UdpPeer> peer = std::nullopt) {
-        if (udp_events_.datagram) udp_events_.datagram(datagram, peer);
+        udp_arrives_on(udp_id_, std::move(datagram), std::move(peer));
+    }
+    void udp_arrives_on(modem::ConnectionId id, std::string datagram,
+                        std::optional<modem::UdpPeer> peer = std::nullopt) {
+        auto it = udp_open_.find(id);
+        if (it != udp_open_.end() && it->second.datagram) it->second.datagram(datagram, peer);
     }
     void udp_lost(int error) {
-        udp_open_ = false;
-        auto events = std::move(udp_events_);
-        udp_events_ = {};
-        if (events.closed) events.closed(modem::CloseReason::modem_lost, error);
+        auto open = std::exchange(udp_open_, {});
+        for (auto& [id, events] : open) {
+            if (events.closed) events.closed(modem::CloseReason::modem_lost, error);
+        }
+    }
+    std::vector<modem::ConnectionId> udp_ids() const {
+        std::vector<modem::ConnectionId> ids;
+        for (const auto& [id, events] : udp_open_) ids.push_back(id);
+        return ids;
     }
     // A peer connects to the modem's TCP server; returns its connection id.
     modem::ConnectionId tcp_peer_arrives(const std::string& peer_address) {
@@ -140,7 +152,9 @@ public:
         });
     }
 
-    std::size_t udp_available() const override { return udp_open_ ? 0 : 1; }
+    std::size_t udp_available() const override {
+        return udp_open_.size() >= udp_sockets ? 0 : udp_sockets - udp_open_.size();
+    }
     std::size_t udp_max_send() const override { return max_send; }
     std::size_t udp_max_receive() const override { return 2048; }
     void udp_connect(const modem::TcpEndpoint& destination, modem::UdpEvents events,
@@ -155,15 +169,19 @@ public:
     }
     void udp_send(modem::ConnectionId id, std::string datagram, std::function<void(int)> done) override {
         calls.push_back("udp_send " + std::to_string(id));
-        const int error = udp_send_error ? udp_send_error : (udp_open_ && id == udp_id_ ? 0 : ENOTCONN);
-        if (!error) udp_sent.push_back(std::move(datagram));
+        const int error = udp_send_error ? udp_send_error : (udp_open_.count(id) ? 0 : ENOTCONN);
+        if (!error) {
+            udp_sent_on[id].push_back(datagram);
+            udp_sent.push_back(std::move(datagram));
+        }
         post([done, error] { done(error); });
     }
     void udp_close(modem::ConnectionId id) override {
         calls.push_back("udp_close " + std::to_string(id));
-        udp_open_ = false;
-        auto events = std::move(udp_events_);
-        udp_events_ = {};
+        auto it = udp_open_.find(id);
+        if (it == udp_open_.end()) return;
+        auto events = std::move(it->second);
+        udp_open_.erase(it);
         post([events] {
             if (events.closed) events.closed(modem::CloseReason::local_close, 0);
         });
@@ -188,12 +206,11 @@ private:
         boost::asio::post(executor_, std::move(f));
     }
     void udp_open(modem::UdpEvents events, std::function<void(int, modem::ConnectionId)> done) {
-        const int error = udp_open_error ? udp_open_error : (udp_open_ ? EBUSY : 0);
+        const int error = udp_open_error ? udp_open_error : (udp_open_.size() >= udp_sockets ? EBUSY : 0);
         modem::ConnectionId id = 0;
         if (!error) {
-            udp_open_ = true;
             udp_id_ = id = next_id_++;
-            udp_events_ = std::move(events);
+            udp_open_[id] = std::move(events);
         }
         post([done, error, id] { done(error, id); });
     }
@@ -205,9 +222,8 @@ private:
     bool listening_ = false;
     modem::TcpListenerEvents listener_events_;
     std::map<modem::ConnectionId, modem::TcpConnectionEvents> tcp_events_;
-    bool udp_open_ = false;
-    modem::ConnectionId udp_id_ = 0;
-    modem::UdpEvents udp_events_;
+    std::map<modem::ConnectionId, modem::UdpEvents> udp_open_;
+    modem::ConnectionId udp_id_ = 0;  // the last one opened
 };
 
 }  // namespace slmd::test

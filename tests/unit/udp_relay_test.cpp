@@ -168,6 +168,52 @@ TEST_F(UdpRelayTest, ASecondAppSocketGetsEbusy) {
     EXPECT_EQ(driver.count("udp_serve"), 0u);
 }
 
+// A driver with more than one UDP socket (the Serial Modem's): each app socket gets its own, both carry their
+// datagrams at once without re-targeting each other, and one more than the driver has gets EBUSY.
+TEST_F(UdpRelayTest, EachAppSocketGetsItsOwnModemSocketWhenTheDriverHasSeveral) {
+    driver.udp_sockets = 2;
+    const auto first = associate(app_port, "203.0.113.5", 7);
+    other = app_socket(SOCK_DGRAM);
+    const auto second = associate(local_port(other), "203.0.113.6", 9);
+    ASSERT_EQ(first.status, 0);
+    ASSERT_EQ(second.status, 0);
+    EXPECT_EQ(driver.calls, (std::vector<std::string>{"udp_connect 203.0.113.5:7", "udp_connect 203.0.113.6:9"}));
+    EXPECT_EQ(relay.carriers_in_use(), 2u);
+    const auto ids = driver.udp_ids();
+    ASSERT_EQ(ids.size(), 2u);
+
+    ASSERT_TRUE(send_to(app, std::string("one\0", 4), first.stand_in_port));
+    ASSERT_TRUE(send_to(other, "two", second.stand_in_port));
+    ASSERT_TRUE(run_until(io, [&] { return driver.udp_sent.size() == 2; }));
+    EXPECT_EQ(driver.udp_sent_on[ids[0]], std::vector<std::string>{std::string("one\0", 4)});
+    EXPECT_EQ(driver.udp_sent_on[ids[1]], std::vector<std::string>{"two"});
+    EXPECT_EQ(relay.counters().retargets, 0u);
+
+    // Each socket's replies reach its own app socket, from its own stand-in.
+    driver.udp_arrives_on(ids[1], "to two");
+    driver.udp_arrives_on(ids[0], "to one");
+    auto at_app = app_receives(app);
+    auto at_other = app_receives(other);
+    ASSERT_TRUE(at_app && at_other);
+    EXPECT_EQ(at_app->bytes, "to one");
+    EXPECT_EQ(at_app->from_port, first.stand_in_port);
+    EXPECT_EQ(at_other->bytes, "to two");
+    EXPECT_EQ(at_other->from_port, second.stand_in_port);
+
+    // A third app socket: every modem socket serves a live one.
+    const int third = app_socket(SOCK_DGRAM);
+    EXPECT_EQ(associate(local_port(third), "203.0.113.7", 7).status, -EBUSY);
+    EXPECT_EQ(relay.counters().dropped_busy, 1u);
+    // The second app closes its socket: the third takes its modem socket (re-aimed at its own peer).
+    ::close(other);
+    other = -1;
+    const auto third_reply = associate(local_port(third), "203.0.113.7", 7);
+    EXPECT_EQ(third_reply.status, 0);
+    EXPECT_EQ(driver.count("udp_connect 203.0.113.7:7"), 1u);
+    EXPECT_EQ(relay.carriers_in_use(), 2u);
+    ::close(third);
+}
+
 TEST_F(UdpRelayTest, TheModemAnswersAnErrorForTheClient) {
     driver.udp_open_error = ENETDOWN;
     EXPECT_EQ(associate(app_port, "203.0.113.5", 7).status, -ENETDOWN);

@@ -69,8 +69,9 @@ std::size_t SlmDriver::tcp_available() const {
 }
 
 std::size_t SlmDriver::udp_available() const {
-    if (sockets_enabled() && sockets_.tcp_available() == 0) return 0;  // no descriptor left
-    return proxy_.udp_available();
+    if (!sockets_enabled()) return proxy_.udp_available();
+    // The UDP proxy first, then generic UDP sockets: every one takes a descriptor of the pool.
+    return sockets_.tcp_available();
 }
 
 const SlmDriver::Route* SlmDriver::route(ConnectionId id) const {
@@ -178,6 +179,13 @@ void SlmDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
     events.closed = forget_on_close(std::move(events.closed), [this, alive = lifetime_.guard(), outer] {
         if (*alive) routes_.erase(*outer);
     });
+    // A second UDP client at once (DNS beside CoAP) takes a generic socket; DTLS stays on the proxy.
+    const bool on_socket = sockets_enabled() && proxy_.udp_available() == 0 && !destination.tls &&
+                           sockets_.tcp_available() > 0;
+    if (on_socket) {
+        sockets_.udp_connect(destination, std::move(events), routed_done(Carrier::socket, std::move(done), outer));
+        return;
+    }
     proxy_.udp_connect(destination, std::move(events), routed_done(Carrier::proxy, std::move(done), outer));
 }
 
@@ -192,11 +200,15 @@ void SlmDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
 
 void SlmDriver::udp_send(ConnectionId id, std::string datagram, std::function<void(int)> done) {
     const auto* to = route(id);
+    if (to && to->carrier == Carrier::socket) return sockets_.udp_send(to->inner, std::move(datagram), std::move(done));
     proxy_.udp_send(to ? to->inner : 0, std::move(datagram), std::move(done));
 }
 
 void SlmDriver::udp_close(ConnectionId id) {
-    if (const auto* to = route(id)) proxy_.udp_close(to->inner);
+    const auto* to = route(id);
+    if (!to) return;
+    if (to->carrier == Carrier::socket) return sockets_.udp_close(to->inner);
+    proxy_.udp_close(to->inner);
 }
 
 void SlmDriver::describe_proxies(std::function<void(std::string)> done) {

@@ -234,14 +234,30 @@ TEST_P(PerProfile, UdpClientRetargetsWhenTheDestinationChanges) {
     EXPECT_EQ(second.echoed(), 1);
     EXPECT_TRUE(gateway.sent("AT#XUDPCLI=0\r\n"));
 
-    // A second app socket cannot have the one UDP proxy while the first holds it.
+    // A second app socket while the first holds the UDP proxy: from v2.3 it gets a generic UDP socket of its
+    // own (binary-safe, beside the proxy); data-first releases keep to the proxy alone, so EBUSY there.
     std::uint16_t other_port = 0;
     Fd other(loopback_socket(AF_INET, SOCK_DGRAM, other_port));
-    const auto remote = endpoint("203.0.113.20", first.port());
+    const auto remote = endpoint("203.0.113.20", second.port());
     std::uint16_t stand_in = 0;
-    EXPECT_EQ(slmsock_udp_associate(AF_INET, other_port, reinterpret_cast<const sockaddr*>(&remote),
-                                    length_of(remote), &stand_in),
-              -EBUSY);
+    const int status = slmsock_udp_associate(AF_INET, other_port, reinterpret_cast<const sockaddr*>(&remote),
+                                             length_of(remote), &stand_in);
+    const bool data_first = GetParam() == "v2.0" || GetParam() == "v2.1" || GetParam() == "v2.2";
+    if (data_first) {
+        EXPECT_EQ(status, -EBUSY);
+        return;
+    }
+    ASSERT_EQ(status, 0) << gateway.slmd->output();
+    const auto to = endpoint("127.0.0.1", stand_in);
+    const std::string binary("bi\0nary\r\n+", 11);
+    ASSERT_EQ(sendto(other, binary.data(), binary.size(), 0, reinterpret_cast<const sockaddr*>(&to), length_of(to)),
+              static_cast<ssize_t>(binary.size()));
+    auto reply = receive(other, 20s);
+    ASSERT_TRUE(reply) << gateway.trace();
+    EXPECT_EQ(reply->first, binary);
+    EXPECT_EQ(port_of(reply->second), stand_in);
+    EXPECT_TRUE(gateway.sent("AT#XSOCKET=1,2,0\r\n"));
+    EXPECT_EQ(second.echoed(), 2);
 }
 
 TEST_P(PerProfile, UdpServerAnswersALocalClient) {

@@ -154,7 +154,8 @@ int main(int argc, char** argv) {
                         status.modem_state = slmd::modem::to_string(modem.state());
                         if (const auto& info = modem.info()) {
                             status.registration = slmd::modem::to_string(info->registration);
-                            status.release = info->version.ncs_version;
+                            status.release =
+                                (modem.serial_modem() ? "Serial Modem " : "") + info->version.ncs_version;
                             status.ipv4 = info->addresses.ipv4;
                             status.ipv6 = info->addresses.ipv6;
                         }
@@ -179,7 +180,8 @@ int main(int argc, char** argv) {
     auto modem_status = [&modem] {
         std::string text = std::string("modem ") + slmd::modem::to_string(modem.state());
         if (const auto& info = modem.info(); info && modem.state() == slmd::modem::ModemState::serving) {
-            text += fmt::format(" (SLM {}, {}, {})", info->version.ncs_version,
+            text += fmt::format(" ({} {}, {}, {})", modem.serial_modem() ? "Serial Modem" : "SLM",
+                                info->version.ncs_version,
                                 slmd::modem::to_string(info->registration),
                                 info->addresses.ipv4.empty() ? info->addresses.ipv6 : info->addresses.ipv4);
         }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 
 #include "sys/log.hpp"
 
@@ -184,6 +185,9 @@ void Channel::complete_in_flight(CommandResponse response) {
         SLMD_DEBUG("at: < {} ({})", done->request.loggable(), response.describe());
         done->handler(std::move(response));
     }
+    for (auto& [handler, timing] : std::exchange(deferred_exits_, {})) {
+        exit_data_mode(std::move(handler), timing);
+    }
     pump();
     note_activity();
 }
@@ -199,6 +203,9 @@ void Channel::fail_all(std::error_code error) {
     }
     for (auto& pending : queue) {
         if (pending->handler) pending->handler(CommandResponse{error, {}, {}});
+    }
+    for (auto& [handler, timing] : std::exchange(deferred_exits_, {})) {
+        if (handler) handler(error, 0);
     }
     if (exit_handler_) {
         auto handler = std::move(exit_handler_);
@@ -469,6 +476,13 @@ std::error_code Channel::write_counted_data(std::string_view bytes, ExitHandler 
 }
 
 void Channel::exit_data_mode(ExitHandler handler, ExitTiming timing) {
+    if (in_flight_ && in_flight_->enters_data_mode) {
+        // The entry's answer may be parsed already while its handler has not run: the events of one read are
+        // dispatched in order, and a URC ahead of the OK can ask for command mode. The session's owner writes
+        // first (a counted send must have its bytes before anything else), then this exit runs.
+        deferred_exits_.push_back({std::move(handler), timing});
+        return;
+    }
     // Leaving data mode already, because the channel answered the firmware's own "+++" (v2.7+ peer loss): the
     // caller waits for that exit's confirmation like for one it asked for.
     const bool answering_peer =

@@ -246,6 +246,8 @@ class Channel {
     bool terminator_sent_ = false;
     bool exit_armed_ = false;  // exit_data_mode() waits out a guard time before its "+++"
     bool counted_exit_ = false;  // write_counted_data(): the firmware leaves data mode by itself
+    // exit_data_mode() calls made while a data-mode entry was in flight: run once its handler has.
+    std::vector<std::pair<ExitHandler, ExitTiming>> deferred_exits_;
     bool last_exit_requested_ = false;
     std::vector<Event> events_;
     ChannelStats stats_;

@@ -60,9 +60,16 @@ SerialModemDriver::~SerialModemDriver() {
     lifetime_.end();
 }
 
+std::size_t SerialModemDriver::socket_limit() const {
+    // v1.0.x keeps one of the 8 descriptors (SM_MAX_SOCKET_COUNT = SM_FDS_COUNT - 1); from the v2.0 previews
+    // (main 1.99) the table is NRF_MODEM_MAX_SOCKET_COUNT itself (commit f19f4db).
+    if (options_.socket_limit) return options_.socket_limit;
+    return channel_.profile().version >= at::FirmwareVersion{1, 99, 0} ? 8 : 7;
+}
+
 std::size_t SerialModemDriver::tcp_capacity() const {
-    return options_.max_connections == 0 ? options_.socket_limit
-                                         : std::min(options_.max_connections, options_.socket_limit);
+    return options_.max_connections == 0 ? socket_limit()
+                                         : std::min(options_.max_connections, socket_limit());
 }
 
 std::size_t SerialModemDriver::tcp_available() const {

@@ -25,7 +25,7 @@ namespace slmd::modem {
 
 struct SerialModemDriverOptions {
     std::size_t quoted_send_limit = 128;  // sends up to this long, of plain text, go as AT#XSEND=<h>,0,0,"…"
-    std::size_t socket_limit = 8;         // NRF_MODEM_MAX_SOCKET_COUNT
+    std::size_t socket_limit = 0;         // 0: the release's (7 on v1.0.x, 8 from the v2.0 previews)
     std::size_t max_connections = 0;      // modem-connections: 0 = socket_limit
 };
 
@@ -45,6 +45,7 @@ class SerialModemDriver final : public ModemDriver {
     // The modem rebooted or the link dropped: every socket is gone (closed with modem_lost).
     void on_modem_lost();
     std::size_t open_count() const { return sockets_.size() + opening_; }
+    std::size_t socket_limit() const;
 
     std::size_t tcp_capacity() const override;
     std::size_t tcp_available() const override;

@@ -61,6 +61,8 @@ std::string nasty_payload(std::size_t size) {
 class TcpPerProfile : public ::testing::TestWithParam<std::string> {};
 class ManyConnections : public ::testing::TestWithParam<std::string> {};
 
+bool serial_modem(const std::string& profile) { return profile.starts_with("sm-"); }
+
 }  // namespace
 
 TEST_P(TcpPerProfile, BinaryEchoIsByteExact) {
@@ -94,11 +96,11 @@ TEST_P(TcpPerProfile, BinaryEchoIsByteExact) {
     EXPECT_EQ(server.accepted(), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1"),
+INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1", "sm-v1.0"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name) {
-                                 if (c == '.') c = '_';
+                                 if (c == '.' || c == '-') c = '_';
                              }
                              return name;
                          });
@@ -110,15 +112,23 @@ TEST_P(ManyConnections, AsManyAsTheFirmwareHoldsRunAtOnceAndOneMoreWaits) {
     LocalServer server(LocalServer::Mode::echo);
     Gateway gateway(GatewayOptions().with_profile(GetParam()).with_baud("0"));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
-    const std::size_t limit = GetParam() == "v3.1" ? 7 : 8;  // v3.1 keeps one descriptor for #XAPOLL
+    // v3.1 keeps one descriptor for #XAPOLL; Serial Modem v1.0.x one of its 8 (SM_FDS_COUNT - 1).
+    const std::size_t limit = GetParam() == "v3.1" || GetParam() == "sm-v1.0" ? 7 : 8;
     std::vector<int> fds;
     for (std::size_t i = 0; i < limit; ++i) {
         const int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
         ASSERT_GE(fd, 0) << i << ": " << slmsock_strerror(fd) << "\n" << gateway.slmd->output();
         fds.push_back(fd);
     }
-    EXPECT_TRUE(gateway.sent("AT#XTCPCLI=1,"));
-    EXPECT_TRUE(gateway.sent("AT#XSOCKET=1,1,0\r\n"));
+    if (serial_modem(GetParam())) {
+        // Every connection is a socket of the Serial Modem's, its commands ended by CR alone.
+        EXPECT_TRUE(gateway.sent("AT#XSOCKET=1,1,0\r"));
+        EXPECT_FALSE(gateway.sent("AT#XSOCKET=1,1,0\r\n"));
+        EXPECT_FALSE(gateway.sent("AT#XTCPCLI"));
+    } else {
+        EXPECT_TRUE(gateway.sent("AT#XTCPCLI=1,"));
+        EXPECT_TRUE(gateway.sent("AT#XSOCKET=1,1,0\r\n"));
+    }
     // All write before any reads: each echo must come back on its own connection, whole.
     std::vector<std::string> payloads;
     for (std::size_t i = 0; i < limit; ++i) {
@@ -187,11 +197,12 @@ TEST_P(ManyConnections, AModemResetEndsEveryConnectionAndTheyOpenAgain) {
     EXPECT_EQ(server.accepted(), 6);
 }
 
-INSTANTIATE_TEST_SUITE_P(Releases, ManyConnections, ::testing::Values("v2.3", "v2.5", "v2.9", "v3.0", "v3.1"),
+INSTANTIATE_TEST_SUITE_P(Releases, ManyConnections,
+                         ::testing::Values("v2.3", "v2.5", "v2.9", "v3.0", "v3.1", "sm-v1.0"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name) {
-                                 if (c == '.') c = '_';
+                                 if (c == '.' || c == '-') c = '_';
                              }
                              return name;
                          });

@@ -38,7 +38,7 @@ std::string python() { return std::filesystem::exists("/usr/bin/python3") ? "/us
 std::string profile_name(const std::string& profile) {
     std::string n = profile;
     for (auto& c : n) {
-        if (c == '.') c = '_';
+        if (c == '.' || c == '-') c = '_';
     }
     return n;
 }
@@ -324,7 +324,8 @@ TEST_P(ManyAtOnce, Iperf3TcpBothWays) {
                               << read_file(modem_->dir() + "/down.json") << modem_->diagnostics();
     for (const char* direction : {"up", "down"}) {
         const auto json = read_file(modem_->dir() + "/" + direction + ".json");
-        EXPECT_NE(json.find("\"bytes\":\t32768"), std::string::npos) << direction << ": " << json;
+        EXPECT_NE(json.find("\"bytes\":\t32768"), std::string::npos)
+            << direction << ": " << json << modem_->diagnostics();
     }
 }
 
@@ -376,9 +377,9 @@ TEST(HalfClose, NcMinusNEndsOnceThePeerIsQuiet) {
     EXPECT_TRUE(echo.wait_idle(10s)) << "the echo server read its end of file\n" << modem.diagnostics();
 }
 
-INSTANTIATE_TEST_SUITE_P(Profiles, Programs, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1"),
+INSTANTIATE_TEST_SUITE_P(Profiles, Programs, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1", "sm-v1.0"),
                          [](const auto& info) { return profile_name(info.param); });
-INSTANTIATE_TEST_SUITE_P(Profiles, ManyAtOnce, ::testing::Values("v2.5", "v2.9", "v3.1"),
+INSTANTIATE_TEST_SUITE_P(Profiles, ManyAtOnce, ::testing::Values("v2.5", "v2.9", "v3.1", "sm-v1.0"),
                          [](const auto& info) { return profile_name(info.param); });
 INSTANTIATE_TEST_SUITE_P(Profiles, ProgramsV29, ::testing::Values("v2.9"),
                          [](const auto& info) { return profile_name(info.param); });

@@ -51,6 +51,66 @@ LineAssembler::Event LineAssembler::feed(char c) {
   return Event::None;
 }
 
+void SmLineAssembler::reset() {
+  buf_.clear();
+  len_ = 0;
+  in_quotes_ = false;
+  prev_ = 0;
+}
+
+SmLineAssembler::Event SmLineAssembler::feed(char c) {
+  const auto up = std::toupper(static_cast<unsigned char>(c));
+  if ((len_ == 0 && up != 'A') || (len_ == 1 && up != 'T')) {
+    buf_.clear();
+    len_ = 0;
+    in_quotes_ = false;
+    return Event::None;
+  }
+  if (preview_ && len_ >= kPreviewGrowLimit) {
+    reset();  // "AT command buffer overflow, max size reached": ERROR, and the line is gone
+    return Event::Overflow;
+  }
+  if (c == 0x08 || c == 0x7f) {
+    --len_;  // len_ >= 2 here
+    if (buf_.size() > len_) buf_.pop_back();
+    if (prev_ == '"') in_quotes_ = !in_quotes_;
+    prev_ = len_ > 0 && len_ <= buf_.size() ? buf_[len_ - 1] : 0;
+    if (!preview_) return Event::None;
+    // preview1 goes on and stores the BS/DEL itself.
+  }
+  if (!in_quotes_ && c == '\r') {
+    const bool over = len_ > kV1Limit && !preview_;
+    done_.swap(buf_);
+    reset();
+    return over ? Event::Overflow : Event::Line;
+  }
+  if (preview_ || len_ < kV1Limit) buf_.push_back(c);
+  ++len_;
+  if (c == '"') in_quotes_ = !in_quotes_;
+  prev_ = c;
+  return Event::None;
+}
+
+bool sm_grammar_ok(std::string_view s) {
+  if (s.size() < 2) return false;
+  if (std::toupper(static_cast<unsigned char>(s[0])) != 'A' ||
+      std::toupper(static_cast<unsigned char>(s[1])) != 'T')
+    return false;
+  if (s.size() == 2) return true;
+  if (s.size() == 4 && std::toupper(static_cast<unsigned char>(s[2])) == 'E' && (s[3] == '0' || s[3] == '1'))
+    return true;
+  char sep = s[2];
+  if (sep != '+' && sep != '%' && sep != '#') return false;
+  std::size_t i = 3;
+  while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) ++i;
+  if (i == 3) return false;
+  if (i == s.size()) return true;
+  if (s[i] == '?') return i + 1 == s.size();
+  if (s[i] != '=') return false;
+  if (i + 1 < s.size() && s[i + 1] == '?') return i + 2 == s.size();
+  return true;  // "=" and "=<anything>"
+}
+
 bool grammar_ok(std::string_view s) {
   if (s.size() < 2) return false;
   if (std::toupper(static_cast<unsigned char>(s[0])) != 'A' ||

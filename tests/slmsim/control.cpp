@@ -50,6 +50,7 @@ std::string Simulator::control(std::string_view line) {
     return "ok";
   }
   if (cmd == "peer-reset") {
+    if (p_.sm) return sm_peer_reset(arg);
     if (!tcp_.sock || tcp_.connecting) return "error no tcp connection";
     error_code ec;
     tcp_.sock->set_option(asio::socket_base::linger(true, 0), ec);
@@ -127,7 +128,8 @@ std::string Simulator::control(std::string_view line) {
     const char* t = tcp_.role == TcpRole::Client ? "client" : (tcp_.role == TcpRole::Server ? "server" : "none");
     const char* u = udp_.role == UdpRole::Client ? "client" : (udp_.role == UdpRole::Server ? "server" : "none");
     return std::string("ok profile=") + p_.name + " mode=" + m + " cfun=" + std::to_string(cfun_) +
-           " cereg=" + std::to_string(reg_stat_) + " tcp=" + t + " udp=" + u + " booting=" + (booting_ ? "1" : "0");
+           " cereg=" + std::to_string(reg_stat_) + " tcp=" + t + " udp=" + u + " booting=" + (booting_ ? "1" : "0") +
+           (p_.sm ? " sockets=" + std::to_string(sm_socks_.size()) : std::string());
   }
   return "error unknown command";
 }

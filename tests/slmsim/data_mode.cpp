@@ -1,6 +1,7 @@
 // slmsim: data mode — entering it (OK or, on v2.0, nothing), the uplink buffer with its inactivity
 // flush, the release's "+++" detection rule, one UDP datagram per flush with overflow → -139, null
-// mode after a lost link, and the #XDATAMODE / OK result on exit.
+// mode after a lost link, and the #XDATAMODE / OK result on exit. (The Serial Modem's data mode is in
+// sm_host.cpp; it shares the inactivity timer.)
 #include <boost/asio/post.hpp>
 
 #include "newlib_errno.hpp"
@@ -118,6 +119,7 @@ void Simulator::dm_restart_timer() {
 }
 
 void Simulator::dm_timer_fired() {
+  if (p_.sm) return sm_dm_timer_fired();
   if (mode_ != Mode::Data) {
     dm_hold_.clear();
     return;

@@ -20,15 +20,15 @@ using namespace slmsim;
 int main(int argc, char** argv) {
   Config cfg;
   std::string link, profile_name = "v2.9", control_path, trace_path, hosts, unmapped = "timeout";
-  std::string libmodem, ncs;
+  std::string libmodem, ncs, sm_version;
   std::vector<std::string> maps;
-  po::options_description desc("slmsim — Serial LTE Modem firmware simulator on a pty");
+  po::options_description desc("slmsim — Serial LTE Modem / Serial Modem firmware simulator on a pty");
   // clang-format off
   desc.add_options()
     ("help,h", "show this help")
     ("link", po::value(&link), "symlink to create for the pty slave (required)")
     ("baud", po::value(&cfg.baud)->default_value(115200), "line rate in both directions (8N1: baud/10 bytes/s); 0 = unpaced")
-    ("profile", po::value(&profile_name)->default_value("v2.9"), "firmware release: v2.0 … v2.9, v3.0, v3.1")
+    ("profile", po::value(&profile_name)->default_value("v2.9"), "firmware release: v2.0 … v2.9, v3.0, v3.1 (SLM), sm-v1.0, sm-v2.0-preview1 (Serial Modem)")
     ("list-profiles", "print the known profiles and exit")
     ("boot-delay-ms", po::value(&cfg.boot_delay_ms)->default_value(0), "delay before \"Ready\" at start and after each reboot")
     ("attach-delay-ms", po::value(&cfg.attach_delay_ms)->default_value(200), "AT+CFUN=1 → +CEREG: 1 delay")
@@ -49,7 +49,10 @@ int main(int argc, char** argv) {
     ("tls-handshake-timeout-ms", po::value(&cfg.tls_handshake_timeout_ms)->default_value(10000), "TLS/DTLS handshake limit (ETIMEDOUT, -116)")
     ("dtls-server-timeout-ms", po::value(&cfg.dtls_server_timeout_ms)->default_value(5000), "DTLS server: after this much silence from its peer a new peer may take over")
     ("libmodem-version", po::value(&libmodem), "override the second #XSLMVER string")
-    ("ncs-version", po::value(&ncs), "override the first #XSLMVER string");
+    ("ncs-version", po::value(&ncs), "override the first #XSLMVER string (the second #XSMVER string)")
+    ("sm-version", po::value(&sm_version), "Serial Modem: override the first #XSMVER string")
+    ("sm-handle-base", po::value(&cfg.sm_handle_base)->default_value(3), "Serial Modem: the first socket handle (0: as on a device)")
+    ("sm-eof-pollin", po::bool_switch(&cfg.sm_eof_pollin), "Serial Modem: POLLIN together with POLLHUP at the end of a TCP stream");
   // clang-format on
   po::variables_map vm;
   try {
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
   }
   if (vm.count("list-profiles")) {
     for (const auto& n : profile_names()) std::cout << n << "\n";
+    for (const auto& n : sm_profile_names()) std::cout << n << "\n";
     return 0;
   }
   if (link.empty()) {
@@ -79,6 +83,11 @@ int main(int argc, char** argv) {
   cfg.profile = *prof;
   if (!libmodem.empty()) cfg.profile.libmodem_version = libmodem;
   if (!ncs.empty()) cfg.profile.ncs_version = ncs;
+  if (!sm_version.empty()) cfg.profile.sm_version = sm_version;
+  if (cfg.sm_handle_base < 0) {
+    std::cerr << "slmsim: --sm-handle-base must be >= 0\n";
+    return 2;
+  }
   if (unmapped == "unreachable") cfg.unmapped_unreachable = true;
   else if (unmapped != "timeout") {
     std::cerr << "slmsim: --unmapped must be timeout or unreachable\n";

@@ -51,9 +51,36 @@ Profile make(int major, int minor) {
   return p;
 }
 
+// Serial Modem releases: the sources are the release tags of nrfconnect/ncs-serial-modem (app/src/sm_at_host.c,
+// sm_at_socket.c, sm_at_commands.c; the version strings come from app/cmake/write_sm_version_header.cmake, i.e.
+// `git describe` of the tag, and from the NCS release in west.yml).
+Profile make_sm(const std::string& sm_version, const std::string& ncs, bool preview) {
+  Profile p = make(3, 1);
+  p.name = preview ? "sm-v2.0-preview1" : "sm-v1.0";
+  p.sm = true;
+  p.sm_version = sm_version;
+  p.ncs_version = ncs;
+  p.libmodem_version.clear();
+  p.sm_preview = preview;
+  // v1.0.x: SM_MAX_SOCKET_COUNT = CONFIG_POSIX_OPEN_MAX - 1 with CONFIG_ZVFS_OPEN_MAX=8 in prj.conf; preview1
+  // (commit f19f4db): NRF_MODEM_MAX_SOCKET_COUNT = 8.
+  p.sm_max_sockets = preview ? 8 : 7;
+  p.max_line = preview ? 8189 : 4096;
+  p.cgmm = "nRF9151-LACA";
+  p.cgmr = "mfw_nrf91x1_2.0.3";
+  return p;
+}
+
 }  // namespace
 
 std::optional<Profile> find_profile(const std::string& name) {
+  if (name == "sm-v1.0" || name == "sm-v1.0.1") return make_sm("v1.0.1", "3.2.4", false);
+  if (name == "sm-v1.0.0") {
+    auto p = make_sm("v1.0.0", "3.2.2", false);
+    p.name = "sm-v1.0.0";
+    return p;
+  }
+  if (name == "sm-v2.0-preview1" || name == "sm-v2.0.0-preview1") return make_sm("v2.0.0-preview1", "3.3.0-rc1", true);
   std::string n = name;
   if (!n.empty() && (n[0] == 'v' || n[0] == 'V')) n = n.substr(1);
   if (n.size() > 4 && n.substr(n.size() - 2) == ".0") n = n.substr(0, n.size() - 2);
@@ -69,6 +96,8 @@ std::vector<std::string> profile_names() {
   v.push_back("v3.1");
   return v;
 }
+
+std::vector<std::string> sm_profile_names() { return {"sm-v1.0", "sm-v2.0-preview1"}; }
 
 Profile default_profile() { return make(2, 9); }
 

@@ -1,4 +1,5 @@
-// slmsim: per-release quirk table of the Serial LTE Modem firmware (one entry per NCS release v2.0 … v2.9, v3.0, v3.1).
+// slmsim: per-release quirk table of the Serial LTE Modem firmware (one entry per NCS release v2.0 … v2.9, v3.0, v3.1)
+// and of its successor, Nordic's Serial Modem (ncs-serial-modem v1.0.x and v2.0.0-preview1: the "sm-" profiles).
 // Every host-observable difference between releases that the simulator reproduces is a field here.
 #pragma once
 
@@ -61,13 +62,29 @@ struct Profile {
   bool udpdata_client_peer = false;    // v3.0+: a UDP client's #XUDPDATA names the real peer, not "::",0
   bool proxy_client_cid = false;       // v3.1: #XTCPCLI/#XUDPCLI take a trailing <cid> (PDN context)
   bool send_flags = false;             // v3.1: #XTCPSEND/#XUDPSEND=[<data>][,<flags>]; =,<flags> → data mode
+  std::string cgmm = "nRF9160-SICA";   // AT+CGMM / AT+CGMR answers (nominal)
+  std::string cgmr = "mfw_nrf9160_1.3.5";
+
+  // Serial Modem (ncs-serial-modem) profiles. With sm set, sm_host.cpp and sm_socket.cpp run the firmware: CR
+  // terminates a command, #XSMVER, handle-based sockets, #XAPOLL and automatic reception; none of the SLM
+  // commands exist (the modem answers them ERROR). The SLM fields above keep their v3.1 values and are unused,
+  // apart from the at_parser ones (strict_integers, space_before_param).
+  bool sm = false;
+  std::string sm_version;              // first #XSMVER string: `git describe` of the release ("v1.0.1");
+                                       // the second is ncs_version (NCS_VERSION_STRING of the sdk-nrf it builds on)
+  std::size_t sm_max_sockets = 8;      // v1.0.x: CONFIG_POSIX_OPEN_MAX - 1 = 7; preview1: NRF_MODEM_MAX_SOCKET_COUNT
+  bool sm_preview = false;             // v2.0.0-preview1: #XLISTEN/#XACCEPT, option 55, no client-role check on
+                                       // #XCONNECT, byte-wise AT host (buffer grows to 8192, BS/DEL quirk)
 
   bool at_least(int maj, int min) const { return major > maj || (major == maj && minor >= min); }
 };
 
-// Known profile names: "v2.0" … "v2.9", "v3.0", "v3.1" (also accepted without the "v" and with a ".0" patch).
+// Known profile names: "v2.0" … "v2.9", "v3.0", "v3.1" (also accepted without the "v" and with a ".0" patch), and
+// the Serial Modem ones "sm-v1.0" (v1.0.1; "sm-v1.0.1" too, "sm-v1.0.0" for v1.0.0's version strings) and
+// "sm-v2.0-preview1" (also "sm-v2.0.0-preview1").
 std::optional<Profile> find_profile(const std::string& name);
-std::vector<std::string> profile_names();
+std::vector<std::string> profile_names();     // the SLM releases
+std::vector<std::string> sm_profile_names();  // the Serial Modem releases
 Profile default_profile();  // v2.9
 
 }  // namespace slmsim

@@ -1,7 +1,7 @@
 // slmsim: core of the simulated firmware — input pumping, command dispatch, response framing, URC
 // routing, boot/reboot, the modem model (CFUN, CEREG, CGPADDR and a few harmless pass-through
 // commands) and the generic SLM commands (#XSLMVER, #XRESET, #XMODEMRESET, #XDATACTRL,
-// #XGETADDRINFO).
+// #XGETADDRINFO; the last two serve the Serial Modem profiles too).
 #include "simulator.hpp"
 
 #include <algorithm>
@@ -46,7 +46,8 @@ Simulator::Simulator(asio::io_context& io, Config cfg, HostLine& line)
       attach_timer_(io),
       interleave_timer_(io),
       dm_timer_(io),
-      connect_timer_(io) {}
+      connect_timer_(io),
+      sm_asm_(cfg_.profile.sm_preview) {}
 
 Simulator::~Simulator() { close_all_silently(); }
 
@@ -89,6 +90,9 @@ void Simulator::pump() {
           break;
         }
       }
+      if (p_.sm && !booting_) sm_flush_echo();
+    } else if (p_.sm) {
+      sm_dm_chunk(chunk);
     } else {
       dm_chunk(chunk);
     }
@@ -97,6 +101,7 @@ void Simulator::pump() {
 }
 
 void Simulator::feed_command_byte(char c) {
+  if (p_.sm) return sm_feed_command_byte(c);
   switch (asm_.feed(c)) {
     case LineAssembler::Event::None:
       return;
@@ -116,6 +121,12 @@ void Simulator::on_line(const std::string& line) {
   if (hung_) return;  // control "hang": commands vanish unanswered
   std::string_view s = line;
   busy_ = true;
+  if (p_.sm) {
+    // The AT host hands the line to the modem library with "%s": it ends at a NUL.
+    s = s.substr(0, s.find('\0'));
+    if (!sm_grammar_ok(s)) return finish(false);
+    return sm_dispatch(split_command(s));
+  }
   if (p_.skip_junk_before_at) {
     auto j = skip_junk(s);
     if (!j) return finish(false);
@@ -200,6 +211,7 @@ void Simulator::finish(bool ok) {
   deferred_modem_urcs_.clear();
   for (auto& u : urcs) modem_urc(u);
   schedule_pump();
+  if (p_.sm) sm_command_done();
 }
 
 void Simulator::modem_reply(const std::vector<std::string>& lines, bool ok) {
@@ -219,6 +231,7 @@ void Simulator::modem_reply(const std::vector<std::string>& lines, bool ok) {
   deferred_modem_urcs_.clear();
   for (auto& u : urcs) modem_urc(u);
   schedule_pump();
+  if (p_.sm) sm_command_done();
 }
 
 void Simulator::modem_cme(int code) {
@@ -230,9 +243,14 @@ void Simulator::modem_cme(int code) {
   deferred_modem_urcs_.clear();
   for (auto& u : urcs) modem_urc(u);
   schedule_pump();
+  if (p_.sm) sm_command_done();
 }
 
 void Simulator::modem_urc(const std::string& text) {
+  if (p_.sm && !booting_ && mode_ != Mode::Command) {
+    deferred_modem_urcs_.push_back(text);  // SM buffers URCs during data mode and sends them after it
+    return;
+  }
   if (booting_ || mode_ != Mode::Command) {
     ++stats_.urcs_dropped;  // data mode and null mode: dropped, not buffered
     return;
@@ -303,6 +321,7 @@ void Simulator::tx_drained() {
 
 void Simulator::close_all_silently() {
   close_sockets_silently();
+  sm_close_all_silently();
   if (tcp_.tls) tcp_.tls->abort();
   if (udp_.dtls) udp_.dtls->close();
   if (udp_.dtls_server) udp_.dtls_server->close();
@@ -342,6 +361,16 @@ void Simulator::reboot(int delay_ms) {
   connect_timer_.cancel();
   rx_.clear();
   asm_.reset();
+  sm_asm_.reset();
+  sm_echo_ = false;
+  sm_echo_buf_.clear();
+  sm_adr_flags_ = 0;
+  sm_adr_hex_ = false;
+  sm_xapoll_requested_ = 0;
+  sm_udp_url_.clear();
+  dm_len_ = 0;
+  sm_null_match_ = 0;
+  sm_poll_posted_ = sm_poll_deferred_ = sm_poll_tx_wait_ = false;
   busy_ = false;
   mode_ = Mode::Command;
   deferred_modem_urcs_.clear();
@@ -418,6 +447,7 @@ void Simulator::network_lost() {
   if (tcp_.role == TcpRole::Client && tcp_.sock) tcp_lost(-nerr::ECONNRESET_);
   else if (tcp_.role == TcpRole::Server && tcp_.sock) tcp_lost(-nerr::ECONNRESET_);
   if (udp_.role == UdpRole::Client) udp_close(true, -nerr::ECONNRESET_);
+  if (p_.sm) sm_network_lost();
 }
 
 void Simulator::set_cfun(int n) {
@@ -502,8 +532,8 @@ void Simulator::modem_command(const Cmd& c) {
   if (name == "%CMNG") return cmd_cmng(c);
   if (c.kind == K::Action) {
     if (name == "+CGMI") return ok({"Nordic Semiconductor ASA"});
-    if (name == "+CGMM") return ok({"nRF9160-SICA"});
-    if (name == "+CGMR") return ok({"mfw_nrf9160_1.3.5"});
+    if (name == "+CGMM") return ok({p_.cgmm});
+    if (name == "+CGMR") return ok({p_.cgmr});
     if (name == "+CGSN") return ok({"352656100000000"});
     if (name == "+CIMI") return ok({"001010123456789"});
   }
@@ -562,11 +592,13 @@ void Simulator::cmd_datactrl(const Cmd& c) {
   auto ps = params(c);
   if (!ps || ps->size() != 1 || (*ps)[0].type != Param::Type::Int) return finish(false);
   auto v = (*ps)[0].i;
-  if (v < min || v > 0x7fffffff || (p_.datactrl_rejects_zero && v == 0)) return finish(false);
+  const std::int64_t max = p_.sm ? 0xffff : 0x7fffffff;  // SM: a uint16_t
+  if (v < min || v > max || (p_.datactrl_rejects_zero && v == 0)) return finish(false);
   datactrl_ = static_cast<int>(v);
   finish(true);
 }
 
+// Also the Serial Modem's (sm_at_socket.c, handle_at_getaddrinfo() of v1.0.x and v2.0.0-preview1).
 void Simulator::cmd_getaddrinfo(const Cmd& c) {
   if (c.kind != Cmd::Kind::Set) return finish(false);
   auto ps = params(c);
@@ -590,7 +622,8 @@ void Simulator::cmd_getaddrinfo(const Cmd& c) {
     info("#XGETADDRINFO: \"EAI_NONAME\"");
     return finish(false);
   }
-  // Firmware bug (v1.9–v2.9): every entry prints the first result's address.
+  // Firmware bug (SLM v1.9–v3.1, SM v1.0.x and v2.0.0-preview1): the loop walks the results but converts
+  // result->ai_addr, the first one, every time; so the first address is repeated once per result.
   std::string list;
   for (std::size_t i = 0; i < addrs.size(); ++i) list += (i ? " " : "") + addrs[0].to_string();
   info("#XGETADDRINFO: \"" + list + "\"");

@@ -1,8 +1,8 @@
 // slmsim: the simulated SLM firmware. Owns the command-mode state machine, response framing, the
 // modem (CFUN/CEREG/CGPADDR) model and URC routing; the TCP and UDP proxies (tcp_proxy.cpp,
-// udp_proxy.cpp), the generic sockets (socket.cpp), data mode (data_mode.cpp) and the fault-injection
-// commands (control.cpp) are
-// members implemented in their own files. It talks to the host through a byte interface:
+// udp_proxy.cpp), the generic sockets (socket.cpp), data mode (data_mode.cpp), the fault-injection
+// commands (control.cpp) and, for the Serial Modem profiles, its AT host and data mode (sm_host.cpp) and
+// sockets (sm_socket.cpp) are members implemented in their own files. It talks to the host through a byte interface:
 // host_bytes() in, HostLine::write() out, so tests can drive it in-process without a pty.
 #pragma once
 
@@ -26,6 +26,7 @@
 #include "cred_store.hpp"
 #include "net_map.hpp"
 #include "profile.hpp"
+#include "sm_socket.hpp"
 #include "tls_bridge.hpp"
 
 namespace slmsim {
@@ -48,6 +49,13 @@ struct Config {
   int tls_handshake_timeout_ms = 10000;  // TLS/DTLS handshake limit (the firmware's 10 s SO_SNDTIMEO)
   int dtls_server_timeout_ms = 5000;     // DTLS server: a silent peer gives way to a new one (NET_SOCKETS_DTLS_TIMEOUT)
   NetMap net;
+  // Serial Modem profiles: the first socket handle. The firmware's handles are libmodem descriptors (0 … 7 on a
+  // real device); starting elsewhere keeps a host from mistaking them for table slots. 0 gives the device's.
+  int sm_handle_base = 3;
+  // Serial Modem profiles: libmodem reports POLLIN together with POLLHUP once a TCP peer has closed (then #XAPOLL
+  // says 17 and automatic reception sends its stray CRLF at the end of the stream). Off: POLLIN only while bytes
+  // wait, POLLHUP alone at the end (#XAPOLL: <h>,16).
+  bool sm_eof_pollin = false;
 
   unsigned nominal_baud() const { return baud ? baud : 115200; }
   int datamode_min_ms() const { return static_cast<int>(256u * 10u * 1000u / nominal_baud() + 10u); }
@@ -262,6 +270,67 @@ class Simulator {
   void socket_close(int fd);
   void close_sockets_silently();
 
+  // --- Serial Modem: AT host, dispatch, generic commands, data mode (sm_host.cpp)
+  void sm_feed_command_byte(char c);
+  void sm_flush_echo();
+  void sm_dispatch(const Cmd& c);
+  static bool sm_set(const Cmd& c) { return c.kind == Cmd::Kind::Action || c.kind == Cmd::Kind::Set; }
+  void sm_command_done();
+  void cmd_smver(const Cmd& c);
+  void cmd_sm_echo(const Cmd& c);
+  void cmd_sm_reset(const Cmd& c);
+  void cmd_sm_modemreset(const Cmd& c);
+  void sm_enter_data_mode(int fd, std::size_t len);
+  void sm_dm_chunk(const std::string& chunk);
+  std::size_t sm_dm_write(const std::string& data);
+  bool sm_dm_raw_send(bool more);
+  void sm_dm_fail(int err);
+  void sm_dm_exit();
+  void sm_dm_timer_fired();
+
+  // --- Serial Modem sockets (sm_socket.cpp)
+  enum class SmRecv { Data, Zero, Again, Error };
+  void cmd_sm_socket(const Cmd& c);
+  void cmd_sm_ssocket(const Cmd& c);
+  void cmd_sm_close(const Cmd& c);
+  void cmd_sm_socketopt(const Cmd& c);
+  void cmd_sm_ssocketopt(const Cmd& c);
+  void cmd_sm_bind(const Cmd& c);
+  void cmd_sm_connect(const Cmd& c);
+  void cmd_sm_listen(const Cmd& c);
+  void cmd_sm_accept(const Cmd& c);
+  void cmd_sm_send(const Cmd& c);
+  void cmd_sm_sendto(const Cmd& c);
+  void cmd_sm_recv(const Cmd& c);
+  void cmd_sm_recvfrom(const Cmd& c);
+  void cmd_sm_apoll(const Cmd& c);
+  void cmd_sm_recvcfg(const Cmd& c);
+  SmSocket* sm_find(int fd);
+  void sm_recv_command(const Cmd& c, bool from);
+  void sm_close_all_silently();
+  void sm_network_lost();
+  std::string sm_peer_reset(const std::string& arg);
+  void sm_modem_restarted();
+  void sm_start_read(int fd);
+  void sm_start_receive(int fd);
+  void sm_accept_loop(int fd);
+  void sm_write_next(int fd);
+  void sm_lost(SmSocket& s, bool abortive);
+  int sm_transmit(SmSocket& s, std::string data, const std::optional<udp::endpoint>& to, bool blackhole);
+  int sm_sendto(SmSocket& s, std::string data, const std::string& host, std::int64_t port);
+  std::optional<udp::endpoint> sm_resolve(const SmSocket& s, const std::string& host, std::int64_t port,
+                                          bool& blackhole) const;
+  SmRecv sm_take(SmSocket& s, int flags, std::size_t len, std::string& data, udp::endpoint& from);
+  bool sm_deliver(SmSocket& s, const std::string& data, const udp::endpoint& from, int mode, bool with_from,
+                  const std::string& trailer);
+  void sm_recv_retry(SmSocket& s, bool timed_out);
+  void sm_auto_receive(SmSocket& s);
+  std::uint8_t sm_state_events(const SmSocket& s) const;
+  void sm_poll_check(SmSocket& s);
+  void sm_update_poll(SmSocket& s, std::uint8_t events, bool update_xapoll);
+  void sm_poll_schedule();
+  void sm_poll_work();
+
   // --- data mode (data_mode.cpp)
   void enter_data_mode(DmTarget target);
   void dm_chunk(const std::string& chunk);
@@ -302,6 +371,9 @@ class Simulator {
   // Applies an armed payload fault to `data` about to be delivered; true when it struck (the caller then
   // sends nothing more of it).
   bool strike_payload_fault(const std::string& data);
+  // The same for a payload framed by `header` (before the data when header_first, else after) and `trailer`.
+  bool strike_payload_fault(const std::string& data, const std::string& header, bool header_first,
+                            const std::string& trailer);
   bool interleave_ = false;
   Mode mode_ = Mode::Command;
   std::uint64_t epoch_ = 0;  // bumped on reboot; stale async completions compare and bail out
@@ -367,6 +439,21 @@ class Simulator {
   int dm_error_ = 0;
   int datactrl_ = 0;
   std::uint64_t dm_timer_gen_ = 0;
+
+  // Serial Modem state (the sm- profiles)
+  SmLineAssembler sm_asm_;
+  bool sm_echo_ = false;     // ATE1
+  std::string sm_echo_buf_;  // command-mode bytes to echo before the command runs (or at the end of the chunk)
+  std::map<int, SmSocket> sm_socks_;  // by handle; handle order is also the table's slot order
+  std::uint8_t sm_adr_flags_ = 0;     // #XRECVCFG and #XAPOLL without a handle: for all current and future sockets
+  bool sm_adr_hex_ = false;
+  std::uint8_t sm_xapoll_requested_ = 0;
+  std::string sm_udp_url_;   // #XSENDTO's destination (udp_url): data mode sends there while it is set
+  std::int64_t sm_udp_port_ = 0;
+  std::size_t dm_len_ = 0;   // data mode with <data_len>: bytes still to come (0: the "+++" rule)
+  std::size_t sm_null_match_ = 0;
+  bool sm_poll_posted_ = false, sm_poll_deferred_ = false, sm_poll_tx_wait_ = false;
+  std::uint64_t sm_next_gen_ = 0;  // tells a socket from an earlier one with the same handle
 };
 
 }  // namespace slmsim

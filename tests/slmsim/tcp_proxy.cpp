@@ -372,6 +372,13 @@ void Simulator::tcp_start_read() {
 
 bool Simulator::strike_payload_fault(const std::string& data) {
   if (!payload_fault_ || mode_ == Mode::Null) return false;
+  const bool raw = mode_ == Mode::Data;
+  return strike_payload_fault(data, raw ? "" : recv_header("#XTCPDATA", data.size(), ""), p_.header_first, "");
+}
+
+bool Simulator::strike_payload_fault(const std::string& data, const std::string& header, bool header_first,
+                                     const std::string& trailer) {
+  if (!payload_fault_ || mode_ == Mode::Null) return false;
   auto& fault = *payload_fault_;
   if (fault.offset >= data.size()) {
     fault.offset -= data.size();  // strikes in a later payload
@@ -380,14 +387,13 @@ bool Simulator::strike_payload_fault(const std::string& data) {
   const bool raw = mode_ == Mode::Data;
   if (raw && fault.kind == PayloadFault::Kind::header) return false;  // no header in data mode: the next one
   if (raw) ++stats_.payload_faults_in_data_mode;
-  const std::string header = raw ? "" : recv_header("#XTCPDATA", data.size(), "");
   const std::string before = data.substr(0, fault.offset);
   if (fault.kind == PayloadFault::Kind::reset) {
     // The modem dies part-way through the write: the header (header-first) and the first bytes made it out,
     // a data-first header never does. Then it boots again and prints "Ready".
     ++stats_.payload_faults;
     payload_fault_.reset();
-    emit(p_.header_first || raw ? header + before : before);
+    emit(header_first || raw ? header + before : before);
     ++stats_.resets;
     // A modem that died in the middle of a write takes a while to boot again (the modem library's start-up):
     // at least 200 ms, whatever --boot-delay-ms says for the fast resets of other tests. The time counts from
@@ -403,7 +409,7 @@ bool Simulator::strike_payload_fault(const std::string& data) {
     payload_fault_.reset();
     const std::string cut = header.substr(std::min(fault.drop, header.size()));
     stats_.payload_bytes_dropped += header.size() - cut.size();
-    emit(p_.header_first ? cut + data : data + cut);
+    emit(header_first ? cut + data + trailer : data + cut);
     return true;
   }
   // Bytes lost on the wire: the count still says data.size(), the stream carries fewer.
@@ -417,7 +423,7 @@ bool Simulator::strike_payload_fault(const std::string& data) {
     fault.offset = 0;  // the rest of the loss goes on into the next payload
   }
   stats_.payload_bytes_dropped += dropped;
-  emit(raw ? before + after : p_.header_first ? header + before + after : before + after + header);
+  emit(raw ? before + after : header_first ? header + before + after + trailer : before + after + header);
   return true;
 }
 

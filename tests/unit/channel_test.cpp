@@ -580,3 +580,33 @@ TEST_F(ChannelSerialModemTest, AFailedCountedSendIsAnsweredLikeAPeerTerminator) 
     EXPECT_EQ(statuses, std::vector<int>{-1});
     EXPECT_EQ(channel.mode(), LinkMode::command);
 }
+
+// One read can hold a URC and the entry's OK behind it: the URC's handler asking for command mode (a close
+// report, for example) must not slip a "+++" in before the counted bytes: the owner writes first, then the
+// exit joins the firmware's own.
+TEST_F(ChannelSerialModemTest, AnExitAskedForBeforeTheEntryHandlerRanWaitsForTheCountedBytes) {
+    std::vector<int> joined;
+    channel.set_handlers(ChannelHandlers{
+        .urc =
+            [&](const std::string&) {
+                channel.exit_data_mode([&](std::error_code, int status) { joined.push_back(status); });
+            },
+        .ready = [] {},
+        .proxy_data = [](ProxyData&&) {},
+        .raw_data = [](std::string_view) {},
+        .data_mode_exited = [](int) {},
+        .payload_lost = [](const PayloadLost&) {},
+    });
+    std::vector<int> counted;
+    channel.enter_data_mode({"AT#XSEND=3,2,0,4", "", 1000ms}, [&](CommandResponse r) {
+        ASSERT_TRUE(r.ok());
+        EXPECT_FALSE(channel.write_counted_data("ab+c", [&](std::error_code, int status) { counted.push_back(status); }));
+    });
+    EXPECT_EQ(link.take(), "AT#XSEND=3,2,0,4\r");
+    channel.feed("\r\n#XAPOLL: 4,16\r\n\r\nOK\r\n");
+    EXPECT_EQ(link.take(), "ab+c") << "the counted bytes, and no terminator";
+    channel.feed("\r\n#XDATAMODE: 0\r\n");
+    EXPECT_EQ(counted, std::vector<int>{0});
+    EXPECT_EQ(joined, std::vector<int>{0});
+    EXPECT_EQ(channel.mode(), LinkMode::command);
+}

@@ -66,6 +66,20 @@ std::optional<SlmVersion> parse_smver(std::string_view line) {
     return SlmVersion{(*items)[0], (*items)[1], items->size() == 3 ? (*items)[2] : std::string()};
 }
 
+std::optional<int> parse_leading_int(std::string_view text) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end == text.data()) return std::nullopt;
+    return value;
+}
+
+std::optional<int> parse_opened_socket(const std::vector<std::string>& info) {
+    for (const auto& line : info) {
+        if (line.starts_with("#XSOCKET: ")) return parse_leading_int(std::string_view(line).substr(10));
+    }
+    return std::nullopt;
+}
+
 bool is_registered(Registration status) {
     return status == Registration::home || status == Registration::roaming;
 }

@@ -21,6 +21,12 @@ std::optional<SlmVersion> parse_slmver(std::string_view line);
 // decides the behaviour), the NCS it was built on in modem_library.
 std::optional<SlmVersion> parse_smver(std::string_view line);
 
+// The number a text starts with ("3,1,6" → 3), or nothing.
+std::optional<int> parse_leading_int(std::string_view text);
+// "#XSOCKET: <h>,<type>,<proto>" among the info lines of an AT#XSOCKET=… answer (SLM's generic sockets and the
+// Serial Modem alike) → the new socket's handle.
+std::optional<int> parse_opened_socket(const std::vector<std::string>& info);
+
 // 3GPP TS 27.007 registration status.
 enum class Registration {
     not_registered = 0,

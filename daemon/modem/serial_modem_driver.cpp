@@ -8,6 +8,7 @@
 #include <charconv>
 #include <memory>
 
+#include "modem/answer_parsers.hpp"
 #include "modem/at_string.hpp"
 #include "modem/dns_query.hpp"
 #include "sys/log.hpp"
@@ -19,29 +20,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::optional<int> leading_int(std::string_view text) {
-    int value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end == text.data()) return std::nullopt;
-    return value;
-}
-
-// "#XSOCKET: <h>,<type>,<proto>" → h.
-std::optional<int> opened_handle(const at::CommandResponse& response) {
-    for (const auto& line : response.info) {
-        if (line.starts_with("#XSOCKET: ")) return leading_int(std::string_view(line).substr(10));
-    }
-    return std::nullopt;
-}
-
 // "#XAPOLL: <h>,<revents>" → (h, revents).
 std::optional<std::pair<int, int>> poll_report(std::string_view line) {
     if (!line.starts_with("#XAPOLL: ")) return std::nullopt;
     line.remove_prefix(9);
     const auto comma = line.find(',');
     if (comma == std::string_view::npos) return std::nullopt;
-    const auto handle = leading_int(line.substr(0, comma));
-    const auto events = leading_int(line.substr(comma + 1));
+    const auto handle = parse_leading_int(line.substr(0, comma));
+    const auto events = parse_leading_int(line.substr(comma + 1));
     if (!handle || !events) return std::nullopt;
     return std::pair{*handle, *events};
 }
@@ -181,7 +167,7 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                  [this, alive = lifetime_.guard(), kind, local_port, second = std::move(second), pending,
                   done = std::move(done)](at::CommandResponse response) mutable {
                      if (!*alive) return;
-                     const auto handle = opened_handle(response);
+                     const auto handle = parse_opened_socket(response.info);
                      if (!response.ok() || !handle) {
                          --opening_;
                          slot_freed();

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <memory>
 
+#include "modem/answer_parsers.hpp"
 #include "modem/at_string.hpp"
 #include "modem/dns_query.hpp"
 #include "modem/uplink_plan.hpp"
@@ -21,26 +22,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::optional<int> leading_int(std::string_view text) {
-    int value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end == text.data()) return std::nullopt;
-    return value;
-}
-
-// "#XSOCKET: <h>,<type>,<proto>" → h.
-std::optional<int> opened_handle(const at::CommandResponse& response) {
-    for (const auto& line : response.info) {
-        if (line.starts_with("#XSOCKET: ")) return leading_int(std::string_view(line).substr(10));
-    }
-    return std::nullopt;
-}
-
 // "#XPOLL: <h>,\"0x0001\"" → h, when it reports anything (POLLIN, POLLERR, POLLHUP, POLLNVAL).
 std::optional<int> polled_handle(std::string_view line) {
     if (!line.starts_with("#XPOLL: ")) return std::nullopt;
     line.remove_prefix(8);
-    const auto handle = leading_int(line);
+    const auto handle = parse_leading_int(line);
     const auto quote = line.find("\"0x");
     if (!handle || quote == std::string_view::npos) return std::nullopt;
     unsigned events = 0;
@@ -133,7 +119,7 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
                  [this, alive = lifetime_.guard(), line = std::move(line), timeout, pending,
                   done = std::move(done)](at::CommandResponse response) mutable {
                      if (!*alive) return;
-                     const auto handle = opened_handle(response);
+                     const auto handle = parse_opened_socket(response.info);
                      if (!response.ok() || !handle) {
                          --opening_;
                          slot_freed();

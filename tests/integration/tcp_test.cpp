@@ -96,7 +96,8 @@ TEST_P(TcpPerProfile, BinaryEchoIsByteExact) {
     EXPECT_EQ(server.accepted(), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile, ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1", "sm-v1.0"),
+INSTANTIATE_TEST_SUITE_P(Releases, TcpPerProfile,
+                         ::testing::Values("v2.5", "v2.7", "v2.9", "v3.1", "sm-v1.0", "sm-v2.0-preview1"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name) {
@@ -198,7 +199,7 @@ TEST_P(ManyConnections, AModemResetEndsEveryConnectionAndTheyOpenAgain) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Releases, ManyConnections,
-                         ::testing::Values("v2.3", "v2.5", "v2.9", "v3.0", "v3.1", "sm-v1.0"),
+                         ::testing::Values("v2.3", "v2.5", "v2.9", "v3.0", "v3.1", "sm-v1.0", "sm-v2.0-preview1"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (auto& c : name) {

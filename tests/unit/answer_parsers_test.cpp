@@ -215,3 +215,26 @@ TEST(ParseTestForm, EveryTestAnswer) {
     };
     for (const auto& c : cases) EXPECT_EQ(parse_test_form(c.line, c.prefix), c.expected) << c.line;
 }
+
+TEST(AnswerParsers, OpenedSocketHandleFromEitherFamily) {
+    EXPECT_EQ(parse_opened_socket({"#XSOCKET: 3,1,6"}), 3);            // SLM generic socket, Serial Modem TCP
+    EXPECT_EQ(parse_opened_socket({"#XSOCKET: 12,2,17"}), 12);          // a descriptor, not a slot
+    EXPECT_EQ(parse_opened_socket({"+CEREG: 1", "#XSOCKET: 0,1,6"}), 0);
+    EXPECT_EQ(parse_opened_socket({}), std::nullopt);
+    EXPECT_EQ(parse_opened_socket({"#XSOCKET: x,1,6"}), std::nullopt);
+    EXPECT_EQ(parse_opened_socket({"#XSSOCKET: 3,1,258"}), std::nullopt);
+    EXPECT_EQ(parse_leading_int("-104,\"x\""), -104);
+    EXPECT_EQ(parse_leading_int(""), std::nullopt);
+}
+
+TEST(AnswerParsers, SerialModemVersion) {
+    const auto v = parse_smver("#XSMVER: \"v1.0.1\",\"3.2.4\"");
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->ncs_version, "v1.0.1");
+    EXPECT_EQ(v->modem_library, "3.2.4");
+    const auto custom = parse_smver("#XSMVER: \"v2.0.0-preview1\",\"3.3.0-rc1\",\"Onomondo 2.1.0\"");
+    ASSERT_TRUE(custom);
+    EXPECT_EQ(custom->customer, "Onomondo 2.1.0");
+    EXPECT_FALSE(parse_smver("#XSLMVER: \"2.9.0\",\"2.9.0\""));
+    EXPECT_FALSE(parse_smver("#XSMVER: \"v1.0.1\""));
+}

@@ -466,11 +466,16 @@ def idle_poll_cost(bins, profile, baud, connections, seconds):
             "up_fraction": up / seconds / (baud / 10), "down_fraction": down / seconds / (baud / 10)}
 
 
+def socket_limit(profile):
+    """Connections the firmware holds at once: 8, but 7 on SLM v3.1 and Serial Modem v1.0.x (each keeps one)."""
+    return 7 if profile in ("v3.1", "sm-v1.0") else 8
+
+
 def many_connections(bins, profile, size, count, smoke):
     baud = 115200
     return {"downloads": concurrent_downloads(bins, profile, baud, size // 4 if smoke else size),
             "echo_beside_bulk": echo_beside_bulk(bins, profile, baud, count, 4 * size),
-            "idle_poll": idle_poll_cost(bins, profile, baud, 8, 3 if smoke else 10)}
+            "idle_poll": idle_poll_cost(bins, profile, baud, socket_limit(profile), 3 if smoke else 10)}
 
 
 def daemon_stats(pair):

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <memory>
+#include <utility>
 
 #include "modem/answer_parsers.hpp"
 #include "modem/at_string.hpp"
@@ -272,10 +273,14 @@ void SerialModemDriver::pump(ConnectionId id) {
         }
         if (!error) stats_.bytes_up += job->bytes.size();
         if (s) s->sending = false;
+        // Done with this job: everything below uses locals only, because releasing `next` (which breaks
+        // the cycle through it) destroys this very closure.
+        SerialModemDriver* self = this;
+        const ConnectionId finished_id = id;
         auto done = std::move(job->done);
-        *next = nullptr;  // breaks the cycle
+        auto closure = std::exchange(*next, nullptr);
         done(s ? error : ECONNRESET);
-        pump(id);
+        self->pump(finished_id);
     };
     (*next)(0);
 }

@@ -11,7 +11,7 @@ packages=(
   libssl-dev openssl  # slmsim's modem-side TLS/DTLS and the TLS test fixtures (tests/tls/)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl wget socat netcat-openbsd iproute2
-  mosquitto mosquitto-clients iperf3  # programs that hold several connections at once (preload ManyAtOnce)
+  mosquitto mosquitto-clients iperf3 libcoap3-bin  # programs holding several sockets at once (preload ManyAtOnce)
   libpython3.11-testsuite  # CPython's socket suites under slm-run (scripts/cpython-suites.sh)
   gnuplot-nox strace linux-perf  # scripts/bench.sh: the goodput plot, syscall counts (docs/performance.md)
   scdoc  # man pages (docs/man/)

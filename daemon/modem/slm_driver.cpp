@@ -173,42 +173,125 @@ void SlmDriver::tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents even
     proxy_.tcp_listen(port, ipv6, std::move(events), std::move(done));
 }
 
+UdpEvents SlmDriver::routed_udp_events(UdpEvents events, Carrier carrier, std::shared_ptr<ConnectionId> outer) {
+    events.closed = [this, alive = lifetime_.guard(), carrier, outer,
+                     closed = std::move(events.closed)](CloseReason reason, int error) {
+        if (*alive) {
+            auto it = routes_.find(*outer);
+            if (it != routes_.end() && it->second.carrier != carrier) return;
+            if (it != routes_.end()) routes_.erase(it);
+        }
+        if (closed) closed(reason, error);
+    };
+    return events;
+}
+
 void SlmDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
                             std::function<void(int, ConnectionId)> done) {
     auto outer = std::make_shared<ConnectionId>(0);
-    events.closed = forget_on_close(std::move(events.closed), [this, alive = lifetime_.guard(), outer] {
-        if (*alive) routes_.erase(*outer);
-    });
-    // A second UDP client at once (DNS beside CoAP) takes a generic socket; DTLS stays on the proxy.
-    const bool on_socket = sockets_enabled() && proxy_.udp_available() == 0 && !destination.tls &&
-                           sockets_.tcp_available() > 0;
+    // A generic socket for a second UDP client at once (DNS beside CoAP), and for one opened while a TCP
+    // connection holds the TCP proxy: beside it the UDP proxy could carry no binary datagram, and moving later
+    // changes the source port, which a peer that has connected its socket to the first one drops (iperf3's
+    // server). DTLS stays on the proxy.
+    const bool on_socket = sockets_enabled() && !destination.tls && sockets_.tcp_available() > 0 &&
+                           (proxy_.udp_available() == 0 || proxy_.tcp_connection_open());
     if (on_socket) {
-        sockets_.udp_connect(destination, std::move(events), routed_done(Carrier::socket, std::move(done), outer));
+        sockets_.udp_connect(destination, routed_udp_events(std::move(events), Carrier::socket, outer),
+                             routed_done(Carrier::socket, std::move(done), outer));
         return;
     }
-    proxy_.udp_connect(destination, std::move(events), routed_done(Carrier::proxy, std::move(done), outer));
+    auto on_proxy = routed_udp_events(events, Carrier::proxy, outer);
+    if (sockets_enabled() && !destination.tls) {
+        // Remembered for a move to a generic socket (move_udp_to_socket).
+        done = [this, alive = lifetime_.guard(), destination, events = std::make_shared<UdpEvents>(std::move(events)),
+                done = std::move(done)](int error, ConnectionId id) {
+            if (*alive && !error) {
+                if (auto it = routes_.find(id); it != routes_.end()) {
+                    it->second.udp_client = destination;
+                    it->second.udp_events = events;
+                }
+            }
+            done(error, id);
+        };
+    }
+    proxy_.udp_connect(destination, std::move(on_proxy), routed_done(Carrier::proxy, std::move(done), outer));
 }
 
 void SlmDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents events,
                           std::function<void(int, ConnectionId)> done) {
     auto outer = std::make_shared<ConnectionId>(0);
-    events.closed = forget_on_close(std::move(events.closed), [this, alive = lifetime_.guard(), outer] {
-        if (*alive) routes_.erase(*outer);
-    });
-    proxy_.udp_serve(port, ipv6, std::move(events), routed_done(Carrier::proxy, std::move(done), outer));
+    proxy_.udp_serve(port, ipv6, routed_udp_events(std::move(events), Carrier::proxy, outer),
+                     routed_done(Carrier::proxy, std::move(done), outer));
 }
 
 void SlmDriver::udp_send(ConnectionId id, std::string datagram, std::function<void(int)> done) {
-    const auto* to = route(id);
-    if (to && to->carrier == Carrier::socket) return sockets_.udp_send(to->inner, std::move(datagram), std::move(done));
-    proxy_.udp_send(to ? to->inner : 0, std::move(datagram), std::move(done));
+    auto it = routes_.find(id);
+    if (it == routes_.end()) return proxy_.udp_send(0, std::move(datagram), std::move(done));  // ENOTCONN
+    auto& to = it->second;
+    if (to.moving) {
+        to.moving->push_back({std::move(datagram), std::move(done)});
+        return;
+    }
+    if (to.carrier == Carrier::socket) return sockets_.udp_send(to.inner, std::move(datagram), std::move(done));
+    if (to.udp_client && proxy_.udp_send_blocked_by_tcp(datagram) && sockets_.tcp_available() > 0)
+        return move_udp_to_socket(id, std::move(datagram), std::move(done));
+    proxy_.udp_send(to.inner, std::move(datagram), std::move(done));
+}
+
+// The UDP proxy cannot carry a binary datagram while a TCP connection is open (the firmware's raw downlink
+// could be either's), but a generic socket can: the client reopens on one, to the same destination, and stays
+// there. Datagrams sent during the move wait for it; datagrams arriving on the proxy until it closes are still
+// delivered. The peer sees a new source port from the first datagram the socket sends.
+void SlmDriver::move_udp_to_socket(ConnectionId id, std::string datagram, std::function<void(int)> done) {
+    auto& route = routes_.at(id);
+    route.moving = std::make_shared<std::deque<HeldDatagram>>();
+    route.moving->push_back({std::move(datagram), std::move(done)});
+    SLMD_INFO("slm: a binary datagram cannot take the UDP proxy while a TCP connection is open; the UDP client "
+              "moves to a generic socket");
+    // A socket given up during the move closes without the flow hearing of it: the proxy's close tells it.
+    auto adopted = std::make_shared<bool>(false);
+    auto events = routed_udp_events(*route.udp_events, Carrier::socket, std::make_shared<ConnectionId>(id));
+    events.closed = [adopted, closed = std::move(events.closed)](CloseReason reason, int error) {
+        if (*adopted && closed) closed(reason, error);
+    };
+    sockets_.udp_connect(
+        *route.udp_client, std::move(events),
+        [this, alive = lifetime_.guard(), id, adopted, held = route.moving](int error, ConnectionId inner) {
+            if (!*alive) return;
+            auto it = routes_.find(id);
+            if (it == routes_.end() || it->second.closing) {
+                // Closed (or lost) during the move: the proxy's close event ends the flow.
+                if (it != routes_.end()) it->second.moving.reset();
+                if (!error) sockets_.udp_close(inner);
+                for (auto& datagram : *held) datagram.done(ENOTCONN);
+                return;
+            }
+            auto& route = it->second;
+            route.moving.reset();
+            route.udp_client.reset();  // one attempt: on failure the proxy refuses as before (EBUSY, counted)
+            if (!error) {
+                const auto proxy_id = std::exchange(route.inner, inner);
+                route.carrier = Carrier::socket;
+                route.udp_events.reset();
+                *adopted = true;
+                ++udp_moves_;
+                proxy_.udp_close(proxy_id);  // its closed event is now the old carrier's
+            } else {
+                SLMD_WARN("slm: no generic socket for the UDP client (error {}); binary datagrams are refused while "
+                          "TCP is open",
+                          error);
+            }
+            for (auto& datagram : *held) udp_send(id, std::move(datagram.bytes), std::move(datagram.done));
+        });
 }
 
 void SlmDriver::udp_close(ConnectionId id) {
-    const auto* to = route(id);
-    if (!to) return;
-    if (to->carrier == Carrier::socket) return sockets_.udp_close(to->inner);
-    proxy_.udp_close(to->inner);
+    auto it = routes_.find(id);
+    if (it == routes_.end()) return;
+    auto& to = it->second;
+    if (to.carrier == Carrier::socket) return sockets_.udp_close(to.inner);
+    if (to.moving) to.closing = true;
+    proxy_.udp_close(to.inner);
 }
 
 void SlmDriver::describe_proxies(std::function<void(std::string)> done) {

@@ -8,8 +8,11 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <deque>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 
 #include "at/channel.hpp"
 #include "modem/data_mode_gate.hpp"
@@ -86,13 +89,30 @@ class SlmDriver final : public ModemDriver {
 
     // Connections open now (TCP and UDP, on the proxies and on generic sockets) and TCP servers.
     std::size_t open_count() const { return routes_.size(); }
+    // UDP clients moved from the proxy to a generic socket so that a binary datagram could go while TCP is open.
+    std::uint64_t udp_moves() const { return udp_moves_; }
 
   private:
     enum class Carrier { proxy, socket };
+    struct HeldDatagram {
+        std::string bytes;
+        std::function<void(int)> done;
+    };
+    using HeldDatagrams = std::shared_ptr<std::deque<HeldDatagram>>;
     struct Route {
         Carrier carrier = Carrier::proxy;
         ConnectionId inner = 0;
+        // A UDP client on the proxy that may move to a generic socket: where it sends, and its events unwrapped.
+        std::optional<TcpEndpoint> udp_client{};
+        std::shared_ptr<UdpEvents> udp_events{};
+        // While the move runs: the datagrams sent meanwhile, in order.
+        HeldDatagrams moving{};
+        bool closing = false;  // closed by the flow during the move
     };
+    // The flow's UDP events on `carrier`: `closed` forgets the route, unless the flow has moved off `carrier`
+    // (then the close is the old carrier's and the flow does not hear of it).
+    UdpEvents routed_udp_events(UdpEvents events, Carrier carrier, std::shared_ptr<ConnectionId> outer);
+    void move_udp_to_socket(ConnectionId id, std::string datagram, std::function<void(int)> done);
     // Gives `inner` (on `carrier`) an id of this driver's and wraps its `closed` event to forget the route.
     ConnectionId add_route(Carrier carrier, ConnectionId inner);
     const Route* route(ConnectionId id) const;
@@ -110,6 +130,7 @@ class SlmDriver final : public ModemDriver {
     SlmDriverOptions options_;
     std::map<ConnectionId, Route> routes_;
     ConnectionId next_id_ = 1;
+    std::uint64_t udp_moves_ = 0;
     std::function<void()> capacity_listener_;
     sys::Lifetime lifetime_;
 };

@@ -69,6 +69,11 @@ public:
     // whichever session runs, so raw bytes could then be the TCP connection's or a datagram: the UDP proxy is
     // suspended as for a TCP session (resumed when the session ends), and raw bytes are the TCP connection's.
     void before_foreign_data_mode() { suspend_udp_then([] {}); }
+    // udp_send would refuse this datagram with EBUSY now: it needs data mode while a TCP connection is open
+    // (part (b) of the attribution rule in slm_udp_proxy.cpp).
+    bool udp_send_blocked_by_tcp(std::string_view datagram) const;
+    // A TCP connection or server peer is open on the TCP proxy.
+    bool tcp_connection_open() const { return connection_.has_value(); }
     // The firmware descriptors the proxies hold now (TCP client or server, its peer, UDP): generic sockets
     // share the same pool.
     std::size_t descriptors_in_use() const {

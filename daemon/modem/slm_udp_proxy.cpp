@@ -280,6 +280,13 @@ void SlmProxyDriver::udp_send(ConnectionId id, std::string datagram, std::functi
     udp_pump();
 }
 
+bool SlmProxyDriver::udp_send_blocked_by_tcp(std::string_view datagram) const {
+    const auto& profile = channel_.profile();
+    const bool quoted = quotable_datagram(datagram) && datagram.size() <= profile.max_send_string;
+    return connection_.has_value() && !quoted && profile.udp_send_data_mode && datagram.size() <= udp_max_send() &&
+           !udp_data_mode_would_cut(datagram);
+}
+
 void SlmProxyDriver::udp_pump() {
     while (!udp_sending_ && udp_ && udp_->state == UdpState::open && !udp_->open_done && !udp_sends_.empty()) {
         auto job = std::move(udp_sends_.front());

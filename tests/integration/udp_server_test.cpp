@@ -260,6 +260,83 @@ TEST_P(PerProfile, UdpClientRetargetsWhenTheDestinationChanges) {
     EXPECT_EQ(second.echoed(), 2);
 }
 
+// CoAP beside MQTT: a binary datagram while a TCP connection is open. The UDP proxy cannot carry it then (in data
+// mode the firmware's raw downlink could be either's). From v2.3 the client moves to a generic UDP socket and the
+// datagram goes, byte for byte, as do the ones after it; the TCP connection is untouched. Data-first releases
+// keep to the proxy: the datagram is refused and counted.
+TEST_P(PerProfile, BinaryDatagramWhileTcpIsOpen) {
+    UdpEcho echo;
+    LocalServer tcp;
+    Gateway gateway(GatewayOptions().with_profile(GetParam()));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd app(loopback_socket(AF_INET, SOCK_DGRAM, app_port));
+    const auto remote = endpoint("203.0.113.20", echo.port());
+    std::uint16_t stand_in = 0;
+    ASSERT_EQ(slmsock_udp_associate(AF_INET, app_port, reinterpret_cast<const sockaddr*>(&remote), length_of(remote),
+                                    &stand_in),
+              0);
+    const auto to = endpoint("127.0.0.1", stand_in);
+    auto exchange = [&](const std::string& datagram) -> std::optional<std::string> {
+        if (sendto(app, datagram.data(), datagram.size(), 0, reinterpret_cast<const sockaddr*>(&to), length_of(to)) !=
+            static_cast<ssize_t>(datagram.size()))
+            return std::nullopt;
+        auto reply = receive(app, 20s);
+        if (!reply || port_of(reply->second) != stand_in) return std::nullopt;
+        return reply->first;
+    };
+    EXPECT_EQ(exchange("text first"), "text first");  // quoted on the proxy
+
+    Fd held(slmsock_tcp_connect("203.0.113.20", tcp.port(), AF_INET));
+    ASSERT_GE(held, 0) << slmsock_strerror(held);
+    ASSERT_TRUE(write_all(held, "CONNECT"));
+    ASSERT_EQ(read_n(held, 7), "CONNECT");
+
+    // A CoAP GET's shape: binary header, option bytes, NUL, CR LF and a trailing '+'.
+    const std::string coap = std::string("\x40\x01\x30\x39\xbb.well-known\x04core\xff", 22) +
+                             std::string("\0\r\n", 3) + binary_payload(300, 9) + "+";
+    const bool data_first = GetParam() == "v2.0" || GetParam() == "v2.1" || GetParam() == "v2.2";
+    if (data_first) {
+        ASSERT_EQ(sendto(app, coap.data(), coap.size(), 0, reinterpret_cast<const sockaddr*>(&to), length_of(to)),
+                  static_cast<ssize_t>(coap.size()));
+        struct slmsock_stats stats {};
+        EXPECT_TRUE(eventually([&] { return slmsock_stats(&stats) == 0 && stats.udp_refused_tcp_busy == 1; }, 20s))
+            << gateway.slmd->output();
+        EXPECT_EQ(echo.echoed(), 1);
+        return;
+    }
+    EXPECT_EQ(exchange(coap), coap) << gateway.trace();
+    EXPECT_EQ(exchange(coap + "again"), coap + "again");
+    EXPECT_EQ(exchange("text after"), "text after");
+    EXPECT_EQ(echo.echoed(), 4);
+    EXPECT_TRUE(gateway.sent("AT#XSOCKET=1,2,0\r\n"));
+    EXPECT_TRUE(gateway.sent("AT#XUDPCLI=0\r\n"));
+    struct slmsock_stats stats {};
+    ASSERT_EQ(slmsock_stats(&stats), 0);
+    EXPECT_EQ(stats.udp_refused_tcp_busy, 0u);
+    ASSERT_TRUE(write_all(held, "PUBLISH"));
+    EXPECT_EQ(read_n(held, 7), "PUBLISH");
+
+    // A UDP client opened while TCP is open takes a generic socket at once: the UDP proxy stays closed (one
+    // "AT#XUDPCLI=1" in the whole trace), and its first datagram already has the port its later ones have.
+    ASSERT_EQ(count(gateway.uplink_trace(), "AT#XUDPCLI=1,"), 1u);
+    std::uint16_t late_port = 0;
+    Fd late(loopback_socket(AF_INET, SOCK_DGRAM, late_port));
+    std::uint16_t late_stand_in = 0;
+    ASSERT_EQ(slmsock_udp_associate(AF_INET, late_port, reinterpret_cast<const sockaddr*>(&remote), length_of(remote),
+                                    &late_stand_in),
+              0);
+    const auto late_to = endpoint("127.0.0.1", late_stand_in);
+    ASSERT_EQ(sendto(late, coap.data(), coap.size(), 0, reinterpret_cast<const sockaddr*>(&late_to),
+                     length_of(late_to)),
+              static_cast<ssize_t>(coap.size()));
+    auto reply = receive(late, 20s);
+    ASSERT_TRUE(reply) << gateway.trace();
+    EXPECT_EQ(reply->first, coap);
+    EXPECT_EQ(count(gateway.uplink_trace(), "AT#XUDPCLI=1,"), 1u);
+    EXPECT_EQ(count(gateway.uplink_trace(), "AT#XSOCKET=1,2,0"), 2u);
+}
+
 TEST_P(PerProfile, UdpServerAnswersALocalClient) {
     Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();

@@ -276,6 +276,8 @@ public:
     }
 
     modem::SlmProxyDriver& driver() { return const_cast<modem::SlmProxyDriver&>(modem_->slm_driver()); }
+    // The driver core/ holds: proxies and generic sockets together (modem::SlmDriver behind the switch).
+    modem::ModemDriver& modem_driver() { return modem_->driver(); }
     modem::SlmProxyDriver::Stats stats() { return call([this] { return driver().stats(); }); }
 
     std::pair<int, modem::ConnectionId> udp_connect(std::uint16_t port) {
@@ -616,6 +618,46 @@ TEST_P(DriverPerRelease, DescribeProxiesAndModemResetEndsUdp) {
         EXPECT_EQ(r.udp_closed.front().error, ECONNRESET);
     });
     EXPECT_EQ(rig.call([&] { return rig.driver().udp_available(); }), 1u);
+}
+
+// A UDP client on the proxy starts moving to a generic socket (a binary datagram while TCP is open) and the flow
+// closes it before the move is done: the held datagram fails with ENOTCONN, the flow hears one close, and the
+// socket opened for the move is closed again, so every descriptor is back.
+TEST(DriverUdpMove, ClosedDuringTheMove) {
+    EchoServer udp_echo(SOCK_DGRAM);
+    EchoServer tcp_echo(SOCK_STREAM);
+    Rig rig("v2.9");
+    ASSERT_TRUE(rig.ready()) << rig.output();
+    const auto free_before = rig.call([&] { return rig.modem_driver().udp_available(); });
+    auto opened = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
+        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(),
+                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+    });
+    ASSERT_TRUE(opened && opened->first == 0) << rig.output();
+    auto connected = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
+        rig.modem_driver().tcp_connect({"203.0.113.10", tcp_echo.port(), false, std::nullopt}, 10s,
+                                       rig.tcp_events(1000),
+                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+    });
+    ASSERT_TRUE(connected && connected->first == 0) << rig.output();
+
+    auto held = rig.await<int>([&](auto&, auto done) {
+        rig.modem_driver().udp_send(opened->second, binary(false), done);
+        rig.modem_driver().udp_close(opened->second);
+    });
+    ASSERT_TRUE(held) << rig.output();
+    EXPECT_EQ(*held, ENOTCONN);
+    ASSERT_TRUE(eventually([&] { return rig.record.with([](auto& r) { return !r.udp_closed.empty(); }); }));
+    rig.call([&] { rig.modem_driver().tcp_close(connected->second); });
+    ASSERT_TRUE(eventually([&] { return rig.call([&] { return rig.modem_driver().udp_available(); }) == free_before; }))
+        << rig.output();
+    rig.describe();  // a round trip: anything the closes would still report has arrived
+    rig.record.with([](auto& r) {
+        ASSERT_EQ(r.udp_closed.size(), 1u);
+        EXPECT_EQ(r.udp_closed.front().reason, modem::CloseReason::local_close);
+    });
+    EXPECT_EQ(udp_echo.datagrams(), 0);
+    EXPECT_EQ(rig.stats().udp_refused_tcp_busy, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Releases, DriverPerRelease,

@@ -48,8 +48,8 @@ std::uint64_t TcpFlowManager::connect(const wire::ConnectRequest& request, std::
         reply(answer);
         return 0;
     }
-    if (server_) {
-        // The firmware runs a TCP client or a TCP server, not both; the server may run for hours.
+    if (server_ && !driver_.tcp_listen_beside_connections()) {
+        // SLM's TCP proxy runs a client or a server, not both; the server may run for hours.
         ++counters_.refused_busy;
         answer.status = -EBUSY;
         reply(answer);

@@ -96,8 +96,14 @@ void TcpFlowManager::listen(const wire::ListenRequest& request, const Requester&
         const auto previous = server_;
         drop_reservation(previous);
     }
-    if (server_ || active_flows() > 0 || !waiting_.empty() || deferred_listen_) {
-        // The firmware's one TCP proxy runs a client or a server, not both at once.
+    if (!driver_.tcp_listen_supported()) {
+        reply(wire::ListenReply{-EOPNOTSUPP});
+        return;
+    }
+    const bool clients_in_the_way =
+        (active_flows() > 0 || !waiting_.empty()) && !driver_.tcp_listen_beside_connections();
+    if (server_ || clients_in_the_way || deferred_listen_) {
+        // SLM's one TCP proxy runs a client or a server, not both at once; slmd runs one server at a time.
         ++counters_.refused_busy;
         reply(wire::ListenReply{-EBUSY});
         return;

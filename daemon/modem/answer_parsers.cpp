@@ -80,6 +80,15 @@ std::optional<int> parse_opened_socket(const std::vector<std::string>& info) {
     return std::nullopt;
 }
 
+std::optional<AcceptedPeer> parse_sm_accept(std::string_view line) {
+    const auto items = split_parameters(line, "#XACCEPT");
+    if (!items || items->size() != 4 || (*items)[2].empty()) return std::nullopt;
+    const auto handle = parse_int((*items)[0]);
+    const auto port = parse_int((*items)[3]);
+    if (!handle || *handle < 0 || !parse_int((*items)[1]) || !port || *port < 0 || *port > 65535) return std::nullopt;
+    return AcceptedPeer{*handle, (*items)[2], *port};
+}
+
 bool is_registered(Registration status) {
     return status == Registration::home || status == Registration::roaming;
 }

@@ -26,6 +26,14 @@ std::optional<int> parse_leading_int(std::string_view text);
 // "#XSOCKET: <h>,<type>,<proto>" among the info lines of an AT#XSOCKET=… answer (SLM's generic sockets and the
 // Serial Modem alike) → the new socket's handle.
 std::optional<int> parse_opened_socket(const std::vector<std::string>& info);
+// A Serial Modem's "#XACCEPT: <h>,<cid>,\"<address>\",<port>" (v2.0 previews) → the accepted socket's handle and
+// its peer's numeric address.
+struct AcceptedPeer {
+    int handle = -1;
+    std::string address;
+    int port = 0;
+};
+std::optional<AcceptedPeer> parse_sm_accept(std::string_view line);
 
 // 3GPP TS 27.007 registration status.
 enum class Registration {

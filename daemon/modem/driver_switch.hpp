@@ -38,6 +38,8 @@ class DriverSwitch final : public ModemDriver {
     bool receive_paused() const override { return active().receive_paused(); }
     void when_written(std::function<void()> then) override { active().when_written(std::move(then)); }
     bool tcp_listen_available() const override { return active().tcp_listen_available(); }
+    bool tcp_listen_supported() const override { return active().tcp_listen_supported(); }
+    bool tcp_listen_beside_connections() const override { return active().tcp_listen_beside_connections(); }
     void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,
                     std::function<void(int error, ListenerId id)> done) override {
         active().tcp_listen(port, ipv6, std::move(events), std::move(done));

@@ -110,6 +110,12 @@ public:
     // Whether tcp_listen() can start a server now: on SLM only the TCP proxy serves, so this can be false while
     // generic sockets are left for clients.
     virtual bool tcp_listen_available() const { return tcp_available() > 0; }
+    // Whether this firmware can run a TCP server at all (false: tcp_listen() fails with EOPNOTSUPP, so a listen
+    // is refused at once instead of waiting for tcp_listen_available()).
+    virtual bool tcp_listen_supported() const { return true; }
+    // Whether a server can start while client connections are open: not on SLM, whose server is the TCP proxy
+    // that the first client holds; yes where every connection and server is a socket of its own.
+    virtual bool tcp_listen_beside_connections() const { return false; }
     // TCP server on the modem. Takes the TCP proxy slot like a client (tcp_available() drops to 0).
     // `done(error, id)`: error 0, EBUSY (proxy in use), ENETDOWN (not attached), EOPNOTSUPP, ...
     virtual void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,

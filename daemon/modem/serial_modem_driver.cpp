@@ -136,10 +136,35 @@ void SerialModemDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents event
     open(Kind::udp_server, local, port, 10s, std::move(socket), std::move(done));
 }
 
-void SerialModemDriver::tcp_listen(std::uint16_t, bool, TcpListenerEvents,
+bool SerialModemDriver::listens() const {
+    return channel_.profile().version >= at::FirmwareVersion{2, 0, 0};
+}
+
+void SerialModemDriver::tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,
                                    std::function<void(int, ListenerId)> done) {
-    // v1.0 has no #XLISTEN/#XACCEPT (removed in v0.2, back in the v2.0 previews).
-    asio::post(executor_, [done = std::move(done)] { done(EOPNOTSUPP, 0); });
+    if (!listens()) {
+        // v0.2 to v1.0.x have no #XLISTEN/#XACCEPT (removed in v0.2, back in the v2.0 previews).
+        asio::post(executor_, [done = std::move(done)] { done(EOPNOTSUPP, 0); });
+        return;
+    }
+    Socket socket;
+    socket.kind = Kind::listener;
+    socket.listener_events = std::move(events);
+    TcpEndpoint local;
+    local.ipv6 = ipv6;
+    open(Kind::listener, local, port, 10s, std::move(socket), std::move(done));
+}
+
+void SerialModemDriver::tcp_stop_listen(ListenerId id) {
+    auto* listener = find(id);
+    if (!listener || listener->kind != Kind::listener) return;
+    // Its peers are hung up with it, as on SLM (ModemDriver::tcp_stop_listen); each hears closed(local_close).
+    std::vector<ConnectionId> peers;
+    for (const auto& [peer_id, socket] : sockets_) {
+        if (socket.server == id) peers.push_back(peer_id);
+    }
+    for (const auto peer : peers) close(peer);
+    close(id);
 }
 
 void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uint16_t local_port,
@@ -152,7 +177,8 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
     if (destination.tls) return fail_soon(EOPNOTSUPP);
     // The second command: connect a client to its destination, or bind a server to its port.
     at::CommandRequest second;
-    if (kind == Kind::udp_server) {
+    const bool binds = kind == Kind::udp_server || kind == Kind::listener;
+    if (binds) {
         if (local_port == 0) return fail_soon(EINVAL);
     } else {
         const auto host = at_quoted(AtStringKind::host, destination.host);
@@ -162,10 +188,13 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
     if (tcp_available() == 0) return fail_soon(EBUSY);
     ++opening_;
     const std::string family = destination.ipv6 ? "2" : "1";
-    const std::string type_role = kind == Kind::tcp ? ",1,0" : kind == Kind::udp_client ? ",2,0" : ",2,1";
+    const std::string type_role = kind == Kind::tcp          ? ",1,0"
+                                  : kind == Kind::listener   ? ",1,1"
+                                  : kind == Kind::udp_client ? ",2,0"
+                                                             : ",2,1";
     auto pending = std::make_shared<Socket>(std::move(socket));
     gate_.submit({"AT#XSOCKET=" + family + type_role, "#XSOCKET", 5s},
-                 [this, alive = lifetime_.guard(), kind, local_port, second = std::move(second), pending,
+                 [this, alive = lifetime_.guard(), kind, binds, local_port, second = std::move(second), pending,
                   done = std::move(done)](at::CommandResponse response) mutable {
                      if (!*alive) return;
                      const auto handle = parse_opened_socket(response.info);
@@ -176,15 +205,16 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                          return;
                      }
                      const std::string h = std::to_string(*handle);
-                     second.line = kind == Kind::udp_server
-                                       ? "AT#XBIND=" + h + "," + std::to_string(local_port)
-                                       : "AT#XCONNECT=" + h + second.line;
-                     if (kind == Kind::udp_server) second.timeout = 5s;
-                     gate_.submit(second, [this, alive, kind, handle = *handle, pending,
-                                           done = std::move(done)](at::CommandResponse answer) {
+                     second.line = binds ? "AT#XBIND=" + h + "," + std::to_string(local_port)
+                                         : "AT#XCONNECT=" + h + second.line;
+                     if (binds) second.timeout = 5s;
+                     gate_.submit(second, [this, alive, kind, binds, handle = *handle, pending,
+                                           done = std::move(done)](at::CommandResponse answer) mutable {
                          if (!*alive) return;
+                         if (kind == Kind::listener && answer.ok())
+                             return start_listening(handle, std::move(pending), std::move(done));
                          const bool ok =
-                             kind == Kind::udp_server
+                             binds
                                  ? answer.ok()
                                  : answer.ok() && !answer.info.empty() &&
                                        answer.info.front() == "#XCONNECT: " + std::to_string(handle) + ",1";
@@ -202,7 +232,7 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                          // Plain ERROR says no more: refused, unreachable, no route, port in use.
                          const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
                                            : answer.error                            ? ENETDOWN
-                                           : kind == Kind::udp_server                ? EADDRINUSE
+                                           : binds                                   ? EADDRINUSE
                                            : kind == Kind::tcp                       ? ECONNREFUSED
                                                                                      : EHOSTUNREACH;
                          gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
@@ -213,6 +243,76 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                                           done(error, 0);
                                       });
                      });
+                 });
+}
+
+// A bound TCP socket becomes a server: #XLISTEN, then POLLIN reports on it (a peer is waiting to be accepted).
+void SerialModemDriver::start_listening(int handle, std::shared_ptr<Socket> pending,
+                                        std::function<void(int, ConnectionId)> done) {
+    const std::string h = std::to_string(handle);
+    auto fail = [this, alive = lifetime_.guard(), handle](int error, std::function<void(int, ConnectionId)> done) {
+        gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
+                     [this, alive, error, done = std::move(done)](at::CommandResponse) {
+                         if (!*alive) return;
+                         --opening_;
+                         slot_freed();
+                         done(error, 0);
+                     });
+    };
+    gate_.submit({"AT#XLISTEN=" + h, "", 5s}, [this, alive = lifetime_.guard(), handle, h, pending, fail,
+                                               done = std::move(done)](at::CommandResponse listened) mutable {
+        if (!*alive) return;
+        if (!listened.ok()) return fail(listened.error ? ENETDOWN : EADDRINUSE, std::move(done));
+        gate_.submit({"AT#XAPOLL=" + h + ",1,1", "", 5s},
+                     [this, alive, handle, pending, fail, done = std::move(done)](at::CommandResponse polled) mutable {
+                         if (!*alive) return;
+                         if (!polled.ok()) return fail(polled.error ? ENETDOWN : EIO, std::move(done));
+                         --opening_;
+                         const auto id = next_id_++;
+                         pending->id = id;
+                         pending->handle = handle;
+                         sockets_.emplace(id, std::move(*pending));
+                         SLMD_INFO("serial modem socket {}: listening (server {})", handle, id);
+                         done(0, id);
+                     });
+    });
+}
+
+// A peer waits on a listener: #XACCEPT gives it a socket of its own, which automatic reception and close reports
+// cover already (both were switched on for every socket to come). The firmware re-arms the listener's POLLIN with
+// the accept, so a second waiting peer is reported again.
+void SerialModemDriver::accept(ConnectionId listener_id) {
+    auto* listener = find(listener_id);
+    if (!listener || listener->accepting || listener->closing) return;
+    listener->accepting = true;
+    gate_.submit({"AT#XACCEPT=" + std::to_string(listener->handle), "#XACCEPT", 5s},
+                 [this, alive = lifetime_.guard(), listener_id](at::CommandResponse answer) {
+                     if (!*alive) return;
+                     auto* listener = find(listener_id);
+                     if (listener) listener->accepting = false;
+                     std::optional<AcceptedPeer> peer;
+                     for (const auto& line : answer.info) {
+                         if (!peer) peer = parse_sm_accept(line);
+                     }
+                     if (!answer.ok() || !peer) return;  // ERROR: the peer left, or no socket was left for it
+                     if (!listener || listener->closing) {
+                         // Stopped meanwhile: the peer is hung up.
+                         gate_.submit({"AT#XCLOSE=" + std::to_string(peer->handle), "#XCLOSE", 5s},
+                                      [](at::CommandResponse) {});
+                         return;
+                     }
+                     Socket socket;
+                     socket.kind = Kind::tcp;
+                     socket.id = next_id_++;
+                     socket.handle = peer->handle;
+                     socket.server = listener_id;
+                     const auto id = socket.id;
+                     auto incoming = listener->listener_events.incoming;
+                     sockets_.emplace(id, std::move(socket));
+                     SLMD_INFO("serial modem socket {}: peer {} port {} accepted (connection {})", peer->handle,
+                               peer->address, peer->port, id);
+                     auto events = incoming ? incoming(id, peer->address) : TcpConnectionEvents{};
+                     if (auto* s = find(id)) s->tcp_events = std::move(events);
                  });
 }
 
@@ -380,6 +480,15 @@ bool SerialModemDriver::on_urc(const std::string& text) {
     if (!report) return false;
     auto* socket = find_handle(report->first);
     if (!socket || socket->draining || socket->closing) return true;
+    if (socket->kind == Kind::listener) {
+        if (report->second & (poll_error | poll_hangup | poll_invalid)) {
+            SLMD_INFO("serial modem socket {}: the server failed (server {})", socket->handle, socket->id);
+            lose(socket->id, CloseReason::peer_closed, ENETDOWN);
+        } else if (report->second & 1) {
+            accept(socket->id);
+        }
+        return true;
+    }
     if (!(report->second & (poll_error | poll_hangup | poll_invalid))) return true;
     // Reported once; automatic reception stops with it. What the socket still holds is read on request.
     socket->draining = true;
@@ -469,7 +578,11 @@ void SerialModemDriver::lose(ConnectionId id, CloseReason reason, int error) {
 }
 
 void SerialModemDriver::deliver_closed(Socket& socket, CloseReason reason, int error) {
-    if (socket.kind == Kind::tcp) {
+    if (socket.kind == Kind::listener) {
+        // A stop asked for by tcp_stop_listen() is not reported.
+        if (reason != CloseReason::local_close && socket.listener_events.stopped)
+            socket.listener_events.stopped(error ? error : ENETDOWN);
+    } else if (socket.kind == Kind::tcp) {
         if (socket.tcp_events.closed) socket.tcp_events.closed(reason, error);
     } else if (socket.udp_events.closed) {
         socket.udp_events.closed(reason, error);
@@ -491,7 +604,8 @@ void SerialModemDriver::describe_proxies(std::function<void(std::string)> done) 
     for (const auto& [id, socket] : sockets_) {
         if (!text.empty()) text += "\n";
         text += "#XSOCKET: " + std::to_string(socket.handle) +
-                (socket.kind == Kind::tcp          ? ",tcp"
+                (socket.kind == Kind::tcp          ? (socket.server ? ",tcp peer" : ",tcp")
+                 : socket.kind == Kind::listener   ? ",tcp server"
                  : socket.kind == Kind::udp_client ? ",udp"
                                                    : ",udp server");
     }

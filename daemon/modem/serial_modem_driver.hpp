@@ -5,7 +5,8 @@
 // peer's close or a socket error once, after which the rest is drained with AT#XRECV. Sends go as a quoted
 // string when short and plain, else in data mode with the count announced (AT#XSEND=<h>,2,0,<n>): the
 // firmware takes exactly n bytes and leaves data mode by itself, so every byte value is safe and no "+++" is
-// ever written. docs/reference/serial-modem-and-generic-sockets.md §2 has the firmware facts.
+// ever written. TCP servers (v2.0 previews): #XLISTEN, a POLLIN report on the listener, then #XACCEPT; every
+// accepted peer is a socket of its own, several at once. docs/reference/serial-modem-and-generic-sockets.md §2 has the firmware facts.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -13,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -60,10 +62,12 @@ class SerialModemDriver final : public ModemDriver {
     void tcp_close(ConnectionId id) override { close(id); }
     void pause_receive(bool paused) override;
     bool receive_paused() const override { return paused_; }
-    bool tcp_listen_available() const override { return false; }
+    bool tcp_listen_available() const override { return listens() && tcp_available() > 0; }
+    bool tcp_listen_supported() const override { return listens(); }
+    bool tcp_listen_beside_connections() const override { return true; }
     void tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEvents events,
                     std::function<void(int error, ListenerId id)> done) override;
-    void tcp_stop_listen(ListenerId) override {}
+    void tcp_stop_listen(ListenerId id) override;
     std::size_t udp_available() const override { return tcp_available(); }
     std::size_t udp_max_send() const override;
     std::size_t udp_max_receive() const override;
@@ -92,7 +96,7 @@ class SerialModemDriver final : public ModemDriver {
         std::string bytes;
         std::function<void(int)> done;
     };
-    enum class Kind { tcp, udp_client, udp_server };
+    enum class Kind { tcp, udp_client, udp_server, listener };
     struct Socket {
         ConnectionId id = 0;
         int handle = -1;
@@ -106,6 +110,9 @@ class SerialModemDriver final : public ModemDriver {
         bool drain_got_bytes = false;      // bytes arrived during the current drain read
         bool drain_error = false;          // the report said POLLERR
         std::optional<UdpPeer> last_peer;  // a UDP server's: where its replies go
+        TcpListenerEvents listener_events{};
+        ConnectionId server = 0;  // an accepted peer's listener
+        bool accepting = false;   // a listener's AT#XACCEPT is on its way
     };
 
     void open(Kind kind, const TcpEndpoint& destination, std::uint16_t local_port,
@@ -119,6 +126,10 @@ class SerialModemDriver final : public ModemDriver {
                       std::function<void(int)> finished);
     void close(ConnectionId id);
     void drain(ConnectionId id);
+    // #XLISTEN/#XACCEPT came back in the v2.0 previews (v0.2 to v1.0.x have neither).
+    bool listens() const;
+    void start_listening(int handle, std::shared_ptr<Socket> pending, std::function<void(int, ConnectionId)> done);
+    void accept(ConnectionId listener);
     void lose(ConnectionId id, CloseReason reason, int error);
     void deliver_closed(Socket& socket, CloseReason reason, int error);
     void slot_freed();

@@ -404,6 +404,93 @@ TEST_P(PerProfile, UdpServerOnAPortInUseFailsWithTheFirmwaresReason) {
     EXPECT_TRUE(gateway.sent("AT#XUDPSVR=1," + std::to_string(taken) + "\r\n"));
 }
 
+// The Serial Modem's own TCP server (v2.0 previews: #XLISTEN, a POLLIN report, #XACCEPT): every peer is a socket
+// of its own, so two peers are served at once, each with its own bytes, beside a client connection; one leaving
+// ends only its connection, and the app closing its listening socket stops the server and hangs up the other
+// (the client keeps its connection). v1.0.x has no #XLISTEN: the listen is refused at once.
+TEST(SerialModemTcpServer, TwoPeersAtOnceThenTheServerStops) {
+    LocalServer echo;
+    Gateway gateway(GatewayOptions().with_profile("sm-v2.0-preview1"));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    // A client connection is open all along: on the Serial Modem a server does not wait for it.
+    Fd client_flow(slmsock_tcp_connect("203.0.113.20", echo.port(), AF_INET));
+    ASSERT_GE(client_flow.fd, 0) << slmsock_strerror(client_flow);
+    ASSERT_TRUE(write_all(client_flow, "before"));
+    ASSERT_EQ(read_n(client_flow, 6), "before");
+    std::uint16_t app_port = 0;
+    auto listener = std::make_unique<Fd>(loopback_socket(AF_INET, SOCK_STREAM, app_port));
+    const std::uint16_t modem_port = free_port(SOCK_STREAM);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, app_port), 0);
+    ASSERT_EQ(listen(*listener, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, app_port), 0) << gateway.slmd->output();
+    EXPECT_TRUE(gateway.sent("AT#XSOCKET=1,1,1\r"));
+    EXPECT_TRUE(gateway.sent("#XBIND=")) << gateway.uplink_trace();
+    EXPECT_TRUE(gateway.sent("AT#XLISTEN=")) << gateway.uplink_trace();
+
+    const auto served = endpoint("127.0.0.1", modem_port);
+    std::vector<std::unique_ptr<Fd>> clients, accepted;
+    for (int i = 0; i < 2; ++i) {
+        clients.push_back(std::make_unique<Fd>(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)));
+        ASSERT_EQ(connect(*clients.back(), reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+        ASSERT_TRUE(readable(*listener, 20s)) << gateway.slmd->output();
+        accepted.push_back(std::make_unique<Fd>(accept4(*listener, nullptr, nullptr, SOCK_CLOEXEC)));
+        ASSERT_GE(accepted.back()->fd, 0);
+    }
+    // Both connected at once: each client's bytes reach the app connection that is its own, and back.
+    std::vector<std::string> sent;
+    for (int i = 0; i < 2; ++i) {
+        sent.push_back(std::string(1, static_cast<char>('A' + i)) + binary_payload(2500, 20 + i));
+        ASSERT_TRUE(write_all(*clients[i], sent[i]));
+    }
+    int owner[2] = {-1, -1};  // the client behind each accepted connection
+    for (int i = 0; i < 2; ++i) {
+        const auto got = read_n(*accepted[i], sent[i].size());
+        ASSERT_EQ(got.size(), sent[i].size()) << gateway.slmd->output();
+        owner[i] = got[0] - 'A';
+        ASSERT_TRUE(owner[i] == 0 || owner[i] == 1);
+        EXPECT_TRUE(got == sent[owner[i]]);
+        const std::string reply = "reply to " + std::string(1, got[0]);
+        ASSERT_TRUE(write_all(*accepted[i], reply));
+        EXPECT_EQ(read_n(*clients[owner[i]], reply.size()), reply);
+    }
+    ASSERT_NE(owner[0], owner[1]);
+    EXPECT_EQ(count(gateway.uplink_trace(), "AT#XACCEPT="), 2u);
+    // A client connects while the server runs (on SLM it would get EBUSY: the server is its TCP proxy).
+    Fd during(slmsock_tcp_connect("203.0.113.20", echo.port(), AF_INET));
+    ASSERT_GE(during.fd, 0) << slmsock_strerror(during);
+    ASSERT_TRUE(write_all(during, "during"));
+    EXPECT_EQ(read_n(during, 6), "during");
+
+    // The first client leaves: its app connection ends, the other one still carries bytes.
+    const int first = owner[0] == 0 ? 0 : 1;
+    const int other = 1 - first;
+    clients[0].reset();
+    ASSERT_TRUE(readable(*accepted[first], 20s)) << gateway.slmd->output();
+    char byte;
+    EXPECT_EQ(recv(*accepted[first], &byte, 1, 0), 0) << gateway.slmd->output();
+    ASSERT_TRUE(write_all(*clients[1], "still here"));
+    EXPECT_EQ(read_n(*accepted[other], 10), "still here");
+
+    // The app closes its listening socket: the server stops and its other peer is hung up.
+    listener.reset();
+    ASSERT_TRUE(readable(*clients[1], 20s)) << gateway.slmd->output();
+    EXPECT_EQ(recv(*clients[1], &byte, 1, 0), 0) << gateway.slmd->output();
+    EXPECT_TRUE(gateway.sent("AT#XCLOSE=")) << gateway.uplink_trace();
+    ASSERT_TRUE(write_all(client_flow, "after"));
+    EXPECT_EQ(read_n(client_flow, 5), "after");
+}
+
+TEST(SerialModemTcpServer, NoServerOnVersionOne) {
+    Gateway gateway(GatewayOptions().with_profile("sm-v1.0"));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd listener(loopback_socket(AF_INET, SOCK_STREAM, app_port));
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, free_port(SOCK_STREAM), app_port), 0);
+    ASSERT_EQ(listen(listener, 4), 0);
+    EXPECT_EQ(slmsock_listen(AF_INET, app_port), -EOPNOTSUPP);
+    EXPECT_FALSE(gateway.sent("AT#XLISTEN"));
+}
+
 TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
     Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();

@@ -369,6 +369,16 @@ bool DrainedProcess::wait_for(const std::string& needle, std::chrono::millisecon
     return changed_.wait_for(lock, timeout, [&] { return output_.find(needle) != std::string::npos; });
 }
 
+bool DrainedProcess::wait_for_count(const std::string& needle, std::size_t times, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] {
+        std::size_t found = 0;
+        for (auto at = output_.find(needle); at != std::string::npos; at = output_.find(needle, at + needle.size()))
+            ++found;
+        return found >= times;
+    });
+}
+
 std::string DrainedProcess::output() {
     std::lock_guard lock(mutex_);
     return output_;

@@ -120,6 +120,8 @@ public:
     ~DrainedProcess();
     // Waits until the output contains `needle`.
     bool wait_for(const std::string& needle, std::chrono::milliseconds timeout);
+    // Waits until the output contains `needle` at least `times` times.
+    bool wait_for_count(const std::string& needle, std::size_t times, std::chrono::milliseconds timeout);
     std::string output();
     void stop();  // SIGTERM, bounded wait, SIGKILL
 

@@ -361,11 +361,52 @@ TEST_P(Servers, Ipv6TcpServerOnLoopback) {
     EXPECT_TRUE(server->wait_for("ok server", 20s)) << server->output() << modem_->diagnostics();
 }
 
+// The Serial Modem's own TCP server (v2.0 previews) accepts every peer as a socket of its own: python's
+// ThreadingTCPServer under slm-run serves two clients at once, each getting its own bytes back, binary included.
+class ConcurrentServers : public ModemTest {};
+
+const char* threading_server_py =
+    "import socketserver, sys\n"
+    "class Echo(socketserver.BaseRequestHandler):\n"
+    "    def handle(self):\n"
+    "        print('peer', self.client_address[0], flush=True)\n"
+    "        while True:\n"
+    "            data = self.request.recv(4096)\n"
+    "            if not data: break\n"
+    "            self.request.sendall(data)\n"
+    "        print('peer closed', flush=True)\n"
+    "socketserver.ThreadingTCPServer.allow_reuse_address = True\n"
+    "with socketserver.ThreadingTCPServer(('0.0.0.0', int(sys.argv[1])), Echo) as server:\n"
+    "    print('serving', flush=True)\n"
+    "    server.serve_forever()\n";
+
+TEST_P(ConcurrentServers, Python3ThreadingServerTwoPeersAtOnce) {
+    const std::uint16_t port = free_port(SOCK_STREAM);
+    auto server = start({"python3", write_script("threading_server.py", threading_server_py), std::to_string(port)});
+    ASSERT_TRUE(server->wait_for("serving", 30s)) << server->output() << modem_->diagnostics();
+    const int a = connect_to("127.0.0.2", port);
+    const int b = connect_to("127.0.0.2", port);
+    ASSERT_GE(a, 0) << modem_->diagnostics();
+    ASSERT_GE(b, 0) << modem_->diagnostics();
+    const std::string to_a = std::string("first peer \0\r\n+++ ", 19) + std::string(2000, 'a');
+    const std::string to_b = std::string("second peer \"\xff\"", 15) + std::string(1500, 'b');
+    ASSERT_EQ(send(a, to_a.data(), to_a.size(), MSG_NOSIGNAL), static_cast<ssize_t>(to_a.size()));
+    ASSERT_EQ(send(b, to_b.data(), to_b.size(), MSG_NOSIGNAL), static_cast<ssize_t>(to_b.size()));
+    EXPECT_TRUE(read_some(a, to_a.size()) == to_a) << server->output() << modem_->diagnostics();
+    EXPECT_TRUE(read_some(b, to_b.size()) == to_b) << server->output() << modem_->diagnostics();
+    close(a);
+    close(b);
+    EXPECT_TRUE(server->wait_for_count("peer closed", 2, 20s)) << server->output() << modem_->diagnostics();
+    server->stop();
+}
+
 INSTANTIATE_TEST_SUITE_P(Profiles, UdpEcho, ::testing::ValuesIn(udp_echo_profiles()),
                          [](const auto& info) { return profile_name(info.param); });
 INSTANTIATE_TEST_SUITE_P(Profiles, UdpPrograms, ::testing::ValuesIn(all_profiles()),
                          [](const auto& info) { return profile_name(info.param); });
 INSTANTIATE_TEST_SUITE_P(Profiles, Servers, ::testing::ValuesIn(all_profiles()),
+                         [](const auto& info) { return profile_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Profiles, ConcurrentServers, ::testing::Values("sm-v2.0-preview1"),
                          [](const auto& info) { return profile_name(info.param); });
 
 }  // namespace

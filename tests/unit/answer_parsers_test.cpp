@@ -227,6 +227,34 @@ TEST(AnswerParsers, OpenedSocketHandleFromEitherFamily) {
     EXPECT_EQ(parse_leading_int(""), std::nullopt);
 }
 
+TEST(AnswerParsers, SerialModemAccept) {
+    struct Row {
+        const char* line;
+        std::optional<int> handle;
+        const char* address;
+        int port;
+    };
+    const Row rows[] = {
+        {"#XACCEPT: 4,0,\"127.0.0.1\",50412", 4, "127.0.0.1", 50412},
+        {"#XACCEPT: 5,1,\"2001:db8::7\",1", 5, "2001:db8::7", 1},
+        {"#XACCEPT: 4,0,\"\",50412", std::nullopt, "", 0},            // no address
+        {"#XACCEPT: 4,\"127.0.0.1\",50412", std::nullopt, "", 0},       // SLM's older form has no cid
+        {"#XACCEPT: -1,0,\"127.0.0.1\",50412", std::nullopt, "", 0},
+        {"#XACCEPT: 4,0,\"127.0.0.1\",70000", std::nullopt, "", 0},
+        {"#XACCEPT: 4,0,\"127.0.0.1", std::nullopt, "", 0},               // unterminated quote
+        {"#XSOCKET: 4,0,\"127.0.0.1\",50412", std::nullopt, "", 0},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.line);
+        const auto peer = parse_sm_accept(row.line);
+        ASSERT_EQ(peer.has_value(), row.handle.has_value());
+        if (!peer) continue;
+        EXPECT_EQ(peer->handle, *row.handle);
+        EXPECT_EQ(peer->address, row.address);
+        EXPECT_EQ(peer->port, row.port);
+    }
+}
+
 TEST(AnswerParsers, SerialModemVersion) {
     const auto v = parse_smver("#XSMVER: \"v1.0.1\",\"3.2.4\"");
     ASSERT_TRUE(v);

@@ -29,6 +29,8 @@ public:
     std::size_t udp_sockets = 1;  // UDP clients/servers open at once (SLM: its one proxy; Serial Modem: more)
     int udp_send_error = 0;
     int tcp_listen_error = 0;
+    bool listen_supported = true;           // false: a firmware without TCP servers (Serial Modem v1.0)
+    bool listen_beside_connections = false;  // true: a server is a socket of its own (Serial Modem previews)
     int tcp_connect_error = 0;  // tcp_connect fails with this
     std::map<std::string, std::vector<std::string>> dns;  // resolve(): name → addresses; others EAI_NONAME
     std::size_t max_send = 1024;
@@ -95,9 +97,16 @@ public:
 
     // --- ModemDriver ---
     std::size_t tcp_capacity() const override { return 1; }
-    std::size_t tcp_available() const override { return client_ || listening_ ? 0 : 1; }
+    std::size_t tcp_available() const override {
+        return client_ || (listening_ && !listen_beside_connections) ? 0 : 1;
+    }
     void set_capacity_listener(std::function<void()> listener) override { capacity_listener_ = std::move(listener); }
     bool serving() const override { return is_serving; }
+    bool tcp_listen_supported() const override { return listen_supported; }
+    bool tcp_listen_beside_connections() const override { return listen_beside_connections; }
+    bool tcp_listen_available() const override {
+        return listen_beside_connections ? !listening_ : tcp_available() > 0;
+    }
 
     void tcp_connect(const modem::TcpEndpoint& destination, std::chrono::milliseconds, modem::TcpConnectionEvents events,
                      std::function<void(int, modem::ConnectionId)> done) override {
@@ -133,7 +142,7 @@ public:
     void tcp_listen(std::uint16_t port, bool ipv6, modem::TcpListenerEvents events,
                     std::function<void(int, modem::ListenerId)> done) override {
         calls.push_back("tcp_listen " + std::to_string(port) + (ipv6 ? " v6" : " v4"));
-        const int error = tcp_listen_error ? tcp_listen_error : (tcp_available() ? 0 : EBUSY);
+        const int error = tcp_listen_error ? tcp_listen_error : (tcp_listen_available() ? 0 : EBUSY);
         if (!error) {
             listening_ = true;
             listener_events_ = std::move(events);

@@ -183,6 +183,36 @@ TEST_F(TcpServerFlowTest, ListenNeedsABindAndAFreeProxy) {
     EXPECT_EQ(driver.count("tcp_listen"), 0u);
 }
 
+TEST_F(TcpServerFlowTest, AFirmwareWithoutServersRefusesTheListenAtOnce) {
+    driver.listen_supported = false;
+    EXPECT_EQ(bind_and_listen(), -EOPNOTSUPP);
+    EXPECT_EQ(driver.count("tcp_listen"), 0u);
+}
+
+TEST_F(TcpServerFlowTest, WhereServersAreSocketsOfTheirOwnOneStartsBesideAClient) {
+    driver.listen_beside_connections = true;
+    std::optional<wire::ConnectReply> connected;
+    flows.connect(wire::ConnectRequest{wire::Transport::tcp, v4("203.0.113.5"), 80, false, 0, std::nullopt}, 1,
+                  [&](wire::ConnectReply reply) { connected = reply; });
+    ASSERT_TRUE(run_until(io, [&] { return connected.has_value(); }));
+    ASSERT_EQ(connected->status, 0);
+    EXPECT_EQ(bind_and_listen(), 0);
+    EXPECT_EQ(driver.count("tcp_listen"), 1u);
+    peer_arrives();
+    EXPECT_EQ(driver.count("tcp_close"), 0u) << "the client keeps its connection";
+}
+
+TEST_F(TcpServerFlowTest, WhereServersAreSocketsOfTheirOwnAClientConnectsBesideTheServer) {
+    driver.listen_beside_connections = true;
+    ASSERT_EQ(bind_and_listen(), 0);
+    std::optional<wire::ConnectReply> connected;
+    flows.connect(wire::ConnectRequest{wire::Transport::tcp, v4("203.0.113.5"), 80, false, 0, std::nullopt}, 1,
+                  [&](wire::ConnectReply reply) { connected = reply; });
+    ASSERT_TRUE(run_until(io, [&] { return connected.has_value(); }));
+    EXPECT_EQ(connected->status, 0);
+    EXPECT_EQ(driver.count("tcp_connect"), 1u);
+}
+
 TEST_F(TcpServerFlowTest, ClientConnectsAreRefusedWhileTheServerRuns) {
     ASSERT_EQ(bind_and_listen(), 0);
     std::optional<wire::ConnectReply> connected;

@@ -317,13 +317,16 @@ private:
 // SerialModemDriver over an at::Channel whose link is a scripted Serial Modem v1.0 (CR-terminated commands):
 // the responder keeps its socket table (handles are descriptors, not slots: they start at 3), writes received
 // bytes as automatic-reception URCs and a peer's close as a one-shot #XAPOLL report, and takes counted sends.
+// Major 1: v1.0.1 (7 sockets); major 2: the v2.0 previews (8 sockets, TCP servers).
+template <int Major>
 class SerialModemHarness {
 public:
     static constexpr int minor = 0;
     static constexpr const char* driver_name = "serial_modem";
     explicit SerialModemHarness(boost::asio::io_context& io)
         : firmware_(io.get_executor()),
-          channel_(io.get_executor(), firmware_, at::FirmwareProfile::for_serial_modem({1, 0, 1}), 115200),
+          channel_(io.get_executor(), firmware_,
+                   at::FirmwareProfile::for_serial_modem({Major, 0, Major == 1 ? 1 : 0}), 115200),
           gate_(channel_),
           driver_(io.get_executor(), channel_, gate_, [] { return true; }) {
         firmware_.line_end = "\r";
@@ -474,7 +477,8 @@ protected:
 };
 
 using Drivers = ::testing::Types<FakeHarness, SlmProxyHarness<0>, SlmProxyHarness<5>, SlmProxyHarness<9>,
-                                 SlmSocketHarness<0>, SlmSocketHarness<5>, SlmSocketHarness<9>, SerialModemHarness>;
+                                 SlmSocketHarness<0>, SlmSocketHarness<5>, SlmSocketHarness<9>, SerialModemHarness<1>,
+                                 SerialModemHarness<2>>;
 class DriverNames {
 public:
     template <typename T>
@@ -482,7 +486,8 @@ public:
         if constexpr (std::is_same_v<T, FakeHarness>) {
             return "fake";
         } else {
-            if constexpr (std::is_same_v<T, SerialModemHarness>) return "serial_modem_v1_0";
+            if constexpr (std::is_same_v<T, SerialModemHarness<1>>) return "serial_modem_v1_0";
+            if constexpr (std::is_same_v<T, SerialModemHarness<2>>) return "serial_modem_v2_0_preview";
             return std::string(T::driver_name) + "_v2_" + std::to_string(T::minor);
         }
     }

@@ -131,9 +131,15 @@ void SerialModemDriver::udp_serve(std::uint16_t port, bool ipv6, UdpEvents event
     Socket socket;
     socket.kind = Kind::udp_server;
     socket.udp_events = std::move(events);
+    open_bound(port, ipv6, std::move(socket), std::move(done));
+}
+
+void SerialModemDriver::open_bound(std::uint16_t port, bool ipv6, Socket socket,
+                                   std::function<void(int, ConnectionId)> done) {
     TcpEndpoint local;
     local.ipv6 = ipv6;
-    open(Kind::udp_server, local, port, 10s, std::move(socket), std::move(done));
+    const auto kind = socket.kind;
+    open(kind, local, port, 10s, std::move(socket), std::move(done));
 }
 
 bool SerialModemDriver::listens() const {
@@ -150,9 +156,7 @@ void SerialModemDriver::tcp_listen(std::uint16_t port, bool ipv6, TcpListenerEve
     Socket socket;
     socket.kind = Kind::listener;
     socket.listener_events = std::move(events);
-    TcpEndpoint local;
-    local.ipv6 = ipv6;
-    open(Kind::listener, local, port, 10s, std::move(socket), std::move(done));
+    open_bound(port, ipv6, std::move(socket), std::move(done));
 }
 
 void SerialModemDriver::tcp_stop_listen(ListenerId id) {

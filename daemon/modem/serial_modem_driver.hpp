@@ -118,6 +118,8 @@ class SerialModemDriver final : public ModemDriver {
     void open(Kind kind, const TcpEndpoint& destination, std::uint16_t local_port,
               std::chrono::milliseconds timeout, Socket socket,
               std::function<void(int error, ConnectionId id)> done);
+    // A server's socket (UDP server, TCP listener), bound to `port`.
+    void open_bound(std::uint16_t port, bool ipv6, Socket socket, std::function<void(int error, ConnectionId id)> done);
     Socket* find(ConnectionId id);
     Socket* find_handle(int handle);
     void pump(ConnectionId id);

@@ -281,6 +281,11 @@ std::uint16_t free_tcp_port() {
     return port;
 }
 
+// A shell line that waits (at most 10 s, then exit 2) until a server the script started listens on `port`.
+std::string until_listening(const std::string& port) {
+    return "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n";
+}
+
 class ManyAtOnce : public Programs {};
 
 // The gateway workload that deadlocked with one TCP proxy: a subscriber holds its MQTT connection while a
@@ -291,8 +296,8 @@ TEST_P(ManyAtOnce, MosquittoSubscriberAndPublisher) {
     const std::string out = modem_->dir() + "/sub.out";
     const std::string script =
         "mosquitto -p " + port + " > " + modem_->dir() + "/broker.log 2>&1 & broker=$!\n"
-        "trap 'kill $broker' EXIT\n"
-        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "trap 'kill $broker' EXIT\n" +
+        until_listening(port) +
         "\"$SLMRUN\" mosquitto_sub -h " + program_host() + " -p " + port +
         " -t slmd/test -C 1 -W 120 > " + out + " & sub=$!\n"
         "i=0\n"
@@ -313,8 +318,8 @@ TEST_P(ManyAtOnce, Iperf3TcpBothWays) {
     const auto port = std::to_string(free_tcp_port());
     const std::string script =
         "iperf3 -s -p " + port + " > " + modem_->dir() + "/iperf3-server.log 2>&1 & server=$!\n"
-        "trap 'kill $server' EXIT\n"
-        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "trap 'kill $server' EXIT\n" +
+        until_listening(port) +
         "\"$SLMRUN\" iperf3 -c " + program_host() + " -p " + port + " -n 32K -J > " + modem_->dir() +
         "/up.json || exit 3\n"
         "\"$SLMRUN\" iperf3 -c " + program_host() + " -p " + port + " -n 32K -R -J > " + modem_->dir() +
@@ -349,8 +354,8 @@ TEST_P(ManyAtOnce, CurlFollowsARedirectToAnotherHost) {
         "    def log_message(self, *args): pass\n"
         "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), Redirect).serve_forever()\n"
         "PY\n"
-        "trap 'kill $server' EXIT\n"
-        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "trap 'kill $server' EXIT\n" +
+        until_listening(port) +
         "\"$SLMRUN\" curl -sS --fail -L --max-time 100 -o " + out + " http://" + program_host() + ":" + port +
         "/start\n";
     auto r = under_slm_run(script);
@@ -372,8 +377,8 @@ TEST_P(ManyAtOnce, Iperf3UdpBothWaysWithThousandByteDatagrams) {
                                            "s[\"sum\"][\"lost_packets\"])' ";
     const std::string script =
         "iperf3 -s -p " + port + " > " + dir + "/iperf3-server.log 2>&1 & server=$!\n"
-        "trap 'kill $server' EXIT\n"
-        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "trap 'kill $server' EXIT\n" +
+        until_listening(port) +
         "\"$SLMRUN\" iperf3 -c " + program_host() + " -p " + port + " -u -l 1000 -b 40K -n 20000 -J > " + dir +
         "/up.json || exit 3\n"
         "\"$SLMRUN\" iperf3 -c " + program_host() + " -p " + port + " -u -l 1000 -b 40K -n 20000 -R -J > " + dir +
@@ -408,8 +413,8 @@ TEST_P(ManyAtOnce, GitClonesALooseObjectRepositoryOverDumbHttp) {
         "test -z \"$(ls served/repo.git/objects/pack)\"\n"  // loose objects only
         "set +e\n" +
         python() + " -m http.server --bind 127.0.0.1 --directory served " + port + " > http.log 2>&1 & server=$!\n"
-        "trap 'kill $server' EXIT\n"
-        "i=0; until nc -z 127.0.0.1 " + port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n"
+        "trap 'kill $server' EXIT\n" +
+        until_listening(port) +
         "\"$SLMRUN\" git clone -q http://" + program_host() + ":" + port + "/repo.git cloned || exit 3\n"
         "[ \"$(git -C cloned rev-parse HEAD)\" = \"$(git -C src rev-parse HEAD)\" ] || exit 4\n"
         "cmp cloned/blob.bin src/blob.bin || exit 5\n"
@@ -434,8 +439,8 @@ TEST_P(ManyAtOnce, CoapBinaryNextToMqtt) {
     const std::string script =
         "mosquitto -v -p " + mqtt_port + " > " + dir + "/broker.log 2>&1 & broker=$!\n"
         "coap-server-notls -A 127.0.0.1 -p " + coap_port + " > " + dir + "/coap-server.log 2>&1 & coap=$!\n"
-        "trap 'kill $broker $coap' EXIT\n"
-        "i=0; until nc -z 127.0.0.1 " + mqtt_port + "; do i=$((i+1)); [ $i -lt 100 ] || exit 2; sleep 0.1; done\n" +
+        "trap 'kill $broker $coap' EXIT\n" +
+        until_listening(mqtt_port) +
         python() + " -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) + b\"\\r\\n\\\"quoted\\\" +\")' > " +
         dir + "/payload.bin\n"
         "\"$SLMRUN\" mosquitto_sub -h " + program_host() + " -p " + mqtt_port + " -t slmd/coap -C 1 -W 120 > " + dir +

@@ -399,13 +399,22 @@ void SlmSocketDriver::on_modem_lost() {
 // Receiving
 // ----------------------------------------------------------------------------------------------------
 
+// A pause holds back TCP only (an app that stops reading is a TCP flow's): UDP sockets are still polled and
+// read, as the UDP proxy keeps the line read while it is open, so one slow TCP reader does not cut off DNS and
+// datagrams. TCP sockets that are ready meanwhile are left to the modem until the pause ends.
 void SlmSocketDriver::pause_receive(bool paused) {
     paused_ = paused;
     if (!paused) schedule_poll(0ms);
 }
 
+bool SlmSocketDriver::polling_wanted() const {
+    if (sockets_.empty()) return false;
+    if (!paused_) return true;
+    return std::any_of(sockets_.begin(), sockets_.end(), [](const auto& entry) { return entry.second.udp; });
+}
+
 void SlmSocketDriver::schedule_poll(std::chrono::milliseconds delay) {
-    if (polling_ || sockets_.empty() || paused_) return;
+    if (polling_ || !polling_wanted()) return;
     // A poll already due no later stays; an earlier one moves it (the old wait ends with operation_aborted).
     if (poll_scheduled_ && poll_timer_.expiry() <= std::chrono::steady_clock::now() + delay) return;
     poll_scheduled_ = true;
@@ -418,7 +427,7 @@ void SlmSocketDriver::schedule_poll(std::chrono::milliseconds delay) {
 }
 
 void SlmSocketDriver::poll() {
-    if (polling_ || sockets_.empty() || paused_ || !serving()) return;
+    if (polling_ || !polling_wanted() || !serving()) return;
     const auto now = std::chrono::steady_clock::now();
     const auto holder = gate_.session().owner;
     if (!gate_.in_command_mode() && holder != DataModeGate::Owner::socket && holder != DataModeGate::Owner::none &&
@@ -436,8 +445,9 @@ void SlmSocketDriver::poll() {
             if (!*alive) return;
             std::deque<int> ready;
             for (const auto& line : response.info) {
-                if (auto handle = polled_handle(line); handle && find_handle(*handle))
-                    ready.push_back(*handle);
+                auto handle = polled_handle(line);
+                const auto* socket = handle ? find_handle(*handle) : nullptr;
+                if (socket && (!paused_ || socket->udp)) ready.push_back(*handle);
             }
             if (ready.empty()) {
                 polling_ = false;
@@ -453,16 +463,17 @@ void SlmSocketDriver::poll() {
 void SlmSocketDriver::read_ready(std::deque<int> handles) {
     // One read per ready socket a round, so a bulk transfer cannot starve the others; then poll again at
     // once.
-    if (handles.empty() || paused_) {
+    if (handles.empty()) {
         polling_ = false;
         poll_interval_ = options_.poll_busy;
-        schedule_poll(0ms);
+        // Paused, TCP sockets that hold bytes stay ready: at once would be a busy loop over them.
+        schedule_poll(paused_ ? options_.poll_busy : 0ms);
         return;
     }
     const int handle = handles.front();
     handles.pop_front();
     auto* socket = find_handle(handle);
-    if (!socket) return read_ready(std::move(handles));
+    if (!socket || (paused_ && !socket->udp)) return read_ready(std::move(handles));
     ++stats_.reads;
     // Never a blocking read: DONTWAIT (v2.1+), or on v2.0 (no flags) a one-second limit, which a socket that
     // #XPOLL reported ready answers at once.

@@ -125,6 +125,7 @@ class SlmSocketDriver final : public ModemDriver {
     void finish_close(ConnectionId id);
     void lose(ConnectionId id, CloseReason reason, int error);
     void slot_freed();
+    bool polling_wanted() const;  // sockets open, and not all of them held back by a pause
     void schedule_poll(std::chrono::milliseconds delay);
     void poll();
     void read_ready(std::deque<int> handles);

@@ -671,7 +671,10 @@ TEST_P(PayloadFaults, AnExactPrefixThenAnErrorAndTheNextConnectIsServed) {
     const auto start = Clock::now();
     const int fd = slmsock_tcp_connect("203.0.113.10", source.port(), AF_INET);
     ASSERT_GE(fd, 0) << slmsock_strerror(fd);
-    ASSERT_TRUE(write_all(fd, param.in_data_mode ? "GET /\r\n\r\n" : "GET\n"));
+    // Outside the in-data-mode cases the request is plain text, sent quoted: no data mode, so the fault lands in
+    // framed downlink whatever the timing. ("GET\n" went in data mode; when it beat the download, the loss struck
+    // the raw downlink, the known gap in docs/reliability.md, and the stream ended shifted but clean.)
+    ASSERT_TRUE(write_all(fd, param.in_data_mode ? "GET /\r\n\r\n" : "GET"));
     const auto [got, error] = read_all(fd, 30s);
     const auto elapsed = ms_since(start);
     close(fd);

@@ -41,10 +41,16 @@ constexpr int poll_invalid = 32;
 
 SerialModemDriver::SerialModemDriver(asio::any_io_executor executor, at::Channel& channel, DataModeGate& gate,
                                      std::function<bool()> serving, SerialModemDriverOptions options)
-    : executor_(executor), channel_(channel), gate_(gate), serving_(std::move(serving)), options_(options) {}
+    : executor_(executor),
+      channel_(channel),
+      gate_(gate),
+      serving_(std::move(serving)),
+      options_(options),
+      interactive_timer_(executor) {}
 
 SerialModemDriver::~SerialModemDriver() {
     lifetime_.end();
+    interactive_timer_.cancel();
 }
 
 std::size_t SerialModemDriver::socket_limit() const {
@@ -329,6 +335,7 @@ void SerialModemDriver::tcp_send(ConnectionId id, std::string bytes, std::functi
         asio::post(executor_, [done = std::move(done)] { done(ENOTCONN); });
         return;
     }
+    note_send(*socket);
     socket->sends.push_back({std::move(bytes), std::move(done)});
     pump(id);
 }
@@ -347,6 +354,7 @@ void SerialModemDriver::udp_send(ConnectionId id, std::string datagram, std::fun
         asio::post(executor_, [done = std::move(done), refusal] { done(refusal); });
         return;
     }
+    note_send(*socket);
     socket->sends.push_back({std::move(datagram), std::move(done)});
     pump(id);
 }
@@ -464,6 +472,11 @@ void SerialModemDriver::on_proxy_data(at::ProxyData&& data) {
     stats_.bytes_down += data.bytes.size();
     if (socket->draining) socket->drain_got_bytes = true;
     if (socket->closing) return;  // the app is gone; nobody reads these
+    if (socket->slice_reading) {
+        socket->slice_bytes += data.bytes.size();
+    } else if (socket->kind == Kind::tcp && data.bytes.size() >= options_.bulk_chunk_threshold) {
+        consider_slicing(*socket);
+    }
     if (socket->kind == Kind::tcp) {
         if (socket->tcp_events.data) socket->tcp_events.data(data.bytes);
         return;
@@ -493,7 +506,14 @@ bool SerialModemDriver::on_urc(const std::string& text) {
         }
         return true;
     }
-    if (!(report->second & (poll_error | poll_hangup | poll_invalid))) return true;
+    if (!(report->second & (poll_error | poll_hangup | poll_invalid))) {
+        // POLLIN, asked for by a sliced socket that ran dry: bytes wait again.
+        if ((report->second & 1) && socket->sliced && socket->slice_watching) {
+            watch_slice(*socket, false);
+            read_slice(socket->id);
+        }
+        return true;
+    }
     // Reported once; automatic reception stops with it. What the socket still holds is read on request.
     socket->draining = true;
     socket->drain_error = (report->second & (poll_error | poll_invalid)) != 0;
@@ -528,6 +548,15 @@ void SerialModemDriver::drain(ConnectionId id) {
 void SerialModemDriver::pause_receive(bool paused) {
     if (paused == paused_) return;
     paused_ = paused;
+    // Sliced reads stop with the pause (read_slice() checks it); the resume below switches automatic
+    // reception on for every socket, so slicing starts afresh when still needed.
+    if (!paused && serving()) {
+        for (auto& [id, socket] : sockets_) {
+            if (!socket.sliced) continue;
+            socket.sliced = false;
+            watch_slice(socket, false);
+        }
+    }
     // Automatic reception off for every socket: bytes wait in the modem (TCP's window then slows the peer),
     // and switching it on again re-arms every socket that holds some.
     if (!serving()) return;
@@ -536,6 +565,114 @@ void SerialModemDriver::pause_receive(bool paused) {
                      if (!response.ok())
                          SLMD_WARN("serial modem: AT#XRECVCFG answered {}", response.describe());
                  });
+}
+
+// Scheduling beside bulk
+// ------------------------------------------------------------------------------------------------------
+
+bool SerialModemDriver::interactive(const Socket& socket, std::chrono::steady_clock::time_point now) const {
+    return !socket.sliced && socket.last_send != std::chrono::steady_clock::time_point{} &&
+           now - socket.last_send < options_.interactive_window;
+}
+
+void SerialModemDriver::note_send(Socket& socket) {
+    socket.last_send = std::chrono::steady_clock::now();
+}
+
+// An automatic read brought a large chunk: the socket receives in bulk. Beside an interactive socket its
+// 2048-byte reads would hold up everything else on the wire, so it is read in slices from now on.
+void SerialModemDriver::consider_slicing(Socket& socket) {
+    if (socket.sliced || paused_ || socket.draining || socket.closing || socket.handle < 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (interactive(socket, now)) return;  // bulk both ways (a request just sent): it is the interactive one
+    bool beside_interactive = false;
+    for (const auto& [id, other] : sockets_) {
+        if (&other != &socket && !other.closing && interactive(other, now)) beside_interactive = true;
+    }
+    if (!beside_interactive) return;
+    socket.sliced = true;
+    ++stats_.slicings;
+    SLMD_DEBUG("serial modem socket {}: read in slices beside an interactive socket (connection {})",
+               socket.handle, socket.id);
+    gate_.submit({"AT#XRECVCFG=" + std::to_string(socket.handle) + ",0", "", 5s}, [](at::CommandResponse) {
+        // An ERROR means the socket is gone already; its close report and drain follow.
+    });
+    read_slice(socket.id);
+    arm_interactive_timer();
+}
+
+void SerialModemDriver::read_slice(ConnectionId id) {
+    auto* socket = find(id);
+    if (!socket || !socket->sliced || socket->slice_reading || socket->slice_watching || socket->draining ||
+        socket->closing || paused_)
+        return;
+    socket->slice_reading = true;
+    socket->slice_bytes = 0;
+    ++stats_.slice_reads;
+    const auto slice = options_.bulk_read_slice;
+    // DONTWAIT (64), as every read: a blocking one would hold the firmware's AT channel.
+    const std::string line =
+        "AT#XRECV=" + std::to_string(socket->handle) + ",0,64,0," + std::to_string(slice);
+    gate_.submit({line, "", 5s}, [this, alive = lifetime_.guard(), id, slice](at::CommandResponse response) {
+        if (!*alive) return;
+        auto* s = find(id);
+        if (!s) return;
+        s->slice_reading = false;
+        if (s->closing || s->draining || response.error) return;
+        if (response.ok() && s->slice_bytes == 0) {
+            // OK without bytes: the stream ended. The drain reads nothing more and reports the end; the
+            // hang-up report that follows is then ignored.
+            s->draining = true;
+            s->drain_error = false;
+            return drain(id);
+        }
+        if (!s->sliced || paused_) return;
+        if (response.ok() && s->slice_bytes >= slice) return read_slice(id);
+        // A short read or ERROR (EAGAIN): dry for now. A POLLIN report says when bytes wait again.
+        watch_slice(*s, true);
+    });
+}
+
+void SerialModemDriver::watch_slice(Socket& socket, bool on) {
+    if (socket.slice_watching == on || socket.handle < 0) return;
+    socket.slice_watching = on;
+    // Events 1 (POLLIN) while watching; 0 again after, or every read that re-arms POLLIN would report it.
+    gate_.submit({"AT#XAPOLL=" + std::to_string(socket.handle) + ",1," + (on ? "1" : "0"), "", 5s},
+                 [](at::CommandResponse) {});
+}
+
+void SerialModemDriver::unslice_all() {
+    for (auto& [id, socket] : sockets_) {
+        if (!socket.sliced) continue;
+        socket.sliced = false;  // a slice read on its way ends the loop when it comes back
+        if (socket.closing || socket.handle < 0) continue;
+        watch_slice(socket, false);
+        SLMD_DEBUG("serial modem socket {}: automatic reception again (connection {})", socket.handle, id);
+        // Re-arms POLLIN: what waits in the modem comes at once.
+        gate_.submit({"AT#XRECVCFG=" + std::to_string(socket.handle) + ",1", "", 5s}, [](at::CommandResponse) {});
+    }
+}
+
+// While sockets are sliced, checks once per window whether any socket is still interactive.
+void SerialModemDriver::arm_interactive_timer() {
+    if (interactive_timer_armed_) return;
+    interactive_timer_armed_ = true;
+    interactive_timer_.expires_after(options_.interactive_window);
+    interactive_timer_.async_wait([this, alive = lifetime_.guard()](const boost::system::error_code& error) {
+        if (!*alive) return;
+        interactive_timer_armed_ = false;
+        if (error) return;
+        const auto now = std::chrono::steady_clock::now();
+        bool sliced = false;
+        bool still_interactive = false;
+        for (const auto& [id, socket] : sockets_) {
+            sliced = sliced || socket.sliced;
+            still_interactive = still_interactive || (!socket.closing && interactive(socket, now));
+        }
+        if (!sliced) return;
+        if (still_interactive) return arm_interactive_timer();
+        unslice_all();
+    });
 }
 
 // Closing

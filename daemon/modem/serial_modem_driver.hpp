@@ -7,9 +7,18 @@
 // firmware takes exactly n bytes and leaves data mode by itself, so every byte value is safe and no "+++" is
 // ever written. TCP servers (v2.0 previews): #XLISTEN, a POLLIN report on the listener, then #XACCEPT; every
 // accepted peer is a socket of its own, several at once. docs/reference/serial-modem-and-generic-sockets.md §2 has the firmware facts.
+//
+// Scheduling beside bulk: automatic reception writes up to 2048 bytes per read, and every command's answer (and
+// every other socket's bytes) waits behind them on the wire: 180 ms at 115200. While an interactive socket is
+// active (an app sent on it within the last interactive_window), a TCP socket that receives in bulk is read in
+// slices instead: automatic reception off for it (AT#XRECVCFG=<h>,0), AT#XRECV=<h>,0,64,0,<slice> in a loop, a
+// POLLIN report (#XAPOLL) when it runs dry. The line then turns over every slice, and the interactive socket's
+// send and reply wait for one slice, not one 2048-byte read. Once no socket is interactive, automatic reception
+// comes back for them all (docs/data-path.md, "Scheduling on the Serial Modem").
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -29,6 +38,10 @@ struct SerialModemDriverOptions {
     std::size_t quoted_send_limit = 128;  // sends up to this long, of plain text, go as AT#XSEND=<h>,0,0,"…"
     std::size_t socket_limit = 0;         // 0: the release's (7 on v1.0.x, 8 from the v2.0 previews)
     std::size_t max_connections = 0;      // modem-connections: 0 = socket_limit
+    // A socket an app sent on within this long is interactive; bulk sockets are read in slices beside it.
+    std::chrono::milliseconds interactive_window{1000};
+    std::size_t bulk_read_slice = 128;      // bytes per AT#XRECV of a sliced socket: 11 ms at 115200
+    std::size_t bulk_chunk_threshold = 512;  // an automatic read this large marks a socket as receiving in bulk
 };
 
 class SerialModemDriver final : public ModemDriver {
@@ -88,6 +101,8 @@ class SerialModemDriver final : public ModemDriver {
         std::uint64_t quoted_sends = 0;
         std::uint64_t drains = 0;                // AT#XRECV reads after a close report
         std::uint64_t unknown_handle_bytes = 0;  // received for no socket slmd knows (dropped)
+        std::uint64_t slicings = 0;              // bulk sockets switched to sliced reads beside an interactive one
+        std::uint64_t slice_reads = 0;           // AT#XRECV slices read
     };
     const Stats& stats() const { return stats_; }
 
@@ -113,6 +128,11 @@ class SerialModemDriver final : public ModemDriver {
         TcpListenerEvents listener_events{};
         ConnectionId server = 0;  // an accepted peer's listener
         bool accepting = false;   // a listener's AT#XACCEPT is on its way
+        std::chrono::steady_clock::time_point last_send{};  // when an app last sent on it
+        bool sliced = false;         // automatic reception off: slmd reads it in slices
+        bool slice_reading = false;  // an AT#XRECV slice is on its way
+        bool slice_watching = false;  // ran dry: a POLLIN report is asked for
+        std::size_t slice_bytes = 0;  // bytes the current slice read brought
     };
 
     void open(Kind kind, const TcpEndpoint& destination, std::uint16_t local_port,
@@ -128,6 +148,14 @@ class SerialModemDriver final : public ModemDriver {
                       std::function<void(int)> finished);
     void close(ConnectionId id);
     void drain(ConnectionId id);
+    // Scheduling beside bulk (see the header comment).
+    bool interactive(const Socket& socket, std::chrono::steady_clock::time_point now) const;
+    void note_send(Socket& socket);
+    void consider_slicing(Socket& socket);
+    void read_slice(ConnectionId id);
+    void watch_slice(Socket& socket, bool on);
+    void unslice_all();
+    void arm_interactive_timer();
     // #XLISTEN/#XACCEPT came back in the v2.0 previews (v0.2 to v1.0.x have neither).
     bool listens() const;
     void start_listening(int handle, std::shared_ptr<Socket> pending, std::function<void(int, ConnectionId)> done);
@@ -146,6 +174,8 @@ class SerialModemDriver final : public ModemDriver {
     ConnectionId next_id_ = 1;
     std::function<void()> capacity_listener_;
     bool paused_ = false;
+    boost::asio::steady_timer interactive_timer_;
+    bool interactive_timer_armed_ = false;
     Stats stats_;
     sys::Lifetime lifetime_;
 };

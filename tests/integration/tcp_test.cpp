@@ -208,6 +208,59 @@ INSTANTIATE_TEST_SUITE_P(Releases, ManyConnections,
                              return name;
                          });
 
+// Issue 16, scheduling on the Serial Modem: a download's 2048-byte automatic reads would hold up an interactive
+// connection's sends and replies. Once one connection sends beside the download, the download is read in
+// 128-byte slices instead, and when the echoes stop, automatic reception comes back for it. Every byte arrives
+// on its own connection, in order, through both switches.
+TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnection) {
+    const std::string download = nasty_payload(500000);
+    LocalServer bulk_server(LocalServer::Mode::greet_and_close, download);
+    LocalServer echo_server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_profile("sm-v1.0"));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    const int bulk = slmsock_tcp_connect("203.0.113.10", bulk_server.port(), AF_INET);
+    ASSERT_GE(bulk, 0) << slmsock_strerror(bulk);
+    std::atomic<std::size_t> downloaded{0};
+    std::string received;
+    std::thread reader([&] {
+        char buffer[4096];
+        for (;;) {
+            const ssize_t n = read(bulk, buffer, sizeof buffer);
+            if (n <= 0) break;
+            received.append(buffer, static_cast<std::size_t>(n));
+            downloaded = received.size();
+        }
+    });
+    ASSERT_TRUE(eventually([&] { return downloaded.load() >= 16384; }));
+    const int echo = slmsock_tcp_connect("203.0.113.10", echo_server.port(), AF_INET);
+    ASSERT_GE(echo, 0) << slmsock_strerror(echo);
+    std::string echo_failures;
+    for (int round = 0; round < 40; ++round) {
+        const std::string message = "round " + std::to_string(round) + ":" + nasty_payload(56).substr(0, 56);
+        if (!write_all(echo, message) || read_n(echo, message.size()) != message)
+            echo_failures += std::to_string(round) + " ";
+    }
+    const std::size_t at_last_echo = downloaded.load();
+    EXPECT_EQ(echo_failures, "");
+    // The download was switched to slices (on one handle only: the echo keeps automatic reception).
+    const auto uplink = gateway.uplink_trace();
+    const auto switched = uplink.find("AT#XRECVCFG=3,0\r");
+    ASSERT_NE(switched, std::string::npos) << uplink.substr(0, 2000);
+    EXPECT_EQ(count(uplink, "AT#XRECVCFG=4,0\r"), 0u);
+    EXPECT_GE(count(uplink, "AT#XRECV=3,0,64,0,128\r"), 3u);
+    EXPECT_EQ(count(uplink, "AT#XRECV=4,"), 0u);
+    // One window (1 s) after the last echo, automatic reception is back, while the download still runs.
+    EXPECT_TRUE(eventually([&] { return gateway.sent("AT#XRECVCFG=3,1\r"); })) << gateway.log();
+    EXPECT_LT(at_last_echo, download.size()) << "the download ended before the echoes did: nothing was tested";
+    reader.join();
+    EXPECT_EQ(received.size(), download.size());
+    EXPECT_TRUE(received == download) << "first difference at "
+                                      << std::mismatch(received.begin(), received.end(), download.begin()).first -
+                                             received.begin();
+    close(echo);
+    close(bulk);
+}
+
 TEST(Tcp, RefusedTimedOutAndUnreachableCarryTheirErrno) {
     Gateway gateway(GatewayOptions().with_baud("0").sim({"--connect-timeout-ms", "300"}));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();

@@ -160,6 +160,7 @@ void Modem::start(FirstResultHandler on_first_result) {
         wake();
     });
     link_.set_write_listener([this] { driver_.on_link_drained(); });
+    link_.set_answer_awaited([this] { return channel_.awaiting_modem(); });
     link_.start([this](std::string_view bytes) { channel_.feed(bytes); },
                 [this](std::error_code) {
                     link_down_ = true;

@@ -135,7 +135,10 @@ void SerialPort::read_loop() {
                                     const bool streaming = n >= options_.batch_min_bytes && n < options_.batch_max_bytes;
                                     large_reads_in_row_ = streaming ? large_reads_in_row_ + 1 : 0;
                                     on_bytes_(std::string_view(read_buffer_.data(), n));
-                                    if (options_.read_batch_delay.count() > 0 &&
+                                    // A command's answer in the stream is waited for: batching would delay
+                                    // it (and every turn of a command-per-read exchange) by the delay.
+                                    const bool answer_awaited = answer_awaited_ && answer_awaited_();
+                                    if (options_.read_batch_delay.count() > 0 && !answer_awaited &&
                                         large_reads_in_row_ >= options_.batch_after_reads) {
                                         read_after_batch_delay();
                                         return;

@@ -65,6 +65,7 @@ public:
     void pause_reading(bool paused) override;
     // Runs after each chunk has been written, so writers waiting for room can go on.
     void set_write_listener(std::function<void()> listener) override { on_written_ = std::move(listener); }
+    void set_answer_awaited(std::function<bool()> awaited) override { answer_awaited_ = std::move(awaited); }
     bool is_open() const { return descriptor_.is_open(); }
     std::size_t queued_bytes() const override { return queued_bytes_; }
     std::uint64_t bytes_read() const { return bytes_read_; }
@@ -102,6 +103,7 @@ private:
     bool closing_ = false;
     bool read_paused_ = false;
     bool reading_ = false;
+    std::function<bool()> answer_awaited_;
     bool batch_waiting_ = false;      // the next read waits for the batch timer
     unsigned large_reads_in_row_ = 0;  // consecutive reads of batch_min_bytes up to batch_max_bytes
     std::function<void()> on_written_;

@@ -153,6 +153,25 @@ TEST_F(SerialPortTest, ABulkStreamIsReadInBatchesAndShortReadsAreNot) {
     port.close();
 }
 
+TEST_F(SerialPortTest, AStreamIsNotBatchedWhileAnAnswerIsAwaited) {
+    FakeLine line(link);
+    ASSERT_TRUE(line.ok());
+    SerialPort port(io.get_executor(), options());
+    ASSERT_FALSE(port.open());
+    bool awaited = true;
+    port.set_answer_awaited([&awaited] { return awaited; });
+    start(port);
+    // Reads a command's answer rides in (sliced AT#XRECV replies one after another): never delayed.
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(modem_sends(line, std::string(153, static_cast<char>('a' + i))));
+    EXPECT_EQ(port.batched_reads(), 0u);
+    // Nothing awaited any more: the same stream batches again.
+    awaited = false;
+    ASSERT_TRUE(modem_sends(line, std::string(153, 'x')));
+    EXPECT_EQ(port.batched_reads(), 1u);
+    EXPECT_EQ(received, sent);
+    port.close();
+}
+
 TEST_F(SerialPortTest, ReadsThatAlreadyCarryAKilobyteAreNotDelayed) {
     FakeLine line(link);
     ASSERT_TRUE(line.ok());

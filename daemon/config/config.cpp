@@ -147,6 +147,14 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
     } else if (key == "modem-connections") {
         if (auto problem = parse_number(value, 0, 8, number)) return problem;
         settings.modem_connections = static_cast<std::size_t>(number);
+    } else if (key == "tcp-proxy") {
+        if (value == "auto") {
+            settings.tcp_proxy_tls_only = false;
+        } else if (value == "tls-only") {
+            settings.tcp_proxy_tls_only = true;
+        } else {
+            return in_quotes(value) + " is neither auto nor tls-only";
+        }
     } else if (key == "max-queued") {
         if (auto problem = parse_number(value, 0, 4096, number)) return problem;
         settings.max_queued = static_cast<std::size_t>(number);
@@ -194,7 +202,7 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
 
 constexpr std::string_view known_keys[] = {
     "device",    "baud",        "rtscts",          "api-socket",          "api-group",  "data-port",
-    "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "modem-connections", "connect-timeout-ms",
+    "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "modem-connections", "tcp-proxy", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
     "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server", "dtls-server",
@@ -335,6 +343,10 @@ po::options_description option_description() {
         ("modem-connections", po::value<std::string>(),
          "TCP connections open on the modem at once, 1-8: the first uses the TCP proxy, the others generic "
          "sockets; 1 = the proxy only; 0 = as many as the firmware holds (default 0: 8, 7 on SLM v3.1)")
+        ("tcp-proxy", po::value<std::string>(),
+         "SLM: which TCP connections use the TCP proxy: auto = a connection opened while it is free (fastest for "
+         "one flow at a time); tls-only = only TLS by the modem, every plain connection on a generic socket (fair "
+         "shares when several download at once) (default auto)")
         ("half-close-idle-ms", po::value<std::string>(),
          "after an app's shutdown(SHUT_WR), close the connection once the peer has sent nothing for this long "
          "(the modem cannot send the FIN the peer may wait for); 0 = never, else 1000-3600000 (default 10000)")

@@ -62,7 +62,8 @@ Modem::Modem(asio::any_io_executor executor, serial::Link& link, ModemOptions op
                           channel_.set_receive_paused(paused);
                       },
               },
-              SlmDriverOptions{.max_connections = options.max_connections}),
+              SlmDriverOptions{.max_connections = options.max_connections,
+                               .proxy_for_tls_only = options.tcp_proxy_tls_only}),
       sm_gate_(channel_),
       sm_driver_(executor, channel_, sm_gate_, [this] { return state_ == ModemState::serving && !resetting_; },
                  SerialModemDriverOptions{.max_connections = options.max_connections}),

@@ -41,6 +41,8 @@ struct ModemOptions {
     std::map<std::uint16_t, int> dtls_servers;
     // TCP connections at once (modem-connections): 0 = as many as the firmware holds, 1 = the TCP proxy only.
     std::size_t max_connections = 0;
+    // SLM: plain TCP connections always on generic sockets, the TCP proxy for TLS only (tcp-proxy = tls-only).
+    bool tcp_proxy_tls_only = false;
 };
 
 struct LifecycleStats {

@@ -113,10 +113,12 @@ Closed forget_on_close(Closed closed, std::function<void()> forget) {
 
 void SlmDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
                             TcpConnectionEvents events, std::function<void(int, ConnectionId)> done) {
-    // The proxy first: it streams the downlink without polling. TLS by the modem runs only there (generic
-    // sockets with #XSSOCKET are not offered yet), so a TLS connect while the proxy is busy gets EBUSY.
+    // The proxy first (unless tcp-proxy = tls-only): it streams the downlink without polling. TLS by the modem
+    // runs only there (generic sockets with #XSSOCKET are not offered yet), so a TLS connect while the proxy is
+    // busy gets EBUSY.
     const bool proxy_free = proxy_.tcp_available() > 0;
-    const bool use_proxy = proxy_free || destination.tls || !sockets_enabled();
+    const bool use_proxy =
+        (proxy_free && !options_.proxy_for_tls_only) || destination.tls || !sockets_enabled();
     if (tcp_available() == 0 || (use_proxy && !proxy_free)) {
         if (destination.tls && tcp_available() > 0) {
             SLMD_INFO("slm: a TLS connection needs the TCP proxy, which another connection holds");

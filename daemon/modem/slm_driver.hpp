@@ -29,6 +29,10 @@ struct SlmDriverOptions {
     // TCP connections at once on the modem: 0 = as many as the firmware holds; 1 = the TCP proxy only (no
     // generic sockets: a second connection waits for the first). Configuration key modem-connections.
     std::size_t max_connections = 0;
+    // Plain TCP connections go on generic sockets even while the TCP proxy is free; the proxy carries TLS by
+    // the modem only. The proxy's pushed stream cannot be held back, so beside polled sockets it takes the
+    // larger share (docs/data-path.md, "Fair shares on SLM"). Configuration key tcp-proxy = tls-only.
+    bool proxy_for_tls_only = false;
 };
 
 class SlmDriver final : public ModemDriver {

@@ -84,7 +84,7 @@ def upload_ideal(size):
 class Pair:
     """One slmsim + slmd pair on a private pty and API socket."""
 
-    def __init__(self, bins, profile, baud, slmd_bin=None, tag="", sim_args=()):
+    def __init__(self, bins, profile, baud, slmd_bin=None, tag="", sim_args=(), slmd_args=()):
         self.bins = bins
         self.profile = profile
         self.baud = baud
@@ -103,7 +103,7 @@ class Pair:
         # slmd needs a real rate for its own timers even when slmsim is unpaced.
         self.slmd = subprocess.Popen(
             [slmd_bin or bins["slmd"], "--device", self.dir / "tty", "--baud", str(baud or 115200),
-             "--api-socket", self.socket],
+             "--api-socket", self.socket, *slmd_args],
             stdout=self.slmd_log, stderr=subprocess.STDOUT)
         wait_until(lambda: "modem: ready" in self.slmd_log_path.read_text(errors="replace"), 30,
                    f"slmd ready ({profile} @ {baud})")
@@ -373,10 +373,11 @@ def client_command(bins, mode, port, extra=()):
     return [bins["slm-run"], sys.executable, PEER, "client", mode, "--host", REMOTE, "--port", str(port), *extra]
 
 
-def concurrent_downloads(bins, profile, baud, size, flows=4):
-    """`flows` downloads at once through one slmd (the first on the TCP proxy, the others on generic sockets):
-    aggregate goodput from the first connect to the last byte, and Jain's index of the per-flow rates."""
-    pair = Pair(bins, profile, baud)
+def concurrent_downloads(bins, profile, baud, size, flows=4, slmd_args=()):
+    """`flows` downloads at once through one slmd (on SLM the first on the TCP proxy, the others on generic
+    sockets, unless slmd_args say otherwise): aggregate goodput from the first connect to the last byte, and
+    Jain's index of the per-flow rates."""
+    pair = Pair(bins, profile, baud, slmd_args=slmd_args)
     servers = []
     try:
         servers = [start_server("download", size) for _ in range(flows)]
@@ -403,9 +404,9 @@ def concurrent_downloads(bins, profile, baud, size, flows=4):
             "per_flow_fraction": [r / (baud / 10) for r in rates]}
 
 
-def echo_beside_bulk(bins, profile, baud, count, size):
+def echo_beside_bulk(bins, profile, baud, count, size, slmd_args=()):
     """64-byte echo p50 on one connection, idle and then while another connection downloads in bulk."""
-    pair = Pair(bins, profile, baud)
+    pair = Pair(bins, profile, baud, slmd_args=slmd_args)
     server = None
     try:
         idle = echo_round_trips(pair, count)
@@ -471,11 +472,13 @@ def socket_limit(profile):
     return 7 if profile in ("v3.1", "sm-v1.0") else 8
 
 
-def many_connections(bins, profile, size, count, smoke):
+def many_connections(bins, profile, size, count, smoke, slmd_args=(), idle=True):
     baud = 115200
-    return {"downloads": concurrent_downloads(bins, profile, baud, size // 4 if smoke else size),
-            "echo_beside_bulk": echo_beside_bulk(bins, profile, baud, count, 4 * size),
-            "idle_poll": idle_poll_cost(bins, profile, baud, socket_limit(profile), 3 if smoke else 10)}
+    out = {"downloads": concurrent_downloads(bins, profile, baud, size // 4 if smoke else size, slmd_args=slmd_args),
+           "echo_beside_bulk": echo_beside_bulk(bins, profile, baud, count, 4 * size, slmd_args=slmd_args)}
+    if idle:
+        out["idle_poll"] = idle_poll_cost(bins, profile, baud, socket_limit(profile), 3 if smoke else 10)
+    return out
 
 
 def daemon_stats(pair):
@@ -669,7 +672,8 @@ def write_reports(out_dir, data):
                         f"{data['echo_path']['rtt_p50_ms']:.2f} ms" if 'ratio_with_path' in e else "") + ")",
                      "≤ 1.2 × bound", e["ratio"] <= 1.2))
     for key, carriers, aggregate_target in (("many", "proxy + generic sockets", 0.80),
-                                            ("many_sm", "Serial Modem sockets", 0.90)):
+                                            ("many_sm", "Serial Modem sockets", 0.90),
+                                            ("many_generic", "generic sockets only, tcp-proxy = tls-only", 0.80)):
         rows += many_rows(data.get(key, {}), carriers, aggregate_target)
     cost = data.get("backend", {})
     uring, epoll = cost.get("io_uring"), cost.get("epoll")
@@ -896,6 +900,9 @@ def main():
     data["many"] = many_connections(bins, "v2.9", size if args.smoke else 256 * 1024, count, args.smoke)
     log("several connections at once (Serial Modem v1.0: its sockets, automatic reception) @ 115200")
     data["many_sm"] = many_connections(bins, "sm-v1.0", size if args.smoke else 256 * 1024, count, args.smoke)
+    log("several connections at once (SLM v2.9, tcp-proxy = tls-only: generic sockets only) @ 115200")
+    data["many_generic"] = many_connections(bins, "v2.9", size if args.smoke else 256 * 1024, count, args.smoke,
+                                            slmd_args=["--tcp-proxy", "tls-only"], idle=False)
 
     if not args.smoke:  # the same transfer code as the bulk step, which the smoke run already exercised
         log("unpaced throughput")

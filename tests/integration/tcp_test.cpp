@@ -261,6 +261,30 @@ TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnec
     close(bulk);
 }
 
+// tcp-proxy = tls-only: plain connections never take the TCP proxy, also while it is free; each runs on a
+// generic socket of its own with its bytes intact both ways.
+TEST(Tcp, TlsOnlyProxyPutsEveryPlainConnectionOnAGenericSocket) {
+    LocalServer server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_profile("v2.9").daemon({"--tcp-proxy", "tls-only"}));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::vector<int> fds;
+    for (int i = 0; i < 2; ++i) {
+        const int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+        ASSERT_GE(fd, 0) << slmsock_strerror(fd) << "\n" << gateway.slmd->output();
+        fds.push_back(fd);
+    }
+    for (int i = 0; i < 2; ++i) {
+        const auto payload = "connection " + std::to_string(i) + ":" + nasty_payload(3000 + 500 * i);
+        ASSERT_TRUE(write_all(fds[i], payload));
+        EXPECT_TRUE(read_n(fds[i], payload.size()) == payload) << i;
+    }
+    const auto uplink = gateway.uplink_trace();
+    EXPECT_EQ(count(uplink, "AT#XTCPCLI=1,"), 0u);
+    EXPECT_EQ(count(uplink, "AT#XSOCKET=1,1,0\r\n"), 2u);
+    for (const int fd : fds) close(fd);
+    EXPECT_EQ(server.accepted(), 2);
+}
+
 TEST(Tcp, RefusedTimedOutAndUnreachableCarryTheirErrno) {
     Gateway gateway(GatewayOptions().with_baud("0").sim({"--connect-timeout-ms", "300"}));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();

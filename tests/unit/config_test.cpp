@@ -93,6 +93,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "/etc/slmd/slmd.conf:7: log-level: \"verbose\" is not a log level (error, warning, notice, info, debug)"},
         BadValue{"verbose", "2", "/etc/slmd/slmd.conf:7: verbose: \"2\" is not yes or no"},
         BadValue{"native-tls", "mbed", "/etc/slmd/slmd.conf:7: native-tls: \"mbed\" is not yes or no"},
+        BadValue{"tcp-proxy", "never", "/etc/slmd/slmd.conf:7: tcp-proxy: \"never\" is neither auto nor tls-only"},
         BadValue{"devcie", "/dev/ttyACM0", "/etc/slmd/slmd.conf:7: devcie: unknown key"},
         BadValue{"once", "yes", "/etc/slmd/slmd.conf:7: once: only valid on the command line"}),
     [](const auto& info) { return "case" + std::to_string(info.index); });
@@ -147,9 +148,10 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("admin-group", "wheel"), file_entry("api-max-clients", "8"),
                             file_entry("api-idle-timeout-ms", "100"),
                             file_entry("finished-flow-linger-ms", "600000"), file_entry("read-batch-ms", "0"),
-                            file_entry("half-close-idle-ms", "0")},
+                            file_entry("half-close-idle-ms", "0"), file_entry("tcp-proxy", "tls-only")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
+    EXPECT_TRUE(settings.tcp_proxy_tls_only);
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
     EXPECT_EQ(settings.baud, 921600u);
     EXPECT_TRUE(settings.rtscts);
@@ -363,7 +365,7 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
                             "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
                             "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms",
                             "--admin-group", "--api-max-clients", "--api-idle-timeout-ms", "--finished-flow-linger-ms",
-                            "--read-batch-ms", "--half-close-idle-ms"}) {
+                            "--read-batch-ms", "--half-close-idle-ms", "--tcp-proxy"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -396,7 +398,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
                             "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
                             "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms",
-                            "read-batch-ms", "half-close-idle-ms"}) {
+                            "read-batch-ms", "half-close-idle-ms", "tcp-proxy"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);
@@ -422,4 +424,5 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     EXPECT_EQ(loaded.settings.recovery_backoff, defaults.recovery_backoff);
     EXPECT_EQ(loaded.settings.stop_timeout, defaults.stop_timeout);
     EXPECT_EQ(loaded.settings.read_batch, defaults.read_batch);
+    EXPECT_EQ(loaded.settings.tcp_proxy_tls_only, defaults.tcp_proxy_tls_only);
 }

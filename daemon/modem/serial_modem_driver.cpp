@@ -294,17 +294,32 @@ void SerialModemDriver::start_listening(int handle, std::shared_ptr<Socket> pend
 void SerialModemDriver::accept(ConnectionId listener_id) {
     auto* listener = find(listener_id);
     if (!listener || listener->accepting || listener->closing) return;
+    if (tcp_available() == 0) {
+        // modem-connections (or the firmware's table) is reached: the peer waits in the modem's backlog until
+        // a connection closes (slot_freed), as a peer waits in a kernel's accept queue. The firmware reports it
+        // once, so the wait is remembered here.
+        if (!listener->accept_waiting)
+            SLMD_INFO("serial modem socket {}: a peer waits to be accepted: no connection left", listener->handle);
+        listener->accept_waiting = true;
+        return;
+    }
+    listener->accept_waiting = false;
     listener->accepting = true;
+    ++opening_;  // the peer's socket takes a descriptor once accepted
     gate_.submit({"AT#XACCEPT=" + std::to_string(listener->handle), "#XACCEPT", 5s},
                  [this, alive = lifetime_.guard(), listener_id](at::CommandResponse answer) {
                      if (!*alive) return;
+                     --opening_;
                      auto* listener = find(listener_id);
                      if (listener) listener->accepting = false;
                      std::optional<AcceptedPeer> peer;
                      for (const auto& line : answer.info) {
                          if (!peer) peer = parse_sm_accept(line);
                      }
-                     if (!answer.ok() || !peer) return;  // ERROR: the peer left, or no socket was left for it
+                     if (!answer.ok() || !peer) {
+                         slot_freed();
+                         return;  // ERROR: the peer left, or no socket was left for it
+                     }
                      if (!listener || listener->closing) {
                          // Stopped meanwhile: the peer is hung up.
                          gate_.submit({"AT#XCLOSE=" + std::to_string(peer->handle), "#XCLOSE", 5s},
@@ -731,9 +746,13 @@ void SerialModemDriver::deliver_closed(Socket& socket, CloseReason reason, int e
 }
 
 void SerialModemDriver::slot_freed() {
-    if (!capacity_listener_) return;
     asio::post(executor_, [this, alive = lifetime_.guard()] {
-        if (*alive && capacity_listener_ && tcp_available() > 0) capacity_listener_();
+        if (!*alive) return;
+        // Peers waiting in a server's backlog were there first; then connects waiting in slmd's queue.
+        for (auto& [id, socket] : sockets_) {
+            if (socket.kind == Kind::listener && socket.accept_waiting && tcp_available() > 0) accept(id);
+        }
+        if (capacity_listener_ && tcp_available() > 0) capacity_listener_();
     });
 }
 

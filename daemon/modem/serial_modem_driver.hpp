@@ -128,6 +128,7 @@ class SerialModemDriver final : public ModemDriver {
         TcpListenerEvents listener_events{};
         ConnectionId server = 0;  // an accepted peer's listener
         bool accepting = false;   // a listener's AT#XACCEPT is on its way
+        bool accept_waiting = false;  // a peer was reported while no connection was left (modem-connections)
         std::chrono::steady_clock::time_point last_send{};  // when an app last sent on it
         bool sliced = false;         // automatic reception off: slmd reads it in slices
         bool slice_reading = false;  // an AT#XRECV slice is on its way

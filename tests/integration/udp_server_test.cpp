@@ -480,6 +480,48 @@ TEST(SerialModemTcpServer, TwoPeersAtOnceThenTheServerStops) {
     EXPECT_EQ(read_n(client_flow, 5), "after");
 }
 
+// modem-connections = 2: the server's socket and one peer fill it. A second peer waits in the modem's backlog
+// (not accepted beyond the limit, where the firmware's own table would close it), its first bytes held there,
+// and is accepted once the first peer's connection closes, with those bytes intact.
+TEST(SerialModemTcpServer, APeerBeyondModemConnectionsWaitsForASlot) {
+    Gateway gateway(GatewayOptions().with_profile("sm-v2.0-preview1").daemon({"--modem-connections", "2"}));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::uint16_t app_port = 0;
+    Fd listener(loopback_socket(AF_INET, SOCK_STREAM, app_port));
+    const std::uint16_t modem_port = free_port(SOCK_STREAM);
+    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, app_port), 0);
+    ASSERT_EQ(listen(listener, 4), 0);
+    ASSERT_EQ(slmsock_listen(AF_INET, app_port), 0) << gateway.slmd->output();
+    const auto served = endpoint("127.0.0.1", modem_port);
+    auto first = std::make_unique<Fd>(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(connect(*first, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    ASSERT_TRUE(readable(listener, 20s)) << gateway.slmd->output();
+    Fd first_app(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(first_app.fd, 0);
+
+    Fd second(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(connect(second, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
+    const std::string early = "early " + binary_payload(600, 7);
+    ASSERT_TRUE(write_all(second, early));
+    // The firmware reports the second peer (a second POLLIN on the listener); a round trip on the first peer
+    // after that has passed every command slmd queued in answer.
+    ASSERT_TRUE(eventually([&] { return count(gateway.trace(), "#XAPOLL: 3,1") >= 2; })) << gateway.trace();
+    ASSERT_TRUE(write_all(*first, "ping"));
+    ASSERT_EQ(read_n(first_app, 4), "ping");
+    ASSERT_TRUE(write_all(first_app, "pong"));
+    ASSERT_EQ(read_n(*first, 4), "pong");
+    EXPECT_EQ(count(gateway.uplink_trace(), "AT#XACCEPT="), 1u) << "accepted beyond modem-connections";
+
+    first.reset();  // the first peer leaves: its connection closes and frees the slot
+    ASSERT_TRUE(readable(listener, 20s)) << gateway.slmd->output();
+    Fd second_app(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(second_app.fd, 0);
+    EXPECT_TRUE(read_n(second_app, early.size()) == early);
+    ASSERT_TRUE(write_all(second_app, "welcome"));
+    EXPECT_EQ(read_n(second, 7), "welcome");
+    EXPECT_EQ(count(gateway.uplink_trace(), "AT#XACCEPT="), 2u);
+}
+
 TEST(SerialModemTcpServer, NoServerOnVersionOne) {
     Gateway gateway(GatewayOptions().with_profile("sm-v1.0"));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();

@@ -43,6 +43,7 @@ struct ModemOptions {
     std::size_t max_connections = 0;
     // SLM: plain TCP connections always on generic sockets, the TCP proxy for TLS only (tcp-proxy = tls-only).
     bool tcp_proxy_tls_only = false;
+    std::chrono::milliseconds udp_move_retry{5000};  // SlmDriverOptions::udp_move_retry
 };
 
 struct LifecycleStats {

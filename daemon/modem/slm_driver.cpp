@@ -235,7 +235,8 @@ void SlmDriver::udp_send(ConnectionId id, std::string datagram, std::function<vo
         return;
     }
     if (to.carrier == Carrier::socket) return sockets_.udp_send(to.inner, std::move(datagram), std::move(done));
-    if (to.udp_client && proxy_.udp_send_blocked_by_tcp(datagram) && sockets_.tcp_available() > 0)
+    if (to.udp_client && proxy_.udp_send_blocked_by_tcp(datagram) && sockets_.tcp_available() > 0 &&
+        std::chrono::steady_clock::now() >= to.next_move_attempt)
         return move_udp_to_socket(id, std::move(datagram), std::move(done));
     proxy_.udp_send(to.inner, std::move(datagram), std::move(done));
 }
@@ -270,20 +271,25 @@ void SlmDriver::move_udp_to_socket(ConnectionId id, std::string datagram, std::f
             }
             auto& route = it->second;
             route.moving.reset();
-            route.udp_client.reset();  // one attempt: on failure the proxy refuses as before (EBUSY, counted)
             if (!error) {
                 const auto proxy_id = std::exchange(route.inner, inner);
                 route.carrier = Carrier::socket;
+                route.udp_client.reset();
                 route.udp_events.reset();
                 *adopted = true;
                 ++udp_moves_;
                 proxy_.udp_close(proxy_id);  // its closed event is now the old carrier's
-            } else {
-                SLMD_WARN("slm: no generic socket for the UDP client (error {}); binary datagrams are refused while "
-                          "TCP is open",
-                          error);
+                for (auto& datagram : *held) udp_send(id, std::move(datagram.bytes), std::move(datagram.done));
+                return;
             }
-            for (auto& datagram : *held) udp_send(id, std::move(datagram.bytes), std::move(datagram.done));
+            // The held datagrams go to the proxy, which refuses the binary ones as before (EBUSY, counted) and
+            // carries the others; a later binary datagram tries the move again, after a pause, so a firmware
+            // that keeps saying no costs one #XSOCKET per pause, not one per datagram.
+            route.next_move_attempt = std::chrono::steady_clock::now() + options_.udp_move_retry;
+            SLMD_WARN("slm: no generic socket for the UDP client (error {}); binary datagrams are refused while TCP "
+                      "is open, and the move is tried again in {} s",
+                      error, std::chrono::duration_cast<std::chrono::seconds>(options_.udp_move_retry).count());
+            for (auto& datagram : *held) proxy_.udp_send(route.inner, std::move(datagram.bytes), std::move(datagram.done));
         });
 }
 

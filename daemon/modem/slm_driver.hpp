@@ -8,6 +8,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -33,6 +34,9 @@ struct SlmDriverOptions {
     // the modem only. The proxy's pushed stream cannot be held back, so beside polled sockets it takes the
     // larger share (docs/data-path.md, "Fair shares on SLM"). Configuration key tcp-proxy = tls-only.
     bool proxy_for_tls_only = false;
+    // After the firmware refused a socket for a UDP client's move, binary datagrams stay refused this long
+    // before the move is tried again.
+    std::chrono::milliseconds udp_move_retry{5000};
 };
 
 class SlmDriver final : public ModemDriver {
@@ -112,6 +116,8 @@ class SlmDriver final : public ModemDriver {
         // While the move runs: the datagrams sent meanwhile, in order.
         HeldDatagrams moving{};
         bool closing = false;  // closed by the flow during the move
+        // A move that failed (the firmware refused a socket) is tried again from then on, not before.
+        std::chrono::steady_clock::time_point next_move_attempt{};
     };
     // The flow's UDP events on `carrier`: `closed` forgets the route, unless the flow has moved off `carrier`
     // (then the close is the old carrier's and the flow does not hear of it).

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <map>
 #include <cerrno>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -199,7 +200,8 @@ struct Recorded {
 // slmsim as a child, and an slmd modem stack in this process on its own io thread.
 class Rig {
 public:
-    explicit Rig(const std::string& profile) : profile_(profile) {
+    explicit Rig(const std::string& profile, std::function<void(modem::ModemOptions&)> tweak = {})
+        : profile_(profile), tweak_(std::move(tweak)) {
         // SLMD_TEST_DEBUG=1 shows the AT conversation on stderr.
         slmd::sys::set_log_threshold(getenv("SLMD_TEST_DEBUG") ? slmd::sys::LogLevel::debug : slmd::sys::LogLevel::warning);
         sim_.emplace(std::vector<std::string>{SLMSIM_BIN, "--link", dir_ / "tty", "--profile", profile, "--baud",
@@ -240,6 +242,7 @@ public:
             modem::ModemOptions options;
             options.baud = 921600;
             options.bringup.register_timeout = 20s;
+            if (tweak_) tweak_(options);
             modem_ = std::make_unique<modem::Modem>(io_.get_executor(), *port_, options);
             modem_->start([this](const modem::BringupResult& result) { ready_ = !result.error; });
         });
@@ -338,6 +341,7 @@ public:
 
 private:
     std::string profile_;
+    std::function<void(modem::ModemOptions&)> tweak_;
     TempDir dir_;
     std::optional<ChildProcess> sim_;
     asio::io_context io_{1};
@@ -659,6 +663,58 @@ TEST(DriverUdpMove, ClosedDuringTheMove) {
     EXPECT_EQ(udp_echo.datagrams(), 0);
     EXPECT_EQ(rig.stats().udp_refused_tcp_busy, 0u);
 }
+
+// The firmware refuses the socket a UDP client's move needs (#XSOCKET answers ERROR): the binary datagram is
+// refused and counted as before the move existed, and a later one tries the move again once the pause is over
+// (with no pause: at once), while a datagram within the pause is refused without another #XSOCKET.
+class DriverUdpMoveRefused : public ::testing::TestWithParam<bool> {};
+
+TEST_P(DriverUdpMoveRefused, TriesAgainAfterThePause) {
+    const bool long_pause = GetParam();
+    EchoServer udp_echo(SOCK_DGRAM);
+    EchoServer tcp_echo(SOCK_STREAM);
+    Rig rig("v2.9", [long_pause](modem::ModemOptions& options) { options.udp_move_retry = long_pause ? 600s : 0s; });
+    ASSERT_TRUE(rig.ready()) << rig.output();
+    auto opened = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
+        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(),
+                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+    });
+    ASSERT_TRUE(opened && opened->first == 0) << rig.output();
+    auto connected = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
+        rig.modem_driver().tcp_connect({"203.0.113.10", tcp_echo.port(), false, std::nullopt}, 10s,
+                                       rig.tcp_events(1000),
+                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+    });
+    ASSERT_TRUE(connected && connected->first == 0) << rig.output();
+    ASSERT_EQ(rig.control("refuse AT#XSOCKET=1,2 1"), "ok");
+    auto send = [&](const std::string& datagram) {
+        return rig.await<int>([&](auto&, auto done) { rig.modem_driver().udp_send(opened->second, datagram, done); })
+            .value_or(-1);
+    };
+    EXPECT_EQ(send(binary(false)), EBUSY) << rig.output();
+    EXPECT_EQ(rig.stats().udp_refused_tcp_busy, 1u);
+    // The refusal is used up: a move tried now gets its socket. Within the pause none is tried.
+    const std::string second = binary(false) + "#2";
+    if (long_pause) {
+        EXPECT_EQ(send(second), EBUSY);
+        EXPECT_EQ(rig.stats().udp_refused_tcp_busy, 2u);
+        EXPECT_EQ(udp_echo.datagrams(), 0);
+    } else {
+        EXPECT_EQ(send(second), 0) << rig.output();
+        ASSERT_TRUE(eventually([&] { return rig.record.with([](auto& r) { return !r.datagrams.empty(); }); }))
+            << rig.output();
+        rig.record.with([&](auto& r) { EXPECT_EQ(r.datagrams.front().bytes, second); });
+        EXPECT_EQ(rig.stats().udp_refused_tcp_busy, 1u);
+        EXPECT_EQ(udp_echo.datagrams(), 1);
+    }
+    rig.call([&] {
+        rig.modem_driver().udp_close(opened->second);
+        rig.modem_driver().tcp_close(connected->second);
+    });
+}
+
+INSTANTIATE_TEST_SUITE_P(Pause, DriverUdpMoveRefused, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Long" : "None"; });
 
 INSTANTIATE_TEST_SUITE_P(Releases, DriverPerRelease,
                          ::testing::Values("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8",

@@ -110,6 +110,21 @@ std::string Simulator::control(std::string_view line) {
     return "ok";
   }
   if (cmd == "stats") return "ok " + stats_.to_string();
+  if (cmd == "refuse") {
+    // refuse <prefix> [count]: the next count (1) command lines that start with prefix answer ERROR.
+    const auto space = arg.find(' ');
+    refuse_prefix_ = arg.substr(0, space);
+    if (refuse_prefix_.empty()) return "error missing prefix";
+    refuse_left_ = 1;
+    if (space != std::string::npos) {
+      try {
+        refuse_left_ = std::stoi(arg.substr(space + 1));
+      } catch (const std::exception&) {
+        return "error bad count";
+      }
+    }
+    return "ok";
+  }
   if (cmd == "hang") {
     hung_ = true;
     return "ok";

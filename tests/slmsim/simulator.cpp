@@ -121,6 +121,10 @@ void Simulator::on_line(const std::string& line) {
   if (hung_) return;  // control "hang": commands vanish unanswered
   std::string_view s = line;
   busy_ = true;
+  if (refuse_left_ > 0 && s.starts_with(refuse_prefix_)) {
+    --refuse_left_;
+    return finish(false);
+  }
   if (p_.sm) {
     // The AT host hands the line to the modem library with "%s": it ends at a NUL.
     s = s.substr(0, s.find('\0'));

@@ -357,6 +357,10 @@ class Simulator {
   bool busy_ = false;
   bool booting_ = true;
   bool hung_ = false;
+  // control "refuse <prefix> [n]": the next n command lines starting with <prefix> answer a plain ERROR and do
+  // nothing, as a firmware whose socket table, memory or network says no.
+  std::string refuse_prefix_;
+  int refuse_left_ = 0;
   // A fault armed to strike inside the TCP downlink ("payload-fault"): after `offset` more payload bytes (in
   // #XTCPDATA payloads or raw in data mode), the modem reboots (the rest is never sent), or `drop` bytes go
   // missing from the stream while the header keeps its count (noise or an overrun without RTS/CTS).

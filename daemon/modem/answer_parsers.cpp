@@ -76,6 +76,7 @@ std::optional<int> parse_leading_int(std::string_view text) {
 std::optional<int> parse_opened_socket(const std::vector<std::string>& info) {
     for (const auto& line : info) {
         if (line.starts_with("#XSOCKET: ")) return parse_leading_int(std::string_view(line).substr(10));
+        if (line.starts_with("#XSSOCKET: ")) return parse_leading_int(std::string_view(line).substr(11));
     }
     return std::nullopt;
 }

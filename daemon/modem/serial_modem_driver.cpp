@@ -1,6 +1,7 @@
 // Owns: the Serial Modem add-on's sockets as a ModemDriver (see serial_modem_driver.hpp).
 #include "modem/serial_modem_driver.hpp"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 
 #include <boost/asio/post.hpp>
@@ -12,6 +13,7 @@
 #include "modem/answer_parsers.hpp"
 #include "modem/at_string.hpp"
 #include "modem/dns_query.hpp"
+#include "modem/tls_command.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -31,6 +33,13 @@ std::optional<std::pair<int, int>> poll_report(std::string_view line) {
     const auto events = parse_leading_int(line.substr(comma + 1));
     if (!handle || !events) return std::nullopt;
     return std::pair{*handle, *events};
+}
+
+// A numeric IPv4 or IPv6 address: no host name to check.
+bool is_numeric_host(const std::string& host) {
+    in6_addr v6{};
+    in_addr v4{};
+    return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
 }
 
 constexpr int poll_error = 8;
@@ -184,7 +193,20 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
         asio::post(executor_, [done = std::move(done), error] { done(error, 0); });
     };
     if (!serving()) return fail_soon(ENETDOWN);
-    if (destination.tls) return fail_soon(EOPNOTSUPP);
+    // TLS by the modem: a TLS socket (#XSSOCKET) whose handshake runs inside #XCONNECT, the name to check set
+    // first (#XSSOCKETOPT TLS_HOSTNAME). DTLS sockets are not offered yet.
+    std::optional<SerialModemTls> tls;
+    std::optional<std::string> tls_hostname;
+    if (destination.tls) {
+        if (kind != Kind::tcp) return fail_soon(EOPNOTSUPP);
+        auto checked = serial_modem_tls(*destination.tls);
+        if (const int* error = std::get_if<int>(&checked)) return fail_soon(*error);
+        tls = std::get<SerialModemTls>(checked);
+        if (tls->set_hostname && !is_numeric_host(destination.host)) {
+            tls_hostname = at_quoted(AtStringKind::host, destination.host);
+            if (!tls_hostname) return fail_soon(EINVAL);
+        }
+    }
     // The second command: connect a client to its destination, or bind a server to its port.
     at::CommandRequest second;
     const bool binds = kind == Kind::udp_server || kind == Kind::listener;
@@ -203,9 +225,13 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                                   : kind == Kind::udp_client ? ",2,0"
                                                              : ",2,1";
     auto pending = std::make_shared<Socket>(std::move(socket));
-    gate_.submit({"AT#XSOCKET=" + family + type_role, "#XSOCKET", 5s},
-                 [this, alive = lifetime_.guard(), kind, binds, local_port, second = std::move(second), pending,
-                  done = std::move(done)](at::CommandResponse response) mutable {
+    const at::CommandRequest create = tls ? at::CommandRequest{"AT#XSSOCKET=" + family + ",1,0" + tls->socket_tail,
+                                                               "#XSSOCKET", 5s}
+                                          : at::CommandRequest{"AT#XSOCKET=" + family + type_role, "#XSOCKET", 5s};
+    const bool secure = tls.has_value();
+    gate_.submit(create,
+                 [this, alive = lifetime_.guard(), kind, binds, secure, local_port, tls_hostname,
+                  second = std::move(second), pending, done = std::move(done)](at::CommandResponse response) mutable {
                      if (!*alive) return;
                      const auto handle = parse_opened_socket(response.info);
                      if (!response.ok() || !handle) {
@@ -218,7 +244,19 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                      second.line = binds ? "AT#XBIND=" + h + "," + std::to_string(local_port)
                                          : "AT#XCONNECT=" + h + second.line;
                      if (binds) second.timeout = 5s;
-                     gate_.submit(second, [this, alive, kind, binds, handle = *handle, pending,
+                     auto close_and_fail = [this, alive, handle = *handle](int error,
+                                                                           std::function<void(int, ConnectionId)> done) {
+                         gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
+                                      [this, alive, error, done = std::move(done)](at::CommandResponse) {
+                                          if (!*alive) return;
+                                          --opening_;
+                                          slot_freed();
+                                          done(error, 0);
+                                      });
+                     };
+                     auto submit_second = [this, alive, kind, binds, secure, handle = *handle, pending, second,
+                                           close_and_fail](std::function<void(int, ConnectionId)> done) {
+                     gate_.submit(second, [this, alive, kind, binds, secure, handle, pending, close_and_fail,
                                            done = std::move(done)](at::CommandResponse answer) mutable {
                          if (!*alive) return;
                          if (kind == Kind::listener && answer.ok())
@@ -239,20 +277,26 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                              done(0, id);
                              return;
                          }
-                         // Plain ERROR says no more: refused, unreachable, no route, port in use.
+                         // Plain ERROR says no more: refused, unreachable, no route, port in use; on a TLS socket
+                         // also a failed handshake, which SLM reports as ECONNABORTED.
                          const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
                                            : answer.error                            ? ENETDOWN
                                            : binds                                   ? EADDRINUSE
+                                           : secure                                  ? ECONNABORTED
                                            : kind == Kind::tcp                       ? ECONNREFUSED
                                                                                      : EHOSTUNREACH;
-                         gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
-                                      [this, alive, error, done](at::CommandResponse) {
-                                          if (!*alive) return;
-                                          --opening_;
-                                          slot_freed();
-                                          done(error, 0);
-                                      });
+                         close_and_fail(error, std::move(done));
                      });
+                     };
+                     if (!tls_hostname) return submit_second(std::move(done));
+                     // The name must be set before the connect: without it the modem would not check it.
+                     gate_.submit({"AT#XSSOCKETOPT=" + h + ",1,2," + *tls_hostname, "", 5s},
+                                  [alive, submit_second, close_and_fail,
+                                   done = std::move(done)](at::CommandResponse set) mutable {
+                                      if (!*alive) return;
+                                      if (!set.ok()) return close_and_fail(set.error ? ENETDOWN : EINVAL, std::move(done));
+                                      submit_second(std::move(done));
+                                  });
                  });
 }
 

@@ -6,7 +6,8 @@
 // string when short and plain, else in data mode with the count announced (AT#XSEND=<h>,2,0,<n>): the
 // firmware takes exactly n bytes and leaves data mode by itself, so every byte value is safe and no "+++" is
 // ever written. TCP servers (v2.0 previews): #XLISTEN, a POLLIN report on the listener, then #XACCEPT; every
-// accepted peer is a socket of its own, several at once. docs/reference/serial-modem-and-generic-sockets.md §2 has the firmware facts.
+// accepted peer is a socket of its own, several at once. TLS by the modem: a TLS socket (#XSSOCKET, the name
+// to check set with #XSSOCKETOPT) whose handshake runs in #XCONNECT; DTLS is not offered yet. docs/reference/serial-modem-and-generic-sockets.md §2 has the firmware facts.
 //
 // Scheduling beside bulk: automatic reception writes up to 2048 bytes per read, and every command's answer (and
 // every other socket's bytes) waits behind them on the wire: 180 ms at 115200. While an interactive socket is

@@ -58,4 +58,16 @@ std::variant<std::string, int> tls_parameters(const TlsOptions& tls, TlsTranspor
     return out;
 }
 
+std::variant<SerialModemTls, int> serial_modem_tls(const TlsOptions& tls) {
+    if (tls.sec_tag < 0) return EINVAL;
+    if (!in_range(tls.peer_verify, 2) || !in_range(tls.hostname_verify, 1)) return EINVAL;
+    if (tls.dtls_cid) return EINVAL;  // a DTLS option on a TLS socket
+    SerialModemTls out;
+    out.socket_tail = "," + std::to_string(tls.sec_tag);
+    if (tls.peer_verify) out.socket_tail += "," + std::to_string(*tls.peer_verify);
+    // The firmware checks the name only once TLS_HOSTNAME is set; hostname_verify 0 leaves it unset.
+    out.set_hostname = tls.hostname_verify.value_or(default_hostname_verify) == 1;
+    return out;
+}
+
 }  // namespace slmd::modem

@@ -156,6 +156,42 @@ TEST_F(Tls, ClientEchoesPlaintextThroughTheModemsTls) {
         << gateway->uplink_trace();
 }
 
+// The Serial Modem: every TLS connection is a TLS socket of the modem's own (#XSSOCKET, the name set with
+// #XSSOCKETOPT before #XCONNECT runs the handshake), so two run at once, where SLM's single TCP proxy holds
+// one. A failed handshake (unknown CA, wrong name) is ECONNABORTED as on SLM, and frees its socket.
+TEST_F(Tls, SerialModemTlsSocketsTwoAtOnce) {
+    TlsEchoServer server;
+    ASSERT_NE(server.port, 0);
+    auto gateway = provisioned("sm-v1.0");
+    auto tls = tls_with(tag_ca);
+    const int first = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+    ASSERT_GE(first, 0) << slmsock_strerror(first) << "\n" << gateway->log();
+    const int second = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+    ASSERT_GE(second, 0) << slmsock_strerror(second) << "\n" << gateway->log();
+    std::string binary("first\0\"+++\r\nOK\r\n", 16);
+    for (int i = 0; i < 300; ++i) binary += static_cast<char>(i * 7);
+    EXPECT_TRUE(echo(first, binary) == binary);
+    EXPECT_EQ(echo(second, hundred_bytes()), hundred_bytes());
+    EXPECT_EQ(echo(first, "still first"), "still first");
+    const auto uplink = gateway->uplink_trace();
+    EXPECT_EQ(count(uplink, "AT#XSSOCKET=1,1,0,42\r"), 2u) << uplink;
+    EXPECT_EQ(count(uplink, ",1,2,\"tls.test\"\r"), 2u) << uplink;  // the name is checked
+    close(first);
+    close(second);
+
+    auto other = tls_with(tag_other_ca);
+    EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &other), -ECONNABORTED);
+    EXPECT_TRUE(server.saw("handshake failed"));
+    EXPECT_EQ(slmsock_tls_connect("other.test", server.port, AF_INET, &tls), -ECONNABORTED);
+    tls.hostname_verify = 0;  // the same server accepted once the name is not checked
+    const int unchecked = slmsock_tls_connect("other.test", server.port, AF_INET, &tls);
+    ASSERT_GE(unchecked, 0) << slmsock_strerror(unchecked) << "\n" << gateway->log();
+    EXPECT_EQ(echo(unchecked, "name not checked"), "name not checked");
+    close(unchecked);
+    // The name was set for the checked attempt only.
+    EXPECT_EQ(count(gateway->uplink_trace(), ",1,2,\"other.test\"\r"), 1u) << gateway->uplink_trace();
+}
+
 TEST_F(Tls, UnknownCaFailsTheConnectAndSlmdServesTheNext) {
     TlsEchoServer server;
     auto gateway = provisioned("v2.9");

@@ -306,6 +306,10 @@ class Simulator {
   void cmd_sm_apoll(const Cmd& c);
   void cmd_sm_recvcfg(const Cmd& c);
   SmSocket* sm_find(int fd);
+  // A new socket in the table (do_socket_open()): the lowest free handle, the "all sockets" settings applied.
+  SmSocket* sm_create(int family, int type, int role, int cid);
+  void sm_connected(SmSocket& s, std::shared_ptr<boost::asio::ip::tcp::socket> sock,
+                    const boost::asio::ip::tcp::endpoint& named);
   void sm_recv_command(const Cmd& c, bool from);
   void sm_close_all_silently();
   void sm_network_lost();

@@ -1,6 +1,7 @@
 // slmsim: the Serial Modem's socket commands (ncs-serial-modem v1.0.x and v2.0.0-preview1, app/src/sm_at_socket.c;
-// docs/reference/serial-modem-and-generic-sockets.md §2): handle-based #XSOCKET/#XCLOSE, #XSSOCKET (refused: no
-// TLS), #XSOCKETOPT, #XBIND, #XCONNECT, #XSEND/#XSENDTO (string, hex, data mode), #XRECV/#XRECVFROM, preview1's
+// docs/reference/serial-modem-and-generic-sockets.md §2): handle-based #XSOCKET/#XCLOSE, #XSSOCKET (TLS 1.2
+// clients; the handshake in #XCONNECT through tls_bridge; DTLS is not simulated) with #XSSOCKETOPT's host name
+// and peer verification, #XSOCKETOPT, #XBIND, #XCONNECT, #XSEND/#XSENDTO (string, hex, data mode), #XRECV/#XRECVFROM, preview1's
 // #XLISTEN/#XACCEPT, and the event machinery behind #XAPOLL and automatic reception (#XRECVCFG): per socket, the
 // modem library's one-shot poll callback, armed by every update_poll_events() and fired when the socket's state
 // matches, and SM's poll work, which runs only while the AT channel is idle (no command executing) or, in data
@@ -140,14 +141,22 @@ void Simulator::cmd_sm_socket(const Cmd& c) {
   if (type != 1 && type != 2 && type != 3) return finish(false);
   if (type == 3 && role != 0 && !p_.sm_preview) return finish(false);  // v1.0.x: a raw socket is a client
   if (cid != 0) return finish(false);  // bind_to_pdn(): only the default PDN (cid 0) is active here
+  auto* n = sm_create(static_cast<int>(family), static_cast<int>(type), static_cast<int>(role), static_cast<int>(cid));
+  if (!n) return finish(false);
+  info("#XSOCKET: " + std::to_string(n->fd) + "," + std::to_string(n->type) + "," +
+       (n->type == 1 ? "6" : n->type == 2 ? "17" : "0"));
+  finish(true);
+}
+
+SmSocket* Simulator::sm_create(int family, int type, int role, int cid) {
   int fd = cfg_.sm_handle_base;
   while (sm_socks_.count(fd)) ++fd;
   SmSocket s;
   s.fd = fd;
-  s.family = static_cast<int>(family);
-  s.type = static_cast<int>(type);
-  s.role = static_cast<int>(role);
-  s.cid = static_cast<int>(cid);
+  s.family = family;
+  s.type = type;
+  s.role = role;
+  s.cid = cid;
   s.gen = ++sm_next_gen_;
   if (s.type == 2) {
     // A UDP socket can send and receive at once (an ephemeral port, as the modem's first sendto picks).
@@ -155,18 +164,17 @@ void Simulator::cmd_sm_socket(const Cmd& c) {
     error_code ec;
     s.udp_sock->open(family == 1 ? udp::v4() : udp::v6(), ec);
     if (!ec) s.udp_sock->bind(udp::endpoint(family == 1 ? udp::v4() : udp::v6(), 0), ec);
-    if (ec) return finish(false);
+    if (ec) return nullptr;
   }
   auto& n = sm_socks_.emplace(fd, std::move(s)).first->second;
   if (n.type == 2) sm_start_receive(fd);
-  info("#XSOCKET: " + std::to_string(fd) + "," + std::to_string(n.type) + "," +
-       (n.type == 1 ? "6" : n.type == 2 ? "17" : "0"));
-  // Settings made for "all sockets" apply to new ones too.
+  // Settings made for "all sockets" apply to new ones too. The poll work they may start is posted: the
+  // caller's answer goes out first.
   n.adr_flags = sm_adr_flags_;
   n.adr_hex = sm_adr_hex_;
   n.xapoll_requested = sm_xapoll_requested_;
   sm_update_poll(n, ALL, true);
-  finish(true);
+  return &n;
 }
 
 void Simulator::cmd_sm_ssocket(const Cmd& c) {
@@ -176,7 +184,26 @@ void Simulator::cmd_sm_ssocket(const Cmd& c) {
     info("#XSSOCKET: <handle>,(1,2),(1,2),(0,1),<sec_tag>,<peer_verify>,<cid>");
     return finish(true);
   }
-  finish(false);  // TLS/DTLS sockets are not simulated for the Serial Modem
+  // AT#XSSOCKET=<family>,<type>,<role>,<sec_tag>[,<peer_verify>[,<cid>]]: TLS 1.2 clients over TCP are
+  // simulated (the handshake runs in #XCONNECT, with the credentials under sec_tag); DTLS sockets are not.
+  auto a = args_of(c, p_.strict_integers, p_.space_before_param);
+  if (!a) return finish(false);
+  if (sm_socks_.size() >= p_.sm_max_sockets) return finish(false);
+  std::int64_t family = 0, type = 0, role = 0, sec_tag = -1, peer_verify = 2, cid = 0;
+  if (a->num(1, kI32Min, kI32Max, family) || a->num(2, kI32Min, kI32Max, type) || a->num(3, 0, kU16Max, role) ||
+      a->num(4, 0, kI32Max, sec_tag))
+    return finish(false);
+  if (a->count() > 5 && (a->num(5, 0, kU16Max, peer_verify) || peer_verify > 2)) return finish(false);
+  if (a->count() > 6 && (a->num(6, 0, kU16Max, cid) || cid != 0)) return finish(false);
+  if (family != 1 && family != 2) return finish(false);
+  if (role != 0) return finish(false);  // TLS/DTLS servers are not supported
+  if (type != 1) return finish(false);  // DTLS: not simulated
+  auto* n = sm_create(static_cast<int>(family), 1, 0, 0);
+  if (!n) return finish(false);
+  n->sec_tag = static_cast<int>(sec_tag);
+  n->tls_opt.peer_verify = static_cast<int>(peer_verify);
+  info("#XSSOCKET: " + std::to_string(n->fd) + ",1,258");  // 258: IPPROTO_TLS_1_2
+  finish(true);
 }
 
 void Simulator::cmd_sm_close(const Cmd& c) {
@@ -187,6 +214,7 @@ void Simulator::cmd_sm_close(const Cmd& c) {
   auto close_one = [this](int fd) {
     auto& s = sm_socks_.at(fd);
     const int ret = s.dead ? -nerr::EBADF_ : 0;
+    if (s.tls) s.tls->abort();
     retire(s.tcp_sock, true);
     retire(s.udp_sock);
     retire(s.acceptor);
@@ -210,6 +238,7 @@ void Simulator::cmd_sm_close(const Cmd& c) {
 
 void Simulator::sm_close_all_silently() {
   for (auto& [fd, s] : sm_socks_) {
+    if (s.tls) s.tls->abort();
     retire(s.tcp_sock, true);
     retire(s.udp_sock);
     retire(s.acceptor);
@@ -222,6 +251,8 @@ void Simulator::sm_modem_restarted() {
   // nrf_modem_lib_shutdown() closes every libmodem socket; SM's table keeps the stale handles. (What a later
   // socket on a reused descriptor number does in the firmware is not simulated: the stale handles stay reserved.)
   for (auto& [fd, s] : sm_socks_) {
+    if (s.tls) s.tls->abort();
+    s.tls.reset();
     retire(s.tcp_sock, true);
     retire(s.udp_sock);
     retire(s.acceptor);
@@ -307,7 +338,26 @@ void Simulator::cmd_sm_ssocketopt(const Cmd& c) {
     info("#XSSOCKETOPT: <handle>,(0,1),<name>,<value>");
     return finish(true);
   }
-  finish(false);  // no socket is a secure one ("Not secure socket")
+  // Simulated: 2 TLS_HOSTNAME (set; the name the server's certificate must carry) and 5 PEER_VERIFY (set).
+  if (!sm_set(c)) return finish(false);
+  auto a = args_of(c, p_.strict_integers, p_.space_before_param);
+  std::int64_t fd = 0, op = 0, name = 0;
+  if (!a || a->num(1, kI32Min, kI32Max, fd)) return finish(false);
+  auto* s = sm_find(static_cast<int>(fd));
+  if (!s || s->sec_tag < 0) return finish(false);  // "Not secure socket"
+  if (a->num(2, 0, kU16Max, op) || a->num(3, 0, kU16Max, name) || op != 1) return finish(false);
+  if (name == 2) {
+    std::string hostname;
+    if (!a->str(4, kMaxUrl, hostname)) return finish(false);
+    s->tls_opt.hostname = hostname;
+    return finish(true);
+  }
+  std::int64_t value = 0;
+  if (name == 5 && !a->num(4, 0, 2, value)) {
+    s->tls_opt.peer_verify = static_cast<int>(value);
+    return finish(true);
+  }
+  finish(false);
 }
 
 void Simulator::cmd_sm_bind(const Cmd& c) {
@@ -410,15 +460,43 @@ void Simulator::cmd_sm_connect(const Cmd& c) {
       if (trace_) trace_->note("sm socket " + std::to_string(fd) + ": connect: " + ec.message());
       return finish(false);
     }
-    ++stats_.tcp_connects;
-    s->tcp_sock = sock;
-    s->remote = named;
-    s->connected = true;
-    sm_start_read(fd);
-    info("#XCONNECT: " + std::to_string(fd) + ",1");
-    finish(true);
-    sm_poll_check(*s);  // writable: POLLOUT
+    if (s->sec_tag < 0) return sm_connected(*s, sock, named);
+    // TLS by the modem: the handshake is part of the connect; a failed one is a plain ERROR.
+    std::string why;
+    SSL_CTX* ctx = make_ssl_ctx(creds_, s->sec_tag, s->tls_opt, why);
+    if (!ctx) {
+      if (trace_) trace_->note("tls: sec_tag " + std::to_string(s->sec_tag) + ": " + why);
+      return finish(false);
+    }
+    auto bridge = std::make_shared<TlsBridge>(io_, std::move(*sock), ctx, s->tls_opt);
+    SSL_CTX_free(ctx);
+    s->tls = bridge;
+    std::weak_ptr<TlsBridge> w = bridge;
+    bridge->start(
+        [this, e, fd, gen, w, named](int err, std::shared_ptr<tcp::socket> plain) {
+          auto b = w.lock();
+          auto* s = sm_find(fd);
+          if (e != epoch_ || !b || !s || s->gen != gen || s->tls != b) return;
+          s->tls.reset();
+          if (err) {
+            if (trace_) trace_->note("tls: handshake failed: " + b->failure());
+            return finish(false);
+          }
+          sm_connected(*s, std::move(plain), named);
+        },
+        cfg_.tls_handshake_timeout_ms);
   });
+}
+
+void Simulator::sm_connected(SmSocket& s, std::shared_ptr<tcp::socket> sock, const tcp::endpoint& named) {
+  ++stats_.tcp_connects;
+  s.tcp_sock = std::move(sock);
+  s.remote = named;
+  s.connected = true;
+  sm_start_read(s.fd);
+  info("#XCONNECT: " + std::to_string(s.fd) + ",1");
+  finish(true);
+  sm_poll_check(s);  // writable: POLLOUT
 }
 
 void Simulator::cmd_sm_listen(const Cmd& c) {

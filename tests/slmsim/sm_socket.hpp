@@ -13,6 +13,8 @@
 #include <string>
 #include <utility>
 
+#include "tls_bridge.hpp"
+
 namespace slmsim {
 
 // Poll event bits as libmodem numbers them (and as #XAPOLL prints them, in decimal).
@@ -37,6 +39,11 @@ struct SmSocket {
   int sndtimeo = 30;       // SO_SNDTIMEO (s): SOCKET_SEND_TMO_SEC at open
   std::map<int, int> opts;  // other #XSOCKETOPT values that can be read back
   bool dead = false;        // the modem library restarted under it (#XMODEMRESET): the descriptor is stale
+  // #XSSOCKET: TLS by the modem. The handshake runs inside #XCONNECT; afterwards tcp_sock is the plaintext end
+  // of the bridge, which owns the real connection.
+  int sec_tag = -1;
+  TlsOptions tls_opt;
+  std::shared_ptr<TlsBridge> tls;  // during the handshake
 
   // Host side.
   std::shared_ptr<tcp::socket> tcp_sock;   // TCP: set once connected (or accepted)

@@ -222,7 +222,8 @@ TEST(AnswerParsers, OpenedSocketHandleFromEitherFamily) {
     EXPECT_EQ(parse_opened_socket({"+CEREG: 1", "#XSOCKET: 0,1,6"}), 0);
     EXPECT_EQ(parse_opened_socket({}), std::nullopt);
     EXPECT_EQ(parse_opened_socket({"#XSOCKET: x,1,6"}), std::nullopt);
-    EXPECT_EQ(parse_opened_socket({"#XSSOCKET: 3,1,258"}), std::nullopt);
+    EXPECT_EQ(parse_opened_socket({"#XSSOCKET: 3,1,258"}), 3);         // Serial Modem TLS socket (258: TLS 1.2)
+    EXPECT_EQ(parse_opened_socket({"#XSSOCKET: x,1,258"}), std::nullopt);
     EXPECT_EQ(parse_leading_int("-104,\"x\""), -104);
     EXPECT_EQ(parse_leading_int(""), std::nullopt);
 }

@@ -56,5 +56,43 @@ TEST_P(TlsCommand, ParametersPerRelease) {
 INSTANTIATE_TEST_SUITE_P(Rows, TlsCommand, testing::ValuesIn(rows),
                          [](const testing::TestParamInfo<Row>& info) { return std::string(info.param.name); });
 
+// The Serial Modem's AT#XSSOCKET tail and whether TLS_HOSTNAME is set: (sec_tag, peer_verify, hostname_verify,
+// dtls_cid) → the tail and the host-name flag, or the errno.
+struct SerialModemRow {
+    const char* name;
+    TlsOptions tls;
+    std::variant<std::pair<std::string, bool>, int> expected;
+};
+
+const SerialModemRow serial_modem_rows[] = {
+    {"sec_tag_only_checks_the_name", {42, {}, {}, {}}, std::pair{std::string(",42"), true}},
+    {"peer_verify_none", {42, 0, {}, {}}, std::pair{std::string(",42,0"), true}},
+    {"peer_verify_optional", {7, 1, {}, {}}, std::pair{std::string(",7,1"), true}},
+    {"name_not_checked", {42, 2, 0, {}}, std::pair{std::string(",42,2"), false}},
+    {"negative_sec_tag", {-1, {}, {}, {}}, EINVAL},
+    {"peer_verify_3", {42, 3, {}, {}}, EINVAL},
+    {"hostname_verify_2", {42, {}, 2, {}}, EINVAL},
+    {"dtls_cid_on_tls", {42, {}, {}, 0}, EINVAL},
+};
+
+class SerialModemTlsCommand : public testing::TestWithParam<SerialModemRow> {};
+
+TEST_P(SerialModemTlsCommand, SocketTailAndHostName) {
+    const auto& row = GetParam();
+    const auto got = serial_modem_tls(row.tls);
+    if (const int* error = std::get_if<int>(&row.expected)) {
+        ASSERT_TRUE(std::holds_alternative<int>(got));
+        EXPECT_EQ(std::get<int>(got), *error);
+        return;
+    }
+    ASSERT_TRUE(std::holds_alternative<SerialModemTls>(got));
+    const auto& want = std::get<std::pair<std::string, bool>>(row.expected);
+    EXPECT_EQ(std::get<SerialModemTls>(got).socket_tail, want.first);
+    EXPECT_EQ(std::get<SerialModemTls>(got).set_hostname, want.second);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rows, SerialModemTlsCommand, testing::ValuesIn(serial_modem_rows),
+                         [](const testing::TestParamInfo<SerialModemRow>& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace slmd::modem

@@ -108,7 +108,24 @@ TEST_P(Sm, BootVersionAndTheSlmCommandsAreGone) {
   }
   for (const auto& c : gone) EXPECT_TRUE(cr(h, c, error)) << c;
   EXPECT_TRUE(cr(h, "at#xsmver", error)) << "SM's commands are matched by their exact name";
-  EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,1,0,10", error)) << "TLS sockets are not simulated";
+}
+
+// #XSSOCKET: a TLS 1.2 client socket (protocol 258) with its sec_tag; the host name to verify and the peer
+// verification are set with #XSSOCKETOPT (names 2 and 5) on secure sockets only. TLS servers do not exist in
+// the firmware; DTLS sockets are not simulated. The handshake itself runs in #XCONNECT (tests/integration).
+TEST_P(Sm, TlsSocketOpensWithItsSecTagAndTakesAHostName) {
+  Harness h(GetParam().profile);
+  h.boot();
+  EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,1,0,42", "\r\n#XSSOCKET: 3,1,258\r\n" + ok));
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=3,1,2,\"tls.test\"", ok));
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=3,1,5,1", ok));
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=3,1,5,3", error)) << "peer_verify is 0, 1 or 2";
+  EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,1,0,42,3", error)) << "peer_verify is 0, 1 or 2";
+  EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,1,1,42", error)) << "TLS servers are not supported";
+  EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,2,0,42", error)) << "DTLS sockets are not simulated";
+  EXPECT_TRUE(cr(h, "AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 4,1,6\r\n" + ok));
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=4,1,2,\"tls.test\"", error)) << "not a secure socket";
+  EXPECT_TRUE(cr(h, "AT#XCLOSE=3", "\r\n#XCLOSE: 3,0\r\n" + ok));
 }
 
 TEST_P(Sm, CrEndsACommandAndAnythingBeforeAtIsSkipped) {

@@ -244,15 +244,9 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                      second.line = binds ? "AT#XBIND=" + h + "," + std::to_string(local_port)
                                          : "AT#XCONNECT=" + h + second.line;
                      if (binds) second.timeout = 5s;
-                     auto close_and_fail = [this, alive, handle = *handle](int error,
-                                                                           std::function<void(int, ConnectionId)> done) {
-                         gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
-                                      [this, alive, error, done = std::move(done)](at::CommandResponse) {
-                                          if (!*alive) return;
-                                          --opening_;
-                                          slot_freed();
-                                          done(error, 0);
-                                      });
+                     auto close_and_fail = [this, handle = *handle](int error,
+                                                                    std::function<void(int, ConnectionId)> done) {
+                         abandon_opening(handle, error, std::move(done));
                      };
                      auto submit_second = [this, alive, kind, binds, secure, handle = *handle, pending, second,
                                            close_and_fail](std::function<void(int, ConnectionId)> done) {
@@ -300,18 +294,24 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                  });
 }
 
+// A socket being opened failed a later step: it is closed, and its descriptor counts as free once the firmware
+// answered.
+void SerialModemDriver::abandon_opening(int handle, int error, std::function<void(int, ConnectionId)> done) {
+    gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
+                 [this, alive = lifetime_.guard(), error, done = std::move(done)](at::CommandResponse) {
+                     if (!*alive) return;
+                     --opening_;
+                     slot_freed();
+                     done(error, 0);
+                 });
+}
+
 // A bound TCP socket becomes a server: #XLISTEN, then POLLIN reports on it (a peer is waiting to be accepted).
 void SerialModemDriver::start_listening(int handle, std::shared_ptr<Socket> pending,
                                         std::function<void(int, ConnectionId)> done) {
     const std::string h = std::to_string(handle);
-    auto fail = [this, alive = lifetime_.guard(), handle](int error, std::function<void(int, ConnectionId)> done) {
-        gate_.submit({"AT#XCLOSE=" + std::to_string(handle), "#XCLOSE", 5s},
-                     [this, alive, error, done = std::move(done)](at::CommandResponse) {
-                         if (!*alive) return;
-                         --opening_;
-                         slot_freed();
-                         done(error, 0);
-                     });
+    auto fail = [this, handle](int error, std::function<void(int, ConnectionId)> done) {
+        abandon_opening(handle, error, std::move(done));
     };
     gate_.submit({"AT#XLISTEN=" + h, "", 5s}, [this, alive = lifetime_.guard(), handle, h, pending, fail,
                                                done = std::move(done)](at::CommandResponse listened) mutable {

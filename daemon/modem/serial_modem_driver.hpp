@@ -160,6 +160,7 @@ class SerialModemDriver final : public ModemDriver {
     void arm_interactive_timer();
     // #XLISTEN/#XACCEPT came back in the v2.0 previews (v0.2 to v1.0.x have neither).
     bool listens() const;
+    void abandon_opening(int handle, int error, std::function<void(int, ConnectionId)> done);
     void start_listening(int handle, std::shared_ptr<Socket> pending, std::function<void(int, ConnectionId)> done);
     void accept(ConnectionId listener);
     void lose(ConnectionId id, CloseReason reason, int error);

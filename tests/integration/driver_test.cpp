@@ -278,6 +278,14 @@ public:
         return future.get();
     }
 
+    // Starts an open on the modem driver (its completion handler given to `start`): (error, id), or nothing.
+    template <typename Start>
+    std::optional<std::pair<int, modem::ConnectionId>> await_open(Start start) {
+        return await<std::pair<int, modem::ConnectionId>>([start](auto&, auto done) {
+            start([done](int error, modem::ConnectionId id) { done({error, id}); });
+        });
+    }
+
     modem::SlmProxyDriver& driver() { return const_cast<modem::SlmProxyDriver&>(modem_->slm_driver()); }
     // The driver core/ holds: proxies and generic sockets together (modem::SlmDriver behind the switch).
     modem::ModemDriver& modem_driver() { return modem_->driver(); }
@@ -633,15 +641,14 @@ TEST(DriverUdpMove, ClosedDuringTheMove) {
     Rig rig("v2.9");
     ASSERT_TRUE(rig.ready()) << rig.output();
     const auto free_before = rig.call([&] { return rig.modem_driver().udp_available(); });
-    auto opened = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
-        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(),
-                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+    // A UDP client on the proxy, then a TCP connection beside it.
+    const auto opened = rig.await_open([&](auto done) {
+        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(), done);
     });
     ASSERT_TRUE(opened && opened->first == 0) << rig.output();
-    auto connected = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
+    const auto connected = rig.await_open([&](auto done) {
         rig.modem_driver().tcp_connect({"203.0.113.10", tcp_echo.port(), false, std::nullopt}, 10s,
-                                       rig.tcp_events(1000),
-                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+                                       rig.tcp_events(1000), done);
     });
     ASSERT_TRUE(connected && connected->first == 0) << rig.output();
 
@@ -675,15 +682,14 @@ TEST_P(DriverUdpMoveRefused, TriesAgainAfterThePause) {
     EchoServer tcp_echo(SOCK_STREAM);
     Rig rig("v2.9", [long_pause](modem::ModemOptions& options) { options.udp_move_retry = long_pause ? 600s : 0s; });
     ASSERT_TRUE(rig.ready()) << rig.output();
-    auto opened = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
-        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(),
-                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+    // A UDP client on the proxy, then a TCP connection beside it.
+    const auto opened = rig.await_open([&](auto done) {
+        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(), done);
     });
     ASSERT_TRUE(opened && opened->first == 0) << rig.output();
-    auto connected = rig.await<std::pair<int, modem::ConnectionId>>([&](auto&, auto done) {
+    const auto connected = rig.await_open([&](auto done) {
         rig.modem_driver().tcp_connect({"203.0.113.10", tcp_echo.port(), false, std::nullopt}, 10s,
-                                       rig.tcp_events(1000),
-                                       [done](int e, modem::ConnectionId id) { done({e, id}); });
+                                       rig.tcp_events(1000), done);
     });
     ASSERT_TRUE(connected && connected->first == 0) << rig.output();
     ASSERT_EQ(rig.control("refuse AT#XSOCKET=1,2 1"), "ok");

@@ -404,6 +404,29 @@ TEST_P(PerProfile, UdpServerOnAPortInUseFailsWithTheFirmwaresReason) {
     EXPECT_TRUE(gateway.sent("AT#XUDPSVR=1," + std::to_string(taken) + "\r\n"));
 }
 
+namespace {
+
+// An app's listening TCP socket served on a modem port through slmd: the kernel listener, the port peers reach,
+// and slmsock_listen's answer (-1 when the local set-up failed).
+struct ModemListener {
+    std::unique_ptr<Fd> listener;
+    std::uint16_t modem_port = 0;
+    std::uint16_t app_port = 0;
+    int status = -1;
+};
+
+ModemListener listen_through_modem() {
+    ModemListener out;
+    out.listener = std::make_unique<Fd>(loopback_socket(AF_INET, SOCK_STREAM, out.app_port));
+    out.modem_port = free_port(SOCK_STREAM);
+    if (slmsock_bind(SOCK_STREAM, AF_INET, out.modem_port, out.app_port) != 0 || listen(*out.listener, 4) != 0)
+        return out;
+    out.status = slmsock_listen(AF_INET, out.app_port);
+    return out;
+}
+
+}  // namespace
+
 // The Serial Modem's own TCP server (v2.0 previews: #XLISTEN, a POLLIN report, #XACCEPT): every peer is a socket
 // of its own, so two peers are served at once, each with its own bytes, beside a client connection; one leaving
 // ends only its connection, and the app closing its listening socket stops the server and hangs up the other
@@ -486,13 +509,10 @@ TEST(SerialModemTcpServer, TwoPeersAtOnceThenTheServerStops) {
 TEST(SerialModemTcpServer, APeerBeyondModemConnectionsWaitsForASlot) {
     Gateway gateway(GatewayOptions().with_profile("sm-v2.0-preview1").daemon({"--modem-connections", "2"}));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
-    std::uint16_t app_port = 0;
-    Fd listener(loopback_socket(AF_INET, SOCK_STREAM, app_port));
-    const std::uint16_t modem_port = free_port(SOCK_STREAM);
-    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, app_port), 0);
-    ASSERT_EQ(listen(listener, 4), 0);
-    ASSERT_EQ(slmsock_listen(AF_INET, app_port), 0) << gateway.slmd->output();
-    const auto served = endpoint("127.0.0.1", modem_port);
+    auto server = listen_through_modem();
+    ASSERT_EQ(server.status, 0) << gateway.slmd->output();
+    Fd& listener = *server.listener;
+    const auto served = endpoint("127.0.0.1", server.modem_port);
     auto first = std::make_unique<Fd>(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     ASSERT_EQ(connect(*first, reinterpret_cast<const sockaddr*>(&served), length_of(served)), 0);
     ASSERT_TRUE(readable(listener, 20s)) << gateway.slmd->output();
@@ -536,12 +556,11 @@ TEST(SerialModemTcpServer, NoServerOnVersionOne) {
 TEST_P(PerProfile, TcpServerAcceptsOnePeerAtATimeAndHangsUp) {
     Gateway gateway(GatewayOptions().with_profile(GetParam()));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
-    std::uint16_t app_port = 0;
-    Fd listener(loopback_socket(AF_INET, SOCK_STREAM, app_port));
-    const std::uint16_t modem_port = free_port(SOCK_STREAM);
-    ASSERT_EQ(slmsock_bind(SOCK_STREAM, AF_INET, modem_port, app_port), 0);
-    ASSERT_EQ(listen(listener, 4), 0);
-    ASSERT_EQ(slmsock_listen(AF_INET, app_port), 0) << gateway.slmd->output();
+    auto server = listen_through_modem();
+    ASSERT_EQ(server.status, 0) << gateway.slmd->output();
+    Fd& listener = *server.listener;
+    const std::uint16_t modem_port = server.modem_port;
+    const std::uint16_t app_port = server.app_port;
     EXPECT_TRUE(gateway.sent("AT#XTCPSVR=1," + std::to_string(modem_port) + "\r\n"));
 
     // A local client connects to the port the modem exposes; the app accepts it from slmd's loopback side.

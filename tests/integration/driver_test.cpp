@@ -285,6 +285,19 @@ public:
             start([done](int error, modem::ConnectionId id) { done({error, id}); });
         });
     }
+    // A UDP client on the proxy, then a TCP connection beside it, through the modem driver: their ids.
+    std::optional<std::pair<modem::ConnectionId, modem::ConnectionId>> udp_client_beside_tcp(std::uint16_t udp_port,
+                                                                                             std::uint16_t tcp_port) {
+        const auto udp = await_open([&](auto done) {
+            modem_driver().udp_connect({"203.0.113.10", udp_port, false, std::nullopt}, udp_events(), done);
+        });
+        if (!udp || udp->first != 0) return std::nullopt;
+        const auto tcp = await_open([&](auto done) {
+            modem_driver().tcp_connect({"203.0.113.10", tcp_port, false, std::nullopt}, 10s, tcp_events(1000), done);
+        });
+        if (!tcp || tcp->first != 0) return std::nullopt;
+        return std::pair{udp->second, tcp->second};
+    }
 
     modem::SlmProxyDriver& driver() { return const_cast<modem::SlmProxyDriver&>(modem_->slm_driver()); }
     // The driver core/ holds: proxies and generic sockets together (modem::SlmDriver behind the switch).
@@ -641,25 +654,18 @@ TEST(DriverUdpMove, ClosedDuringTheMove) {
     Rig rig("v2.9");
     ASSERT_TRUE(rig.ready()) << rig.output();
     const auto free_before = rig.call([&] { return rig.modem_driver().udp_available(); });
-    // A UDP client on the proxy, then a TCP connection beside it.
-    const auto opened = rig.await_open([&](auto done) {
-        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(), done);
-    });
-    ASSERT_TRUE(opened && opened->first == 0) << rig.output();
-    const auto connected = rig.await_open([&](auto done) {
-        rig.modem_driver().tcp_connect({"203.0.113.10", tcp_echo.port(), false, std::nullopt}, 10s,
-                                       rig.tcp_events(1000), done);
-    });
-    ASSERT_TRUE(connected && connected->first == 0) << rig.output();
+    const auto ids = rig.udp_client_beside_tcp(udp_echo.port(), tcp_echo.port());
+    ASSERT_TRUE(ids) << rig.output();
+    const auto [udp_id, tcp_id] = *ids;
 
     auto held = rig.await<int>([&](auto&, auto done) {
-        rig.modem_driver().udp_send(opened->second, binary(false), done);
-        rig.modem_driver().udp_close(opened->second);
+        rig.modem_driver().udp_send(udp_id, binary(false), done);
+        rig.modem_driver().udp_close(udp_id);
     });
     ASSERT_TRUE(held) << rig.output();
     EXPECT_EQ(*held, ENOTCONN);
     ASSERT_TRUE(eventually([&] { return rig.record.with([](auto& r) { return !r.udp_closed.empty(); }); }));
-    rig.call([&] { rig.modem_driver().tcp_close(connected->second); });
+    rig.call([&] { rig.modem_driver().tcp_close(tcp_id); });
     ASSERT_TRUE(eventually([&] { return rig.call([&] { return rig.modem_driver().udp_available(); }) == free_before; }))
         << rig.output();
     rig.describe();  // a round trip: anything the closes would still report has arrived
@@ -682,19 +688,12 @@ TEST_P(DriverUdpMoveRefused, TriesAgainAfterThePause) {
     EchoServer tcp_echo(SOCK_STREAM);
     Rig rig("v2.9", [long_pause](modem::ModemOptions& options) { options.udp_move_retry = long_pause ? 600s : 0s; });
     ASSERT_TRUE(rig.ready()) << rig.output();
-    // A UDP client on the proxy, then a TCP connection beside it.
-    const auto opened = rig.await_open([&](auto done) {
-        rig.modem_driver().udp_connect({"203.0.113.10", udp_echo.port(), false, std::nullopt}, rig.udp_events(), done);
-    });
-    ASSERT_TRUE(opened && opened->first == 0) << rig.output();
-    const auto connected = rig.await_open([&](auto done) {
-        rig.modem_driver().tcp_connect({"203.0.113.10", tcp_echo.port(), false, std::nullopt}, 10s,
-                                       rig.tcp_events(1000), done);
-    });
-    ASSERT_TRUE(connected && connected->first == 0) << rig.output();
+    const auto ids = rig.udp_client_beside_tcp(udp_echo.port(), tcp_echo.port());
+    ASSERT_TRUE(ids) << rig.output();
+    const auto [udp_id, tcp_id] = *ids;
     ASSERT_EQ(rig.control("refuse AT#XSOCKET=1,2 1"), "ok");
     auto send = [&](const std::string& datagram) {
-        return rig.await<int>([&](auto&, auto done) { rig.modem_driver().udp_send(opened->second, datagram, done); })
+        return rig.await<int>([&](auto&, auto done) { rig.modem_driver().udp_send(udp_id, datagram, done); })
             .value_or(-1);
     };
     EXPECT_EQ(send(binary(false)), EBUSY) << rig.output();
@@ -714,8 +713,8 @@ TEST_P(DriverUdpMoveRefused, TriesAgainAfterThePause) {
         EXPECT_EQ(udp_echo.datagrams(), 1);
     }
     rig.call([&] {
-        rig.modem_driver().udp_close(opened->second);
-        rig.modem_driver().tcp_close(connected->second);
+        rig.modem_driver().udp_close(udp_id);
+        rig.modem_driver().tcp_close(tcp_id);
     });
 }
 

@@ -349,6 +349,10 @@ void Channel::dispatch(Event& event) {
                 // taken for its.
                 resync_needed_ = true;
                 guard_timer_.cancel();
+                // A handler of an event before the banner may have sent a command after the framer parsed it
+                // (a data-mode entry answering an OK in the same read): whatever it set up died with the reboot.
+                // Forgotten before the handlers below run, as they may send the next command.
+                framer_.forget_modes();
                 fail_all(make_error_code(ChannelError::modem_reset));
                 if (handlers_.ready) handlers_.ready();
                 pump();
@@ -557,6 +561,14 @@ void Channel::send_terminator() {
 void Channel::send_blind_terminator() {
     if (in_flight_ || framer_.mode() != LinkMode::command) return;
     writer_.write_to_modem("+++");
+}
+
+void Channel::send_quote_closer() {
+    // A resync probe may be in flight: it went into the same quoted string. The garbage line the quote ends is
+    // answered ERROR, which the probe logic takes for a stale final; the probe itself then times out and the
+    // next one is answered.
+    if ((in_flight_ && !in_flight_->resync_probe) || framer_.mode() != LinkMode::command) return;
+    writer_.write_to_modem("\"" + std::string(framer_.profile().command_terminator()));
 }
 
 void Channel::shutdown() {

@@ -170,6 +170,12 @@ class Channel {
     // caller keeps the line silent for the time limit afterwards (releases before v2.5 need the silence after
     // it).
     void send_blind_terminator();
+    // A bare '"' and the command terminator, for a firmware whose command parser is stuck inside a quoted
+    // string: its parser ignores the terminator between quotes and has no escape, so one stray '"' (payload a
+    // rebooted modem took for a command) swallows every later command until another '"' comes. When the parser
+    // was not inside quotes this opens them instead, so a caller that still gets no answer sends it again.
+    // Only while nothing but a resync probe is in flight.
+    void send_quote_closer();
 
     // Bytes from the modem.
     void feed(std::string_view bytes);

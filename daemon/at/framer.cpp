@@ -860,6 +860,16 @@ void Framer::classify(std::string_view text, bool fragment, std::vector<Event>& 
     urc();
 }
 
+void Framer::forget_modes() {
+    command_pending_ = false;
+    response_prefix_.clear();
+    take_unprefixed_lines_ = false;
+    mode_ = LinkMode::command;
+    exit_requested_ = false;
+    entry_ok_outstanding_ = false;
+    terminator_reported_ = false;
+}
+
 void Framer::on_ready(std::vector<Event>& out) {
     command_pending_ = false;
     response_prefix_.clear();

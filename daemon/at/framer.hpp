@@ -142,6 +142,11 @@ class Framer {
     void data_mode_exit_requested();
     // The line was reopened or the caller gave up on the modem: forget all partial state.
     void reset();
+    // The firmware rebooted: command mode, nothing pending, no data-mode entry or exit under way. Bytes not yet
+    // parsed stay. The channel calls it once it has handled a Ready, because a command sent while handling the
+    // events before it (a data-mode entry from an OK's handler) may have changed the mode after the framer
+    // parsed the banner.
+    void forget_modes();
 
     // Consumes bytes, appending every event they complete to `out`. Never throws on any input.
     void feed(std::string_view bytes, std::vector<Event>& out);

@@ -132,6 +132,17 @@ asio::awaitable<BringupResult> bring_up(at::Channel& channel, RegistrationWatch&
             asio::steady_timer quiet(co_await asio::this_coro::executor, channel.data_mode_time_limit() * 2 + 50ms);
             boost::system::error_code ignored;
             co_await quiet.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        } else if (response.error == at::ChannelError::timeout) {
+            // Still nothing, so not data mode: the command parser may be stuck inside a quoted string. A
+            // modem that rebooted while slmd was writing a payload took those bytes for a command, and one odd
+            // '"' among them makes it ignore every line end until the next '"'. Close the quote; if there was
+            // none this opens one, and the next silence closes it again.
+            SLMD_INFO("modem: still no answer to AT; sending '\"' in case the firmware's parser is inside quotes");
+            channel.send_quote_closer();
+            // Its ERROR (for the garbage line it ends) arrives before the next probe, not as that probe's answer.
+            asio::steady_timer settle(co_await asio::this_coro::executor, 200ms);
+            boost::system::error_code ignored;
+            co_await settle.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
         }
     }
     if (!synced) {

@@ -7,6 +7,7 @@
 // quoted (docs/design.md). Every wait is on a condition with a deadline, never a sleep. (The reset without
 // connections, the recovery budget and registration loss without a connection are in lifecycle_test.cpp.)
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -378,6 +379,30 @@ TEST(Recovery, SlmdKilledWithAProxyOpenReconcilesTheOrphanAfterRestart) {
     EXPECT_EQ(gateway.state(), "serving");
     expect_echo(server);
     report("slmd-restart", fault);
+}
+
+// A modem that rebooted while slmd was writing a payload takes the rest of it for a command; one odd '"' among
+// those bytes leaves SLM's parser inside a quoted string, where it ignores every CR LF (the firmware's rule, no
+// escape), so no "AT" is ever answered. Here the bytes come from a process that held the line before slmd:
+// bring-up gets no answer, "+++" does not help, and the quote closer does.
+TEST(Recovery, AFirmwareParserStuckInsideQuotesIsFreed) {
+    LocalServer server;
+    Gateway gateway;
+    ASSERT_TRUE(gateway.ready) << gateway.log();
+    gateway.slmd->signal(SIGKILL);
+    ASSERT_TRUE(gateway.slmd->wait_exit(10s));
+    {
+        const int tty = open((gateway.dir / "tty").c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+        ASSERT_GE(tty, 0) << std::strerror(errno);
+        const std::string payload = "\"\x00\r\nOK\r\nAT\r\n";  // one quote, then line ends it hides
+        ASSERT_EQ(write(tty, payload.data(), payload.size()), static_cast<ssize_t>(payload.size()));
+        close(tty);
+    }
+    ASSERT_TRUE(gateway.start_slmd()) << gateway.log();
+    EXPECT_NE(gateway.log().find("in case the firmware's parser is inside quotes"), std::string::npos)
+        << gateway.log();
+    EXPECT_EQ(gateway.state(), "serving");
+    expect_echo(server);
 }
 
 TEST(Recovery, SlmdKilledInTheMiddleOfATransferLeavesDataModeAfterRestart) {

@@ -185,6 +185,33 @@ TEST_F(ChannelTest, ReadyFailsEverythingPendingWithModemReset) {
     EXPECT_TRUE(responses[2].ok());
 }
 
+// The OK of one command and the firmware's "Ready" arrive in one read. The OK's handler enters data mode at once
+// (its next step); the reboot, parsed before that, must still leave the link in command mode, or every command
+// after it (bring-up's first AT) would wait for a data-mode entry that never comes. Found as slmd stuck in
+// "syncing" after a modem reset in the middle of a send (ManyConnections reset test, under load).
+TEST_F(ChannelTest, ReadyInTheSameReadAsAnOkWhoseHandlerEntersDataMode) {
+    channel.submit({"AT#XSEND=\"+++\"", "#XSEND", 1000ms}, [&](CommandResponse r) {
+        responses.push_back(r);
+        if (r.ok()) channel.enter_data_mode({"AT#XSEND", "", 1000ms}, record());
+    });
+    EXPECT_EQ(link.take(), "AT#XSEND=\"+++\"\r\n");
+    channel.feed("\r\n#XSEND: 3\r\n\r\nOK\r\nReady\r\n");
+    ASSERT_EQ(responses.size(), 2u);
+    EXPECT_TRUE(responses[0].ok());
+    EXPECT_EQ(responses[1].error, ChannelError::modem_reset) << "the data-mode entry died with the reboot";
+    EXPECT_EQ(readies, 1);
+    EXPECT_EQ(link.take(), "AT#XSEND\r\n") << "written before the reboot was seen";
+    channel.submit({"AT", "", 1000ms}, record());
+    EXPECT_EQ(link.take(), "AT+CFUN?\r\n") << "command mode: the probe goes out";
+    channel.feed("\r\nERROR\r\n");  // the fresh firmware's answer to the data-mode entry
+    EXPECT_EQ(link.take(), "");
+    channel.feed("\r\n+CFUN: 0\r\n\r\nOK\r\n");
+    EXPECT_EQ(link.take(), "AT\r\n");
+    channel.feed("\r\nOK\r\n");
+    ASSERT_EQ(responses.size(), 3u);
+    EXPECT_TRUE(responses[2].ok());
+}
+
 TEST_F(ChannelTest, LinkLostFailsEverythingPending) {
     channel.submit({"AT+CFUN=1", "", 1000ms}, record());
     channel.submit({"AT", "", 1000ms}, record());

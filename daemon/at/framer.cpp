@@ -871,17 +871,11 @@ void Framer::forget_modes() {
 }
 
 void Framer::on_ready(std::vector<Event>& out) {
-    command_pending_ = false;
-    response_prefix_.clear();
-    take_unprefixed_lines_ = false;
-    mode_ = LinkMode::command;
+    forget_modes();
     in_payload_ = false;
     payload_start_ = false;
     payload_ = {};
     payload_remaining_ = 0;
-    exit_requested_ = false;
-    entry_ok_outstanding_ = false;
-    terminator_reported_ = false;
     // Not prev_ or skipping_: those describe the tokenizer's position, which a delayed (look-back) release
     // of the banner must not move.
     out.emplace_back(ReadyBanner{});

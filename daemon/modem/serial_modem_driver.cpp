@@ -1,7 +1,6 @@
 // Owns: the Serial Modem add-on's sockets as a ModemDriver (see serial_modem_driver.hpp).
 #include "modem/serial_modem_driver.hpp"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 
 #include <boost/asio/post.hpp>
@@ -33,13 +32,6 @@ std::optional<std::pair<int, int>> poll_report(std::string_view line) {
     const auto events = parse_leading_int(line.substr(comma + 1));
     if (!handle || !events) return std::nullopt;
     return std::pair{*handle, *events};
-}
-
-// A numeric IPv4 or IPv6 address: no host name to check.
-bool is_numeric_host(const std::string& host) {
-    in6_addr v6{};
-    in_addr v4{};
-    return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
 }
 
 constexpr int poll_error = 8;
@@ -195,17 +187,14 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
     if (!serving()) return fail_soon(ENETDOWN);
     // TLS by the modem: a TLS socket (#XSSOCKET) whose handshake runs inside #XCONNECT, the name to check set
     // first (#XSSOCKETOPT TLS_HOSTNAME). DTLS sockets are not offered yet.
-    std::optional<SerialModemTls> tls;
+    std::optional<TlsSocket> tls;
     std::optional<std::string> tls_hostname;
     if (destination.tls) {
         if (kind != Kind::tcp) return fail_soon(EOPNOTSUPP);
-        auto checked = serial_modem_tls(*destination.tls);
+        auto checked = tls_socket(*destination.tls, destination.host);
         if (const int* error = std::get_if<int>(&checked)) return fail_soon(*error);
-        tls = std::get<SerialModemTls>(checked);
-        if (tls->set_hostname && !is_numeric_host(destination.host)) {
-            tls_hostname = at_quoted(AtStringKind::host, destination.host);
-            if (!tls_hostname) return fail_soon(EINVAL);
-        }
+        tls = std::get<TlsSocket>(checked);
+        tls_hostname = tls->quoted_hostname;
     }
     // The second command: connect a client to its destination, or bind a server to its port.
     at::CommandRequest second;

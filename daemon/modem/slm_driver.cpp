@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <limits>
 #include <memory>
+#include <string>
+#include <variant>
 
+#include "modem/tls_command.hpp"
 #include "sys/log.hpp"
 
 namespace slmd::modem {
@@ -113,16 +116,16 @@ Closed forget_on_close(Closed closed, std::function<void()> forget) {
 
 void SlmDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,
                             TcpConnectionEvents events, std::function<void(int, ConnectionId)> done) {
-    // The proxy first (unless tcp-proxy = tls-only): it streams the downlink without polling. TLS by the modem
-    // runs only there (generic sockets with #XSSOCKET are not offered yet), so a TLS connect while the proxy is
-    // busy gets EBUSY.
+    // The proxy first (unless tcp-proxy = tls-only, which keeps it for TLS): it streams the downlink without
+    // polling. A TLS connection the proxy cannot take (it is busy, or the release's #XTCPCLI cannot do what the
+    // app asked, e.g. check the host name before v2.6) becomes a TLS socket of the modem's own (#XSSOCKET).
     const bool proxy_free = proxy_.tcp_available() > 0;
-    const bool use_proxy =
-        (proxy_free && !options_.proxy_for_tls_only) || destination.tls || !sockets_enabled();
+    const bool proxy_can_carry =
+        !destination.tls ||
+        std::holds_alternative<std::string>(tls_parameters(*destination.tls, TlsTransport::tcp, channel_.profile()));
+    const bool use_proxy = !sockets_enabled() || (proxy_free && proxy_can_carry &&
+                                                  (destination.tls || !options_.proxy_for_tls_only));
     if (tcp_available() == 0 || (use_proxy && !proxy_free)) {
-        if (destination.tls && tcp_available() > 0) {
-            SLMD_INFO("slm: a TLS connection needs the TCP proxy, which another connection holds");
-        }
         proxy_.tcp_connect(destination, timeout, std::move(events), std::move(done));  // EBUSY (or ENETDOWN)
         return;
     }

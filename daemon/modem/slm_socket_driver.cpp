@@ -12,6 +12,7 @@
 #include "modem/answer_parsers.hpp"
 #include "modem/at_string.hpp"
 #include "modem/dns_query.hpp"
+#include "modem/tls_command.hpp"
 #include "modem/uplink_plan.hpp"
 #include "sys/log.hpp"
 
@@ -103,7 +104,15 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
     };
     const bool udp = socket.udp;
     if (!serving()) return fail_soon(ENETDOWN);
-    if (destination.tls) return fail_soon(EOPNOTSUPP);
+    // TLS by the modem: a TLS socket (#XSSOCKET) whose handshake runs inside #XCONNECT, the name to check set
+    // first (#XSSOCKETOPT TLS_HOSTNAME, on the active socket). DTLS stays on the UDP proxy.
+    std::optional<TlsSocket> tls;
+    if (destination.tls) {
+        if (udp) return fail_soon(EOPNOTSUPP);
+        auto checked = tls_socket(*destination.tls, destination.host);
+        if (const int* error = std::get_if<int>(&checked)) return fail_soon(*error);
+        tls = std::get<TlsSocket>(std::move(checked));
+    }
     const auto host = at_quoted(AtStringKind::host, destination.host);
     if (!host || destination.port == 0) return fail_soon(EINVAL);
     if (tcp_available() == 0) return fail_soon(EBUSY);
@@ -113,53 +122,74 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
     // select).
     active_.reset();
     const std::string family = destination.ipv6 ? "2" : "1";
-    std::string line = "AT#XCONNECT=" + *host + "," + std::to_string(destination.port);
+    const at::CommandRequest create = tls ? at::CommandRequest{"AT#XSSOCKET=" + family + ",1,0" + tls->socket_tail,
+                                                               "#XSSOCKET", 5s}
+                                          : at::CommandRequest{"AT#XSOCKET=" + family + (udp ? ",2,0" : ",1,0"),
+                                                               "#XSOCKET", 5s};
+    const at::CommandRequest connect{"AT#XCONNECT=" + *host + "," + std::to_string(destination.port), "#XCONNECT",
+                                     timeout + 5s};
+    std::optional<at::CommandRequest> set_name;
+    if (tls && tls->quoted_hostname) set_name = at::CommandRequest{"AT#XSSOCKETOPT=1,2," + *tls->quoted_hostname, "", 5s};
     auto pending = std::make_shared<Socket>(std::move(socket));
-    gate_.submit({"AT#XSOCKET=" + family + (udp ? ",2,0" : ",1,0"), "#XSOCKET", 5s},
-                 [this, alive = lifetime_.guard(), line = std::move(line), timeout, pending,
-                  done = std::move(done)](at::CommandResponse response) mutable {
-                     if (!*alive) return;
-                     const auto handle = parse_opened_socket(response.info);
-                     if (!response.ok() || !handle) {
-                         --opening_;
-                         slot_freed();
-                         done(response.error ? ENETDOWN : EMFILE, 0);
-                         return;
-                     }
-                     submit_on(*handle, {line, "#XCONNECT", timeout + 5s},
-                               [this, alive, handle = *handle, pending,
-                                done = std::move(done)](at::CommandResponse answer) {
-                                   if (!*alive) return;
-                                   const bool connected = answer.ok() && !answer.info.empty() &&
-                                                          answer.info.front() == "#XCONNECT: 1";
-                                   if (connected) {
-                                       --opening_;
-                                       const auto id = next_id_++;
-                                       pending->id = id;
-                                       pending->handle = handle;
-                                       sockets_.emplace(id, std::move(*pending));
-                                       SLMD_INFO("slm socket {}: connected (connection {})", handle, id);
-                                       schedule_poll(0ms);
-                                       done(0, id);
-                                       return;
-                                   }
-                                   // The firmware says no more than ERROR: refused, unreachable or no route.
-                                   const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
-                                                     : answer.error                            ? ENETDOWN
-                                                                                               : ECONNREFUSED;
-                                   auto finish = [this, alive, error, done] {
-                                       if (!*alive) return;
-                                       --opening_;
-                                       slot_freed();
-                                       done(error, 0);
-                                   };
-                                   if (answer.error && answer.error != at::ChannelError::timeout)
-                                       return finish();
-                                   submit_on(handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
-                                             [finish](at::CommandResponse) { finish(); });
-                                   active_.reset();  // the firmware picks the newest socket left
-                               });
-                 });
+    gate_.submit(create, [this, alive = lifetime_.guard(), connect, set_name, secure = tls.has_value(), pending,
+                          done = std::move(done)](at::CommandResponse response) mutable {
+        if (!*alive) return;
+        const auto handle = parse_opened_socket(response.info);
+        if (!response.ok() || !handle) {
+            --opening_;
+            slot_freed();
+            done(response.error ? ENETDOWN : EMFILE, 0);
+            return;
+        }
+        auto connect_step = [this, alive, handle = *handle, connect, secure, pending](
+                                std::function<void(int, ConnectionId)> done) {
+            submit_on(handle, connect, [this, alive, handle, secure, pending,
+                                        done = std::move(done)](at::CommandResponse answer) mutable {
+                if (!*alive) return;
+                if (answer.ok() && !answer.info.empty() && answer.info.front() == "#XCONNECT: 1") {
+                    --opening_;
+                    const auto id = next_id_++;
+                    pending->id = id;
+                    pending->handle = handle;
+                    sockets_.emplace(id, std::move(*pending));
+                    SLMD_INFO("slm socket {}: connected (connection {}{})", handle, id, secure ? ", TLS" : "");
+                    schedule_poll(0ms);
+                    done(0, id);
+                    return;
+                }
+                // The firmware says no more than ERROR: refused, unreachable or no route; on a TLS socket also a
+                // failed handshake, which the TCP proxy reports as ECONNABORTED too.
+                const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
+                                  : answer.error                            ? ENETDOWN
+                                  : secure                                  ? ECONNABORTED
+                                                                            : ECONNREFUSED;
+                abandon_opening(handle, error, !answer.error || answer.error == at::ChannelError::timeout,
+                                std::move(done));
+            });
+        };
+        if (!set_name) return connect_step(std::move(done));
+        // The name must be set before the connect: without it the modem would not check it.
+        submit_on(*handle, *set_name, [alive, handle = *handle, connect_step, this,
+                                       done = std::move(done)](at::CommandResponse set) mutable {
+            if (!*alive) return;
+            if (!set.ok()) return abandon_opening(handle, set.error ? ENETDOWN : EINVAL, !set.error, std::move(done));
+            connect_step(std::move(done));
+        });
+    });
+}
+
+// A socket being opened failed a later step: closed when the link still carries commands, and its descriptor
+// counts as free once the firmware answered.
+void SlmSocketDriver::abandon_opening(int handle, int error, bool close, std::function<void(int, ConnectionId)> done) {
+    auto finish = [this, alive = lifetime_.guard(), error, done = std::move(done)] {
+        if (!*alive) return;
+        --opening_;
+        slot_freed();
+        done(error, 0);
+    };
+    if (!close) return finish();
+    submit_on(handle, {"AT#XSOCKET=0", "#XSOCKET", 5s}, [finish](at::CommandResponse) { finish(); });
+    active_.reset();  // the firmware picks the newest socket left
 }
 
 void SlmSocketDriver::tcp_connect(const TcpEndpoint& destination, std::chrono::milliseconds timeout,

@@ -5,8 +5,9 @@
 // v3.1): the driver polls all sockets with one AT#XPOLL=0, faster while data flows and slower when idle, and
 // reads ready sockets in turn with AT#XRECV=0,64 (never a blocking read: it would hold the firmware's AT
 // channel). Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
-// "+++" reaches the firmware inside data mode. Servers (#XLISTEN/#XACCEPT) and TLS (#XSSOCKET) are not
-// offered yet (EOPNOTSUPP).
+// "+++" reaches the firmware inside data mode. TLS clients are TLS sockets of the modem's own (#XSSOCKET, the
+// handshake in #XCONNECT). Servers (#XLISTEN/#XACCEPT) and DTLS sockets are not offered (EOPNOTSUPP): those stay
+// on the proxies.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -125,6 +126,7 @@ class SlmSocketDriver final : public ModemDriver {
     void finish_close(ConnectionId id);
     void lose(ConnectionId id, CloseReason reason, int error);
     void slot_freed();
+    void abandon_opening(int handle, int error, bool close, std::function<void(int, ConnectionId)> done);
     bool polling_wanted() const;  // sockets open, and not all of them held back by a pause
     void schedule_poll(std::chrono::milliseconds delay);
     void poll();

@@ -1,8 +1,12 @@
-// Owns: the TLS/DTLS parameters of #XTCPCLI / #XUDPCLI (see tls_command.hpp).
+// Owns: the TLS/DTLS parameters of #XTCPCLI / #XUDPCLI and of #XSSOCKET (see tls_command.hpp).
 #include "modem/tls_command.hpp"
+
+#include <arpa/inet.h>
 
 #include <cerrno>
 #include <vector>
+
+#include "modem/at_string.hpp"
 
 namespace slmd::modem {
 
@@ -19,6 +23,12 @@ constexpr int default_hostname_verify = 1;
 constexpr int default_dtls_cid = 0;
 
 bool in_range(const std::optional<int>& v, int max) { return !v || (*v >= 0 && *v <= max); }
+
+bool is_numeric_address(const std::string& host) {
+    in6_addr v6{};
+    in_addr v4{};
+    return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
+}
 
 }  // namespace
 
@@ -58,15 +68,17 @@ std::variant<std::string, int> tls_parameters(const TlsOptions& tls, TlsTranspor
     return out;
 }
 
-std::variant<SerialModemTls, int> serial_modem_tls(const TlsOptions& tls) {
+std::variant<TlsSocket, int> tls_socket(const TlsOptions& tls, const std::string& host) {
     if (tls.sec_tag < 0) return EINVAL;
     if (!in_range(tls.peer_verify, 2) || !in_range(tls.hostname_verify, 1)) return EINVAL;
     if (tls.dtls_cid) return EINVAL;  // a DTLS option on a TLS socket
-    SerialModemTls out;
+    TlsSocket out;
     out.socket_tail = "," + std::to_string(tls.sec_tag);
     if (tls.peer_verify) out.socket_tail += "," + std::to_string(*tls.peer_verify);
-    // The firmware checks the name only once TLS_HOSTNAME is set; hostname_verify 0 leaves it unset.
-    out.set_hostname = tls.hostname_verify.value_or(default_hostname_verify) == 1;
+    if (tls.hostname_verify.value_or(default_hostname_verify) == 1 && !is_numeric_address(host)) {
+        out.quoted_hostname = at_quoted(AtStringKind::host, host);
+        if (!out.quoted_hostname) return EINVAL;
+    }
     return out;
 }
 

@@ -1,8 +1,11 @@
-// Owns: the TLS/DTLS tail of SLM's client commands (and the Serial Modem's #XSSOCKET) — `,<sec_tag>[,<peer_verify>[,<hostname_verify>]]` for
+// Owns: the TLS/DTLS tail of SLM's proxy client commands — `,<sec_tag>[,<peer_verify>[,<hostname_verify>]]` for
 // #XTCPCLI and `,<sec_tag>[,<use_dtls_cid>[,<peer_verify>[,<hostname_verify>]]]` for #XUDPCLI — per firmware
-// release, and what a release cannot do. Pure, so every release's rule is a table row in tls_command_test.
+// release, and what a release cannot do; and the modem's own TLS sockets (#XSSOCKET and the name for
+// #XSSOCKETOPT, alike on SLM's generic sockets and the Serial Modem). Pure, so every rule is a table row in
+// tls_command_test.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -19,13 +22,14 @@ enum class TlsTransport { tcp, udp };
 std::variant<std::string, int> tls_parameters(const TlsOptions& tls, TlsTransport transport,
                                               const at::FirmwareProfile& profile);
 
-// The Serial Modem's TLS socket: the tail of AT#XSSOCKET=<family>,1,0 (`,<sec_tag>[,<peer_verify>]`) and
-// whether the host name goes to AT#XSSOCKETOPT (TLS_HOSTNAME: the modem then checks it), or a Linux errno:
-// EINVAL (a value out of range, a DTLS option on TLS).
-struct SerialModemTls {
+// A TLS socket of the modem's own, for a connection to `host`: the tail of AT#XSSOCKET=<family>,1,0
+// (`,<sec_tag>[,<peer_verify>]`), and the quoted name for #XSSOCKETOPT TLS_HOSTNAME when the modem is to check it
+// (the firmware checks a name only once it is set: not for hostname_verify 0, nor for a numeric address), or a
+// Linux errno: EINVAL (a value out of range, a DTLS option on TLS, a name that cannot be quoted).
+struct TlsSocket {
     std::string socket_tail;
-    bool set_hostname = true;
+    std::optional<std::string> quoted_hostname;
 };
-std::variant<SerialModemTls, int> serial_modem_tls(const TlsOptions& tls);
+std::variant<TlsSocket, int> tls_socket(const TlsOptions& tls, const std::string& host);
 
 }  // namespace slmd::modem

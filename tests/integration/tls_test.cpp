@@ -219,26 +219,106 @@ TEST_F(Tls, WrongHostNameFailsFromV26) {
     EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"other.test\"," + std::to_string(server.port) + ",42,2,0\r\n"));
 }
 
-TEST_F(Tls, BeforeV26TheNameIsNeverCheckedAndOtherChoicesAreRefused) {
+TEST_F(Tls, BeforeV26TheProxyChecksNoNameAndATlsSocketDoesWhatItCannot) {
     TlsEchoServer server;
     auto gateway = provisioned("v2.5");
+    const std::string port = std::to_string(server.port);
     auto tls = tls_with(tag_ca);
-    // SLM up to v2.5 sets no TLS host name: a certificate for another name is accepted (docs/tls.md).
+    // SLM up to v2.5 sets no TLS host name on the proxy: a certificate for another name is accepted (docs/tls.md).
     const int fd = slmsock_tls_connect("other.test", server.port, AF_INET, &tls);
     ASSERT_GE(fd, 0) << slmsock_strerror(fd) << "\n" << gateway->log();
     EXPECT_EQ(echo(fd, "v2.5"), "v2.5");
     close(fd);
-    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"other.test\"," + std::to_string(server.port) + ",42\r\n"));
-    // What the release cannot do never reaches the UART.
+    EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"other.test\"," + port + ",42\r\n"));
+    // What the release's #XTCPCLI cannot do becomes a TLS socket of the modem's own, which can.
     const auto connects = count(gateway->uplink_trace(), "AT#XTCPCLI=1");
+    auto no_verify = tls_with(tag_other_ca);  // this CA does not verify the server
+    no_verify.peer_verify = 0;
+    const int unverified = slmsock_tls_connect("tls.test", server.port, AF_INET, &no_verify);
+    ASSERT_GE(unverified, 0) << slmsock_strerror(unverified) << "\n" << gateway->log();
+    EXPECT_EQ(echo(unverified, "peer not verified"), "peer not verified");
+    close(unverified);
+    EXPECT_TRUE(gateway->sent("AT#XSSOCKET=1,1,0,43,0\r\n")) << gateway->uplink_trace();
+    auto name_check = tls_with(tag_ca);
+    name_check.hostname_verify = 1;
+    EXPECT_EQ(slmsock_tls_connect("other.test", server.port, AF_INET, &name_check), -ECONNABORTED);
+    const int checked = slmsock_tls_connect("tls.test", server.port, AF_INET, &name_check);
+    ASSERT_GE(checked, 0) << slmsock_strerror(checked) << "\n" << gateway->log();
+    EXPECT_EQ(echo(checked, "name checked"), "name checked");
+    close(checked);
+    EXPECT_TRUE(gateway->sent("AT#XSSOCKETOPT=1,2,\"other.test\"\r\n")) << gateway->uplink_trace();
+    EXPECT_TRUE(gateway->sent("AT#XSSOCKETOPT=1,2,\"tls.test\"\r\n")) << gateway->uplink_trace();
+    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XTCPCLI=1"), connects);
+}
+
+// Data-first releases (v2.0-v2.2) have the proxy alone: what their #XTCPCLI cannot do is refused before the UART.
+TEST_F(Tls, ProxyOnlyReleasesRefuseWhatTheirClientCannotDo) {
+    TlsEchoServer server;
+    auto gateway = provisioned("v2.2");
     auto no_verify = tls_with(tag_ca);
     no_verify.peer_verify = 0;
     EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &no_verify), -EOPNOTSUPP);
     auto name_check = tls_with(tag_ca);
     name_check.hostname_verify = 1;
     EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &name_check), -EOPNOTSUPP);
-    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XTCPCLI=1"), connects);
+    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XTCPCLI=1"), 0u);
+    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XSSOCKET"), 0u);
 }
+
+// SLM: the first TLS connection takes the TCP proxy; while it holds it, more TLS connections become TLS sockets
+// of the modem's own (#XSSOCKET, the name set with #XSSOCKETOPT on the active socket, the handshake in
+// #XCONNECT), so three run at once. A failed handshake on a socket is ECONNABORTED and closes that socket.
+class TlsSockets : public Tls, public testing::WithParamInterface<const char*> {};
+
+TEST_P(TlsSockets, ThreeTlsConnectionsAtOnceOnSlm) {
+    TlsEchoServer server;
+    ASSERT_NE(server.port, 0);
+    auto gateway = provisioned(GetParam());
+    const std::string port = std::to_string(server.port);
+    auto tls = tls_with(tag_ca);
+    int fds[3];
+    for (int& fd : fds) {
+        fd = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+        ASSERT_GE(fd, 0) << slmsock_strerror(fd) << "\n" << gateway->log();
+    }
+    std::string binary("second\0\"+++\r\nOK\r\n", 17);
+    for (int i = 0; i < 1500; ++i) binary += static_cast<char>(i * 13);
+    EXPECT_EQ(echo(fds[0], hundred_bytes()), hundred_bytes());
+    EXPECT_TRUE(echo(fds[1], binary) == binary);
+    EXPECT_EQ(echo(fds[2], "third"), "third");
+    EXPECT_EQ(echo(fds[0], "first again"), "first again");
+    const auto uplink = gateway->uplink_trace();
+    EXPECT_EQ(count(uplink, "AT#XTCPCLI=1,\"tls.test\"," + port + ",42"), 1u) << uplink;
+    EXPECT_EQ(count(uplink, "AT#XSSOCKET=1,1,0,42\r\n"), 2u) << uplink;
+    EXPECT_EQ(count(uplink, "AT#XSSOCKETOPT=1,2,\"tls.test\"\r\n"), 2u) << uplink;  // the name is checked
+    EXPECT_EQ(count(uplink, "AT#XCONNECT=\"tls.test\"," + port + "\r\n"), 2u) << uplink;
+    for (int fd : fds) close(fd);
+
+    // A failed handshake on a TLS socket (the proxy held by another TLS connection meanwhile).
+    const int holder = slmsock_tls_connect("tls.test", server.port, AF_INET, &tls);
+    ASSERT_GE(holder, 0) << slmsock_strerror(holder);
+    const auto closes = count(gateway->uplink_trace(), "AT#XSOCKET=0\r\n");
+    auto other = tls_with(tag_other_ca);
+    EXPECT_EQ(slmsock_tls_connect("tls.test", server.port, AF_INET, &other), -ECONNABORTED);
+    EXPECT_EQ(slmsock_tls_connect("other.test", server.port, AF_INET, &tls), -ECONNABORTED);
+    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XSOCKET=0\r\n"), closes + 2) << gateway->uplink_trace();
+    tls.hostname_verify = 0;  // the same server accepted once the name is not checked
+    const int unchecked = slmsock_tls_connect("other.test", server.port, AF_INET, &tls);
+    ASSERT_GE(unchecked, 0) << slmsock_strerror(unchecked) << "\n" << gateway->log();
+    EXPECT_EQ(echo(unchecked, "name not checked"), "name not checked");
+    EXPECT_EQ(echo(holder, "proxy still"), "proxy still");
+    close(unchecked);
+    close(holder);
+    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XSSOCKETOPT=1,2,\"other.test\""), 1u) << gateway->uplink_trace();
+}
+
+INSTANTIATE_TEST_SUITE_P(Slm, TlsSockets, testing::Values("v2.5", "v2.9", "v3.1"),
+                         [](const testing::TestParamInfo<const char*>& info) {
+                             std::string name = info.param;
+                             for (char& c : name)
+                                 if (c == '.') c = '_';
+                             return name;
+                         });
 
 TEST_F(Tls, PeerVerifyNoneOptionalRequired) {
     TlsEchoServer server;

@@ -173,6 +173,8 @@ void Simulator::dispatch(const Cmd& c) {
       {"#XCMNG", &Simulator::cmd_xcmng, cfg_.native_tls},
       {"#XSOCKET", &Simulator::cmd_socket, true},
       {"#XSOCKETSELECT", &Simulator::cmd_socketselect, true},
+      {"#XSSOCKET", &Simulator::cmd_ssocket, true},
+      {"#XSSOCKETOPT", &Simulator::cmd_ssocketopt, true},
       {"#XCONNECT", &Simulator::cmd_connect, true},
       {"#XSEND", &Simulator::cmd_send, true},
       {"#XRECV", &Simulator::cmd_recv, true},
@@ -571,6 +573,29 @@ void Simulator::cmd_reset(const Cmd& c) {
   boot_timer_.async_wait([this, e](const boost::system::error_code& ec) {
     if (!ec && e == epoch_) reboot(cfg_.boot_delay_ms);
   });
+}
+
+std::shared_ptr<TlsBridge> Simulator::start_tls_client(tcp::socket net, std::int64_t sec_tag, const TlsOptions& opt,
+                                                        TlsClientDone done) {
+  std::string why;
+  SSL_CTX* ctx = make_ssl_ctx(creds_, sec_tag, opt, why);
+  if (!ctx) {
+    if (trace_) trace_->note("tls: sec_tag " + std::to_string(sec_tag) + ": " + why);
+    return nullptr;
+  }
+  auto bridge = std::make_shared<TlsBridge>(io_, std::move(net), ctx, opt);
+  SSL_CTX_free(ctx);
+  std::weak_ptr<TlsBridge> w = bridge;
+  bridge->start(
+      [this, w, done = std::move(done)](int err, std::shared_ptr<tcp::socket> plain) {
+        auto b = w.lock();
+        if (!b) return;
+        if (err && trace_) trace_->note("tls: handshake failed: " + b->failure());
+        // Posted: a handshake that fails at once must not answer before the caller has stored the bridge.
+        asio::post(io_, [done, err, b, plain = std::move(plain)]() mutable { done(err, b, std::move(plain)); });
+      },
+      cfg_.tls_handshake_timeout_ms);
+  return bridge;
 }
 
 void Simulator::cmd_modemreset(const Cmd& c) {

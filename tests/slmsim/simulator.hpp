@@ -242,11 +242,17 @@ class Simulator {
     bool recv_waiting = false;  // a blocking #XRECV waits for bytes
     bool recv_peek = false;
     bool recv_from = false;     // ... and it is a #XRECVFROM
+    std::int64_t sec_tag = -1;          // #XSSOCKET: the TLS client's sec_tag; -1: plain
+    TlsOptions tls_opt;                 // ... its verification settings (#XSSOCKET, #XSSOCKETOPT)
+    std::shared_ptr<TlsBridge> tls;     // ... its handshake in progress
     std::uint64_t gen = 0;
   };
   void cmd_socket(const Cmd& c);
   void cmd_socketselect(const Cmd& c);
+  void cmd_ssocket(const Cmd& c);
+  void cmd_ssocketopt(const Cmd& c);
   void cmd_connect(const Cmd& c);
+  void socket_connected(GenericSocket& s, std::shared_ptr<boost::asio::ip::tcp::socket> sock);
   void cmd_send(const Cmd& c);
   void cmd_recv(const Cmd& c);
   void cmd_poll(const Cmd& c);
@@ -261,6 +267,9 @@ class Simulator {
   void socket_send_datagram(int fd, std::optional<udp::endpoint> to, std::string data,
                             std::function<void(const boost::system::error_code&, std::size_t)> done);
   GenericSocket* active_socket();
+  // A new socket in the table, made the active one (do_socket_open()); nullptr when none is left.
+  GenericSocket* socket_create(int family, int type);
+  void socket_close_active(std::size_t param_count);
   std::size_t socket_limit() const;
   std::size_t socket_recv_max(const GenericSocket& s) const;
   bool socket_answer_recv(GenericSocket& s, bool peek);
@@ -287,6 +296,15 @@ class Simulator {
   void sm_dm_fail(int err);
   void sm_dm_exit();
   void sm_dm_timer_fired();
+
+  // TLS in the modem (the proxy's #XTCPCLI, #XSSOCKET's #XCONNECT on both families): the client handshake on a
+  // connected socket, with the credentials under sec_tag. done(err, bridge, plaintext end) runs once, only while
+  // the bridge lives; err is 0 or a negative newlib errno, and a failure is noted in the trace. nullptr (noted
+  // too): the credentials are unusable, and done never runs.
+  using TlsClientDone = std::function<void(int err, const std::shared_ptr<TlsBridge>& bridge,
+                                           std::shared_ptr<boost::asio::ip::tcp::socket> plain)>;
+  std::shared_ptr<TlsBridge> start_tls_client(boost::asio::ip::tcp::socket net, std::int64_t sec_tag,
+                                              const TlsOptions& opt, TlsClientDone done);
 
   // --- Serial Modem sockets (sm_socket.cpp)
   enum class SmRecv { Data, Zero, Again, Error };

@@ -462,29 +462,16 @@ void Simulator::cmd_sm_connect(const Cmd& c) {
     }
     if (s->sec_tag < 0) return sm_connected(*s, sock, named);
     // TLS by the modem: the handshake is part of the connect; a failed one is a plain ERROR.
-    std::string why;
-    SSL_CTX* ctx = make_ssl_ctx(creds_, s->sec_tag, s->tls_opt, why);
-    if (!ctx) {
-      if (trace_) trace_->note("tls: sec_tag " + std::to_string(s->sec_tag) + ": " + why);
-      return finish(false);
-    }
-    auto bridge = std::make_shared<TlsBridge>(io_, std::move(*sock), ctx, s->tls_opt);
-    SSL_CTX_free(ctx);
-    s->tls = bridge;
-    std::weak_ptr<TlsBridge> w = bridge;
-    bridge->start(
-        [this, e, fd, gen, w, named](int err, std::shared_ptr<tcp::socket> plain) {
-          auto b = w.lock();
-          auto* s = sm_find(fd);
-          if (e != epoch_ || !b || !s || s->gen != gen || s->tls != b) return;
-          s->tls.reset();
-          if (err) {
-            if (trace_) trace_->note("tls: handshake failed: " + b->failure());
-            return finish(false);
-          }
-          sm_connected(*s, std::move(plain), named);
-        },
-        cfg_.tls_handshake_timeout_ms);
+    s->tls = start_tls_client(std::move(*sock), s->sec_tag, s->tls_opt,
+                              [this, e, fd, gen, named](int err, const std::shared_ptr<TlsBridge>& b,
+                                                        std::shared_ptr<tcp::socket> plain) {
+                                auto* s = sm_find(fd);
+                                if (e != epoch_ || !s || s->gen != gen || s->tls != b) return;
+                                s->tls.reset();
+                                if (err) return finish(false);
+                                sm_connected(*s, std::move(plain), named);
+                              });
+    if (!s->tls) finish(false);
   });
 }
 

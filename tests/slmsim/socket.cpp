@@ -1,5 +1,6 @@
 // slmsim: SLM's generic socket commands (docs/reference/serial-modem-and-generic-sockets.md §3), TCP and UDP
-// clients: #XSOCKET (open, close), #XSOCKETSELECT, #XCONNECT, #XSEND/#XSENDTO (quoted, data mode),
+// clients: #XSOCKET (open, close), #XSSOCKET and #XSSOCKETOPT (TLS 1.2 clients, the handshake in #XCONNECT through
+// tls_bridge; DTLS is not simulated), #XSOCKETSELECT, #XCONNECT, #XSEND/#XSENDTO (quoted, data mode),
 // #XRECV/#XRECVFROM and #XPOLL, backed by real host sockets. One socket is "active" and every command but
 // #XSOCKETSELECT and #XPOLL acts on it: a new socket becomes active, and closing it makes the most recently
 // opened remaining one active. No URC says that data arrived (before v3.1's #XAPOLL): the host polls. The
@@ -50,14 +51,7 @@ void Simulator::cmd_socket(const Cmd& c) {
   auto ps = params(c);
   if (!ps || ps->empty() || (*ps)[0].type != Param::Type::Int) return finish(false);
   const auto op = (*ps)[0].i;
-  if (op == 0) {
-    if (ps->size() != 1) return finish(false);
-    auto* s = active_socket();
-    if (!s) return finish(false);
-    socket_close(active_sock_);
-    info("#XSOCKET: 0,\"closed\"");
-    return finish(true);
-  }
+  if (op == 0) return socket_close_active(ps->size());
   if (op != 1 && op != 2) return finish(false);
   const std::size_t max = p_.at_least(2, 1) ? 4 : 3;
   if (ps->size() < 3 || ps->size() > max) return finish(false);
@@ -67,30 +61,92 @@ void Simulator::cmd_socket(const Cmd& c) {
   // This simulator carries TCP and UDP clients; raw and server sockets are refused as a socket() failure would be.
   if ((type != 1 && type != 2) || role != 0) return finish(false);
   if (ps->size() == 4 && (*ps)[3].i != 0) return finish(false);  // PDN 0 only
-  if (socks_.size() >= socket_limit()) return finish(false);
+  auto* s = socket_create(static_cast<int>(op), static_cast<int>(type));
+  if (!s) return finish(false);
+  info("#XSOCKET: " + std::to_string(s->fd) + (type == 2 ? ",2,17" : ",1,6"));
+  finish(true);
+}
+
+// AT#XSOCKET=0 and AT#XSSOCKET=0: do_socket_close() on the active socket, answered as #XSOCKET by both.
+void Simulator::socket_close_active(std::size_t param_count) {
+  if (param_count != 1 || !active_socket()) return finish(false);
+  socket_close(active_sock_);
+  info("#XSOCKET: 0,\"closed\"");
+  finish(true);
+}
+
+Simulator::GenericSocket* Simulator::socket_create(int family, int type) {
+  if (socks_.size() >= socket_limit()) return nullptr;
   int fd = alloc_fd();
-  if (fd < 0) return finish(false);
+  if (fd < 0) return nullptr;
   GenericSocket s;
   s.fd = fd;
-  s.family = static_cast<int>(op);
-  s.type = static_cast<int>(type);
+  s.family = family;
+  s.type = type;
   s.ranking = ++socket_ranking_;
   if (s.type == 2) {
     // A UDP socket can send and receive at once (an ephemeral port, as the modem's first sendto picks).
     s.usock = std::make_shared<udp::socket>(io_);
     error_code ec;
-    s.usock->open(op == 1 ? udp::v4() : udp::v6(), ec);
-    if (!ec) s.usock->bind(udp::endpoint(op == 1 ? udp::v4() : udp::v6(), 0), ec);
+    s.usock->open(family == 1 ? udp::v4() : udp::v6(), ec);
+    if (!ec) s.usock->bind(udp::endpoint(family == 1 ? udp::v4() : udp::v6(), 0), ec);
     if (ec) {
       free_fd(fd);
-      return finish(false);
+      return nullptr;
     }
   }
-  socks_.emplace(fd, std::move(s));
+  auto& made = socks_.emplace(fd, std::move(s)).first->second;
   active_sock_ = fd;
   if (type == 2) socket_start_receive(fd);
-  info("#XSOCKET: " + std::to_string(fd) + (type == 2 ? ",2,17" : ",1,6"));
+  return &made;
+}
+
+// AT#XSSOCKET=<op>,<type>,<role>,<sec_tag>[,<peer_verify>[,<cid>]]: a TLS 1.2 client whose handshake runs in
+// #XCONNECT with the credentials under sec_tag (peer_verify 2, required, unless given). DTLS and TLS servers are
+// not simulated (ERROR, as a socket() failure).
+void Simulator::cmd_ssocket(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || ps->empty() || (*ps)[0].type != Param::Type::Int) return finish(false);
+  const auto op = (*ps)[0].i;
+  if (op == 0) return socket_close_active(ps->size());
+  if (op != 1 && op != 2) return finish(false);
+  const std::size_t max = p_.at_least(2, 1) ? 6 : 5;
+  if (ps->size() < 4 || ps->size() > max) return finish(false);
+  for (std::size_t i = 1; i < ps->size(); ++i)
+    if ((*ps)[i].type != Param::Type::Int) return finish(false);
+  const auto type = (*ps)[1].i, role = (*ps)[2].i, sec_tag = (*ps)[3].i;
+  const auto peer_verify = ps->size() > 4 ? (*ps)[4].i : 2;
+  if (type != 1 || role != 0 || sec_tag < 0 || peer_verify < 0 || peer_verify > 2) return finish(false);
+  if (ps->size() == 6 && (*ps)[5].i != 0) return finish(false);  // PDN 0 only
+  auto* s = socket_create(static_cast<int>(op), 1);
+  if (!s) return finish(false);
+  s->sec_tag = sec_tag;
+  s->tls_opt.peer_verify = static_cast<int>(peer_verify);
+  info("#XSSOCKET: " + std::to_string(s->fd) + ",1,258");  // 258: IPPROTO_TLS_1_2
   finish(true);
+}
+
+// AT#XSSOCKETOPT=<op>,<name>[,<value>] on the active socket, which must be a TLS one ("Not secure socket").
+// Simulated: 2 TLS_HOSTNAME (set; "NULL" turns the check off) and 5 PEER_VERIFY (set).
+void Simulator::cmd_ssocketopt(const Cmd& c) {
+  if (c.kind != Cmd::Kind::Set) return finish(false);
+  auto ps = params(c);
+  auto* s = active_socket();
+  if (!ps || ps->size() != 3 || !s || s->sec_tag < 0) return finish(false);
+  if ((*ps)[0].type != Param::Type::Int || (*ps)[1].type != Param::Type::Int || (*ps)[0].i != 1)
+    return finish(false);
+  const auto name = (*ps)[1].i;
+  const auto& value = (*ps)[2];
+  if (name == 2 && value.type == Param::Type::Str && value.s.size() <= 127) {
+    s->tls_opt.hostname = value.s == "NULL" ? std::string() : value.s;
+    return finish(true);
+  }
+  if (name == 5 && value.type == Param::Type::Int && value.i >= 0 && value.i <= 2) {
+    s->tls_opt.peer_verify = static_cast<int>(value.i);
+    return finish(true);
+  }
+  finish(false);
 }
 
 void Simulator::cmd_socketselect(const Cmd& c) {
@@ -153,17 +209,39 @@ void Simulator::cmd_connect(const Cmd& c) {
                         if (e != epoch_) return;
                         auto it = socks_.find(fd);
                         if (it == socks_.end() || it->second.gen != gen) return;
-                        it->second.connecting = false;
+                        auto& s = it->second;
                         if (ec) {
+                          s.connecting = false;
                           if (trace_) trace_->note("socket " + std::to_string(fd) + ": connect: " + ec.message());
                           return finish(false);
                         }
-                        ++stats_.tcp_connects;
-                        it->second.sock = sock;
-                        socket_start_read(fd);
-                        info("#XCONNECT: 1");
-                        finish(true);
+                        if (s.sec_tag < 0) return socket_connected(s, sock);
+                        // TLS by the modem: the handshake is part of the connect; a failed one is a plain ERROR.
+                        s.tls = start_tls_client(
+                            std::move(*sock), s.sec_tag, s.tls_opt,
+                            [this, e, fd, gen](int err, const std::shared_ptr<TlsBridge>& b,
+                                               std::shared_ptr<tcp::socket> plain) {
+                              auto it = socks_.find(fd);
+                              if (e != epoch_ || it == socks_.end() || it->second.gen != gen || it->second.tls != b)
+                                return;
+                              it->second.tls.reset();
+                              it->second.connecting = false;
+                              if (err) return finish(false);
+                              socket_connected(it->second, std::move(plain));
+                            });
+                        if (s.tls) return;
+                        s.connecting = false;
+                        finish(false);
                       });
+}
+
+void Simulator::socket_connected(GenericSocket& s, std::shared_ptr<tcp::socket> sock) {
+  s.connecting = false;
+  ++stats_.tcp_connects;
+  s.sock = std::move(sock);
+  socket_start_read(s.fd);
+  info("#XCONNECT: 1");
+  finish(true);
 }
 
 void Simulator::cmd_send(const Cmd& c) {
@@ -476,6 +554,7 @@ void Simulator::socket_send(int fd, std::string data, std::function<void(const e
 void Simulator::socket_close(int fd) {
   auto it = socks_.find(fd);
   if (it == socks_.end()) return;
+  if (it->second.tls) it->second.tls->abort();
   retire(it->second.sock, true);
   retire(it->second.usock);
   int handle = fd;
@@ -495,6 +574,7 @@ void Simulator::socket_close(int fd) {
 
 void Simulator::close_sockets_silently() {
   for (auto& [fd, s] : socks_) {
+    if (s.tls) s.tls->abort();
     retire(s.sock, true);
     retire(s.usock);
   }

@@ -119,26 +119,15 @@ void Simulator::tcp_connect_done(const error_code& ec, std::uint64_t) {
   }
   if (tcp_.sec_tag != -1) {
     // TLS in the modem: the handshake runs before "connected"; the proxy then sees plaintext only.
-    std::string why;
-    SSL_CTX* ctx = make_ssl_ctx(creds_, tcp_.sec_tag, tcp_.tls_opt, why);
-    if (!ctx) {
-      if (trace_) trace_->note("tls: sec_tag " + std::to_string(tcp_.sec_tag) + ": " + why);
-      tcp_.sock.reset();
-      return tcp_fail_connect(-nerr::ECONNABORTED_);
-    }
-    auto bridge = std::make_shared<TlsBridge>(io_, std::move(*tcp_.sock), ctx, tcp_.tls_opt);
-    SSL_CTX_free(ctx);
+    auto bridge = start_tls_client(std::move(*tcp_.sock), tcp_.sec_tag, tcp_.tls_opt,
+                                   [this, e = epoch_](int err, const std::shared_ptr<TlsBridge>& b,
+                                                      std::shared_ptr<tcp::socket> plain) {
+                                     if (e != epoch_ || tcp_.tls != b) return;
+                                     tcp_tls_done(err, std::move(plain));
+                                   });
     tcp_.sock.reset();
+    if (!bridge) return tcp_fail_connect(-nerr::ECONNABORTED_);
     tcp_.tls = bridge;
-    std::weak_ptr<TlsBridge> w = bridge;
-    bridge->start(
-        [this, e = epoch_, w](int err, std::shared_ptr<tcp::socket> plain) {
-          auto b = w.lock();
-          if (e != epoch_ || !b || tcp_.tls != b) return;
-          if (err && trace_) trace_->note("tls: handshake failed: " + b->failure());
-          tcp_tls_done(err, std::move(plain));
-        },
-        cfg_.tls_handshake_timeout_ms);
     return;
   }
   tcp_.connecting = false;

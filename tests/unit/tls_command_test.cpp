@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <optional>
+#include <string>
+#include <variant>
 
 namespace slmd::modem {
 namespace {
@@ -56,43 +59,51 @@ TEST_P(TlsCommand, ParametersPerRelease) {
 INSTANTIATE_TEST_SUITE_P(Rows, TlsCommand, testing::ValuesIn(rows),
                          [](const testing::TestParamInfo<Row>& info) { return std::string(info.param.name); });
 
-// The Serial Modem's AT#XSSOCKET tail and whether TLS_HOSTNAME is set: (sec_tag, peer_verify, hostname_verify,
-// dtls_cid) → the tail and the host-name flag, or the errno.
-struct SerialModemRow {
+// A TLS socket of the modem's own (#XSSOCKET on SLM's generic sockets and on the Serial Modem): (sec_tag,
+// peer_verify, hostname_verify, dtls_cid) and the host → the AT#XSSOCKET tail and the quoted name for
+// #XSSOCKETOPT TLS_HOSTNAME (none: the modem checks no name), or the errno.
+struct TlsSocketRow {
     const char* name;
     TlsOptions tls;
-    std::variant<std::pair<std::string, bool>, int> expected;
+    const char* host;
+    std::variant<std::pair<std::string, std::optional<std::string>>, int> expected;
 };
 
-const SerialModemRow serial_modem_rows[] = {
-    {"sec_tag_only_checks_the_name", {42, {}, {}, {}}, std::pair{std::string(",42"), true}},
-    {"peer_verify_none", {42, 0, {}, {}}, std::pair{std::string(",42,0"), true}},
-    {"peer_verify_optional", {7, 1, {}, {}}, std::pair{std::string(",7,1"), true}},
-    {"name_not_checked", {42, 2, 0, {}}, std::pair{std::string(",42,2"), false}},
-    {"negative_sec_tag", {-1, {}, {}, {}}, EINVAL},
-    {"peer_verify_3", {42, 3, {}, {}}, EINVAL},
-    {"hostname_verify_2", {42, {}, 2, {}}, EINVAL},
-    {"dtls_cid_on_tls", {42, {}, {}, 0}, EINVAL},
+using TailAndName = std::pair<std::string, std::optional<std::string>>;
+const TlsSocketRow tls_socket_rows[] = {
+    {"sec_tag_only_checks_the_name", {42, {}, {}, {}}, "mqtt.example.com",
+     TailAndName{",42", "\"mqtt.example.com\""}},
+    {"peer_verify_none", {42, 0, {}, {}}, "a.example", TailAndName{",42,0", "\"a.example\""}},
+    {"peer_verify_optional", {7, 1, {}, {}}, "a.example", TailAndName{",7,1", "\"a.example\""}},
+    {"name_not_checked", {42, 2, 0, {}}, "a.example", TailAndName{",42,2", std::nullopt}},
+    {"ipv4_address_has_no_name", {42, {}, {}, {}}, "192.0.2.7", TailAndName{",42", std::nullopt}},
+    {"ipv6_address_has_no_name", {42, {}, 1, {}}, "2001:db8::7", TailAndName{",42", std::nullopt}},
+    {"name_with_a_quote", {42, {}, {}, {}}, "a\".example", EINVAL},
+    {"name_with_a_quote_not_checked", {42, {}, 0, {}}, "a\".example", TailAndName{",42", std::nullopt}},
+    {"negative_sec_tag", {-1, {}, {}, {}}, "a.example", EINVAL},
+    {"peer_verify_3", {42, 3, {}, {}}, "a.example", EINVAL},
+    {"hostname_verify_2", {42, {}, 2, {}}, "a.example", EINVAL},
+    {"dtls_cid_on_tls", {42, {}, {}, 0}, "a.example", EINVAL},
 };
 
-class SerialModemTlsCommand : public testing::TestWithParam<SerialModemRow> {};
+class TlsSocketCommand : public testing::TestWithParam<TlsSocketRow> {};
 
-TEST_P(SerialModemTlsCommand, SocketTailAndHostName) {
+TEST_P(TlsSocketCommand, SocketTailAndHostName) {
     const auto& row = GetParam();
-    const auto got = serial_modem_tls(row.tls);
+    const auto got = tls_socket(row.tls, row.host);
     if (const int* error = std::get_if<int>(&row.expected)) {
         ASSERT_TRUE(std::holds_alternative<int>(got));
         EXPECT_EQ(std::get<int>(got), *error);
         return;
     }
-    ASSERT_TRUE(std::holds_alternative<SerialModemTls>(got));
-    const auto& want = std::get<std::pair<std::string, bool>>(row.expected);
-    EXPECT_EQ(std::get<SerialModemTls>(got).socket_tail, want.first);
-    EXPECT_EQ(std::get<SerialModemTls>(got).set_hostname, want.second);
+    ASSERT_TRUE(std::holds_alternative<TlsSocket>(got));
+    const auto& want = std::get<TailAndName>(row.expected);
+    EXPECT_EQ(std::get<TlsSocket>(got).socket_tail, want.first);
+    EXPECT_EQ(std::get<TlsSocket>(got).quoted_hostname, want.second);
 }
 
-INSTANTIATE_TEST_SUITE_P(Rows, SerialModemTlsCommand, testing::ValuesIn(serial_modem_rows),
-                         [](const testing::TestParamInfo<SerialModemRow>& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Rows, TlsSocketCommand, testing::ValuesIn(tls_socket_rows),
+                         [](const testing::TestParamInfo<TlsSocketRow>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace slmd::modem

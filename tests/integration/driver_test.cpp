@@ -28,6 +28,7 @@
 #include "release.hpp"
 #include "serial/serial_port.hpp"
 #include "sys/log.hpp"
+#include "test_ports.hpp"
 
 using namespace slmd;
 using namespace slmd::test;
@@ -62,15 +63,8 @@ std::uint16_t bound_port(int fd) {
     return ntohs(address.sin_port);
 }
 
-// A port nothing listens on right now (for the simulated modem's servers to bind).
-std::uint16_t free_port(int type) {
-    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-    auto address = loopback(0);
-    bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    auto port = bound_port(fd);
-    close(fd);
-    return port;
-}
+// A port for the simulated modem's servers to bind: see test_ports.hpp.
+std::uint16_t free_port(int) { return unused_server_port(); }
 
 // Reads up to `count` bytes or until EOF, with a deadline. `eof` tells whether the stream ended.
 std::string read_stream(int fd, std::size_t count, bool* eof = nullptr, std::chrono::milliseconds limit = 10s) {

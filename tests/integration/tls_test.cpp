@@ -24,6 +24,7 @@
 #include "gateway.hpp"
 #include "release.hpp"
 #include "slmsock.h"
+#include "test_ports.hpp"
 
 using namespace slmd::test;
 using namespace std::chrono_literals;
@@ -468,13 +469,8 @@ TEST_F(Tls, TlsServerNeedsNativeTlsAndIsRefusedBeforeTheUart) {
     close(fd);
 }
 
-// A free TCP port on 127.0.0.1 (bound once, then released) for the modem's server to listen on.
-std::uint16_t free_port() {
-    std::uint16_t port = 0;
-    const int fd = loopback_tcp_listener(port);
-    close(fd);
-    return port;
-}
+// A port for the modem's server to listen on: see test_ports.hpp.
+std::uint16_t free_port() { return unused_server_port(); }
 
 SSL_CTX* client_context() {
     SSL_CTX* context = SSL_CTX_new(TLS_client_method());

@@ -20,6 +20,7 @@
 
 #include "gateway.hpp"
 #include "slmsock.h"
+#include "test_ports.hpp"
 
 using namespace slmd::test;
 using namespace std::chrono_literals;
@@ -81,12 +82,8 @@ int loopback_socket(int family, int type, std::uint16_t& port) {
     return fd;
 }
 
-// A port nothing on the host listens on right now (the modem's server will take it on the host).
-std::uint16_t free_port(int type) {
-    std::uint16_t port = 0;
-    Fd probe(loopback_socket(AF_INET, type, port));
-    return port;
-}
+// A port for the modem's server (it takes it on the host): see test_ports.hpp.
+std::uint16_t free_port(int) { return unused_server_port(); }
 
 bool readable(int fd, std::chrono::milliseconds limit = 10s) {
     pollfd pfd{fd, POLLIN, 0};

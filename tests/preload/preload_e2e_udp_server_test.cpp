@@ -23,6 +23,7 @@
 #include <filesystem>
 
 #include "harness.hpp"
+#include "test_ports.hpp"
 
 using namespace slmd::preload_test;
 using namespace std::chrono_literals;
@@ -56,17 +57,8 @@ std::vector<std::string> udp_echo_profiles() {
     return p;
 }
 
-// A port free on both 127.0.0.2 and the wildcard right now.
-std::uint16_t free_port(int type) {
-    const int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    socklen_t len = sizeof sa;
-    bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
+// A port for the modem's servers (free on 127.0.0.2 and the wildcard too): see test_ports.hpp.
+std::uint16_t free_port(int) { return slmd::test::unused_server_port(); }
 
 class ModemTest : public ::testing::TestWithParam<std::string> {
 protected:

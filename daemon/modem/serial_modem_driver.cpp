@@ -185,16 +185,18 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
         asio::post(executor_, [done = std::move(done), error] { done(error, 0); });
     };
     if (!serving()) return fail_soon(ENETDOWN);
-    // TLS by the modem: a TLS socket (#XSSOCKET) whose handshake runs inside #XCONNECT, the name to check set
-    // first (#XSSOCKETOPT TLS_HOSTNAME). DTLS sockets are not offered yet.
+    // TLS or DTLS by the modem: a TLS/DTLS socket (#XSSOCKET) whose handshake runs inside #XCONNECT, its options
+    // set first (#XSSOCKETOPT TLS_HOSTNAME, so that the modem checks the name; DTLS_CID). Servers stay plain.
     std::optional<TlsSocket> tls;
-    std::optional<std::string> tls_hostname;
+    std::vector<std::string> tls_options;  // the #XSSOCKETOPT settings after "<handle>,"
     if (destination.tls) {
-        if (kind != Kind::tcp) return fail_soon(EOPNOTSUPP);
-        auto checked = tls_socket(*destination.tls, destination.host);
+        if (kind != Kind::tcp && kind != Kind::udp_client) return fail_soon(EOPNOTSUPP);
+        auto checked = tls_socket(*destination.tls, destination.host,
+                                  kind == Kind::tcp ? TlsTransport::tcp : TlsTransport::udp);
         if (const int* error = std::get_if<int>(&checked)) return fail_soon(*error);
         tls = std::get<TlsSocket>(checked);
-        tls_hostname = tls->quoted_hostname;
+        if (tls->quoted_hostname) tls_options.push_back("1,2," + *tls->quoted_hostname);
+        if (tls->dtls_cid) tls_options.push_back("1,14," + std::to_string(*tls->dtls_cid));
     }
     // The second command: connect a client to its destination, or bind a server to its port.
     at::CommandRequest second;
@@ -214,12 +216,12 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                                   : kind == Kind::udp_client ? ",2,0"
                                                              : ",2,1";
     auto pending = std::make_shared<Socket>(std::move(socket));
-    const at::CommandRequest create = tls ? at::CommandRequest{"AT#XSSOCKET=" + family + ",1,0" + tls->socket_tail,
-                                                               "#XSSOCKET", 5s}
-                                          : at::CommandRequest{"AT#XSOCKET=" + family + type_role, "#XSOCKET", 5s};
+    const at::CommandRequest create =
+        tls ? at::CommandRequest{"AT#XSSOCKET=" + family + type_role + tls->socket_tail, "#XSSOCKET", 5s}
+            : at::CommandRequest{"AT#XSOCKET=" + family + type_role, "#XSOCKET", 5s};
     const bool secure = tls.has_value();
     gate_.submit(create,
-                 [this, alive = lifetime_.guard(), kind, binds, secure, local_port, tls_hostname,
+                 [this, alive = lifetime_.guard(), kind, binds, secure, local_port, tls_options,
                   second = std::move(second), pending, done = std::move(done)](at::CommandResponse response) mutable {
                      if (!*alive) return;
                      const auto handle = parse_opened_socket(response.info);
@@ -271,15 +273,23 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                          close_and_fail(error, std::move(done));
                      });
                      };
-                     if (!tls_hostname) return submit_second(std::move(done));
-                     // The name must be set before the connect: without it the modem would not check it.
-                     gate_.submit({"AT#XSSOCKETOPT=" + h + ",1,2," + *tls_hostname, "", 5s},
-                                  [alive, submit_second, close_and_fail,
-                                   done = std::move(done)](at::CommandResponse set) mutable {
-                                      if (!*alive) return;
-                                      if (!set.ok()) return close_and_fail(set.error ? ENETDOWN : EINVAL, std::move(done));
-                                      submit_second(std::move(done));
-                                  });
+                     // The options must be set before the connect: without the name the modem would not check
+                     // it. Each runs once the previous one was accepted.
+                     auto step = std::make_shared<std::function<void(std::size_t, std::function<void(int, ConnectionId)>)>>();
+                     *step = [this, alive, h, tls_options, submit_second, close_and_fail,
+                              weak = std::weak_ptr(step)](std::size_t index,
+                                                          std::function<void(int, ConnectionId)> done) {
+                         if (index == tls_options.size()) return submit_second(std::move(done));
+                         gate_.submit({"AT#XSSOCKETOPT=" + h + "," + tls_options[index], "", 5s},
+                                      [alive, index, close_and_fail, step = weak.lock(),
+                                       done = std::move(done)](at::CommandResponse set) mutable {
+                                          if (!*alive || !step) return;
+                                          if (!set.ok())
+                                              return close_and_fail(set.error ? ENETDOWN : EINVAL, std::move(done));
+                                          (*step)(index + 1, std::move(done));
+                                      });
+                     };
+                     (*step)(0, std::move(done));
                  });
 }
 

@@ -68,11 +68,13 @@ std::variant<std::string, int> tls_parameters(const TlsOptions& tls, TlsTranspor
     return out;
 }
 
-std::variant<TlsSocket, int> tls_socket(const TlsOptions& tls, const std::string& host) {
+std::variant<TlsSocket, int> tls_socket(const TlsOptions& tls, const std::string& host, TlsTransport transport) {
     if (tls.sec_tag < 0) return EINVAL;
-    if (!in_range(tls.peer_verify, 2) || !in_range(tls.hostname_verify, 1)) return EINVAL;
-    if (tls.dtls_cid) return EINVAL;  // a DTLS option on a TLS socket
+    if (!in_range(tls.peer_verify, 2) || !in_range(tls.hostname_verify, 1) || !in_range(tls.dtls_cid, 2))
+        return EINVAL;
+    if (transport == TlsTransport::tcp && tls.dtls_cid) return EINVAL;  // a DTLS option on a TLS socket
     TlsSocket out;
+    out.dtls_cid = tls.dtls_cid;
     out.socket_tail = "," + std::to_string(tls.sec_tag);
     if (tls.peer_verify) out.socket_tail += "," + std::to_string(*tls.peer_verify);
     if (tls.hostname_verify.value_or(default_hostname_verify) == 1 && !is_numeric_address(host)) {

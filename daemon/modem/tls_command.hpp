@@ -22,14 +22,17 @@ enum class TlsTransport { tcp, udp };
 std::variant<std::string, int> tls_parameters(const TlsOptions& tls, TlsTransport transport,
                                               const at::FirmwareProfile& profile);
 
-// A TLS socket of the modem's own, for a connection to `host`: the tail of AT#XSSOCKET=<family>,1,0
-// (`,<sec_tag>[,<peer_verify>]`), and the quoted name for #XSSOCKETOPT TLS_HOSTNAME when the modem is to check it
-// (the firmware checks a name only once it is set: not for hostname_verify 0, nor for a numeric address), or a
-// Linux errno: EINVAL (a value out of range, a DTLS option on TLS, a name that cannot be quoted).
+// A TLS (tcp) or DTLS (udp) socket of the modem's own, for a connection to `host`: the tail of
+// AT#XSSOCKET=<family>,<type>,0 (`,<sec_tag>[,<peer_verify>]`), the quoted name for #XSSOCKETOPT TLS_HOSTNAME when
+// the modem is to check it (the firmware checks a name only once it is set: not for hostname_verify 0, nor for a
+// numeric address), and the value for #XSSOCKETOPT DTLS_CID when the app chose one; or a Linux errno: EINVAL (a
+// value out of range, a DTLS option on TLS, a name that cannot be quoted).
 struct TlsSocket {
     std::string socket_tail;
     std::optional<std::string> quoted_hostname;
+    std::optional<int> dtls_cid;
 };
-std::variant<TlsSocket, int> tls_socket(const TlsOptions& tls, const std::string& host);
+std::variant<TlsSocket, int> tls_socket(const TlsOptions& tls, const std::string& host,
+                                        TlsTransport transport = TlsTransport::tcp);
 
 }  // namespace slmd::modem

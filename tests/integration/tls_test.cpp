@@ -113,6 +113,42 @@ sockaddr_in v4(const char* address, std::uint16_t port) {
     return a;
 }
 
+// An app's UDP socket on 127.0.0.1 associated through slmd with a DTLS peer (slmsock_dtls_associate): the app
+// sends its plaintext to the stand-in port. fd < 0 or a non-zero status when the association failed.
+struct DtlsApp {
+    int fd = -1;
+    int status = -1;
+    sockaddr_in stand_in{};
+    DtlsApp(const char* peer_address, std::uint16_t peer_port, const slmsock_tls& dtls) {
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        auto local = v4("127.0.0.1", 0);
+        if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) return;
+        socklen_t length = sizeof local;
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+        auto peer = v4(peer_address, peer_port);
+        std::uint16_t port = 0;
+        status = slmsock_dtls_associate(AF_INET, ntohs(local.sin_port), reinterpret_cast<sockaddr*>(&peer),
+                                        sizeof peer, &dtls, &port);
+        stand_in = v4("127.0.0.1", port);
+    }
+    ~DtlsApp() {
+        if (fd >= 0) close(fd);
+    }
+    DtlsApp(const DtlsApp&) = delete;
+    DtlsApp& operator=(const DtlsApp&) = delete;
+    // Sends one datagram and returns the first one back (empty after 20 s).
+    std::string echo(const std::string& datagram) const {
+        if (sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<const sockaddr*>(&stand_in),
+                   sizeof stand_in) != static_cast<ssize_t>(datagram.size()))
+            return {};
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 20000) != 1) return {};
+        char buffer[2048];
+        const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+        return std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+};
+
 // UART bytes both ways so far, from slmsim's counters.
 std::uint64_t uart_bytes(const Gateway& gateway) {
     const std::string stats = gateway.control("stats");
@@ -191,6 +227,51 @@ TEST_F(Tls, SerialModemTlsSocketsTwoAtOnce) {
     close(unchecked);
     // The name was set for the checked attempt only.
     EXPECT_EQ(count(gateway->uplink_trace(), ",1,2,\"other.test\"\r"), 1u) << gateway->uplink_trace();
+}
+
+// The Serial Modem: a DTLS association is a DTLS socket of the modem's own (AT#XSSOCKET=<f>,2,0,<sec_tag>, the
+// name and the connection-id choice set with #XSSOCKETOPT, the handshake in #XCONNECT), so two run at once beside
+// a TLS connection. A failed handshake frees its socket and the association fails.
+TEST_F(Tls, SerialModemDtlsSocketsTwoAtOnce) {
+    TlsEchoServer dtls_server({}, true);
+    TlsEchoServer second_dtls_server({}, true);  // the test's DTLS server serves one peer at a time
+    TlsEchoServer tls_server;
+    ASSERT_NE(dtls_server.port, 0);
+    ASSERT_NE(second_dtls_server.port, 0);
+    auto gateway = provisioned("sm-v1.0");
+    auto dtls = tls_with(tag_ca);
+    dtls.hostname = "tls.test";
+    dtls.dtls_cid = 2;
+    DtlsApp first("203.0.113.10", dtls_server.port, dtls);
+    ASSERT_EQ(first.status, 0) << gateway->log();
+    DtlsApp second("203.0.113.10", second_dtls_server.port, dtls);
+    ASSERT_EQ(second.status, 0) << gateway->log();
+    auto tls = tls_with(tag_ca);
+    const int stream = slmsock_tls_connect("tls.test", tls_server.port, AF_INET, &tls);
+    ASSERT_GE(stream, 0) << slmsock_strerror(stream) << "\n" << gateway->log();
+    std::string binary("dtls\0\"+++\r\nOK\r\n", 15);
+    for (int i = 0; i < 700; ++i) binary += static_cast<char>(i * 11);
+    EXPECT_TRUE(first.echo(binary) == binary) << gateway->log();
+    EXPECT_EQ(second.echo("second association"), "second association");
+    EXPECT_EQ(echo(stream, "tls beside"), "tls beside");
+    EXPECT_EQ(first.echo("first again"), "first again");
+    close(stream);
+    const auto uplink = gateway->uplink_trace();
+    EXPECT_EQ(count(uplink, "AT#XSSOCKET=1,2,0,42\r"), 2u) << uplink;
+    EXPECT_EQ(count(uplink, ",1,2,\"tls.test\"\r"), 3u) << uplink;  // both DTLS sockets and the TLS one
+    EXPECT_EQ(count(uplink, ",1,14,2\r"), 2u) << uplink;              // DTLS_CID enabled, as asked
+    EXPECT_TRUE(dtls_server.saw("handshake ok"));
+
+    auto other = tls_with(tag_other_ca);
+    other.hostname = "tls.test";
+    TlsEchoServer third_dtls_server({}, true);
+    const auto closes = count(gateway->uplink_trace(), "AT#XCLOSE=");
+    DtlsApp refused("203.0.113.10", third_dtls_server.port, other);
+    EXPECT_EQ(refused.status, -ECONNABORTED);
+    EXPECT_EQ(count(gateway->uplink_trace(), "AT#XCLOSE="), closes + 1) << gateway->uplink_trace();
+    DtlsApp after("203.0.113.10", third_dtls_server.port, dtls);
+    ASSERT_EQ(after.status, 0) << gateway->log();
+    EXPECT_EQ(after.echo("after a failure"), "after a failure");
 }
 
 TEST_F(Tls, UnknownCaFailsTheConnectAndSlmdServesTheNext) {
@@ -387,31 +468,13 @@ TEST_P(TlsRelease, TlsAndDtlsClientsEcho) {
     EXPECT_TRUE(gateway->sent("AT#XTCPCLI=1,\"tls.test\"," + std::to_string(tls_server.port) + ",42\r\n"))
         << gateway->uplink_trace();
 
-    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    auto local = v4("127.0.0.1", 0);
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
-    socklen_t length = sizeof local;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
-    auto peer = v4("203.0.113.10", dtls_server.port);
     auto dtls = tls_with(tag_ca);
     dtls.hostname = "tls.test";
     if (minor >= 5) dtls.dtls_cid = 2;  // the parameter exists from v2.5 (the simulator accepts and ignores it)
-    std::uint16_t stand_in = 0;
-    ASSERT_EQ(slmsock_dtls_associate(AF_INET, ntohs(local.sin_port), reinterpret_cast<sockaddr*>(&peer),
-                                     sizeof peer, &dtls, &stand_in),
-              0)
-        << gateway->log();
-    auto to = v4("127.0.0.1", stand_in);
-    for (const std::string datagram : {"first datagram", "second, a little longer datagram"}) {
-        ASSERT_EQ(sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-                  static_cast<ssize_t>(datagram.size()));
-        pollfd p{fd, POLLIN, 0};
-        ASSERT_EQ(poll(&p, 1, 20000), 1) << gateway->log();
-        char buffer[2048];
-        const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
-        EXPECT_EQ(std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0), datagram);
-    }
-    close(fd);
+    DtlsApp app("203.0.113.10", dtls_server.port, dtls);
+    ASSERT_EQ(app.status, 0) << gateway->log();
+    for (const std::string datagram : {"first datagram", "second, a little longer datagram"})
+        EXPECT_EQ(app.echo(datagram), datagram) << gateway->log();
     const std::string cid = minor >= 5 ? ",2" : "";
     EXPECT_TRUE(gateway->sent("AT#XUDPCLI=1,\"tls.test\"," + std::to_string(dtls_server.port) + ",42" + cid + "\r\n"))
         << gateway->uplink_trace();

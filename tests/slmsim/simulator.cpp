@@ -598,6 +598,33 @@ std::shared_ptr<TlsBridge> Simulator::start_tls_client(tcp::socket net, std::int
   return bridge;
 }
 
+std::shared_ptr<DtlsBridge> Simulator::start_dtls_client(
+    udp::socket net, std::int64_t sec_tag, const TlsOptions& opt, DtlsClientDone done,
+    std::function<void(const std::shared_ptr<DtlsBridge>&)> lost) {
+  std::string why;
+  SSL_CTX* ctx = make_ssl_ctx(creds_, sec_tag, opt, why);
+  if (!ctx) {
+    if (trace_) trace_->note("dtls: sec_tag " + std::to_string(sec_tag) + ": " + why);
+    return nullptr;
+  }
+  auto bridge = std::make_shared<DtlsBridge>(io_, std::move(net), ctx, opt);
+  SSL_CTX_free(ctx);
+  std::weak_ptr<DtlsBridge> w = bridge;
+  bridge->start(
+      [this, w, done = std::move(done)](int err, std::shared_ptr<udp::socket> plain) {
+        auto b = w.lock();
+        if (!b) return;
+        if (err && trace_) trace_->note("dtls: handshake failed: " + b->failure());
+        // Posted, as for TLS: the caller stores the bridge first.
+        asio::post(io_, [done, err, b, plain = std::move(plain)]() mutable { done(err, b, std::move(plain)); });
+      },
+      [w, lost = std::move(lost)] {
+        if (auto b = w.lock()) lost(b);
+      },
+      cfg_.tls_handshake_timeout_ms);
+  return bridge;
+}
+
 void Simulator::cmd_modemreset(const Cmd& c) {
   if (c.kind != Cmd::Kind::Action) return finish(false);
   info("#XMODEMRESET: 0");

@@ -305,6 +305,13 @@ class Simulator {
                                            std::shared_ptr<boost::asio::ip::tcp::socket> plain)>;
   std::shared_ptr<TlsBridge> start_tls_client(boost::asio::ip::tcp::socket net, std::int64_t sec_tag,
                                               const TlsOptions& opt, TlsClientDone done);
+  // The same for DTLS (the proxy's #XUDPCLI, the Serial Modem's DTLS socket): net must be connected to the peer.
+  // lost runs when the peer's close_notify or a fatal alert ends an established session.
+  using DtlsClientDone = std::function<void(int err, const std::shared_ptr<DtlsBridge>& bridge,
+                                            std::shared_ptr<boost::asio::ip::udp::socket> plain)>;
+  std::shared_ptr<DtlsBridge> start_dtls_client(boost::asio::ip::udp::socket net, std::int64_t sec_tag,
+                                                const TlsOptions& opt, DtlsClientDone done,
+                                                std::function<void(const std::shared_ptr<DtlsBridge>&)> lost);
 
   // --- Serial Modem sockets (sm_socket.cpp)
   enum class SmRecv { Data, Zero, Again, Error };
@@ -328,6 +335,7 @@ class Simulator {
   SmSocket* sm_create(int family, int type, int role, int cid);
   void sm_connected(SmSocket& s, std::shared_ptr<boost::asio::ip::tcp::socket> sock,
                     const boost::asio::ip::tcp::endpoint& named);
+  void sm_dtls_connect(SmSocket& s, const boost::asio::ip::udp::endpoint& to, bool blackhole);
   void sm_recv_command(const Cmd& c, bool from);
   void sm_close_all_silently();
   void sm_network_lost();

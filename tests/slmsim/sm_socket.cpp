@@ -1,6 +1,6 @@
 // slmsim: the Serial Modem's socket commands (ncs-serial-modem v1.0.x and v2.0.0-preview1, app/src/sm_at_socket.c;
 // docs/reference/serial-modem-and-generic-sockets.md §2): handle-based #XSOCKET/#XCLOSE, #XSSOCKET (TLS 1.2
-// clients; the handshake in #XCONNECT through tls_bridge; DTLS is not simulated) with #XSSOCKETOPT's host name
+// clients, DTLS 1.2 clients; the handshake in #XCONNECT through tls_bridge) with #XSSOCKETOPT's host name
 // and peer verification, #XSOCKETOPT, #XBIND, #XCONNECT, #XSEND/#XSENDTO (string, hex, data mode), #XRECV/#XRECVFROM, preview1's
 // #XLISTEN/#XACCEPT, and the event machinery behind #XAPOLL and automatic reception (#XRECVCFG): per socket, the
 // modem library's one-shot poll callback, armed by every update_poll_events() and fired when the socket's state
@@ -197,12 +197,14 @@ void Simulator::cmd_sm_ssocket(const Cmd& c) {
   if (a->count() > 6 && (a->num(6, 0, kU16Max, cid) || cid != 0)) return finish(false);
   if (family != 1 && family != 2) return finish(false);
   if (role != 0) return finish(false);  // TLS/DTLS servers are not supported
-  if (type != 1) return finish(false);  // DTLS: not simulated
-  auto* n = sm_create(static_cast<int>(family), 1, 0, 0);
+  if (type != 1 && type != 2) return finish(false);
+  auto* n = sm_create(static_cast<int>(family), static_cast<int>(type), 0, 0);
   if (!n) return finish(false);
   n->sec_tag = static_cast<int>(sec_tag);
   n->tls_opt.peer_verify = static_cast<int>(peer_verify);
-  info("#XSSOCKET: " + std::to_string(n->fd) + ",1,258");  // 258: IPPROTO_TLS_1_2
+  n->tls_opt.dtls = type == 2;
+  // 258: IPPROTO_TLS_1_2, 273: IPPROTO_DTLS_1_2
+  info("#XSSOCKET: " + std::to_string(n->fd) + (type == 1 ? ",1,258" : ",2,273"));
   finish(true);
 }
 
@@ -215,6 +217,7 @@ void Simulator::cmd_sm_close(const Cmd& c) {
     auto& s = sm_socks_.at(fd);
     const int ret = s.dead ? -nerr::EBADF_ : 0;
     if (s.tls) s.tls->abort();
+    if (s.dtls) s.dtls->close();
     retire(s.tcp_sock, true);
     retire(s.udp_sock);
     retire(s.acceptor);
@@ -239,6 +242,7 @@ void Simulator::cmd_sm_close(const Cmd& c) {
 void Simulator::sm_close_all_silently() {
   for (auto& [fd, s] : sm_socks_) {
     if (s.tls) s.tls->abort();
+    if (s.dtls) s.dtls->close();
     retire(s.tcp_sock, true);
     retire(s.udp_sock);
     retire(s.acceptor);
@@ -253,6 +257,8 @@ void Simulator::sm_modem_restarted() {
   for (auto& [fd, s] : sm_socks_) {
     if (s.tls) s.tls->abort();
     s.tls.reset();
+    if (s.dtls) s.dtls->close();
+    s.dtls.reset();
     retire(s.tcp_sock, true);
     retire(s.udp_sock);
     retire(s.acceptor);
@@ -357,6 +363,8 @@ void Simulator::cmd_sm_ssocketopt(const Cmd& c) {
     s->tls_opt.peer_verify = static_cast<int>(value);
     return finish(true);
   }
+  // 14 DTLS_CID (0 disabled, 1 supported, 2 enabled): validated on a DTLS socket; OpenSSL 3.0 has no CIDs.
+  if (name == 14 && s->type == 2 && !a->num(4, 0, 2, value)) return finish(true);
   finish(false);
 }
 
@@ -428,6 +436,7 @@ void Simulator::cmd_sm_connect(const Cmd& c) {
   bool blackhole = false;
   auto to = sm_resolve(*s, host, port, blackhole);
   if (!to) return finish(false);  // util_resolve_host() failed: -EAGAIN
+  if (s->type == 2 && s->sec_tag >= 0) return sm_dtls_connect(*s, *to, blackhole);
   if (s->type == 2) {
     // UDP: no handshake; the peer becomes the default destination and the only source let through.
     error_code ec;
@@ -473,6 +482,50 @@ void Simulator::cmd_sm_connect(const Cmd& c) {
                               });
     if (!s->tls) finish(false);
   });
+}
+
+// DTLS by the modem: #XCONNECT runs the handshake over a host socket connected to the peer; afterwards udp_sock is
+// the bridge's plaintext end (each datagram one DTLS record), and what arrives is the peer's. Nobody answers an
+// unmapped address: the handshake times out. A failure is a plain ERROR.
+void Simulator::sm_dtls_connect(SmSocket& s, const udp::endpoint& to, bool blackhole) {
+  const int fd = s.fd;
+  const auto gen = s.gen;
+  if (blackhole) {
+    connect_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_handshake_timeout_ms));
+    connect_timer_.async_wait([this, e = epoch_](const error_code& ec) {
+      if (!ec && e == epoch_) finish(false);
+    });
+    return;
+  }
+  udp::socket net(io_);
+  error_code ec;
+  net.open(to.protocol(), ec);
+  if (!ec) net.connect(to, ec);
+  if (ec) return finish(false);
+  s.dtls = start_dtls_client(
+      std::move(net), s.sec_tag, s.tls_opt,
+      [this, e = epoch_, fd, gen, to](int err, const std::shared_ptr<DtlsBridge>& b,
+                                      std::shared_ptr<udp::socket> plain) {
+        auto* s = sm_find(fd);
+        if (e != epoch_ || !s || s->gen != gen || s->dtls != b) return;
+        if (err) {
+          s->dtls.reset();
+          return finish(false);
+        }
+        retire(s->udp_sock);
+        s->udp_sock = std::move(plain);
+        s->peer = to;
+        s->connected = true;
+        sm_start_receive(fd);
+        info("#XCONNECT: " + std::to_string(fd) + ",1");
+        finish(true);
+      },
+      [this, e = epoch_, fd, gen](const std::shared_ptr<DtlsBridge>& b) {
+        auto* s = sm_find(fd);
+        if (e != epoch_ || !s || s->gen != gen || s->dtls != b) return;
+        if (trace_) trace_->note("sm socket " + std::to_string(fd) + ": dtls: the peer ended the session");
+      });
+  if (!s.dtls) finish(false);
 }
 
 void Simulator::sm_connected(SmSocket& s, std::shared_ptr<tcp::socket> sock, const tcp::endpoint& named) {
@@ -758,7 +811,9 @@ void Simulator::sm_start_receive(int fd) {
     if (!s || s->gen != gen || s->udp_sock != sock) return;
     if (!ec) {
       ++stats_.udp_down_datagrams;
-      if (s->datagrams.size() < kDatagramHold) s->datagrams.emplace_back(*from, std::string(buf->data(), n));
+      // A DTLS socket reads the bridge's plaintext end: the datagram is the peer's.
+      const udp::endpoint source = s->dtls && s->peer ? *s->peer : *from;
+      if (s->datagrams.size() < kDatagramHold) s->datagrams.emplace_back(source, std::string(buf->data(), n));
       if (s->wait.active) sm_recv_retry(*s, false);
       if (booting_) return;
       sm_poll_check(*s);

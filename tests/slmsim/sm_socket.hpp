@@ -39,11 +39,12 @@ struct SmSocket {
   int sndtimeo = 30;       // SO_SNDTIMEO (s): SOCKET_SEND_TMO_SEC at open
   std::map<int, int> opts;  // other #XSOCKETOPT values that can be read back
   bool dead = false;        // the modem library restarted under it (#XMODEMRESET): the descriptor is stale
-  // #XSSOCKET: TLS by the modem. The handshake runs inside #XCONNECT; afterwards tcp_sock is the plaintext end
-  // of the bridge, which owns the real connection.
+  // #XSSOCKET: TLS or DTLS by the modem. The handshake runs inside #XCONNECT; afterwards tcp_sock (TLS) or
+  // udp_sock (DTLS) is the plaintext end of the bridge, which owns the real connection.
   int sec_tag = -1;
   TlsOptions tls_opt;
-  std::shared_ptr<TlsBridge> tls;  // during the handshake
+  std::shared_ptr<TlsBridge> tls;    // during the handshake
+  std::shared_ptr<DtlsBridge> dtls;  // from the handshake on
 
   // Host side.
   std::shared_ptr<tcp::socket> tcp_sock;   // TCP: set once connected (or accepted)

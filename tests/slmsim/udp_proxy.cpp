@@ -104,30 +104,18 @@ void Simulator::cmd_udpcli(const Cmd& c) {
   }
   if (ec) return fail(-nerr::from(ec));
   if (dtls) {
-    std::string why;
-    SSL_CTX* ctx = make_ssl_ctx(creds_, (*ps)[3].i, topt, why);
-    if (!ctx) {
-      if (trace_) trace_->note("dtls: sec_tag " + std::to_string((*ps)[3].i) + ": " + why);
-      return fail(-nerr::ECONNABORTED_);
-    }
-    auto bridge = std::make_shared<DtlsBridge>(io_, std::move(*sock), ctx, topt);
-    SSL_CTX_free(ctx);
-    udp_.dtls = bridge;
-    std::weak_ptr<DtlsBridge> w = bridge;
     auto e = epoch_;
-    bridge->start(
-        [this, e, w, fd, op](int err, std::shared_ptr<udp::socket> plain) {
-          auto b = w.lock();
-          if (e != epoch_ || !b || udp_.dtls != b) return;
-          if (err && trace_) trace_->note("dtls: handshake failed: " + b->failure());
+    udp_.dtls = start_dtls_client(
+        std::move(*sock), (*ps)[3].i, topt,
+        [this, e, fd, op](int err, const std::shared_ptr<DtlsBridge>& b, std::shared_ptr<udp::socket> plain) {
+          if (e != epoch_ || udp_.dtls != b) return;
           udp_dtls_done(err, std::move(plain), fd, static_cast<int>(op));
         },
-        [this, e, w] {
-          auto b = w.lock();
-          if (e != epoch_ || !b || udp_.dtls != b) return;
+        [this, e](const std::shared_ptr<DtlsBridge>& b) {
+          if (e != epoch_ || udp_.dtls != b) return;
           udp_close(true, -nerr::ECONNRESET_);  // close_notify or a fatal alert from the peer
-        },
-        cfg_.tls_handshake_timeout_ms);
+        });
+    if (!udp_.dtls) return fail(-nerr::ECONNABORTED_);
     return;
   }
   udp_open(UdpRole::Client, sock, fd, static_cast<int>(op), blackhole);

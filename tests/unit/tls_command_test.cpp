@@ -88,6 +88,23 @@ const TlsSocketRow tls_socket_rows[] = {
 
 class TlsSocketCommand : public testing::TestWithParam<TlsSocketRow> {};
 
+// DTLS sockets take the same tail and name; DTLS_CID (0 disabled, 1 supported, 2 enabled) only when chosen.
+TEST(DtlsSocketCommand, TakesTheConnectionIdChoice) {
+    const auto chosen = tls_socket({45, 0, {}, 2}, "coap.example", TlsTransport::udp);
+    ASSERT_TRUE(std::holds_alternative<TlsSocket>(chosen));
+    EXPECT_EQ(std::get<TlsSocket>(chosen).socket_tail, ",45,0");
+    EXPECT_EQ(std::get<TlsSocket>(chosen).quoted_hostname, "\"coap.example\"");
+    EXPECT_EQ(std::get<TlsSocket>(chosen).dtls_cid, 2);
+    const auto unset = tls_socket({45, {}, 0, {}}, "coap.example", TlsTransport::udp);
+    ASSERT_TRUE(std::holds_alternative<TlsSocket>(unset));
+    EXPECT_EQ(std::get<TlsSocket>(unset).socket_tail, ",45");
+    EXPECT_EQ(std::get<TlsSocket>(unset).quoted_hostname, std::nullopt);
+    EXPECT_EQ(std::get<TlsSocket>(unset).dtls_cid, std::nullopt);
+    const auto out_of_range = tls_socket({45, {}, {}, 3}, "coap.example", TlsTransport::udp);
+    ASSERT_TRUE(std::holds_alternative<int>(out_of_range));
+    EXPECT_EQ(std::get<int>(out_of_range), EINVAL);
+}
+
 TEST_P(TlsSocketCommand, SocketTailAndHostName) {
     const auto& row = GetParam();
     const auto got = tls_socket(row.tls, row.host);

@@ -122,10 +122,14 @@ TEST_P(Sm, TlsSocketOpensWithItsSecTagAndTakesAHostName) {
   EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=3,1,5,3", error)) << "peer_verify is 0, 1 or 2";
   EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,1,0,42,3", error)) << "peer_verify is 0, 1 or 2";
   EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,1,1,42", error)) << "TLS servers are not supported";
-  EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,2,0,42", error)) << "DTLS sockets are not simulated";
-  EXPECT_TRUE(cr(h, "AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 4,1,6\r\n" + ok));
-  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=4,1,2,\"tls.test\"", error)) << "not a secure socket";
+  EXPECT_TRUE(cr(h, "AT#XSSOCKET=1,2,0,42", "\r\n#XSSOCKET: 4,2,273\r\n" + ok)) << "DTLS: IPPROTO_DTLS_1_2";
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=4,1,14,2", ok)) << "DTLS_CID on a DTLS socket";
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=3,1,14,2", error)) << "DTLS_CID is not a TLS option";
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=4,1,14,3", error)) << "DTLS_CID is 0, 1 or 2";
+  EXPECT_TRUE(cr(h, "AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 5,1,6\r\n" + ok));
+  EXPECT_TRUE(cr(h, "AT#XSSOCKETOPT=5,1,2,\"tls.test\"", error)) << "not a secure socket";
   EXPECT_TRUE(cr(h, "AT#XCLOSE=3", "\r\n#XCLOSE: 3,0\r\n" + ok));
+  EXPECT_TRUE(cr(h, "AT#XCLOSE=4", "\r\n#XCLOSE: 4,0\r\n" + ok));
 }
 
 TEST_P(Sm, CrEndsACommandAndAnythingBeforeAtIsSkipped) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "modem/answer_parsers.hpp"
+#include "modem/command_sequence.hpp"
 #include "modem/at_string.hpp"
 #include "modem/dns_query.hpp"
 #include "modem/tls_command.hpp"
@@ -274,22 +275,19 @@ void SerialModemDriver::open(Kind kind, const TcpEndpoint& destination, std::uin
                      });
                      };
                      // The options must be set before the connect: without the name the modem would not check
-                     // it. Each runs once the previous one was accepted.
-                     auto step = std::make_shared<std::function<void(std::size_t, std::function<void(int, ConnectionId)>)>>();
-                     *step = [this, alive, h, tls_options, submit_second, close_and_fail,
-                              weak = std::weak_ptr(step)](std::size_t index,
-                                                          std::function<void(int, ConnectionId)> done) {
-                         if (index == tls_options.size()) return submit_second(std::move(done));
-                         gate_.submit({"AT#XSSOCKETOPT=" + h + "," + tls_options[index], "", 5s},
-                                      [alive, index, close_and_fail, step = weak.lock(),
-                                       done = std::move(done)](at::CommandResponse set) mutable {
-                                          if (!*alive || !step) return;
-                                          if (!set.ok())
-                                              return close_and_fail(set.error ? ENETDOWN : EINVAL, std::move(done));
-                                          (*step)(index + 1, std::move(done));
-                                      });
-                     };
-                     (*step)(0, std::move(done));
+                     // it.
+                     std::vector<at::CommandRequest> settings;
+                     for (const auto& option : tls_options) settings.push_back({"AT#XSSOCKETOPT=" + h + "," + option, "", 5s});
+                     submit_in_order(
+                         alive, std::move(settings),
+                         [this](at::CommandRequest request, at::Channel::ResponseHandler handler) {
+                             gate_.submit(std::move(request), std::move(handler));
+                         },
+                         [submit_second, close_and_fail,
+                          done = std::move(done)](std::optional<at::CommandResponse> refused) mutable {
+                             if (!refused) return submit_second(std::move(done));
+                             close_and_fail(refused->error ? ENETDOWN : EINVAL, std::move(done));
+                         });
                  });
 }
 

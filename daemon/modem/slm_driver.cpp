@@ -197,8 +197,9 @@ void SlmDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
     // A generic socket for a second UDP client at once (DNS beside CoAP), and for one opened while a TCP
     // connection holds the TCP proxy: beside it the UDP proxy could carry no binary datagram, and moving later
     // changes the source port, which a peer that has connected its socket to the first one drops (iperf3's
-    // server). DTLS stays on the proxy.
-    const bool on_socket = sockets_enabled() && !destination.tls && sockets_.tcp_available() > 0 &&
+    // server). DTLS alike, on a DTLS socket of the modem's own (#XSSOCKET): a second association at once, and
+    // binary plaintext (CoAP) beside an open TCP connection.
+    const bool on_socket = sockets_enabled() && sockets_.tcp_available() > 0 &&
                            (proxy_.udp_available() == 0 || proxy_.tcp_connection_open());
     if (on_socket) {
         sockets_.udp_connect(destination, routed_udp_events(std::move(events), Carrier::socket, outer),

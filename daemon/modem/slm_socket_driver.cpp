@@ -11,6 +11,7 @@
 
 #include "modem/answer_parsers.hpp"
 #include "modem/at_string.hpp"
+#include "modem/command_sequence.hpp"
 #include "modem/dns_query.hpp"
 #include "modem/tls_command.hpp"
 #include "modem/uplink_plan.hpp"
@@ -104,14 +105,16 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
     };
     const bool udp = socket.udp;
     if (!serving()) return fail_soon(ENETDOWN);
-    // TLS by the modem: a TLS socket (#XSSOCKET) whose handshake runs inside #XCONNECT, the name to check set
-    // first (#XSSOCKETOPT TLS_HOSTNAME, on the active socket). DTLS stays on the UDP proxy.
+    // TLS or DTLS by the modem: a TLS/DTLS socket (#XSSOCKET) whose handshake runs inside #XCONNECT, its options
+    // set first on the active socket (#XSSOCKETOPT TLS_HOSTNAME, so that the modem checks the name; DTLS_CID).
     std::optional<TlsSocket> tls;
+    std::vector<at::CommandRequest> tls_settings;
     if (destination.tls) {
-        if (udp) return fail_soon(EOPNOTSUPP);
-        auto checked = tls_socket(*destination.tls, destination.host);
+        auto checked = tls_socket(*destination.tls, destination.host, udp ? TlsTransport::udp : TlsTransport::tcp);
         if (const int* error = std::get_if<int>(&checked)) return fail_soon(*error);
         tls = std::get<TlsSocket>(std::move(checked));
+        if (tls->quoted_hostname) tls_settings.push_back({"AT#XSSOCKETOPT=1,2," + *tls->quoted_hostname, "", 5s});
+        if (tls->dtls_cid) tls_settings.push_back({"AT#XSSOCKETOPT=1,14," + std::to_string(*tls->dtls_cid), "", 5s});
     }
     const auto host = at_quoted(AtStringKind::host, destination.host);
     if (!host || destination.port == 0) return fail_soon(EINVAL);
@@ -122,16 +125,14 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
     // select).
     active_.reset();
     const std::string family = destination.ipv6 ? "2" : "1";
-    const at::CommandRequest create = tls ? at::CommandRequest{"AT#XSSOCKET=" + family + ",1,0" + tls->socket_tail,
-                                                               "#XSSOCKET", 5s}
-                                          : at::CommandRequest{"AT#XSOCKET=" + family + (udp ? ",2,0" : ",1,0"),
-                                                               "#XSOCKET", 5s};
+    const std::string type_role = udp ? ",2,0" : ",1,0";
+    const at::CommandRequest create =
+        tls ? at::CommandRequest{"AT#XSSOCKET=" + family + type_role + tls->socket_tail, "#XSSOCKET", 5s}
+            : at::CommandRequest{"AT#XSOCKET=" + family + type_role, "#XSOCKET", 5s};
     const at::CommandRequest connect{"AT#XCONNECT=" + *host + "," + std::to_string(destination.port), "#XCONNECT",
                                      timeout + 5s};
-    std::optional<at::CommandRequest> set_name;
-    if (tls && tls->quoted_hostname) set_name = at::CommandRequest{"AT#XSSOCKETOPT=1,2," + *tls->quoted_hostname, "", 5s};
     auto pending = std::make_shared<Socket>(std::move(socket));
-    gate_.submit(create, [this, alive = lifetime_.guard(), connect, set_name, secure = tls.has_value(), pending,
+    gate_.submit(create, [this, alive = lifetime_.guard(), connect, tls_settings, secure = tls.has_value(), pending,
                           done = std::move(done)](at::CommandResponse response) mutable {
         if (!*alive) return;
         const auto handle = parse_opened_socket(response.info);
@@ -157,8 +158,8 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
                     done(0, id);
                     return;
                 }
-                // The firmware says no more than ERROR: refused, unreachable or no route; on a TLS socket also a
-                // failed handshake, which the TCP proxy reports as ECONNABORTED too.
+                // The firmware says no more than ERROR: refused, unreachable or no route; on a TLS or DTLS socket
+                // also a failed handshake, which the proxies report as ECONNABORTED too.
                 const int error = answer.error == at::ChannelError::timeout ? ETIMEDOUT
                                   : answer.error                            ? ENETDOWN
                                   : secure                                  ? ECONNABORTED
@@ -167,14 +168,17 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
                                 std::move(done));
             });
         };
-        if (!set_name) return connect_step(std::move(done));
-        // The name must be set before the connect: without it the modem would not check it.
-        submit_on(*handle, *set_name, [alive, handle = *handle, connect_step, this,
-                                       done = std::move(done)](at::CommandResponse set) mutable {
-            if (!*alive) return;
-            if (!set.ok()) return abandon_opening(handle, set.error ? ENETDOWN : EINVAL, !set.error, std::move(done));
-            connect_step(std::move(done));
-        });
+        // The options must be set before the connect: without the name the modem would not check it.
+        submit_in_order(
+            alive, tls_settings,
+            [this, handle = *handle](at::CommandRequest request, at::Channel::ResponseHandler handler) {
+                submit_on(handle, std::move(request), std::move(handler));
+            },
+            [this, handle = *handle, connect_step,
+             done = std::move(done)](std::optional<at::CommandResponse> refused) mutable {
+                if (!refused) return connect_step(std::move(done));
+                abandon_opening(handle, refused->error ? ENETDOWN : EINVAL, !refused->error, std::move(done));
+            });
     });
 }
 

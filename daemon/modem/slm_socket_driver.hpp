@@ -5,9 +5,9 @@
 // v3.1): the driver polls all sockets with one AT#XPOLL=0, faster while data flows and slower when idle, and
 // reads ready sockets in turn with AT#XRECV=0,64 (never a blocking read: it would hold the firmware's AT
 // channel). Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
-// "+++" reaches the firmware inside data mode. TLS clients are TLS sockets of the modem's own (#XSSOCKET, the
-// handshake in #XCONNECT). Servers (#XLISTEN/#XACCEPT) and DTLS sockets are not offered (EOPNOTSUPP): those stay
-// on the proxies.
+// "+++" reaches the firmware inside data mode. TLS and DTLS clients are TLS/DTLS sockets of the modem's own
+// (#XSSOCKET, the handshake in #XCONNECT). Servers (#XLISTEN/#XACCEPT) are not offered (EOPNOTSUPP): they stay on
+// the proxies.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

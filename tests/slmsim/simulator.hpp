@@ -245,6 +245,7 @@ class Simulator {
     std::int64_t sec_tag = -1;          // #XSSOCKET: the TLS client's sec_tag; -1: plain
     TlsOptions tls_opt;                 // ... its verification settings (#XSSOCKET, #XSSOCKETOPT)
     std::shared_ptr<TlsBridge> tls;     // ... its handshake in progress
+    std::shared_ptr<DtlsBridge> dtls;   // a DTLS client's bridge, from the handshake on (usock: its plaintext end)
     std::uint64_t gen = 0;
   };
   void cmd_socket(const Cmd& c);
@@ -253,6 +254,7 @@ class Simulator {
   void cmd_ssocketopt(const Cmd& c);
   void cmd_connect(const Cmd& c);
   void socket_connected(GenericSocket& s, std::shared_ptr<boost::asio::ip::tcp::socket> sock);
+  void socket_dtls_connect(GenericSocket& s, const boost::asio::ip::udp::endpoint& to, bool blackhole);
   void cmd_send(const Cmd& c);
   void cmd_recv(const Cmd& c);
   void cmd_poll(const Cmd& c);

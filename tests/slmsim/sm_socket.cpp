@@ -638,6 +638,8 @@ int Simulator::sm_transmit(SmSocket& s, std::string data, const std::optional<ud
   const int n = static_cast<int>(data.size());
   if (s.dead) return -nerr::EBADF_;
   if (s.type == 3) return n;  // raw: no IP network behind the simulated modem; the packet vanishes
+  // A DTLS socket is connected: every datagram goes to its peer, through the bridge.
+  if (s.dtls && to) return sm_transmit(s, std::move(data), std::nullopt, false);
   if (s.type == 1) {
     if (!s.tcp_sock) return s.eof ? -nerr::ECONNRESET_ : -nerr::ENOTCONN_;
     if (s.reset) return -nerr::ECONNRESET_;

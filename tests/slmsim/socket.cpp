@@ -1,6 +1,6 @@
 // slmsim: SLM's generic socket commands (docs/reference/serial-modem-and-generic-sockets.md §3), TCP and UDP
-// clients: #XSOCKET (open, close), #XSSOCKET and #XSSOCKETOPT (TLS 1.2 clients, the handshake in #XCONNECT through
-// tls_bridge; DTLS is not simulated), #XSOCKETSELECT, #XCONNECT, #XSEND/#XSENDTO (quoted, data mode),
+// clients: #XSOCKET (open, close), #XSSOCKET and #XSSOCKETOPT (TLS 1.2 and DTLS 1.2 clients, the handshake in
+// #XCONNECT through tls_bridge), #XSOCKETSELECT, #XCONNECT, #XSEND/#XSENDTO (quoted, data mode),
 // #XRECV/#XRECVFROM and #XPOLL, backed by real host sockets. One socket is "active" and every command but
 // #XSOCKETSELECT and #XPOLL acts on it: a new socket becomes active, and closing it makes the most recently
 // opened remaining one active. No URC says that data arrived (before v3.1's #XAPOLL): the host polls. The
@@ -117,13 +117,16 @@ void Simulator::cmd_ssocket(const Cmd& c) {
     if ((*ps)[i].type != Param::Type::Int) return finish(false);
   const auto type = (*ps)[1].i, role = (*ps)[2].i, sec_tag = (*ps)[3].i;
   const auto peer_verify = ps->size() > 4 ? (*ps)[4].i : 2;
-  if (type != 1 || role != 0 || sec_tag < 0 || peer_verify < 0 || peer_verify > 2) return finish(false);
+  if ((type != 1 && type != 2) || role != 0 || sec_tag < 0 || peer_verify < 0 || peer_verify > 2)
+    return finish(false);
   if (ps->size() == 6 && (*ps)[5].i != 0) return finish(false);  // PDN 0 only
-  auto* s = socket_create(static_cast<int>(op), 1);
+  auto* s = socket_create(static_cast<int>(op), static_cast<int>(type));
   if (!s) return finish(false);
   s->sec_tag = sec_tag;
   s->tls_opt.peer_verify = static_cast<int>(peer_verify);
-  info("#XSSOCKET: " + std::to_string(s->fd) + ",1,258");  // 258: IPPROTO_TLS_1_2
+  s->tls_opt.dtls = type == 2;
+  // 258: IPPROTO_TLS_1_2, 273: IPPROTO_DTLS_1_2
+  info("#XSSOCKET: " + std::to_string(s->fd) + (type == 1 ? ",1,258" : ",2,273"));
   finish(true);
 }
 
@@ -146,6 +149,9 @@ void Simulator::cmd_ssocketopt(const Cmd& c) {
     s->tls_opt.peer_verify = static_cast<int>(value.i);
     return finish(true);
   }
+  // 14 DTLS_CID (0 disabled, 1 supported, 2 enabled): validated on a DTLS socket; OpenSSL 3.0 has no CIDs.
+  if (name == 14 && s->type == 2 && value.type == Param::Type::Int && value.i >= 0 && value.i <= 2)
+    return finish(true);
   finish(false);
 }
 
@@ -180,6 +186,7 @@ void Simulator::cmd_connect(const Cmd& c) {
     bool blackhole = false;
     auto to = socket_destination(*s, host, port, blackhole);
     if (!to) return finish(false);
+    if (s->sec_tag >= 0) return socket_dtls_connect(*s, *to, blackhole);
     error_code ec;
     if (!blackhole) s->usock->connect(*to, ec);
     if (ec) return finish(false);
@@ -233,6 +240,50 @@ void Simulator::cmd_connect(const Cmd& c) {
                         s.connecting = false;
                         finish(false);
                       });
+}
+
+// DTLS by the modem: #XCONNECT runs the handshake over a host socket connected to the peer; afterwards usock is
+// the bridge's plaintext end (each datagram one DTLS record), and what arrives is the peer's. Nobody answers an
+// unmapped address: the handshake times out. A failure is a plain ERROR.
+void Simulator::socket_dtls_connect(GenericSocket& s, const udp::endpoint& to, bool blackhole) {
+  if (blackhole) {
+    connect_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_handshake_timeout_ms));
+    connect_timer_.async_wait([this, e = epoch_](const error_code& ec) {
+      if (!ec && e == epoch_) finish(false);
+    });
+    return;
+  }
+  udp::socket net(io_);
+  error_code ec;
+  net.open(to.protocol(), ec);
+  if (!ec) net.connect(to, ec);
+  if (ec) return finish(false);
+  s.connecting = true;
+  s.dtls = start_dtls_client(
+      std::move(net), s.sec_tag, s.tls_opt,
+      [this, e = epoch_, fd = s.fd, gen = s.gen, to](int err, const std::shared_ptr<DtlsBridge>& b,
+                                                    std::shared_ptr<udp::socket> plain) {
+        auto it = socks_.find(fd);
+        if (e != epoch_ || it == socks_.end() || it->second.gen != gen || it->second.dtls != b) return;
+        auto& s = it->second;
+        s.connecting = false;
+        if (err) {
+          s.dtls.reset();
+          return finish(false);
+        }
+        retire(s.usock);
+        s.usock = std::move(plain);
+        s.peer = to;
+        socket_start_receive(fd);
+        info("#XCONNECT: 1");
+        finish(true);
+      },
+      [this, fd = s.fd](const std::shared_ptr<DtlsBridge>&) {
+        if (trace_) trace_->note("socket " + std::to_string(fd) + ": dtls: the peer ended the session");
+      });
+  if (s.dtls) return;
+  s.connecting = false;
+  finish(false);
 }
 
 void Simulator::socket_connected(GenericSocket& s, std::shared_ptr<tcp::socket> sock) {
@@ -392,6 +443,7 @@ void Simulator::socket_send_datagram(int fd, std::optional<udp::endpoint> to, st
     return;
   }
   auto& s = it->second;
+  if (s.dtls) to.reset();  // a DTLS socket is connected: every datagram goes to its peer, through the bridge
   if (!to && s.blackhole) {
     const auto n = data.size();
     if (done) asio::post(io_, [done, n] { done({}, n); });
@@ -424,7 +476,9 @@ void Simulator::socket_start_receive(int fd) {
     auto& s = it->second;
     if (!ec) {
       ++stats_.udp_down_datagrams;
-      if (s.datagrams.size() < kSocketDatagramHold) s.datagrams.emplace_back(*from, std::string(buf->data(), n));
+      // A DTLS socket reads the bridge's plaintext end: the datagram is the peer's.
+      const udp::endpoint source = s.dtls && s.peer ? *s.peer : *from;
+      if (s.datagrams.size() < kSocketDatagramHold) s.datagrams.emplace_back(source, std::string(buf->data(), n));
       if (s.recv_waiting && fd == active_sock_ && busy_) {
         s.recv_waiting = false;
         connect_timer_.cancel();
@@ -555,6 +609,7 @@ void Simulator::socket_close(int fd) {
   auto it = socks_.find(fd);
   if (it == socks_.end()) return;
   if (it->second.tls) it->second.tls->abort();
+  if (it->second.dtls) it->second.dtls->close();
   retire(it->second.sock, true);
   retire(it->second.usock);
   int handle = fd;
@@ -575,6 +630,7 @@ void Simulator::socket_close(int fd) {
 void Simulator::close_sockets_silently() {
   for (auto& [fd, s] : socks_) {
     if (s.tls) s.tls->abort();
+    if (s.dtls) s.dtls->close();
     retire(s.sock, true);
     retire(s.usock);
   }

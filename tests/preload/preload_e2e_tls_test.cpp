@@ -1,7 +1,8 @@
 // Owns: an unmodified program (python3, plain sockets, no TLS of its own) under slm-run whose destination
 // slmd.conf maps to a sec_tag: the modem runs TLS (slmsim with real TLS 1.2 against tls_echo_server), the
 // program talks plaintext, the name it looked up is the one the modem verifies. And the same program to a
-// destination without a mapping gets plain TCP.
+// destination without a mapping gets plain TCP. Several mapped connections at once (SLM: the proxy and TLS
+// sockets).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -66,6 +67,51 @@ TEST(PreloadTls, UnmodifiedProgramGetsTheModemsTlsByMapping) {
     EXPECT_TRUE(server.saw("handshake ok"));
     EXPECT_NE(modem.diagnostics().find("with TLS by the modem (sec_tag 42)"), std::string::npos)
         << modem.diagnostics();
+}
+
+// python3 holding three connections to the mapped destination open at once (an MQTT-over-TLS session beside
+// HTTPS requests), each echoing its own message while the others stay open.
+const char* three_at_once_client = R"(import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+conns = [socket.create_connection((host, port), timeout=30) for _ in range(3)]
+for round in range(2):
+    for i, s in enumerate(conns):
+        message = ("connection %d round %d " % (i, round)).encode() * 20
+        s.sendall(message)
+        got = b""
+        while len(got) < len(message):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        print("ECHO %d %d:%s" % (i, round, "ok" if got == message else "BAD"))
+for s in conns:
+    s.close()
+)";
+
+TEST(PreloadTls, ThreeMappedConnectionsAtOnceOnSlm) {
+    TlsServerProcess server;
+    ASSERT_NE(server.port(), 0);
+    slmd::test::TempDir dir;
+    const fs::path creds = dir / "creds";
+    fs::create_directories(creds);
+    write_file(creds / "42.0", read_file(pki("ca.pem")));
+    const std::string port = std::to_string(server.port());
+    Modem modem(ModemOptions{"v2.9", 921600, {"--cred-dir", creds}, {"--tls", "tls.test:" + port + " sec-tag=42"},
+                             "203.0.113.10 tls.test\n"});
+    ASSERT_TRUE(modem.ready()) << modem.diagnostics();
+    const std::string script = dir / "three.py";
+    write_file(script, three_at_once_client);
+    const auto r = run({"SLMSOCK_SOCKET=" + modem.api_socket()}, {slm_run(), "python3", script, "tls.test", port}, 90s);
+    ASSERT_EQ(r.exit_code, 0) << r.output << modem.diagnostics();
+    for (int i = 0; i < 3; ++i)
+        for (int round = 0; round < 2; ++round) {
+            const std::string line = "ECHO " + std::to_string(i) + " " + std::to_string(round) + ":ok";
+            EXPECT_NE(r.output.find(line), std::string::npos) << line << "\n" << r.output;
+        }
+    // The first on the TCP proxy, the other two on TLS sockets of the modem's own.
+    EXPECT_NE(modem.diagnostics().find("connected (connection"), std::string::npos) << modem.diagnostics();
+    EXPECT_NE(modem.diagnostics().find(", TLS)"), std::string::npos) << modem.diagnostics();
 }
 
 TEST(PreloadTls, UnmappedDestinationStaysPlainTcp) {

@@ -265,8 +265,8 @@ TEST(Socket, SendToDataModeAndTheV24ReceiveFromWithoutPort) {
 }
 
 // #XSSOCKET on SLM: `<op>,<type>,<role>,<sec_tag>[,<peer_verify>[,<cid>]]`, answered `#XSSOCKET: <h>,1,258`
-// (IPPROTO_TLS_1_2); #XSSOCKETOPT acts on the active socket and only on a TLS one ("Not secure socket"); a TLS
-// socket closes with either #XSOCKET=0 or #XSSOCKET=0, both answered as #XSOCKET.
+// (IPPROTO_TLS_1_2) or `<h>,2,273` (DTLS); #XSSOCKETOPT acts on the active socket and only on a TLS/DTLS one
+// ("Not secure socket"); a TLS socket closes with either #XSOCKET=0 or #XSSOCKET=0, both answered as #XSOCKET.
 TEST(Socket, TlsSocketOpensWithItsSecTagAndTakesAHostNameOnTheActiveSocket) {
   Harness h("v2.9");
   h.boot();
@@ -277,10 +277,13 @@ TEST(Socket, TlsSocketOpensWithItsSecTagAndTakesAHostNameOnTheActiveSocket) {
   EXPECT_TRUE(h.at("AT#XSSOCKET=1,1,0,42,3", error)) << "peer_verify is 0, 1 or 2";
   EXPECT_TRUE(h.at("AT#XSSOCKET=1,1,0", error)) << "sec_tag is not optional";
   EXPECT_TRUE(h.at("AT#XSSOCKET=1,1,1,42", error)) << "TLS servers are not simulated";
-  EXPECT_TRUE(h.at("AT#XSSOCKET=1,2,0,42", error)) << "DTLS sockets are not simulated";
-  EXPECT_TRUE(h.at("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 1,1,6\r\n" + ok));
+  EXPECT_TRUE(h.at("AT#XSSOCKET=1,2,0,42", "\r\n#XSSOCKET: 1,2,273\r\n" + ok)) << "DTLS: IPPROTO_DTLS_1_2";
+  EXPECT_TRUE(h.at("AT#XSSOCKETOPT=1,14,2", ok)) << "DTLS_CID on the active DTLS socket";
+  EXPECT_TRUE(h.at("AT#XSSOCKETOPT=1,14,3", error)) << "DTLS_CID is 0, 1 or 2";
+  EXPECT_TRUE(h.at("AT#XSOCKET=1,1,0", "\r\n#XSOCKET: 2,1,6\r\n" + ok));
   EXPECT_TRUE(h.at("AT#XSSOCKETOPT=1,2,\"tls.test\"", error)) << "the active socket is not a secure one";
-  EXPECT_TRUE(h.at("AT#XSSOCKET=2,1,0,42,0,0", "\r\n#XSSOCKET: 2,1,258\r\n" + ok)) << "IPv6, peer_verify, cid 0";
+  EXPECT_TRUE(h.at("AT#XSSOCKET=2,1,0,42,0,0", "\r\n#XSSOCKET: 3,1,258\r\n" + ok)) << "IPv6, peer_verify, cid 0";
+  EXPECT_TRUE(h.at("AT#XSSOCKETOPT=1,14,2", error)) << "DTLS_CID is not a TLS option";
   EXPECT_TRUE(h.at("AT#XSSOCKET=0", "\r\n#XSOCKET: 0,\"closed\"\r\n" + ok));
   EXPECT_TRUE(h.at("AT#XSOCKETSELECT=0", "\r\n#XSOCKETSELECT: 0\r\n" + ok));
   EXPECT_TRUE(h.at("AT#XSSOCKETOPT=1,2,\"NULL\"", ok)) << "NULL turns the name check off";

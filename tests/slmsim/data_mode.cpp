@@ -150,6 +150,7 @@ void Simulator::dm_exit_by_host() {
   dm_error_ = 0;
   if (p_.xdatamode_on_exit) emit(crlf("#XDATAMODE: " + std::to_string(status)));
   else emit("\r\nOK\r\n");
+  socket_apoll_data_mode_ended();
   schedule_pump();
 }
 
@@ -167,12 +168,14 @@ void Simulator::dm_link_lost(int err, DmTarget target, const std::string& urc) {
       mode_ = Mode::Command;
       emit(crlf("#XDATAMODE: 0"));
       if (!urc.empty()) proxy_urc({urc});
+      socket_apoll_data_mode_ended();
       schedule_pump();
       break;
     case PeerLossRule::ExitWithError:
       mode_ = Mode::Command;
       emit(crlf("#XDATAMODE: " + std::to_string(err)));
       if (!urc.empty()) proxy_urc({urc});
+      socket_apoll_data_mode_ended();
       schedule_pump();
       break;
     case PeerLossRule::NullModeUrc:

@@ -179,6 +179,7 @@ void Simulator::dispatch(const Cmd& c) {
       {"#XSEND", &Simulator::cmd_send, true},
       {"#XRECV", &Simulator::cmd_recv, true},
       {"#XPOLL", &Simulator::cmd_poll, true},
+      {"#XAPOLL", &Simulator::cmd_apoll, p_.at_least(3, 1)},
       {"#XSENDTO", &Simulator::cmd_sendto, true},
       {"#XRECVFROM", &Simulator::cmd_recvfrom, true},
   };

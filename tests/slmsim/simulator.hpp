@@ -246,6 +246,11 @@ class Simulator {
     TlsOptions tls_opt;                 // ... its verification settings (#XSSOCKET, #XSSOCKETOPT)
     std::shared_ptr<TlsBridge> tls;     // ... its handshake in progress
     std::shared_ptr<DtlsBridge> dtls;   // a DTLS client's bridge, from the handshake on (usock: its plaintext end)
+    // v3.1 #XAPOLL (struct slm_async_poll): named in a handle list, the events armed (each fires once and is armed
+    // again by the operation it reports: POLLIN by #XRECV), and off for good after POLLERR/POLLHUP/POLLNVAL.
+    bool apoll_specific = false;
+    int apoll_armed = 0;
+    bool apoll_disabled = false;
     std::uint64_t gen = 0;
   };
   void cmd_socket(const Cmd& c);
@@ -258,6 +263,11 @@ class Simulator {
   void cmd_send(const Cmd& c);
   void cmd_recv(const Cmd& c);
   void cmd_poll(const Cmd& c);
+  void cmd_apoll(const Cmd& c);
+  // v3.1 #XAPOLL: arm `events` (as far as the poll asks for them) on a watched socket, then report what is due.
+  void socket_apoll_arm(GenericSocket& s, int events);
+  void socket_apoll_check(int fd);
+  void socket_apoll_data_mode_ended();  // slm_at_socket_notify_datamode_exit()
   void cmd_sendto(const Cmd& c);
   void cmd_recvfrom(const Cmd& c);
   void socket_start_receive(int fd);  // UDP
@@ -467,6 +477,9 @@ class Simulator {
   int socket_ranking_ = 0;
   std::vector<int> poll_handles_;  // the sockets a waiting #XPOLL watches
   bool poll_waiting_ = false;
+  bool apoll_running_ = false;  // v3.1 #XAPOLL started (its thread running); #XPOLL is refused meanwhile
+  bool apoll_all_ = false;      // ... for every socket, present and future, or only the listed ones
+  int apoll_events_ = 0;        // ... POLLIN (1) and/or POLLOUT (4)
 
   DmTarget dm_target_ = DmTarget::Tcp;
   int dm_socket_ = -1;  // DmTarget::Socket: the socket that was active on entry

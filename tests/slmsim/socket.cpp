@@ -98,6 +98,7 @@ Simulator::GenericSocket* Simulator::socket_create(int family, int type) {
   auto& made = socks_.emplace(fd, std::move(s)).first->second;
   active_sock_ = fd;
   if (type == 2) socket_start_receive(fd);
+  socket_apoll_arm(made, 1 | 4);  // delegate_poll_event(POLLIN | POLLOUT) on open
   return &made;
 }
 
@@ -432,6 +433,7 @@ bool Simulator::socket_answer_datagram(GenericSocket& s, bool peek, bool from) {
   info(header);
   emit(std::move(data));
   finish(true);
+  socket_apoll_arm(s, 1);
   return true;
 }
 
@@ -485,6 +487,7 @@ void Simulator::socket_start_receive(int fd) {
         socket_answer_datagram(s, s.recv_peek, s.recv_from);
       }
       if (poll_waiting_) socket_answer_poll();
+      socket_apoll_check(fd);
     }
     socket_start_receive(fd);
   });
@@ -498,6 +501,7 @@ bool Simulator::socket_answer_recv(GenericSocket& s, bool peek) {
     info("#XRECV: " + std::to_string(n));
     emit(std::move(data));
     finish(true);
+    socket_apoll_arm(s, 1);  // delegate_poll_event(POLLIN) after the read
     if (!peek && !s.reading) socket_start_read(s.fd);
     return true;
   }
@@ -510,6 +514,7 @@ bool Simulator::socket_answer_recv(GenericSocket& s, bool peek) {
 
 void Simulator::cmd_poll(const Cmd& c) {
   if (c.kind != Cmd::Kind::Set) return finish(false);
+  if (apoll_running_) return finish(false);  // "AT#XPOLL cannot be used with AT#XAPOLL": EBUSY
   auto ps = params(c);
   if (!ps || ps->empty() || ps->size() > 9) return finish(false);
   for (const auto& p : *ps)
@@ -587,6 +592,7 @@ void Simulator::socket_start_read(int fd) {
       socket_answer_recv(s, s.recv_peek);
     }
     if (poll_waiting_) socket_answer_poll();
+    socket_apoll_check(fd);
     socket_start_read(fd);
   });
 }
@@ -627,7 +633,94 @@ void Simulator::socket_close(int fd) {
   }
 }
 
+// AT#XAPOLL=<op>[,<events>[,<h1>,...]] (v3.1): op 1 starts the poll thread for every socket (no handles: the
+// present ones and any opened later) or for the listed ones (a new list replaces the old), op 0 stops it. Each
+// report is the URC #XAPOLL: <h>,<revents> (decimal), sent from the poll thread: dropped in data mode (the
+// firmware re-arms POLLIN on every socket when data mode ends).
+void Simulator::cmd_apoll(const Cmd& c) {
+  using K = Cmd::Kind;
+  if (c.kind == K::Read) {
+    std::string line = "#XAPOLL: " + std::to_string(apoll_running_ ? 1 : 0) + "," + std::to_string(apoll_events_);
+    for (const auto& [fd, s] : socks_)
+      if (apoll_all_ || s.apoll_specific) line += "," + std::to_string(fd);
+    info(line);
+    return finish(true);
+  }
+  if (c.kind == K::Test) {
+    info("#XAPOLL: (0,1),<0,1,4,5>,<handle1>,<handle2>,...");
+    return finish(true);
+  }
+  if (c.kind != K::Set) return finish(false);
+  auto ps = params(c);
+  if (!ps || ps->empty()) return finish(false);
+  for (const auto& p : *ps)
+    if (p.type != Param::Type::Int) return finish(false);
+  const auto op = (*ps)[0].i;
+  if (op == 0) {
+    apoll_running_ = false;
+    apoll_events_ = 0;
+    return finish(true);
+  }
+  if (op != 1 || ps->size() < 2 || ((*ps)[1].i & ~5) != 0) return finish(false);
+  apoll_events_ = static_cast<int>((*ps)[1].i);
+  apoll_all_ = ps->size() == 2;
+  for (auto& [fd, s] : socks_) {
+    s.apoll_specific = false;
+    if (apoll_all_) s.apoll_armed = apoll_events_;
+  }
+  for (std::size_t i = 2; i < ps->size(); ++i) {
+    auto it = socks_.find(static_cast<int>((*ps)[i].i));
+    if (it == socks_.end()) return finish(false);  // "Socket %d not found"
+    it->second.apoll_specific = true;
+    it->second.apoll_armed = apoll_events_;
+  }
+  apoll_running_ = true;
+  finish(true);
+  for (const auto& [fd, s] : socks_) {
+    asio::post(io_, [this, e = epoch_, fd = fd] {
+      if (e == epoch_) socket_apoll_check(fd);
+    });
+  }
+}
+
+void Simulator::socket_apoll_arm(GenericSocket& s, int events) {
+  if (!apoll_running_ || !(apoll_all_ || s.apoll_specific)) return;
+  s.apoll_armed |= events & apoll_events_;
+  // The poll thread runs after the command that armed it: its report follows the answer.
+  asio::post(io_, [this, e = epoch_, fd = s.fd] {
+    if (e == epoch_) socket_apoll_check(fd);
+  });
+}
+
+void Simulator::socket_apoll_check(int fd) {
+  auto it = socks_.find(fd);
+  if (!apoll_running_ || it == socks_.end()) return;
+  auto& s = it->second;
+  if (s.apoll_disabled || !(apoll_all_ || s.apoll_specific)) return;
+  int revents = 0;
+  if ((s.apoll_armed & 1) && (!s.rx.empty() || !s.datagrams.empty())) revents |= 1;
+  if ((s.apoll_armed & 4) && (s.sock || s.usock)) revents |= 4;
+  if (s.eof) revents |= 16;  // POLLHUP is always watched
+  if (!revents) return;
+  if (revents & 16) {
+    s.apoll_disabled = true;  // off until closed
+  } else {
+    s.apoll_armed &= ~revents;
+  }
+  if (mode_ != Mode::Command) return;  // not sent in data mode
+  proxy_urc({crlf("#XAPOLL: " + std::to_string(fd) + "," + std::to_string(revents))}, 2);
+}
+
+void Simulator::socket_apoll_data_mode_ended() {
+  for (auto& [fd, s] : socks_) {
+    s.apoll_disabled = false;
+    socket_apoll_arm(s, 1);
+  }
+}
+
 void Simulator::close_sockets_silently() {
+  apoll_running_ = false;
+  apoll_events_ = 0;
   for (auto& [fd, s] : socks_) {
     if (s.tls) s.tls->abort();
     if (s.dtls) s.dtls->close();

@@ -289,3 +289,34 @@ TEST(Socket, TlsSocketOpensWithItsSecTagAndTakesAHostNameOnTheActiveSocket) {
   EXPECT_TRUE(h.at("AT#XSSOCKETOPT=1,2,\"NULL\"", ok)) << "NULL turns the name check off";
   EXPECT_TRUE(h.at("AT#XSOCKET=0", "\r\n#XSOCKET: 0,\"closed\"\r\n" + ok));
 }
+
+// v3.1's #XAPOLL: one URC per event, POLLIN armed again only by a read, POLLHUP once, #XPOLL refused while the
+// poll runs, sockets opened later covered when no handle was listed; earlier releases have no such command.
+TEST(Socket, Version31AsyncPollReportsEachEventOnceUntilTheReadArmsItAgain) {
+  Harness h("v3.1");
+  TcpServer srv(h.io, /*echo=*/true);
+  h.boot();
+  h.attach();
+  EXPECT_TRUE(h.at("AT#XAPOLL=1,2", error)) << "POLLIN (1) and POLLOUT (4) only";
+  EXPECT_TRUE(h.at("AT#XAPOLL=1,1,5", error)) << "no socket 5";
+  EXPECT_TRUE(h.at("AT#XAPOLL=1,1", ok));
+  EXPECT_TRUE(h.at("AT#XPOLL=0", error)) << "#XPOLL cannot be used with #XAPOLL";
+  open_connected(h, srv);
+  EXPECT_TRUE(h.at("AT#XSEND=\"hello\"", "\r\n#XSEND: 5\r\n" + ok));
+  EXPECT_TRUE(h.expect("\r\n#XAPOLL: 0,1\r\n")) << "the echo: POLLIN on a socket opened after the start";
+  srv.send(0, "more");
+  EXPECT_TRUE(h.nothing_more()) << "POLLIN fires once until the socket is read";
+  ASSERT_TRUE(h.run_until([&] { return srv.conns[0]->received == "hello"; }));
+  EXPECT_TRUE(h.at("AT#XRECV=0,64", "\r\n#XRECV: 9\r\nhellomore" + ok));
+  EXPECT_TRUE(h.nothing_more()) << "armed again by the read, but nothing is left";
+  EXPECT_TRUE(h.at("AT#XAPOLL?", "\r\n#XAPOLL: 1,1,0\r\n" + ok));
+  srv.close(0);
+  EXPECT_TRUE(h.expect("\r\n#XAPOLL: 0,16\r\n")) << "the peer closed: POLLHUP";
+  EXPECT_TRUE(h.at("AT#XAPOLL=0", ok));
+  EXPECT_TRUE(h.at("AT#XAPOLL?", "\r\n#XAPOLL: 0,0,0\r\n" + ok)) << "the handle list stays as the firmware keeps it";
+  EXPECT_TRUE(h.at("AT#XPOLL=0,0", "\r\n#XPOLL: 0,\"0x0010\"\r\n" + ok)) << "#XPOLL again once it stopped";
+
+  Harness older("v3.0");
+  older.boot();
+  EXPECT_TRUE(older.at("AT#XAPOLL=1,1", error)) << "no #XAPOLL before v3.1";
+}

@@ -525,8 +525,10 @@ Framer::Interleaved Framer::interleaved_notification(std::string_view s, bool id
     // Only what the proxy threads write can come between a header and its payload (modem URCs come out
     // between commands). A payload that itself starts with one of these complete notifications would be taken
     // for it: binary data does not, and a text payload would have to carry a whole, well-formed SLM line.
+    // SLM v3.1's poll thread writes its #XAPOLL reports the same way.
     static constexpr std::string_view heads[] = {"\r\n#XUDPDATA: ", "\r\n#XTCPDATA: ", "\r\n#XTCPCLI: ",
-                                                 "\r\n#XUDPCLI: ",  "\r\n#XTCPSVR: ",  "\r\n#XUDPSVR: "};
+                                                 "\r\n#XUDPCLI: ",  "\r\n#XTCPSVR: ",  "\r\n#XUDPSVR: ",
+                                                 "\r\n#XAPOLL: "};
     const auto undecided_or_none = idle ? Interleaved::none : Interleaved::undecided;
     bool head_found = false;
     for (std::string_view head : heads) {
@@ -548,7 +550,7 @@ Framer::Interleaved Framer::interleaved_notification(std::string_view s, bool id
         return Interleaved::taken;
     }
     if (text.ends_with("\"disconnected\"") || text.ends_with("\"stopped\"") ||
-        text.ends_with("\"connected\"")) {
+        text.ends_with("\"connected\"") || text.starts_with("#XAPOLL: ")) {
         out.emplace_back(Urc{std::string(text)});
         length = end + 2;
         return Interleaved::taken;

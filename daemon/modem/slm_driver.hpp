@@ -51,7 +51,7 @@ class SlmDriver final : public ModemDriver {
 
     // Events routed by modem::Modem. Only the proxies have URCs, headed payloads and raw downlink (the
     // firmware sends a generic socket's bytes only as the answer to its #XRECV).
-    bool on_urc(const std::string& text) { return proxy_.on_urc(text); }
+    bool on_urc(const std::string& text) { return proxy_.on_urc(text) || sockets_.on_urc(text); }
     void on_proxy_data(at::ProxyData&& data) { proxy_.on_proxy_data(std::move(data)); }
     void on_payload_lost(const at::PayloadLost& lost) { proxy_.on_payload_lost(lost); }
     void on_raw_data(std::string_view bytes) { proxy_.on_raw_data(bytes); }

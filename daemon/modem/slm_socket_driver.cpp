@@ -154,6 +154,14 @@ void SlmSocketDriver::open(const TcpEndpoint& destination, std::chrono::millisec
                     pending->handle = handle;
                     sockets_.emplace(id, std::move(*pending));
                     SLMD_INFO("slm socket {}: connected (connection {}{})", handle, id, secure ? ", TLS" : "");
+                    start_async_poll();
+                    if (auto early = early_reports_.find(handle); early != early_reports_.end()) {
+                        constexpr int poll_hangup = 16;
+                        sockets_.at(id).hung_up = (early->second & poll_hangup) != 0;
+                        early_reports_.erase(early);
+                        reported_.push_back(handle);
+                        read_reported();
+                    }
                     schedule_poll(0ms);
                     done(0, id);
                     return;
@@ -423,6 +431,10 @@ void SlmSocketDriver::on_modem_lost() {
     poll_timer_.cancel();
     poll_scheduled_ = false;
     polling_ = false;
+    async_poll_ = AsyncPoll::off;  // the rebooted firmware runs no poll thread
+    reported_.clear();
+    held_.clear();
+    early_reports_.clear();
     active_.reset();
     std::vector<ConnectionId> ids;
     for (const auto& [id, socket] : sockets_) ids.push_back(id);
@@ -438,7 +450,75 @@ void SlmSocketDriver::on_modem_lost() {
 // datagrams. TCP sockets that are ready meanwhile are left to the modem until the pause ends.
 void SlmSocketDriver::pause_receive(bool paused) {
     paused_ = paused;
-    if (!paused) schedule_poll(0ms);
+    if (paused) return;
+    for (const int handle : held_) reported_.push_back(handle);
+    held_.clear();
+    read_reported();
+    schedule_poll(0ms);
+}
+
+// v3.1 (docs/reference/serial-modem-and-generic-sockets.md §3.2): AT#XAPOLL=1,1 covers every socket, present and
+// opened later, with one-shot POLLIN reports that a read arms again, so an idle line carries nothing at all and
+// bytes are read as soon as they are reported. Until the answer comes polling goes on; if the firmware refuses,
+// it stays the way.
+void SlmSocketDriver::start_async_poll() {
+    if (!options_.async_poll || async_poll_ != AsyncPoll::off ||
+        channel_.profile().version < at::FirmwareVersion{3, 1, 0})
+        return;
+    async_poll_ = AsyncPoll::starting;
+    gate_.submit({"AT#XAPOLL=1,1", "", 5s}, [this, alive = lifetime_.guard()](at::CommandResponse response) {
+        if (!*alive || async_poll_ != AsyncPoll::starting) return;
+        if (!response.ok()) {
+            SLMD_WARN("slm: #XAPOLL refused; polling the sockets instead");
+            async_poll_ = AsyncPoll::off;
+            schedule_poll(0ms);
+            return;
+        }
+        SLMD_INFO("slm: the firmware reports received bytes (#XAPOLL): no polling");
+        async_poll_ = AsyncPoll::on;
+        poll_timer_.cancel();
+        poll_scheduled_ = false;
+    });
+}
+
+bool SlmSocketDriver::on_urc(const std::string& text) {
+    if (!text.starts_with("#XAPOLL: ")) return false;
+    const std::string_view rest = std::string_view(text).substr(9);
+    const auto comma = rest.find(',');
+    const auto handle = parse_leading_int(rest.substr(0, comma));
+    const auto events = comma == std::string_view::npos ? std::nullopt : parse_leading_int(rest.substr(comma + 1));
+    auto* socket = handle ? find_handle(*handle) : nullptr;
+    if (!events || !async_polling()) return true;
+    if (!socket) {
+        // A socket whose connect has not been answered yet (its first bytes can beat the answer), or one gone: a
+        // report fires once, so it is kept for a socket that comes with that handle.
+        if (handle) early_reports_[*handle] |= *events;
+        return true;
+    }
+    ++stats_.reports;
+    constexpr int poll_error = 8, poll_invalid = 32;
+    if (*events & (poll_error | poll_invalid)) {
+        // The firmware watches the socket no more; a read would not tell more than that it failed.
+        lose(socket->id, CloseReason::peer_closed, ECONNRESET);
+        return true;
+    }
+    constexpr int poll_hangup = 16;
+    if (*events & poll_hangup) socket->hung_up = true;
+    if (paused_ && !socket->udp) {
+        held_.insert(*handle);
+        return true;
+    }
+    if (std::find(reported_.begin(), reported_.end(), *handle) == reported_.end()) reported_.push_back(*handle);
+    read_reported();
+    return true;
+}
+
+void SlmSocketDriver::read_reported() {
+    if (polling_ || reported_.empty() || !serving()) return;
+    polling_ = true;
+    auto handles = std::move(reported_);
+    reported_.clear();
+    read_ready(std::move(handles));
 }
 
 bool SlmSocketDriver::polling_wanted() const {
@@ -448,7 +528,7 @@ bool SlmSocketDriver::polling_wanted() const {
 }
 
 void SlmSocketDriver::schedule_poll(std::chrono::milliseconds delay) {
-    if (polling_ || !polling_wanted()) return;
+    if (polling_ || !polling_wanted() || async_polling()) return;
     // A poll already due no later stays; an earlier one moves it (the old wait ends with operation_aborted).
     if (poll_scheduled_ && poll_timer_.expiry() <= std::chrono::steady_clock::now() + delay) return;
     poll_scheduled_ = true;
@@ -461,7 +541,7 @@ void SlmSocketDriver::schedule_poll(std::chrono::milliseconds delay) {
 }
 
 void SlmSocketDriver::poll() {
-    if (polling_ || !polling_wanted() || !serving()) return;
+    if (polling_ || !polling_wanted() || !serving() || async_polling()) return;
     const auto now = std::chrono::steady_clock::now();
     const auto holder = gate_.session().owner;
     if (!gate_.in_command_mode() && holder != DataModeGate::Owner::socket && holder != DataModeGate::Owner::none &&
@@ -485,6 +565,7 @@ void SlmSocketDriver::poll() {
             }
             if (ready.empty()) {
                 polling_ = false;
+                if (async_polling()) return read_reported();  // #XAPOLL started meanwhile
                 const bool busy = std::chrono::steady_clock::now() - last_data_ < options_.busy_window;
                 poll_interval_ = busy ? options_.poll_busy : std::min(poll_interval_ * 2, options_.poll_idle);
                 schedule_poll(poll_interval_);
@@ -499,6 +580,7 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
     // once.
     if (handles.empty()) {
         polling_ = false;
+        if (async_polling()) return read_reported();  // reports that came during the round
         poll_interval_ = options_.poll_busy;
         // Paused, TCP sockets that hold bytes stay ready: at once would be a busy loop over them.
         schedule_poll(paused_ ? options_.poll_busy : 0ms);
@@ -522,6 +604,9 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
                   } else if (s && response.ok() && !response.payload.empty()) {
                       stats_.bytes_down += response.payload.size();
                       last_data_ = std::chrono::steady_clock::now();
+                      // After POLLHUP no report comes again: read on until the end of the stream.
+                      if (s->hung_up && (!paused_ || s->udp)) reported_.push_back(s->handle);
+                      if (s->hung_up && paused_ && !s->udp) held_.insert(s->handle);
                       if (s->udp) {
                           if (s->udp_events.datagram) s->udp_events.datagram(response.payload, std::nullopt);
                       } else if (s->tcp_events.data) {

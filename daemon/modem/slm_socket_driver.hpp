@@ -4,7 +4,8 @@
 // the driver tracks and changes with #XSOCKETSELECT only when needed. No URC says that bytes arrived (before
 // v3.1): the driver polls all sockets with one AT#XPOLL=0, faster while data flows and slower when idle, and
 // reads ready sockets in turn with AT#XRECV=0,64 (never a blocking read: it would hold the firmware's AT
-// channel). Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
+// channel). On v3.1 the firmware reports instead (AT#XAPOLL=1,1: one #XAPOLL: <h>,1 per arrival, armed again by
+// each read), and nothing is polled. Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
 // "+++" reaches the firmware inside data mode. TLS and DTLS clients are TLS/DTLS sockets of the modem's own
 // (#XSSOCKET, the handshake in #XCONNECT). Servers (#XLISTEN/#XACCEPT) are not offered (EOPNOTSUPP): they stay on
 // the proxies.
@@ -18,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "at/channel.hpp"
@@ -36,6 +38,8 @@ struct SlmSocketDriverOptions {
     // While another user of the link (the TCP proxy) holds data mode, a due poll waits for the session to end,
     // so it does not cut a bulk upload into short sessions, but no longer than this after the last poll.
     std::chrono::milliseconds poll_defer_limit{1000};
+    // v3.1: learn of received bytes from #XAPOLL reports instead of polling (AT#XAPOLL=1,1 once, for every socket).
+    bool async_poll = true;
 };
 
 class SlmSocketDriver final : public ModemDriver {
@@ -55,6 +59,8 @@ class SlmSocketDriver final : public ModemDriver {
     void set_before_data_mode(std::function<void()> step) { before_data_mode_ = std::move(step); }
     // Sockets open or being opened.
     std::size_t open_count() const { return sockets_.size() + opening_; }
+    // A line no command claimed: true when it was this driver's (v3.1's #XAPOLL report).
+    bool on_urc(const std::string& text);
 
     std::size_t tcp_capacity() const override { return socket_limit(); }
     std::size_t tcp_available() const override;
@@ -87,6 +93,7 @@ class SlmSocketDriver final : public ModemDriver {
 
     struct Stats {
         std::uint64_t polls = 0;
+        std::uint64_t reports = 0;  // #XAPOLL reports (v3.1)
         std::uint64_t reads = 0;
         std::uint64_t selects = 0;
         std::uint64_t bytes_up = 0;
@@ -109,6 +116,7 @@ class SlmSocketDriver final : public ModemDriver {
         bool sending = false;
         bool closing = false;
         bool gone = false;  // closed on the modem, or lost: no more events
+        bool hung_up = false;  // v3.1: #XAPOLL reported POLLHUP, the last report: read on to the end of the stream
     };
     using Step = DataModeGate::Step;
 
@@ -131,6 +139,10 @@ class SlmSocketDriver final : public ModemDriver {
     void schedule_poll(std::chrono::milliseconds delay);
     void poll();
     void read_ready(std::deque<int> handles);
+    // v3.1: starts the firmware's poll thread for every socket, once per modem session.
+    void start_async_poll();
+    bool async_polling() const { return async_poll_ != AsyncPoll::off; }
+    void read_reported();  // reads the sockets #XAPOLL reported, unless a read round runs
 
     boost::asio::any_io_executor executor_;
     at::Channel& channel_;
@@ -151,6 +163,12 @@ class SlmSocketDriver final : public ModemDriver {
     std::chrono::steady_clock::time_point last_data_{};
     std::chrono::steady_clock::time_point last_poll_{};
     bool paused_ = false;
+    // v3.1 #XAPOLL: off (polling with #XPOLL), asked for, or running; #XPOLL is refused while it runs.
+    enum class AsyncPoll { off, starting, on };
+    AsyncPoll async_poll_ = AsyncPoll::off;
+    std::deque<int> reported_;  // handles #XAPOLL reported, not read yet
+    std::set<int> held_;        // TCP handles reported during a pause: read when it ends (no report comes again)
+    std::map<int, int> early_reports_;  // handle → events reported before its socket was known
     Stats stats_;
     sys::Lifetime lifetime_;
 };

@@ -292,6 +292,45 @@ TEST(Tcp, TlsOnlyProxyPutsEveryPlainConnectionOnAGenericSocket) {
     EXPECT_EQ(server.accepted(), 2);
 }
 
+// SLM v3.1: the firmware reports received bytes (AT#XAPOLL=1,1 once; one "#XAPOLL: <h>,1" per arrival, armed
+// again by each read), so slmd never polls: every connection's bytes come back exact, a server that speaks first
+// and closes is heard (its greeting, then the end), and no #XPOLL goes out once the reports run.
+TEST(Tcp, Version31LearnsOfReceivedBytesFromReportsWithoutPolling) {
+    LocalServer server(LocalServer::Mode::echo);
+    LocalServer greeter(LocalServer::Mode::greet_and_close, "220 greeting first\r\n");
+    Gateway gateway(GatewayOptions().with_profile("v3.1").daemon({"--tcp-proxy", "tls-only"}));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    std::vector<int> fds;
+    for (int i = 0; i < 3; ++i) {
+        const int fd = slmsock_tcp_connect("203.0.113.10", server.port(), AF_INET);
+        ASSERT_GE(fd, 0) << slmsock_strerror(fd) << "\n" << gateway.slmd->output();
+        fds.push_back(fd);
+    }
+    std::vector<std::string> payloads;
+    for (int i = 0; i < 3; ++i) {
+        payloads.push_back("connection " + std::to_string(i) + ":" + nasty_payload(2500 + 700 * i));
+        ASSERT_TRUE(write_all(fds[i], payloads[i]));
+    }
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(read_n(fds[i], payloads[i].size()) == payloads[i]) << i;
+    const int greeted = slmsock_tcp_connect("203.0.113.10", greeter.port(), AF_INET);
+    ASSERT_GE(greeted, 0) << slmsock_strerror(greeted);
+    EXPECT_EQ(read_n(greeted, 1000), "220 greeting first\r\n");  // up to the end of the stream
+    pollfd pfd{greeted, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1) << "no EOF within 10 s\n" << gateway.slmd->output();
+    char byte;
+    EXPECT_EQ(read(greeted, &byte, 1), 0) << "EOF after the greeter closed";
+    close(greeted);
+    const auto uplink = gateway.uplink_trace();
+    EXPECT_EQ(count(uplink, "AT#XAPOLL=1,1\r\n"), 1u) << uplink;
+    const auto started = uplink.find("AT#XAPOLL=1,1\r\n");
+    ASSERT_NE(started, std::string::npos);
+    // A poll queued before the answer may still go; none after the reports run (the firmware refuses #XPOLL then).
+    const auto after = uplink.substr(started);
+    EXPECT_LE(count(after, "AT#XPOLL"), 1u) << after;
+    EXPECT_GE(count(gateway.trace(), "#XAPOLL: "), 4u);
+    for (const int fd : fds) close(fd);
+}
+
 TEST(Tcp, RefusedTimedOutAndUnreachableCarryTheirErrno) {
     Gateway gateway(GatewayOptions().with_baud("0").sim({"--connect-timeout-ms", "300"}));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();

@@ -266,6 +266,13 @@ const std::vector<Case>& cases() {
         {"proxy_urc_between_tcp_header_and_payload", "2.5.0",
          {F("\r\n#XTCPDATA: 2\r\n\r\n#XUDPCLI: -104,\"disconnected\"\r\nhi\r\nOK\r\n")},
          {urc("#XUDPCLI: -104,\"disconnected\""), tcp("hi"), urc("OK")}},
+        // v3.1's poll thread writes its reports as whole lines too: one can sit between a read's header and bytes.
+        {"apoll_report_between_recv_header_and_payload", "3.1.0",
+         {C("#XRECV"), F("\r\n#XRECV: 4\r\n\r\n#XAPOLL: 2,1\r\nab\r\n\r\nOK\r\n")},
+         {info("#XRECV: 4"), urc("#XAPOLL: 2,1"), recv("ab\r\n"), ok()}},
+        {"apoll_report_after_recv_payload_before_ok", "3.1.0",
+         {C("#XRECV"), F("\r\n#XRECV: 2\r\nhi\r\n#XAPOLL: 0,17\r\n\r\nOK\r\n")},
+         {info("#XRECV: 2"), recv("hi"), urc("#XAPOLL: 0,17"), ok()}},
         {"payload_that_only_looks_like_a_notification_is_payload", "2.9.0",
          {F("\r\n#XTCPDATA: 9\r\n\r\n#XUDzzz")}, {tcp("\r\n#XUDzzz")}},
         {"partial_notification_at_idle_is_payload", "2.9.0",

@@ -47,16 +47,21 @@ private:
     std::uint16_t port_ = 0;
 };
 
+// SLM v2.9 with the test CA under sec_tag 42 and slmd.conf mapping tls.test:<port> to it.
+ModemOptions mapped_modem(const slmd::test::TempDir& dir, const std::string& port) {
+    const fs::path creds = dir / "creds";
+    fs::create_directories(creds);
+    write_file(creds / "42.0", read_file(pki("ca.pem")));
+    return ModemOptions{"v2.9", 921600, {"--cred-dir", creds}, {"--tls", "tls.test:" + port + " sec-tag=42"},
+                        "203.0.113.10 tls.test\n"};
+}
+
 TEST(PreloadTls, UnmodifiedProgramGetsTheModemsTlsByMapping) {
     TlsServerProcess server;
     ASSERT_NE(server.port(), 0);
     slmd::test::TempDir dir;
-    const fs::path creds = dir / "creds";
-    fs::create_directories(creds);
-    write_file(creds / "42.0", read_file(pki("ca.pem")));
     const std::string port = std::to_string(server.port());
-    Modem modem(ModemOptions{"v2.9", 921600, {"--cred-dir", creds}, {"--tls", "tls.test:" + port + " sec-tag=42"},
-                             "203.0.113.10 tls.test\n"});
+    Modem modem(mapped_modem(dir, port));
     ASSERT_TRUE(modem.ready()) << modem.diagnostics();
     const std::string script = dir / "client.py";
     write_file(script, plaintext_client);
@@ -93,12 +98,8 @@ TEST(PreloadTls, ThreeMappedConnectionsAtOnceOnSlm) {
     TlsServerProcess server;
     ASSERT_NE(server.port(), 0);
     slmd::test::TempDir dir;
-    const fs::path creds = dir / "creds";
-    fs::create_directories(creds);
-    write_file(creds / "42.0", read_file(pki("ca.pem")));
     const std::string port = std::to_string(server.port());
-    Modem modem(ModemOptions{"v2.9", 921600, {"--cred-dir", creds}, {"--tls", "tls.test:" + port + " sec-tag=42"},
-                             "203.0.113.10 tls.test\n"});
+    Modem modem(mapped_modem(dir, port));
     ASSERT_TRUE(modem.ready()) << modem.diagnostics();
     const std::string script = dir / "three.py";
     write_file(script, three_at_once_client);

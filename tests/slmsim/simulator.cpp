@@ -626,6 +626,26 @@ std::shared_ptr<DtlsBridge> Simulator::start_dtls_client(
   return bridge;
 }
 
+auto Simulator::dtls_peer_socket(const udp::endpoint& to, bool blackhole) -> std::optional<udp::socket> {
+  if (blackhole) {
+    // Nobody answers the ClientHello: the handshake times out, and the connect with it.
+    connect_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_handshake_timeout_ms));
+    connect_timer_.async_wait([this, e = epoch_](const boost::system::error_code& ec) {
+      if (!ec && e == epoch_) finish(false);
+    });
+    return std::nullopt;
+  }
+  udp::socket net(io_);
+  boost::system::error_code ec;
+  net.open(to.protocol(), ec);
+  if (!ec) net.connect(to, ec);
+  if (ec) {
+    finish(false);
+    return std::nullopt;
+  }
+  return net;
+}
+
 void Simulator::cmd_modemreset(const Cmd& c) {
   if (c.kind != Cmd::Kind::Action) return finish(false);
   info("#XMODEMRESET: 0");

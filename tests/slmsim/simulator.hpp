@@ -321,6 +321,10 @@ class Simulator {
   // lost runs when the peer's close_notify or a fatal alert ends an established session.
   using DtlsClientDone = std::function<void(int err, const std::shared_ptr<DtlsBridge>& bridge,
                                             std::shared_ptr<boost::asio::ip::udp::socket> plain)>;
+  // #XCONNECT on a DTLS socket: a host socket connected to the peer for the handshake, or nullopt once the command
+  // has been answered (or will be: an unmapped peer never answers, so the handshake times out).
+  std::optional<boost::asio::ip::udp::socket> dtls_peer_socket(const boost::asio::ip::udp::endpoint& to,
+                                                               bool blackhole);
   std::shared_ptr<DtlsBridge> start_dtls_client(boost::asio::ip::udp::socket net, std::int64_t sec_tag,
                                                 const TlsOptions& opt, DtlsClientDone done,
                                                 std::function<void(const std::shared_ptr<DtlsBridge>&)> lost);

@@ -490,20 +490,10 @@ void Simulator::cmd_sm_connect(const Cmd& c) {
 void Simulator::sm_dtls_connect(SmSocket& s, const udp::endpoint& to, bool blackhole) {
   const int fd = s.fd;
   const auto gen = s.gen;
-  if (blackhole) {
-    connect_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_handshake_timeout_ms));
-    connect_timer_.async_wait([this, e = epoch_](const error_code& ec) {
-      if (!ec && e == epoch_) finish(false);
-    });
-    return;
-  }
-  udp::socket net(io_);
-  error_code ec;
-  net.open(to.protocol(), ec);
-  if (!ec) net.connect(to, ec);
-  if (ec) return finish(false);
+  auto net = dtls_peer_socket(to, blackhole);
+  if (!net) return;
   s.dtls = start_dtls_client(
-      std::move(net), s.sec_tag, s.tls_opt,
+      std::move(*net), s.sec_tag, s.tls_opt,
       [this, e = epoch_, fd, gen, to](int err, const std::shared_ptr<DtlsBridge>& b,
                                       std::shared_ptr<udp::socket> plain) {
         auto* s = sm_find(fd);

@@ -247,21 +247,11 @@ void Simulator::cmd_connect(const Cmd& c) {
 // the bridge's plaintext end (each datagram one DTLS record), and what arrives is the peer's. Nobody answers an
 // unmapped address: the handshake times out. A failure is a plain ERROR.
 void Simulator::socket_dtls_connect(GenericSocket& s, const udp::endpoint& to, bool blackhole) {
-  if (blackhole) {
-    connect_timer_.expires_after(std::chrono::milliseconds(cfg_.tls_handshake_timeout_ms));
-    connect_timer_.async_wait([this, e = epoch_](const error_code& ec) {
-      if (!ec && e == epoch_) finish(false);
-    });
-    return;
-  }
-  udp::socket net(io_);
-  error_code ec;
-  net.open(to.protocol(), ec);
-  if (!ec) net.connect(to, ec);
-  if (ec) return finish(false);
+  auto net = dtls_peer_socket(to, blackhole);
+  if (!net) return;
   s.connecting = true;
   s.dtls = start_dtls_client(
-      std::move(net), s.sec_tag, s.tls_opt,
+      std::move(*net), s.sec_tag, s.tls_opt,
       [this, e = epoch_, fd = s.fd, gen = s.gen, to](int err, const std::shared_ptr<DtlsBridge>& b,
                                                     std::shared_ptr<udp::socket> plain) {
         auto it = socks_.find(fd);

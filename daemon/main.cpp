@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
     options.dtls_servers = settings.dtls_servers;
     options.max_connections = settings.modem_connections;
     options.tcp_proxy_tls_only = settings.tcp_proxy_tls_only;
+    options.answer_wait = settings.answer_wait;
     slmd::modem::Modem modem(io.get_executor(), port, options);
     // Journal entries carry the modem state (SLMD_MODEM_STATE) while the modem exists.
     slmd::sys::LogContext log_context([&modem] { return std::string(slmd::modem::to_string(modem.state())); });

@@ -155,6 +155,8 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
         } else {
             return in_quotes(value) + " is neither auto nor tls-only";
         }
+    } else if (key == "answer-wait-ms") {
+        return milliseconds(0, 1000, settings.answer_wait);
     } else if (key == "max-queued") {
         if (auto problem = parse_number(value, 0, 4096, number)) return problem;
         settings.max_queued = static_cast<std::size_t>(number);
@@ -202,7 +204,7 @@ std::optional<std::string> apply(const Entry& entry, Settings& settings) {
 
 constexpr std::string_view known_keys[] = {
     "device",    "baud",        "rtscts",          "api-socket",          "api-group",  "data-port",
-    "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "modem-connections", "tcp-proxy", "connect-timeout-ms",
+    "bypass",    "sync-timeout-ms", "register-timeout-ms", "max-queued", "modem-connections", "tcp-proxy", "answer-wait-ms", "connect-timeout-ms",
     "log-level", "verbose",     "once",    "udp-max-stand-ins", "socket-poll-ms",
     "recovery-max", "recovery-window-ms", "recovery-backoff-ms", "stop-timeout-ms", "admin-group",
     "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms", "native-tls", "tls", "dtls", "tls-server", "dtls-server",
@@ -347,6 +349,10 @@ po::options_description option_description() {
          "SLM: which TCP connections use the TCP proxy: auto = a connection opened while it is free (fastest for "
          "one flow at a time); tls-only = only TLS by the modem, every plain connection on a generic socket (fair "
          "shares when several download at once) (default auto)")
+        ("answer-wait-ms", po::value<std::string>(),
+         "SLM generic sockets: after a connection sends, other connections' reads wait up to this long for its "
+         "answer, so a reply is not queued behind bulk reads (178 ms each at 115200); 0 = off, 0-1000 "
+         "(default 100)")
         ("half-close-idle-ms", po::value<std::string>(),
          "after an app's shutdown(SHUT_WR), close the connection once the peer has sent nothing for this long "
          "(the modem cannot send the FIN the peer may wait for); 0 = never, else 1000-3600000 (default 10000)")

@@ -50,6 +50,7 @@ struct Settings {
     std::size_t max_queued = 32;  // core::FlowOptions::max_waiting
     std::size_t modem_connections = 0;  // modem::SlmDriverOptions::max_connections; 0 = the firmware's count
     bool tcp_proxy_tls_only = false;    // tcp-proxy = tls-only: modem::SlmDriverOptions::proxy_for_tls_only
+    std::chrono::milliseconds answer_wait{100};  // modem::SlmSocketDriverOptions::answer_wait; 0 = off
     std::chrono::milliseconds connect_timeout{60000};  // core::FlowOptions::default_connect_timeout
     std::chrono::milliseconds finished_flow_linger{30000};  // core::FlowOptions::keep_finished
     std::size_t slow_reader_limit = 1024 * 1024;            // core::FlowOptions::slow_reader_limit

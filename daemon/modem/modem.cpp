@@ -62,7 +62,8 @@ Modem::Modem(asio::any_io_executor executor, serial::Link& link, ModemOptions op
                           channel_.set_receive_paused(paused);
                       },
               },
-              SlmDriverOptions{.max_connections = options.max_connections,
+              SlmDriverOptions{.sockets = {.answer_wait = options.answer_wait},
+                               .max_connections = options.max_connections,
                                .proxy_for_tls_only = options.tcp_proxy_tls_only,
                                .udp_move_retry = options.udp_move_retry}),
       sm_gate_(channel_),

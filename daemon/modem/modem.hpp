@@ -44,6 +44,7 @@ struct ModemOptions {
     // SLM: plain TCP connections always on generic sockets, the TCP proxy for TLS only (tcp-proxy = tls-only).
     bool tcp_proxy_tls_only = false;
     std::chrono::milliseconds udp_move_retry{5000};  // SlmDriverOptions::udp_move_retry
+    std::chrono::milliseconds answer_wait{100};      // SlmSocketDriverOptions::answer_wait (answer-wait-ms)
 };
 
 struct LifecycleStats {
@@ -76,6 +77,7 @@ public:
     const SerialModemDriver& serial_modem_driver() const { return sm_driver_; }
     const SlmProxyDriver& slm_driver() const { return driver_.proxy(); }
     SlmProxyDriver& slm_driver() { return driver_.proxy(); }
+    const SlmSocketDriver& slm_sockets() const { return driver_.sockets(); }
     const SlmDriver& slm() const { return driver_; }
 
     void write_to_modem(std::string bytes) override { link_.write(std::move(bytes)); }

@@ -48,6 +48,7 @@ SlmSocketDriver::SlmSocketDriver(asio::any_io_executor executor, at::Channel& ch
       serving_(std::move(serving)),
       options_(options),
       poll_timer_(executor),
+      answer_timer_(executor),
       poll_interval_(options.poll_busy) {}
 
 SlmSocketDriver::~SlmSocketDriver() {
@@ -265,6 +266,7 @@ void SlmSocketDriver::pump(ConnectionId id) {
         return;
     }
     socket->sending = true;
+    request_started(*socket, socket->sends.front().bytes.size());
     auto job = std::make_shared<SendJob>(std::move(socket->sends.front()));
     socket->sends.pop_front();
     auto finished = [this, alive = lifetime_.guard(), id, job](int error) {
@@ -276,7 +278,11 @@ void SlmSocketDriver::pump(ConnectionId id) {
             poll_interval_ = options_.poll_busy;
             schedule_poll(options_.poll_busy);
         }
-        if (auto* s = find(id)) s->sending = false;
+        if (auto* s = find(id)) {
+            s->sending = false;
+            request_sent(*s, !error);
+            if (holding_for_answer()) schedule_poll(options_.answer_poll);
+        }
         job->done(error);
         pump(id);
     };
@@ -376,7 +382,9 @@ void SlmSocketDriver::tcp_close(ConnectionId id) {
 void SlmSocketDriver::finish_close(ConnectionId id) {
     auto* socket = find(id);
     if (!socket) return;
+    const bool was_awaiting = awaiting_answer(*socket);
     socket->gone = true;
+    if (was_awaiting && !holding_for_answer()) resume_reads();
     submit_on(socket->handle, {"AT#XSOCKET=0", "#XSOCKET", 5s},
               [this, alive = lifetime_.guard(), id](at::CommandResponse) {
                   if (!*alive) return;
@@ -399,6 +407,7 @@ void SlmSocketDriver::lose(ConnectionId id, CloseReason reason, int error) {
     if (it == sockets_.end() || it->second.gone) return;
     auto socket = std::move(it->second);
     sockets_.erase(it);
+    if (awaiting_answer(socket) && !holding_for_answer()) resume_reads();  // no answer comes: the others go on
     for (auto& job : socket.sends) job.done(ECONNRESET);
     if (reason != CloseReason::modem_lost) {
         // The firmware still holds the socket: free it before the slot is offered again.
@@ -429,6 +438,7 @@ void SlmSocketDriver::slot_freed() {
 
 void SlmSocketDriver::on_modem_lost() {
     poll_timer_.cancel();
+    answer_timer_.cancel();
     poll_scheduled_ = false;
     polling_ = false;
     async_poll_ = AsyncPoll::off;  // the rebooted firmware runs no poll thread
@@ -504,6 +514,7 @@ bool SlmSocketDriver::on_urc(const std::string& text) {
     }
     constexpr int poll_hangup = 16;
     if (*events & poll_hangup) socket->hung_up = true;
+    note_ready(*socket);
     if (paused_ && !socket->udp) {
         held_.insert(*handle);
         return true;
@@ -560,7 +571,8 @@ void SlmSocketDriver::poll() {
             std::deque<int> ready;
             for (const auto& line : response.info) {
                 auto handle = polled_handle(line);
-                const auto* socket = handle ? find_handle(*handle) : nullptr;
+                auto* socket = handle ? find_handle(*handle) : nullptr;
+                if (socket) note_ready(*socket);
                 if (socket && (!paused_ || socket->udp)) ready.push_back(*handle);
             }
             if (ready.empty()) {
@@ -568,7 +580,7 @@ void SlmSocketDriver::poll() {
                 if (async_polling()) return read_reported();  // #XAPOLL started meanwhile
                 const bool busy = std::chrono::steady_clock::now() - last_data_ < options_.busy_window;
                 poll_interval_ = busy ? options_.poll_busy : std::min(poll_interval_ * 2, options_.poll_idle);
-                schedule_poll(poll_interval_);
+                schedule_poll(holding_for_answer() ? std::min(poll_interval_, options_.answer_poll) : poll_interval_);
                 return;
             }
             read_ready(std::move(ready));
@@ -586,6 +598,9 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
         schedule_poll(paused_ ? options_.poll_busy : 0ms);
         return;
     }
+    // Answers first; while one is still awaited, the other sockets' bytes wait for it (or for its time to end).
+    std::stable_partition(handles.begin(), handles.end(), [this](int h) { return awaiting_answer(h); });
+    if (!awaiting_answer(handles.front()) && holding_for_answer()) return hold_for_answer(std::move(handles));
     const int handle = handles.front();
     handles.pop_front();
     auto* socket = find_handle(handle);
@@ -602,6 +617,8 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
                   if (s && response.payload_lost) {
                       lose(id, CloseReason::data_lost, ECONNRESET);
                   } else if (s && response.ok() && !response.payload.empty()) {
+                      s->answer = Socket::Answer::none;  // answered
+                      if (!holding_for_answer()) answer_timer_.cancel();
                       stats_.bytes_down += response.payload.size();
                       last_data_ = std::chrono::steady_clock::now();
                       // After POLLHUP no report comes again: read on until the end of the stream.
@@ -617,6 +634,102 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
                   }
                   read_ready(std::move(handles));
               });
+}
+
+// Answer first: a request's reply is read before other sockets' bytes. A bulk read holds the line for up to
+// 2048 bytes (178 ms at 115200; the firmware has no shorter read), so a reply that arrives just after the
+// request would otherwise wait behind one or more of them. The other reads wait only while a request (a send
+// of up to answer_request_max bytes) is on its way and then until its reply's first bytes, at most
+// answer_wait. A socket that let the wait run out (one that sends without answers, such as a publisher) is not
+// waited for again until an answer comes in time, so it costs a download beside it one wait.
+void SlmSocketDriver::request_started(Socket& socket, std::size_t bytes) {
+    if (options_.answer_wait.count() > 0 && socket.answers_promptly && socket.answer == Socket::Answer::none &&
+        bytes <= options_.answer_request_max)
+        socket.answer = Socket::Answer::sending;
+}
+
+void SlmSocketDriver::request_sent(Socket& socket, bool ok) {
+    const auto now = std::chrono::steady_clock::now();
+    if (ok) socket.sent_at = now;
+    if (socket.answer != Socket::Answer::sending) return;  // one wait per request: later sends do not extend it
+    if (!ok) {
+        socket.answer = Socket::Answer::none;
+        if (!holding_for_answer()) resume_reads();
+        return;
+    }
+    socket.answer = Socket::Answer::due;
+    socket.answer_due = now + options_.answer_wait;
+    ++stats_.answer_waits;
+    if (answer_timer_.expiry() > now && answer_timer_.expiry() <= socket.answer_due) return;
+    answer_timer_.expires_at(socket.answer_due);
+    answer_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
+        if (*alive && !error) answer_wait_over();
+    });
+}
+
+void SlmSocketDriver::note_ready(Socket& socket) {
+    const auto now = std::chrono::steady_clock::now();
+    if (socket.sent_at != std::chrono::steady_clock::time_point{} && now - socket.sent_at <= options_.answer_wait)
+        socket.answers_promptly = true;
+}
+
+bool SlmSocketDriver::awaiting_answer(const Socket& socket) const {
+    if (socket.gone) return false;
+    return socket.answer == Socket::Answer::sending ||
+           (socket.answer == Socket::Answer::due && std::chrono::steady_clock::now() < socket.answer_due);
+}
+
+bool SlmSocketDriver::awaiting_answer(int handle) const {
+    return std::any_of(sockets_.begin(), sockets_.end(), [&](const auto& entry) {
+        return entry.second.handle == handle && awaiting_answer(entry.second);
+    });
+}
+
+bool SlmSocketDriver::holding_for_answer() const {
+    return std::any_of(sockets_.begin(), sockets_.end(),
+                       [&](const auto& entry) { return awaiting_answer(entry.second); });
+}
+
+void SlmSocketDriver::hold_for_answer(std::deque<int> handles) {
+    polling_ = false;
+    if (async_polling()) {
+        // A report fires once: the reported handles are kept for when the wait ends.
+        for (const int handle : handles) {
+            if (std::find(reported_.begin(), reported_.end(), handle) == reported_.end()) reported_.push_back(handle);
+        }
+        return;
+    }
+    schedule_poll(options_.answer_poll);  // a poll finds the others again
+}
+
+void SlmSocketDriver::answer_wait_over() {
+    const auto now = std::chrono::steady_clock::now();
+    auto next = std::chrono::steady_clock::time_point::max();
+    for (auto& [id, socket] : sockets_) {
+        if (socket.answer != Socket::Answer::due) continue;
+        if (socket.answer_due <= now) {
+            socket.answer = Socket::Answer::none;
+            socket.answers_promptly = false;  // no answer in time: not waited for again until one comes
+            ++stats_.answer_waits_lapsed;
+            SLMD_DEBUG("slm socket {}: no answer within {} ms: its sends are not waited for until one comes",
+                       socket.handle, options_.answer_wait.count());
+        } else {
+            next = std::min(next, socket.answer_due);
+        }
+    }
+    if (next != std::chrono::steady_clock::time_point::max()) {
+        answer_timer_.expires_at(next);
+        answer_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
+            if (*alive && !error) answer_wait_over();
+        });
+        return;
+    }
+    resume_reads();
+}
+
+void SlmSocketDriver::resume_reads() {
+    read_reported();
+    schedule_poll(0ms);
 }
 
 // Operators and DNS

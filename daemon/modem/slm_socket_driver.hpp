@@ -5,7 +5,8 @@
 // v3.1): the driver polls all sockets with one AT#XPOLL=0, faster while data flows and slower when idle, and
 // reads ready sockets in turn with AT#XRECV=0,64 (never a blocking read: it would hold the firmware's AT
 // channel). On v3.1 the firmware reports instead (AT#XAPOLL=1,1: one #XAPOLL: <h>,1 per arrival, armed again by
-// each read), and nothing is polled. Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
+// each read), and nothing is polled. After a send, that socket's answer is read before other sockets' bytes
+// (answer_wait), since a reply queued behind bulk reads waits 178 ms per read at 115200. Sends go quoted when short and quotable, else in data mode, planned like the proxy's so that no
 // "+++" reaches the firmware inside data mode. TLS and DTLS clients are TLS/DTLS sockets of the modem's own
 // (#XSSOCKET, the handshake in #XCONNECT). Servers (#XLISTEN/#XACCEPT) are not offered (EOPNOTSUPP): they stay on
 // the proxies.
@@ -40,6 +41,14 @@ struct SlmSocketDriverOptions {
     std::chrono::milliseconds poll_defer_limit{1000};
     // v3.1: learn of received bytes from #XAPOLL reports instead of polling (AT#XAPOLL=1,1 once, for every socket).
     bool async_poll = true;
+    // Answer first: after a socket's send, other sockets' reads wait up to this long for its answer, so that a
+    // request's reply is not queued behind a 2048-byte bulk read (178 ms at 115200). A socket whose answer did
+    // not come in time is not waited for again until one does. 0 = off. Configuration key answer-wait-ms.
+    std::chrono::milliseconds answer_wait{100};
+    // Only a send this small is a request: a larger one is an upload, and holding reads back for the whole of
+    // it (seconds at 115200) would stall a download beside it.
+    std::size_t answer_request_max = 1024;
+    std::chrono::milliseconds answer_poll{10};  // before v3.1: poll interval while an answer is awaited
 };
 
 class SlmSocketDriver final : public ModemDriver {
@@ -98,6 +107,8 @@ class SlmSocketDriver final : public ModemDriver {
         std::uint64_t selects = 0;
         std::uint64_t bytes_up = 0;
         std::uint64_t bytes_down = 0;
+        std::uint64_t answer_waits = 0;         // requests whose answer other reads waited for
+        std::uint64_t answer_waits_lapsed = 0;  // ... that came too late or never
     };
     const Stats& stats() const { return stats_; }
 
@@ -117,6 +128,12 @@ class SlmSocketDriver final : public ModemDriver {
         bool closing = false;
         bool gone = false;  // closed on the modem, or lost: no more events
         bool hung_up = false;  // v3.1: #XAPOLL reported POLLHUP, the last report: read on to the end of the stream
+        // Answer first: none, a request being sent (others' reads wait), or its answer due until answer_due.
+        enum class Answer { none, sending, due };
+        Answer answer = Answer::none;
+        std::chrono::steady_clock::time_point answer_due{};
+        std::chrono::steady_clock::time_point sent_at{};  // the last send that completed
+        bool answers_promptly = true;  // its last answer came within answer_wait of a send
     };
     using Step = DataModeGate::Step;
 
@@ -143,6 +160,16 @@ class SlmSocketDriver final : public ModemDriver {
     void start_async_poll();
     bool async_polling() const { return async_poll_ != AsyncPoll::off; }
     void read_reported();  // reads the sockets #XAPOLL reported, unless a read round runs
+    // Answer first (SlmSocketDriverOptions::answer_wait).
+    void request_started(Socket& socket, std::size_t bytes);
+    void request_sent(Socket& socket, bool ok);
+    void note_ready(Socket& socket);  // bytes are waiting: an answer that came in time
+    bool awaiting_answer(const Socket& socket) const;
+    bool awaiting_answer(int handle) const;
+    bool holding_for_answer() const;  // some socket's answer is still awaited: other reads wait
+    void hold_for_answer(std::deque<int> handles);  // ends a read round, keeping `handles` for later
+    void answer_wait_over();
+    void resume_reads();  // the reads an answer's wait held back
 
     boost::asio::any_io_executor executor_;
     at::Channel& channel_;
@@ -157,6 +184,7 @@ class SlmSocketDriver final : public ModemDriver {
     ConnectionId next_id_ = 1;
     std::function<void()> capacity_listener_;
     boost::asio::steady_timer poll_timer_;
+    boost::asio::steady_timer answer_timer_;
     bool poll_scheduled_ = false;
     bool polling_ = false;
     std::chrono::milliseconds poll_interval_;

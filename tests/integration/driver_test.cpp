@@ -101,10 +101,13 @@ std::optional<std::string> receive_datagram(int fd, std::chrono::milliseconds li
     return std::string(buffer, static_cast<std::size_t>(n));
 }
 
-// A loopback socket service on its own thread: UDP echo, or TCP echo.
+// A loopback socket service on its own thread: UDP echo, or TCP echo; for TCP also a sink (reads, answers
+// nothing) or a source (writes `source` to each client, then closes it).
 class EchoServer {
 public:
-    explicit EchoServer(int type) : type_(type) {
+    enum class Tcp { echo, sink, source };
+    explicit EchoServer(int type, Tcp role = Tcp::echo, std::string source = {})
+        : type_(type), role_(role), source_(std::move(source)) {
         fd_ = socket(AF_INET, type | SOCK_CLOEXEC, 0);
         int one = 1;
         setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -143,7 +146,15 @@ private:
             std::vector<pollfd> fds{{fd_, POLLIN, 0}};
             for (int c : clients) fds.push_back({c, POLLIN, 0});
             if (poll(fds.data(), fds.size(), 20) <= 0) continue;
-            if (fds[0].revents & POLLIN) clients.push_back(accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC));
+            if (fds[0].revents & POLLIN) {
+                const int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+                if (role_ == Tcp::source) {
+                    write_source(client);
+                    close(client);
+                } else {
+                    clients.push_back(client);
+                }
+            }
             for (std::size_t i = 1; i < fds.size(); ++i) {
                 if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
                 ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
@@ -152,12 +163,25 @@ private:
                     std::erase(clients, fds[i].fd);
                     continue;
                 }
-                [[maybe_unused]] auto w = write(fds[i].fd, buffer, static_cast<std::size_t>(n));
+                if (role_ == Tcp::echo) [[maybe_unused]] auto w = write(fds[i].fd, buffer, static_cast<std::size_t>(n));
             }
         }
         for (int c : clients) close(c);
     }
+    // As fast as the client takes it; gives up when the server stops.
+    void write_source(int client) {
+        std::size_t sent = 0;
+        while (sent < source_.size() && !stop_) {
+            pollfd pfd{client, POLLOUT, 0};
+            if (poll(&pfd, 1, 20) <= 0) continue;
+            const ssize_t n = send(client, source_.data() + sent, source_.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n < 0 && errno != EAGAIN) return;
+            if (n > 0) sent += static_cast<std::size_t>(n);
+        }
+    }
     int type_;
+    Tcp role_;
+    std::string source_;
     int fd_ = -1;
     std::uint16_t port_ = 0;
     std::atomic<bool> stop_{false};
@@ -296,6 +320,7 @@ public:
     modem::SlmProxyDriver& driver() { return const_cast<modem::SlmProxyDriver&>(modem_->slm_driver()); }
     // The driver core/ holds: proxies and generic sockets together (modem::SlmDriver behind the switch).
     modem::ModemDriver& modem_driver() { return modem_->driver(); }
+    modem::Modem& modem() { return *modem_; }
     modem::SlmProxyDriver::Stats stats() { return call([this] { return driver().stats(); }); }
 
     std::pair<int, modem::ConnectionId> udp_connect(std::uint16_t port) {
@@ -642,6 +667,61 @@ TEST_P(DriverPerRelease, DescribeProxiesAndModemResetEndsUdp) {
 // A UDP client on the proxy starts moving to a generic socket (a binary datagram while TCP is open) and the flow
 // closes it before the move is done: the held datagram fails with ENOTCONN, the flow hears one close, and the
 // socket opened for the move is closed again, so every descriptor is back.
+// Answer first on SLM generic sockets (SlmSocketDriverOptions::answer_wait): every request on a connection that
+// answers starts a wait for its answer; a connection whose sends get no answer (an upload) costs the others one
+// wait, not one per send. Each send below is followed by more download than one wait lasts (16 KiB, 178 ms of
+// line at 921600, against 50 ms), so a wait per send would have run out after each.
+TEST(DriverAnswerFirst, AConnectionWithoutAnswersIsWaitedForOnce) {
+    std::string download(400000, '\0');
+    for (std::size_t i = 0; i < download.size(); ++i) download[i] = static_cast<char>(i * 131 + i / 251);
+    EchoServer source(SOCK_STREAM, EchoServer::Tcp::source, download);
+    EchoServer sink(SOCK_STREAM, EchoServer::Tcp::sink);
+    EchoServer echo(SOCK_STREAM);
+    Rig rig("v2.9", [](modem::ModemOptions& options) {
+        options.tcp_proxy_tls_only = true;
+        options.answer_wait = 50ms;
+    });
+    ASSERT_TRUE(rig.ready()) << rig.output();
+    auto connect = [&](std::uint16_t port, modem::ConnectionId key) {
+        const auto opened = rig.await_open([&](auto done) {
+            rig.modem_driver().tcp_connect({"203.0.113.10", port, false, std::nullopt}, 10s, rig.tcp_events(key), done);
+        });
+        return opened && opened->first == 0 ? opened->second : modem::ConnectionId{0};
+    };
+    auto send = [&](modem::ConnectionId id, const std::string& bytes) {
+        return rig.await<int>([&](auto&, auto done) { rig.modem_driver().tcp_send(id, bytes, done); }).value_or(-1);
+    };
+    auto downloaded = [&] { return rig.record.with([](auto& r) { return r.tcp_data[1].size(); }); };
+    auto stats = [&] { return rig.call([&] { return rig.modem().slm_sockets().stats(); }); };
+    const auto bulk = connect(source.port(), 1);
+    ASSERT_NE(bulk, 0u);
+    ASSERT_TRUE(eventually([&] { return downloaded() >= 16384; }));
+    const auto upload = connect(sink.port(), 2);
+    ASSERT_NE(upload, 0u);
+    for (int i = 0; i < 6; ++i) {
+        ASSERT_EQ(send(upload, "upload " + std::to_string(i) + std::string(56, 'u')), 0) << i;
+        const auto before = downloaded();
+        ASSERT_TRUE(eventually([&] { return downloaded() >= before + 16384; })) << i;
+    }
+    EXPECT_EQ(stats().answer_waits, 1u);
+    EXPECT_EQ(stats().answer_waits_lapsed, 1u);
+    // A connection that answers gets a wait per request, none of which runs out.
+    const auto interactive = connect(echo.port(), 3);
+    ASSERT_NE(interactive, 0u);
+    for (int i = 0; i < 4; ++i) {
+        const std::string request = "request " + std::to_string(i);
+        ASSERT_EQ(send(interactive, request), 0);
+        ASSERT_TRUE(eventually([&] {
+            return rig.record.with([&](auto& r) { return r.tcp_data[3].ends_with(request); });
+        })) << i;
+    }
+    EXPECT_EQ(stats().answer_waits, 5u);
+    EXPECT_EQ(stats().answer_waits_lapsed, 1u);
+    EXPECT_LT(downloaded(), download.size()) << "the download ended first: nothing was tested";
+    ASSERT_TRUE(eventually([&] { return downloaded() == download.size(); }, 30s));
+    EXPECT_TRUE(rig.record.with([&](auto& r) { return r.tcp_data[1] == download; }));
+}
+
 TEST(DriverUdpMove, ClosedDuringTheMove) {
     EchoServer udp_echo(SOCK_DGRAM);
     EchoServer tcp_echo(SOCK_STREAM);

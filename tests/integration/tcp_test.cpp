@@ -268,6 +268,76 @@ TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnec
     close(bulk);
 }
 
+// Issue 16, scheduling on SLM generic sockets: the firmware reads up to 2048 bytes per #XRECV, so a reply queued
+// behind a download's reads waits one such read each. After a connection sends, slmd reads its answer before the
+// download's next bytes (answer-wait-ms): on v2.9 (polling) and v3.1 (reports), the first #XRECV after every echo
+// request is on the echo's socket (no #XSOCKETSELECT between them), while the download runs, and every byte of
+// both arrives in order. With answer-wait-ms = 0 none of the twelve is (the download's reads come first).
+class AnswerFirst : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(AnswerFirst, AnEchoRequestsReplyIsReadBeforeTheDownloadsNextBytes) {
+    const std::string download = nasty_payload(600000);
+    LocalServer bulk_server(LocalServer::Mode::greet_and_close, download);
+    LocalServer echo_server(LocalServer::Mode::echo);
+    Gateway gateway(GatewayOptions().with_profile(GetParam()).daemon({"--tcp-proxy", "tls-only"}));
+    ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
+    const int bulk = slmsock_tcp_connect("203.0.113.10", bulk_server.port(), AF_INET);
+    ASSERT_GE(bulk, 0) << slmsock_strerror(bulk);
+    std::atomic<std::size_t> downloaded{0};
+    std::string received;
+    std::thread reader([&] {
+        char buffer[4096];
+        for (;;) {
+            const ssize_t n = read(bulk, buffer, sizeof buffer);
+            if (n <= 0) break;
+            received.append(buffer, static_cast<std::size_t>(n));
+            downloaded = received.size();
+        }
+    });
+    ASSERT_TRUE(eventually([&] { return downloaded.load() >= 16384; }));
+    const int echo = slmsock_tcp_connect("203.0.113.10", echo_server.port(), AF_INET);
+    ASSERT_GE(echo, 0) << slmsock_strerror(echo);
+    constexpr int rounds = 12;
+    std::string echo_failures;
+    for (int round = 0; round < rounds; ++round) {
+        std::string message = "echo request " + std::to_string(round) + " ";
+        message.resize(64, 'x');  // quotable: one AT#XSEND="..." per request
+        if (!write_all(echo, message) || read_n(echo, message.size()) != message)
+            echo_failures += std::to_string(round) + " ";
+    }
+    const std::size_t at_last_echo = downloaded.load();
+    EXPECT_EQ(echo_failures, "");
+    const auto uplink = gateway.uplink_trace();
+    std::size_t requests = 0, answered_first = 0;
+    for (auto at = uplink.find("AT#XSEND=\"echo request "); at != std::string::npos;
+         at = uplink.find("AT#XSEND=\"echo request ", at + 1)) {
+        ++requests;
+        const auto next_read = uplink.find("AT#XRECV=", at);
+        if (next_read == std::string::npos) continue;
+        const auto between = uplink.substr(at, next_read - at);
+        if (between.find("AT#XSOCKETSELECT=") == std::string::npos) ++answered_first;
+        else ADD_FAILURE() << "the download was read first after request " << requests << ":\n" << between;
+    }
+    EXPECT_EQ(requests, static_cast<std::size_t>(rounds));
+    EXPECT_EQ(answered_first, static_cast<std::size_t>(rounds));
+    EXPECT_LT(at_last_echo, download.size()) << "the download ended before the echoes did: nothing was tested";
+    reader.join();
+    EXPECT_EQ(received.size(), download.size());
+    EXPECT_TRUE(received == download) << "first difference at "
+                                      << std::mismatch(received.begin(), received.end(), download.begin()).first -
+                                             received.begin();
+    close(echo);
+    close(bulk);
+}
+
+INSTANTIATE_TEST_SUITE_P(Releases, AnswerFirst, ::testing::Values("v2.9", "v3.1"), [](const auto& info) {
+    std::string name = info.param;
+    for (auto& c : name) {
+        if (c == '.') c = '_';
+    }
+    return name;
+});
+
 // tcp-proxy = tls-only: plain connections never take the TCP proxy, also while it is free; each runs on a
 // generic socket of its own with its bytes intact both ways.
 TEST(Tcp, TlsOnlyProxyPutsEveryPlainConnectionOnAGenericSocket) {

@@ -80,6 +80,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "/etc/slmd/slmd.conf:7: api-idle-timeout-ms: \"99\" is out of range (100-3600000)"},
         BadValue{"socket-poll-ms", "10", "/etc/slmd/slmd.conf:7: socket-poll-ms: \"10\" is out of range (50-60000)"},
         BadValue{"read-batch-ms", "51", "/etc/slmd/slmd.conf:7: read-batch-ms: \"51\" is out of range (0-50)"},
+        BadValue{"answer-wait-ms", "1001", "/etc/slmd/slmd.conf:7: answer-wait-ms: \"1001\" is out of range (0-1000)"},
         BadValue{"half-close-idle-ms", "999",
                  "/etc/slmd/slmd.conf:7: half-close-idle-ms: \"999\" is out of range (1000-3600000)"},
         BadValue{"recovery-max", "0", "/etc/slmd/slmd.conf:7: recovery-max: \"0\" is out of range (1-1000)"},
@@ -148,10 +149,12 @@ TEST(Config, EveryKeyIsApplied) {
                             file_entry("admin-group", "wheel"), file_entry("api-max-clients", "8"),
                             file_entry("api-idle-timeout-ms", "100"),
                             file_entry("finished-flow-linger-ms", "600000"), file_entry("read-batch-ms", "0"),
-                            file_entry("half-close-idle-ms", "0"), file_entry("tcp-proxy", "tls-only")},
+                            file_entry("half-close-idle-ms", "0"), file_entry("tcp-proxy", "tls-only"),
+                            file_entry("answer-wait-ms", "0")},
                            settings);
     ASSERT_TRUE(errors.empty()) << errors[0];
     EXPECT_TRUE(settings.tcp_proxy_tls_only);
+    EXPECT_EQ(settings.answer_wait, 0ms);
     EXPECT_EQ(settings.device, "/dev/ttyUSB0");
     EXPECT_EQ(settings.baud, 921600u);
     EXPECT_TRUE(settings.rtscts);
@@ -365,7 +368,7 @@ TEST(ConfigLoad, HelpListsEveryFileKey) {
                             "--connect-timeout-ms", "--log-level", "--config", "--once", "--version",
                             "--recovery-max", "--recovery-window-ms", "--recovery-backoff-ms", "--stop-timeout-ms",
                             "--admin-group", "--api-max-clients", "--api-idle-timeout-ms", "--finished-flow-linger-ms",
-                            "--read-batch-ms", "--half-close-idle-ms", "--tcp-proxy"}) {
+                            "--read-batch-ms", "--half-close-idle-ms", "--tcp-proxy", "--answer-wait-ms"}) {
         EXPECT_NE(loaded.usage.find(key), std::string::npos) << key;
     }
 }
@@ -398,7 +401,7 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
                             "sync-timeout-ms", "register-timeout-ms", "max-queued", "connect-timeout-ms",
                             "log-level", "recovery-max", "recovery-window-ms", "recovery-backoff-ms",
                             "stop-timeout-ms", "admin-group", "api-max-clients", "api-idle-timeout-ms", "finished-flow-linger-ms",
-                            "read-batch-ms", "half-close-idle-ms", "tcp-proxy"}) {
+                            "read-batch-ms", "half-close-idle-ms", "tcp-proxy", "answer-wait-ms"}) {
         EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key << " is not documented";
     }
     TempFile file(uncommented);
@@ -425,4 +428,5 @@ TEST(ConfigLoad, TheShippedFileDocumentsTheRealDefaults) {
     EXPECT_EQ(loaded.settings.stop_timeout, defaults.stop_timeout);
     EXPECT_EQ(loaded.settings.read_batch, defaults.read_batch);
     EXPECT_EQ(loaded.settings.tcp_proxy_tls_only, defaults.tcp_proxy_tls_only);
+    EXPECT_EQ(loaded.settings.answer_wait, defaults.answer_wait);
 }

@@ -42,6 +42,44 @@ void expect_reset(int fd) {
     }
 }
 
+// A download read to its end on a thread of its own, as an app reads one beside its interactive traffic.
+class BackgroundDownload {
+  public:
+    explicit BackgroundDownload(int fd)
+        : thread_([this, fd] {
+              char buffer[4096];
+              for (;;) {
+                  const ssize_t n = read(fd, buffer, sizeof buffer);
+                  if (n <= 0) break;
+                  bytes_.append(buffer, static_cast<std::size_t>(n));
+                  so_far_ = bytes_.size();
+              }
+          }) {}
+    ~BackgroundDownload() {
+        if (thread_.joinable()) thread_.join();
+    }
+    std::size_t so_far() const { return so_far_.load(); }
+    // Waits for the end of the stream: every byte read.
+    const std::string& finish() {
+        if (thread_.joinable()) thread_.join();
+        return bytes_;
+    }
+
+  private:
+    std::atomic<std::size_t> so_far_{0};
+    std::string bytes_;
+    std::thread thread_;  // last: it starts once the others exist
+};
+
+void expect_same_bytes(const std::string& received, const std::string& expected) {
+    EXPECT_EQ(received.size(), expected.size());
+    EXPECT_TRUE(received == expected) << "first difference at "
+                                      << std::mismatch(received.begin(), received.end(), expected.begin(),
+                                                       expected.end())
+                                                 .first -
+                                             received.begin();
+}
+
 sockaddr_in test_address(const char* ip, std::uint16_t port) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -227,18 +265,8 @@ TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnec
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     const int bulk = slmsock_tcp_connect("203.0.113.10", bulk_server.port(), AF_INET);
     ASSERT_GE(bulk, 0) << slmsock_strerror(bulk);
-    std::atomic<std::size_t> downloaded{0};
-    std::string received;
-    std::thread reader([&] {
-        char buffer[4096];
-        for (;;) {
-            const ssize_t n = read(bulk, buffer, sizeof buffer);
-            if (n <= 0) break;
-            received.append(buffer, static_cast<std::size_t>(n));
-            downloaded = received.size();
-        }
-    });
-    ASSERT_TRUE(eventually([&] { return downloaded.load() >= 16384; }));
+    BackgroundDownload downloaded(bulk);
+    ASSERT_TRUE(eventually([&] { return downloaded.so_far() >= 16384; }));
     const int echo = slmsock_tcp_connect("203.0.113.10", echo_server.port(), AF_INET);
     ASSERT_GE(echo, 0) << slmsock_strerror(echo);
     std::string echo_failures;
@@ -247,7 +275,7 @@ TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnec
         if (!write_all(echo, message) || read_n(echo, message.size()) != message)
             echo_failures += std::to_string(round) + " ";
     }
-    const std::size_t at_last_echo = downloaded.load();
+    const std::size_t at_last_echo = downloaded.so_far();
     EXPECT_EQ(echo_failures, "");
     // The download was switched to slices (on one handle only: the echo keeps automatic reception).
     const auto uplink = gateway.uplink_trace();
@@ -259,11 +287,7 @@ TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnec
     // One window (1 s) after the last echo, automatic reception is back, while the download still runs.
     EXPECT_TRUE(eventually([&] { return gateway.sent("AT#XRECVCFG=3,1\r"); })) << gateway.log();
     EXPECT_LT(at_last_echo, download.size()) << "the download ended before the echoes did: nothing was tested";
-    reader.join();
-    EXPECT_EQ(received.size(), download.size());
-    EXPECT_TRUE(received == download) << "first difference at "
-                                      << std::mismatch(received.begin(), received.end(), download.begin()).first -
-                                             received.begin();
+    expect_same_bytes(downloaded.finish(), download);
     close(echo);
     close(bulk);
 }
@@ -283,18 +307,8 @@ TEST_P(AnswerFirst, AnEchoRequestsReplyIsReadBeforeTheDownloadsNextBytes) {
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     const int bulk = slmsock_tcp_connect("203.0.113.10", bulk_server.port(), AF_INET);
     ASSERT_GE(bulk, 0) << slmsock_strerror(bulk);
-    std::atomic<std::size_t> downloaded{0};
-    std::string received;
-    std::thread reader([&] {
-        char buffer[4096];
-        for (;;) {
-            const ssize_t n = read(bulk, buffer, sizeof buffer);
-            if (n <= 0) break;
-            received.append(buffer, static_cast<std::size_t>(n));
-            downloaded = received.size();
-        }
-    });
-    ASSERT_TRUE(eventually([&] { return downloaded.load() >= 16384; }));
+    BackgroundDownload downloaded(bulk);
+    ASSERT_TRUE(eventually([&] { return downloaded.so_far() >= 16384; }));
     const int echo = slmsock_tcp_connect("203.0.113.10", echo_server.port(), AF_INET);
     ASSERT_GE(echo, 0) << slmsock_strerror(echo);
     constexpr int rounds = 12;
@@ -305,7 +319,7 @@ TEST_P(AnswerFirst, AnEchoRequestsReplyIsReadBeforeTheDownloadsNextBytes) {
         if (!write_all(echo, message) || read_n(echo, message.size()) != message)
             echo_failures += std::to_string(round) + " ";
     }
-    const std::size_t at_last_echo = downloaded.load();
+    const std::size_t at_last_echo = downloaded.so_far();
     EXPECT_EQ(echo_failures, "");
     const auto uplink = gateway.uplink_trace();
     std::size_t requests = 0, answered_first = 0;
@@ -321,11 +335,7 @@ TEST_P(AnswerFirst, AnEchoRequestsReplyIsReadBeforeTheDownloadsNextBytes) {
     EXPECT_EQ(requests, static_cast<std::size_t>(rounds));
     EXPECT_EQ(answered_first, static_cast<std::size_t>(rounds));
     EXPECT_LT(at_last_echo, download.size()) << "the download ended before the echoes did: nothing was tested";
-    reader.join();
-    EXPECT_EQ(received.size(), download.size());
-    EXPECT_TRUE(received == download) << "first difference at "
-                                      << std::mismatch(received.begin(), received.end(), download.begin()).first -
-                                             received.begin();
+    expect_same_bytes(downloaded.finish(), download);
     close(echo);
     close(bulk);
 }

@@ -673,7 +673,9 @@ def write_reports(out_dir, data):
                      "≤ 1.2 × bound", e["ratio"] <= 1.2))
     for key, carriers, aggregate_target in (("many", "proxy + generic sockets", 0.80),
                                             ("many_sm", "Serial Modem sockets", 0.90),
-                                            ("many_generic", "generic sockets only, tcp-proxy = tls-only", 0.80)):
+                                            ("many_generic", "generic sockets only, tcp-proxy = tls-only", 0.80),
+                                            ("many_reports", "SLM v3.1 generic sockets, #XAPOLL reports, tls-only",
+                                             0.80)):
         rows += many_rows(data.get(key, {}), carriers, aggregate_target)
     cost = data.get("backend", {})
     uring, epoll = cost.get("io_uring"), cost.get("epoll")
@@ -903,6 +905,9 @@ def main():
     log("several connections at once (SLM v2.9, tcp-proxy = tls-only: generic sockets only) @ 115200")
     data["many_generic"] = many_connections(bins, "v2.9", size if args.smoke else 256 * 1024, count, args.smoke,
                                             slmd_args=["--tcp-proxy", "tls-only"], idle=False)
+    log("several connections at once (SLM v3.1, tcp-proxy = tls-only: generic sockets, #XAPOLL reports) @ 115200")
+    data["many_reports"] = many_connections(bins, "v3.1", size if args.smoke else 256 * 1024, count, args.smoke,
+                                            slmd_args=["--tcp-proxy", "tls-only"])
 
     if not args.smoke:  # the same transfer code as the bulk step, which the smoke run already exercised
         log("unpaced throughput")

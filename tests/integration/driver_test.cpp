@@ -669,17 +669,18 @@ TEST_P(DriverPerRelease, DescribeProxiesAndModemResetEndsUdp) {
 // socket opened for the move is closed again, so every descriptor is back.
 // Answer first on SLM generic sockets (SlmSocketDriverOptions::answer_wait): every request on a connection that
 // answers starts a wait for its answer; a connection whose sends get no answer (an upload) costs the others one
-// wait, not one per send. Each send below is followed by more download than one wait lasts (16 KiB, 178 ms of
-// line at 921600, against 50 ms), so a wait per send would have run out after each.
+// wait, not one per send. Each send below is followed by more download than one wait lasts (48 KiB, 533 ms of
+// line at 921600, against 300 ms), so a wait per send would have run out after each. 300 ms leaves the echo's
+// replies time to spare on a loaded machine.
 TEST(DriverAnswerFirst, AConnectionWithoutAnswersIsWaitedForOnce) {
-    std::string download(400000, '\0');
+    std::string download(700000, '\0');
     for (std::size_t i = 0; i < download.size(); ++i) download[i] = static_cast<char>(i * 131 + i / 251);
     EchoServer source(SOCK_STREAM, EchoServer::Tcp::source, download);
     EchoServer sink(SOCK_STREAM, EchoServer::Tcp::sink);
     EchoServer echo(SOCK_STREAM);
     Rig rig("v2.9", [](modem::ModemOptions& options) {
         options.tcp_proxy_tls_only = true;
-        options.answer_wait = 50ms;
+        options.answer_wait = 300ms;
     });
     ASSERT_TRUE(rig.ready()) << rig.output();
     auto connect = [&](std::uint16_t port, modem::ConnectionId key) {
@@ -698,10 +699,10 @@ TEST(DriverAnswerFirst, AConnectionWithoutAnswersIsWaitedForOnce) {
     ASSERT_TRUE(eventually([&] { return downloaded() >= 16384; }));
     const auto upload = connect(sink.port(), 2);
     ASSERT_NE(upload, 0u);
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < 4; ++i) {
         ASSERT_EQ(send(upload, "upload " + std::to_string(i) + std::string(56, 'u')), 0) << i;
         const auto before = downloaded();
-        ASSERT_TRUE(eventually([&] { return downloaded() >= before + 16384; })) << i;
+        ASSERT_TRUE(eventually([&] { return downloaded() >= before + 49152; })) << i;
     }
     EXPECT_EQ(stats().answer_waits, 1u);
     EXPECT_EQ(stats().answer_waits_lapsed, 1u);

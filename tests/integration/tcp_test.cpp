@@ -303,7 +303,9 @@ TEST_P(AnswerFirst, AnEchoRequestsReplyIsReadBeforeTheDownloadsNextBytes) {
     const std::string download = nasty_payload(600000);
     LocalServer bulk_server(LocalServer::Mode::greet_and_close, download);
     LocalServer echo_server(LocalServer::Mode::echo);
-    Gateway gateway(GatewayOptions().with_profile(GetParam()).daemon({"--tcp-proxy", "tls-only"}));
+    // The longest wait: the order is what is tested, and a loaded machine may take its time to echo.
+    Gateway gateway(
+        GatewayOptions().with_profile(GetParam()).daemon({"--tcp-proxy", "tls-only", "--answer-wait-ms", "1000"}));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
     const int bulk = slmsock_tcp_connect("203.0.113.10", bulk_server.port(), AF_INET);
     ASSERT_GE(bulk, 0) << slmsock_strerror(bulk);

@@ -19,13 +19,15 @@ namespace asio = boost::asio;
 
 SlmDriver::SlmDriver(asio::any_io_executor executor, at::Channel& channel, SlmProxyDriverHooks hooks,
                      SlmDriverOptions options)
-    : channel_(channel),
+    : executor_(executor),
+      channel_(channel),
       gate_(channel),
       proxy_(executor, channel, gate_, hooks, options.proxy),
       sockets_(executor, channel, gate_, hooks.serving, options.sockets),
       options_(options) {
     sockets_.set_descriptors_elsewhere([this] { return proxy_.descriptors_in_use(); });
     sockets_.set_before_data_mode([this] { proxy_.before_foreign_data_mode(); });
+    proxy_.set_udp_suspended_listener([this](ConnectionId proxy_id) { on_udp_suspended(proxy_id); });
     auto forward = [this, alive = lifetime_.guard()] {
         if (*alive && capacity_listener_) capacity_listener_();
     };
@@ -207,8 +209,8 @@ void SlmDriver::udp_connect(const TcpEndpoint& destination, UdpEvents events,
         return;
     }
     auto on_proxy = routed_udp_events(events, Carrier::proxy, outer);
-    if (sockets_enabled() && !destination.tls) {
-        // Remembered for a move to a generic socket (move_udp_to_socket).
+    if (sockets_enabled()) {
+        // Remembered for a move to a generic socket (move_udp_to_socket, on_udp_suspended); DTLS to a DTLS socket.
         done = [this, alive = lifetime_.guard(), destination, events = std::make_shared<UdpEvents>(std::move(events)),
                 done = std::move(done)](int error, ConnectionId id) {
             if (*alive && !error) {
@@ -255,6 +257,38 @@ void SlmDriver::move_udp_to_socket(ConnectionId id, std::string datagram, std::f
     route.moving->push_back({std::move(datagram), std::move(done)});
     SLMD_INFO("slm: a binary datagram cannot take the UDP proxy while a TCP connection is open; the UDP client "
               "moves to a generic socket");
+    open_moved_udp_socket(id);
+}
+
+// A data-mode session (a TCP send, or a generic socket's) closes the UDP proxy and opens it again when it ends,
+// because the firmware would push the proxy's datagrams raw into the session. Each time the client gets a new
+// source port and a DTLS client a new handshake, and datagrams that arrive meanwhile are lost. On a generic
+// socket none of that happens again, so the client moves there at the first session: the proxy stays closed
+// (it is not reopened), and the socket opens once the session has ended. If the firmware refuses the socket,
+// the proxy is reopened as before, and the move waits as after a refused binary move.
+void SlmDriver::on_udp_suspended(ConnectionId proxy_id) {
+    for (auto& [id, route] : routes_) {
+        if (route.carrier != Carrier::proxy || route.inner != proxy_id) continue;
+        if (!route.udp_client || route.moving || route.closing || sockets_.tcp_available() == 0 ||
+            std::chrono::steady_clock::now() < route.next_move_attempt)
+            return;
+        proxy_.keep_udp_suspended(proxy_id, true);
+        route.moving = std::make_shared<std::deque<HeldDatagram>>();
+        SLMD_INFO("slm: the UDP proxy is closed for a data-mode session; its {}client moves to a generic socket",
+                  route.udp_client->tls ? "DTLS " : "");
+        // Posted: the session's own commands are queued now, and the socket's wait for its end (the gate).
+        asio::post(executor_, [this, alive = lifetime_.guard(), id = id] {
+            if (*alive) open_moved_udp_socket(id);
+        });
+        return;
+    }
+}
+
+// Opens the generic socket a moving UDP client goes to; datagrams sent meanwhile are held in route.moving.
+void SlmDriver::open_moved_udp_socket(ConnectionId id) {
+    auto it = routes_.find(id);
+    if (it == routes_.end() || !it->second.moving) return;
+    auto& route = it->second;
     // A socket given up during the move closes without the flow hearing of it: the proxy's close tells it.
     auto adopted = std::make_shared<bool>(false);
     auto events = routed_udp_events(*route.udp_events, Carrier::socket, std::make_shared<ConnectionId>(id));
@@ -293,6 +327,7 @@ void SlmDriver::move_udp_to_socket(ConnectionId id, std::string datagram, std::f
             SLMD_WARN("slm: no generic socket for the UDP client (error {}); binary datagrams are refused while TCP "
                       "is open, and the move is tried again in {} s",
                       error, std::chrono::duration_cast<std::chrono::seconds>(options_.udp_move_retry).count());
+            proxy_.keep_udp_suspended(route.inner, false);  // reopened, if a session had closed it
             for (auto& datagram : *held) proxy_.udp_send(route.inner, std::move(datagram.bytes), std::move(datagram.done));
         });
 }

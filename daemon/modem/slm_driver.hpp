@@ -97,7 +97,8 @@ class SlmDriver final : public ModemDriver {
 
     // Connections open now (TCP and UDP, on the proxies and on generic sockets) and TCP servers.
     std::size_t open_count() const { return routes_.size(); }
-    // UDP clients moved from the proxy to a generic socket so that a binary datagram could go while TCP is open.
+    // UDP clients moved from the proxy to a generic socket: for a binary datagram while TCP is open, or at the
+    // first data-mode session that suspended the UDP proxy.
     std::uint64_t udp_moves() const { return udp_moves_; }
 
   private:
@@ -123,6 +124,10 @@ class SlmDriver final : public ModemDriver {
     // (then the close is the old carrier's and the flow does not hear of it).
     UdpEvents routed_udp_events(UdpEvents events, Carrier carrier, std::shared_ptr<ConnectionId> outer);
     void move_udp_to_socket(ConnectionId id, std::string datagram, std::function<void(int)> done);
+    // The UDP proxy's client was suspended for a data-mode session: it moves to a generic socket once, rather
+    // than closing and opening again around every session.
+    void on_udp_suspended(ConnectionId proxy_id);
+    void open_moved_udp_socket(ConnectionId id);
     // Gives `inner` (on `carrier`) an id of this driver's and wraps its `closed` event to forget the route.
     ConnectionId add_route(Carrier carrier, ConnectionId inner);
     const Route* route(ConnectionId id) const;
@@ -133,6 +138,7 @@ class SlmDriver final : public ModemDriver {
     bool sockets_enabled() const;
     std::size_t descriptors_used() const { return proxy_.descriptors_in_use() + sockets_.open_count(); }
 
+    boost::asio::any_io_executor executor_;
     at::Channel& channel_;
     DataModeGate gate_;
     SlmProxyDriver proxy_;

@@ -69,6 +69,14 @@ public:
     // whichever session runs, so raw bytes could then be the TCP connection's or a datagram: the UDP proxy is
     // suspended as for a TCP session (resumed when the session ends), and raw bytes are the TCP connection's.
     void before_foreign_data_mode() { suspend_udp_then([] {}); }
+    // The UDP proxy's client `id` was just suspended for a data-mode session: its owner may move the client to a
+    // generic socket, so that it is not closed and opened again (a new source port, a new DTLS handshake) around
+    // every session. Runs from inside the suspension: keep_udp_suspended(id, true) there stops the reopen at the
+    // session's end; keep_udp_suspended(id, false) reopens it after all (at once if the session has ended).
+    void set_udp_suspended_listener(std::function<void(ConnectionId)> listener) {
+        udp_suspended_listener_ = std::move(listener);
+    }
+    void keep_udp_suspended(ConnectionId id, bool keep);
     // udp_send would refuse this datagram with EBUSY now: it needs data mode while a TCP connection is open
     // (part (b) of the attribution rule in slm_udp_proxy.cpp).
     bool udp_send_blocked_by_tcp(std::string_view datagram) const;
@@ -176,6 +184,8 @@ private:
         bool heard_from_peer = false;  // server: the firmware has a peer to reply to
         std::function<void(int, ConnectionId)> open_done;  // set until the first open is answered
         std::string open_line;  // the #XUDPCLI/#XUDPSVR command, built and checked once, sent again on resume
+        bool kept_suspended = false;  // keep_udp_suspended: no reopen when the session ends
+        bool resume_due = false;      // ... and the session has ended meanwhile
     };
     struct UdpSendJob {
         std::string datagram;
@@ -273,6 +283,7 @@ private:
     bool hangup_in_flight_ = false;
     std::optional<UdpProxy> udp_;
     std::deque<UdpSendJob> udp_sends_;
+    std::function<void(ConnectionId)> udp_suspended_listener_;
     bool udp_sending_ = false;
     std::string udp_early_echo_;  // raw downlink during a UDP data-mode send: one datagram
     bool reconciling_ = false;

@@ -8,7 +8,8 @@
 //  (a) a TCP data-mode session while the UDP proxy is open first closes the UDP proxy (=0), and reopens it to
 //      the same destination or port when the session ends (suspend_udp_then / resume_udp). Datagrams sent
 //      meanwhile wait; datagrams arriving meanwhile are lost (the socket is closed), and a reopened server has
-//      forgotten the peer it would reply to. Counted as udp_suspensions.
+//      forgotten the peer it would reply to. Counted as udp_suspensions. A client's owner may move it to a
+//      generic socket instead (set_udp_suspended_listener, keep_udp_suspended): then it is not reopened.
 //  (b) a datagram that needs data mode while a TCP connection or server peer is open fails with EBUSY
 //      (udp_refused_tcp_busy) and data mode is never entered for it.
 // Raw bytes during a UDP send's own session are that datagram's reply arriving early: one datagram.
@@ -213,6 +214,7 @@ void SlmProxyDriver::suspend_udp_then(Step then) {
         udp_->heard_from_peer = false;  // a reopened server has no peer to reply to
         ++stats_.udp_suspensions;
         SLMD_DEBUG("slm: UDP proxy suspended for a TCP data-mode session");
+        if (udp_->role == UdpRole::client && udp_suspended_listener_) udp_suspended_listener_(udp_->id);
         const auto prefix = udp_prefix();
         submit({prefix.substr(0).insert(0, "AT") + "=0", prefix, 15s},
                [this, alive = lifetime_.guard(), prefix](at::CommandResponse response) {
@@ -228,8 +230,18 @@ void SlmProxyDriver::suspend_udp_then(Step then) {
 
 void SlmProxyDriver::data_mode_ended() { resume_udp(); }
 
+void SlmProxyDriver::keep_udp_suspended(ConnectionId id, bool keep) {
+    if (!udp_ || udp_->id != id) return;
+    udp_->kept_suspended = keep;
+    if (!keep && std::exchange(udp_->resume_due, false)) resume_udp();
+}
+
 void SlmProxyDriver::resume_udp() {
     if (!udp_ || udp_->state != UdpState::suspended) return;
+    if (udp_->kept_suspended) {
+        udp_->resume_due = true;  // its owner is moving it; keep_udp_suspended(false) reopens it after all
+        return;
+    }
     udp_->state = UdpState::open;
     const auto id = udp_->id;
     const auto prefix = udp_prefix();

@@ -752,6 +752,40 @@ TEST(DriverUdpMove, ClosedDuringTheMove) {
     EXPECT_EQ(rig.stats().udp_refused_tcp_busy, 0u);
 }
 
+// A TCP data-mode session closes the UDP proxy (the firmware would push its datagrams raw into the session). Its
+// client moves to a generic socket at the first such session, instead of being closed and opened again (a new
+// source port each time, datagrams lost meanwhile) around every one: one suspension for three binary sends, one
+// #XUDPCLI, and every datagram and byte back exact, binary datagrams beside the open TCP connection included.
+TEST(DriverUdpMove, TheFirstDataModeSessionMovesTheClientOnce) {
+    EchoServer udp_echo(SOCK_DGRAM);
+    EchoServer tcp_echo(SOCK_STREAM);
+    Rig rig("v2.9");
+    ASSERT_TRUE(rig.ready()) << rig.output();
+    const auto ids = rig.udp_client_beside_tcp(udp_echo.port(), tcp_echo.port());
+    ASSERT_TRUE(ids) << rig.output();
+    const auto [udp_id, tcp_id] = *ids;
+    auto send = [&](auto start) { return rig.await<int>(start).value_or(-1); };
+    std::string tcp_expected;
+    for (int i = 0; i < 3; ++i) {
+        const std::string bytes = binary(false) + std::to_string(i);  // unquotable: a data-mode session
+        ASSERT_EQ(send([&](auto&, auto done) { rig.modem_driver().tcp_send(tcp_id, bytes, done); }), 0) << i;
+        tcp_expected += bytes;
+        ASSERT_TRUE(eventually([&] { return rig.record.with([&](auto& r) { return r.tcp_data[1000]; }) == tcp_expected; }))
+            << i << "\n" << rig.output();
+        const std::string datagram = i == 2 ? binary(false) : "datagram " + std::to_string(i);
+        ASSERT_EQ(send([&](auto&, auto done) { rig.modem_driver().udp_send(udp_id, datagram, done); }), 0) << i;
+        ASSERT_TRUE(eventually([&] {
+            return rig.record.with([&](auto& r) { return !r.datagrams.empty() && r.datagrams.back().bytes == datagram; });
+        })) << i << "\n" << rig.output();
+    }
+    EXPECT_EQ(rig.stats().udp_suspensions, 1u);
+    EXPECT_EQ(rig.stats().udp_refused_tcp_busy, 0u);
+    EXPECT_EQ(udp_echo.datagrams(), 3);
+    // The client is on a generic socket now (the TCP connection stays on its proxy).
+    EXPECT_EQ(rig.call([&] { return rig.modem().slm_sockets().open_count(); }), 1u);
+    EXPECT_EQ(rig.call([&] { return rig.driver().descriptors_in_use(); }), 1u);
+}
+
 // The firmware refuses the socket a UDP client's move needs (#XSOCKET answers ERROR): the binary datagram is
 // refused and counted as before the move existed, and a later one tries the move again once the pause is over
 // (with no pause: at once), while a datagram within the pause is refused without another #XSOCKET.

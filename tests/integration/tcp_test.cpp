@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -70,6 +71,31 @@ class BackgroundDownload {
     std::string bytes_;
     std::thread thread_;  // last: it starts once the others exist
 };
+
+// A download under way (16 KiB in, read on its own thread) and then an interactive connection beside it.
+struct DownloadBesideEcho {
+    int bulk = -1;
+    int echo = -1;
+    std::unique_ptr<BackgroundDownload> download;
+    bool ok() const { return download && echo >= 0; }
+};
+
+DownloadBesideEcho download_beside_echo(std::uint16_t bulk_port, std::uint16_t echo_port) {
+    DownloadBesideEcho flows;
+    flows.bulk = slmsock_tcp_connect("203.0.113.10", bulk_port, AF_INET);
+    if (flows.bulk < 0) {
+        ADD_FAILURE() << "download: " << slmsock_strerror(flows.bulk);
+        return flows;
+    }
+    flows.download = std::make_unique<BackgroundDownload>(flows.bulk);
+    if (!eventually([&] { return flows.download->so_far() >= 16384; })) {
+        ADD_FAILURE() << "the download did not start";
+        return flows;
+    }
+    flows.echo = slmsock_tcp_connect("203.0.113.10", echo_port, AF_INET);
+    if (flows.echo < 0) ADD_FAILURE() << "echo: " << slmsock_strerror(flows.echo);
+    return flows;
+}
 
 void expect_same_bytes(const std::string& received, const std::string& expected) {
     EXPECT_EQ(received.size(), expected.size());
@@ -263,12 +289,10 @@ TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnec
     LocalServer echo_server(LocalServer::Mode::echo);
     Gateway gateway(GatewayOptions().with_profile("sm-v1.0"));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
-    const int bulk = slmsock_tcp_connect("203.0.113.10", bulk_server.port(), AF_INET);
-    ASSERT_GE(bulk, 0) << slmsock_strerror(bulk);
-    BackgroundDownload downloaded(bulk);
-    ASSERT_TRUE(eventually([&] { return downloaded.so_far() >= 16384; }));
-    const int echo = slmsock_tcp_connect("203.0.113.10", echo_server.port(), AF_INET);
-    ASSERT_GE(echo, 0) << slmsock_strerror(echo);
+    auto flows = download_beside_echo(bulk_server.port(), echo_server.port());
+    ASSERT_TRUE(flows.ok()) << gateway.slmd->output();
+    const int echo = flows.echo;
+    auto& downloaded = *flows.download;
     std::string echo_failures;
     for (int round = 0; round < 40; ++round) {
         const std::string message = "round " + std::to_string(round) + ":" + nasty_payload(56).substr(0, 56);
@@ -289,7 +313,7 @@ TEST(SerialModemScheduling, ABulkDownloadIsReadInSlicesBesideAnInteractiveConnec
     EXPECT_LT(at_last_echo, download.size()) << "the download ended before the echoes did: nothing was tested";
     expect_same_bytes(downloaded.finish(), download);
     close(echo);
-    close(bulk);
+    close(flows.bulk);
 }
 
 // Issue 16, scheduling on SLM generic sockets: the firmware reads up to 2048 bytes per #XRECV, so a reply queued
@@ -307,12 +331,10 @@ TEST_P(AnswerFirst, AnEchoRequestsReplyIsReadBeforeTheDownloadsNextBytes) {
     Gateway gateway(
         GatewayOptions().with_profile(GetParam()).daemon({"--tcp-proxy", "tls-only", "--answer-wait-ms", "1000"}));
     ASSERT_TRUE(gateway.ready) << gateway.slmd->output();
-    const int bulk = slmsock_tcp_connect("203.0.113.10", bulk_server.port(), AF_INET);
-    ASSERT_GE(bulk, 0) << slmsock_strerror(bulk);
-    BackgroundDownload downloaded(bulk);
-    ASSERT_TRUE(eventually([&] { return downloaded.so_far() >= 16384; }));
-    const int echo = slmsock_tcp_connect("203.0.113.10", echo_server.port(), AF_INET);
-    ASSERT_GE(echo, 0) << slmsock_strerror(echo);
+    auto flows = download_beside_echo(bulk_server.port(), echo_server.port());
+    ASSERT_TRUE(flows.ok()) << gateway.slmd->output();
+    const int echo = flows.echo;
+    auto& downloaded = *flows.download;
     constexpr int rounds = 12;
     std::string echo_failures;
     for (int round = 0; round < rounds; ++round) {
@@ -339,7 +361,7 @@ TEST_P(AnswerFirst, AnEchoRequestsReplyIsReadBeforeTheDownloadsNextBytes) {
     EXPECT_LT(at_last_echo, download.size()) << "the download ended before the echoes did: nothing was tested";
     expect_same_bytes(downloaded.finish(), download);
     close(echo);
-    close(bulk);
+    close(flows.bulk);
 }
 
 INSTANTIATE_TEST_SUITE_P(Releases, AnswerFirst, ::testing::Values("v2.9", "v3.1"), [](const auto& info) {

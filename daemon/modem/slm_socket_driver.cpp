@@ -438,7 +438,7 @@ void SlmSocketDriver::slot_freed() {
 
 void SlmSocketDriver::on_modem_lost() {
     poll_timer_.cancel();
-    answer_timer_.cancel();
+    disarm_answer_timer();
     poll_scheduled_ = false;
     polling_ = false;
     async_poll_ = AsyncPoll::off;  // the rebooted firmware runs no poll thread
@@ -618,7 +618,7 @@ void SlmSocketDriver::read_ready(std::deque<int> handles) {
                       lose(id, CloseReason::data_lost, ECONNRESET);
                   } else if (s && response.ok() && !response.payload.empty()) {
                       s->answer = Socket::Answer::none;  // answered
-                      if (!holding_for_answer()) answer_timer_.cancel();
+                      if (!holding_for_answer()) disarm_answer_timer();
                       stats_.bytes_down += response.payload.size();
                       last_data_ = std::chrono::steady_clock::now();
                       // After POLLHUP no report comes again: read on until the end of the stream.
@@ -660,11 +660,24 @@ void SlmSocketDriver::request_sent(Socket& socket, bool ok) {
     socket.answer = Socket::Answer::due;
     socket.answer_due = now + options_.answer_wait;
     ++stats_.answer_waits;
-    if (answer_timer_.expiry() > now && answer_timer_.expiry() <= socket.answer_due) return;
-    answer_timer_.expires_at(socket.answer_due);
+    arm_answer_timer(socket.answer_due);
+}
+
+// One timer for every wait, set for the earliest end; answer_wait_over sets it again for the next.
+void SlmSocketDriver::arm_answer_timer(std::chrono::steady_clock::time_point at) {
+    if (answer_timer_armed_ && answer_timer_.expiry() <= at) return;
+    answer_timer_armed_ = true;
+    answer_timer_.expires_at(at);  // a wait set for later ends with operation_aborted
     answer_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
-        if (*alive && !error) answer_wait_over();
+        if (!*alive || error) return;
+        answer_timer_armed_ = false;
+        answer_wait_over();
     });
+}
+
+void SlmSocketDriver::disarm_answer_timer() {
+    answer_timer_.cancel();
+    answer_timer_armed_ = false;
 }
 
 void SlmSocketDriver::note_ready(Socket& socket) {
@@ -717,13 +730,7 @@ void SlmSocketDriver::answer_wait_over() {
             next = std::min(next, socket.answer_due);
         }
     }
-    if (next != std::chrono::steady_clock::time_point::max()) {
-        answer_timer_.expires_at(next);
-        answer_timer_.async_wait([this, alive = lifetime_.guard()](boost::system::error_code error) {
-            if (*alive && !error) answer_wait_over();
-        });
-        return;
-    }
+    if (next != std::chrono::steady_clock::time_point::max()) return arm_answer_timer(next);
     resume_reads();
 }
 

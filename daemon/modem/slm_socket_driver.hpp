@@ -169,6 +169,8 @@ class SlmSocketDriver final : public ModemDriver {
     bool holding_for_answer() const;  // some socket's answer is still awaited: other reads wait
     void hold_for_answer(std::deque<int> handles);  // ends a read round, keeping `handles` for later
     void answer_wait_over();
+    void arm_answer_timer(std::chrono::steady_clock::time_point at);
+    void disarm_answer_timer();
     void resume_reads();  // the reads an answer's wait held back
 
     boost::asio::any_io_executor executor_;
@@ -185,6 +187,7 @@ class SlmSocketDriver final : public ModemDriver {
     std::function<void()> capacity_listener_;
     boost::asio::steady_timer poll_timer_;
     boost::asio::steady_timer answer_timer_;
+    bool answer_timer_armed_ = false;  // a wait is pending (a cancelled timer keeps its old expiry)
     bool poll_scheduled_ = false;
     bool polling_ = false;
     std::chrono::milliseconds poll_interval_;
